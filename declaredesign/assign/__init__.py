@@ -1,0 +1,3 @@
+"""assign layer."""
+
+__all__: list[str] = []

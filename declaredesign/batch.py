@@ -1,0 +1,271 @@
+"""The batch: many simulated datasets stacked in one columnar frame.
+
+A :class:`Batch` is the unit of work of the whole library. It holds ``n_sims``
+datasets one after another ("long" layout): every column is a 1-D numpy array of
+length ``n_rows`` and ``sim`` says which dataset each row belongs to. Rows of one
+simulation are contiguous and simulations appear in order (``sim`` is
+non-decreasing); every step keeps that invariant.
+
+A single dataset is a batch with ``n_sims == 1``; real data enters through
+:meth:`Batch.from_pandas` and leaves through :meth:`Batch.to_pandas`, so the
+standalone path and the simulation path run the same code.
+
+Level identifiers made by ``fabricate`` are stored as integer codes numbered
+``1..n`` within each simulation (as fabricatr numbers them within a dataset) and
+listed in ``id_columns``; :meth:`Batch.to_pandas` turns them into fabricatr's
+zero-padded strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Batch", "group_codes", "sim_starts"]
+
+
+class Batch:
+    """Several simulated datasets stacked row-wise, with a ``sim`` index.
+
+    Parameters
+    ----------
+    columns : mapping of str to array_like
+        Column name to a 1-D array of length ``n_rows``.
+    sim : array_like of int
+        Simulation index of each row, non-decreasing, values in ``[0, n_sims)``.
+    n_sims : int
+        Number of simulations. A simulation may have zero rows.
+    id_columns : iterable of str, optional
+        Columns that hold level identifiers as integer codes.
+
+    Notes
+    -----
+    Treat a batch as immutable: methods return new batches that share the
+    unchanged column arrays with the old one, so never write into a column array
+    in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = Batch({"y": np.array([1.0, 2.0, 3.0])}, sim=np.array([0, 0, 1]), n_sims=2)
+    >>> b.n_rows, b.n_sims, b.sim_sizes().tolist()
+    (3, 2, [2, 1])
+    """
+
+    __slots__ = ("columns", "sim", "n_sims", "id_columns")
+
+    def __init__(self, columns: Mapping[str, Any], sim: Any, n_sims: int,
+                 id_columns: Iterable[str] = ()):
+        sim = np.asarray(sim, dtype=np.int64)
+        cols = {}
+        for name, values in columns.items():
+            arr = np.asarray(values)
+            if arr.ndim != 1 or arr.shape[0] != sim.shape[0]:
+                raise ValueError(
+                    f"Batch: column {name!r} has shape {arr.shape}; expected ({sim.shape[0]},)."
+                )
+            cols[name] = arr
+        self.columns: dict[str, np.ndarray] = cols
+        self.sim: np.ndarray = sim
+        self.n_sims: int = int(n_sims)
+        self.id_columns: frozenset[str] = frozenset(c for c in id_columns if c in cols)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_rows(self) -> int:
+        """Total number of rows over all simulations."""
+        return int(self.sim.shape[0])
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in insertion order."""
+        return list(self.columns)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def __repr__(self) -> str:
+        cols = ", ".join(self.columns)
+        return f"Batch(n_sims={self.n_sims}, n_rows={self.n_rows}, columns=[{cols}])"
+
+    def sim_sizes(self) -> np.ndarray:
+        """Number of rows of each simulation, shape ``(n_sims,)``."""
+        return np.bincount(self.sim, minlength=self.n_sims)
+
+    def starts(self) -> np.ndarray:
+        """Row offset where each simulation starts, shape ``(n_sims + 1,)``."""
+        return sim_starts(self.sim, self.n_sims)
+
+    # --------------------------------------------------------------- new batches
+    def with_columns(self, columns: Mapping[str, Any] | None = None, *,
+                     id_columns: Iterable[str] = (), **more: Any) -> Batch:
+        """Return a batch with columns added or replaced.
+
+        Scalars are broadcast to every row.
+        """
+        new = dict(self.columns)
+        for name, values in {**(columns or {}), **more}.items():
+            arr = np.asarray(values)
+            if arr.ndim == 0:
+                arr = np.full(self.n_rows, arr[()])
+            new[name] = arr
+        return Batch(new, self.sim, self.n_sims, self.id_columns | set(id_columns))
+
+    def drop(self, names: Iterable[str]) -> Batch:
+        """Return a batch without the named columns."""
+        names = set(names)
+        return Batch({k: v for k, v in self.columns.items() if k not in names},
+                     self.sim, self.n_sims, self.id_columns - names)
+
+    def take(self, rows: np.ndarray) -> Batch:
+        """Return the rows selected by a boolean mask or a sorted integer index.
+
+        The index must keep simulations in order (a mask always does).
+        """
+        rows = np.asarray(rows)
+        return Batch({k: v[rows] for k, v in self.columns.items()}, self.sim[rows],
+                     self.n_sims, self.id_columns)
+
+    def select_sims(self, sims: Sequence[int] | np.ndarray) -> Batch:
+        """Return the listed simulations, renumbered ``0..len(sims)-1``."""
+        sims = np.asarray(sims, dtype=np.int64)
+        st = self.starts()
+        idx = np.concatenate([np.arange(st[s], st[s + 1]) for s in sims]) if len(sims) else \
+            np.zeros(0, dtype=np.int64)
+        new_sim = np.repeat(np.arange(len(sims)), st[sims + 1] - st[sims])
+        return Batch({k: v[idx] for k, v in self.columns.items()}, new_sim, len(sims),
+                     self.id_columns)
+
+    @staticmethod
+    def concat(batches: Sequence[Batch]) -> Batch:
+        """Stack batches; simulations are renumbered consecutively."""
+        if not batches:
+            return Batch({}, np.zeros(0, dtype=np.int64), 0)
+        names = batches[0].names
+        offsets = np.cumsum([0] + [b.n_sims for b in batches])
+        sim = np.concatenate([b.sim + o for b, o in zip(batches, offsets[:-1])])
+        cols = {n: np.concatenate([b.columns[n] for b in batches]) for n in names}
+        ids = frozenset().union(*(b.id_columns for b in batches))
+        return Batch(cols, sim, int(offsets[-1]), ids)
+
+    # ------------------------------------------------------------ pandas bridge
+    @classmethod
+    def from_pandas(cls, df: pd.DataFrame) -> Batch:
+        """Wrap one dataset (a DataFrame) as a batch of one simulation.
+
+        Columns are taken as numpy arrays; pandas extension and categorical dtypes
+        become object or numeric arrays.
+        """
+        cols = {}
+        for name in df.columns:
+            s = df[name]
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                cols[str(name)] = s.astype(object).to_numpy()
+            else:
+                cols[str(name)] = s.to_numpy()
+        return cls(cols, np.zeros(len(df), dtype=np.int64), 1)
+
+    @classmethod
+    def from_frames(cls, frames: Sequence[pd.DataFrame]) -> Batch:
+        """Stack several datasets, one simulation each (used by per-dataset adapters)."""
+        return cls.concat([cls.from_pandas(f) for f in frames])
+
+    def to_pandas(self, *, sim_column: str | None = None) -> pd.DataFrame:
+        """Return the batch as one DataFrame.
+
+        Level ID columns become fabricatr's zero-padded strings, padded to the width
+        of the largest ID of that level within each simulation.
+
+        Parameters
+        ----------
+        sim_column : str, optional
+            If given, the simulation index is included under this name (first column).
+        """
+        out: dict[str, Any] = {}
+        if sim_column is not None:
+            out[sim_column] = self.sim
+        for name, arr in self.columns.items():
+            out[name] = _format_ids(arr, self.sim, self.n_sims) if name in self.id_columns \
+                else arr
+        return pd.DataFrame(out)
+
+    def split(self) -> list[pd.DataFrame]:
+        """One DataFrame per simulation (IDs formatted), for per-dataset user code."""
+        st = self.starts()
+        df = self.to_pandas()
+        return [df.iloc[st[s]:st[s + 1]].reset_index(drop=True) for s in range(self.n_sims)]
+
+
+def sim_starts(sim: np.ndarray, n_sims: int) -> np.ndarray:
+    """Row offsets where each simulation starts in a sim-sorted array (length n_sims+1)."""
+    return np.searchsorted(sim, np.arange(n_sims + 1), side="left")
+
+
+def group_codes(sim: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes for the groups formed by ``sim`` and ``keys``.
+
+    Groups are numbered in order of (sim, keys...), so the groups of each
+    simulation are contiguous and in simulation order.
+
+    Returns
+    -------
+    codes : ndarray of int64, shape (n_rows,)
+        Group code of each row, in ``[0, n_groups)``.
+    group_sim : ndarray of int64, shape (n_groups,)
+        The simulation each group belongs to.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> codes, gsim = group_codes(np.array([0, 0, 0, 1]), np.array([2, 1, 2, 1]))
+    >>> codes.tolist(), gsim.tolist()
+    ([1, 0, 1, 2], [0, 0, 1])
+    """
+    sim = np.asarray(sim, dtype=np.int64)
+    if not keys:
+        uniq, codes = np.unique(sim, return_inverse=True)
+        return codes.astype(np.int64), uniq.astype(np.int64)
+    key_codes = []
+    for k in keys:
+        k = np.asarray(k)
+        if k.dtype.kind in "iub":
+            kk = k.astype(np.int64)
+            key_codes.append(kk - kk.min() if kk.size else kk)
+        else:
+            _, inv = np.unique(k.astype(str) if k.dtype.kind == "O" else k, return_inverse=True)
+            key_codes.append(inv.astype(np.int64))
+    # Combine into one integer key when it fits; fall back to row-wise unique.
+    sizes = [int(kc.max()) + 1 if kc.size else 1 for kc in key_codes]
+    total = int(sim.max()) + 1 if sim.size else 1
+    for s in sizes:
+        total *= s
+    if total < 2**62:
+        combined = sim.copy()
+        for kc, s in zip(key_codes, sizes):
+            combined = combined * s + kc
+        uniq, codes = np.unique(combined, return_inverse=True)
+        stride = int(np.prod(sizes))
+        return codes.astype(np.int64), (uniq // stride).astype(np.int64)
+    stacked = np.column_stack([sim, *key_codes])
+    uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), uniq[:, 0].astype(np.int64)
+
+
+def _format_ids(codes: np.ndarray, sim: np.ndarray, n_sims: int) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.dtype.kind not in "iu" or codes.size == 0:
+        return codes
+    # fabricatr pads to the number of digits of the largest ID in the dataset.
+    maxes = np.zeros(n_sims, dtype=np.int64)
+    np.maximum.at(maxes, sim, codes)
+    widths = np.char.str_len(maxes.astype(str))[sim]
+    text = codes.astype(str)
+    if np.all(widths == widths[0]):
+        return np.char.zfill(text, int(widths[0])).astype(object)
+    return np.array([t.zfill(w) for t, w in zip(text, widths)], dtype=object)

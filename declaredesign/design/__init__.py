@@ -1,0 +1,3 @@
+"""design layer."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""engine layer."""
+
+__all__: list[str] = []

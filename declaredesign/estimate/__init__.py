@@ -1,0 +1,3 @@
+"""estimate layer."""
+
+__all__: list[str] = []

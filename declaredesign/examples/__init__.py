@@ -1,0 +1,3 @@
+"""examples layer."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""fabricate layer."""
+
+__all__: list[str] = []

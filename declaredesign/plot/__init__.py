@@ -1,0 +1,3 @@
+"""plot layer."""
+
+__all__: list[str] = []
