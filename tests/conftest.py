@@ -1,0 +1,25 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REFERENCE = FIXTURES / "reference"
+
+
+@pytest.fixture(scope="session")
+def seed_data() -> pd.DataFrame:
+    """The forum design's dataset drawn in R (IDs kept as zero-padded strings)."""
+    return pd.read_csv(REFERENCE / "seed_design_data.csv",
+                       dtype={"school": str, "class": str, "student": str, "test": str})
+
+
+@pytest.fixture(scope="session")
+def seed_fits() -> dict:
+    """R's fits on :func:`seed_data` (estimatr, lme4, lmerTest, broom.mixed)."""
+    return json.loads((REFERENCE / "seed_design_fits.json").read_text())["fits"]
