@@ -1,3 +1,67 @@
-"""design layer."""
+"""Design layer: steps, composition, simulation and diagnosis (R: DeclareDesign)."""
 
-__all__: list[str] = []
+from .aggregate import summarize
+from .design import Design
+from .diagnosands import declare_diagnosands
+from .diagnosis import Diagnosis, compare_diagnoses, diagnose_simulations
+from .simulate import (
+    delete_step,
+    diagnose_design,
+    draw_data,
+    draw_estimands,
+    draw_estimates,
+    expand_design,
+    get_estimates,
+    insert_step,
+    redesign,
+    replace_step,
+    run_design,
+    simulate_design,
+)
+from .steps import (
+    declare_assignment,
+    declare_estimand,
+    declare_estimator,
+    declare_inquiry,
+    declare_measurement,
+    declare_model,
+    declare_population,
+    declare_potential_outcomes,
+    declare_reveal,
+    declare_sampling,
+    declare_step,
+    declare_test,
+)
+
+__all__ = [
+    "Design",
+    "Diagnosis",
+    "compare_diagnoses",
+    "declare_assignment",
+    "declare_diagnosands",
+    "declare_estimand",
+    "declare_estimator",
+    "declare_inquiry",
+    "declare_measurement",
+    "declare_model",
+    "declare_population",
+    "declare_potential_outcomes",
+    "declare_reveal",
+    "declare_sampling",
+    "declare_step",
+    "declare_test",
+    "delete_step",
+    "diagnose_design",
+    "diagnose_simulations",
+    "draw_data",
+    "draw_estimands",
+    "draw_estimates",
+    "expand_design",
+    "get_estimates",
+    "insert_step",
+    "redesign",
+    "replace_step",
+    "run_design",
+    "simulate_design",
+    "summarize",
+]

@@ -1,0 +1,406 @@
+"""Public verbs on designs: draw, run, simulate, diagnose, redesign, edit steps."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_positive_int, fail
+from ..batch import Batch
+from ..errors import DeclarationError, DesignError
+from .design import Design
+from .steps import Step
+
+__all__ = [
+    "draw_data",
+    "draw_estimands",
+    "draw_estimates",
+    "get_estimates",
+    "run_design",
+    "simulate_design",
+    "diagnose_design",
+    "expand_design",
+    "redesign",
+    "insert_step",
+    "replace_step",
+    "delete_step",
+]
+
+
+def _check_design(func: str, design: Any) -> Design:
+    if isinstance(design, Step):
+        return Design((design,))
+    if not isinstance(design, Design):
+        fail(func, "design", type(design).__name__, "a Design (steps composed with +)",
+             shown=type(design).__name__)
+    return design
+
+
+def _one_sim_rng(seed: Any, func: str) -> np.random.Generator:
+    from ..engine.seeding import chunk_rng, root_seed_sequence
+
+    return chunk_rng(root_seed_sequence(seed, func), 0)
+
+
+# ------------------------------------------------------------------ one run
+def draw_data(design: Design, data: pd.DataFrame | None = None, *, start: int = 1,
+              end: int | None = None, seed: Any = None) -> pd.DataFrame:
+    """Draw one simulated dataset (R: ``draw_data``).
+
+    Runs the data steps of ``design`` (from ``start`` to ``end``, 1-based). With the
+    same ``seed`` the dataset equals the first simulation of ``simulate_design``.
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> design = dd.declare_model(N=4, u=dd.normal())
+    >>> dd.draw_data(design, seed=1).shape
+    (4, 2)
+    """
+    design = _check_design("draw_data", design)
+    rng = _one_sim_rng(seed, "draw_data")
+    batch = Batch.from_pandas(data) if data is not None else None
+    stop = len(design) if end is None else design.step_index(end) + 1
+    first = design.step_index(start) if start != 1 else 0
+    for i in range(first, stop):
+        step = design.steps[i]
+        if step.is_data_step:
+            batch = _run_data_step(step, i, batch, rng)
+    if batch is None:
+        raise DesignError("draw_data: the design has no data step.")
+    return batch.to_pandas()
+
+
+def _run_data_step(step: Step, i: int, batch: Batch | None, rng: np.random.Generator) -> Batch:
+    from ..errors import StepError
+
+    try:
+        return step.run(batch, rng, 1)
+    except StepError:
+        raise
+    except Exception as e:
+        raise StepError(f"step {i + 1} ({step.kind} {step.label!r}): {e}", step_index=i + 1,
+                        step_label=step.label) from e
+
+
+def run_design(design: Design, *, seed: Any = None) -> pd.DataFrame:
+    """Run the whole design once; one row per estimator term and inquiry (R: ``run_design``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> d = (dd.declare_model(N=50, U=dd.normal())
+    ...      + dd.declare_potential_outcomes("Y ~ 0.2 * Z + U")
+    ...      + dd.declare_inquiry(ate="mean(Y_Z_1 - Y_Z_0)")
+    ...      + dd.declare_assignment(Z=dd.complete_ra(prob=0.5))
+    ...      + dd.declare_measurement(Y=dd.reveal_outcomes("Y ~ Z"))
+    ...      + dd.declare_estimator("Y ~ Z", inquiry="ate"))
+    >>> list(dd.run_design(d, seed=1)[["inquiry", "estimator", "term"]].iloc[0])
+    ['ate', 'estimator', 'Z']
+    """
+    from ..engine.runner import assemble
+
+    design = _check_design("run_design", design)
+    res = design.run_batch(1, _one_sim_rng(seed, "run_design"))
+    return assemble(res.estimands, res.estimates).drop(columns="sim_id")
+
+
+def draw_estimands(design: Design, *, seed: Any = None) -> pd.DataFrame:
+    """The inquiries' values in one simulated dataset (R: ``draw_estimands``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> d = dd.declare_model(N=10, Y=dd.normal()) + dd.declare_inquiry(m="mean(Y)")
+    >>> list(dd.draw_estimands(d, seed=3).columns)
+    ['inquiry', 'estimand']
+    """
+    design = _check_design("draw_estimands", design)
+    res = design.run_batch(1, _one_sim_rng(seed, "draw_estimands"))
+    return res.estimands.drop(columns="sim").reset_index(drop=True)
+
+
+def draw_estimates(design: Design, *, seed: Any = None) -> pd.DataFrame:
+    """The estimators' tidy rows in one simulated dataset (R: ``draw_estimates``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> d = (dd.declare_model(N=20, Z=dd.bernoulli(0.5), Y=dd.normal())
+    ...      + dd.declare_estimator("Y ~ Z", label="ols"))
+    >>> dd.draw_estimates(d, seed=1)["estimator"].tolist()
+    ['ols']
+    """
+    design = _check_design("draw_estimates", design)
+    res = design.run_batch(1, _one_sim_rng(seed, "draw_estimates"))
+    return res.estimates.drop(columns="sim").reset_index(drop=True)
+
+
+def get_estimates(design: Design, data: pd.DataFrame, *, seed: Any = None) -> pd.DataFrame:
+    """Apply the design's answer strategy to real data (R: ``get_estimates``).
+
+    Steps after the last data-generating step (model, potential outcomes, sampling,
+    assignment, measurement) run on ``data``: custom steps such as aggregation, then
+    estimators and tests. Inquiries are skipped: real data hold no truth.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import declaredesign as dd
+    >>> d = (dd.declare_model(N=20, Z=dd.bernoulli(0.5), Y=dd.normal())
+    ...      + dd.declare_estimator("Y ~ Z", label="ols"))
+    >>> df = pd.DataFrame({"Y": [1.0, 2.0, 3.0, 5.0], "Z": [0, 0, 1, 1]})
+    >>> float(dd.get_estimates(d, df)["estimate"].iloc[0])
+    2.5
+    """
+    from .steps import InquiryStep
+
+    design = _check_design("get_estimates", design)
+    if not isinstance(data, pd.DataFrame):
+        fail("get_estimates", "data", type(data).__name__, "a pandas DataFrame",
+             shown=type(data).__name__)
+    start = design.last_data_generating_step()
+    kept = tuple(s for s in design.steps[start:] if not isinstance(s, InquiryStep))
+    sub = Design(kept) if kept else Design(())
+    res = sub.run_batch(1, _one_sim_rng(seed, "get_estimates"), data=Batch.from_pandas(data))
+    return res.estimates.drop(columns="sim").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- many runs
+def _named_designs(func: str, designs: Sequence[Any]) -> list[tuple[str, Design]]:
+    if len(designs) == 1 and isinstance(designs[0], Mapping):
+        items = list(designs[0].items())
+    elif len(designs) == 1 and isinstance(designs[0], (list, tuple)):
+        items = [(None, d) for d in designs[0]]
+    else:
+        items = [(None, d) for d in designs]
+    if not items:
+        raise DeclarationError(f"{func}(): give at least one design.")
+    out = []
+    for i, (name, d) in enumerate(items, 1):
+        d = _check_design(func, d)
+        out.append((name or ("design" if len(items) == 1 else f"design_{i}"), d))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise DeclarationError(f"{func}(): design names must be unique; got {names}.")
+    return out
+
+
+def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
+                    chunk_size: int | None = None, progress: bool | None = None) -> pd.DataFrame:
+    """Simulate designs many times (R: ``simulate_design``).
+
+    Parameters
+    ----------
+    *designs : Design, list of Design or dict of name to Design
+        Several designs are simulated one after another, with a ``design`` column.
+    sims : int, default 500
+        Number of simulations of each design.
+    seed : int or numpy.random.SeedSequence, optional
+        Makes the run reproducible; the same seed gives the same simulations however
+        the run is executed.
+    chunk_size : int, optional
+        Simulations per batch; by default sized from the data (at most 1,000). Part of
+        the random stream: keep it fixed to reproduce a run.
+    progress : bool, optional
+        Show a progress bar (default: for long runs in a terminal).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per simulation x inquiry x estimator term: design, sim_id, inquiry,
+        estimand, estimator, term, estimate, std_error, statistic, p_value, conf_low,
+        conf_high, df, outcome, and the design's parameters.
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> d = dd.declare_model(N=10, Y=dd.normal()) + dd.declare_inquiry(m="mean(Y)")
+    >>> dd.simulate_design(d, sims=3, seed=1).shape[0]
+    3
+    """
+    from ..engine.runner import plan_chunks, run_chunks
+    from ..engine.seeding import root_seed_sequence
+
+    sims = check_positive_int("simulate_design", "sims", sims)
+    if chunk_size is not None:
+        chunk_size = check_positive_int("simulate_design", "chunk_size", chunk_size)
+    root = root_seed_sequence(seed, "simulate_design")
+    frames = []
+    for k, (name, design) in enumerate(_named_designs("simulate_design", designs)):
+        droot = root if k == 0 else np.random.SeedSequence(root.entropy,
+                                                           spawn_key=(*root.spawn_key, 2**32 - 2, k))
+        chunks = plan_chunks(design, sims, droot, chunk_size)
+        parts = run_chunks(design, droot, chunks, progress=progress, desc=name)
+        df = pd.concat(parts, ignore_index=True)
+        df.insert(0, "design", name)
+        for p, v in design.parameters.items():
+            df[p] = v
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["seed_entropy"] = root.entropy
+    return out
+
+
+def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
+                    bootstrap_sims: int = 100, seed: Any = None, make_groups: Any = None,
+                    chunk_size: int | None = None, progress: bool | None = None):
+    """Simulate designs and summarise the simulations with diagnosands (R: ``diagnose_design``).
+
+    Parameters
+    ----------
+    *designs : Design(s), dict of name to Design, or a simulations DataFrame
+        What to diagnose; a DataFrame from :func:`simulate_design` is diagnosed as is.
+    diagnosands : declare_diagnosands(...), optional
+        Defaults to DeclareDesign 1.0's: mean_estimand, mean_estimate, bias, sd_estimate,
+        rmse, power, coverage.
+    sims : int, default 500
+    bootstrap_sims : int, default 100
+        Bootstrap replicates for the diagnosands' Monte Carlo standard errors (0: none).
+    seed : int, optional
+        Seeds both the simulations and the bootstrap.
+    make_groups : optional
+        Extra grouping of simulations, as R's ``make_groups``.
+
+    Returns
+    -------
+    Diagnosis
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> d = dd.declare_model(N=10, Y=dd.normal()) + dd.declare_inquiry(m="mean(Y)")
+    >>> dx = dd.diagnose_design(d, sims=20, bootstrap_sims=0, seed=1)
+    >>> int(dx.diagnosands["n_sims"].iloc[0])
+    20
+    """
+    from ..engine.seeding import root_seed_sequence
+    from .diagnosis import diagnose_simulations
+
+    bootstrap_sims = check_positive_int("diagnose_design", "bootstrap_sims", bootstrap_sims,
+                                        allow_zero=True)
+    root = root_seed_sequence(seed, "diagnose_design")
+    if len(designs) == 1 and isinstance(designs[0], pd.DataFrame):
+        sims_df = designs[0]
+    else:
+        sims = check_positive_int("diagnose_design", "sims", sims)
+        sims_df = simulate_design(*designs, sims=sims, seed=root, chunk_size=chunk_size,
+                                  progress=progress)
+    boot_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 2**32 - 3))
+    return diagnose_simulations(sims_df, diagnosands, bootstrap_sims=bootstrap_sims,
+                                make_groups=make_groups, seed=boot_seed)
+
+
+# ------------------------------------------------------------ design grids
+def expand_design(designer: Callable[..., Design], *, expand: bool = True,
+                  **parameters: Any) -> list[Design]:
+    """Make one design per combination of parameters (R: ``expand_design``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> def designer(n=10):
+    ...     return dd.declare_model(N=n, Y=dd.normal()) + dd.declare_inquiry(m="mean(Y)")
+    >>> [d.parameters for d in dd.expand_design(designer, n=[10, 20])]
+    [{'n': 10}, {'n': 20}]
+    """
+    if not callable(designer):
+        fail("expand_design", "designer", designer, "a function returning a Design")
+    names = list(parameters)
+    values = [v if isinstance(v, (list, tuple, np.ndarray, range)) else [v]
+              for v in parameters.values()]
+    if expand:
+        combos = list(itertools.product(*values))
+    else:
+        lengths = {len(v) for v in values}
+        if len(lengths) > 1:
+            fail("expand_design", "expand", False, "True unless every parameter has the same "
+                 "number of values")
+        combos = list(zip(*values))
+    out = []
+    for combo in combos or [()]:
+        params = dict(zip(names, combo))
+        d = designer(**params)
+        d = _check_design("expand_design", d)
+        out.append(Design(d.steps, parameters=params, designer=designer))
+    return out
+
+
+def redesign(design: Design, **parameters: Any) -> Design | list[Design]:
+    """Rebuild a design with some designer parameters changed (R: ``redesign``).
+
+    Only designs made by :func:`expand_design` (which records the designer) can be
+    redesigned; a list of values gives a list of designs.
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> def designer(n=10):
+    ...     return dd.declare_model(N=n, Y=dd.normal()) + dd.declare_inquiry(m="mean(Y)")
+    >>> d = dd.expand_design(designer, n=10)[0]
+    >>> dd.redesign(d, n=30).parameters
+    {'n': 30}
+    """
+    design = _check_design("redesign", design)
+    if design.designer is None:
+        raise DesignError("redesign: this design was not made by a designer function; build it "
+                          "with expand_design(designer, ...) to redesign it.")
+    params = {**design.parameters, **parameters}
+    out = expand_design(design.designer, **params)
+    return out[0] if len(out) == 1 else out
+
+
+# ------------------------------------------------------------- editing steps
+def insert_step(design: Design, new_step: Step, *, before: int | str | None = None,
+                after: int | str | None = None) -> Design:
+    """A new design with ``new_step`` inserted (R: ``insert_step``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> d = dd.declare_model(N=10, Y=dd.normal())
+    >>> len(dd.insert_step(d, dd.declare_inquiry(m="mean(Y)"), after=1))
+    2
+    """
+    design = _check_design("insert_step", design)
+    if (before is None) == (after is None):
+        fail("insert_step", "before", before, "given, or after given, but not both")
+    pos = design.step_index(before) if before is not None else design.step_index(after) + 1
+    steps = design.steps[:pos] + (new_step,) + design.steps[pos:]
+    return Design(steps, parameters=design.parameters, designer=design.designer)
+
+
+def replace_step(design: Design, step: int | str, new_step: Step) -> Design:
+    """A new design with one step replaced (R: ``replace_step``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> d = dd.declare_model(N=10, Y=dd.normal()) + dd.declare_inquiry(m="mean(Y)")
+    >>> dd.replace_step(d, 2, dd.declare_inquiry(m="median(Y)"))[1]
+    declare_inquiry(m='median(Y)')
+    """
+    design = _check_design("replace_step", design)
+    i = design.step_index(step)
+    steps = design.steps[:i] + (new_step,) + design.steps[i + 1:]
+    return Design(steps, parameters=design.parameters, designer=design.designer)
+
+
+def delete_step(design: Design, step: int | str) -> Design:
+    """A new design without one step (R: ``delete_step``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> d = dd.declare_model(N=10, Y=dd.normal()) + dd.declare_inquiry(m="mean(Y)")
+    >>> len(dd.delete_step(d, 2))
+    1
+    """
+    design = _check_design("delete_step", design)
+    i = design.step_index(step)
+    steps = design.steps[:i] + design.steps[i + 1:]
+    return Design(steps, parameters=design.parameters, designer=design.designer)
