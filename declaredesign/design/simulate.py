@@ -51,8 +51,8 @@ def draw_data(design: Design, data: pd.DataFrame | None = None, *, start: int = 
               end: int | None = None, seed: Any = None) -> pd.DataFrame:
     """Draw one simulated dataset (R: ``draw_data``).
 
-    Runs the data steps of ``design`` (from ``start`` to ``end``, 1-based). With the
-    same ``seed`` the dataset equals the first simulation of ``simulate_design``.
+    Runs the data steps of ``design`` (from ``start`` to ``end``, 1-based); the same
+    ``seed`` gives the same dataset.
 
     Examples
     --------

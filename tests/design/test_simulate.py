@@ -1,0 +1,123 @@
+"""Running designs: draw, simulate, diagnose, real data, failures, calibration."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import declaredesign as dd
+from declaredesign.errors import DeclarationError, StepError
+
+from .test_design import two_arm
+
+
+def test_draw_data_is_reproducible_and_shaped():
+    a = dd.draw_data(two_arm(n=30), seed=4)
+    b = dd.draw_data(two_arm(n=30), seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns) == ["ID", "U", "Y_Z_0", "Y_Z_1", "Z", "Y"]
+    assert a["Z"].sum() == 15
+    assert not a.equals(dd.draw_data(two_arm(n=30), seed=5))
+
+
+def test_simulate_design_table():
+    sims = dd.simulate_design(two_arm(), sims=7, seed=2)
+    assert list(sims.columns[:14]) == ["design", "sim_id", "inquiry", "estimand", "estimator",
+                                        "term", "estimate", "std_error", "statistic", "p_value",
+                                        "conf_low", "conf_high", "df", "outcome"]
+    assert sims["sim_id"].tolist() == list(range(1, 8))
+    assert (sims["term"] == "Z").all() and (sims["inquiry"] == "ate").all()
+    # The truth is the same-sample ATE: exactly the effect here.
+    np.testing.assert_allclose(sims["estimand"], 0.2, rtol=1e-12)
+    pd.testing.assert_frame_equal(sims, dd.simulate_design(two_arm(), sims=7, seed=2))
+
+
+def test_chunking_does_not_change_results_for_a_fixed_chunk_size():
+    a = dd.simulate_design(two_arm(), sims=10, seed=3, chunk_size=4)
+    b = dd.simulate_design(two_arm(), sims=10, seed=3, chunk_size=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["sim_id"].tolist() == list(range(1, 11))
+
+
+def test_sims_must_be_positive():
+    with pytest.raises(DeclarationError, match=r"simulate_design\(sims=0\): sims must be a "
+                                               r"positive integer; got 0\."):
+        dd.simulate_design(two_arm(), sims=0)
+    with pytest.raises(DeclarationError, match=r"diagnose_design\(sims=0\)"):
+        dd.diagnose_design(two_arm(), sims=0)
+
+
+def test_run_design_and_draws():
+    out = dd.run_design(two_arm(), seed=1)
+    assert out[["inquiry", "estimator", "term"]].iloc[0].tolist() == ["ate", "dim", "Z"]
+    assert dd.draw_estimands(two_arm(), seed=1)["estimand"].iloc[0] == pytest.approx(0.2)
+    est = dd.draw_estimates(two_arm(), seed=1)
+    assert est["estimate"].iloc[0] == pytest.approx(out["estimate"].iloc[0])
+
+
+def test_term_defaults_to_first_non_intercept_and_true_keeps_all():
+    d = two_arm() + dd.declare_estimator("Y ~ Z + U", inquiry="ate", label="ols")
+    assert dd.draw_estimates(d, seed=1).query("estimator == 'ols'")["term"].tolist() == ["Z"]
+    d2 = two_arm() + dd.declare_estimator("Y ~ Z + U", inquiry="ate", term=True, label="all")
+    assert dd.draw_estimates(d2, seed=1).query("estimator == 'all'")["term"].tolist() == \
+        ["(Intercept)", "Z", "U"]
+
+
+def test_pairwise_terms_and_inquiries():
+    d = (dd.declare_model(N=200, U=dd.normal(), X=dd.normal())
+         + dd.declare_potential_outcomes("Y ~ 0.5 * Z + U")
+         + dd.declare_inquiry(ate="mean(Y_Z_1 - Y_Z_0)", zero="0")
+         + dd.declare_assignment(Z=dd.complete_ra(prob=0.5))
+         + dd.declare_measurement(Y=dd.reveal_outcomes("Y ~ Z"))
+         + dd.declare_estimator("Y ~ Z + X", inquiry=["ate", "zero"], term=["Z", "X"],
+                                label="ols"))
+    out = dd.run_design(d, seed=3)
+    assert dict(zip(out["term"], out["inquiry"])) == {"Z": "ate", "X": "zero"}
+
+
+def test_per_dataset_user_functions_and_failures_recorded():
+    calls = {"n": 0}
+
+    def flaky(df):
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise RuntimeError("boom")
+        return pd.DataFrame({"term": ["mean"], "estimate": [df["Y"].mean()]})
+
+    d = two_arm(n=20) + dd.declare_estimator(handler=flaky, inquiry="ate", label="flaky")
+    sims = dd.simulate_design(d, sims=9, seed=1)
+    fl = sims[sims["estimator"] == "flaky"]
+    assert len(fl) == 9
+    assert fl["error"].notna().sum() == 3
+    assert fl.loc[fl["error"].notna(), "estimate"].isna().all()
+    assert fl["error"].dropna().str.contains("boom").all()
+
+
+def test_estimator_failing_everywhere_raises_naming_step():
+    def broken(df):
+        raise ValueError("always")
+
+    d = two_arm(n=20) + dd.declare_estimator(handler=broken, inquiry="ate", label="broken")
+    with pytest.raises(StepError, match=r"step 7 \(estimator 'broken'\).*always"):
+        dd.simulate_design(d, sims=3, seed=1)
+
+
+def test_custom_step_function_per_dataset():
+    d = two_arm(n=20) + dd.declare_step(lambda df: df.assign(Y2=df["Y"] * 2), label="double")
+    data = dd.draw_data(d, seed=1)
+    np.testing.assert_allclose(data["Y2"], 2 * data["Y"])
+
+
+def test_diagnosis_calibrated_for_two_arm_trial():
+    # Difference in means is unbiased and its CI covers 95%: check within 4 Monte Carlo SEs.
+    dx = dd.diagnose_design(two_arm(n=60, effect=0.5), sims=2000, bootstrap_sims=0, seed=11)
+    row = dx.diagnosands.iloc[0]
+    sims = dx.simulations
+    mc_se_bias = sims["estimate"].std() / np.sqrt(len(sims))
+    assert abs(row["bias"]) < 4 * mc_se_bias
+    assert abs(row["coverage"] - 0.95) < 4 * np.sqrt(0.95 * 0.05 / 2000)
+    # Power against the normal-approximation formula for n=60, effect .5, sd 1.
+    from scipy.stats import norm, t
+    se = np.sqrt(4 / 60)
+    crit = t.ppf(0.975, 58)
+    power = 1 - norm.cdf(crit - 0.5 / se) + norm.cdf(-crit - 0.5 / se)
+    assert abs(row["power"] - power) < 4 * np.sqrt(power * (1 - power) / 2000) + 0.01
