@@ -147,15 +147,21 @@ def _sim_codes(frame: pd.DataFrame) -> tuple[np.ndarray, int]:
 
 
 def _flag(frame: pd.DataFrame, col: str) -> np.ndarray:
-    """Rows whose ``error``/``warning`` column holds a message."""
+    """Rows whose ``error``/``warning`` column holds a message (not NA, "" or False)."""
     if col not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
     v = frame[col]
-    s = v.astype(object)
-    present = v.notna().to_numpy()
-    blank = s.map(lambda x: isinstance(x, str) and x.strip() == "").to_numpy(dtype=bool)
-    falsy = s.map(lambda x: x is False).to_numpy(dtype=bool)
-    return present & ~blank & ~falsy
+    if pd.api.types.is_bool_dtype(v):
+        return v.to_numpy(dtype=bool, na_value=False)
+    out = v.notna().to_numpy().copy()
+    idx = np.flatnonzero(out)
+    if len(idx):
+        sub = v.iloc[idx]
+        if not pd.api.types.is_string_dtype(sub):
+            sub = sub.astype(str)
+        text = sub.str.strip()
+        out[idx] = ((text != "") & (text != "False")).to_numpy(dtype=bool)
+    return out
 
 
 def _make_groups(frame: pd.DataFrame, make_groups: Any) -> tuple[pd.DataFrame, list[str]]:
@@ -330,9 +336,13 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
     stat_names, x = _builtin_stats(frame, builtins, ds.alpha, use, group, n_groups)
     point = compute_builtins(stat_names, _group_sums(x, group, n_groups), builtins)
 
-    used = frame.loc[use]
-    used_group = group[use]
-    group_rows = [np.flatnonzero(used_group == g) for g in range(n_groups)] if custom else []
+    group_rows: list[np.ndarray] = []
+    if custom:
+        used = frame.loc[use]
+        used_group = group[use]
+        order = np.argsort(used_group, kind="stable")
+        bounds = np.searchsorted(used_group[order], np.arange(n_groups + 1))
+        group_rows = [order[bounds[g]:bounds[g + 1]] for g in range(n_groups)]
     for label, f in custom.items():
         point[label] = np.array([_call_custom(label, f, used.iloc[r]) for r in group_rows])
 
