@@ -69,8 +69,8 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "power": ("sig",),
     "coverage": ("cov",),
     "mean_se": ("se",),
-    "type_s_rate": ("ts_num", "sig"),
-    "exaggeration_ratio": ("ex_num", "sig"),
+    "type_s_rate": ("ts_num", "ts_den"),
+    "exaggeration_ratio": ("ex_num", "ex_den"),
     "var_estimate": ("ec", "ec2"),
     "mean_var_hat": ("se2",),
     "prop_pos_sig": ("pps",),
@@ -78,42 +78,37 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _finish(name: str, s: Mapping[str, np.ndarray]) -> np.ndarray:
+# Each mean's numerator statistic; with na_rm its denominator counts that statistic's
+# non-NA rows (R's mean(x, na.rm = TRUE)), otherwise all rows used.
+_MEANS = {"mean_estimand": "d", "mean_estimate": "e", "bias": "err", "power": "sig",
+          "coverage": "cov", "mean_se": "se", "mean_var_hat": "se2", "prop_pos_sig": "pps",
+          "mean_ci_length": "cil"}
+
+
+def _finish(name: str, s: Mapping[str, np.ndarray], na_rm: bool = False) -> np.ndarray:
     """Turn weighted sums ``s`` (any shape) into the value of built-in ``name``."""
-    n = s["n"]
+    def n(k: str) -> np.ndarray:
+        return s[k + "#cnt"] if na_rm else s["n"]
+
     with np.errstate(divide="ignore", invalid="ignore"):
-        if name == "mean_estimand":
-            return s["d"] / n
-        if name == "mean_estimate":
-            return s["e"] / n
-        if name == "bias":
-            return s["err"] / n
+        if name in _MEANS:
+            k = _MEANS[name]
+            return s[k] / n(k)
         if name == "rmse":
-            return np.sqrt(s["err2"] / n)
-        if name == "power":
-            return s["sig"] / n
-        if name == "coverage":
-            return s["cov"] / n
-        if name == "mean_se":
-            return s["se"] / n
-        if name == "mean_var_hat":
-            return s["se2"] / n
-        if name == "prop_pos_sig":
-            return s["pps"] / n
-        if name == "mean_ci_length":
-            return s["cil"] / n
+            return np.sqrt(s["err2"] / n("err2"))
         if name == "type_s_rate":
-            return s["ts_num"] / s["sig"]
+            return s["ts_num"] / s["ts_den"]
         if name == "exaggeration_ratio":
-            return s["ex_num"] / s["sig"]
+            return s["ex_num"] / s["ex_den"]
         if name in ("sd_estimate", "var_estimate"):
             # Estimates are centred on their group's full-sample mean before summing,
             # so this one-pass formula loses no precision.
-            m = s["ec"] / n
-            ss = s["ec2"] - n * m * m
+            nn = n("ec")
+            m = s["ec"] / nn
+            ss = s["ec2"] - nn * m * m
             if name == "var_estimate":
-                return ss / n
-            return np.sqrt(np.maximum(ss, 0.0) / (n - 1))
+                return ss / nn
+            return np.sqrt(np.maximum(ss, 0.0) / (nn - 1))
     raise KeyError(name)  # pragma: no cover - names are validated at declaration
 
 
@@ -135,11 +130,15 @@ class Diagnosands:
     subset : callable or None
         Function of the simulations DataFrame returning a boolean mask of the rows
         to use (R's ``subset``).
+    na_rm : bool
+        Drop NA values inside each built-in (``mean(x, na.rm = TRUE)``) instead
+        of R 1.0.10's propagation.
     """
 
     items: tuple[tuple[str, str | Callable[[pd.DataFrame], Any]], ...]
     alpha: float = 0.05
     subset: Callable[[pd.DataFrame], Any] | None = None
+    na_rm: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -167,11 +166,14 @@ class Diagnosands:
             parts.append(f"alpha={self.alpha!r}")
         if self.subset is not None:
             parts.append(f"subset=<function {_fn_name(self.subset)}>")
+        if self.na_rm:
+            parts.append("na_rm=True")
         return f"declare_diagnosands({', '.join(parts)})"
 
     def replace(self, **changes: Any) -> Diagnosands:
         """Return a copy with some fields changed (``alpha=0.1``, ...)."""
-        kw = {"items": self.items, "alpha": self.alpha, "subset": self.subset}
+        kw = {"items": self.items, "alpha": self.alpha, "subset": self.subset,
+              "na_rm": self.na_rm}
         kw.update(changes)
         return Diagnosands(**kw)
 
@@ -179,6 +181,7 @@ class Diagnosands:
 def declare_diagnosands(*builtins: str, select: Sequence[str] | None = None,
                         alpha: float = 0.05,
                         subset: Callable[[pd.DataFrame], Any] | None = None,
+                        na_rm: bool = False,
                         **funcs: Callable[[pd.DataFrame], Any] | str) -> Diagnosands:
     """Declare the diagnosands of a design (R: ``declare_diagnosands``).
 
@@ -195,6 +198,12 @@ def declare_diagnosands(*builtins: str, select: Sequence[str] | None = None,
         ``subset(df)`` returns a boolean mask of the simulation rows to use (R's
         ``subset = p.value < .05``); other rows are left out of every diagnosand
         but still counted in ``n_sims``.
+    na_rm : bool, default False
+        DeclareDesign 1.0.10's built-ins have no ``na.rm``: a NaN among the values a
+        diagnosand reads makes it NaN for the group. ``na_rm=True`` drops those
+        values instead, diagnosand by diagnosand (``mean(x, na.rm = TRUE)``; the
+        type-S rate and exaggeration ratio drop NA selections too). Rows with an
+        ``error`` are always left out, whatever ``na_rm`` says.
     **funcs : callable or str
         Custom diagnosands: ``label=f`` where ``f(df)`` takes one group's
         simulations (a DataFrame) and returns a scalar, or ``label="bias"`` to
@@ -217,6 +226,8 @@ def declare_diagnosands(*builtins: str, select: Sequence[str] | None = None,
     """
     func = "declare_diagnosands"
     alpha = check_probability(func, "alpha", alpha)
+    if not isinstance(na_rm, bool):
+        fail(func, "na_rm", na_rm, "True or False")
     if subset is not None and not callable(subset):
         fail(func, "subset", subset, "a function of the simulations DataFrame or None")
     names: list[str] = list(builtins)
@@ -248,7 +259,7 @@ def declare_diagnosands(*builtins: str, select: Sequence[str] | None = None,
     if clash:
         fail(func, clash[0], clash[0], "a label that does not clash with the columns "
              "n_sims, n_failed, n_warned or <label>_se")
-    return Diagnosands(items=tuple(items), alpha=alpha, subset=subset)
+    return Diagnosands(items=tuple(items), alpha=alpha, subset=subset, na_rm=na_rm)
 
 
 def as_diagnosands(diagnosands: Any, alpha: float | None, func: str) -> Diagnosands:
@@ -291,14 +302,25 @@ def _and3(a: np.ndarray, a_na: np.ndarray, b: np.ndarray, b_na: np.ndarray) -> n
 
 
 def _row_stats(frame: pd.DataFrame, needed: set[str], alpha: float, use: np.ndarray,
-               group: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
-    """Per-row statistics (NaN where R's expression is NA); unused rows are 0."""
+               group: np.ndarray, n_groups: int, na_rm: bool = False) -> dict[str, np.ndarray]:
+    """Per-row statistics (NaN where R's expression is NA); unused rows are 0.
+
+    With ``na_rm`` the NaNs become 0 and ``<stat>#cnt`` counts each statistic's
+    non-NA rows, the denominators of ``mean(x, na.rm = TRUE)``.
+    """
     est, d = _col(frame, "estimate"), _col(frame, "estimand")
     p = _col(frame, "p_value")
     out: dict[str, np.ndarray] = {"n": use.astype(float)}
     p_na = np.isnan(p)
     sig = np.where(p_na, np.nan, (p <= alpha).astype(float))
+    wrong = None
     with np.errstate(invalid="ignore", divide="ignore"):
+        if needed & {"ts_num", "ts_den"}:
+            mismatch = np.where(np.isnan(est) | np.isnan(d), np.nan,
+                                (np.sign(est) != np.sign(d)).astype(float))
+            # x[p <= alpha]: an NA index yields NA; unselected rows drop out.
+            wrong = np.where(p_na, np.nan, np.where(sig == 1.0, mismatch, 0.0))
+        ratio = np.where(p_na, np.nan, np.where(sig == 1.0, est / d, 0.0))
         for k in needed:
             if k == "d":
                 v = d
@@ -323,19 +345,25 @@ def _row_stats(frame: pd.DataFrame, needed: set[str], alpha: float, use: np.ndar
                 se = _col(frame, "std_error")
                 v = se * se if k == "se2" else se
             elif k == "ts_num":
-                # x[p <= alpha]: an NA index yields NA; unselected rows drop out.
-                wrong = np.where(np.isnan(est) | np.isnan(d), np.nan,
-                                 (np.sign(est) != np.sign(d)).astype(float))
-                v = np.where(p_na, np.nan, np.where(sig == 1.0, wrong, 0.0))
+                v = wrong
+            elif k == "ts_den":
+                v = np.where(np.isnan(wrong), np.nan, sig)
             elif k == "ex_num":
-                v = np.where(p_na, np.nan, np.where(sig == 1.0, est / d, 0.0))
+                v = ratio
+            elif k == "ex_den":
+                v = np.where(np.isnan(ratio), np.nan, sig)
             elif k == "pps":
                 v = _and3(est > 0, np.isnan(est), p <= alpha, p_na)
             elif k == "cil":
                 v = _col(frame, "conf_high") - _col(frame, "conf_low")
             else:  # pragma: no cover
                 raise KeyError(k)
-            out[k] = np.where(use, v, 0.0)
+            if na_rm:
+                ok = use & ~np.isnan(v)
+                out[k] = np.where(ok, v, 0.0)
+                out[k + "#cnt"] = ok.astype(float)
+            else:
+                out[k] = np.where(use, v, 0.0)
     return out
 
 
@@ -364,7 +392,7 @@ def _merge_nonfinite(names: list[str], sums: np.ndarray) -> dict[str, np.ndarray
     idx = {k: i for i, k in enumerate(names)}
     out = {}
     for k, i in idx.items():
-        if "#" in k:
+        if k.endswith(("#nan", "#pinf", "#ninf")):
             continue
         s = sums[..., i]
         if k + "#nan" in idx:
@@ -379,12 +407,12 @@ def _merge_nonfinite(names: list[str], sums: np.ndarray) -> dict[str, np.ndarray
 
 
 def _builtin_stats(frame: pd.DataFrame, builtins: Mapping[str, str], alpha: float,
-                   use: np.ndarray, group: np.ndarray,
-                   n_groups: int) -> tuple[list[str], np.ndarray]:
+                   use: np.ndarray, group: np.ndarray, n_groups: int,
+                   na_rm: bool = False) -> tuple[list[str], np.ndarray]:
     needed: set[str] = set()
     for b in builtins.values():
         needed.update(_NEEDS[b])
-    stats = _row_stats(frame, needed, alpha, use, group, n_groups)
+    stats = _row_stats(frame, needed, alpha, use, group, n_groups, na_rm)
     stats["present"] = np.ones(len(frame))
     return _split_nonfinite(stats)
 
@@ -422,8 +450,8 @@ def _weighted_sums(x: np.ndarray, group: np.ndarray, n_groups: int, sim: np.ndar
     return out
 
 
-def compute_builtins(names: list[str], sums: np.ndarray,
-                     builtins: Mapping[str, str]) -> dict[str, np.ndarray]:
+def compute_builtins(names: list[str], sums: np.ndarray, builtins: Mapping[str, str],
+                     na_rm: bool = False) -> dict[str, np.ndarray]:
     """Diagnosand values from stacked sums (last axis over ``names``)."""
     s = _merge_nonfinite(names, sums)
-    return {label: _finish(b, s) for label, b in builtins.items()}
+    return {label: _finish(b, s, na_rm) for label, b in builtins.items()}

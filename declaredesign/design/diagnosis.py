@@ -333,8 +333,8 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
         use &= mask
 
     builtins, custom = ds.builtin, ds.custom
-    stat_names, x = _builtin_stats(frame, builtins, ds.alpha, use, group, n_groups)
-    point = compute_builtins(stat_names, _group_sums(x, group, n_groups), builtins)
+    stat_names, x = _builtin_stats(frame, builtins, ds.alpha, use, group, n_groups, ds.na_rm)
+    point = compute_builtins(stat_names, _group_sums(x, group, n_groups), builtins, ds.na_rm)
 
     group_rows: list[np.ndarray] = []
     if custom:
@@ -386,7 +386,7 @@ def _bootstrap(frame, ds: Diagnosands, x, stat_names, group, n_groups, sim, weig
                group_rows) -> dict[str, np.ndarray]:
     """Every diagnosand in every replicate: arrays (replicates, groups), plus presence."""
     sums = _weighted_sums(x, group, n_groups, sim, weights)
-    out = compute_builtins(stat_names, sums, ds.builtin)
+    out = compute_builtins(stat_names, sums, ds.builtin, ds.na_rm)
     # R drops a group from a replicate when none of its rows were drawn.
     out["__present__"] = sums[..., stat_names.index("present")] > 0
     if ds.custom:

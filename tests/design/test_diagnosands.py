@@ -87,59 +87,63 @@ def _lgl(x, na):
     return pd.array(np.where(na, None, x).tolist(), dtype="boolean")
 
 
-def _mean_lgl(a) -> float:
-    """R's mean() of a logical vector (NA if any NA; NaN if empty)."""
-    if len(a) == 0:
-        return np.nan
-    if a.isna().any():
-        return np.nan
-    return float(np.asarray(a, dtype=float).mean())
+def _num(a) -> np.ndarray:
+    """A logical (nullable boolean) or numeric vector as floats with NaN for NA."""
+    if isinstance(a, pd.arrays.BooleanArray):
+        return a.to_numpy(dtype=float, na_value=np.nan)
+    return np.asarray(a, dtype=float)
 
 
-def r_builtin(df: pd.DataFrame, name: str, alpha: float = 0.05) -> float:
-    """DeclareDesign 1.0.10's expressions, literally."""
+def r_mean(x, na_rm=False) -> float:
+    """R's mean(x, na.rm): NA if any NA (unless dropped); NaN for an empty vector."""
+    x = _num(x)
+    if na_rm:
+        x = x[~np.isnan(x)]
+    if len(x) == 0 or np.isnan(x).any():
+        return np.nan
+    with np.errstate(invalid="ignore"):
+        return float(np.mean(x))
+
+
+def r_builtin(df: pd.DataFrame, name: str, alpha: float = 0.05, na_rm: bool = False) -> float:
+    """DeclareDesign 1.0.10's expressions, literally (``na_rm`` adds na.rm = TRUE)."""
     e, d = df.estimate.to_numpy(float), df.estimand.to_numpy(float)
     p, se = df.p_value.to_numpy(float), df.std_error.to_numpy(float)
     lo, hi = df.conf_low.to_numpy(float), df.conf_high.to_numpy(float)
     sig = _lgl(p <= alpha, np.isnan(p))
     with np.errstate(all="ignore"):
-        if name == "mean_estimand":
-            return np.mean(d)
-        if name == "mean_estimate":
-            return np.mean(e)
-        if name == "bias":
-            return np.mean(e - d)
-        if name == "sd_estimate":
-            return np.std(e, ddof=1) if len(e) > 1 else np.nan
-        if name == "rmse":
-            return np.sqrt(np.mean((e - d) ** 2))
-        if name == "power":
-            return _mean_lgl(sig)
-        if name == "coverage":
-            a = _lgl(d <= hi, np.isnan(d) | np.isnan(hi))
-            b = _lgl(d >= lo, np.isnan(d) | np.isnan(lo))
-            return _mean_lgl(a & b)
-        if name == "mean_se":
-            return np.mean(se)
-        if name == "mean_var_hat":
-            return np.mean(se ** 2)
-        if name == "var_estimate":
-            return np.mean((e - np.mean(e)) ** 2)
-        if name == "mean_ci_length":
-            return np.mean(hi - lo)
-        if name == "prop_pos_sig":
-            return _mean_lgl(_lgl(e > 0, np.isnan(e)) & sig)
-        if name in ("type_s_rate", "exaggeration_ratio"):
-            if sig.isna().any():  # x[NA] is NA, and mean() of anything with NA is NA
+        if name in ("sd_estimate", "var_estimate"):
+            x = e[~np.isnan(e)] if na_rm else e
+            if np.isnan(x).any():
                 return np.nan
-            keep = np.asarray(sig, dtype=bool)
+            if name == "var_estimate":
+                return r_mean((x - np.mean(x)) ** 2) if len(x) else np.nan
+            return np.std(x, ddof=1) if len(x) > 1 else np.nan
+        if name in ("type_s_rate", "exaggeration_ratio"):
             if name == "type_s_rate":
-                x = np.where(np.isnan(e) | np.isnan(d), np.nan,
-                             (np.sign(e) != np.sign(d)).astype(float))[keep]
+                v = np.where(np.isnan(e) | np.isnan(d), np.nan,
+                             (np.sign(e) != np.sign(d)).astype(float))
             else:
-                x = (e / d)[keep]
-            return np.mean(x) if len(x) else np.nan
-    raise KeyError(name)
+                v = e / d
+            # x[idx] keeps TRUE positions and yields NA at NA positions
+            idx = _num(sig)
+            x = np.where(np.isnan(idx), np.nan, v)[np.isnan(idx) | (idx == 1)]
+            return r_mean(x, na_rm)
+        x = {
+            "mean_estimand": lambda: d,
+            "mean_estimate": lambda: e,
+            "bias": lambda: e - d,
+            "rmse": lambda: (e - d) ** 2,
+            "power": lambda: sig,
+            "coverage": lambda: (_lgl(d <= hi, np.isnan(d) | np.isnan(hi))
+                                 & _lgl(d >= lo, np.isnan(d) | np.isnan(lo))),
+            "mean_se": lambda: se,
+            "mean_var_hat": lambda: se ** 2,
+            "mean_ci_length": lambda: hi - lo,
+            "prop_pos_sig": lambda: _lgl(e > 0, np.isnan(e)) & sig,
+        }[name]()
+        m = r_mean(x, na_rm)
+        return np.sqrt(m) if name == "rmse" else m
 
 
 def _sims(n=300, seed=0, n_est=2):
@@ -156,12 +160,13 @@ def _sims(n=300, seed=0, n_est=2):
     return pd.concat(rows, ignore_index=True)
 
 
-def _check_all(sims, alpha=0.05):
-    d = diagnose_simulations(sims, EXTENDED_DIAGNOSANDS, bootstrap_sims=0, alpha=alpha)
+def _check_all(sims, alpha=0.05, na_rm=False):
+    ds = declare_diagnosands(*EXTENDED_DIAGNOSANDS, na_rm=na_rm)
+    d = diagnose_simulations(sims, ds, bootstrap_sims=0, alpha=alpha)
     for i, (est, df) in enumerate(sims.groupby("estimator", sort=True)):
         assert d.diagnosands["estimator"].iloc[i] == est
         for name in EXTENDED_DIAGNOSANDS:
-            want = r_builtin(df, name, alpha)
+            want = r_builtin(df, name, alpha, na_rm)
             got = d.diagnosands[name].iloc[i]
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15,
                                        err_msg=f"{name} ({est})")
@@ -174,7 +179,7 @@ def test_extended_diagnosands_match_r_expressions(alpha):
     assert d.diagnosands["power"].between(0.01, 0.99).all()
 
 
-def test_na_follows_r_three_valued_logic():
+def _na_sims():
     sims = _sims(n=40, n_est=4)
     e0 = sims.estimator == "est0"
     # est0: an NA conf_low where the estimand lies above conf_high -> FALSE & NA = FALSE,
@@ -188,13 +193,28 @@ def test_na_follows_r_three_valued_logic():
     sims.loc[i2, ["estimate", "p_value"]] = [np.nan, 0.9]
     # est3: an infinite estimate
     sims.loc[sims.index[sims.estimator == "est3"][0], "estimate"] = np.inf
-    d = _check_all(sims).diagnosands.set_index("estimator")
+    return sims
+
+
+def test_na_follows_r_three_valued_logic():
+    d = _check_all(_na_sims()).diagnosands.set_index("estimator")
     assert np.isfinite(d.loc["est0", "coverage"])
     assert np.isnan(d.loc["est0", "mean_ci_length"])
     assert np.isnan(d.loc["est1", "power"]) and np.isnan(d.loc["est1", "type_s_rate"])
     assert np.isfinite(d.loc["est1", "bias"])
     assert np.isnan(d.loc["est2", "bias"]) and np.isfinite(d.loc["est2", "type_s_rate"])
     assert d.loc["est3", "mean_estimate"] == np.inf and np.isnan(d.loc["est3", "sd_estimate"])
+
+
+def test_na_rm_drops_na_values_per_diagnosand():
+    sims = _na_sims()
+    d = _check_all(sims, na_rm=True).diagnosands.set_index("estimator")
+    assert np.isfinite(d.loc["est1", "power"]) and np.isfinite(d.loc["est2", "bias"])
+    assert np.isfinite(d.loc["est0", "mean_ci_length"])
+    df = sims[sims.estimator == "est1"]
+    assert d.loc["est1", "power"] == (df.p_value <= 0.05).sum() / df.p_value.notna().sum()
+    assert repr(declare_diagnosands("bias", na_rm=True)) == \
+        "declare_diagnosands('bias', na_rm=True)"
 
 
 def test_type_s_and_exaggeration_with_no_significant_result_are_nan():

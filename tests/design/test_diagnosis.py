@@ -78,7 +78,8 @@ def test_bootstrap_ses_agree_with_r(r_sims, r_diagnosis):
         assert np.all((ratio > 0.7) & (ratio < 1.3)), (name, ratio)
 
 
-def test_vectorized_bootstrap_equals_loop_given_same_weights(r_sims):
+@pytest.mark.parametrize("na_rm", [False, True])
+def test_vectorized_bootstrap_equals_loop_given_same_weights(r_sims, na_rm):
     sims = r_sims[r_sims.sim_id <= 300].copy()
     # a failed row, an NaN p-value and a custom diagnosand exercise every path
     sims.loc[sims.index[5], ["estimate", "std_error", "p_value"]] = np.nan
@@ -86,7 +87,7 @@ def test_vectorized_bootstrap_equals_loop_given_same_weights(r_sims):
     sims.loc[sims.index[5], "error"] = "singular"
     sims.loc[sims.index[11], "p_value"] = np.nan
     ds = declare_diagnosands(*R_NAMES, "exaggeration_ratio", "var_estimate",
-                             med=lambda df: float(np.median(df.estimate)))
+                             med=lambda df: float(np.median(df.estimate)), na_rm=na_rm)
     b, seed = 20, 7
     d = diagnose_simulations(sims, ds, bootstrap_sims=b, seed=seed)
     _, k = _sim_codes(sims)
