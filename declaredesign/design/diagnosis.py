@@ -525,25 +525,33 @@ class Diagnosis:
                 out["conf_high"] = hi.reshape(-1)
         return out
 
+    def _replicate_rows(self) -> list[np.ndarray]:
+        """For each row of ``diagnosands``, its rows in ``bootstrap_replicates``."""
+        reps = self.bootstrap_replicates
+        n = len(self.diagnosands)
+        both = pd.concat([self.diagnosands[self.group_by], reps[self.group_by]],
+                         ignore_index=True)
+        g, _ = _group_index(both, self.group_by)
+        g_main, g_reps = g[:n], g[n:]
+        pos = np.full(g.max() + 1, -1, dtype=np.int64)
+        pos[g_main] = np.arange(n)
+        row = pos[g_reps]
+        order = np.argsort(row, kind="stable")
+        bounds = np.searchsorted(row[order], np.arange(n + 1))
+        return [order[bounds[i]:bounds[i + 1]] for i in range(n)]
+
     def _percentiles(self, q_low: float, q_high: float) -> tuple[np.ndarray, np.ndarray]:
         """Bootstrap percentiles per (group, diagnosand), aligned with ``diagnosands``."""
-        reps = self.bootstrap_replicates
         names = self.diagnosand_names
-        g_rep, _ = _group_index(pd.concat([self.diagnosands[self.group_by], reps[self.group_by]],
-                                          ignore_index=True), self.group_by)
-        g_main, g_reps = g_rep[:len(self.diagnosands)], g_rep[len(self.diagnosands):]
-        pos = np.empty(g_main.max() + 1 if len(g_main) else 0, dtype=np.int64)
-        pos[g_main] = np.arange(len(g_main))
-        row = pos[g_reps]
-        vals = reps[names].to_numpy(dtype=float)
+        vals = self.bootstrap_replicates[names].to_numpy(dtype=float)
         lo = np.full((len(self.diagnosands), len(names)), np.nan)
         hi = lo.copy()
-        for i in range(len(self.diagnosands)):
-            v = vals[row == i]
+        for i, rows in enumerate(self._replicate_rows()):
+            v = vals[rows]
             if len(v) == 0:
                 continue
             q = np.quantile(v, [q_low, q_high], axis=0)
-            bad = np.isnan(v).any(axis=0)
+            bad = np.isnan(v).any(axis=0)  # R's quantile_NAsafe
             lo[i], hi[i] = np.where(bad, np.nan, q[0]), np.where(bad, np.nan, q[1])
         return lo, hi
 
@@ -616,10 +624,12 @@ def compare_diagnoses(diagnosis1: Diagnosis, diagnosis2: Diagnosis, *,
     """Compare the diagnosands of two diagnoses (R: ``compare_diagnoses``).
 
     Groups are matched on ``inquiry``, ``term`` and (with ``merge_by_estimator``)
-    ``estimator``. As in R, replicate ``b`` of one diagnosis is paired with replicate
-    ``b`` of the other; the difference ``2 - 1`` is summarised by its mean over
-    replicates, its SD and its ``alpha`` percentile interval, and ``significant``
-    marks intervals that exclude zero (R prints them with ``*``).
+    ``estimator``, many to many; other grouping columns (``design``, parameters,
+    an unmatched ``estimator``) appear as ``<col>_1`` and ``<col>_2``. As in R,
+    replicate ``b`` of one diagnosis is paired with replicate ``b`` of the other;
+    the difference ``2 - 1`` is summarised by its mean over replicates, its SD and
+    its ``alpha`` percentile interval, and ``significant`` marks intervals that
+    exclude zero (R prints them with ``*``).
 
     Parameters
     ----------
@@ -631,9 +641,9 @@ def compare_diagnoses(diagnosis1: Diagnosis, diagnosis2: Diagnosis, *,
     Returns
     -------
     pandas.DataFrame
-        Matching columns, ``diagnosand``, ``mean_1``, ``mean_2``, ``mean_difference``,
-        ``se_1``, ``se_2``, ``se_difference``, ``conf_low``, ``conf_high``,
-        ``significant``.
+        Matching columns, ``<col>_1``/``<col>_2`` columns, ``diagnosand``,
+        ``mean_1``, ``mean_2``, ``mean_difference``, ``se_1``, ``se_2``,
+        ``se_difference``, ``conf_low``, ``conf_high``, ``significant``.
 
     Examples
     --------
@@ -666,36 +676,37 @@ def compare_diagnoses(diagnosis1: Diagnosis, diagnosis2: Diagnosis, *,
              "True when the diagnoses share only the 'estimator' column")
     names = [n for n in diagnosis1.diagnosand_names if n in diagnosis2.diagnosand_names]
     r1, r2 = diagnosis1.bootstrap_replicates, diagnosis2.bootstrap_replicates
-    keys1 = [c for c in diagnosis1.group_by if c in by or c == "estimator"]
-    keys2 = [c for c in diagnosis2.group_by if c in by or c == "estimator"]
     rows = []
-    d1 = diagnosis1.diagnosands.groupby(keys1, dropna=False, sort=True)
-    d2 = diagnosis2.diagnosands.groupby(keys2, dropna=False, sort=True)
-    b1 = dict(iter(r1.groupby(keys1, dropna=False, sort=True)))
-    b2 = dict(iter(r2.groupby(keys2, dropna=False, sort=True)))
-    for k1, x1 in d1:
-        for k2, x2 in d2:
-            k1d = dict(zip(keys1, k1 if isinstance(k1, tuple) else (k1,), strict=True))
-            k2d = dict(zip(keys2, k2 if isinstance(k2, tuple) else (k2,), strict=True))
-            if any(_key_str(k1d[c]) != _key_str(k2d[c]) for c in by):
+    t1, t2 = diagnosis1.diagnosands, diagnosis2.diagnosands
+    reps1, reps2 = diagnosis1._replicate_rows(), diagnosis2._replicate_rows()
+    other1 = [c for c in diagnosis1.group_by if c not in by]
+    other2 = [c for c in diagnosis2.group_by if c not in by]
+    match1 = [tuple(_key_str(v) for v in r) for r in t1[by].itertuples(index=False)]
+    match2 = [tuple(_key_str(v) for v in r) for r in t2[by].itertuples(index=False)]
+    v1 = r1[names].to_numpy(float)
+    v2 = r2[names].to_numpy(float)
+    for i, m1 in enumerate(match1):
+        for j, m2 in enumerate(match2):
+            if m1 != m2:
                 continue
-            rep1, rep2 = b1[k1], b2[k2]
+            rep1, rep2 = v1[reps1[i]], v2[reps2[j]]
             n = min(len(rep1), len(rep2))
-            for name in names:
-                diff = rep2[name].to_numpy(float)[:n] - rep1[name].to_numpy(float)[:n]
-                ok = diff[~np.isnan(diff)]
+            diff = rep2[:n] - rep1[:n]
+            for k, name in enumerate(names):
+                dk = diff[:, k]
+                ok = dk[~np.isnan(dk)]
                 lo, hi = (np.quantile(ok, [alpha / 2, 1 - alpha / 2]) if len(ok)
                           else (np.nan, np.nan))
-                row = {c: k1d[c] for c in by}
-                if "estimator" not in by:
-                    row.update({"estimator_1": k1d.get("estimator"),
-                                "estimator_2": k2d.get("estimator")})
-                row.update(diagnosand=name, mean_1=float(x1[name].iloc[0]),
-                           mean_2=float(x2[name].iloc[0]),
+                row = {c: t1[c].iloc[i] for c in by}
+                # other grouping columns (design, parameters, an unmerged estimator)
+                row.update({f"{c}_1": t1[c].iloc[i] for c in other1})
+                row.update({f"{c}_2": t2[c].iloc[j] for c in other2})
+                row.update(diagnosand=name, mean_1=float(t1[name].iloc[i]),
+                           mean_2=float(t2[name].iloc[j]),
                            mean_difference=float(ok.mean()) if len(ok) else np.nan,
-                           se_1=float(x1[name + "_se"].iloc[0]),
-                           se_2=float(x2[name + "_se"].iloc[0]),
-                           se_difference=float(np.std(diff, ddof=1)) if n > 1 else np.nan,
+                           se_1=float(t1[name + "_se"].iloc[i]),
+                           se_2=float(t2[name + "_se"].iloc[j]),
+                           se_difference=float(np.std(dk, ddof=1)) if n > 1 else np.nan,
                            conf_low=lo, conf_high=hi,
                            significant=bool(lo > 0 or hi < 0))
                 rows.append(row)

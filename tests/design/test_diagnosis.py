@@ -292,6 +292,12 @@ def test_compare_diagnoses(r_sims):
     np.testing.assert_allclose(bias.mean_difference, 0.01, atol=3e-4)
     same = compare_diagnoses(d1, diagnose_simulations(r_sims, ["bias"], seed=3))
     assert not same.significant.any() and set(same.diagnosand) == {"bias"}
+    assert {"design_1", "design_2", "outcome_1", "outcome_2"} <= set(c.columns)
+    many = compare_diagnoses(d1, d2, merge_by_estimator=False)
+    assert len(many) == 4 * 4 * 2 and {"estimator_1", "estimator_2"} <= set(many.columns)
+    pair = many[(many.estimator_1 == "lmer_student_RE")
+                & (many.estimator_2 == "lm_robust_CR2_testlevel") & (many.diagnosand == "bias")]
+    assert len(pair) == 1 and pair.significant.iloc[0]
     with pytest.raises(DeclarationError, match="bootstrapped"):
         compare_diagnoses(d1, diagnose_simulations(r_sims, ["bias"], bootstrap_sims=0))
 
