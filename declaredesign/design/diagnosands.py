@@ -4,7 +4,9 @@ Built-in diagnosands follow DeclareDesign 1.0.10 exactly, including its treatmen
 missing values: there is no ``na.rm``, so a NaN in a column a diagnosand reads makes
 that diagnosand NaN for the group (R's ``mean(c(1, NA))``), and R's three-valued logic
 decides when a NaN matters (``FALSE & NA`` is ``FALSE``, so a row whose estimand lies
-above ``conf_high`` does not cover whatever ``conf_low`` is).
+above ``conf_high`` does not cover whatever ``conf_low`` is). ``na_rm=True`` gives
+``mean(x, na.rm = TRUE)`` instead. Rows whose estimator failed (an ``error`` message)
+are always left out before any of this.
 
 Every built-in is a function of a few weighted sums of per-row statistics, so all
 groups and all bootstrap replicates are computed together with ``np.bincount`` and one
