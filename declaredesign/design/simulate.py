@@ -243,6 +243,10 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
     out.attrs["seed_entropy"] = root.entropy
+    params: list[str] = []
+    for _, design in _named_designs("simulate_design", designs):
+        params += [p for p in design.parameters if p not in params]
+    out.attrs["parameters"] = params
     return out
 
 
