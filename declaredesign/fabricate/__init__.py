@@ -31,6 +31,13 @@ from ._levels import (
     modify_level,
     nest_level,
 )
+from ._outcomes import (
+    PotentialOutcomes,
+    RevealOutcomes,
+    potential_outcomes,
+    reveal_outcomes,
+)
+from ._resample import ALL, resample_batch, resample_data
 
 __all__ = [
     "bernoulli", "binomial", "draw_binary", "draw_binary_icc", "draw_binomial",
@@ -39,4 +46,6 @@ __all__ = [
     "split_quantile", "uniform",
     "LevelSpec", "add_level", "cross_levels", "fabricate", "fabricate_batch", "join_using",
     "link_levels", "modify_level", "nest_level",
+    "PotentialOutcomes", "RevealOutcomes", "potential_outcomes", "reveal_outcomes",
+    "ALL", "resample_batch", "resample_data",
 ]
