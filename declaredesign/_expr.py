@@ -310,7 +310,8 @@ def _reducers(ctx: Context) -> dict[str, Callable]:
         if na_rm:
             xf = np.where(np.isnan(xf), fill, xf)
         out = np.full(ctx.n_groups, fill)
-        ufunc.at(out, g, xf)
+        with np.errstate(invalid="ignore"):
+            ufunc.at(out, g, xf)
         if not na_rm:
             has_nan = np.bincount(g, weights=np.isnan(xf), minlength=ctx.n_groups) > 0
             out = np.where(has_nan, np.nan, out)
@@ -380,10 +381,9 @@ def _draw_functions() -> dict[str, Any]:
 class _Names(Mapping):
     """Name lookup for string expressions: extra, columns, N, then functions."""
 
-    def __init__(self, ctx: Context, expr: str, call_names: frozenset[str]):
+    def __init__(self, ctx: Context, expr: str):
         self.ctx = ctx
         self.expr = expr
-        self.call_names = call_names
         self._funcs: dict[str, Any] | None = None
 
     def functions(self) -> dict[str, Any]:
@@ -397,11 +397,13 @@ class _Names(Mapping):
         return self._funcs
 
     def __getitem__(self, name: str) -> Any:
-        cols = self.ctx.columns
-        if name in self.call_names:
+        if name.startswith(_CALL):
+            # The name is called: a function wins over a column of the same name.
+            name = name[len(_CALL):]
             funcs = self.functions()
             if name in funcs:
                 return funcs[name]
+        cols = self.ctx.columns
         if name in cols:
             return cols[name]
         if name == "N":
@@ -437,8 +439,17 @@ _ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast
             ast.cmpop, ast.boolop)
 
 
+_CALL = "_f_"
+
+
 class _BoolOps(ast.NodeTransformer):
     # `a and b` on arrays raises in Python; R users mean elementwise `&`.
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name):
+            node.func = ast.Name(_CALL + node.func.id, ast.Load())
+        return node
+
     def visit_BoolOp(self, node):
         self.generic_visit(node)
         fn = "logical_and" if isinstance(node.op, ast.And) else "logical_or"
@@ -463,7 +474,6 @@ def _compile(expr: str):
         tree = ast.parse(expr.strip(), mode="eval")
     except SyntaxError as e:
         raise FormulaError(f"expression {expr!r} is not valid: {e.msg}.") from None
-    call_names = set()
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise FormulaError(
@@ -480,23 +490,22 @@ def _compile(expr: str):
             if not (isinstance(base, ast.Name) and base.id in ("np", "numpy")):
                 raise FormulaError(f"expression {expr!r}: attribute access is allowed on "
                                    f"`np` only.")
-        if isinstance(node, ast.Name) and node.id.startswith("__"):
+        if isinstance(node, ast.Name) and node.id.startswith(("__", _CALL)):
             raise FormulaError(f"expression {expr!r}: name {node.id!r} is not allowed.")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            call_names.add(node.func.id)
     tree = ast.fix_missing_locations(_BoolOps().visit(tree))
-    return compile(tree, "<expression>", "eval"), frozenset(call_names)
+    return compile(tree, "<expression>", "eval")
 
 
 def _eval_string(expr: str, ctx: Context, label: str | None) -> Any:
-    code, call_names = _compile(expr)
-    names = _Names(ctx, expr, call_names)
+    code = _compile(expr)
+    names = _Names(ctx, expr)
     try:
         return eval(code, {"__builtins__": {}}, names)  # noqa: S307 - AST whitelisted
     except FormulaError:
         raise
     except NameError as e:  # names inside nested scopes
-        raise FormulaError(_unknown_message(ctx, expr, str(e).split("'")[1])) from e
+        name = str(e).split("'")[1]
+        raise FormulaError(_unknown_message(ctx, expr, name.removeprefix(_CALL))) from e
     except Exception as e:
         where = f"{label}: " if label else ""
         raise FormulaError(f"{where}evaluating {expr!r} failed: {type(e).__name__}: {e}") \

@@ -321,7 +321,7 @@ def _counts(func: str, label: str, N: Any, parent: Batch | None, n_sims: int,
             out[(out < 0) | (out % 1 != 0) | ~np.isfinite(out)][0]
         raise DeclarationError(
             f"{func}(N={_short_repr(N)}) for level {label!r}: N must be non-negative "
-            f"integers; got {bad!r}."
+            f"integers; got {_short_repr(bad)}."
         )
     return out.astype(np.int64)
 
