@@ -126,7 +126,7 @@ def label_index(conditions: np.ndarray, assignment: Any, func: str) -> np.ndarra
     if np.any(bad):
         first = a[np.flatnonzero(bad)[0]]
         fail(func, "assignment", first, "one of the declared conditions "
-             f"({', '.join(map(repr, conditions.tolist()))})", shown=repr(first))
+             f"({', '.join(map(repr, conditions.tolist()))})", shown=shown(first))
     return idx
 
 

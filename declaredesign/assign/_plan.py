@@ -99,9 +99,12 @@ class Plan:
 
     def row_prob_of(self, idx: np.ndarray) -> np.ndarray:
         """Probability of condition ``idx[i]`` for row ``i``."""
+        # Flat indexing: much faster than 2-D fancy indexing on long batches.
         if self.simple:
-            return self.unit_prob[self.unit_of_row, idx]
-        return self.reported[self.unit_group[self.unit_of_row], idx]
+            owner, table = self.unit_of_row, self.unit_prob
+        else:
+            owner, table = self.unit_group[self.unit_of_row], self.reported
+        return np.ascontiguousarray(table).ravel()[owner * self.k + idx]
 
 
 def arrange(counts: np.ndarray, unit_group: np.ndarray, group_n: np.ndarray,
