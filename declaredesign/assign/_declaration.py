@@ -212,11 +212,14 @@ class _Declaration:
 
     def plan(self, batch: Batch) -> Plan:
         """Resolve the declaration against a batch (cached for the last batch)."""
-        st = self._state
-        if st.get("batch") is batch:
-            return st["plan"]
+        # One (batch, plan) tuple, replaced atomically, so threads sharing a
+        # declaration never pair one batch with another batch's plan. conduct_batch
+        # followed by probabilities_batch on the same batch resolves it once.
+        cached = self._state.get("cache")
+        if cached is not None and cached[0] is batch:
+            return cached[1]
         p = build_plan(self, batch)
-        st["batch"], st["plan"] = batch, p
+        self._state["cache"] = (batch, p)
         return p
 
     # ----------------------------------------------------------- public

@@ -164,3 +164,14 @@ def test_declared_n_must_match_data():
     b = Batch({}, np.repeat([0, 1], [3, 2]), 2)
     with pytest.raises(ValueError, match=r"N must be equal to the number of rows"):
         declare_ra(N=3, m=1).conduct_batch(b, np.random.default_rng(1))
+
+
+def test_conduct_does_not_mutate_inputs():
+    b = multilevel_batch(5, seed=1)
+    before = {k: v.copy() for k, v in b.columns.items()}
+    blocks = np.array([2, 1, 2, 1])
+    d = block_and_cluster_ra(blocks="school", clusters="cls", prob=0.5)
+    d.conduct_batch(b, np.random.default_rng(0))
+    block_ra(blocks=blocks, prob=0.5, seed=1)
+    assert all(np.array_equal(before[k], b[k]) for k in before)
+    assert blocks.tolist() == [2, 1, 2, 1]
