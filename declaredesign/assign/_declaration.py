@@ -1,0 +1,482 @@
+"""The shared machinery of assignment and sampling declarations.
+
+A declaration holds its parameters unchanged. When it meets data (a
+:class:`~declaredesign.batch.Batch`, a DataFrame, or just ``N``) it is resolved
+into a :class:`~._plan.Plan` by :func:`build_plan`, from a small *spec* the
+declaration derives from its arguments: which rounding rule applies
+(``"m2"``, ``"p2"``, ``"pe"``, ``"me"`` or ``"simple"``, see below) and where its
+numbers come from (one value for every group, one per unit, or one per block).
+
+* ``m2``: two arms, exactly ``m`` treated (randomizr's ``complete_ra(m =)``).
+* ``p2``: two arms, ``floor(N p)`` or ``ceil(N p)`` treated with the fix-up
+  probability, except ``floor(N p)`` when ``ceil(N p) == N > 1``.
+* ``pe``: ``floor(N p_k)`` per condition, remaining units to distinct conditions by
+  successive sampling on the fractional parts (``complete_ra(prob_each =)``).
+* ``me``: exact counts per condition.
+* ``simple``: each unit independently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import fail
+from ..batch import Batch
+from ..errors import DeclarationError
+from ._plan import Plan, constant_within, dense_codes, first_index, remainder_marginals
+
+SeedLike = int | np.random.SeedSequence | np.random.Generator | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """How group counts are formed (internal)."""
+
+    kind: str            # m2 | p2 | pe | me | simple
+    how: str             # const | unit | block | matrix
+    value: Any
+    arg: str             # argument name, for messages
+
+
+# ----------------------------------------------------------------- helpers
+def shown(value: Any) -> str:
+    """Short text for a value in messages and reprs."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, np.ndarray | list | tuple | pd.Series):
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            return repr(arr.item())
+        text = np.array2string(arr, threshold=8, edgeitems=3, separator=", ")
+        return text.replace("\n", "")
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    return repr(value)
+
+
+def is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray | list | tuple | pd.Series | pd.Index)
+
+
+def as_float_array(func: str, arg: str, value: Any, *, ndim: int | tuple[int, ...] = 1
+                   ) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        fail(func, arg, value, "numeric", shown=shown(value))
+    ndims = (ndim,) if isinstance(ndim, int) else ndim
+    if arr.ndim not in ndims or not np.all(np.isfinite(arr)):
+        rule = {1: "a numeric vector", 2: "a numeric matrix"}
+        fail(func, arg, value, " or ".join(rule[d] for d in ndims) + " of finite numbers",
+             shown=shown(value))
+    return arr
+
+
+def check_prob_array(func: str, arg: str, value: Any, ndim: int | tuple = 1) -> np.ndarray:
+    arr = as_float_array(func, arg, value, ndim=ndim)
+    if np.any((arr < 0) | (arr > 1)):
+        fail(func, arg, value, "probabilities in [0, 1]", shown=shown(value))
+    return arr
+
+
+def check_count_array(func: str, arg: str, value: Any, ndim: int = 1) -> np.ndarray:
+    arr = as_float_array(func, arg, value, ndim=ndim)
+    if np.any(arr < 0) or np.any(arr != np.floor(arr)):
+        fail(func, arg, value, "non-negative integers", shown=shown(value))
+    return arr.astype(np.int64)
+
+
+def check_scalar_prob(func: str, arg: str, value: Any) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+        np.isfinite(value) and 0 <= value <= 1
+    if not ok:
+        fail(func, arg, value, "a number in [0, 1]", shown=shown(value))
+    return float(value)
+
+
+def check_scalar_count(func: str, arg: str, value: Any) -> int:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+        np.isfinite(value) and value >= 0 and value == np.floor(value)
+    if not ok:
+        fail(func, arg, value, "a non-negative integer", shown=shown(value))
+    return int(value)
+
+
+def rng_from(seed: SeedLike) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def label_index(conditions: np.ndarray, assignment: Any, func: str) -> np.ndarray:
+    """Index of each assigned label in ``conditions``."""
+    a = np.asarray(assignment)
+    if a.dtype.kind in "iub" and conditions.dtype.kind in "iu" and \
+            np.array_equal(conditions, np.arange(conditions.shape[0])):
+        idx = a.astype(np.int64)
+        bad = (idx < 0) | (idx >= conditions.shape[0])
+    else:
+        lookup = {c: i for i, c in enumerate(conditions.tolist())}
+        flat = a.tolist()
+        idx = np.fromiter((lookup.get(x, -1) for x in flat), dtype=np.int64, count=len(flat))
+        bad = idx < 0
+    if np.any(bad):
+        first = a[np.flatnonzero(bad)[0]]
+        fail(func, "assignment", first, "one of the declared conditions "
+             f"({', '.join(map(repr, conditions.tolist()))})", shown=shown(first))
+    return idx
+
+
+# ----------------------------------------------------------- the base class
+class _Declaration:
+    """Parameters of a design plus the generic conduct/probabilities methods."""
+
+    _params: tuple[str, ...] = ()
+    _block_arg = "blocks"
+    _unit_args: tuple[str, ...] = ()   # args that may hold per-row values or a column name
+
+    def __init__(self, func: str, **params: Any):
+        object.__setattr__(self, "_func", func)
+        for name in self._params:
+            object.__setattr__(self, name, params.get(name, self._defaults().get(name)))
+        object.__setattr__(self, "_state", {})
+        self._validate()
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {"simple": False}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; use .replace(...)")
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self._func, self.get_params()))
+
+    def get_params(self) -> dict[str, Any]:
+        """The parameters as given, by name."""
+        return {n: getattr(self, n) for n in self._params}
+
+    def replace(self, **changes: Any):
+        """Return a new declaration with some parameters changed."""
+        params = self.get_params()
+        unknown = set(changes) - set(params)
+        if unknown:
+            name = sorted(unknown)[0]
+            fail(f"{self._func}.replace", name, changes[name],
+                 "one of " + ", ".join(self._params))
+        params.update(changes)
+        return type(self)(self._func, **params)
+
+    def __repr__(self) -> str:
+        defaults = self._defaults()
+        parts = [f"{n}={shown(v)}" for n, v in self.get_params().items()
+                 if v is not None and not (n in defaults and _same(v, defaults[n]))]
+        return f"{self._func}({', '.join(parts)})"
+
+    # -------------------------------------------------------------- data
+    @property
+    def is_declarative(self) -> bool:
+        """True when the declaration needs data (column names, or no ``N``)."""
+        if self.N is not None:
+            return False
+        cols = [getattr(self, n) for n in (self._block_arg, "clusters", *self._unit_args)]
+        return not any(is_array(c) for c in cols)
+
+    def _fixed_n(self) -> int | None:
+        if self.N is not None:
+            return int(self.N)
+        for n in (self._block_arg, "clusters", *self._unit_args):
+            v = getattr(self, n)
+            if is_array(v):
+                return len(v)
+        return None
+
+    def _to_batch(self, data: Any) -> Batch:
+        if isinstance(data, Batch):
+            return data
+        if isinstance(data, pd.DataFrame):
+            return Batch.from_pandas(data)
+        if data is None:
+            n = self._fixed_n()
+            if n is None:
+                fail(self._func, "data", None, "a DataFrame or N when the declaration names "
+                     "columns or has no N", shown="None")
+            return Batch({}, np.zeros(n, dtype=np.int64), 1)
+        if isinstance(data, numbers.Integral) and not isinstance(data, bool) and data > 0:
+            return Batch({}, np.zeros(int(data), dtype=np.int64), 1)
+        fail(self._func, "data", data, "a DataFrame, a Batch or a positive integer N",
+             shown=shown(data))
+
+    def plan(self, batch: Batch) -> Plan:
+        """Resolve the declaration against a batch (cached for the last batch)."""
+        # One (batch, plan) tuple, replaced atomically, so threads sharing a
+        # declaration never pair one batch with another batch's plan. conduct_batch
+        # followed by probabilities_batch on the same batch resolves it once.
+        cached = self._state.get("cache")
+        if cached is not None and cached[0] is batch:
+            return cached[1]
+        p = build_plan(self, batch)
+        self._state["cache"] = (batch, p)
+        return p
+
+    # ----------------------------------------------------------- public
+    def conduct_batch(self, batch: Batch, rng: np.random.Generator) -> np.ndarray:
+        """Draw one assignment per simulation of ``batch``, all at once.
+
+        Parameters
+        ----------
+        batch : Batch
+            The stacked datasets; columns named by the declaration are read from it.
+        rng : numpy.random.Generator
+            Source of randomness.
+
+        Returns
+        -------
+        ndarray
+            One condition per row of the batch.
+        """
+        p = self.plan(batch)
+        return p.conditions[p.draw_index(rng)]
+
+    def probabilities_batch(self, batch: Batch, assignment: Any) -> np.ndarray:
+        """Probability of each row's realised condition (DeclareDesign's ``Z_cond_prob``)."""
+        p = self.plan(batch)
+        return p.row_prob_of(label_index(p.conditions, assignment, self._func))
+
+    def conduct(self, data: Any = None, *, seed: SeedLike = None) -> np.ndarray:
+        """Draw one assignment for one dataset (DataFrame, N, or the declared N).
+
+        Examples
+        --------
+        >>> from declaredesign.assign import declare_ra
+        >>> declare_ra(N=4, m=2).conduct(seed=3).sum()
+        np.int64(2)
+        """
+        return self.conduct_batch(self._to_batch(data), rng_from(seed))
+
+    def probabilities(self, data: Any = None) -> pd.DataFrame:
+        """Matrix of condition probabilities, one row per unit, columns ``prob_<cond>``."""
+        p = self.plan(self._to_batch(data))
+        mat = p.row_prob_matrix()
+        return pd.DataFrame(mat, columns=[f"prob_{c}" for c in p.conditions.tolist()])
+
+    def condition_probabilities(self, assignment: Any, data: Any = None) -> np.ndarray:
+        """Probability of each unit's realised condition."""
+        return self.probabilities_batch(self._to_batch(data), assignment)
+
+
+def _rebuild(cls, func, params):
+    return cls(func, **params)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if is_array(a) or is_array(b):
+        return False
+    return a == b
+
+
+# ------------------------------------------------------------- plan building
+def _resolve_rows(decl: _Declaration, arg: str, value: Any, batch: Batch,
+                  sizes: np.ndarray) -> np.ndarray | None:
+    """Per-row values of a column-or-array argument over the whole batch."""
+    func = decl._func
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in batch:
+            cols = ", ".join(sorted(batch.names)) or "(none)"
+            raise DeclarationError(
+                f"{func}({arg}={value!r}): {arg} must name a column of the data; got "
+                f"{value!r}, and the columns are: {cols}.")
+        return np.asarray(batch[value])
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        return np.broadcast_to(arr, (batch.n_rows,))
+    n = arr.shape[0]
+    if sizes.size and not np.all(sizes == n):
+        bad = int(sizes[sizes != n][0])
+        fail(func, arg, value, f"of length N (the number of rows, {bad})",
+             shown=shown(value) + f" (length {n})")
+    return np.tile(arr, batch.n_sims) if arr.ndim == 1 else np.tile(arr, (batch.n_sims, 1))
+
+
+def build_plan(decl: _Declaration, batch: Batch) -> Plan:
+    """Resolve ``decl`` against ``batch`` (validating everything data-dependent)."""
+    func = decl._func
+    sizes = batch.sim_sizes()
+    if decl.N is not None and sizes.size and not np.all(sizes == decl.N):
+        bad = int(sizes[sizes != decl.N][0])
+        fail(func, "N", decl.N, f"equal to the number of rows of the data ({bad})")
+    sim = batch.sim
+    n_rows = batch.n_rows
+    blocks = _resolve_rows(decl, decl._block_arg, getattr(decl, decl._block_arg), batch, sizes)
+    clusters = _resolve_rows(decl, "clusters", decl.clusters, batch, sizes)
+
+    # Units: rows, or clusters within each simulation.
+    if clusters is not None:
+        unit_of_row, unit_sim = dense_codes(sim, batch.n_sims, clusters)
+        n_units = unit_sim.shape[0]
+        unit_first = first_index(unit_of_row, n_units)
+    else:
+        unit_of_row = np.arange(n_rows, dtype=np.int64)
+        unit_sim = sim
+        n_units = n_rows
+        unit_first = unit_of_row
+
+    # Groups: blocks within each simulation, or one group per simulation.
+    if blocks is not None:
+        block_of_row, group_sim = dense_codes(sim, batch.n_sims, blocks)
+        unit_group = block_of_row[unit_first]
+        if clusters is not None and not np.array_equal(unit_group[unit_of_row], block_of_row):
+            bad = int(np.flatnonzero(unit_group[unit_of_row] != block_of_row)[0])
+            cl = clusters[bad]
+            unit = "block" if decl._block_arg == "blocks" else "stratum"
+            fail(func, "clusters", decl.clusters,
+                 f"nested within {decl._block_arg} (cluster {shown(cl)} has units in more "
+                 f"than one {unit})", shown=shown(decl.clusters))
+    else:
+        unit_group, group_sim = dense_codes(unit_sim, batch.n_sims)
+    n_groups = group_sim.shape[0]
+    group_n = np.bincount(unit_group, minlength=n_groups).astype(np.int64)
+    group_first_unit = first_index(unit_group, n_groups)
+
+    spec = decl._spec()
+    conditions = decl._conditions()
+    k = conditions.shape[0]
+
+    def per_unit(values: np.ndarray, arg: str) -> np.ndarray:
+        if clusters is not None and not constant_within(values, unit_of_row, unit_first):
+            fail(func, arg, getattr(decl, arg), "constant within each cluster",
+                 shown=shown(getattr(decl, arg)))
+        return values[unit_first]
+
+    def per_group(arg: str) -> np.ndarray:
+        rows = _resolve_rows(decl, arg, getattr(decl, arg), batch, sizes)
+        u = per_unit(rows, arg)
+        if not constant_within(u, unit_group, group_first_unit):
+            where = f"within each {'block' if decl._block_arg == 'blocks' else 'stratum'}" \
+                if blocks is not None else "for all units"
+            fail(func, arg, getattr(decl, arg), f"the same {where}",
+                 shown=shown(getattr(decl, arg)))
+        return u[group_first_unit]
+
+    def per_block(value: np.ndarray, arg: str) -> np.ndarray:
+        first_group_of_sim = np.searchsorted(group_sim, group_sim, side="left")
+        rank = np.arange(n_groups) - first_group_of_sim
+        n_blocks = np.bincount(group_sim, minlength=batch.n_sims)[np.unique(group_sim)]
+        if n_blocks.size and not np.all(n_blocks == value.shape[0]):
+            bad = int(n_blocks[n_blocks != value.shape[0]][0])
+            what = "rows" if value.ndim == 2 else "length"
+            fail(func, arg, value, f"of {what} equal to the number of {decl._block_arg} ({bad})",
+                 shown=shown(value))
+        return value[rank]
+
+    if spec.kind == "simple":
+        if spec.how == "const":
+            unit_prob = np.broadcast_to(np.asarray(spec.value, float), (n_units, k))
+        elif spec.how == "unit":
+            rows = _resolve_rows(decl, spec.arg, spec.value, batch, sizes).astype(float)
+            if np.any((rows < 0) | (rows > 1)):
+                fail(func, spec.arg, spec.value, "probabilities in [0, 1]",
+                     shown=shown(spec.value))
+            p = per_unit(rows, spec.arg)
+            unit_prob = np.column_stack([1 - p, p])
+        else:  # matrix: one probability row per row of the data
+            mat = np.asarray(spec.value, float)
+            if mat.shape[0] == 1:
+                unit_prob = np.broadcast_to(mat[0], (n_units, k))
+            else:
+                rows = _resolve_rows(decl, spec.arg, mat, batch, sizes)
+                unit_prob = rows[unit_first]
+        return Plan(batch.n_sims, conditions, unit_of_row, unit_group, group_sim, group_n,
+                    True, unit_prob=np.ascontiguousarray(unit_prob))
+
+    # Values per group.
+    if spec.how == "const":
+        vals = np.broadcast_to(np.asarray(spec.value), (n_groups, *np.shape(spec.value)))
+    elif spec.how == "unit":
+        vals = per_group(spec.arg).astype(float)
+    else:
+        vals = per_block(np.asarray(spec.value), spec.arg)
+
+    n = group_n
+    if spec.kind == "m2":
+        m = np.asarray(vals, dtype=float)
+        if np.any((m < 0) | (m != np.floor(m))):
+            fail(func, spec.arg, getattr(decl, spec.arg), "non-negative integers",
+                 shown=shown(getattr(decl, spec.arg)))
+        if np.any(m > n):
+            bad = int(np.flatnonzero(m > n)[0])
+            where = f" (a {'block' if decl._block_arg == 'blocks' else 'stratum'} has " \
+                    f"{n[bad]} units)" if blocks is not None else f" (N = {n[bad]})"
+            fail(func, spec.arg, getattr(decl, spec.arg),
+                 f"at most the number of units{where}", shown=shown(getattr(decl, spec.arg)))
+        m = m.astype(np.int64)
+        floor = np.column_stack([n - m, m])
+        weight = np.zeros((n_groups, 2))
+        rem = np.zeros(n_groups, dtype=np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reported = np.column_stack([1 - m / n, m / n])
+    elif spec.kind == "p2":
+        p = np.asarray(vals, dtype=float)
+        if np.any((p < 0) | (p > 1)):
+            fail(func, spec.arg, getattr(decl, spec.arg), "probabilities in [0, 1]",
+                 shown=shown(getattr(decl, spec.arg)))
+        npr = n * p
+        fl = np.floor(npr)
+        ce = np.ceil(npr)
+        # randomizr: if ceil(N p) == N, use floor(N p) (not for N = 1, see README).
+        rule = (ce == n) & (n > 1)
+        mix = (ce > fl) & ~rule
+        fix = np.where(mix, (npr - fl) / np.where(mix, ce - fl, 1.0), 0.0)
+        base = fl.astype(np.int64)
+        floor = np.column_stack([n - base - mix, base])
+        weight = np.column_stack([np.where(mix, 1 - fix, 0.0), fix])
+        rem = mix.astype(np.int64)
+        reported = np.column_stack([1 - p, p])
+        r_p = fl / np.maximum(n, 1)
+        reported[rule] = np.column_stack([1 - r_p, r_p])[rule]
+    elif spec.kind == "pe":
+        pe = np.asarray(vals, dtype=float)
+        npe = n[:, None] * pe
+        fl = np.floor(npe)
+        rem = (n - fl.sum(axis=1)).astype(np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weight = np.where(rem[:, None] > 0, (npe - fl) / np.maximum(rem, 1)[:, None], 0.0)
+        floor = fl.astype(np.int64)
+        reported = np.array(pe, dtype=float, copy=True)
+        hard = np.flatnonzero(rem >= 2)
+        if hard.size:
+            # R reports prob_each; with >= 2 remainder units and unequal weights the
+            # successive sampling it does gives other marginals, which we report.
+            cache: dict = {}
+            for g in hard:
+                key = (int(n[g]), tuple(pe[g]))
+                if key not in cache:
+                    w = weight[g]
+                    wp = w[w > 0]
+                    if np.allclose(wp, wp[0], rtol=0, atol=1e-12):
+                        cache[key] = pe[g]
+                    else:
+                        cache[key] = (floor[g] + remainder_marginals(w, rem[g])) / n[g]
+                reported[g] = cache[key]
+    else:  # me
+        me = np.asarray(vals, dtype=np.int64)
+        if np.any(me.sum(axis=1) != n):
+            bad = int(np.flatnonzero(me.sum(axis=1) != n)[0])
+            fail(func, spec.arg, getattr(decl, spec.arg),
+                 f"counts summing to the number of units ({n[bad]})",
+                 shown=shown(getattr(decl, spec.arg)))
+        floor = me.copy()
+        weight = np.zeros(me.shape)
+        rem = np.zeros(n_groups, dtype=np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reported = me / n[:, None]
+    return Plan(batch.n_sims, conditions, unit_of_row, unit_group, group_sim, group_n, False,
+                floor=np.ascontiguousarray(floor, dtype=np.int64),
+                weight=np.ascontiguousarray(weight, dtype=float), rem=rem,
+                reported=np.ascontiguousarray(reported, dtype=float))
+

@@ -1,0 +1,224 @@
+"""Resolve a declaration against data into per-group arrays, and the batched kernels.
+
+Every randomizr design reduces to the same shape once the data are known:
+
+* *units* are rows, or clusters when ``clusters`` is given;
+* units fall into *groups*, one per (simulation, block) (one per simulation when
+  there are no blocks);
+* a group either draws each unit independently from its own probability row
+  ("simple" designs), or assigns fixed per-condition *counts*: a floor vector
+  ``F`` plus ``R`` extra units given to ``R`` distinct conditions drawn by
+  successive sampling with weights ``W`` (randomizr's ``sample(conditions, R,
+  prob = W)``). Two-arm rounding mixtures are the case ``R = 1``.
+
+Given the counts of a group, a uniformly random arrangement comes from one random
+key per unit and the unit's rank within its group (a single sort over all sims).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..batch import group_codes
+from ..errors import DeclarationError
+
+# Bits of random key appended below the group code in the composite sort key.
+_KEY_BITS = 40
+
+
+@dataclass
+class Plan:
+    """A declaration resolved against one batch (internal)."""
+
+    n_sims: int
+    conditions: np.ndarray
+    unit_of_row: np.ndarray          # (n_rows,) unit index of each row
+    unit_group: np.ndarray           # (n_units,) group index of each unit
+    group_sim: np.ndarray            # (n_groups,) simulation of each group
+    group_n: np.ndarray              # (n_groups,) units per group
+    simple: bool
+    unit_prob: np.ndarray | None = None     # (n_units, K) simple designs
+    floor: np.ndarray | None = None         # (n_groups, K) int
+    weight: np.ndarray | None = None        # (n_groups, K) remainder weights
+    rem: np.ndarray | None = None           # (n_groups,) int, extra units
+    reported: np.ndarray | None = None      # (n_groups, K) condition probabilities
+
+    @property
+    def n_units(self) -> int:
+        return int(self.unit_group.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.conditions.shape[0])
+
+    # ------------------------------------------------------------------ draws
+    def draw_index(self, rng: np.random.Generator) -> np.ndarray:
+        """Condition index (0..K-1) of every row, all simulations at once."""
+        if self.simple:
+            u = rng.random(self.n_units)
+            cum = np.cumsum(self.unit_prob, axis=1)[:, :-1]
+            unit_idx = (u[:, None] >= cum).sum(axis=1)
+            return unit_idx[self.unit_of_row]
+        counts = self.draw_counts(rng)
+        unit_idx = arrange(counts, self.unit_group, self.group_n, rng)
+        return unit_idx[self.unit_of_row]
+
+    def draw_counts(self, rng: np.random.Generator) -> np.ndarray:
+        """Per-group count of units in each condition (the rounding mixtures drawn)."""
+        counts = self.floor.copy()
+        need = self.rem > 0
+        if not need.any():
+            return counts
+        w = self.weight[need]
+        r = self.rem[need]
+        if self.k == 2:
+            # R is 0 or 1 with two arms: one Bernoulli draw per group decides the extra.
+            u = rng.random(w.shape[0])
+            extra1 = u * (w[:, 0] + w[:, 1]) < w[:, 1]
+            extra = np.column_stack([~extra1, extra1]).astype(np.int64)
+        else:
+            # Exponential races give successive sampling without replacement
+            # proportional to the weights (R's sample(..., replace = FALSE, prob =)).
+            with np.errstate(divide="ignore"):
+                keys = rng.standard_exponential(w.shape) / w
+            ranks = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1)
+            extra = (ranks < r[:, None]).astype(np.int64)
+        counts[need] += extra
+        return counts
+
+    # ---------------------------------------------------------- probabilities
+    def row_prob_matrix(self) -> np.ndarray:
+        """(n_rows, K) probability of each condition for each row."""
+        if self.simple:
+            return self.unit_prob[self.unit_of_row]
+        return self.reported[self.unit_group[self.unit_of_row]]
+
+    def row_prob_of(self, idx: np.ndarray) -> np.ndarray:
+        """Probability of condition ``idx[i]`` for row ``i``."""
+        # Flat indexing: much faster than 2-D fancy indexing on long batches.
+        if self.simple:
+            owner, table = self.unit_of_row, self.unit_prob
+        else:
+            owner, table = self.unit_group[self.unit_of_row], self.reported
+        return np.ascontiguousarray(table).ravel()[owner * self.k + idx]
+
+
+def arrange(counts: np.ndarray, unit_group: np.ndarray, group_n: np.ndarray,
+            rng: np.random.Generator) -> np.ndarray:
+    """Uniformly random arrangement of per-group condition counts over the units.
+
+    Units are ranked within their group by a random key (one sort for the whole
+    batch); the unit at rank ``r`` gets the condition whose cumulative count first
+    exceeds ``r``.
+    """
+    n_units = unit_group.shape[0]
+    n_groups = group_n.shape[0]
+    if n_units == 0:
+        return np.zeros(0, dtype=np.int64)
+    if n_groups < 2 ** (62 - _KEY_BITS):
+        composite = (unit_group.astype(np.int64) << _KEY_BITS) | rng.integers(
+            0, 2 ** _KEY_BITS, size=n_units, dtype=np.int64)
+        order = np.argsort(composite, kind="stable")
+    else:  # pragma: no cover - astronomically many groups
+        order = np.lexsort((rng.random(n_units), unit_group))
+    g_sorted = unit_group[order]
+    starts = np.concatenate([[0], np.cumsum(group_n)[:-1]])
+    pos = np.arange(n_units) - starts[g_sorted]
+    k = counts.shape[1]
+    if k == 2:
+        sorted_idx = (pos >= counts[g_sorted, 0]).astype(np.int64)
+    else:
+        cum = np.cumsum(counts, axis=1)[:, :-1]
+        sorted_idx = (pos[:, None] >= cum[g_sorted]).sum(axis=1)
+    out = np.empty(n_units, dtype=np.int64)
+    out[order] = sorted_idx
+    return out
+
+
+# --------------------------------------------------------------------- codes
+def dense_codes(sim: np.ndarray, n_sims: int, key: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes of (sim, key) groups in (sim, key) order, and each group's sim.
+
+    Small non-negative integer keys (fabricate's level IDs) go through a lookup
+    table in O(n); anything else falls back to :func:`group_codes` (a sort).
+    """
+    sim = np.asarray(sim, dtype=np.int64)
+    if key is None:
+        present = np.bincount(sim, minlength=n_sims) > 0
+        table = np.cumsum(present) - 1
+        return table[sim], np.flatnonzero(present)
+    key = np.asarray(key)
+    if key.dtype.kind in "iub" and key.size:
+        k = key.astype(np.int64)
+        lo = int(k.min())
+        span = int(k.max()) - lo + 1
+        if n_sims * span <= 4 * sim.size + 4096:
+            combined = sim * span + (k - lo)
+            present = np.zeros(n_sims * span, dtype=bool)
+            present[combined] = True
+            table = np.cumsum(present) - 1
+            nz = np.flatnonzero(present)
+            return table[combined], nz // span
+    if key.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return group_codes(sim, key)
+
+
+def first_index(codes: np.ndarray, n: int) -> np.ndarray:
+    """Row index of the first occurrence of each code ``0..n-1``."""
+    out = np.empty(n, dtype=np.int64)
+    rows = np.arange(codes.shape[0], dtype=np.int64)
+    # With repeated indices the last write wins; writing in reverse keeps the first.
+    out[codes[::-1]] = rows[::-1]
+    return out
+
+
+def constant_within(values: np.ndarray, codes: np.ndarray, first: np.ndarray) -> bool:
+    """Whether ``values`` is constant within each code."""
+    ref = values[first][codes]
+    if values.dtype.kind == "f":
+        return bool(np.all((ref == values) | (np.isnan(ref) & np.isnan(values))))
+    return bool(np.all(ref == values))
+
+
+# ------------------------------------------------------- exact remainder maths
+def successive_subsets(weights: tuple[float, ...], r: int) -> list[tuple[frozenset, float]]:
+    """Distribution of the set of ``r`` items drawn by successive sampling."""
+    return list(_successive_subsets(tuple(float(w) for w in weights), int(r)))
+
+
+@lru_cache(maxsize=4096)
+def _successive_subsets(weights: tuple[float, ...], r: int) -> tuple:
+    if r == 0:
+        return ((frozenset(), 1.0),)
+    pos = [i for i, w in enumerate(weights) if w > 0]
+    if len(pos) < r:
+        raise DeclarationError(
+            "Cannot allocate the remainder: fewer conditions with positive remainder "
+            f"weight ({len(pos)}) than remaining units ({r}).")
+    out: dict[frozenset, float] = {}
+    total = sum(weights[i] for i in pos)
+    for seq in itertools.permutations(pos, r):
+        p = 1.0
+        left = total
+        for i in seq:
+            p *= weights[i] / left
+            left -= weights[i]
+        s = frozenset(seq)
+        out[s] = out.get(s, 0.0) + p
+    return tuple(out.items())
+
+
+def remainder_marginals(weights: np.ndarray, r: int) -> np.ndarray:
+    """Probability that each condition receives one of the ``r`` extra units."""
+    w = tuple(float(x) for x in weights)
+    out = np.zeros(len(w))
+    for s, p in _successive_subsets(w, int(r)):
+        for i in s:
+            out[i] += p
+    return out

@@ -1,0 +1,564 @@
+"""Random assignment: randomizr's ``*_ra`` functions and ``declare_ra``.
+
+Each function works two ways. Given the data (``N``, or ``blocks``/``clusters``
+as arrays) it draws and returns an assignment at once. Given nothing but design
+parameters, or column names for ``blocks``/``clusters``/``prob_unit``/``m_unit``,
+it returns an :class:`RADeclaration` that a design conducts on every simulated
+dataset (``decl.conduct_batch(batch, rng)``).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import fail
+from ..errors import DeclarationError
+from ._declaration import (
+    SeedLike,
+    Spec,
+    _Declaration,
+    check_count_array,
+    check_prob_array,
+    check_scalar_count,
+    check_scalar_prob,
+    is_array,
+    shown,
+)
+
+__all__ = [
+    "RADeclaration",
+    "block_and_cluster_ra",
+    "block_and_cluster_ra_probabilities",
+    "block_ra",
+    "block_ra_probabilities",
+    "cluster_ra",
+    "cluster_ra_probabilities",
+    "complete_ra",
+    "complete_ra_probabilities",
+    "conduct_ra",
+    "declare_ra",
+    "obtain_condition_probabilities",
+    "simple_ra",
+    "simple_ra_probabilities",
+]
+
+_RA_PARAMS = ("N", "blocks", "clusters", "m", "m_unit", "m_each", "prob", "prob_unit",
+              "prob_each", "block_m", "block_m_each", "block_prob", "block_prob_each",
+              "num_arms", "conditions", "simple")
+_CONFLICT = ("prob", "prob_each", "prob_unit", "m", "m_unit", "m_each", "block_prob",
+             "block_prob_each", "block_m", "block_m_each")
+
+
+class RADeclaration(_Declaration):
+    """A random assignment procedure (randomizr's ``declare_ra``), frozen.
+
+    Build it with :func:`declare_ra` or any ``*_ra`` function called without data.
+    ``ra_type`` is one of ``"simple"``, ``"complete"``, ``"blocked"``,
+    ``"clustered"``, ``"blocked_and_clustered"``.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import declare_ra
+    >>> d = declare_ra(N=6, blocks=[1, 1, 1, 2, 2, 2], block_m=[1, 2])
+    >>> d.ra_type
+    'blocked'
+    >>> d.probabilities()["prob_1"].round(4).tolist()
+    [0.3333, 0.3333, 0.3333, 0.6667, 0.6667, 0.6667]
+    """
+
+    _params = _RA_PARAMS
+    _block_arg = "blocks"
+    _unit_args = ("prob_unit", "m_unit")
+
+    @property
+    def ra_type(self) -> str:
+        """Kind of procedure, inferred as randomizr does."""
+        if self.blocks is not None and self.clusters is not None:
+            return "blocked_and_clustered"
+        if self.clusters is not None:
+            return "clustered"
+        if self.blocks is not None:
+            return "blocked"
+        return "simple" if self.simple else "complete"
+
+    @property
+    def conditions_(self) -> np.ndarray:
+        """The condition labels, in order."""
+        return self._conditions()
+
+    @property
+    def num_arms_(self) -> int:
+        """Number of conditions."""
+        return int(self._conditions().shape[0])
+
+    # ---------------------------------------------------------- validation
+    def _validate(self) -> None:
+        f = self._func
+        if self.N is not None:
+            ok = isinstance(self.N, numbers.Integral) and not isinstance(self.N, bool) \
+                and self.N > 0
+            if not ok:
+                fail(f, "N", self.N, "a positive integer")
+        if not isinstance(self.simple, bool | np.bool_):
+            fail(f, "simple", self.simple, "True or False")
+        if self.simple and self.blocks is not None:
+            fail(f, "simple", True, "False when blocks are given (blocked assignment is "
+                 "never simple)")
+        for name in ("blocks", "clusters"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str) and not is_array(v):
+                fail(f, name, v, "a column name or an array", shown=shown(v))
+        given = [a for a in _CONFLICT if getattr(self, a) is not None]
+        if len(given) > 1:
+            raise DeclarationError(
+                f"{f}({', '.join(f'{a}={shown(getattr(self, a))}' for a in given)}): specify "
+                f"only one of {', '.join(given)}; got {len(given)}.")
+        arg = given[0] if given else None
+        object.__setattr__(self, "_arg", arg)
+        if arg is not None and arg.startswith("block_") and self.blocks is None:
+            fail(f, arg, getattr(self, arg), "given only with blocks (blocks is None)",
+                 shown=shown(getattr(self, arg)))
+        if self.simple and arg is not None and "prob" not in arg:
+            fail(f, arg, getattr(self, arg), "left unset when simple=True (use prob, "
+                 "prob_unit or prob_each)", shown=shown(getattr(self, arg)))
+        # Per-argument checks that need no data.
+        v = getattr(self, arg) if arg else None
+        width = None
+        if arg == "prob":
+            check_scalar_prob(f, arg, v)
+        elif arg == "m":
+            check_scalar_count(f, arg, v)
+            if self.N is not None and self.blocks is None and self.clusters is None \
+                    and v > self.N:
+                fail(f, "m", v, f"at most N ({self.N})")
+        elif arg in ("prob_unit", "m_unit") and not isinstance(v, str):
+            (check_prob_array if arg == "prob_unit" else check_count_array)(f, arg, v)
+        elif arg == "prob_each":
+            pe = check_prob_array(f, arg, v, ndim=(1, 2) if self.simple else 1)
+            sums = pe.sum(axis=-1)
+            if not np.allclose(sums, 1.0, rtol=0, atol=1.5e-8):
+                fail(f, arg, v, "probabilities summing to 1", shown=shown(v))
+            width = pe.shape[-1]
+        elif arg == "m_each":
+            me = check_count_array(f, arg, v)
+            width = me.shape[0]
+            if self.N is not None and self.clusters is None and me.sum() != self.N:
+                fail(f, arg, v, f"counts summing to N ({self.N})", shown=shown(v))
+        elif arg == "block_prob":
+            check_prob_array(f, arg, v)
+        elif arg == "block_m":
+            check_count_array(f, arg, v)
+        elif arg == "block_prob_each":
+            bpe = check_prob_array(f, arg, v, ndim=2)
+            if not np.allclose(bpe.sum(axis=1), 1.0, rtol=0, atol=1.5e-8):
+                fail(f, arg, v, "a matrix whose rows sum to 1", shown=shown(v))
+            width = bpe.shape[1]
+        elif arg == "block_m_each":
+            width = check_count_array(f, arg, v, ndim=2).shape[1]
+        # Arms and condition labels.
+        if self.conditions is not None:
+            cond = np.asarray(self.conditions)
+            if cond.ndim != 1 or cond.size < 1:
+                fail(f, "conditions", self.conditions, "a non-empty vector of labels",
+                     shown=shown(self.conditions))
+            if len(set(cond.tolist())) != cond.size:
+                fail(f, "conditions", self.conditions, "unique labels",
+                     shown=shown(self.conditions))
+        if self.num_arms is not None:
+            ok = isinstance(self.num_arms, numbers.Integral) and \
+                not isinstance(self.num_arms, bool) and self.num_arms >= 1
+            if not ok:
+                fail(f, "num_arms", self.num_arms, "a positive integer")
+            if self.conditions is not None and len(self.conditions) != self.num_arms:
+                fail(f, "num_arms", self.num_arms, "equal to the number of conditions "
+                     f"({len(self.conditions)})")
+        k = len(self._conditions())
+        if width is not None and width != k:
+            fail(f, arg, v, f"of width equal to the number of conditions ({k})",
+                 shown=shown(v))
+        if arg in ("prob", "prob_unit", "m", "m_unit", "block_prob", "block_m") and k != 2:
+            fail(f, arg, v, f"used with two conditions only (this design has {k}; use "
+                 "prob_each, m_each, block_prob_each or block_m_each)", shown=shown(v))
+
+    def _conditions(self) -> np.ndarray:
+        if self.conditions is not None:
+            return np.asarray(self.conditions)
+        arg = self._arg
+        if self.num_arms is not None:
+            k = int(self.num_arms)
+        elif arg is None or not arg.endswith("_each"):
+            k = 2
+        else:
+            k = np.shape(getattr(self, arg))[-1]
+        if k == 2:
+            return np.array([0, 1])
+        return np.array([f"T{i}" for i in range(1, k + 1)])
+
+    # --------------------------------------------------------------- spec
+    def _spec(self) -> Spec:
+        arg = self._arg
+        v = getattr(self, arg) if arg else None
+        k = len(self._conditions())
+        blocked = self.blocks is not None
+        if self.simple:
+            if arg == "prob":
+                return Spec("simple", "const", [1 - v, v], arg)
+            if arg == "prob_unit":
+                return Spec("simple", "unit", v, arg)
+            if arg == "prob_each":
+                pe = np.asarray(v, float)
+                return Spec("simple", "matrix" if pe.ndim == 2 else "const", pe, arg)
+            return Spec("simple", "const", np.full(k, 1 / k), "prob")
+        if arg == "m":
+            return Spec("m2", "const", v, arg)
+        if arg == "m_unit":
+            return Spec("m2", "unit", v, arg)
+        if arg == "block_m":
+            return Spec("m2", "block", np.asarray(v), arg)
+        if arg == "prob_unit":
+            return Spec("p2", "unit", v, arg)
+        if arg == "block_prob":
+            return Spec("p2", "block", np.asarray(v, float), arg)
+        if arg == "prob":
+            # block_ra turns prob into prob_each = (1 - prob, prob): no ceil == N rule.
+            if blocked:
+                return Spec("pe", "const", np.array([1 - v, v]), arg)
+            return Spec("p2", "const", v, arg)
+        if arg == "prob_each":
+            return Spec("pe", "const", np.asarray(v, float), arg)
+        if arg == "m_each":
+            return Spec("me", "const", np.asarray(v, np.int64), arg)
+        if arg == "block_prob_each":
+            return Spec("pe", "block", np.asarray(v, float), arg)
+        if arg == "block_m_each":
+            return Spec("me", "block", np.asarray(v, np.int64), arg)
+        if k == 2 and not blocked:
+            return Spec("p2", "const", 0.5, "prob")
+        return Spec("pe", "const", np.full(k, 1 / k), "prob_each")
+
+
+# ------------------------------------------------------------------ builders
+def _declare(func: str, params: dict[str, Any]) -> RADeclaration:
+    return RADeclaration(func, **params)
+
+
+def _eager_or_decl(func: str, params: dict[str, Any], seed: SeedLike):
+    decl = _declare(func, params)
+    if decl.is_declarative:
+        return decl
+    return decl.conduct(seed=seed)
+
+
+def _probabilities(func: str, params: dict[str, Any]) -> pd.DataFrame:
+    decl = _declare(func, params)
+    if decl.is_declarative:
+        fail(func, "N", None, "given (or blocks/clusters as arrays) to compute probabilities",
+             shown="None")
+    return decl.probabilities()
+
+
+def declare_ra(N: int | None = None, blocks: Any = None, clusters: Any = None,
+               m: int | None = None, m_unit: Any = None, m_each: Any = None,
+               prob: float | None = None, prob_unit: Any = None, prob_each: Any = None,
+               block_m: Any = None, block_m_each: Any = None, block_prob: Any = None,
+               block_prob_each: Any = None, num_arms: int | None = None,
+               conditions: Any = None, simple: bool = False) -> RADeclaration:
+    """Declare a random assignment procedure (randomizr's ``declare_ra``).
+
+    The type is inferred from the arguments: blocks and clusters give
+    ``"blocked_and_clustered"``, clusters ``"clustered"``, blocks ``"blocked"``,
+    otherwise ``"complete"`` (or ``"simple"`` when ``simple=True``).
+
+    Parameters
+    ----------
+    N : int, optional
+        Number of units. Omit it to take the number of rows of the data.
+    blocks, clusters : array_like or str, optional
+        Block and cluster of each unit, or the names of the columns holding them.
+    m, m_unit, m_each, prob, prob_unit, prob_each, block_m, block_m_each, block_prob, \
+block_prob_each : optional
+        At most one of these, with randomizr's meanings.
+    num_arms : int, optional
+        Number of conditions.
+    conditions : array_like, optional
+        Condition labels. Two arms default to ``0, 1``, more to ``"T1".."Tk"``.
+    simple : bool, default False
+        Independent (Bernoulli/multinomial) draws instead of complete assignment.
+
+    Returns
+    -------
+    RADeclaration
+
+    Examples
+    --------
+    >>> from declaredesign.assign import declare_ra, obtain_num_permutations
+    >>> obtain_num_permutations(declare_ra(N=5, prob=0.5))
+    20
+    """
+    return _declare("declare_ra", dict(
+        N=N, blocks=blocks, clusters=clusters, m=m, m_unit=m_unit, m_each=m_each, prob=prob,
+        prob_unit=prob_unit, prob_each=prob_each, block_m=block_m, block_m_each=block_m_each,
+        block_prob=block_prob, block_prob_each=block_prob_each, num_arms=num_arms,
+        conditions=conditions, simple=simple))
+
+
+def simple_ra(N: int | None = None, prob: float | None = None, prob_unit: Any = None,
+              prob_each: Any = None, num_arms: int | None = None, conditions: Any = None,
+              *, seed: SeedLike = None):
+    """Simple random assignment: every unit drawn independently.
+
+    Returns an array of conditions when ``N`` (or ``prob_unit`` as an array) is
+    given, else a declaration to use in a design.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import simple_ra
+    >>> simple_ra(N=5, prob=0.5, seed=1).shape
+    (5,)
+    """
+    return _eager_or_decl("simple_ra", dict(
+        N=N, prob=prob, prob_unit=prob_unit, prob_each=prob_each, num_arms=num_arms,
+        conditions=conditions, simple=True), seed)
+
+
+def simple_ra_probabilities(N: int, prob: float | None = None, prob_unit: Any = None,
+                            prob_each: Any = None, num_arms: int | None = None,
+                            conditions: Any = None) -> pd.DataFrame:
+    """Condition probabilities of :func:`simple_ra` (columns ``prob_<cond>``).
+
+    Examples
+    --------
+    >>> from declaredesign.assign import simple_ra_probabilities
+    >>> simple_ra_probabilities(N=2, prob=0.3)["prob_1"].tolist()
+    [0.3, 0.3]
+    """
+    return _probabilities("simple_ra_probabilities", dict(
+        N=N, prob=prob, prob_unit=prob_unit, prob_each=prob_each, num_arms=num_arms,
+        conditions=conditions, simple=True))
+
+
+def complete_ra(N: int | None = None, m: int | None = None, m_unit: Any = None,
+                m_each: Any = None, prob: float | None = None, prob_unit: Any = None,
+                prob_each: Any = None, num_arms: int | None = None, conditions: Any = None,
+                *, seed: SeedLike = None):
+    """Complete random assignment: exactly ``m`` (or ``N * prob``, rounded) treated.
+
+    With ``prob``, ``floor(N prob)`` or ``ceil(N prob)`` units are treated with the
+    probabilities that make each unit's probability ``prob``, except that when
+    ``ceil(N prob) == N`` randomizr always treats ``floor(N prob)``.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import complete_ra
+    >>> int(complete_ra(N=100, m=50, seed=1).sum())
+    50
+    >>> int(complete_ra(N=3, prob=0.9, seed=1).sum())
+    2
+    """
+    return _eager_or_decl("complete_ra", dict(
+        N=N, m=m, m_unit=m_unit, m_each=m_each, prob=prob, prob_unit=prob_unit,
+        prob_each=prob_each, num_arms=num_arms, conditions=conditions), seed)
+
+
+def complete_ra_probabilities(N: int, m: int | None = None, m_unit: Any = None,
+                              m_each: Any = None, prob: float | None = None,
+                              prob_unit: Any = None, prob_each: Any = None,
+                              num_arms: int | None = None,
+                              conditions: Any = None) -> pd.DataFrame:
+    """Condition probabilities of :func:`complete_ra`.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import complete_ra_probabilities
+    >>> complete_ra_probabilities(N=3, prob=0.9)["prob_1"].iloc[0]
+    np.float64(0.6666666666666666)
+    """
+    return _probabilities("complete_ra_probabilities", dict(
+        N=N, m=m, m_unit=m_unit, m_each=m_each, prob=prob, prob_unit=prob_unit,
+        prob_each=prob_each, num_arms=num_arms, conditions=conditions))
+
+
+def block_ra(blocks: Any = None, prob: float | None = None, prob_unit: Any = None,
+             prob_each: Any = None, m: int | None = None, m_unit: Any = None,
+             block_m: Any = None, block_m_each: Any = None, block_prob: Any = None,
+             block_prob_each: Any = None, num_arms: int | None = None,
+             conditions: Any = None, *, seed: SeedLike = None):
+    """Block random assignment: complete assignment within each block.
+
+    ``blocks`` is an array (assign now) or a column name (return a declaration).
+    ``prob`` is applied as ``prob_each = (1 - prob, prob)``, so no block falls
+    under the ``ceil(N prob) == N`` rule; ``block_prob`` follows
+    :func:`complete_ra` within each block.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import block_ra
+    >>> z = block_ra(blocks=[1, 1, 2, 2, 2, 2], block_m=[1, 2], seed=4)
+    >>> int(z[:2].sum()), int(z[2:].sum())
+    (1, 2)
+    """
+    _require("block_ra", "blocks", blocks)
+    return _eager_or_decl("block_ra", dict(
+        blocks=blocks, prob=prob, prob_unit=prob_unit, prob_each=prob_each, m=m, m_unit=m_unit,
+        block_m=block_m, block_m_each=block_m_each, block_prob=block_prob,
+        block_prob_each=block_prob_each, num_arms=num_arms, conditions=conditions), seed)
+
+
+def block_ra_probabilities(blocks: Any, prob: float | None = None, prob_unit: Any = None,
+                           prob_each: Any = None, m: int | None = None, m_unit: Any = None,
+                           block_m: Any = None, block_m_each: Any = None,
+                           block_prob: Any = None, block_prob_each: Any = None,
+                           num_arms: int | None = None, conditions: Any = None
+                           ) -> pd.DataFrame:
+    """Condition probabilities of :func:`block_ra`.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import block_ra_probabilities
+    >>> block_ra_probabilities(blocks=[1, 1, 2, 2, 2], prob=0.9)["prob_1"].round(12).tolist()
+    [0.9, 0.9, 0.9, 0.9, 0.9]
+    """
+    _require("block_ra_probabilities", "blocks", blocks)
+    return _probabilities("block_ra_probabilities", dict(
+        blocks=blocks, prob=prob, prob_unit=prob_unit, prob_each=prob_each, m=m, m_unit=m_unit,
+        block_m=block_m, block_m_each=block_m_each, block_prob=block_prob,
+        block_prob_each=block_prob_each, num_arms=num_arms, conditions=conditions))
+
+
+def cluster_ra(clusters: Any = None, m: int | None = None, m_unit: Any = None,
+               m_each: Any = None, prob: float | None = None, prob_unit: Any = None,
+               prob_each: Any = None, num_arms: int | None = None, conditions: Any = None,
+               simple: bool = False, *, seed: SeedLike = None):
+    """Cluster random assignment: :func:`complete_ra` (or simple) over clusters.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import cluster_ra
+    >>> cluster_ra(clusters=["a", "a", "b", "b", "c", "c"], m=1, seed=2).reshape(3, 2).std(1).max()
+    np.float64(0.0)
+    >>> cluster_ra(clusters="classroom", prob=0.5)
+    cluster_ra(clusters='classroom', prob=0.5)
+    """
+    _require("cluster_ra", "clusters", clusters)
+    return _eager_or_decl("cluster_ra", dict(
+        clusters=clusters, m=m, m_unit=m_unit, m_each=m_each, prob=prob, prob_unit=prob_unit,
+        prob_each=prob_each, num_arms=num_arms, conditions=conditions, simple=simple), seed)
+
+
+def cluster_ra_probabilities(clusters: Any, m: int | None = None, m_unit: Any = None,
+                             m_each: Any = None, prob: float | None = None,
+                             prob_unit: Any = None, prob_each: Any = None,
+                             num_arms: int | None = None, conditions: Any = None,
+                             simple: bool = False) -> pd.DataFrame:
+    """Condition probabilities of :func:`cluster_ra`.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import cluster_ra_probabilities
+    >>> cluster_ra_probabilities(clusters=[1, 1, 2, 3], prob=0.9)["prob_1"].tolist()
+    [0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
+    """
+    _require("cluster_ra_probabilities", "clusters", clusters)
+    return _probabilities("cluster_ra_probabilities", dict(
+        clusters=clusters, m=m, m_unit=m_unit, m_each=m_each, prob=prob, prob_unit=prob_unit,
+        prob_each=prob_each, num_arms=num_arms, conditions=conditions, simple=simple))
+
+
+def block_and_cluster_ra(blocks: Any = None, clusters: Any = None, prob: float | None = None,
+                         prob_unit: Any = None, prob_each: Any = None, m: int | None = None,
+                         m_unit: Any = None, block_m: Any = None, block_m_each: Any = None,
+                         block_prob: Any = None, block_prob_each: Any = None,
+                         num_arms: int | None = None, conditions: Any = None,
+                         *, seed: SeedLike = None):
+    """Blocked and clustered assignment: :func:`block_ra` over clusters.
+
+    Every cluster must lie within one block.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import block_and_cluster_ra
+    >>> z = block_and_cluster_ra(blocks=[1, 1, 1, 1, 2, 2, 2, 2],
+    ...                          clusters=[1, 1, 2, 2, 3, 3, 4, 4], m=1, seed=5)
+    >>> int(z.sum())
+    4
+    """
+    _require("block_and_cluster_ra", "blocks", blocks)
+    _require("block_and_cluster_ra", "clusters", clusters)
+    return _eager_or_decl("block_and_cluster_ra", dict(
+        blocks=blocks, clusters=clusters, prob=prob, prob_unit=prob_unit, prob_each=prob_each,
+        m=m, m_unit=m_unit, block_m=block_m, block_m_each=block_m_each, block_prob=block_prob,
+        block_prob_each=block_prob_each, num_arms=num_arms, conditions=conditions), seed)
+
+
+def block_and_cluster_ra_probabilities(blocks: Any, clusters: Any, prob: float | None = None,
+                                       prob_unit: Any = None, prob_each: Any = None,
+                                       m: int | None = None, m_unit: Any = None,
+                                       block_m: Any = None, block_m_each: Any = None,
+                                       block_prob: Any = None, block_prob_each: Any = None,
+                                       num_arms: int | None = None, conditions: Any = None
+                                       ) -> pd.DataFrame:
+    """Condition probabilities of :func:`block_and_cluster_ra`.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import block_and_cluster_ra_probabilities
+    >>> block_and_cluster_ra_probabilities(blocks=[1, 1, 2, 2], clusters=[1, 2, 3, 4],
+    ...                                    m=1)["prob_1"].tolist()
+    [0.5, 0.5, 0.5, 0.5]
+    """
+    _require("block_and_cluster_ra_probabilities", "blocks", blocks)
+    _require("block_and_cluster_ra_probabilities", "clusters", clusters)
+    return _probabilities("block_and_cluster_ra_probabilities", dict(
+        blocks=blocks, clusters=clusters, prob=prob, prob_unit=prob_unit, prob_each=prob_each,
+        m=m, m_unit=m_unit, block_m=block_m, block_m_each=block_m_each, block_prob=block_prob,
+        block_prob_each=block_prob_each, num_arms=num_arms, conditions=conditions))
+
+
+def conduct_ra(declaration: RADeclaration, data: Any = None, *,
+               seed: SeedLike = None) -> np.ndarray:
+    """Draw one assignment from a declaration (randomizr's ``conduct_ra``).
+
+    Parameters
+    ----------
+    declaration : RADeclaration
+    data : DataFrame or int, optional
+        Needed when the declaration names columns or has no ``N``.
+    seed : int, SeedSequence or Generator, optional
+
+    Examples
+    --------
+    >>> from declaredesign.assign import conduct_ra, declare_ra
+    >>> conduct_ra(declare_ra(N=10, m=3), seed=1).sum()
+    np.int64(3)
+    """
+    _check_decl("conduct_ra", declaration)
+    return declaration.conduct(data, seed=seed)
+
+
+def obtain_condition_probabilities(declaration: RADeclaration, assignment: Any,
+                                   data: Any = None) -> np.ndarray:
+    """Probability of each unit's realised condition under the declaration.
+
+    Examples
+    --------
+    >>> from declaredesign.assign import declare_ra, obtain_condition_probabilities
+    >>> obtain_condition_probabilities(declare_ra(N=4, m=1), [1, 0, 0, 0]).tolist()
+    [0.25, 0.75, 0.75, 0.75]
+    """
+    _check_decl("obtain_condition_probabilities", declaration)
+    return declaration.condition_probabilities(assignment, data)
+
+
+def _check_decl(func: str, declaration: Any) -> None:
+    if not isinstance(declaration, _Declaration):
+        fail(func, "declaration", declaration, "a declaration made by declare_ra() or a *_ra "
+             "function", shown=type(declaration).__name__)
+
+
+def _require(func: str, arg: str, value: Any) -> None:
+    if value is None:
+        fail(func, arg, None, "given (an array or a column name)", shown="None")
