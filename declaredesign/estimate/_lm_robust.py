@@ -250,8 +250,11 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
         if se_type == "classical":
             value = r2 * df_res / ((1.0 - r2) * numdf)
         else:
+            # estimatr indexes the full coefficient vector (dropped terms included) but
+            # the kept-terms vcov with the same positions, so a dropped term among the
+            # first `rank` positions makes the F statistic NA; we reproduce that.
             idx = np.arange(int(has_intercept), r)
-            bb = b[idx]
+            bb = coef[idx]
             try:
                 V = vr.vcov[np.ix_(idx, idx)]
                 np.linalg.cholesky(V)
