@@ -38,7 +38,6 @@ import pandas as pd
 from ..batch import Batch, group_codes
 from ..errors import DeclarationError
 from ._formula import formula_variables, model_frame
-from ._protocol import TIDY_COLUMNS
 from ._lm_robust import (
     add_cis,
     check_alpha,
@@ -48,6 +47,7 @@ from ._lm_robust import (
     check_weights,
     subset_mask,
 )
+from ._protocol import TIDY_COLUMNS
 
 __all__ = ["lm_robust_kernel", "difference_in_means_kernel", "lm_core"]
 

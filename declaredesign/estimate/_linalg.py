@@ -78,7 +78,8 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
             with np.errstate(divide="ignore", invalid="ignore"):
                 omega = omega / (1.0 - h) if se_type == "HC2" else omega / (1.0 - h) ** 2
             omega = np.where(np.isfinite(omega), omega, 0.0)
-        half = X * np.sqrt(omega)[:, None]
+        with np.errstate(invalid="ignore"):
+            half = X * np.sqrt(omega)[:, None]
         vcov = M @ (half.T @ half) @ M
         if se_type == "HC1":
             vcov = vcov * n / (n - r)
@@ -114,7 +115,7 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
     H2 = np.empty((J, r, r))
     H3 = np.empty((J, r, r))
     Pd = np.empty((J, r))
-    for g, (a, b) in enumerate(zip(starts, ends)):
+    for g, (a, b) in enumerate(zip(starts, ends, strict=True)):
         Xo_g, Xw_g = Xo[a:b], Xw[a:b]
         H = Xo_g @ M @ Xw_g.T
         A = np.eye(b - a) - H - H.T + Xo_g @ MUWTWUM @ Xo_g.T

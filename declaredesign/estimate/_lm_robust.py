@@ -196,6 +196,9 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
                has_intercept: bool = True) -> CoreFit:
     """Fit one dataset given the outcome, design matrix, weights and cluster codes."""
     n, k = X.shape
+    if n == 0:
+        raise EstimationError("lm_robust: no complete rows to fit (every row has a missing "
+                              "value in a used column, or the subset is empty).")
     weighted = weights is not None
     if weighted:
         wm = float(np.mean(weights))
