@@ -1,7 +1,9 @@
 """Estimators (R: estimatr, lme4 + lmerTest), each usable on a DataFrame or in a design."""
 
-from .difference_in_means import difference_in_means
-from .lm_robust import LMRobustFit, lm_robust
+from ._dim import DifferenceInMeansFit, difference_in_means
+from ._formula import ModelFrame, model_frame
+from ._lm_robust import LMRobustFit, lm_robust
 from .mixed import LmerFit, lmer
 
-__all__ = ["LMRobustFit", "LmerFit", "difference_in_means", "lm_robust", "lmer"]
+__all__ = ["DifferenceInMeansFit", "LMRobustFit", "LmerFit", "ModelFrame",
+           "difference_in_means", "lm_robust", "lmer", "model_frame"]

@@ -1,0 +1,245 @@
+"""Fixed-effects formulas parsed and materialised the way R's ``model.frame`` does.
+
+:func:`model_frame` turns ``"y ~ x + group + x:z"`` and a mapping of columns into the
+outcome vector and design matrix that ``lm``/``lm_robust`` would build in R:
+
+* column names as R prints them: ``(Intercept)``, ``x``, factor levels pasted to the
+  variable name with treatment contrasts (``groupb``), logical variables as ``bTRUE``,
+  interactions joined by ``:``;
+* terms ordered by degree (main effects, then two-way interactions, ...) as R orders them;
+* incomplete rows dropped: a row with a missing value in any variable the formula uses
+  (or in any of ``extra_columns`` such as clusters or weights) is left out, and factor
+  levels are taken from the remaining rows only (R's ``na.omit`` then ``model.matrix``).
+
+Parsing and materialisation are delegated to formulaic; this module adds the R naming,
+the NA handling and error messages that name the formula. It is shared by every
+estimator (``lm_robust``, ``difference_in_means``, the mixed models' fixed part).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import FormulaError
+
+__all__ = ["ModelFrame", "model_frame", "formula_variables"]
+
+_LEVEL = re.compile(r"^(?P<var>.+?)\[(?:T\.)?(?P<level>.*)\]$")
+
+
+@dataclass(frozen=True)
+class ModelFrame:
+    """Outcome(s), design matrix and the rows used, for one formula on one dataset.
+
+    Attributes
+    ----------
+    formula : str
+        The formula as given.
+    outcome : list of str
+        Outcome name(s) as R deparses the left-hand side (``"y"``).
+    y : ndarray, shape (n_used,) or (n_used, n_outcomes)
+        Outcome values of the rows kept (1-D when there is one outcome).
+    X : ndarray of float, shape (n_used, k)
+        Design matrix of the rows kept.
+    columns : list of str
+        Names of the columns of ``X`` as R prints them.
+    mask : ndarray of bool, shape (n_rows,)
+        Which input rows were kept (complete in every used column).
+    has_intercept : bool
+        Whether the design has an intercept column.
+    variables : list of str
+        Data columns the formula reads.
+    term_columns : dict
+        For each term label (R spelling) the names of its columns in ``X``.
+    """
+
+    formula: str
+    outcome: list[str]
+    y: np.ndarray
+    X: np.ndarray
+    columns: list[str]
+    mask: np.ndarray
+    has_intercept: bool
+    variables: list[str]
+    term_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of rows kept."""
+        return int(self.X.shape[0])
+
+
+def _parse(formula: str):
+    import formulaic
+    from formulaic.errors import FormulaicError
+
+    if not isinstance(formula, str) or "~" not in formula:
+        raise FormulaError(
+            f"model_frame(formula={formula!r}): formula must be a string like 'y ~ x'; "
+            f"got {formula!r}."
+        )
+    try:
+        return formulaic.Formula(formula)
+    except FormulaicError as e:
+        raise FormulaError(f"Could not parse formula {formula!r}: {e}") from e
+
+
+def formula_variables(formula: str) -> tuple[list[str], list[str]]:
+    """Data variables read by the left- and right-hand sides of ``formula``.
+
+    Names of functions (``np.log``, ``I``) are not included.
+
+    Examples
+    --------
+    >>> formula_variables("y ~ x + np.log(z)")
+    (['y'], ['x', 'z'])
+    """
+    f = _parse(formula)
+    return sorted(f.lhs.required_variables), sorted(f.rhs.required_variables)
+
+
+def _is_missing(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "c":
+        return np.isnan(values.real) | np.isnan(values.imag)
+    if values.dtype.kind in "O":
+        return np.asarray(pd.isna(values), dtype=bool)
+    if values.dtype.kind in "mM":
+        return np.isnat(values)
+    return np.zeros(values.shape[0], dtype=bool)
+
+
+def _r_name(col: str, factor_vars: Mapping[str, Any]) -> str:
+    if col == "Intercept":
+        return "(Intercept)"
+    parts = []
+    for part in col.split(":"):
+        m = _LEVEL.match(part)
+        if m and m.group("var") in factor_vars:
+            level = m.group("level")
+            if factor_vars[m.group("var")] == "bool":
+                level = "TRUE" if level == "True" else "FALSE"
+            parts.append(f"{m.group('var')}{level}")
+        else:
+            parts.append(part)
+    return ":".join(parts)
+
+
+def model_frame(formula: str, data_columns: Mapping[str, Any], *,
+                extra_columns: Iterable[str] = (), func: str = "model_frame") -> ModelFrame:
+    """Materialise ``formula`` on ``data_columns`` as R's ``model.frame`` + ``model.matrix``.
+
+    Parameters
+    ----------
+    formula : str
+        A fixed-effects formula such as ``"y ~ x + group + x:z"``. ``0 +`` or ``- 1``
+        removes the intercept; ``I(...)`` and ``np.*`` transforms are evaluated by formulaic.
+    data_columns : mapping of str to array_like
+        The data (a DataFrame, a dict of arrays or a batch's ``columns``).
+    extra_columns : iterable of str, optional
+        Further columns whose missing values also drop the row (clusters, weights...).
+    func : str, optional
+        Name of the public function, used in error messages.
+
+    Returns
+    -------
+    ModelFrame
+
+    Raises
+    ------
+    FormulaError
+        If the formula does not parse or names a column that ``data_columns`` lacks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mf = model_frame("y ~ x + g", {"y": np.array([1.0, 2.0, 3.0, np.nan]),
+    ...                                "x": np.array([0.5, 1.0, 2.0, 3.0]),
+    ...                                "g": np.array(["a", "b", "a", "b"], dtype=object)})
+    >>> mf.columns, mf.mask.tolist()
+    (['(Intercept)', 'x', 'gb'], [True, True, True, False])
+    """
+    import formulaic
+    from formulaic.errors import FormulaicError
+
+    f = _parse(formula)
+    lhs_vars = sorted(f.lhs.required_variables)
+    rhs_vars = sorted(f.rhs.required_variables)
+    extra = [c for c in extra_columns if c is not None]
+    available = set(map(str, data_columns.keys()))
+    missing = [v for v in [*lhs_vars, *rhs_vars, *extra] if v not in available]
+    if missing:
+        raise FormulaError(
+            f"{func}(formula={formula!r}): column(s) {', '.join(map(repr, missing))} named in "
+            f"the formula are not in the data; available columns are: "
+            f"{', '.join(sorted(available))}."
+        )
+    used = list(dict.fromkeys([*lhs_vars, *rhs_vars]))
+    arrays = {v: np.asarray(data_columns[v]) for v in used}
+    n_rows = len(next(iter(arrays.values()))) if arrays else len(
+        np.asarray(next(iter(data_columns.values()))))
+    mask = np.ones(n_rows, dtype=bool)
+    for v in [*used, *extra]:
+        mask &= ~_is_missing(np.asarray(data_columns[v]))
+
+    factor_vars: dict[str, str] = {}
+    frame = {}
+    for v in used:
+        a = arrays[v][mask]
+        if a.dtype.kind == "b":
+            factor_vars[v] = "bool"
+            a = pd.Categorical(a, categories=[False, True])
+        elif a.dtype.kind in "OUS":
+            factor_vars[v] = "factor"
+            a = pd.Categorical(a.astype(str) if a.dtype.kind != "O" else a)
+            a = a.remove_unused_categories()
+        frame[v] = a
+    df = pd.DataFrame(frame, index=np.arange(int(mask.sum())))
+    if not used:
+        df = pd.DataFrame(index=np.arange(int(mask.sum())))
+
+    def materialise(d: pd.DataFrame):
+        try:
+            return formulaic.model_matrix(f, d, na_action="ignore")
+        except FormulaicError as e:
+            raise FormulaError(f"{func}(formula={formula!r}): could not build the model "
+                               f"matrix: {e}") from e
+
+    mm = materialise(df)
+    lhs = mm.lhs.to_numpy(dtype=float) if len(mm.lhs.columns) else np.zeros((len(df), 0))
+    rhs = mm.rhs
+    X = rhs.to_numpy(dtype=float)
+    # Transforms (log of a negative number...) can create NaN; R's na.omit drops those rows.
+    bad = np.isnan(lhs).any(axis=1) | np.isnan(X).any(axis=1)
+    if bad.any():
+        keep_idx = np.flatnonzero(mask)
+        mask = mask.copy()
+        mask[keep_idx[bad]] = False
+        df = df.loc[~bad].reset_index(drop=True)
+        for v, kind in factor_vars.items():
+            if kind == "factor":
+                df[v] = df[v].cat.remove_unused_categories()
+        mm = materialise(df)
+        lhs = mm.lhs.to_numpy(dtype=float)
+        rhs = mm.rhs
+        X = rhs.to_numpy(dtype=float)
+
+    columns = [_r_name(c, factor_vars) for c in rhs.columns]
+    term_columns: dict[str, list[str]] = {}
+    for ts in rhs.model_spec.structure:
+        label = "(Intercept)" if str(ts.term) == "1" else str(ts.term)
+        term_columns[label] = [_r_name(c, factor_vars) for c in ts.columns]
+    outcome = [str(t) for t in f.lhs] if len(mm.lhs.columns) else []
+    y = lhs[:, 0] if lhs.shape[1] == 1 else lhs
+    return ModelFrame(formula=formula, outcome=outcome, y=y, X=np.ascontiguousarray(X),
+                      columns=columns, mask=mask,
+                      has_intercept="(Intercept)" in columns,
+                      variables=used, term_columns=term_columns)

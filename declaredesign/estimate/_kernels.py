@@ -1,0 +1,402 @@
+"""Batched kernels: ``lm_robust`` and ``difference_in_means`` on every simulation at once.
+
+Everything is computed from per-simulation and per-(simulation, cluster) sufficient
+statistics (``np.bincount`` sums of products of columns), then closed forms on stacks
+of ``k x k`` matrices. No Python loop runs over simulations or clusters on the hot path.
+
+CR2 without the ``n_g x n_g`` matrices
+--------------------------------------
+With ``M = (X'X)^{-1} = L L'`` (Cholesky), ``A_g = X_g'X_g`` and ``Z_g = X_g L``, the
+cluster's hat block is ``H_gg = Z_g Z_g'``, whose non-zero eigenvalues are those of
+``B_g = L' A_g L = V diag(l) V'``. For any function ``f`` with ``f(0) = 1``,
+``f(I - Z Z') = I + Z V diag((f(1 - l) - 1) / l) V' Z'``. estimatr uses
+``f(x) = x^{-1/2}`` (0 when ``x <= 1e-12``, a pseudo-inverse), so with
+``K_g = L V diag(d) V' L'``:
+
+* half-meat ``X_g'(I - H_gg)^{-1/2} e_g = X_g'e_g + A_g K_g X_g'e_g``, with
+  ``d = (f(1-l) - 1)/l = 1 / ((1 + sqrt(1-l)) sqrt(1-l))`` (stable, 1/2 at ``l = 0``);
+* Bell-McCaffrey df for coefficient ``c``: ``G = diag(w_g'w_g) - U'MU`` with
+  ``w_g = (I-H_gg)^{-1/2} X_g M c`` and ``u_g = X_g'w_g = T_g M c``,
+  ``T_g = A_g + A_g K_g A_g``; ``w_g'w_g = c'M Q_g M c``, ``Q_g = A_g + A_g K2_g A_g``
+  where ``K2`` uses ``d2 = (f(1-l)^2 - 1)/l = 1/(1-l)``. Then
+  ``tr G = sum_g (w_g'w_g - u_g'Mu_g)`` and
+  ``tr G^2 = sum_g [(w_g'w_g)^2 - 2 w_g'w_g u_g'Mu_g] + tr(M C M C)``, ``C = sum_g u_g u_g'``,
+  and ``df = (tr G)^2 / tr G^2``.
+
+Simulations the fast path cannot take (rank-deficient or nearly so, too few rows,
+weighted CR2) are fitted one by one with the standalone function, so their numbers
+stay R-exact; a failure there gives NaN rows with the message in an ``error`` column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..batch import Batch, group_codes
+from ..errors import DeclarationError
+from ._formula import formula_variables, model_frame
+from ._lm_robust import (
+    add_cis,
+    check_alpha,
+    check_column_arg,
+    check_numeric,
+    check_se_type,
+    check_weights,
+    subset_mask,
+)
+from ._protocol import TIDY_COLUMNS
+
+__all__ = ["lm_robust_kernel", "difference_in_means_kernel", "lm_core"]
+
+_EIG_TOL = 1e-12
+# Below this smallest eigenvalue of the unit-diagonal X'X a simulation goes to the exact
+# (pivoting QR) path: collinear or so ill-conditioned that normal equations could lose digits.
+_COND_TOL = 1e-10
+
+
+def _gsum(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` (rows) by ``codes``: shape (n, *values.shape[1:])."""
+    flat = values.reshape(values.shape[0], -1)
+    out = np.empty((n, flat.shape[1]))
+    for j in range(flat.shape[1]):
+        out[:, j] = np.bincount(codes, weights=flat[:, j], minlength=n)
+    return out.reshape((n, *values.shape[1:]))
+
+
+def _gouter(codes: np.ndarray, n: int, X: np.ndarray) -> np.ndarray:
+    """Per-group ``X_g'X_g`` as an (n, k, k) stack (symmetric, k(k+1)/2 bincounts)."""
+    k = X.shape[1]
+    out = np.empty((n, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            s = np.bincount(codes, weights=X[:, a] * X[:, b], minlength=n)
+            out[:, a, b] = s
+            out[:, b, a] = s
+    return out
+
+
+def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
+            weights: np.ndarray | None = None, cl_codes: np.ndarray | None = None,
+            cl_sim: np.ndarray | None = None, se_type: str = "HC2",
+            df_for: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """OLS + sandwich variance for every simulation of a stacked design.
+
+    Parameters
+    ----------
+    sim : int array (n,)
+        Simulation of each row, values in ``[0, n_sims)``.
+    y, X : arrays (n,), (n, k)
+        Outcome and design matrix (unweighted).
+    weights : array (n,), optional
+        Positive weights; normalised by their mean within each simulation.
+    cl_codes, cl_sim : int arrays, optional
+        Dense (simulation, cluster) codes of each row and the simulation of each code.
+    se_type : str
+        A resolved estimatr ``se_type``.
+    df_for : bool array (k,), optional
+        Coefficients that need CR2 degrees of freedom (default all).
+
+    Returns
+    -------
+    dict
+        ``coef``, ``se``, ``df`` (n_sims, k) and ``ok`` (n_sims,), false where the
+        simulation must be fitted by the exact path instead.
+    """
+    n, k = X.shape
+    S = n_sims
+    n_s = np.bincount(sim, minlength=S)
+    if weights is not None:
+        wm = np.bincount(sim, weights=weights, minlength=S) / np.maximum(n_s, 1)
+        sw = np.sqrt(weights / wm[sim])
+        Xf, yf = X * sw[:, None], y * sw
+    else:
+        Xf, yf = X, y
+    XtX = _gouter(sim, S, Xf)
+    Xty = _gsum(sim, S, Xf * yf[:, None])
+    d = np.sqrt(np.einsum("sii->si", XtX))
+    ok = (n_s > k) & np.all(d > 0, axis=1)
+    dd = np.where(d > 0, d, 1.0)
+    C = XtX / (dd[:, :, None] * dd[:, None, :])
+    C[~ok] = np.eye(k)
+    ok &= np.linalg.eigvalsh(C)[:, 0] > _COND_TOL
+    C[~ok] = np.eye(k)
+    M = np.linalg.inv(C) / (dd[:, :, None] * dd[:, None, :])
+    M = 0.5 * (M + np.swapaxes(M, 1, 2))
+    beta = np.einsum("sab,sb->sa", M, Xty)
+    # one step of iterative refinement recovers the digits the normal equations lose
+    e = yf - np.einsum("ia,ia->i", Xf, beta[sim])
+    beta = beta + np.einsum("sab,sb->sa", M, _gsum(sim, S, Xf * e[:, None]))
+    e = yf - np.einsum("ia,ia->i", Xf, beta[sim])
+    df_res = (n_s - k).astype(float)
+    clustered = se_type in ("CR0", "CR2", "stata")
+    if clustered:
+        G = len(cl_sim)
+        J = np.bincount(cl_sim, minlength=S).astype(float)
+    if se_type == "classical":
+        s2 = np.bincount(sim, weights=e ** 2, minlength=S) / np.where(df_res > 0, df_res, np.nan)
+        V = s2[:, None, None] * M
+        df = np.repeat(df_res[:, None], k, axis=1)
+    elif not clustered:
+        omega = e ** 2
+        if se_type in ("HC2", "HC3"):
+            h = np.einsum("ia,iab,ib->i", Xf, M[sim], Xf)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                omega = omega / (1 - h) if se_type == "HC2" else omega / (1 - h) ** 2
+            omega = np.where(np.isfinite(omega), omega, 0.0)
+        meat = _gouter(sim, S, Xf * np.sqrt(omega)[:, None])
+        V = M @ meat @ M
+        if se_type == "HC1":
+            V = V * (n_s / np.where(df_res > 0, df_res, np.nan))[:, None, None]
+        df = np.repeat(df_res[:, None], k, axis=1)
+    elif se_type in ("CR0", "stata"):
+        XtE = _gsum(cl_codes, G, Xf * e[:, None])
+        meat = _gouter(cl_sim, S, XtE)
+        V = M @ meat @ M
+        if se_type == "stata":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fac = J * (n_s - 1) / ((J - 1) * df_res)
+            V = V * fac[:, None, None]
+        df = np.repeat((J - 1)[:, None], k, axis=1)
+    else:  # CR2
+        if weights is not None:
+            raise NotImplementedError("weighted CR2 has no batched kernel")
+        XtE = _gsum(cl_codes, G, Xf * e[:, None])
+        A = _gouter(cl_codes, G, Xf)
+        L = np.linalg.cholesky(M)
+        Lg = L[cl_sim]
+        Mg = M[cl_sim]
+        B = np.swapaxes(Lg, 1, 2) @ A @ Lg
+        lam, vec = np.linalg.eigh(B)
+        one_m = 1.0 - lam
+        nondeg = one_m > _EIG_TOL
+        s = np.sqrt(np.where(nondeg, one_m, 1.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d1 = np.where(nondeg, 1.0 / ((1.0 + s) * s), -1.0 / lam)
+            d2 = np.where(nondeg, 1.0 / np.where(nondeg, one_m, 1.0), -1.0 / lam)
+        LV = Lg @ vec
+        K1 = (LV * d1[:, None, :]) @ np.swapaxes(LV, 1, 2)
+        K2 = (LV * d2[:, None, :]) @ np.swapaxes(LV, 1, 2)
+        AK1 = A @ K1
+        hm = XtE + np.einsum("gab,gb->ga", AK1, XtE)
+        V = M @ _gouter(cl_sim, S, hm) @ M
+        T = A + AK1 @ A
+        Q = A + A @ K2 @ A
+        U = T @ Mg                                       # column j: u_g for coefficient j
+        ww = np.einsum("gaj,gab,gbj->gj", Mg, Q, Mg)
+        uMu = np.einsum("gaj,gab,gbj->gj", U, Mg, U)
+        trG = _gsum(cl_sim, S, ww - uMu)
+        sq = _gsum(cl_sim, S, ww ** 2 - 2.0 * ww * uMu)
+        Cj = _gsum(cl_sim, S, np.einsum("gaj,gbj->gjab", U, U))        # (S, k, k, k)
+        MC = np.einsum("sab,sjbc->sjac", M, Cj)
+        trG2 = sq + np.einsum("sjab,sjba->sj", MC, MC)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            df = trG ** 2 / trG2
+        if df_for is not None:
+            df = np.where(df_for[None, :], df, np.nan)
+    se = np.sqrt(np.einsum("sii->si", V))
+    return {"coef": beta, "se": se, "df": df, "ok": ok, "n": n_s}
+
+
+# --------------------------------------------------------------------------- helpers
+def _columns_for(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
+    """Batch columns, with level-ID columns used as factors turned into R's strings."""
+    cols = dict(batch.columns)
+    for v in names:
+        if v in batch.id_columns:
+            cols[v] = _format_id(batch, v)
+    return cols
+
+
+def _format_id(batch: Batch, name: str) -> np.ndarray:
+    from ..batch import _format_ids
+    return _format_ids(batch.columns[name], batch.sim, batch.n_sims)
+
+
+def _fallback(func, batch: Batch, sims: np.ndarray, formula: str, kwargs: dict[str, Any],
+              reason: str | None) -> list[pd.DataFrame]:
+    """Fit the listed simulations one at a time with the standalone estimator."""
+    out = []
+    for s in sims:
+        df = batch.select_sims([int(s)]).to_pandas()
+        try:
+            t = func(formula, df, **kwargs).tidy()
+            if reason:
+                t["warning"] = reason
+        except Exception as e:  # noqa: BLE001 -- one failed sim must not kill the run
+            t = pd.DataFrame({c: [np.nan] for c in TIDY_COLUMNS})
+            t["term"] = None
+            t["error"] = f"{type(e).__name__}: {e}"
+        t.insert(0, "sim", int(s))
+        out.append(t)
+    return out
+
+
+def _assemble(sims: np.ndarray, terms: list[str], res: dict[str, np.ndarray], alpha: float,
+              ci: bool, outcome: str, extra: list[pd.DataFrame]) -> pd.DataFrame:
+    k = len(terms)
+    coef, se, df = res["coef"][sims], res["se"][sims], res["df"][sims]
+    stat, p, lo, hi, dfo = add_cis(coef, se, df, alpha, ci)
+    main = pd.DataFrame({
+        "sim": np.repeat(sims, k), "term": np.tile(np.asarray(terms, dtype=object), len(sims)),
+        "estimate": coef.ravel(), "std_error": se.ravel(), "statistic": stat.ravel(),
+        "p_value": p.ravel(), "conf_low": lo.ravel(), "conf_high": hi.ravel(),
+        "df": dfo.ravel(), "outcome": outcome})
+    if not extra:
+        return main
+    out = pd.concat([main, *extra], ignore_index=True)
+    order = np.argsort(out["sim"].to_numpy(), kind="stable")
+    return out.iloc[order].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------- lm_robust
+def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
+                     subset: Any = None, clusters: str | None = None,
+                     fixed_effects: Any = None, se_type: str | None = None, ci: bool = True,
+                     alpha: float = 0.05, return_vcov: bool = True,
+                     try_cholesky: bool = False) -> pd.DataFrame:
+    """Batched :func:`lm_robust`: one tidy row per (simulation, term).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from declaredesign.batch import Batch
+    >>> rng = np.random.default_rng(0)
+    >>> b = Batch({"y": rng.normal(size=40), "z": np.tile([0.0, 1.0], 20),
+    ...            "g": np.repeat(np.arange(8), 5) % 4}, sim=np.repeat([0, 1], 20), n_sims=2)
+    >>> lm_robust_kernel(b, "y ~ z", clusters="g").shape
+    (4, 10)
+    """
+    from ._lm_robust import lm_robust
+    func = "lm_robust"
+    cols = batch.columns
+    if fixed_effects is not None:
+        raise DeclarationError(f"{func}(fixed_effects={fixed_effects!r}): fixed_effects is not "
+                               "supported yet; add the factor to the formula instead.")
+    alpha = check_alpha(func, alpha)
+    clusters = check_column_arg(func, "clusters", clusters, cols)
+    weights = check_column_arg(func, "weights", weights, cols)
+    se = check_se_type(func, se_type, clusters is not None)
+    lhs, rhs = formula_variables(formula)
+    sub = subset_mask(func, subset, cols, batch.n_rows)
+    view = _columns_for(batch, rhs)
+    sim = batch.sim
+    if subset is not None:
+        view = {k_: v[sub] for k_, v in view.items()}
+        sim = sim[sub]
+    mf = model_frame(formula, view, extra_columns=[c for c in (clusters, weights) if c],
+                     func=func)
+    for name in lhs:
+        check_numeric(func, "formula", name, np.asarray(view[name]))
+    if mf.y.ndim != 1:
+        raise DeclarationError(f"{func}(formula={formula!r}): formula must have one outcome.")
+    sim = sim[mf.mask]
+    w = None
+    if weights is not None:
+        check_numeric(func, "weights", weights, np.asarray(view[weights]))
+        w = np.asarray(view[weights], dtype=float)[mf.mask]
+        check_weights(func, weights, w)
+    cl_codes = cl_sim = None
+    if clusters is not None:
+        cl_codes, cl_sim = group_codes(sim, np.asarray(view[clusters])[mf.mask])
+    S = batch.n_sims
+    kwargs = dict(weights=weights, subset=subset, clusters=clusters, se_type=se_type,
+                  ci=ci, alpha=alpha)
+    if w is not None and se == "CR2":
+        return pd.concat(_fallback(lm_robust, batch, np.arange(S), formula, kwargs, None),
+                         ignore_index=True)
+    res = lm_core(sim, S, mf.y, mf.X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
+                  se_type=se)
+    ok = res["ok"]
+    bad = np.flatnonzero(~ok)
+    extra = _fallback(lm_robust, batch, bad, formula, kwargs, None) if len(bad) else []
+    return _assemble(np.flatnonzero(ok), mf.columns, res, alpha, ci, mf.outcome[0], extra)
+
+
+# ---------------------------------------------------------------- difference_in_means
+def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = None,
+                               clusters: str | None = None, weights: str | None = None,
+                               subset: Any = None, condition1: Any = None,
+                               condition2: Any = None, ci: bool = True,
+                               alpha: float = 0.05) -> pd.DataFrame:
+    """Batched :func:`difference_in_means` (simple, clustered, weighted, blocked designs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from declaredesign.batch import Batch
+    >>> b = Batch({"y": np.arange(8.0), "z": np.tile([0, 1], 4)}, sim=np.repeat([0, 1], 4),
+    ...           n_sims=2)
+    >>> difference_in_means_kernel(b, "y ~ z")["estimate"].tolist()
+    [1.0, 1.0]
+    """
+    from ._dim import _prepare, difference_in_means, parse_conditions
+    func = "difference_in_means"
+    cols, outcome, treat, blocks, clusters, weights, rows, alpha = _prepare(
+        func, formula, batch.columns, blocks, clusters, weights, subset, condition1,
+        condition2, alpha)
+    kwargs = dict(blocks=blocks, clusters=clusters, weights=weights, subset=subset,
+                  condition1=condition1, condition2=condition2, ci=ci, alpha=alpha)
+    S = batch.n_sims
+    t_all = np.asarray(cols[treat])[rows]
+    c1, c2 = parse_conditions(func, t_all, condition1, condition2)
+    rows = rows & ((np.asarray(cols[treat]) == c1) | (np.asarray(cols[treat]) == c2))
+    sim = batch.sim[rows]
+    y = np.asarray(cols[outcome], dtype=float)[rows]
+    t2 = np.asarray(cols[treat])[rows] == c2
+    w = None
+    if weights is not None:
+        w = np.asarray(cols[weights], dtype=float)[rows]
+        check_weights(func, weights, w)
+    add_label = not (c2 == 1 and c1 == 0)
+    term = f"{treat}{c2}" if add_label else treat
+    if blocks is not None or (w is not None and clusters is not None):
+        # blocked designs: exact per-simulation path (rare in simulation work)
+        return pd.concat(_fallback(difference_in_means, batch, np.arange(S), formula,
+                                   kwargs, None), ignore_index=True)
+    n2 = np.bincount(sim, weights=t2, minlength=S)
+    n1 = np.bincount(sim, minlength=S) - n2
+    bad = (n1 < 2) | (n2 < 2)
+    if clusters is not None:
+        cl_codes, cl_sim = group_codes(sim, np.asarray(cols[clusters])[rows])
+        G = len(cl_sim)
+        tmin = np.full(G, np.inf)
+        tmax = np.full(G, -np.inf)
+        np.minimum.at(tmin, cl_codes, t2.astype(float))
+        np.maximum.at(tmax, cl_codes, t2.astype(float))
+        mixed = np.bincount(cl_sim, weights=(tmin != tmax), minlength=S) > 0
+        if mixed.any():
+            raise DeclarationError(f"{func}(clusters={clusters!r}): every unit of a cluster "
+                                   "must have the same treatment condition; some clusters mix "
+                                   "them.")
+        X = np.column_stack([np.ones(len(y)), t2.astype(float)])
+        res = lm_core(sim, S, y, X, cl_codes=cl_codes, cl_sim=cl_sim, se_type="CR2",
+                      df_for=np.array([False, True]))
+        est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
+    elif w is not None:
+        X = np.column_stack([np.ones(len(y)), t2.astype(float)])
+        res = lm_core(sim, S, y, X, weights=w, se_type="HC2")
+        est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
+    else:
+        cnt2, cnt1 = np.maximum(n2, 1), np.maximum(n1, 1)
+        m2 = np.bincount(sim, weights=y * t2, minlength=S) / cnt2
+        m1 = np.bincount(sim, weights=y * ~t2, minlength=S) / cnt1
+        dev = y - np.where(t2, m2[sim], m1[sim])
+        ss2 = np.bincount(sim, weights=dev ** 2 * t2, minlength=S)
+        ss1 = np.bincount(sim, weights=dev ** 2 * ~t2, minlength=S)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v2 = ss2 / (n2 - 1) / n2
+            v1 = ss1 / (n1 - 1) / n1
+            se = np.sqrt(v2 + v1)
+            df = se ** 4 / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
+        est = m2 - m1
+        ok = np.ones(S, dtype=bool)
+    ok = ok & ~bad
+    res2 = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
+    badi = np.flatnonzero(~ok)
+    extra = _fallback(difference_in_means, batch, badi, formula, kwargs, None) \
+        if len(badi) else []
+    return _assemble(np.flatnonzero(ok), [term], res2, alpha, ci, outcome, extra)
+

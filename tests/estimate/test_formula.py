@@ -1,0 +1,84 @@
+"""model_frame: R's column names, term order, NA handling and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from declaredesign.errors import DeclarationError, FormulaError
+from declaredesign.estimate import model_frame
+from declaredesign.estimate._formula import formula_variables
+
+
+@pytest.fixture
+def data():
+    return pd.DataFrame({
+        "y": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        "x": [1.0, 2.0, 3.0, np.nan, 5.0, 6.0, 7.0],
+        "g": ["a", "b", "c", "a", "b", "c", "d"],
+        "z": [0, 1, 0, 1, 0, 1, 1],
+        "b": [True, False, True, True, False, False, True],
+        "cl": ["k1", "k1", None, "k2", "k2", "k3", "k3"],
+    })
+
+
+def test_r_column_names_and_order(data):
+    mf = model_frame("y ~ x:z + g + x + b", data)
+    assert mf.columns == ["(Intercept)", "gb", "gc", "gd", "x", "bTRUE", "x:z"]
+    assert mf.has_intercept
+    assert mf.outcome == ["y"]
+    assert mf.term_columns["g"] == ["gb", "gc", "gd"]
+
+
+def test_interaction_with_factor_without_main_effect(data):
+    mf = model_frame("y ~ x + g:z", data)
+    assert mf.columns[2:] == ["ga:z", "gb:z", "gc:z", "gd:z"]
+
+
+def test_no_intercept(data):
+    for f in ("y ~ 0 + x", "y ~ x - 1"):
+        mf = model_frame(f, data)
+        assert mf.columns == ["x"] and not mf.has_intercept
+
+
+def test_incomplete_rows_dropped_and_levels_refreshed(data):
+    mf = model_frame("y ~ x + g", data, extra_columns=["cl"])
+    assert mf.mask.tolist() == [True, True, False, False, True, True, True]
+    assert mf.n == 5
+    np.testing.assert_array_equal(mf.y, [1.0, 2.0, 5.0, 6.0, 7.0])
+    # level "a" only survives in row 0, "c" in row 5; all four levels still present
+    assert mf.columns == ["(Intercept)", "x", "gb", "gc", "gd"]
+    sub = data.iloc[[1, 4, 5, 6]]
+    assert model_frame("y ~ g", sub).columns == ["(Intercept)", "gc", "gd"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_transform_nan_rows_are_dropped(data):
+    d = data.assign(x=[1.0, -2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    mf = model_frame("y ~ np.log(x)", d)
+    assert mf.mask.tolist() == [True, False, True, True, True, True, True]
+
+
+def test_design_matrix_values(data):
+    mf = model_frame("y ~ x + z + x:z", data)
+    keep = data[data["x"].notna()]
+    np.testing.assert_array_equal(mf.X[:, 3], keep["x"] * keep["z"])
+
+
+def test_unknown_column_names_formula_and_column(data):
+    with pytest.raises(FormulaError, match=r"'nope'.*y ~ x \+ nope|y ~ x \+ nope.*'nope'"):
+        model_frame("y ~ x + nope", data)
+    with pytest.raises(DeclarationError):
+        model_frame("y ~ x + nope", data)
+
+
+def test_bad_formula():
+    with pytest.raises(FormulaError):
+        model_frame("y ~ x +", {"y": [1.0], "x": [1.0]})
+    with pytest.raises(FormulaError):
+        model_frame("no tilde", {"y": [1.0]})
+
+
+def test_formula_variables():
+    assert formula_variables("y ~ x + np.log(z) + I(w ** 2)") == (["y"], ["w", "x", "z"])

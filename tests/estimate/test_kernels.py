@@ -1,0 +1,170 @@
+"""Batched kernels == standalone path, on batches of varied data sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from declaredesign.batch import Batch
+from declaredesign.estimate import difference_in_means, lm_robust
+from declaredesign.estimate._kernels import lm_core
+from declaredesign.estimate._linalg import sandwich
+from declaredesign.estimate._protocol import TIDY_COLUMNS, get_batched
+
+NUM = ["estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high", "df"]
+
+
+def _frames(seed, n_sims=8, min_j=3, max_j=14):
+    """Data sets of different sizes and numbers of clusters (sizes 1 to 30)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n_sims):
+        J = int(rng.integers(min_j, max_j))
+        sizes = rng.integers(1, 30, size=J)
+        cl = np.repeat(np.arange(J), sizes)
+        n = len(cl)
+        zc = rng.permutation(np.arange(J) % 2)[cl].astype(float)
+        x = rng.normal(size=n) * 3 + 1
+        g = rng.choice(["a", "b", "c"], size=n).astype(object)
+        y = 1 + zc + 0.5 * x + rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl]
+        order = rng.permutation(n)   # clusters need not be contiguous
+        frames.append(pd.DataFrame({"y": y, "z": zc, "x": x, "g": g, "cl": cl,
+                                    "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
+                      .reset_index(drop=True))
+    return frames
+
+
+def _standalone(func, formula, frames, **kw):
+    return pd.concat([func(formula, f, **kw).tidy().assign(sim=i) for i, f in enumerate(frames)],
+                     ignore_index=True)
+
+
+def _compare(out, ref, rtol=1e-10):
+    assert list(out.columns[:len(TIDY_COLUMNS) + 1]) == ["sim", *TIDY_COLUMNS]
+    assert out["sim"].tolist() == ref["sim"].tolist()
+    assert out["term"].tolist() == ref["term"].tolist()
+    np.testing.assert_allclose(out[NUM].to_numpy(float), ref[NUM].to_numpy(float), rtol=rtol,
+                               atol=1e-300, equal_nan=True)
+
+
+LM_KW = [
+    {}, {"se_type": "classical"}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
+    {"clusters": "cl"}, {"clusters": "cl", "se_type": "CR0"},
+    {"clusters": "cl", "se_type": "stata"}, {"weights": "w"},
+    {"weights": "w", "se_type": "classical"},
+    {"weights": "w", "clusters": "cl", "se_type": "CR0"},
+    {"weights": "w", "clusters": "cl", "se_type": "stata"},
+    {"clusters": "cl", "alpha": 0.2},
+]
+
+
+@pytest.mark.parametrize("formula", ["y ~ z + x", "y ~ z * x + g"])
+@pytest.mark.parametrize("kw", LM_KW, ids=[str(k) for k in LM_KW])
+def test_lm_robust_kernel_equals_standalone(formula, kw):
+    frames = _frames(1)
+    out = get_batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
+    _compare(out, _standalone(lm_robust, formula, frames, **kw))
+
+
+def test_weighted_cr2_kernel_equals_standalone():
+    frames = _frames(2, n_sims=3)
+    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", clusters="cl",
+                                 weights="w")
+    _compare(out, _standalone(lm_robust, "y ~ z + x", frames, clusters="cl", weights="w"))
+
+
+def test_cr2_clusters_of_size_one_and_singular_blocks():
+    # a dummy that is non-zero in one singleton cluster makes I - H_gg singular there
+    frames = _frames(3, n_sims=4)
+    for f in frames:
+        f["d"] = (f["cl"] == f["cl"].iloc[0]).astype(float)
+    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x + d", clusters="cl")
+    _compare(out, _standalone(lm_robust, "y ~ z + x + d", frames, clusters="cl"))
+
+
+def test_rank_deficient_sims_follow_the_exact_path():
+    frames = _frames(4, n_sims=5)
+    for i, f in enumerate(frames):
+        f["x2"] = 2 * f["x"] if i in (1, 3) else f["x"] ** 2
+    frames[2]["z"] = 0.0      # treatment constant: its column is dropped
+    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x + x2", clusters="cl")
+    ref = _standalone(lm_robust, "y ~ z + x + x2", frames, clusters="cl")
+    _compare(out, ref)
+    assert out.loc[out["sim"] == 2, "estimate"].isna().sum() == 1
+
+
+def test_failing_sim_gives_nan_rows_with_error():
+    frames = _frames(5, n_sims=3)
+    frames[1] = frames[1].iloc[:2]           # 2 rows, 3 coefficients: cannot be fitted
+    frames[1].loc[:, "y"] = np.nan           # ... and no complete rows at all
+    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", clusters="cl")
+    assert set(out["sim"]) == {0, 1, 2}
+    bad = out[out["sim"] == 1]
+    assert bad[NUM].isna().all().all()
+    assert bad["error"].str.len().gt(0).all()
+    assert out.loc[out["sim"] != 1, "error"].isna().all()
+
+
+def test_kernel_respects_subset_and_na():
+    frames = _frames(6, n_sims=4)
+    for f in frames:
+        f.loc[f.index[:3], "x"] = np.nan
+    kw = {"clusters": "cl", "subset": "x > -2"}
+    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
+    _compare(out, _standalone(lm_robust, "y ~ z + x", frames, **kw))
+
+
+def test_cr2_kxk_pieces_equal_direct_computation():
+    """The k x k CR2 formulas (vcov and Bell-McCaffrey df) against the n_g x n_g route."""
+    rng = np.random.default_rng(7)
+    sizes = np.array([1, 1, 2, 5, 9, 17, 40])
+    cl = np.repeat(np.arange(len(sizes)), sizes)
+    n = len(cl)
+    X = np.column_stack([np.ones(n), rng.normal(size=n), (cl % 2).astype(float),
+                         rng.normal(size=n) ** 2])
+    y = X @ np.array([1.0, 0.5, -1.0, 0.2]) + rng.normal(size=n)
+    res = lm_core(np.zeros(n, dtype=np.int64), 1, y, X, cl_codes=cl,
+                  cl_sim=np.zeros(len(sizes), dtype=np.int64), se_type="CR2")
+    M = np.linalg.inv(X.T @ X)
+    b = M @ X.T @ y
+    direct = sandwich(X, y - X @ b, M, "CR2", cluster=cl)
+    np.testing.assert_allclose(res["coef"][0], b, rtol=1e-11)
+    np.testing.assert_allclose(res["se"][0], np.sqrt(np.diag(direct.vcov)), rtol=1e-11)
+    np.testing.assert_allclose(res["df"][0], direct.df, rtol=1e-10)
+
+
+DIM_KW = [{}, {"clusters": "cl"}, {"weights": "w"}, {"alpha": 0.01}]
+
+
+@pytest.mark.parametrize("kw", DIM_KW, ids=[str(k) for k in DIM_KW])
+def test_difference_in_means_kernel_equals_standalone(kw):
+    frames = _frames(8)
+    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", **kw)
+    _compare(out, _standalone(difference_in_means, "y ~ z", frames, **kw))
+
+
+def test_difference_in_means_kernel_blocked():
+    frames = _frames(9, n_sims=3)
+    for f in frames:
+        f["blk"] = f["cl"] % 2
+        f["t"] = np.tile([0, 1], len(f))[:len(f)]
+    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ t", blocks="blk")
+    _compare(out, _standalone(difference_in_means, "y ~ t", frames, blocks="blk"))
+
+
+@pytest.mark.parametrize("se_type,cov_type,kw", [
+    ("HC0", "HC0", {}), ("HC1", "HC1", {}), ("HC2", "HC2", {}), ("HC3", "HC3", {}),
+    ("CR0", "cluster", {"use_correction": False}), ("stata", "cluster", {}),
+])
+def test_against_statsmodels(se_type, cov_type, kw):
+    sm = pytest.importorskip("statsmodels.api")
+    f = _frames(10, n_sims=1)[0]
+    X = np.column_stack([np.ones(len(f)), f["z"], f["x"]])
+    clustered = cov_type == "cluster"
+    if clustered:
+        kw = dict(kw, groups=f["cl"].to_numpy())
+    res = sm.OLS(f["y"].to_numpy(), X).fit(cov_type=cov_type, cov_kwds=kw or None)
+    fit = lm_robust("y ~ z + x", f, se_type=se_type, clusters="cl" if clustered else None)
+    np.testing.assert_allclose(fit.coefficients.to_numpy(), res.params, rtol=1e-10)
+    np.testing.assert_allclose(fit.vcov.to_numpy(), res.cov_params(), rtol=1e-10)
