@@ -72,37 +72,50 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     """
     N, p = X.shape
     k = p + 1
-    rsim = group_sim[gcode]
     G = group_sim.shape[0]
-    # Work with the per-dataset OLS residual e0 instead of y (beta shifts by the
-    # OLS fit, r and vcov are unchanged) and split the cross products into a
-    # within-group part W and group sums: Q = W + sum_n v_n C_n with
-    # v_n = 1/(n (1 + n theta^2)) > 0 has no cancellation, whereas
-    # C0 - sum_n w_n C_n loses ~4 digits when theta is large.
-    XtX = np.empty((n_sims, p, p))
-    Xty = np.empty((n_sims, p))
-    for i in range(p):
-        Xty[:, i] = np.bincount(rsim, weights=X[:, i] * y, minlength=n_sims)
-        for j in range(i, p):
-            v = np.bincount(rsim, weights=X[:, i] * X[:, j], minlength=n_sims)
-            XtX[:, i, j] = v
-            XtX[:, j, i] = v
-    with np.errstate(all="ignore"):
-        b0 = _batched_lstsq(XtX, Xty)
-    b0 = np.where(np.isfinite(b0), b0, 0.0)
-    e0 = y - np.einsum("ij,ij->i", X, b0[rsim])
-    Z = np.column_stack([X, e0])
+    rsim = group_sim[gcode]
     n_g = np.bincount(gcode, minlength=G)
+    # A column of ones (the intercept) has group sums n_g and no within-group
+    # variation: skip its row-level passes.
+    ones = [bool(np.all(X[:, j] == 1.0)) for j in range(p)]
+    cols = [X[:, j] for j in range(p)] + [y]
+    const = ones + [False]
     S_g = np.empty((G, k))
     for i in range(k):
-        S_g[:, i] = np.bincount(gcode, weights=Z[:, i], minlength=G)
-    Zc = Z - (S_g / np.maximum(n_g, 1)[:, None])[gcode]
-    W = np.empty((n_sims, k, k))
+        S_g[:, i] = n_g if const[i] else np.bincount(gcode, weights=cols[i], minlength=G)
+    # Within-group cross products of [X y] from group-centred columns.
+    inv_n = 1.0 / np.maximum(n_g, 1)
+    cen = [None if const[i] else cols[i] - (S_g[:, i] * inv_n)[gcode] for i in range(k)]
+    Wy = np.zeros((n_sims, k, k))
     for i in range(k):
         for j in range(i, k):
-            v = np.bincount(rsim, weights=Zc[:, i] * Zc[:, j], minlength=n_sims)
-            W[:, i, j] = v
-            W[:, j, i] = v
+            if const[i] or const[j]:
+                continue
+            v = np.bincount(rsim, weights=cen[i] * cen[j], minlength=n_sims)
+            Wy[:, i, j] = v
+            Wy[:, j, i] = v
+    # Between-group part, at the group level.
+    Bw = np.empty((n_sims, k, k))
+    for i in range(k):
+        for j in range(i, k):
+            v = np.bincount(group_sim, weights=S_g[:, i] * S_g[:, j] * inv_n, minlength=n_sims)
+            Bw[:, i, j] = v
+            Bw[:, j, i] = v
+    tot = Wy + Bw
+    XtX = tot[:, :p, :p]
+    # Work with the per-dataset OLS residual e0 = y - X b0 instead of y (beta
+    # shifts by b0; r and vcov are unchanged), and keep the within-group part W
+    # and the group sums apart: Q = W + sum_n v_n C_n with
+    # v_n = 1/(n (1 + n theta^2)) > 0 has no cancellation, whereas
+    # [X y]'[X y] - sum_n w_n C_n loses ~4 digits when theta is large.
+    with np.errstate(all="ignore"):
+        b0 = _batched_lstsq(XtX, tot[:, :p, p])
+    b0 = np.where(np.isfinite(b0), b0, 0.0)
+    T = np.zeros((n_sims, k, k))
+    T[:, np.arange(k), np.arange(k)] = 1.0
+    T[:, p, :p] = -b0
+    W = T @ Wy @ np.transpose(T, (0, 2, 1))
+    S_g[:, p] = S_g[:, p] - np.einsum("gi,gi->g", S_g[:, :p], b0[group_sim])
     # Size classes: unique (dataset, group size).
     stride = int(n_g.max(initial=0)) + 1
     key = group_sim.astype(np.int64) * stride + n_g
@@ -117,7 +130,7 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
             v = np.bincount(cls, weights=S_g[:, i] * S_g[:, j], minlength=K)
             Cn[:, i, j] = v
             Cn[:, j, i] = v
-    nobs = np.bincount(rsim, minlength=n_sims)
+    nobs = np.bincount(group_sim, weights=n_g, minlength=n_sims).astype(np.int64)
     ngrps = np.bincount(group_sim, minlength=n_sims)
     return RIStats(W, Cn, cls_sim, cls_n.astype(float), cls_count.astype(float), nobs,
                    ngrps, p, b0, XtX)

@@ -64,7 +64,7 @@ def _fast_path(batch, f, needed, REML, ddf, conf_level) -> pd.DataFrame:
     sub = frame.loc[ok] if not ok.all() else frame
     sim = batch.sim[ok]
     y, X, names = fixed_matrix(f, sub)
-    gcode, gsim = group_codes(sim, sub[g].to_numpy())
+    gcode, gsim = _group_codes(sim, sub[g].to_numpy(), batch.n_sims)
     S, p = batch.n_sims, X.shape[1]
     st = ri_stats(X, y, gcode, gsim, S)
     # Simulations the fast path cannot fit: rank-deficient X, fewer than two
@@ -86,6 +86,21 @@ def _fast_path(batch, f, needed, REML, ddf, conf_level) -> pd.DataFrame:
     if len(out) > 1:
         df = df.sort_values("sim", kind="stable").reset_index(drop=True)
     return df
+
+
+def _group_codes(sim, key, n_sims):
+    """Dense (sim, key) codes; a lookup table instead of a sort for integer keys."""
+    if key.dtype.kind in "iu" and key.size:
+        lo, hi = int(key.min()), int(key.max())
+        stride = hi - lo + 1
+        if n_sims * stride <= 5e7:
+            comb = sim * stride + (key - lo)
+            present = np.zeros(n_sims * stride, dtype=bool)
+            present[comb] = True
+            idx = np.flatnonzero(present)
+            lut = np.cumsum(present) - 1
+            return lut[comb], idx // stride
+    return group_codes(sim, key)
 
 
 def _subset(st, keep):
