@@ -1,0 +1,175 @@
+"""Batched ``lmer``: every simulation of a batch in one pass.
+
+One random intercept with a numeric fixed part goes through the sufficient-
+statistic fast path (:mod:`._fast`); any other formula, and any simulation the
+fast path cannot take (rank-deficient fixed effects, a single group), is fitted
+one simulation at a time by the general algorithm. A simulation whose fit fails
+gives rows of NaN with the reason in ``error``; never an exception.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ...batch import Batch, group_codes
+from .._protocol import TIDY_COLUMNS
+from ._fast import ri_fit, ri_stats
+from ._formula import fixed_matrix, parse_lmer_formula
+
+__all__ = ["lmer_kernel"]
+
+_SINGULAR_MSG = "boundary (singular) fit: see help('isSingular')"
+
+
+def _fast_applicable(f, batch: Batch, needed: list[str]) -> bool:
+    if len(f.bars) != 1 or f.bars[0].expr.strip() != "1" or len(f.bars[0].group) != 1:
+        return False
+    g = f.bars[0].group[0]
+    fixed_cols = [c for c in needed if c != g]
+    return all(batch[c].dtype.kind in "biuf" for c in fixed_cols)
+
+
+def lmer_kernel(batch: Batch, formula: str, *, REML: bool = True, ddf: str = "Satterthwaite",
+                conf_level: float = 0.95) -> pd.DataFrame:
+    """Fixed-effect rows of ``lmer(formula)`` for every simulation of ``batch``.
+
+    Returns a frame with ``sim`` and the tidy columns, plus ``error`` and
+    ``warning`` (None when the fit is clean).
+    """
+    from .lmer import _check_common, _needed_columns
+
+    _check_common("lmer", formula, REML, ddf, conf_level)
+    f = parse_lmer_formula(formula)
+    needed = _needed_columns(f, batch.names)
+    if batch.n_sims == 0:
+        return _empty()
+    if _fast_applicable(f, batch, needed):
+        return _fast_path(batch, f, needed, REML, ddf, conf_level)
+    return _general_path(batch, formula, range(batch.n_sims), REML, ddf, conf_level)
+
+
+def _empty() -> pd.DataFrame:
+    cols = ["sim", *TIDY_COLUMNS, "error", "warning"]
+    return pd.DataFrame({c: pd.Series(dtype=object if c in ("term", "outcome", "error",
+                                                             "warning") else float)
+                         for c in cols})
+
+
+def _fast_path(batch, f, needed, REML, ddf, conf_level) -> pd.DataFrame:
+    g = f.bars[0].group[0]
+    frame = pd.DataFrame({c: batch[c] for c in needed})
+    ok = ~frame.isna().any(axis=1).to_numpy()
+    sub = frame.loc[ok] if not ok.all() else frame
+    sim = batch.sim[ok]
+    y, X, names = fixed_matrix(f, sub)
+    gcode, gsim = _group_codes(sim, sub[g].to_numpy(), batch.n_sims)
+    S, p = batch.n_sims, X.shape[1]
+    st = ri_stats(X, y, gcode, gsim, S)
+    # Simulations the fast path cannot fit: rank-deficient X, fewer than two
+    # groups, or as many groups as rows (lme4 refuses those).
+    xtx = st.XtX
+    scale = np.maximum(np.max(np.abs(np.diagonal(xtx, axis1=1, axis2=2)), axis=1), 1e-300)
+    ev = np.linalg.eigvalsh(xtx / scale[:, None, None]) if p else np.ones((S, 1))
+    good = (ev[:, 0] > 1e-10) & (st.ngrps >= 2) & (st.ngrps < st.nobs) & (st.nobs > p)
+    out = []
+    if good.any():
+        keep = np.flatnonzero(good)
+        res = ri_fit(_subset(st, keep), REML)
+        out.append(_rows(keep, names, res, f.response, ddf, conf_level, REML))
+    bad = np.flatnonzero(~good)
+    if bad.size:
+        formula = f"{f.fixed_formula} + (1 | {g})"
+        out.append(_general_path(batch, formula, bad, REML, ddf, conf_level))
+    df = pd.concat(out, ignore_index=True) if len(out) > 1 else out[0]
+    if len(out) > 1:
+        df = df.sort_values("sim", kind="stable").reset_index(drop=True)
+    return df
+
+
+def _group_codes(sim, key, n_sims):
+    """Dense (sim, key) codes; a lookup table instead of a sort for integer keys."""
+    if key.dtype.kind in "iu" and key.size:
+        lo, hi = int(key.min()), int(key.max())
+        stride = hi - lo + 1
+        if n_sims * stride <= 5e7:
+            comb = sim * stride + (key - lo)
+            present = np.zeros(n_sims * stride, dtype=bool)
+            present[comb] = True
+            idx = np.flatnonzero(present)
+            lut = np.cumsum(present) - 1
+            return lut[comb], idx // stride
+    return group_codes(sim, key)
+
+
+def _subset(st, keep):
+    from ._fast import RIStats
+
+    pos = np.full(st.n_sims, -1)
+    pos[keep] = np.arange(keep.size)
+    m = pos[st.cls_sim] >= 0
+    return RIStats(st.W[keep], st.Cn[m], pos[st.cls_sim[m]], st.cls_n[m], st.cls_count[m],
+                   st.nobs[keep], st.ngrps[keep], st.p, st.b0[keep], st.XtX[keep])
+
+
+def _rows(sims, names, res, response, ddf, conf_level, REML) -> pd.DataFrame:
+    S, p = res["beta"].shape
+    est = res["beta"]
+    se = np.sqrt(np.diagonal(res["vcov"], axis1=1, axis2=2))
+    n = res["nobs"].astype(float)[:, None]
+    if ddf == "Satterthwaite":
+        df = res["df"]
+    elif ddf == "residual":
+        df = np.broadcast_to(n - p, (S, p))
+    else:
+        df = np.full((S, p), np.inf if ddf == "asymptotic" else np.nan)
+    with np.errstate(all="ignore"):
+        stat = est / se
+        q = 1 - (1 - conf_level) / 2
+        if ddf in ("asymptotic", "lme4"):
+            crit = stats.norm.ppf(q)
+            pv = 2 * stats.norm.sf(np.abs(stat)) if ddf == "asymptotic" else \
+                np.full_like(est, np.nan)
+        else:
+            crit = stats.t.ppf(q, df)
+            pv = 2 * stats.t.sf(np.abs(stat), df)
+    singular = res["theta"] < 1e-4
+    warn = np.where(singular, _SINGULAR_MSG, None)
+    return pd.DataFrame({
+        "sim": np.repeat(sims, p),
+        "term": np.tile(np.asarray(names, dtype=object), S),
+        "estimate": est.ravel(), "std_error": se.ravel(), "statistic": stat.ravel(),
+        "p_value": pv.ravel(), "conf_low": (est - crit * se).ravel(),
+        "conf_high": (est + crit * se).ravel(), "df": np.asarray(df, dtype=float).ravel(),
+        "outcome": response, "error": None, "warning": np.repeat(warn, p),
+    })
+
+
+def _general_path(batch, formula, sims, REML, ddf, conf_level) -> pd.DataFrame:
+    import warnings
+
+    from .lmer import lmer
+
+    frames = []
+    for s in sims:
+        d = batch.select_sims([s]).to_pandas()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = lmer(formula, d, REML=REML, ddf=ddf)
+            t = fit.tidy(effects=("fixed",), conf_level=conf_level)
+            t = t.drop(columns=["effect", "group"])
+            t.insert(0, "sim", s)
+            t["error"] = None
+            t["warning"] = "; ".join(fit.messages) or None
+        except Exception as e:  # one failed simulation must not stop the run
+            t = pd.DataFrame({"sim": [s], "term": [None], "outcome": [formula.split("~")[0]
+                                                                       .strip()],
+                              "error": [f"{type(e).__name__}: {e}"], "warning": [None]})
+        frames.append(t)
+    out = pd.concat(frames, ignore_index=True) if frames else _empty()
+    for c in TIDY_COLUMNS:
+        if c not in out:
+            out[c] = np.nan
+    return out[["sim", *TIDY_COLUMNS, "error", "warning"]]

@@ -1,0 +1,351 @@
+"""General linear mixed model by penalized least squares (lme4's algorithm).
+
+Bates, Maechler, Bolker & Walker (2015), "Fitting Linear Mixed-Effects Models
+Using lme4", JSS 67(1), section 3: for a relative covariance factor
+``Lambda(theta)``, the conditional modes and fixed effects solve one penalized
+least-squares problem whose Cholesky factors give the profiled REML criterion or
+ML deviance in closed form; only ``theta`` is optimised numerically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+import scipy.optimize as so
+import scipy.sparse as sp
+
+from ...errors import EstimationError
+from ._formula import BarTerm, term_matrix
+
+__all__ = ["ReTerms", "build_reterms", "PLS", "richardson_jacobian", "richardson_hessian"]
+
+
+@dataclass
+class _Term:
+    group: str
+    cnames: list[str]
+    levels: list
+    codes: np.ndarray          # (n,) level code of each row
+    Xi: np.ndarray             # (n, k)
+
+    @property
+    def k(self) -> int:
+        return len(self.cnames)
+
+    @property
+    def nl(self) -> int:
+        return len(self.levels)
+
+    @property
+    def ntheta(self) -> int:
+        return self.k * (self.k + 1) // 2
+
+
+@dataclass
+class ReTerms:
+    """Random-effect terms in lme4's order, with theta's layout."""
+
+    terms: list[_Term]
+    theta0: np.ndarray = field(init=False)
+    lower: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        t0, lo = [], []
+        for t in self.terms:
+            for j in range(t.k):          # column-major lower triangle, as lme4's Lind
+                for i in range(j, t.k):
+                    t0.append(1.0 if i == j else 0.0)
+                    lo.append(0.0 if i == j else -np.inf)
+        self.theta0 = np.array(t0)
+        self.lower = np.array(lo)
+
+    @property
+    def q(self) -> int:
+        return sum(t.k * t.nl for t in self.terms)
+
+    def T_list(self, theta: np.ndarray) -> list[np.ndarray]:
+        out, pos = [], 0
+        for t in self.terms:
+            T = np.zeros((t.k, t.k))
+            for j in range(t.k):
+                for i in range(j, t.k):
+                    T[i, j] = theta[pos]
+                    pos += 1
+            out.append(T)
+        return out
+
+
+def _factor_codes(data: pd.DataFrame, group: tuple[str, ...]):
+    cols = []
+    for g in group:
+        s = data[g]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(object)
+        cols.append(s.to_numpy())
+    if len(cols) == 1:
+        levels, codes = np.unique(cols[0].astype(str) if cols[0].dtype.kind == "O" else cols[0],
+                                  return_inverse=True)
+        return list(levels), codes.reshape(-1)
+    keys = pd.MultiIndex.from_arrays(cols)
+    codes, uniq = pd.factorize(keys, sort=True)
+    return [":".join(map(str, u)) for u in uniq], codes
+
+
+def build_reterms(bars: tuple[BarTerm, ...], data: pd.DataFrame) -> ReTerms:
+    """Model matrices and grouping factors of the bars, ordered as lme4's mkReTrms."""
+    terms = []
+    for b in bars:
+        Xi, cn = term_matrix(b.expr, data)
+        if Xi.shape[1] == 0:
+            continue
+        levels, codes = _factor_codes(data, b.group)
+        terms.append(_Term(b.group_name, cn, levels, codes, Xi))
+    nl = np.array([t.nl for t in terms])
+    # lme4 reorders by decreasing number of levels (rev(order(nl)), which also
+    # reverses ties) only when the terms are not already in that order.
+    if np.any(np.diff(nl) > 0):
+        order = np.argsort(nl, kind="stable")[::-1]
+        terms = [terms[i] for i in order]
+    return ReTerms(terms)
+
+
+class PLS:
+    """Profiled criterion of one dataset as a function of theta."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, re: ReTerms, REML: bool):
+        self.X, self.y, self.re, self.REML = X, y, re, REML
+        self.n, self.p = X.shape
+        n = self.n
+        rows, cols, self._slices, off = [], [], [], 0
+        for t in re.terms:
+            for c in range(t.k):
+                rows.append(np.arange(n))
+                cols.append(off + t.codes * t.k + c)
+            self._slices.append(slice(len(rows) - t.k, len(rows)))
+            off += t.k * t.nl
+        self._rows = np.concatenate(rows)
+        self._cols = np.concatenate(cols)
+        # Work with the OLS residual (beta shifts by b0; pwrss is unchanged) so
+        # that the penalized residual sum of squares is computed without
+        # cancellation against the mean of y.
+        self.b0 = np.linalg.lstsq(X, y, rcond=None)[0] if self.p else np.zeros(0)
+        self.y0 = y - X @ self.b0
+        self.XtX = X.T @ X
+        self.Xty = X.T @ self.y0
+
+    def ZLambda(self, theta: np.ndarray) -> sp.csr_matrix:
+        vals = []
+        for t, T in zip(self.re.terms, self.re.T_list(theta)):
+            XT = t.Xi @ T
+            vals.extend(XT[:, c] for c in range(t.k))
+        return sp.csr_matrix((np.concatenate(vals), (self._rows, self._cols)),
+                             shape=(self.n, self.re.q))
+
+    def solve(self, theta: np.ndarray) -> dict:
+        """All PLS pieces at theta (lme4's L, RZX, RX, beta, u, pwrss)."""
+        ZL = self.ZLambda(theta)
+        A = (ZL.T @ ZL).toarray()
+        A[np.diag_indices_from(A)] += 1.0
+        L = sla.cholesky(A, lower=True, check_finite=False)
+        cu = sla.solve_triangular(L, ZL.T @ self.y0, lower=True, check_finite=False)
+        RZX = sla.solve_triangular(L, np.asarray(ZL.T @ self.X), lower=True,
+                                   check_finite=False)
+        MX = self.XtX - RZX.T @ RZX
+        rhs = self.Xty - RZX.T @ cu
+        if self.p:
+            RX = sla.cholesky(MX, lower=False, check_finite=False)
+            beta = sla.cho_solve((RX, False), rhs, check_finite=False)
+            ldRX2 = 2.0 * np.sum(np.log(np.diag(RX)))
+        else:
+            RX, beta, ldRX2 = np.zeros((0, 0)), np.zeros(0), 0.0
+        u = sla.solve_triangular(L.T, cu - RZX @ beta, lower=False, check_finite=False)
+        res = self.y0 - self.X @ beta - ZL @ u
+        pwrss = float(res @ res + u @ u)
+        beta = beta + self.b0
+        ldL2 = 2.0 * np.sum(np.log(np.diag(L)))
+        return dict(L=L, cu=cu, RZX=RZX, RX=RX, MX=MX, beta=beta, u=u, pwrss=pwrss, ldL2=ldL2,
+                    ldRX2=ldRX2, ZL=ZL)
+
+    def criterion(self, theta: np.ndarray) -> float:
+        """REML criterion or ML deviance, profiled over beta and sigma."""
+        try:
+            s = self.solve(np.asarray(theta, dtype=float))
+        except (np.linalg.LinAlgError, ValueError):
+            return np.inf
+        return self._crit(s)
+
+    def _crit(self, s: dict) -> float:
+        n, p = self.n, self.p
+        if s["pwrss"] <= 0:
+            return np.inf
+        if self.REML:
+            d = n - p
+            return s["ldL2"] + s["ldRX2"] + d * (1.0 + np.log(2 * np.pi * s["pwrss"] / d))
+        return s["ldL2"] + n * (1.0 + np.log(2 * np.pi * s["pwrss"] / n))
+
+    def dev_varpar(self, varpar: np.ndarray) -> float:
+        """Unprofiled deviance at (theta, sigma), as lmerTest's devfun_vp."""
+        theta, sigma2 = varpar[:-1], varpar[-1] ** 2
+        s = self.solve(theta)
+        dev = s["ldL2"] + s["pwrss"] / sigma2 + self.n * np.log(2 * np.pi * sigma2)
+        if self.REML:
+            dev += s["ldRX2"] - self.p * np.log(2 * np.pi * sigma2)
+        return dev
+
+    def covbeta(self, varpar: np.ndarray) -> np.ndarray:
+        """sigma^2 (RX'RX)^-1 at (theta, sigma), as lmerTest's get_covbeta."""
+        s = self.solve(varpar[:-1])
+        return varpar[-1] ** 2 * np.linalg.inv(s["MX"])
+
+    def optimize(self) -> np.ndarray:
+        """Minimise the criterion over theta within lme4's bounds."""
+        re = self.re
+        bounds = [(lo if np.isfinite(lo) else None, None) for lo in re.lower]
+        f = self.criterion
+
+        def grad(th):
+            g = np.empty_like(th)
+            for i in range(th.size):
+                h = 1e-6 * max(1.0, abs(th[i]))
+                up, dn = th.copy(), th.copy()
+                up[i] += h
+                dn[i] = max(dn[i] - h, re.lower[i]) if np.isfinite(re.lower[i]) else dn[i] - h
+                g[i] = (f(up) - f(dn)) / (up[i] - dn[i])
+            return g
+
+        best = so.minimize(f, re.theta0, method="L-BFGS-B", jac=grad, bounds=bounds,
+                           options=dict(ftol=1e-15, gtol=1e-10, maxiter=2000))
+        th = best.x
+        # A derivative-free pass from there removes finite-difference bias
+        # near the bounds and in flat directions.
+        nm = so.minimize(f, th, method="Nelder-Mead", bounds=bounds,
+                         options=dict(xatol=1e-11, fatol=1e-14, maxiter=20000,
+                                      initial_simplex=_simplex(th, re.lower)))
+        if nm.fun <= best.fun:
+            th = nm.x
+        th = np.where(np.isfinite(re.lower), np.maximum(th, re.lower), th)
+        th = self._newton_polish(th)
+        if not np.isfinite(f(th)):
+            raise EstimationError("lmer: the optimiser found no finite criterion value.")
+        return th
+
+
+    def _newton_polish(self, th: np.ndarray, steps: int = 6) -> np.ndarray:
+        """Newton steps on the free coordinates: the criterion is flat near its
+        minimum, so derivative-free stopping rules leave theta ~1e-6 off; the
+        stationarity condition pins it down to ~1e-10."""
+        f, lower = self.criterion, self.re.lower
+        fbest = f(th)
+        for _ in range(steps):
+            free = ~(np.isfinite(lower) & (th <= lower + 1e-9))
+            if not free.any():
+                break
+            idx = np.flatnonzero(free)
+            h = 1e-4 * np.maximum(np.abs(th[idx]), 1e-2)
+
+            def fsub(z, idx=idx):
+                t = th.copy()
+                t[idx] = z
+                return f(t)
+
+            z0 = th[idx]
+            g = np.empty(idx.size)
+            for a in range(idx.size):
+                e = np.zeros(idx.size)
+                e[a] = h[a]
+                g[a] = (fsub(z0 + e) - fsub(z0 - e)) / (2 * h[a])
+            Hm = richardson_hessian(fsub, z0, d=1e-3, r=2)
+            try:
+                step = -np.linalg.solve(Hm, g)
+            except np.linalg.LinAlgError:
+                break
+            if not np.all(np.isfinite(step)) or np.any(np.linalg.eigvalsh(Hm) <= 0):
+                break
+            new = th.copy()
+            new[idx] = z0 + step
+            new = np.where(np.isfinite(lower), np.maximum(new, lower), new)
+            fn = f(new)
+            if not fn <= fbest + 1e-12 * abs(fbest):
+                break
+            done = np.max(np.abs(new - th) / np.maximum(np.abs(th), 1e-2)) < 1e-12
+            th, fbest = new, min(fn, fbest)
+            if done:
+                break
+        return th
+
+
+def _simplex(x, lower):
+    k = x.size
+    S = np.tile(x, (k + 1, 1))
+    for i in range(k):
+        h = 1e-3 * max(abs(x[i]), 1e-2)
+        S[i + 1, i] = x[i] + h
+    return S
+
+
+def richardson_jacobian(f, x: np.ndarray, d: float = 1e-4, eps: float = 1e-4,
+                        r: int = 4, v: float = 2.0) -> np.ndarray:
+    """Jacobian by Richardson extrapolation of central differences (numDeriv's method)."""
+    x = np.asarray(x, dtype=float)
+    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
+    f0 = np.atleast_1d(np.asarray(f(x), dtype=float)).ravel()
+    J = np.empty((f0.size, x.size))
+    for i in range(x.size):
+        h = abs(d * x[i]) + eps * (abs(x[i]) < zero_tol)
+        a = []
+        for _ in range(r):
+            up, dn = x.copy(), x.copy()
+            up[i] += h
+            dn[i] -= h
+            a.append((np.ravel(f(up)) - np.ravel(f(dn))) / (2 * h))
+            h /= v
+        a = np.array(a)
+        for m in range(1, r):
+            a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1)
+        J[:, i] = a[0]
+    return J
+
+
+def richardson_hessian(f, x: np.ndarray, d: float = 0.1, eps: float = 1e-4,
+                       r: int = 4, v: float = 2.0) -> np.ndarray:
+    """Hessian by Richardson extrapolation, following numDeriv's genD."""
+    x = np.asarray(x, dtype=float)
+    k = x.size
+    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
+    f0 = f(x)
+    h0 = np.abs(d * x) + eps * (np.abs(x) < zero_tol)
+    H = np.empty((k, k))
+    for i in range(k):
+        h = h0.copy()
+        a = []
+        for _ in range(r):
+            up, dn = x.copy(), x.copy()
+            up[i] += h[i]
+            dn[i] -= h[i]
+            a.append((f(up) - 2 * f0 + f(dn)) / h[i] ** 2)
+            h /= v
+        a = np.array(a)
+        for m in range(1, r):
+            a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1)
+        H[i, i] = a[0]
+    for i in range(k):
+        for j in range(i):
+            h = h0.copy()
+            a = []
+            for _ in range(r):
+                up, dn = x.copy(), x.copy()
+                up[i] += h[i]
+                up[j] += h[j]
+                dn[i] -= h[i]
+                dn[j] -= h[j]
+                a.append((f(up) - 2 * f0 + f(dn) - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2)
+                         / (2 * h[i] * h[j]))
+                h /= v
+            a = np.array(a)
+            for m in range(1, r):
+                a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1)
+            H[i, j] = H[j, i] = a[0]
+    return H
