@@ -172,7 +172,10 @@ class _Declaration:
 
     def __repr__(self) -> str:
         defaults = self._defaults()
-        parts = [f"{n}={shown(v)}" for n, v in self.get_params().items()
+        params = self.get_params()
+        if self._func.startswith("simple_"):
+            params.pop("simple", None)      # implied by the function's name
+        parts = [f"{n}={shown(v)}" for n, v in params.items()
                  if v is not None and not (n in defaults and _same(v, defaults[n]))]
         return f"{self._func}({', '.join(parts)})"
 

@@ -154,11 +154,14 @@ def dense_codes(sim: np.ndarray, n_sims: int, key: np.ndarray | None = None
         return table[sim], np.flatnonzero(present)
     key = np.asarray(key)
     if key.dtype.kind in "iub" and key.size:
-        k = key.astype(np.int64)
+        k = key.astype(np.int64, copy=False)
         lo = int(k.min())
         span = int(k.max()) - lo + 1
         if n_sims * span <= 4 * sim.size + 4096:
-            combined = sim * span + (k - lo)
+            combined = sim * span
+            combined += k
+            if lo:
+                combined -= lo
             present = np.zeros(n_sims * span, dtype=bool)
             present[combined] = True
             table = np.cumsum(present) - 1

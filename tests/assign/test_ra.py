@@ -205,6 +205,8 @@ def test_declarative_mode_and_repr():
     assert isinstance(complete_ra(m=2), RADeclaration)
     assert isinstance(complete_ra(N=4, m=2), np.ndarray)
     assert repr(declare_ra(N=4, m=2)) == "declare_ra(N=4, m=2)"
+    assert repr(simple_ra(prob=0.3)) == "simple_ra(prob=0.3)"
+    assert repr(declare_ra(prob=0.3, simple=True)) == "declare_ra(prob=0.3, simple=True)"
 
 
 @pytest.mark.parametrize("kwargs, ra_type", [
