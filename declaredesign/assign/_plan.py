@@ -46,6 +46,7 @@ class Plan:
     weight: np.ndarray | None = None        # (n_groups, K) remainder weights
     rem: np.ndarray | None = None           # (n_groups,) int, extra units
     reported: np.ndarray | None = None      # (n_groups, K) condition probabilities
+    _row_group: np.ndarray | None = None    # group of each row, made on first use
 
     @property
     def n_units(self) -> int:
@@ -103,7 +104,9 @@ class Plan:
         if self.simple:
             owner, table = self.unit_of_row, self.unit_prob
         else:
-            owner, table = self.unit_group[self.unit_of_row], self.reported
+            if self._row_group is None:
+                self._row_group = self.unit_group[self.unit_of_row]
+            owner, table = self._row_group, self.reported
         return np.ascontiguousarray(table).ravel()[owner * self.k + idx]
 
 

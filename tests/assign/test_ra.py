@@ -311,3 +311,12 @@ def test_errors(call, match):
 def test_errors_are_value_errors():
     with pytest.raises(ValueError):
         complete_ra(N=5, prob=-0.1)
+
+
+def test_summary_mentions_design_facts():
+    text = declare_ra(blocks=[1, 1, 2, 2, 2], clusters=[1, 1, 2, 3, 3], prob=0.5).summary()
+    assert "Blocked and clustered random assignment" in text
+    assert "Number of blocks: 2" in text and "Number of clusters: 3" in text
+    assert "NOT constant" not in text
+    text = declare_ra(blocks=[1, 1, 2, 2, 2], block_m=[1, 1]).summary()
+    assert "NOT constant" in text and "is 6." in text
