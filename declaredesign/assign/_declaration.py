@@ -218,11 +218,18 @@ class _Declaration:
         # One (batch, plan) tuple, replaced atomically, so threads sharing a
         # declaration never pair one batch with another batch's plan. conduct_batch
         # followed by probabilities_batch on the same batch resolves it once.
+        # The key is the arrays the plan reads, not the batch object: a batch made
+        # by with_columns (e.g. after the assignment is added) shares them.
+        key = (batch.sim, batch.n_sims, *(
+            batch.columns.get(v) if isinstance(v, str) else None
+            for v in (getattr(self, n) for n in (self._block_arg, "clusters",
+                                                 *self._unit_args))))
         cached = self._state.get("cache")
-        if cached is not None and cached[0] is batch:
+        if cached is not None and len(cached[0]) == len(key) and all(
+                a is b for a, b in zip(cached[0], key, strict=True)):
             return cached[1]
         p = build_plan(self, batch)
-        self._state["cache"] = (batch, p)
+        self._state["cache"] = (key, p)
         return p
 
     # ----------------------------------------------------------- public

@@ -189,3 +189,15 @@ def test_forum_design_cluster_assignment_on_r_data(seed_data):
     # R's own draw in the fixture satisfies the same invariants.
     r = seed_data.groupby("class")["treatment"].agg(["min", "max"])
     assert (r["min"] == r["max"]).all() and r["min"].sum() == 5
+
+
+def test_plan_reused_for_batch_with_added_columns():
+    b = multilevel_batch(10, seed=2)
+    d = cluster_ra(clusters="cls", prob=0.5)
+    z = d.conduct_batch(b, np.random.default_rng(0))
+    plan = d.plan(b)
+    b2 = b.with_columns(Z=z)
+    assert d.plan(b2) is plan
+    np.testing.assert_allclose(d.probabilities_batch(b2, b2["Z"]), 0.5)
+    b3 = b.with_columns(cls=b["cls"][::-1].copy())
+    assert d.plan(b3) is not plan
