@@ -172,7 +172,10 @@ class _Declaration:
 
     def __repr__(self) -> str:
         defaults = self._defaults()
-        parts = [f"{n}={shown(v)}" for n, v in self.get_params().items()
+        params = self.get_params()
+        if self._func.startswith("simple_"):
+            params.pop("simple", None)      # implied by the function's name
+        parts = [f"{n}={shown(v)}" for n, v in params.items()
                  if v is not None and not (n in defaults and _same(v, defaults[n]))]
         return f"{self._func}({', '.join(parts)})"
 
@@ -215,11 +218,18 @@ class _Declaration:
         # One (batch, plan) tuple, replaced atomically, so threads sharing a
         # declaration never pair one batch with another batch's plan. conduct_batch
         # followed by probabilities_batch on the same batch resolves it once.
+        # The key is the arrays the plan reads, not the batch object: a batch made
+        # by with_columns (e.g. after the assignment is added) shares them.
+        key = (batch.sim, batch.n_sims, *(
+            batch.columns.get(v) if isinstance(v, str) else None
+            for v in (getattr(self, n) for n in (self._block_arg, "clusters",
+                                                 *self._unit_args))))
         cached = self._state.get("cache")
-        if cached is not None and cached[0] is batch:
+        if cached is not None and len(cached[0]) == len(key) and all(
+                a is b for a, b in zip(cached[0], key, strict=True)):
             return cached[1]
         p = build_plan(self, batch)
-        self._state["cache"] = (batch, p)
+        self._state["cache"] = (key, p)
         return p
 
     # ----------------------------------------------------------- public

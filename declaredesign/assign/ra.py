@@ -95,6 +95,46 @@ class RADeclaration(_Declaration):
         """Number of conditions."""
         return int(self._conditions().shape[0])
 
+    def summary(self, data: Any = None) -> str:
+        """A description like randomizr's ``print`` of a declaration.
+
+        Examples
+        --------
+        >>> from declaredesign.assign import declare_ra
+        >>> print(declare_ra(N=4, m=2).summary())
+        Random assignment procedure: Complete random assignment
+        Number of units: 4
+        Number of treatment arms: 2
+        The possible treatment categories are 0 and 1.
+        The number of possible random assignments is 6.
+        The probabilities of assignment are constant across units: prob_0 0.5, prob_1 0.5
+        """
+        from .permutations import obtain_num_permutations
+
+        kind = {"simple": "Simple", "complete": "Complete", "blocked": "Block",
+                "clustered": "Cluster", "blocked_and_clustered": "Blocked and clustered"}
+        pm = self.probabilities(data)
+        batch = self._to_batch(data)
+        plan = self.plan(batch)
+        lines = [f"Random assignment procedure: {kind[self.ra_type]} random assignment",
+                 f"Number of units: {batch.n_rows}"]
+        if self.blocks is not None:
+            lines.append(f"Number of blocks: {plan.group_n.shape[0]}")
+        if self.clusters is not None:
+            lines.append(f"Number of clusters: {plan.n_units}")
+        conds = plan.conditions.tolist()
+        lines += [f"Number of treatment arms: {len(conds)}",
+                  f"The possible treatment categories are {' and '.join(map(str, conds))}.",
+                  "The number of possible random assignments is "
+                  f"{obtain_num_permutations(self, data)}."]
+        if (pm.nunique() == 1).all():
+            vals = ", ".join(f"{c} {pm[c].iloc[0]:.6g}" for c in pm.columns)
+            lines.append(f"The probabilities of assignment are constant across units: {vals}")
+        else:
+            lines.append("The probabilities of assignment are NOT constant across units; "
+                         "use inverse probability weights in the analysis.")
+        return "\n".join(lines)
+
     # ---------------------------------------------------------- validation
     def _validate(self) -> None:
         f = self._func

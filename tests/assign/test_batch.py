@@ -175,3 +175,29 @@ def test_conduct_does_not_mutate_inputs():
     block_ra(blocks=blocks, prob=0.5, seed=1)
     assert all(np.array_equal(before[k], b[k]) for k in before)
     assert blocks.tolist() == [2, 1, 2, 1]
+
+
+def test_forum_design_cluster_assignment_on_r_data(seed_data):
+    """The forum's assignment, cluster_ra(clusters=class, prob=.5), on R's dataset with
+    fabricatr's zero-padded string IDs: 10 classes, 5 treated, constant within class."""
+    d = cluster_ra(clusters="class", prob=0.5)
+    z = d.conduct(seed_data, seed=20240601)
+    per_class = pd.Series(z).groupby(seed_data["class"].to_numpy()).agg(["min", "max"])
+    assert len(per_class) == 10 and (per_class["min"] == per_class["max"]).all()
+    assert per_class["min"].sum() == 5
+    np.testing.assert_allclose(d.condition_probabilities(z, seed_data), 0.5)
+    # R's own draw in the fixture satisfies the same invariants.
+    r = seed_data.groupby("class")["treatment"].agg(["min", "max"])
+    assert (r["min"] == r["max"]).all() and r["min"].sum() == 5
+
+
+def test_plan_reused_for_batch_with_added_columns():
+    b = multilevel_batch(10, seed=2)
+    d = cluster_ra(clusters="cls", prob=0.5)
+    z = d.conduct_batch(b, np.random.default_rng(0))
+    plan = d.plan(b)
+    b2 = b.with_columns(Z=z)
+    assert d.plan(b2) is plan
+    np.testing.assert_allclose(d.probabilities_batch(b2, b2["Z"]), 0.5)
+    b3 = b.with_columns(cls=b["cls"][::-1].copy())
+    assert d.plan(b3) is not plan

@@ -205,6 +205,8 @@ def test_declarative_mode_and_repr():
     assert isinstance(complete_ra(m=2), RADeclaration)
     assert isinstance(complete_ra(N=4, m=2), np.ndarray)
     assert repr(declare_ra(N=4, m=2)) == "declare_ra(N=4, m=2)"
+    assert repr(simple_ra(prob=0.3)) == "simple_ra(prob=0.3)"
+    assert repr(declare_ra(prob=0.3, simple=True)) == "declare_ra(prob=0.3, simple=True)"
 
 
 @pytest.mark.parametrize("kwargs, ra_type", [
@@ -309,3 +311,12 @@ def test_errors(call, match):
 def test_errors_are_value_errors():
     with pytest.raises(ValueError):
         complete_ra(N=5, prob=-0.1)
+
+
+def test_summary_mentions_design_facts():
+    text = declare_ra(blocks=[1, 1, 2, 2, 2], clusters=[1, 1, 2, 3, 3], prob=0.5).summary()
+    assert "Blocked and clustered random assignment" in text
+    assert "Number of blocks: 2" in text and "Number of clusters: 3" in text
+    assert "NOT constant" not in text
+    text = declare_ra(blocks=[1, 1, 2, 2, 2], block_m=[1, 1]).summary()
+    assert "NOT constant" in text and "is 6." in text
