@@ -55,7 +55,7 @@ class Batch:
     (3, 2, [2, 1])
     """
 
-    __slots__ = ("columns", "sim", "n_sims", "id_columns")
+    __slots__ = ("columns", "sim", "n_sims", "id_columns", "__weakref__")
 
     def __init__(self, columns: Mapping[str, Any], sim: Any, n_sims: int,
                  id_columns: Iterable[str] = ()):

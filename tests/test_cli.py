@@ -1,14 +1,21 @@
 """The command line, run as a user would (subprocess)."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def run(*args, cwd=None):
+    # The package may be imported from the checkout rather than installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     return subprocess.run([sys.executable, "-m", "declaredesign", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+                          text=True, cwd=cwd, timeout=300, env=env)
 
 
 def test_diagnose_example_prints_table_and_writes_csv(tmp_path):

@@ -16,7 +16,7 @@ R_LABELS = {
 
 
 def test_example_draws_the_forum_structure():
-    data = dd.draw_data(dd.examples.multilevel(), seed=1)
+    data = dd.draw_data(dd.examples.multilevel(), end="measurement", seed=1)
     assert data["school"].nunique() == 1 and data["classroom"].nunique() == 10
     per_student = data.groupby("student").size()
     assert (per_student == 3).all()

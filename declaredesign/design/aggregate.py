@@ -10,6 +10,7 @@ import numpy as np
 
 from .._validation import fail
 from ..batch import Batch, group_codes
+from ..errors import DeclarationError
 
 __all__ = ["summarize"]
 
@@ -44,13 +45,13 @@ class summarize:  # noqa: N801  (lower-case: reads like the dplyr verb it mirror
     """
 
     def __init__(self, by: str | Sequence[str], **aggregations: str):
-        by_list = [by] if isinstance(by, str) else list(by)
+        by_list = [by] if isinstance(by, str) else \
+            list(by) if isinstance(by, (list, tuple)) else None
         if not by_list or not all(isinstance(b, str) for b in by_list):
             fail("summarize", "by", by, "a column name or a list of column names")
         if not aggregations:
-            raise_msg = "summarize(): give at least one aggregation, e.g. y_mean='mean(y)'."
-            from ..errors import DeclarationError
-            raise DeclarationError(raise_msg)
+            raise DeclarationError("summarize(): give at least one aggregation, "
+                                   "e.g. y_mean='mean(y)'.")
         parsed = {}
         for name, spec in aggregations.items():
             m = _AGG.match(spec) if isinstance(spec, str) else None

@@ -45,7 +45,7 @@ class Design:
 
     def __init__(self, steps: tuple[Step, ...] = (), *,
                  parameters: Mapping[str, Any] | None = None,
-                 designer: Callable[..., Design] | None = None):
+                 designer: Callable[..., Design] | None = None, _check: bool = True):
         steps = tuple(steps)
         for i, s in enumerate(steps, 1):
             if not isinstance(s, Step):
@@ -54,7 +54,8 @@ class Design:
         object.__setattr__(self, "steps", steps)
         object.__setattr__(self, "parameters", dict(parameters or {}))
         object.__setattr__(self, "designer", designer)
-        _check_steps(steps)
+        if _check:
+            _check_steps(steps)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Design is immutable; compose with + or use replace_step(...)")
@@ -221,11 +222,9 @@ def _check_steps(steps: tuple[Step, ...]) -> None:
 def _requires(step: Step) -> set[str]:
     req = set(step.requires())
     if isinstance(step, _VariablesStep):
+        from ..fabricate import RevealOutcomes
+
         for v in step.variables.values():
-            r = getattr(v, "requires", None)
-            if callable(r):
-                try:
-                    req |= set(r())
-                except TypeError:
-                    pass
+            if isinstance(v, RevealOutcomes):
+                req |= set(v.assignment_variables)
     return req

@@ -356,8 +356,7 @@ class PotentialOutcomesStep(Step):
         return items
 
     def creates(self) -> set[str] | object:
-        names = getattr(self._po, "outcome_columns", None)
-        return set(names()) if callable(names) else _UNKNOWN
+        return set(self._po.names)
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
         return self._po.apply(batch, rng)
@@ -656,6 +655,10 @@ class EstimatorStep(Step):
             out = kernel(batch, self.formula, **self.model_kwargs)
         else:
             out = self._per_dataset(batch)
+        if "error" in out and len(out) and out["error"].notna().all():
+            # Failing in every simulation is a bug in the declaration, not bad luck.
+            raise EstimationError(f"the estimator failed in every simulation; first error: "
+                                  f"{out['error'].iloc[0]}")
         out = self._select_terms(out)
         out.insert(1, "estimator", self.label)
         return out.reset_index(drop=True)

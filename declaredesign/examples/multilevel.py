@@ -127,7 +127,7 @@ def multilevel_varying(n_classes: int = 10, n_students: float = 20, n_tests: int
     --------
     >>> import declaredesign as dd
     >>> len(dd.examples.multilevel_varying())
-    9
+    10
     """
     return multilevel(n_classes, n_students, n_tests, varying_tests=True, effect=effect,
                       **kwargs)
