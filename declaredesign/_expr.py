@@ -283,6 +283,12 @@ def _reducers(ctx: Context) -> dict[str, Callable]:
         return x[order], g[order]
 
     def median(x, na_rm=False):
+        counts = _counts(ctx)
+        if (not na_rm and ctx.n_rows and counts.min() == counts.max()
+                and np.all(g[1:] >= g[:-1])):
+            # Equal-sized contiguous groups (fixed N): a 2-D median is much faster.
+            xx = _rows(x, ctx).astype(np.float64).reshape(ctx.n_groups, -1)
+            return np.median(xx, axis=1)[g]
         xs, gs = _sorted(x)
         nan = np.isnan(xs)
         n_nan = np.bincount(gs, weights=nan, minlength=ctx.n_groups).astype(np.int64)
@@ -483,9 +489,10 @@ def _compile(expr: str):
         if isinstance(node, ast.Attribute):
             base = node
             while isinstance(base, ast.Attribute):
-                if base.attr.startswith("_"):
-                    raise FormulaError(f"expression {expr!r}: private attributes are not "
-                                       f"allowed.")
+                if base.attr.startswith("_") or base.attr == "random":
+                    # np.random would use numpy's global RNG; draws take the step's rng.
+                    raise FormulaError(f"expression {expr!r}: np.{base.attr} is not allowed "
+                                       f"(use normal(), uniform()... for random draws).")
                 base = base.value
             if not (isinstance(base, ast.Name) and base.id in ("np", "numpy")):
                 raise FormulaError(f"expression {expr!r}: attribute access is allowed on "

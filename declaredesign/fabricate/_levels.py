@@ -192,6 +192,10 @@ def add_level(N: Any = None, nest: bool = True, **variables: Any) -> LevelSpec:
         Nest under the previous level if there is one.
     **variables
         Variables of the level, in order (expressions, draws, arrays, callables).
+        A value with an ``apply(batch, rng)`` method, such as
+        ``potential_outcomes(...)``, adds its own columns (its keyword is only a
+        placeholder), like an unnamed ``potential_outcomes()`` inside R's
+        ``add_level``.
 
     Examples
     --------

@@ -94,7 +94,8 @@ def test_unknown_name_lists_columns(batch):
 
 
 @pytest.mark.parametrize("expr", ["(lambda: 1)()", "x.__class__", "__import__('os')",
-                                  "[v for v in x]", "g.real", "np._core"])
+                                  "[v for v in x]", "g.real", "np._core",
+                                  "np.random.normal(size=5)"])
 def test_unsafe_syntax_is_refused(batch, expr):
     with pytest.raises(FormulaError):
         evaluate(expr, batch)
