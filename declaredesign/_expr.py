@@ -6,7 +6,9 @@ One evaluator serves ``fabricate`` (variables of a level), inquiries
 * a scalar, broadcast to every row;
 * an array with one value per row;
 * a string such as ``"student_baseline + (1 + Z) * class_effect"``, evaluated with
-  the batch's columns, numpy functions, distribution helpers and ``N`` in scope;
+  the batch's columns, numpy functions (``np.*``, ``exp``, ``where``, ``ifelse``,
+  ``pnorm``...), the distribution helpers (``normal(0, 1)``...), R's generators
+  (``rnorm(N, 0, 1)``, ``runif``, ``rpois``, ``rbinom``...) and ``N`` in scope;
 * a lazy node (:class:`Lazy`), e.g. ``normal(mean=0, sd=1)`` or ``poisson(20) + 5``;
 * a callable ``f(df)`` receiving a :class:`ColumnView`.
 
@@ -396,8 +398,11 @@ class _Names(Mapping):
         if self._funcs is None:
             ctx = self.ctx
             f = dict(_ELEMENTWISE)
-            for name, draw in _draw_functions().items():
+            draws = _draw_functions()
+            for name, draw in draws.items():
                 f[name] = _bind_draw(draw, ctx)
+            for r_name, name in _R_DRAWS.items():
+                f[r_name] = _bind_r_draw(draws[name], ctx, r_name, self.expr)
             f.update(_reducers(ctx))
             self._funcs = f
         return self._funcs
@@ -436,6 +441,30 @@ def _unknown_message(ctx: Context, expr: str, name: str) -> str:
 def _bind_draw(draw: Callable, ctx: Context) -> Callable:
     def bound(*args, **kwargs):
         return draw(*args, **kwargs)._eval(ctx)
+    return bound
+
+
+# R's generators, so fabricatr code such as "rnorm(N, 0, 1)" runs unchanged.
+_R_DRAWS = {"rnorm": "normal", "runif": "uniform", "rpois": "poisson", "rbinom": "binomial",
+            "rexp": "exponential", "rlnorm": "lognormal", "rgamma": "gamma"}
+
+
+def _bind_r_draw(draw: Callable, ctx: Context, r_name: str, expr: str) -> Callable:
+    def bound(n, *args, **kwargs):
+        values = draw(*args, **kwargs)._eval(ctx)
+        n_arr = np.asarray(n)
+        if n_arr.ndim == 1 and n_arr.shape[0] == ctx.n_rows:
+            return values  # n = N: one draw per row
+        sizes = np.bincount(ctx.group, minlength=ctx.n_groups)
+        if n_arr.ndim == 0 and ctx.n_rows and np.all(sizes[sizes > 0] == n_arr):
+            return values
+        if n_arr.ndim == 0 and n_arr == 1:
+            # One value recycled over the rows, as R recycles a length-1 vector.
+            first = np.zeros(ctx.n_groups, dtype=np.int64)
+            first[ctx.group[::-1]] = np.arange(ctx.n_rows)[::-1]
+            return values[first][ctx.group]
+        raise FormulaError(f"expression {expr!r}: {r_name}(n, ...) needs n = N (one draw "
+                           f"per row) or 1; got {n!r}.")
     return bound
 
 

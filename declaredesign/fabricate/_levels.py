@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -139,7 +139,6 @@ class LevelSpec:
     variables: tuple[tuple[str, Any], ...] = ()
     nest: bool = True
     by: Any = None
-    extra: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         args = []

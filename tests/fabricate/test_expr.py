@@ -144,3 +144,14 @@ def test_group_codes_override_reductions(batch):
 
 def test_no_batch_uses_n_rows():
     assert evaluate("1 + N", None, n_rows=3).tolist() == [4, 4, 4]
+
+
+def test_r_generators_with_n():
+    b = Batch({"x": np.arange(5.0)}, sim=np.array([0, 0, 0, 1, 1]), n_sims=2)
+    rng = np.random.default_rng(0)
+    y = evaluate("rnorm(N, x, 0) + runif(N, 0, 0) + rpois(N, 0)", b, rng)
+    np.testing.assert_array_equal(y, b["x"])
+    one = evaluate("rnorm(1)", b, rng)
+    assert one[0] == one[1] == one[2] and one[3] == one[4] and one[0] != one[3]
+    with pytest.raises(FormulaError, match="needs n = N"):
+        evaluate("rnorm(7)", b, rng)
