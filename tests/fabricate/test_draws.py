@@ -237,3 +237,12 @@ def test_icc_clusters_are_grouped_by_sim():
     sims_differ = [evaluate(draw_normal_icc(clusters="c", sd=0.0, sd_between=1.0), b,
                             np.random.default_rng(s)) for s in range(3)]
     assert all(v[0] != v[-1] for v in sims_differ)
+
+
+def test_icc_helpers_accept_one_value_per_cluster():
+    clusters = np.array([1, 1, 2, 2, 3, 3])
+    x = draw_normal_icc(mean=[0.0, 100.0, 200.0], clusters=clusters, sd=0.0,
+                        sd_between=0.0, seed=1)
+    assert x.tolist() == [0.0, 0.0, 100.0, 100.0, 200.0, 200.0]
+    y = draw_binary_icc(prob=[0.0, 1.0, 0.0], clusters=clusters, ICC=0.5, seed=1)
+    assert y.tolist() == [0, 0, 1, 1, 0, 0]

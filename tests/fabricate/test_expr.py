@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from declaredesign import Batch, FormulaError
 from declaredesign._expr import evaluate
@@ -155,3 +157,21 @@ def test_r_generators_with_n():
     assert one[0] == one[1] == one[2] and one[3] == one[4] and one[0] != one[3]
     with pytest.raises(FormulaError, match="needs n = N"):
         evaluate("rnorm(7)", b, rng)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=6), min_size=1,
+                max_size=5))
+def test_grouped_reductions_match_pandas(groups):
+    import pandas as pd
+    sim = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    x = np.array([v for g in groups for v in g], dtype=float)
+    b = Batch({"x": x}, sim=sim, n_sims=len(groups))
+    by = pd.Series(x).groupby(sim)
+    for name, ref in [("mean", by.mean()), ("sum", by.sum()), ("median", by.median()),
+                      ("min", by.min()), ("max", by.max()), ("sd", by.std()),
+                      ("var", by.var())]:
+        got = evaluate(f"{name}(x)", b, per_sim=True)
+        want = np.full(len(groups), np.nan)
+        want[ref.index.to_numpy()] = ref.to_numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6, err_msg=name)
