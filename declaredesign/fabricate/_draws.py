@@ -287,6 +287,14 @@ def _cluster_codes(ctx, clusters):
     return codes, gsim.shape[0]
 
 
+def _per_cluster(x, codes, k, n_rows):
+    """A value per cluster (length k, in sorted cluster order) spread to the rows."""
+    arr = np.asarray(x, dtype=float)
+    if arr.ndim == 1 and arr.shape[0] == k and k != n_rows:
+        return arr[codes]
+    return arr
+
+
 def _s_draw_normal_icc(ctx, mean, clusters, ICC, sd, sd_between, total_sd):
     codes, k = _cluster_codes(ctx, clusters)
     if ICC is None:
@@ -308,7 +316,7 @@ def _s_draw_normal_icc(ctx, mean, clusters, ICC, sd, sd_between, total_sd):
     eps = ctx.rng.normal(0.0, 1.0, size=ctx.n_rows)
     if sd_w.ndim:
         sd_w = sd_w[codes]
-    out = mean + alpha[codes] + sd_w * eps
+    out = _per_cluster(mean, codes, k, ctx.n_rows) + alpha[codes] + sd_w * eps
     if total_sd is not None:
         # fabricatr rescales to the requested total sd within the dataset.
         from .._expr import _reducers
@@ -320,7 +328,7 @@ def _s_draw_normal_icc(ctx, mean, clusters, ICC, sd, sd_between, total_sd):
 
 def _s_draw_binary_icc(ctx, prob, clusters, ICC):
     codes, k = _cluster_codes(ctx, clusters)
-    p = np.broadcast_to(np.asarray(prob, float), (ctx.n_rows,))
+    p = np.broadcast_to(_per_cluster(prob, codes, k, ctx.n_rows), (ctx.n_rows,))
     _check_rows("draw_binary_icc", "prob", p, "in [0, 1]", _prob_ok)
     # The cluster's probability is that of its first row (prob is constant per cluster).
     first = np.full(k, -1, dtype=np.int64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -139,7 +139,6 @@ class LevelSpec:
     variables: tuple[tuple[str, Any], ...] = ()
     nest: bool = True
     by: Any = None
-    extra: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         args = []
@@ -192,6 +191,10 @@ def add_level(N: Any = None, nest: bool = True, **variables: Any) -> LevelSpec:
         Nest under the previous level if there is one.
     **variables
         Variables of the level, in order (expressions, draws, arrays, callables).
+        A value with an ``apply(batch, rng)`` method, such as
+        ``potential_outcomes(...)``, adds its own columns (its keyword is only a
+        placeholder), like an unnamed ``potential_outcomes()`` inside R's
+        ``add_level``.
 
     Examples
     --------

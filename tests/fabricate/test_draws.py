@@ -237,3 +237,29 @@ def test_icc_clusters_are_grouped_by_sim():
     sims_differ = [evaluate(draw_normal_icc(clusters="c", sd=0.0, sd_between=1.0), b,
                             np.random.default_rng(s)) for s in range(3)]
     assert all(v[0] != v[-1] for v in sims_differ)
+
+
+def test_icc_helpers_accept_one_value_per_cluster():
+    clusters = np.array([1, 1, 2, 2, 3, 3])
+    x = draw_normal_icc(mean=[0.0, 100.0, 200.0], clusters=clusters, sd=0.0,
+                        sd_between=0.0, seed=1)
+    assert x.tolist() == [0.0, 0.0, 100.0, 100.0, 200.0, 200.0]
+    y = draw_binary_icc(prob=[0.0, 1.0, 0.0], clusters=clusters, ICC=0.5, seed=1)
+    assert y.tolist() == [0, 0, 1, 1, 0, 0]
+
+
+def test_cut_semantics_checked_against_base_r():
+    # Values printed by R 4.2 (base functions that fabricatr calls):
+    #   as.numeric(cut(x, seq(-5, 5, length.out = 8)))
+    #   findInterval(c(-1.5, -1, -0.5, 0, 0.5, 1, 1.5), c(-1, 0, 1))
+    #   as.integer(cut(y, quantile(y, seq(0, 1, length.out = 5)), include.lowest = TRUE))
+    #   as.integer(cut(1:10, quantile(1:10, 0:3/3), include.lowest = TRUE))
+    x = np.array([-5, -4.999, 0, 4.999, 5, 5.001, -6])
+    np.testing.assert_array_equal(draw_likert(x, min=-5, max=5, bins=7),
+                                  [np.nan, 1, 4, 7, 7, np.nan, np.nan])
+    r_find = np.array([0, 1, 1, 2, 2, 3, 3])
+    got = draw_ordered(np.array([-1.5, -1, -0.5, 0, 0.5, 1, 1.5]), breaks=[-1, 0, 1])
+    np.testing.assert_array_equal(got, r_find + 1)
+    y = np.array([3.1, 1, 7, 2, 2, 9, 4.4, 5, 6, 0.5, 8, 8])
+    assert split_quantile(y, 4).tolist() == [2, 1, 3, 1, 1, 4, 2, 3, 3, 1, 4, 4]
+    assert split_quantile(np.arange(1.0, 11), 3).tolist() == [1, 1, 1, 1, 2, 2, 2, 3, 3, 3]

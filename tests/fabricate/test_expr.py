@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from declaredesign import Batch, FormulaError
 from declaredesign._expr import evaluate
@@ -94,7 +96,8 @@ def test_unknown_name_lists_columns(batch):
 
 
 @pytest.mark.parametrize("expr", ["(lambda: 1)()", "x.__class__", "__import__('os')",
-                                  "[v for v in x]", "g.real", "np._core"])
+                                  "[v for v in x]", "g.real", "np._core",
+                                  "np.random.normal(size=5)"])
 def test_unsafe_syntax_is_refused(batch, expr):
     with pytest.raises(FormulaError):
         evaluate(expr, batch)
@@ -143,3 +146,32 @@ def test_group_codes_override_reductions(batch):
 
 def test_no_batch_uses_n_rows():
     assert evaluate("1 + N", None, n_rows=3).tolist() == [4, 4, 4]
+
+
+def test_r_generators_with_n():
+    b = Batch({"x": np.arange(5.0)}, sim=np.array([0, 0, 0, 1, 1]), n_sims=2)
+    rng = np.random.default_rng(0)
+    y = evaluate("rnorm(N, x, 0) + runif(N, 0, 0) + rpois(N, 0)", b, rng)
+    np.testing.assert_array_equal(y, b["x"])
+    one = evaluate("rnorm(1)", b, rng)
+    assert one[0] == one[1] == one[2] and one[3] == one[4] and one[0] != one[3]
+    with pytest.raises(FormulaError, match="needs n = N"):
+        evaluate("rnorm(7)", b, rng)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=6), min_size=1,
+                max_size=5))
+def test_grouped_reductions_match_pandas(groups):
+    import pandas as pd
+    sim = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    x = np.array([v for g in groups for v in g], dtype=float)
+    b = Batch({"x": x}, sim=sim, n_sims=len(groups))
+    by = pd.Series(x).groupby(sim)
+    for name, ref in [("mean", by.mean()), ("sum", by.sum()), ("median", by.median()),
+                      ("min", by.min()), ("max", by.max()), ("sd", by.std()),
+                      ("var", by.var())]:
+        got = evaluate(f"{name}(x)", b, per_sim=True)
+        want = np.full(len(groups), np.nan)
+        want[ref.index.to_numpy()] = ref.to_numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6, err_msg=name)

@@ -317,3 +317,20 @@ def test_forum_model_thousand_sims_is_fast():
     print(f"forum model, 1000 sims, {b.n_rows} rows: {best * 1000:.1f} ms")
     # Generous bound for a shared 2-core machine; typically ~40 ms.
     assert best < 1.0
+
+
+def test_deterministic_design_batch_equals_standalone_per_sim():
+    levels = dict(a=add_level(N=3, x=[1.0, 2.0, 4.0]),
+                  b=add_level(N="x", y="x - mean(x)", n_b="N"))
+    single = fabricate(**levels, seed=1)
+    batch = fabricate_batch(levels, n_sims=3, rng=np.random.default_rng(0))
+    for df in batch.split():
+        pd.testing.assert_frame_equal(df, single)
+
+
+def test_fabricate_does_not_mutate_data():
+    data = pd.DataFrame({"x": [1.0, 2.0]})
+    before = data.copy()
+    fabricate(data, y="x + 1", z=normal(), seed=1)
+    fabricate(data=data, sub=add_level(N=2, w=normal()), seed=1)
+    pd.testing.assert_frame_equal(data, before)

@@ -1,0 +1,19 @@
+"""The runnable examples in the docstrings of the fabricate layer."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["declaredesign._expr", "declaredesign.fabricate._draws",
+           "declaredesign.fabricate._levels", "declaredesign.fabricate._outcomes",
+           "declaredesign.fabricate._resample"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
