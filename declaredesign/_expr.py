@@ -403,7 +403,9 @@ class _Names(Mapping):
                 f[name] = _bind_draw(draw, ctx)
             for r_name, name in _R_DRAWS.items():
                 f[r_name] = _bind_r_draw(draws[name], ctx, r_name, self.expr)
-            f.update(_reducers(ctx))
+            reducers = _reducers(ctx)
+            f.update(reducers)
+            f["np"] = f["numpy"] = _GroupedNumpy(reducers)
             self._funcs = f
         return self._funcs
 
@@ -429,6 +431,53 @@ class _Names(Mapping):
 
     def __len__(self):
         return len(self.ctx.columns)
+
+
+class _GroupedNumpy:
+    """``np`` inside string expressions: numpy, with reductions grouped by simulation.
+
+    Rows of many simulations are stacked, so ``np.mean(x)`` must mean "within each
+    simulation", as ``mean(x)`` does; numpy functions that mix rows in other ways
+    (sorting, cumulative sums, quantiles) are refused rather than silently pooled.
+    """
+
+    _CROSS_ROW = frozenset({
+        "percentile", "quantile", "nanpercentile", "nanquantile", "prod", "nanprod",
+        "cumsum", "cumprod", "nancumsum", "nancumprod", "sort", "argsort", "unique", "diff",
+        "ptp", "count_nonzero", "any", "all", "argmax", "argmin", "nanargmax", "nanargmin",
+        "histogram", "corrcoef", "cov", "dot", "average", "nanmedian", "nanmin", "nanmax",
+        "nanstd", "nanvar", "convolve", "correlate", "roll", "flip", "gradient", "trapz",
+        "searchsorted", "lexsort", "partition", "argpartition", "bincount", "digitize",
+    })
+
+    def __init__(self, reducers: Mapping[str, Callable]):
+        r = reducers
+
+        def std(x, ddof=0):
+            n = r["n"](x)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return r["sd"](x) * np.sqrt((n - 1) / (n - ddof))
+
+        def var(x, ddof=0):
+            n = r["n"](x)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return r["var"](x) * (n - 1) / (n - ddof)
+
+        self._grouped = {
+            "mean": r["mean"], "sum": r["sum"], "median": r["median"], "min": r["min"],
+            "max": r["max"], "amin": r["min"], "amax": r["max"], "std": std, "var": var,
+            "nanmean": lambda x: r["mean"](x, na_rm=True),
+            "nansum": lambda x: r["sum"](x, na_rm=True),
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._grouped:
+            return self._grouped[name]
+        if name in self._CROSS_ROW:
+            raise FormulaError(f"np.{name} is not available in expressions: it would mix the "
+                               "rows of different simulations; use a callable on each dataset "
+                               "or the grouped functions mean, sum, sd, var, median, min, max.")
+        return getattr(np, name)
 
 
 def _unknown_message(ctx: Context, expr: str, name: str) -> str:

@@ -140,8 +140,9 @@ class Design:
             except StepError:
                 raise
             except Exception as e:
-                raise StepError(f"step {i + 1} ({step.kind} {step.label!r}): "
-                                f"{type(e).__name__ + ': ' if not isinstance(e, DeclareDesignError) else ''}{e}",
+                # Our own errors already say what is wrong; others need their type.
+                what = str(e) if isinstance(e, DeclareDesignError) else f"{type(e).__name__}: {e}"
+                raise StepError(f"step {i + 1} ({step.kind} {step.label!r}): {what}",
                                 step_index=i + 1, step_label=step.label) from e
         est = pd.concat(estimands, ignore_index=True) if estimands else \
             pd.DataFrame({"sim": pd.Series(dtype=int), "inquiry": pd.Series(dtype=object),

@@ -233,8 +233,8 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
     root = root_seed_sequence(seed, "simulate_design")
     frames = []
     for k, (name, design) in enumerate(_named_designs("simulate_design", designs)):
-        droot = root if k == 0 else np.random.SeedSequence(root.entropy,
-                                                           spawn_key=(*root.spawn_key, 2**32 - 2, k))
+        droot = root if k == 0 else np.random.SeedSequence(
+            root.entropy, spawn_key=(*root.spawn_key, 2**32 - 2, k))
         chunks = plan_chunks(design, sims, droot, chunk_size)
         parts = run_chunks(design, droot, chunks, progress=progress, desc=name)
         df = pd.concat(parts, ignore_index=True)

@@ -7,6 +7,7 @@ running ``lm_robust`` clustered by class?
 
 from __future__ import annotations
 
+from .._validation import check_positive_int, fail
 from ..assign import cluster_ra
 from ..design import (
     Design,
@@ -21,7 +22,6 @@ from ..design import (
 )
 from ..estimate import difference_in_means, lm_robust, lmer
 from ..fabricate import add_level, normal, poisson, reveal_outcomes, uniform
-from .._validation import check_positive_int, fail
 
 __all__ = ["multilevel", "multilevel_varying"]
 

@@ -175,3 +175,21 @@ def test_grouped_reductions_match_pandas(groups):
         want = np.full(len(groups), np.nan)
         want[ref.index.to_numpy()] = ref.to_numpy()
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6, err_msg=name)
+
+
+def test_numpy_reductions_are_grouped_by_simulation_or_refused():
+    import numpy as np
+    import pytest
+
+    from declaredesign._expr import evaluate
+    from declaredesign.batch import Batch
+    from declaredesign.errors import FormulaError
+
+    b = Batch({"x": np.array([1.0, 2.0, 3.0, 10.0])}, sim=np.array([0, 0, 1, 1]), n_sims=2)
+    assert evaluate("np.mean(x)", b, per_sim=True).tolist() == [1.5, 6.5]
+    assert evaluate("np.sum(x)", b, per_sim=True).tolist() == [3.0, 13.0]
+    np.testing.assert_allclose(evaluate("np.std(x)", b, per_sim=True), [0.5, 3.5])
+    np.testing.assert_allclose(evaluate("np.var(x, ddof=1)", b, per_sim=True), [0.5, 24.5])
+    np.testing.assert_allclose(evaluate("np.exp(x)", b), np.exp(b["x"]))
+    with pytest.raises(FormulaError, match="np.cumsum"):
+        evaluate("np.cumsum(x)", b)
