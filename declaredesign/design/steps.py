@@ -180,7 +180,6 @@ class _VariablesStep(Step):
                 fail(func, name, name, "a valid Python identifier as variable name")
         self.variables = variables
         self._label = _check_label(func, label)
-        self.label_arg = label
         self._freeze()
 
     def get_params(self) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def test_repr_names_the_declaration(name):
 def test_immutable_and_pickles(name):
     step = STEPS[name]
     with pytest.raises(AttributeError):
-        step.label_arg = "x"
+        step.extra_attribute = "x"
     again = pickle.loads(pickle.dumps(step))
     assert repr(again) == repr(step)
 
