@@ -57,31 +57,68 @@ _EIG_TOL = 1e-12
 _COND_TOL = 1e-10
 
 
-def _gsum(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-    """Sums of ``values`` (rows) by ``codes``: shape (n, *values.shape[1:])."""
-    flat = values.reshape(values.shape[0], -1)
-    out = np.empty((n, flat.shape[1]))
-    for j in range(flat.shape[1]):
-        out[:, j] = np.bincount(codes, weights=flat[:, j], minlength=n)
-    return out.reshape((n, *values.shape[1:]))
+def _csum(codes: np.ndarray, n: int, cols: list[np.ndarray], v: np.ndarray | None = None
+          ) -> np.ndarray:
+    """Per-group sums of each column (times ``v``): shape (n, k). Columns are contiguous."""
+    out = np.empty((n, len(cols)))
+    for j, c in enumerate(cols):
+        out[:, j] = np.bincount(codes, weights=c if v is None else c * v, minlength=n)
+    return out
 
 
-def _gouter(codes: np.ndarray, n: int, X: np.ndarray) -> np.ndarray:
-    """Per-group ``X_g'X_g`` as an (n, k, k) stack (symmetric, k(k+1)/2 bincounts)."""
-    k = X.shape[1]
+def _couter(codes: np.ndarray, n: int, cols: list[np.ndarray], v: np.ndarray | None = None
+            ) -> np.ndarray:
+    """Per-group ``X_g' diag(v) X_g`` as an (n, k, k) stack from contiguous columns."""
+    k = len(cols)
     out = np.empty((n, k, k))
     for a in range(k):
+        ca = cols[a] if v is None else cols[a] * v
         for b in range(a, k):
-            s = np.bincount(codes, weights=X[:, a] * X[:, b], minlength=n)
-            out[:, a, b] = s
-            out[:, b, a] = s
+            s_ = np.bincount(codes, weights=ca * cols[b], minlength=n)
+            out[:, a, b] = s_
+            out[:, b, a] = s_
+    return out
+
+
+def _rsum(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """Sums of the rows of a stack by sorted ``codes`` (clusters -> simulations)."""
+    out = np.zeros((n, *values.shape[1:]))
+    if len(codes) == 0:
+        return out
+    starts = np.searchsorted(codes, np.arange(n))
+    nz = np.bincount(codes, minlength=n) > 0
+    out[nz] = np.add.reduceat(values, starts[nz], axis=0)
+    return out
+
+
+def _solve_normal(XtX: np.ndarray, Xty: np.ndarray, n_s: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-simulation ``M = (X'X)^{-1}`` and ``beta``; ``ok`` flags well-posed sims."""
+    S, k, _ = XtX.shape
+    d = np.sqrt(np.einsum("sii->si", XtX))
+    ok = (n_s > k) & np.all(d > 0, axis=1)
+    dd = np.where(d > 0, d, 1.0)
+    C = XtX / (dd[:, :, None] * dd[:, None, :])
+    C[~ok] = np.eye(k)
+    ok &= np.linalg.eigvalsh(C)[:, 0] > _COND_TOL
+    C[~ok] = np.eye(k)
+    M = np.linalg.inv(C) / (dd[:, :, None] * dd[:, None, :])
+    M = 0.5 * (M + np.swapaxes(M, 1, 2))
+    return M, np.einsum("sab,sb->sa", M, Xty), ok
+
+
+def _fitted(cols: list[np.ndarray], beta_rows: np.ndarray) -> np.ndarray:
+    out = cols[0] * beta_rows[:, 0]
+    for j in range(1, len(cols)):
+        out += cols[j] * beta_rows[:, j]
     return out
 
 
 def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
             weights: np.ndarray | None = None, cl_codes: np.ndarray | None = None,
             cl_sim: np.ndarray | None = None, se_type: str = "HC2",
-            df_for: np.ndarray | None = None) -> dict[str, np.ndarray]:
+            df_for: np.ndarray | None = None, intercept_col: int | None = None
+            ) -> dict[str, np.ndarray]:
     """OLS + sandwich variance for every simulation of a stacked design.
 
     Parameters
@@ -98,6 +135,9 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         A resolved estimatr ``se_type``.
     df_for : bool array (k,), optional
         Coefficients that need CR2 degrees of freedom (default all).
+    intercept_col : int, optional
+        Index of an all-ones column; lets the clustered path centre ``y`` per simulation
+        (only the intercept moves) so cluster sums lose no digits to a large mean.
 
     Returns
     -------
@@ -108,33 +148,42 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
     n, k = X.shape
     S = n_sims
     n_s = np.bincount(sim, minlength=S)
+    clustered = se_type in ("CR0", "CR2", "stata")
     if weights is not None:
         wm = np.bincount(sim, weights=weights, minlength=S) / np.maximum(n_s, 1)
         sw = np.sqrt(weights / wm[sim])
-        Xf, yf = X * sw[:, None], y * sw
+        cols = [X[:, j] * sw for j in range(k)]
+        yf = y * sw
     else:
-        Xf, yf = X, y
-    XtX = _gouter(sim, S, Xf)
-    Xty = _gsum(sim, S, Xf * yf[:, None])
-    d = np.sqrt(np.einsum("sii->si", XtX))
-    ok = (n_s > k) & np.all(d > 0, axis=1)
-    dd = np.where(d > 0, d, 1.0)
-    C = XtX / (dd[:, :, None] * dd[:, None, :])
-    C[~ok] = np.eye(k)
-    ok &= np.linalg.eigvalsh(C)[:, 0] > _COND_TOL
-    C[~ok] = np.eye(k)
-    M = np.linalg.inv(C) / (dd[:, :, None] * dd[:, None, :])
-    M = 0.5 * (M + np.swapaxes(M, 1, 2))
-    beta = np.einsum("sab,sb->sa", M, Xty)
-    # one step of iterative refinement recovers the digits the normal equations lose
-    e = yf - np.einsum("ia,ia->i", Xf, beta[sim])
-    beta = beta + np.einsum("sab,sb->sa", M, _gsum(sim, S, Xf * e[:, None]))
-    e = yf - np.einsum("ia,ia->i", Xf, beta[sim])
+        cols = [np.ascontiguousarray(X[:, j]) for j in range(k)]
+        yf = y
     df_res = (n_s - k).astype(float)
-    clustered = se_type in ("CR0", "CR2", "stata")
+
+    if clustered and weights is None:
+        # Cluster sums are sufficient: X'X = sum_g A_g, X_g'e_g = X_g'y_g - A_g beta.
+        G = len(cl_sim)
+        shift = None
+        if intercept_col is not None:
+            shift = np.bincount(sim, weights=y, minlength=S) / np.maximum(n_s, 1)
+            yf = y - shift[sim]
+        A = _couter(cl_codes, G, cols)
+        Xy_g = _csum(cl_codes, G, cols, yf)
+        M, beta, ok = _solve_normal(_rsum(cl_sim, S, A), _rsum(cl_sim, S, Xy_g), n_s)
+        XtE = Xy_g - np.einsum("gab,gb->ga", A, beta[cl_sim])
+        if shift is not None:
+            beta[:, intercept_col] += shift
+    else:
+        A = XtE = None
+        M, beta, ok = _solve_normal(_couter(sim, S, cols), _csum(sim, S, cols, yf), n_s)
+        # one step of iterative refinement recovers the digits the normal equations lose
+        e = yf - _fitted(cols, beta[sim])
+        beta = beta + np.einsum("sab,sb->sa", M, _csum(sim, S, cols, e))
+        e = yf - _fitted(cols, beta[sim])
     if clustered:
         G = len(cl_sim)
         J = np.bincount(cl_sim, minlength=S).astype(float)
+        if XtE is None:
+            XtE = _csum(cl_codes, G, cols, e)
     if se_type == "classical":
         s2 = np.bincount(sim, weights=e ** 2, minlength=S) / np.where(df_res > 0, df_res, np.nan)
         V = s2[:, None, None] * M
@@ -142,19 +191,20 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
     elif not clustered:
         omega = e ** 2
         if se_type in ("HC2", "HC3"):
-            h = np.einsum("ia,iab,ib->i", Xf, M[sim], Xf)
+            h = np.zeros(n)
+            for a in range(k):
+                h += cols[a] * cols[a] * M[:, a, a][sim]
+                for b in range(a + 1, k):
+                    h += 2.0 * cols[a] * cols[b] * M[:, a, b][sim]
             with np.errstate(divide="ignore", invalid="ignore"):
                 omega = omega / (1 - h) if se_type == "HC2" else omega / (1 - h) ** 2
             omega = np.where(np.isfinite(omega), omega, 0.0)
-        meat = _gouter(sim, S, Xf * np.sqrt(omega)[:, None])
-        V = M @ meat @ M
+        V = M @ _couter(sim, S, cols, omega) @ M
         if se_type == "HC1":
             V = V * (n_s / np.where(df_res > 0, df_res, np.nan))[:, None, None]
         df = np.repeat(df_res[:, None], k, axis=1)
     elif se_type in ("CR0", "stata"):
-        XtE = _gsum(cl_codes, G, Xf * e[:, None])
-        meat = _gouter(cl_sim, S, XtE)
-        V = M @ meat @ M
+        V = M @ _rsum(cl_sim, S, XtE[:, :, None] * XtE[:, None, :]) @ M
         if se_type == "stata":
             with np.errstate(divide="ignore", invalid="ignore"):
                 fac = J * (n_s - 1) / ((J - 1) * df_res)
@@ -163,44 +213,70 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
     else:  # CR2
         if weights is not None:
             raise NotImplementedError("weighted CR2 has no batched kernel")
-        XtE = _gsum(cl_codes, G, Xf * e[:, None])
-        A = _gouter(cl_codes, G, Xf)
-        L = np.linalg.cholesky(M)
-        Lg = L[cl_sim]
-        Mg = M[cl_sim]
-        B = np.swapaxes(Lg, 1, 2) @ A @ Lg
-        lam, vec = np.linalg.eigh(B)
-        one_m = 1.0 - lam
-        nondeg = one_m > _EIG_TOL
-        s = np.sqrt(np.where(nondeg, one_m, 1.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d1 = np.where(nondeg, 1.0 / ((1.0 + s) * s), -1.0 / lam)
-            d2 = np.where(nondeg, 1.0 / np.where(nondeg, one_m, 1.0), -1.0 / lam)
-        LV = Lg @ vec
-        K1 = (LV * d1[:, None, :]) @ np.swapaxes(LV, 1, 2)
-        K2 = (LV * d2[:, None, :]) @ np.swapaxes(LV, 1, 2)
-        AK1 = A @ K1
-        hm = XtE + np.einsum("gab,gb->ga", AK1, XtE)
-        V = M @ _gouter(cl_sim, S, hm) @ M
-        T = A + AK1 @ A
-        Q = A + A @ K2 @ A
-        U = T @ Mg                                       # column j: u_g for coefficient j
-        ww = np.einsum("gaj,gab,gbj->gj", Mg, Q, Mg)
-        uMu = np.einsum("gaj,gab,gbj->gj", U, Mg, U)
-        trG = _gsum(cl_sim, S, ww - uMu)
-        sq = _gsum(cl_sim, S, ww ** 2 - 2.0 * ww * uMu)
-        Cj = _gsum(cl_sim, S, np.einsum("gaj,gbj->gjab", U, U))        # (S, k, k, k)
-        MC = np.einsum("sab,sjbc->sjac", M, Cj)
-        trG2 = sq + np.einsum("sjab,sjba->sj", MC, MC)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            df = trG ** 2 / trG2
+        V, df = _cr2(M, A, XtE, cl_sim, S)
         if df_for is not None:
             df = np.where(df_for[None, :], df, np.nan)
     se = np.sqrt(np.einsum("sii->si", V))
     return {"coef": beta, "se": se, "df": df, "ok": ok, "n": n_s}
 
 
+def _cr2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: int
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """CR2 vcov and Bell-McCaffrey df from per-cluster ``A_g`` and ``X_g'e_g`` (module doc)."""
+    L = np.linalg.cholesky(M)
+    Lg = L[cl_sim]
+    Mg = M[cl_sim]
+    B = np.swapaxes(Lg, 1, 2) @ A @ Lg
+    lam, vec = np.linalg.eigh(B)
+    one_m = 1.0 - lam
+    nondeg = one_m > _EIG_TOL
+    s_ = np.sqrt(np.where(nondeg, one_m, 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d1 = np.where(nondeg, 1.0 / ((1.0 + s_) * s_), -1.0 / lam)
+        d2 = np.where(nondeg, 1.0 / np.where(nondeg, one_m, 1.0), -1.0 / lam)
+    LV = Lg @ vec
+    LVt = np.swapaxes(LV, 1, 2)
+    AK1 = A @ ((LV * d1[:, None, :]) @ LVt)
+    hm = XtE + np.einsum("gab,gb->ga", AK1, XtE)
+    V = M @ _rsum(cl_sim, S, hm[:, :, None] * hm[:, None, :]) @ M
+    T = A + AK1 @ A
+    Q = A + A @ ((LV * d2[:, None, :]) @ LVt) @ A
+    U = T @ Mg                                       # column j: u_g for coefficient j
+    ww = np.einsum("gaj,gab,gbj->gj", Mg, Q, Mg)
+    uMu = np.einsum("gaj,gab,gbj->gj", U, Mg, U)
+    trG = _rsum(cl_sim, S, ww - uMu)
+    sq = _rsum(cl_sim, S, ww ** 2 - 2.0 * ww * uMu)
+    Cj = _rsum(cl_sim, S, np.einsum("gaj,gbj->gjab", U, U))        # (S, k, k, k)
+    MC = np.einsum("sab,sjbc->sjac", M, Cj)
+    trG2 = sq + np.einsum("sjab,sjba->sj", MC, MC)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = trG ** 2 / trG2
+    return V, df
+
+
 # --------------------------------------------------------------------------- helpers
+def _cluster_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (simulation, cluster) codes, in (sim, key) order, and each code's simulation.
+
+    Integer keys with a small range (level IDs are 1..n per simulation) are coded with
+    one scatter and a cumulative sum instead of a sort.
+    """
+    key = np.asarray(key)
+    if key.dtype.kind in "iu" and key.size:
+        lo, hi = int(key.min()), int(key.max())
+        span = hi - lo + 1
+        if n_sims * span <= max(4 * key.size, 1 << 20):
+            combined = sim * span + (key - lo)
+            present = np.zeros(n_sims * span, dtype=bool)
+            present[combined] = True
+            rank = np.cumsum(present) - 1
+            codes = rank[combined]
+            cl_sim = np.flatnonzero(present) // span
+            return codes.astype(np.int64), cl_sim.astype(np.int64)
+    return group_codes(sim, key)
+
+
 def _columns_for(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
     """Batch columns, with level-ID columns used as factors turned into R's strings."""
     cols = dict(batch.columns)
@@ -300,15 +376,16 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
         check_weights(func, weights, w)
     cl_codes = cl_sim = None
     if clusters is not None:
-        cl_codes, cl_sim = group_codes(sim, np.asarray(view[clusters])[mf.mask])
+        cl_codes, cl_sim = _cluster_codes(sim, batch.n_sims, np.asarray(view[clusters])[mf.mask])
     S = batch.n_sims
     kwargs = dict(weights=weights, subset=subset, clusters=clusters, se_type=se_type,
                   ci=ci, alpha=alpha)
     if w is not None and se == "CR2":
         return pd.concat(_fallback(lm_robust, batch, np.arange(S), formula, kwargs, None),
                          ignore_index=True)
+    icol = mf.columns.index("(Intercept)") if mf.has_intercept else None
     res = lm_core(sim, S, mf.y, mf.X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
-                  se_type=se)
+                  se_type=se, intercept_col=icol)
     ok = res["ok"]
     bad = np.flatnonzero(~ok)
     extra = _fallback(lm_robust, batch, bad, formula, kwargs, None) if len(bad) else []
@@ -360,7 +437,7 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
     n1 = np.bincount(sim, minlength=S) - n2
     bad = (n1 < 2) | (n2 < 2)
     if clusters is not None:
-        cl_codes, cl_sim = group_codes(sim, np.asarray(cols[clusters])[rows])
+        cl_codes, cl_sim = _cluster_codes(sim, S, np.asarray(cols[clusters])[rows])
         G = len(cl_sim)
         tmin = np.full(G, np.inf)
         tmax = np.full(G, -np.inf)
@@ -373,7 +450,7 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
                                    "them.")
         X = np.column_stack([np.ones(len(y)), t2.astype(float)])
         res = lm_core(sim, S, y, X, cl_codes=cl_codes, cl_sim=cl_sim, se_type="CR2",
-                      df_for=np.array([False, True]))
+                      df_for=np.array([False, True]), intercept_col=0)
         est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
     elif w is not None:
         X = np.column_stack([np.ones(len(y)), t2.astype(float)])
