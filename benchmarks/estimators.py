@@ -12,14 +12,20 @@ cluster-robust errors in a loop.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
-import numpy as np
-import pandas as pd
+# Small-matrix LAPACK calls (the standalone CR2 path) crawl when BLAS threads fight for
+# a shared 2-core machine; time every method single-threaded, as process workers run.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from declaredesign.batch import Batch
-from declaredesign.estimate import difference_in_means, lm_robust
-from declaredesign.estimate._protocol import get_batched
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from declaredesign.batch import Batch  # noqa: E402
+from declaredesign.estimate import difference_in_means, lm_robust  # noqa: E402
+from declaredesign.estimate._protocol import get_batched  # noqa: E402
 
 
 def forum_batch(n_sims: int, seed: int = 1) -> tuple[Batch, Batch]:

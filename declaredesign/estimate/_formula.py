@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -76,14 +77,20 @@ class ModelFrame:
 
 
 def _parse(formula: str):
-    import formulaic
-    from formulaic.errors import FormulaicError
-
     if not isinstance(formula, str) or "~" not in formula:
         raise FormulaError(
             f"model_frame(formula={formula!r}): formula must be a string like 'y ~ x'; "
             f"got {formula!r}."
         )
+    return _parse_cached(formula)
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(formula: str):
+    # Parsing costs milliseconds; designs call the same formula thousands of times.
+    import formulaic
+    from formulaic.errors import FormulaicError
+
     try:
         return formulaic.Formula(formula)
     except FormulaicError as e:
