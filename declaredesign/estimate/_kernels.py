@@ -45,6 +45,7 @@ from ._lm_robust import (
     check_numeric,
     check_se_type,
     check_weights,
+    parse_fixed_effects,
     subset_mask,
 )
 from ._protocol import TIDY_COLUMNS
@@ -348,13 +349,11 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
     from ._lm_robust import lm_robust
     func = "lm_robust"
     cols = batch.columns
-    if fixed_effects is not None:
-        raise DeclarationError(f"{func}(fixed_effects={fixed_effects!r}): fixed_effects is not "
-                               "supported yet; add the factor to the formula instead.")
     alpha = check_alpha(func, alpha)
     clusters = check_column_arg(func, "clusters", clusters, cols)
     weights = check_column_arg(func, "weights", weights, cols)
     se = check_se_type(func, se_type, clusters is not None)
+    fe_names = parse_fixed_effects(func, fixed_effects, cols)
     lhs, rhs = formula_variables(formula)
     sub = subset_mask(func, subset, cols, batch.n_rows)
     view = _columns_for(batch, rhs)
@@ -379,8 +378,11 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
         cl_codes, cl_sim = _cluster_codes(sim, batch.n_sims, np.asarray(view[clusters])[mf.mask])
     S = batch.n_sims
     kwargs = dict(weights=weights, subset=subset, clusters=clusters, se_type=se_type,
-                  ci=ci, alpha=alpha)
-    if w is not None and se == "CR2":
+                  ci=ci, alpha=alpha, fixed_effects=fixed_effects)
+    if fe_names and w is not None and se == "CR2":
+        lm_robust(formula, batch.select_sims([0]).to_pandas(), **kwargs)   # raises
+    if (w is not None and se == "CR2") or fe_names:
+        # no batched form yet: exact per-simulation fits
         return pd.concat(_fallback(lm_robust, batch, np.arange(S), formula, kwargs, None),
                          ignore_index=True)
     icol = mf.columns.index("(Intercept)") if mf.has_intercept else None
