@@ -328,6 +328,46 @@ def _assemble(sims: np.ndarray, terms: list[str], res: dict[str, np.ndarray], al
     return out.iloc[order].reset_index(drop=True)
 
 
+def _welch_parts(codes: np.ndarray, G: int, y: np.ndarray, t2: np.ndarray):
+    """Per-group counts, difference in means and Welch variance pieces."""
+    n2 = np.bincount(codes, weights=t2, minlength=G)
+    n1 = np.bincount(codes, minlength=G) - n2
+    m2 = np.bincount(codes, weights=y * t2, minlength=G) / np.maximum(n2, 1)
+    m1 = np.bincount(codes, weights=y * ~t2, minlength=G) / np.maximum(n1, 1)
+    dev = y - np.where(t2, m2[codes], m1[codes])
+    ss2 = np.bincount(codes, weights=dev ** 2 * t2, minlength=G)
+    ss1 = np.bincount(codes, weights=dev ** 2 * ~t2, minlength=G)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v2 = ss2 / (n2 - 1) / n2
+        v1 = ss1 / (n1 - 1) / n1
+    return n1, n2, m2 - m1, v1, v2
+
+
+def _blocked_dim(sim, S, y, t2, bl_codes, bl_sim):
+    """Blocked and matched-pair difference in means for every simulation (estimatr)."""
+    G = len(bl_sim)
+    n1, n2, diff, v1, v2 = _welch_parts(bl_codes, G, y, t2)
+    nb = n1 + n2
+    pair_b = nb == 2
+    pair = np.bincount(bl_sim, weights=pair_b, minlength=S) > 0
+    # estimatr's errors (left to the exact path): single-unit blocks, blocks without both
+    # conditions, and blocks with one treated or control unit outside matched pairs.
+    bad_b = (nb == 1) | (n1 == 0) | (n2 == 0) | (~pair[bl_sim] & ((n1 == 1) | (n2 == 1)))
+    ok = np.bincount(bl_sim, weights=bad_b, minlength=S) == 0
+    ok &= np.bincount(bl_sim, minlength=S) > 0
+    N = np.bincount(bl_sim, weights=nb, minlength=S)
+    nblocks = np.bincount(bl_sim, minlength=S).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est = np.bincount(bl_sim, weights=diff * nb, minlength=S) / N
+        se_pair = np.sqrt(np.bincount(bl_sim, weights=(diff - est[bl_sim]) ** 2, minlength=S)
+                          / (nblocks * (nblocks - 1)))
+        se_blk = np.sqrt(np.bincount(bl_sim, weights=np.where(
+            pair[bl_sim], 0.0, (v1 + v2) * (nb / N[bl_sim]) ** 2), minlength=S))
+    se = np.where(pair, se_pair, se_blk)
+    df = np.where(pair, nblocks - 1, N - 2 * nblocks)
+    return est, se, df, ok
+
+
 # ------------------------------------------------------------------------- lm_robust
 def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
                      subset: Any = None, clusters: str | None = None,
@@ -400,7 +440,11 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
                                subset: Any = None, condition1: Any = None,
                                condition2: Any = None, ci: bool = True,
                                alpha: float = 0.05) -> pd.DataFrame:
-    """Batched :func:`difference_in_means` (simple, clustered, weighted, blocked designs).
+    """Batched :func:`difference_in_means`.
+
+    Simple, clustered, weighted, blocked and matched-pair designs are vectorised;
+    block-clustered and weighted blocked (or weighted clustered) designs run the
+    standalone function per simulation.
 
     Examples
     --------
@@ -431,8 +475,16 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
         check_weights(func, weights, w)
     add_label = not (c2 == 1 and c1 == 0)
     term = f"{treat}{c2}" if add_label else treat
+    if blocks is not None and clusters is None and w is None:
+        bl_codes, bl_sim = _cluster_codes(sim, S, np.asarray(cols[blocks])[rows])
+        est, se, df, ok = _blocked_dim(sim, S, y, t2, bl_codes, bl_sim)
+        res2 = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
+        badi = np.flatnonzero(~ok)
+        extra = _fallback(difference_in_means, batch, badi, formula, kwargs, None) \
+            if len(badi) else []
+        return _assemble(np.flatnonzero(ok), [term], res2, alpha, ci, outcome, extra)
     if blocks is not None or (w is not None and clusters is not None):
-        # blocked designs: exact per-simulation path (rare in simulation work)
+        # block-clustered and weighted blocked or clustered designs: exact per-sim path
         return pd.concat(_fallback(difference_in_means, batch, np.arange(S), formula,
                                    kwargs, None), ignore_index=True)
     n2 = np.bincount(sim, weights=t2, minlength=S)
@@ -459,18 +511,10 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
         res = lm_core(sim, S, y, X, weights=w, se_type="HC2")
         est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
     else:
-        cnt2, cnt1 = np.maximum(n2, 1), np.maximum(n1, 1)
-        m2 = np.bincount(sim, weights=y * t2, minlength=S) / cnt2
-        m1 = np.bincount(sim, weights=y * ~t2, minlength=S) / cnt1
-        dev = y - np.where(t2, m2[sim], m1[sim])
-        ss2 = np.bincount(sim, weights=dev ** 2 * t2, minlength=S)
-        ss1 = np.bincount(sim, weights=dev ** 2 * ~t2, minlength=S)
+        n1, n2, est, v1, v2 = _welch_parts(sim, S, y, t2)
         with np.errstate(divide="ignore", invalid="ignore"):
-            v2 = ss2 / (n2 - 1) / n2
-            v1 = ss1 / (n1 - 1) / n1
             se = np.sqrt(v2 + v1)
             df = se ** 4 / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
-        est = m2 - m1
         ok = np.ones(S, dtype=bool)
     ok = ok & ~bad
     res2 = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}

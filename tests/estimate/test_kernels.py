@@ -144,13 +144,45 @@ def test_difference_in_means_kernel_equals_standalone(kw):
     _compare(out, _standalone(difference_in_means, "y ~ z", frames, **kw))
 
 
-def test_difference_in_means_kernel_blocked():
-    frames = _frames(9, n_sims=3)
-    for f in frames:
-        f["blk"] = f["cl"] % 2
-        f["t"] = np.tile([0, 1], len(f))[:len(f)]
+def _blocked_frames(seed, n_sims=6):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n_sims):
+        sizes = rng.integers(4, 12, size=int(rng.integers(2, 6)))
+        if i % 3 == 1:
+            sizes[0] = 2                       # a pair: matched-pair variance for the sim
+        if i % 3 == 2:
+            sizes[:] = 2                       # all pairs
+        blk = np.repeat(np.arange(len(sizes)), sizes)
+        t = np.concatenate([rng.permutation(np.arange(m) % 2) for m in sizes])
+        y = rng.normal(size=len(blk)) + t * 0.5 + blk
+        cl = np.arange(len(blk)) // 1
+        frames.append(pd.DataFrame({"y": y, "t": t, "blk": rng.permutation(10)[blk] * 7,
+                                    "cl": cl, "w": rng.uniform(0.5, 2, len(blk))}))
+    return frames
+
+
+@pytest.mark.parametrize("kw", [{"blocks": "blk"}, {"blocks": "blk", "clusters": "cl"},
+                                {"blocks": "blk", "weights": "w"}],
+                         ids=["blocked", "block-clustered", "blocked-weighted"])
+def test_difference_in_means_kernel_blocked(kw):
+    frames = _blocked_frames(9)
+    if "weights" in kw:
+        frames = [f for f in frames if f.groupby("blk").size().min() > 2]
+    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ t", **kw)
+    ref = pd.concat([difference_in_means("y ~ t", f, **kw).tidy().assign(sim=i)
+                     for i, f in enumerate(frames)], ignore_index=True)
+    _compare(out, ref)
+
+
+def test_difference_in_means_kernel_blocked_error_sim():
+    frames = _blocked_frames(11, n_sims=3)
+    f = frames[1]
+    f.loc[f["blk"] == f["blk"].iloc[0], "t"] = 0   # a block without treated units
     out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ t", blocks="blk")
-    _compare(out, _standalone(difference_in_means, "y ~ t", frames, blocks="blk"))
+    assert out.loc[out["sim"] == 1, "estimate"].isna().all()
+    assert out.loc[out["sim"] == 1, "error"].str.contains("both treatment").all()
+    assert out.loc[out["sim"] != 1, "estimate"].notna().all()
 
 
 @pytest.mark.parametrize("se_type,cov_type,kw", [
