@@ -118,7 +118,8 @@ def _fitted(cols: list[np.ndarray], beta_rows: np.ndarray) -> np.ndarray:
 def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
             weights: np.ndarray | None = None, cl_codes: np.ndarray | None = None,
             cl_sim: np.ndarray | None = None, se_type: str = "HC2",
-            df_for: np.ndarray | None = None, intercept_col: int | None = None
+            df_for: np.ndarray | None = None, intercept_col: int | None = None,
+            fe_codes: np.ndarray | None = None, fe_sim: np.ndarray | None = None
             ) -> dict[str, np.ndarray]:
     """OLS + sandwich variance for every simulation of a stacked design.
 
@@ -139,6 +140,12 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
     intercept_col : int, optional
         Index of an all-ones column; lets the clustered path centre ``y`` per simulation
         (only the intercept moves) so cluster sums lose no digits to a large mean.
+    fe_codes, fe_sim : int arrays, optional
+        Dense (simulation, level) codes of one fixed effect and the simulation of each
+        code. ``X`` must then have no intercept; ``y`` and ``X`` are demeaned within
+        levels (weighted), the absorbed rank is the number of levels, and HC2/HC3
+        leverages add each row's share ``w_i / sum(w)`` of its level, which is what
+        estimatr's appended dummies contribute (the demeaned ``X`` is orthogonal to them).
 
     Returns
     -------
@@ -150,15 +157,28 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
     S = n_sims
     n_s = np.bincount(sim, minlength=S)
     clustered = se_type in ("CR0", "CR2", "stata")
+    raw = [X[:, j] for j in range(k)]
+    fe_rank = np.zeros(S)
+    if fe_codes is not None:
+        F = len(fe_sim)
+        den = np.bincount(fe_codes, weights=weights, minlength=F)
+
+        def dm(v):
+            wv = v if weights is None else weights * v
+            return v - (np.bincount(fe_codes, weights=wv, minlength=F) / den)[fe_codes]
+
+        y = dm(y)
+        raw = [dm(c) for c in raw]
+        fe_rank = np.bincount(fe_sim, minlength=S).astype(float)
     if weights is not None:
         wm = np.bincount(sim, weights=weights, minlength=S) / np.maximum(n_s, 1)
         sw = np.sqrt(weights / wm[sim])
-        cols = [X[:, j] * sw for j in range(k)]
+        cols = [c * sw for c in raw]
         yf = y * sw
     else:
-        cols = [np.ascontiguousarray(X[:, j]) for j in range(k)]
+        cols = [np.ascontiguousarray(c) for c in raw]
         yf = y
-    df_res = (n_s - k).astype(float)
+    df_res = n_s - k - fe_rank
 
     if clustered and weights is None:
         # Cluster sums are sufficient: X'X = sum_g A_g, X_g'e_g = X_g'y_g - A_g beta.
@@ -169,13 +189,15 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
             yf = y - shift[sim]
         A = _couter(cl_codes, G, cols)
         Xy_g = _csum(cl_codes, G, cols, yf)
-        M, beta, ok = _solve_normal(_rsum(cl_sim, S, A), _rsum(cl_sim, S, Xy_g), n_s)
+        M, beta, ok = _solve_normal(_rsum(cl_sim, S, A), _rsum(cl_sim, S, Xy_g),
+                                    n_s - fe_rank)
         XtE = Xy_g - np.einsum("gab,gb->ga", A, beta[cl_sim])
         if shift is not None:
             beta[:, intercept_col] += shift
     else:
         A = XtE = None
-        M, beta, ok = _solve_normal(_couter(sim, S, cols), _csum(sim, S, cols, yf), n_s)
+        M, beta, ok = _solve_normal(_couter(sim, S, cols), _csum(sim, S, cols, yf),
+                                    n_s - fe_rank)
         # one step of iterative refinement recovers the digits the normal equations lose
         e = yf - _fitted(cols, beta[sim])
         beta = beta + np.einsum("sab,sb->sa", M, _csum(sim, S, cols, e))
@@ -197,6 +219,9 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
                 h += cols[a] * cols[a] * M[:, a, a][sim]
                 for b in range(a + 1, k):
                     h += 2.0 * cols[a] * cols[b] * M[:, a, b][sim]
+            if fe_codes is not None:
+                h += 1.0 / np.bincount(fe_codes, minlength=len(fe_sim))[fe_codes] \
+                    if weights is None else weights / den[fe_codes]
             with np.errstate(divide="ignore", invalid="ignore"):
                 omega = omega / (1 - h) if se_type == "HC2" else omega / (1 - h) ** 2
             omega = np.where(np.isfinite(omega), omega, 0.0)
@@ -401,8 +426,8 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
     if subset is not None:
         view = {k_: v[sub] for k_, v in view.items()}
         sim = sim[sub]
-    mf = model_frame(formula, view, extra_columns=[c for c in (clusters, weights) if c],
-                     func=func)
+    mf = model_frame(formula, view,
+                     extra_columns=[c for c in (clusters, weights, *fe_names) if c], func=func)
     for name in lhs:
         check_numeric(func, "formula", name, np.asarray(view[name]))
     if mf.y.ndim != 1:
@@ -421,17 +446,25 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
                   ci=ci, alpha=alpha, fixed_effects=fixed_effects)
     if fe_names and w is not None and se == "CR2":
         lm_robust(formula, batch.select_sims([0]).to_pandas(), **kwargs)   # raises
-    if (w is not None and se == "CR2") or fe_names:
+    if (w is not None and se == "CR2") or len(fe_names) > 1 or (fe_names and se == "CR2"):
         # no batched form yet: exact per-simulation fits
         return pd.concat(_fallback(lm_robust, batch, np.arange(S), formula, kwargs, None),
                          ignore_index=True)
-    icol = mf.columns.index("(Intercept)") if mf.has_intercept else None
-    res = lm_core(sim, S, mf.y, mf.X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
-                  se_type=se, intercept_col=icol)
+    X, columns = mf.X, list(mf.columns)
+    fe_codes = fe_sim = None
+    if fe_names:
+        fe_codes, fe_sim = _cluster_codes(sim, S, np.asarray(view[fe_names[0]])[mf.mask])
+        if mf.has_intercept:
+            i = columns.index("(Intercept)")
+            X = np.delete(X, i, axis=1)
+            columns.pop(i)
+    icol = columns.index("(Intercept)") if "(Intercept)" in columns else None
+    res = lm_core(sim, S, mf.y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
+                  se_type=se, intercept_col=icol, fe_codes=fe_codes, fe_sim=fe_sim)
     ok = res["ok"]
     bad = np.flatnonzero(~ok)
     extra = _fallback(lm_robust, batch, bad, formula, kwargs, None) if len(bad) else []
-    return _assemble(np.flatnonzero(ok), mf.columns, res, alpha, ci, mf.outcome[0], extra)
+    return _assemble(np.flatnonzero(ok), columns, res, alpha, ci, mf.outcome[0], extra)
 
 
 # ---------------------------------------------------------------- difference_in_means

@@ -67,6 +67,22 @@ def test_lm_robust_kernel_equals_standalone(formula, kw):
     _compare(out, _standalone(lm_robust, formula, frames, **kw))
 
 
+FE_KW = [{}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
+         {"se_type": "classical"}, {"weights": "w"}, {"weights": "w", "se_type": "HC3"},
+         {"clusters": "cl", "se_type": "CR0"}, {"clusters": "cl", "se_type": "stata"},
+         {"clusters": "cl"}, {"weights": "w", "clusters": "cl", "se_type": "stata"}]
+
+
+@pytest.mark.parametrize("kw", FE_KW, ids=[str(k) for k in FE_KW])
+def test_fixed_effects_kernel_equals_standalone(kw):
+    frames = _frames(12, n_sims=5)
+    for f in frames:
+        f["blk"] = np.asarray(f["g"])
+    kw = dict(kw, fixed_effects="~ blk")
+    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
+    _compare(out, _standalone(lm_robust, "y ~ z + x", frames, **kw))
+
+
 def test_weighted_cr2_kernel_equals_standalone():
     frames = _frames(2, n_sims=3)
     out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", clusters="cl",
