@@ -30,6 +30,7 @@ stay R-exact; a failure there gives NaN rows with the message in an ``error`` co
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -312,6 +313,14 @@ def _columns_for(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
     return cols
 
 
+def _subset_view(batch: Batch, subset: Any) -> dict[str, np.ndarray]:
+    """Columns for a subset expression: level IDs it names as the strings users see."""
+    if not isinstance(subset, str):
+        return batch.columns
+    named = [v for v in batch.id_columns if re.search(rf"\b{re.escape(v)}\b", subset)]
+    return _columns_for(batch, named)
+
+
 def _format_id(batch: Batch, name: str) -> np.ndarray:
     from ..batch import _format_ids
     return _format_ids(batch.columns[name], batch.sim, batch.n_sims)
@@ -325,6 +334,10 @@ def _fallback(func, batch: Batch, sims: np.ndarray, formula: str, kwargs: dict[s
         df = batch.select_sims([int(s)]).to_pandas()
         try:
             t = func(formula, df, **kwargs).tidy()
+            n_na = int(t["estimate"].isna().sum())
+            if n_na:
+                reason = (f"{n_na} coefficient(s) not defined because the design matrix is "
+                          "rank deficient")
             if reason:
                 t["warning"] = reason
         except Exception as e:  # noqa: BLE001 -- one failed sim must not kill the run
@@ -420,7 +433,7 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
     se = check_se_type(func, se_type, clusters is not None)
     fe_names = parse_fixed_effects(func, fixed_effects, cols)
     lhs, rhs = formula_variables(formula)
-    sub = subset_mask(func, subset, cols, batch.n_rows)
+    sub = subset_mask(func, subset, _subset_view(batch, subset), batch.n_rows)
     view = _columns_for(batch, rhs)
     sim = batch.sim
     if subset is not None:
@@ -491,8 +504,8 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
     from ._dim import _prepare, difference_in_means, parse_conditions
     func = "difference_in_means"
     cols, outcome, treat, blocks, clusters, weights, rows, alpha = _prepare(
-        func, formula, batch.columns, blocks, clusters, weights, subset, condition1,
-        condition2, alpha)
+        func, formula, _subset_view(batch, subset), blocks, clusters, weights, subset,
+        condition1, condition2, alpha)
     kwargs = dict(blocks=blocks, clusters=clusters, weights=weights, subset=subset,
                   condition1=condition1, condition2=condition2, ci=ci, alpha=alpha)
     S = batch.n_sims

@@ -92,7 +92,7 @@ def subset_mask(func: str, subset: Any, data: Mapping[str, Any], n: int) -> np.n
         if m.dtype.kind != "b" or m.shape != (n,):
             fail(func, "subset", subset, f"a boolean array of length {n} or an expression",
                  shown="<array>")
-    return m
+    return np.array(m, dtype=bool, copy=True)
 
 
 # ------------------------------------------------------------------------------ result

@@ -108,6 +108,9 @@ def test_rank_deficient_sims_follow_the_exact_path():
     ref = _standalone(lm_robust, "y ~ z + x + x2", frames, clusters="cl")
     _compare(out, ref)
     assert out.loc[out["sim"] == 2, "estimate"].isna().sum() == 1
+    warned = out.groupby("sim")["warning"].apply(lambda v: v.notna().all())
+    assert warned.tolist() == [False, True, True, True, False]
+    assert out["warning"].dropna().str.contains("rank deficient").all()
 
 
 def test_failing_sim_gives_nan_rows_with_error():
@@ -216,3 +219,26 @@ def test_against_statsmodels(se_type, cov_type, kw):
     fit = lm_robust("y ~ z + x", f, se_type=se_type, clusters="cl" if clustered else None)
     np.testing.assert_allclose(fit.coefficients.to_numpy(), res.params, rtol=1e-10)
     np.testing.assert_allclose(fit.vcov.to_numpy(), res.cov_params(), rtol=1e-10)
+
+
+def test_level_id_columns_behave_as_in_the_split_frames():
+    """IDs are int codes in a batch but fabricatr strings in data frames: same answers."""
+    rng = np.random.default_rng(13)
+    n_cls = np.array([6, 8, 7])
+    sizes = rng.integers(3, 9, size=n_cls.sum())
+    sim = np.repeat(np.repeat(np.arange(3), n_cls), sizes)
+    cls = np.repeat(np.concatenate([np.arange(1, m + 1) for m in n_cls]), sizes)
+    treat = np.repeat(np.concatenate([rng.permutation(np.arange(m) % 2) for m in n_cls]),
+                      sizes).astype(float)
+    batch = Batch({"y": rng.normal(size=len(sim)) + treat, "treat": treat, "classroom": cls},
+                  sim=sim, n_sims=3, id_columns=["classroom"])
+    frames = batch.split()
+    for func, kw in ((lm_robust, {"clusters": "classroom", "subset": "classroom != '3'"}),
+                     (difference_in_means, {"clusters": "classroom",
+                                            "subset": "classroom != '3'"})):
+        out = get_batched(func)(batch, "y ~ treat", **kw)
+        _compare(out, _standalone(func, "y ~ treat", frames, **kw))
+    # a factor made from an ID column gets fabricatr's level names (padded per sim)
+    out = get_batched(lm_robust)(batch, "y ~ classroom")
+    assert "classroom2" in set(out["term"])
+    _compare(out, _standalone(lm_robust, "y ~ classroom", frames))
