@@ -23,9 +23,13 @@ cluster's hat block is ``H_gg = Z_g Z_g'``, whose non-zero eigenvalues are those
   ``tr G^2 = sum_g [(w_g'w_g)^2 - 2 w_g'w_g u_g'Mu_g] + tr(M C M C)``, ``C = sum_g u_g u_g'``,
   and ``df = (tr G)^2 / tr G^2``.
 
-Simulations the fast path cannot take (rank-deficient or nearly so, too few rows,
-weighted CR2) are fitted one by one with the standalone function, so their numbers
-stay R-exact; a failure there gives NaN rows with the message in an ``error`` column.
+Weighted CR2 uses the same idea with a ``2k x 2k`` basis (see :func:`_cr2_weighted`).
+
+Simulations the fast path cannot take (rank-deficient or nearly so, too few rows) and
+designs without a batched form (several fixed effects, fixed effects with CR2,
+block-clustered difference in means) are fitted one by one with the standalone
+function, so their numbers stay R-exact; a failure there gives NaN rows with the
+message in an ``error`` column, and a rank-deficient fit a ``warning``.
 """
 
 from __future__ import annotations
@@ -239,8 +243,10 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         df = np.repeat((J - 1)[:, None], k, axis=1)
     else:  # CR2
         if weights is not None:
-            raise NotImplementedError("weighted CR2 has no batched kernel")
-        V, df = _cr2(M, A, XtE, cl_sim, S)
+            wt = weights / wm[sim]
+            V, df = _cr2_weighted(M, wm, raw, wt, e / sw, cl_codes, cl_sim, S)
+        else:
+            V, df = _cr2(M, A, XtE, cl_sim, S)
         if df_for is not None:
             df = np.where(df_for[None, :], df, np.nan)
     se = np.sqrt(np.einsum("sii->si", V))
@@ -279,6 +285,71 @@ def _cr2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: i
     with np.errstate(divide="ignore", invalid="ignore"):
         df = trG ** 2 / trG2
     return V, df
+
+
+def _cr2_weighted(M, wm, raw, wt, eo, cl_codes, cl_sim, S):
+    """Weighted CR2 (estimatr's clubSandwich-style form) from per-cluster statistics.
+
+    With ``W`` the normalised weights of a cluster, estimatr's adjustment matrix is
+    ``A = I - XMX'W - WXMX' + XNX'`` (``N = M X'W^2X M``) applied as ``A^{+1/2} W X``.
+    ``A = I + P K P'`` with ``P = [X, (W - w0) X]`` (``w0`` one weight of the cluster, so
+    the second block vanishes exactly when weights are constant within clusters) and
+    ``K = [[N - 2 w0 M, -M], [-M, 0]]``; its functions act on the span of ``P`` only,
+    which the ``2k x 2k`` Gram matrix ``P'P`` describes.
+    """
+    k = len(raw)
+    G = len(cl_sim)
+    w0 = np.zeros(G)
+    w0[cl_codes] = wt
+    dw = wt - w0[cl_codes]
+    Sxx = _couter(cl_codes, G, raw)
+    Sxd = _couter(cl_codes, G, raw, dw)
+    Sdd = _couter(cl_codes, G, raw, dw * dw)
+    pe = np.concatenate([_csum(cl_codes, G, raw, eo), _csum(cl_codes, G, raw, dw * eo)], 1)
+    W2 = _rsum(cl_sim, S, Sdd + 2 * w0[:, None, None] * Sxd + (w0 ** 2)[:, None, None] * Sxx)
+    N = M @ W2 @ M
+    Mg, Ng = M[cl_sim], N[cl_sim]
+    Gp = np.block([[Sxx, Sxd], [Sxd, Sdd]])                       # (G, 2k, 2k)
+    Kp = np.block([[Ng - 2 * w0[:, None, None] * Mg, -Mg], [-Mg, np.zeros_like(Mg)]])
+    s_, U = np.linalg.eigh(Gp)
+    keep = s_ > 1e-12 * np.maximum(s_[:, -1:], 1e-300)
+    ZtP = np.where(keep, np.sqrt(np.where(keep, s_, 0.0)), 0.0)[:, :, None] * \
+        np.swapaxes(U, 1, 2)                                        # Z'P in P coordinates
+    inv_s = np.where(keep, 1.0 / np.sqrt(np.where(keep, s_, 1.0)), 0.0)
+    Zte = inv_s * np.einsum("gba,gb->ga", U, pe)                     # Z'e
+    B = ZtP @ Kp @ np.swapaxes(ZtP, 1, 2)
+    lam, V = np.linalg.eigh(0.5 * (B + np.swapaxes(B, 1, 2)))
+    one_p = 1.0 + lam
+    pos = one_p > _EIG_TOL
+    f1 = np.where(pos, 1.0 / np.sqrt(np.where(pos, one_p, 1.0)), 0.0)
+    D1, D2 = f1 - 1.0, f1 * f1 - 1.0
+    PV = np.swapaxes(ZtP, 1, 2) @ V                                  # P-coords of Z V
+    Kd1 = (PV * D1[:, None, :]) @ np.swapaxes(PV, 1, 2)
+    Kd2 = (PV * D2[:, None, :]) @ np.swapaxes(PV, 1, 2)
+    eye = np.broadcast_to(np.eye(k), (G, k, k))
+    Ew = np.concatenate([w0[:, None, None] * eye, eye], axis=1)      # W X = P Ew
+    Ex = np.concatenate([eye, np.zeros_like(eye)], axis=1)           # X = P Ex
+    # half-meat: (WX)' A^{+1/2} e
+    fe_ = pe + np.einsum("gab,gb->ga", PV * D1[:, None, :],
+                         np.einsum("gba,gb->ga", V, Zte))
+    hm = np.einsum("gai,ga->gi", Ew, fe_)
+    V_ = M @ _rsum(cl_sim, S, hm[:, :, None] * hm[:, None, :]) @ M
+    # Bell-McCaffrey pieces for every coefficient j at once (columns of C = M / wm)
+    Cg = Mg / wm[cl_sim][:, None, None]
+    F1 = Gp + Kd1
+    a = np.swapaxes(Ex, 1, 2) @ F1 @ Ew @ Cg                         # (G, k, j)
+    b = np.swapaxes(Ew, 1, 2) @ F1 @ Ew @ Cg
+    p = np.einsum("gaj,gab,gbj->gj", Cg, np.swapaxes(Ew, 1, 2) @ (Gp + Kd2) @ Ew, Cg)
+    q = np.einsum("gaj,gab,gbj->gj", a, Ng, a) - 2 * np.einsum("gaj,gab,gbj->gj", a, Mg, b)
+    trP = _rsum(cl_sim, S, q + p)
+    z = np.concatenate([a, b], axis=1)                               # (G, 2k, j)
+    Sz = _rsum(cl_sim, S, np.einsum("gaj,gbj->gjab", z, z))          # (S, j, 2k, 2k)
+    K = np.block([[N, -M], [-M, np.zeros_like(M)]])
+    KS = np.einsum("sab,sjbc->sjac", K, Sz)
+    trP2 = np.einsum("sjab,sjba->sj", KS, KS) + _rsum(cl_sim, S, 2 * q * p + p * p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = trP ** 2 / trP2
+    return V_, df
 
 
 # --------------------------------------------------------------------------- helpers
@@ -459,7 +530,7 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
                   ci=ci, alpha=alpha, fixed_effects=fixed_effects)
     if fe_names and w is not None and se == "CR2":
         lm_robust(formula, batch.select_sims([0]).to_pandas(), **kwargs)   # raises
-    if (w is not None and se == "CR2") or len(fe_names) > 1 or (fe_names and se == "CR2"):
+    if len(fe_names) > 1 or (fe_names and se == "CR2"):
         # no batched form yet: exact per-simulation fits
         return pd.concat(_fallback(lm_robust, batch, np.arange(S), formula, kwargs, None),
                          ignore_index=True)
@@ -489,8 +560,8 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
     """Batched :func:`difference_in_means`.
 
     Simple, clustered, weighted, blocked and matched-pair designs are vectorised;
-    block-clustered and weighted blocked (or weighted clustered) designs run the
-    standalone function per simulation.
+    block-clustered and weighted blocked designs run the standalone function per
+    simulation.
 
     Examples
     --------
@@ -529,8 +600,8 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
         extra = _fallback(difference_in_means, batch, badi, formula, kwargs, None) \
             if len(badi) else []
         return _assemble(np.flatnonzero(ok), [term], res2, alpha, ci, outcome, extra)
-    if blocks is not None or (w is not None and clusters is not None):
-        # block-clustered and weighted blocked or clustered designs: exact per-sim path
+    if blocks is not None:
+        # block-clustered and weighted blocked designs: exact per-simulation path
         return pd.concat(_fallback(difference_in_means, batch, np.arange(S), formula,
                                    kwargs, None), ignore_index=True)
     n2 = np.bincount(sim, weights=t2, minlength=S)
@@ -549,8 +620,8 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
                                    "must have the same treatment condition; some clusters mix "
                                    "them.")
         X = np.column_stack([np.ones(len(y)), t2.astype(float)])
-        res = lm_core(sim, S, y, X, cl_codes=cl_codes, cl_sim=cl_sim, se_type="CR2",
-                      df_for=np.array([False, True]), intercept_col=0)
+        res = lm_core(sim, S, y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
+                      se_type="CR2", df_for=np.array([False, True]), intercept_col=0)
         est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
     elif w is not None:
         X = np.column_stack([np.ones(len(y)), t2.astype(float)])

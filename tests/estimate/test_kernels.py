@@ -48,6 +48,17 @@ def _compare(out, ref, rtol=1e-10):
                                atol=1e-300, equal_nan=True)
 
 
+@pytest.fixture
+def no_fallback(monkeypatch):
+    """Fail if the kernel sends any simulation to the per-simulation exact path."""
+    import declaredesign.estimate._kernels as K
+
+    def refuse(func, batch, sims, *args, **kwargs):
+        assert len(sims) == 0, f"simulations {list(sims)} took the per-simulation path"
+        return []
+    monkeypatch.setattr(K, "_fallback", refuse)
+
+
 LM_KW = [
     {}, {"se_type": "classical"}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
     {"clusters": "cl"}, {"clusters": "cl", "se_type": "CR0"},
@@ -61,7 +72,7 @@ LM_KW = [
 
 @pytest.mark.parametrize("formula", ["y ~ z + x", "y ~ z * x + g"])
 @pytest.mark.parametrize("kw", LM_KW, ids=[str(k) for k in LM_KW])
-def test_lm_robust_kernel_equals_standalone(formula, kw):
+def test_lm_robust_kernel_equals_standalone(formula, kw, no_fallback):
     frames = _frames(1)
     out = get_batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
     _compare(out, _standalone(lm_robust, formula, frames, **kw))
@@ -74,7 +85,9 @@ FE_KW = [{}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
 
 
 @pytest.mark.parametrize("kw", FE_KW, ids=[str(k) for k in FE_KW])
-def test_fixed_effects_kernel_equals_standalone(kw):
+def test_fixed_effects_kernel_equals_standalone(kw, request):
+    if not ("clusters" in kw and "se_type" not in kw):   # FE + CR2 is per simulation
+        request.getfixturevalue("no_fallback")
     frames = _frames(12, n_sims=5)
     for f in frames:
         f["blk"] = np.asarray(f["g"])
@@ -83,14 +96,19 @@ def test_fixed_effects_kernel_equals_standalone(kw):
     _compare(out, _standalone(lm_robust, "y ~ z + x", frames, **kw))
 
 
-def test_weighted_cr2_kernel_equals_standalone():
-    frames = _frames(2, n_sims=3)
-    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", clusters="cl",
+@pytest.mark.parametrize("formula", ["y ~ z + x", "y ~ z * x + g"])
+@pytest.mark.parametrize("weights_vary", ["within", "between"])
+def test_weighted_cr2_kernel_equals_standalone(formula, weights_vary, no_fallback):
+    frames = _frames(2, n_sims=5)
+    if weights_vary == "between":        # constant within clusters (cluster-level IPW)
+        frames = [f.assign(w=(1 + f["cl"] % 3) * 0.7) for f in frames]
+    out = get_batched(lm_robust)(Batch.from_frames(frames), formula, clusters="cl",
                                  weights="w")
-    _compare(out, _standalone(lm_robust, "y ~ z + x", frames, clusters="cl", weights="w"))
+    assert "error" not in out.columns
+    _compare(out, _standalone(lm_robust, formula, frames, clusters="cl", weights="w"))
 
 
-def test_cr2_clusters_of_size_one_and_singular_blocks():
+def test_cr2_clusters_of_size_one_and_singular_blocks(no_fallback):
     # a dummy that is non-zero in one singleton cluster makes I - H_gg singular there
     frames = _frames(3, n_sims=4)
     for f in frames:
@@ -153,11 +171,12 @@ def test_cr2_kxk_pieces_equal_direct_computation():
     np.testing.assert_allclose(res["df"][0], direct.df, rtol=1e-10)
 
 
-DIM_KW = [{}, {"clusters": "cl"}, {"weights": "w"}, {"alpha": 0.01}]
+DIM_KW = [{}, {"clusters": "cl"}, {"weights": "w"}, {"alpha": 0.01},
+          {"clusters": "cl", "weights": "w"}]
 
 
 @pytest.mark.parametrize("kw", DIM_KW, ids=[str(k) for k in DIM_KW])
-def test_difference_in_means_kernel_equals_standalone(kw):
+def test_difference_in_means_kernel_equals_standalone(kw, no_fallback):
     frames = _frames(8)
     out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", **kw)
     _compare(out, _standalone(difference_in_means, "y ~ z", frames, **kw))
