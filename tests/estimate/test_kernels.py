@@ -15,7 +15,7 @@ from declaredesign.estimate._protocol import TIDY_COLUMNS, get_batched
 NUM = ["estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high", "df"]
 
 
-def _frames(seed, n_sims=8, min_j=3, max_j=14):
+def _frames(seed, n_sims=6, min_j=3, max_j=14):
     """Data sets of different sizes and numbers of clusters (sizes 1 to 30)."""
     rng = np.random.default_rng(seed)
     frames = []
