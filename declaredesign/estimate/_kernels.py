@@ -610,12 +610,9 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
     if clusters is not None:
         cl_codes, cl_sim = _cluster_codes(sim, S, np.asarray(cols[clusters])[rows])
         G = len(cl_sim)
-        tmin = np.full(G, np.inf)
-        tmax = np.full(G, -np.inf)
-        np.minimum.at(tmin, cl_codes, t2.astype(float))
-        np.maximum.at(tmax, cl_codes, t2.astype(float))
-        mixed = np.bincount(cl_sim, weights=(tmin != tmax), minlength=S) > 0
-        if mixed.any():
+        n_t = np.bincount(cl_codes, weights=t2, minlength=G)
+        size = np.bincount(cl_codes, minlength=G)
+        if np.any((n_t > 0) & (n_t < size)):
             raise DeclarationError(f"{func}(clusters={clusters!r}): every unit of a cluster "
                                    "must have the same treatment condition; some clusters mix "
                                    "them.")
