@@ -406,11 +406,12 @@ def _fallback(func, batch: Batch, sims: np.ndarray, formula: str, kwargs: dict[s
         try:
             t = func(formula, df, **kwargs).tidy()
             n_na = int(t["estimate"].isna().sum())
+            note = reason
             if n_na:
-                reason = (f"{n_na} coefficient(s) not defined because the design matrix is "
-                          "rank deficient")
-            if reason:
-                t["warning"] = reason
+                note = (f"{n_na} coefficient(s) not defined because the design matrix is "
+                        "rank deficient")
+            if note:
+                t["warning"] = note
         except Exception as e:  # noqa: BLE001 -- one failed sim must not kill the run
             t = pd.DataFrame({c: [np.nan] for c in TIDY_COLUMNS})
             t["term"] = None

@@ -143,5 +143,6 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
         h1, h2, h3 = H1[:, j, :].T, H2[:, j, :].T, H3[:, j, :].T   # r x J
         uf = h1.T @ h2
         P = h3.T @ h3 - uf - uf.T + np.diag(Pd[:, j])
-        df[j] = np.trace(P) ** 2 / np.sum(P ** 2)
+        with np.errstate(divide="ignore", invalid="ignore"):   # perfect fits: 0 / 0
+            df[j] = np.trace(P) ** 2 / np.sum(P ** 2)
     return VarianceResult(vcov, df, res_var)
