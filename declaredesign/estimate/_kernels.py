@@ -415,6 +415,7 @@ def _fallback(func, batch: Batch, sims: np.ndarray, formula: str, kwargs: dict[s
         except Exception as e:  # noqa: BLE001 -- one failed sim must not kill the run
             t = pd.DataFrame({c: [np.nan] for c in TIDY_COLUMNS})
             t["term"] = None
+            t["outcome"] = formula.split("~")[0].strip()
             t["error"] = f"{type(e).__name__}: {e}"
         t.insert(0, "sim", int(s))
         out.append(t)

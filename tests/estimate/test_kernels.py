@@ -141,6 +141,7 @@ def test_failing_sim_gives_nan_rows_with_error():
     bad = out[out["sim"] == 1]
     assert bad[NUM].isna().all().all()
     assert bad["error"].str.len().gt(0).all()
+    assert (bad["outcome"] == "y").all()
     assert out.loc[out["sim"] != 1, "error"].isna().all()
 
 
