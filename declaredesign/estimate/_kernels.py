@@ -58,6 +58,8 @@ from ._protocol import TIDY_COLUMNS
 __all__ = ["lm_robust_kernel", "difference_in_means_kernel", "lm_core"]
 
 _EIG_TOL = 1e-12
+# 1 - h at or below this counts as leverage one (a perfectly fitted row)
+_LEVERAGE_ONE = 1e-10
 # Below this smallest eigenvalue of the unit-diagonal X'X a simulation goes to the exact
 # (pivoting QR) path: collinear or so ill-conditioned that normal equations could lose digits.
 _COND_TOL = 1e-10
@@ -229,7 +231,9 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
                     if weights is None else weights / den[fe_codes]
             with np.errstate(divide="ignore", invalid="ignore"):
                 omega = omega / (1 - h) if se_type == "HC2" else omega / (1 - h) ** 2
-            omega = np.where(np.isfinite(omega), omega, 0.0)
+            # leverage-one rows have e = 0 and 1 - h = 0 up to rounding; estimatr's 0/0
+            # is NaN or a rounding-sized number, we use its own fallback value 0
+            omega = np.where(np.isfinite(omega) & (1.0 - h > _LEVERAGE_ONE), omega, 0.0)
         V = M @ _couter(sim, S, cols, omega) @ M
         if se_type == "HC1":
             V = V * (n_s / np.where(df_res > 0, df_res, np.nan))[:, None, None]
@@ -266,25 +270,48 @@ def _cr2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: i
     s_ = np.sqrt(np.where(nondeg, one_m, 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         d1 = np.where(nondeg, 1.0 / ((1.0 + s_) * s_), -1.0 / lam)
-        d2 = np.where(nondeg, 1.0 / np.where(nondeg, one_m, 1.0), -1.0 / lam)
+        d3 = np.where(nondeg, 0.0, -1.0 / lam)
     LV = Lg @ vec
     LVt = np.swapaxes(LV, 1, 2)
     AK1 = A @ ((LV * d1[:, None, :]) @ LVt)
     hm = XtE + np.einsum("gab,gb->ga", AK1, XtE)
     V = M @ _rsum(cl_sim, S, hm[:, :, None] * hm[:, None, :]) @ M
-    T = A + AK1 @ A
-    Q = A + A @ ((LV * d2[:, None, :]) @ LVt) @ A
-    U = T @ Mg                                       # column j: u_g for coefficient j
-    ww = np.einsum("gaj,gab,gbj->gj", Mg, Q, Mg)
-    uMu = np.einsum("gaj,gab,gbj->gj", U, Mg, U)
-    trG = _rsum(cl_sim, S, ww - uMu)
-    sq = _rsum(cl_sim, S, ww ** 2 - 2.0 * ww * uMu)
-    Cj = _rsum(cl_sim, S, np.einsum("gaj,gbj->gjab", U, U))        # (S, k, k, k)
-    MC = np.einsum("sab,sjbc->sjac", M, Cj)
-    trG2 = sq + np.einsum("sjab,sjba->sj", MC, MC)
+    U = (A + AK1 @ A) @ Mg                           # column j: u_g for coefficient j
+    # G_gg = w_g'(I - H_gg) w_g: (I-H) f(I-H)^2 is the projector off the degenerate
+    # directions, so no w'w - u'Mu cancellation is needed
+    Q3 = A + A @ ((LV * d3[:, None, :]) @ LVt) @ A
+    Gdiag = np.einsum("gaj,gab,gbj->gj", Mg, Q3, Mg)
+    return V, _bm_df(Gdiag, U, Mg, M, cl_sim, S)
+
+
+def _bm_df(Gdiag, U, Mg, M, cl_sim, S):
+    """``(tr G)^2 / tr G^2`` for ``G = diag(...) - U'MU`` (diagonal given, per coefficient).
+
+    The off-diagonal part ``sum_{g != h} (u_g'M u_h)^2`` is summed explicitly on a padded
+    (sim, cluster, cluster) array when that is small, which keeps every term positive;
+    otherwise it is ``tr(MCMC) - sum_g (u_g'Mu_g)^2`` with ``C = sum_g u_g u_g'``.
+    """
+    G, k, kj = U.shape
+    trG = _rsum(cl_sim, S, Gdiag)
+    sq = _rsum(cl_sim, S, Gdiag ** 2)
+    Jn = np.bincount(cl_sim, minlength=S)
+    Jmax = int(Jn.max()) if G else 0
+    if S * Jmax * Jmax * kj * k <= 5e7:
+        pos = np.arange(G) - np.searchsorted(cl_sim, np.arange(S))[cl_sim]
+        Up = np.zeros((S, Jmax, k, kj))
+        Up[cl_sim, pos] = U
+        MU = np.einsum("sab,sgbj->sgaj", M, Up)
+        Qp = np.einsum("sgaj,shaj->sjgh", Up, MU)                    # u_g'M u_h
+        idx = np.arange(Jmax)
+        Qp[:, :, idx, idx] = 0.0
+        off = np.einsum("sjgh,sjgh->sj", Qp, Qp)
+    else:
+        uMu = np.einsum("gaj,gab,gbj->gj", U, Mg, U)
+        Cj = _rsum(cl_sim, S, np.einsum("gaj,gbj->gjab", U, U))    # (S, k, k, k)
+        MC = np.einsum("sab,sjbc->sjac", M, Cj)
+        off = np.einsum("sjab,sjba->sj", MC, MC) - _rsum(cl_sim, S, uMu ** 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = trG ** 2 / trG2
-    return V, df
+        return trG ** 2 / (sq + off)
 
 
 def _cr2_weighted(M, wm, raw, wt, eo, cl_codes, cl_sim, S):

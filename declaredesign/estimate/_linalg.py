@@ -15,6 +15,8 @@ import scipy.linalg as sla
 
 # estimatr drops CR2 eigenvalues of (I - H_gg) at or below this value (pseudo-inverse).
 CR2_EIG_TOL = 1e-12
+# 1 - h at or below this counts as leverage one (a perfectly fitted row)
+_LEVERAGE_ONE = 1e-10
 
 
 def pivoted_rank(X: np.ndarray) -> np.ndarray:
@@ -85,7 +87,9 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
             h = np.einsum("ij,jk,ik->i", Xm, Mm, Xm)
             with np.errstate(divide="ignore", invalid="ignore"):
                 omega = omega / (1.0 - h) if se_type == "HC2" else omega / (1.0 - h) ** 2
-            omega = np.where(np.isfinite(omega), omega, 0.0)
+            # leverage-one rows have e = 0 and 1 - h = 0 up to rounding; estimatr's 0/0
+            # is NaN or a rounding-sized number, we use its own fallback value 0
+            omega = np.where(np.isfinite(omega) & (1.0 - h > _LEVERAGE_ONE), omega, 0.0)
         with np.errstate(invalid="ignore"):
             half = X * np.sqrt(omega)[:, None]
         vcov = M @ (half.T @ half) @ M
