@@ -235,11 +235,8 @@ def difference_in_means(formula: str, data: pd.DataFrame, blocks: str | None = N
     t2 = t == c2
     if cl is not None:
         codes = np.unique(cl, return_inverse=True)[1].reshape(-1)
-        tmin = np.full(codes.max() + 1, np.inf)
-        tmax = np.full(codes.max() + 1, -np.inf)
-        np.minimum.at(tmin, codes, t2.astype(float))
-        np.maximum.at(tmax, codes, t2.astype(float))
-        if np.any(tmin != tmax):
+        n_t = np.bincount(codes, weights=t2)
+        if np.any((n_t > 0) & (n_t < np.bincount(codes))):
             raise DeclarationError(f"{func}(clusters={clusters!r}): every unit of a cluster must "
                                    "have the same treatment condition; some clusters mix them.")
     nblocks = nclusters = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -76,14 +77,20 @@ class ModelFrame:
 
 
 def _parse(formula: str):
-    import formulaic
-    from formulaic.errors import FormulaicError
-
     if not isinstance(formula, str) or "~" not in formula:
         raise FormulaError(
             f"model_frame(formula={formula!r}): formula must be a string like 'y ~ x'; "
             f"got {formula!r}."
         )
+    return _parse_cached(formula)
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(formula: str):
+    # Parsing costs milliseconds; designs call the same formula thousands of times.
+    import formulaic
+    from formulaic.errors import FormulaicError
+
     try:
         return formulaic.Formula(formula)
     except FormulaicError as e:
@@ -131,6 +138,38 @@ def _r_name(col: str, factor_vars: Mapping[str, Any]) -> str:
         else:
             parts.append(part)
     return ":".join(parts)
+
+
+def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | None:
+    """Numeric columns only, no transforms or interactions: skip formulaic's materialiser.
+
+    Returns the right-hand-side column names (formula order) and whether there is an
+    intercept, or None when the general path is needed.
+    """
+    from formulaic.parser.types import Factor
+
+    lhs = list(f.lhs)
+    if len(lhs) != 1 or len(lhs[0].factors) != 1:
+        return None
+    fy = lhs[0].factors[0]
+    if fy.eval_method != Factor.EvalMethod.LOOKUP or str(fy) not in arrays or \
+            arrays[str(fy)].dtype.kind not in "iuf":
+        return None
+    names: list[str] = []
+    intercept = 0
+    for term in f.rhs:
+        if len(term.factors) != 1:
+            return None
+        fac = term.factors[0]
+        if fac.eval_method == Factor.EvalMethod.LITERAL and str(fac) == "1":
+            intercept = 1
+            continue
+        name = str(fac)
+        if fac.eval_method != Factor.EvalMethod.LOOKUP or name not in arrays or \
+                arrays[name].dtype.kind not in "iuf":
+            return None
+        names.append(name)
+    return names, intercept
 
 
 def model_frame(formula: str, data_columns: Mapping[str, Any], *,
@@ -189,6 +228,23 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     mask = np.ones(n_rows, dtype=bool)
     for v in [*used, *extra]:
         mask &= ~_is_missing(np.asarray(data_columns[v]))
+
+    fast = _fast_path(f, arrays)
+    if fast is not None:
+        names, intercept = fast
+        n_used = int(mask.sum())
+        all_rows = bool(mask.all())
+        X = np.empty((n_used, len(names) + intercept), order="F")
+        if intercept:
+            X[:, 0] = 1.0
+        for j, v in enumerate(names):
+            X[:, j + intercept] = arrays[v] if all_rows else arrays[v][mask]
+        yv = arrays[lhs_vars[0]]
+        y = np.asarray(yv if all_rows else yv[mask], dtype=float)
+        columns = (["(Intercept)"] if intercept else []) + names
+        return ModelFrame(formula=formula, outcome=[lhs_vars[0]], y=y, X=X, columns=columns,
+                          mask=mask, has_intercept=bool(intercept), variables=used,
+                          term_columns={c: [c] for c in columns})
 
     factor_vars: dict[str, str] = {}
     frame = {}

@@ -23,13 +23,18 @@ cluster's hat block is ``H_gg = Z_g Z_g'``, whose non-zero eigenvalues are those
   ``tr G^2 = sum_g [(w_g'w_g)^2 - 2 w_g'w_g u_g'Mu_g] + tr(M C M C)``, ``C = sum_g u_g u_g'``,
   and ``df = (tr G)^2 / tr G^2``.
 
-Simulations the fast path cannot take (rank-deficient or nearly so, too few rows,
-weighted CR2) are fitted one by one with the standalone function, so their numbers
-stay R-exact; a failure there gives NaN rows with the message in an ``error`` column.
+Weighted CR2 uses the same idea with a ``2k x 2k`` basis (see :func:`_cr2_weighted`).
+
+Simulations the fast path cannot take (rank-deficient or nearly so, too few rows) and
+designs without a batched form (several fixed effects, fixed effects with CR2,
+block-clustered difference in means) are fitted one by one with the standalone
+function, so their numbers stay R-exact; a failure there gives NaN rows with the
+message in an ``error`` column, and a rank-deficient fit a ``warning``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -45,6 +50,7 @@ from ._lm_robust import (
     check_numeric,
     check_se_type,
     check_weights,
+    parse_fixed_effects,
     subset_mask,
 )
 from ._protocol import TIDY_COLUMNS
@@ -52,36 +58,76 @@ from ._protocol import TIDY_COLUMNS
 __all__ = ["lm_robust_kernel", "difference_in_means_kernel", "lm_core"]
 
 _EIG_TOL = 1e-12
+# 1 - h at or below this counts as leverage one (a perfectly fitted row)
+_LEVERAGE_ONE = 1e-10
 # Below this smallest eigenvalue of the unit-diagonal X'X a simulation goes to the exact
 # (pivoting QR) path: collinear or so ill-conditioned that normal equations could lose digits.
 _COND_TOL = 1e-10
 
 
-def _gsum(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-    """Sums of ``values`` (rows) by ``codes``: shape (n, *values.shape[1:])."""
-    flat = values.reshape(values.shape[0], -1)
-    out = np.empty((n, flat.shape[1]))
-    for j in range(flat.shape[1]):
-        out[:, j] = np.bincount(codes, weights=flat[:, j], minlength=n)
-    return out.reshape((n, *values.shape[1:]))
+def _csum(codes: np.ndarray, n: int, cols: list[np.ndarray], v: np.ndarray | None = None
+          ) -> np.ndarray:
+    """Per-group sums of each column (times ``v``): shape (n, k). Columns are contiguous."""
+    out = np.empty((n, len(cols)))
+    for j, c in enumerate(cols):
+        out[:, j] = np.bincount(codes, weights=c if v is None else c * v, minlength=n)
+    return out
 
 
-def _gouter(codes: np.ndarray, n: int, X: np.ndarray) -> np.ndarray:
-    """Per-group ``X_g'X_g`` as an (n, k, k) stack (symmetric, k(k+1)/2 bincounts)."""
-    k = X.shape[1]
+def _couter(codes: np.ndarray, n: int, cols: list[np.ndarray], v: np.ndarray | None = None
+            ) -> np.ndarray:
+    """Per-group ``X_g' diag(v) X_g`` as an (n, k, k) stack from contiguous columns."""
+    k = len(cols)
     out = np.empty((n, k, k))
     for a in range(k):
+        ca = cols[a] if v is None else cols[a] * v
         for b in range(a, k):
-            s = np.bincount(codes, weights=X[:, a] * X[:, b], minlength=n)
-            out[:, a, b] = s
-            out[:, b, a] = s
+            s_ = np.bincount(codes, weights=ca * cols[b], minlength=n)
+            out[:, a, b] = s_
+            out[:, b, a] = s_
+    return out
+
+
+def _rsum(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """Sums of the rows of a stack by sorted ``codes`` (clusters -> simulations)."""
+    out = np.zeros((n, *values.shape[1:]))
+    if len(codes) == 0:
+        return out
+    starts = np.searchsorted(codes, np.arange(n))
+    nz = np.bincount(codes, minlength=n) > 0
+    out[nz] = np.add.reduceat(values, starts[nz], axis=0)
+    return out
+
+
+def _solve_normal(XtX: np.ndarray, Xty: np.ndarray, n_s: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-simulation ``M = (X'X)^{-1}`` and ``beta``; ``ok`` flags well-posed sims."""
+    S, k, _ = XtX.shape
+    d = np.sqrt(np.einsum("sii->si", XtX))
+    ok = (n_s > k) & np.all(d > 0, axis=1)
+    dd = np.where(d > 0, d, 1.0)
+    C = XtX / (dd[:, :, None] * dd[:, None, :])
+    C[~ok] = np.eye(k)
+    ok &= np.linalg.eigvalsh(C)[:, 0] > _COND_TOL
+    C[~ok] = np.eye(k)
+    M = np.linalg.inv(C) / (dd[:, :, None] * dd[:, None, :])
+    M = 0.5 * (M + np.swapaxes(M, 1, 2))
+    return M, np.einsum("sab,sb->sa", M, Xty), ok
+
+
+def _fitted(cols: list[np.ndarray], beta_rows: np.ndarray) -> np.ndarray:
+    out = cols[0] * beta_rows[:, 0]
+    for j in range(1, len(cols)):
+        out += cols[j] * beta_rows[:, j]
     return out
 
 
 def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
             weights: np.ndarray | None = None, cl_codes: np.ndarray | None = None,
             cl_sim: np.ndarray | None = None, se_type: str = "HC2",
-            df_for: np.ndarray | None = None) -> dict[str, np.ndarray]:
+            df_for: np.ndarray | None = None, intercept_col: int | None = None,
+            fe_codes: np.ndarray | None = None, fe_sim: np.ndarray | None = None
+            ) -> dict[str, np.ndarray]:
     """OLS + sandwich variance for every simulation of a stacked design.
 
     Parameters
@@ -98,6 +144,15 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         A resolved estimatr ``se_type``.
     df_for : bool array (k,), optional
         Coefficients that need CR2 degrees of freedom (default all).
+    intercept_col : int, optional
+        Index of an all-ones column; lets the clustered path centre ``y`` per simulation
+        (only the intercept moves) so cluster sums lose no digits to a large mean.
+    fe_codes, fe_sim : int arrays, optional
+        Dense (simulation, level) codes of one fixed effect and the simulation of each
+        code. ``X`` must then have no intercept; ``y`` and ``X`` are demeaned within
+        levels (weighted), the absorbed rank is the number of levels, and HC2/HC3
+        leverages add each row's share ``w_i / sum(w)`` of its level, which is what
+        estimatr's appended dummies contribute (the demeaned ``X`` is orthogonal to them).
 
     Returns
     -------
@@ -108,33 +163,57 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
     n, k = X.shape
     S = n_sims
     n_s = np.bincount(sim, minlength=S)
+    clustered = se_type in ("CR0", "CR2", "stata")
+    raw = [X[:, j] for j in range(k)]
+    fe_rank = np.zeros(S)
+    if fe_codes is not None:
+        F = len(fe_sim)
+        den = np.bincount(fe_codes, weights=weights, minlength=F)
+
+        def dm(v):
+            wv = v if weights is None else weights * v
+            return v - (np.bincount(fe_codes, weights=wv, minlength=F) / den)[fe_codes]
+
+        y = dm(y)
+        raw = [dm(c) for c in raw]
+        fe_rank = np.bincount(fe_sim, minlength=S).astype(float)
     if weights is not None:
         wm = np.bincount(sim, weights=weights, minlength=S) / np.maximum(n_s, 1)
         sw = np.sqrt(weights / wm[sim])
-        Xf, yf = X * sw[:, None], y * sw
+        cols = [c * sw for c in raw]
+        yf = y * sw
     else:
-        Xf, yf = X, y
-    XtX = _gouter(sim, S, Xf)
-    Xty = _gsum(sim, S, Xf * yf[:, None])
-    d = np.sqrt(np.einsum("sii->si", XtX))
-    ok = (n_s > k) & np.all(d > 0, axis=1)
-    dd = np.where(d > 0, d, 1.0)
-    C = XtX / (dd[:, :, None] * dd[:, None, :])
-    C[~ok] = np.eye(k)
-    ok &= np.linalg.eigvalsh(C)[:, 0] > _COND_TOL
-    C[~ok] = np.eye(k)
-    M = np.linalg.inv(C) / (dd[:, :, None] * dd[:, None, :])
-    M = 0.5 * (M + np.swapaxes(M, 1, 2))
-    beta = np.einsum("sab,sb->sa", M, Xty)
-    # one step of iterative refinement recovers the digits the normal equations lose
-    e = yf - np.einsum("ia,ia->i", Xf, beta[sim])
-    beta = beta + np.einsum("sab,sb->sa", M, _gsum(sim, S, Xf * e[:, None]))
-    e = yf - np.einsum("ia,ia->i", Xf, beta[sim])
-    df_res = (n_s - k).astype(float)
-    clustered = se_type in ("CR0", "CR2", "stata")
+        cols = [np.ascontiguousarray(c) for c in raw]
+        yf = y
+    df_res = n_s - k - fe_rank
+
+    if clustered and weights is None:
+        # Cluster sums are sufficient: X'X = sum_g A_g, X_g'e_g = X_g'y_g - A_g beta.
+        G = len(cl_sim)
+        shift = None
+        if intercept_col is not None:
+            shift = np.bincount(sim, weights=y, minlength=S) / np.maximum(n_s, 1)
+            yf = y - shift[sim]
+        A = _couter(cl_codes, G, cols)
+        Xy_g = _csum(cl_codes, G, cols, yf)
+        M, beta, ok = _solve_normal(_rsum(cl_sim, S, A), _rsum(cl_sim, S, Xy_g),
+                                    n_s - fe_rank)
+        XtE = Xy_g - np.einsum("gab,gb->ga", A, beta[cl_sim])
+        if shift is not None:
+            beta[:, intercept_col] += shift
+    else:
+        A = XtE = None
+        M, beta, ok = _solve_normal(_couter(sim, S, cols), _csum(sim, S, cols, yf),
+                                    n_s - fe_rank)
+        # one step of iterative refinement recovers the digits the normal equations lose
+        e = yf - _fitted(cols, beta[sim])
+        beta = beta + np.einsum("sab,sb->sa", M, _csum(sim, S, cols, e))
+        e = yf - _fitted(cols, beta[sim])
     if clustered:
         G = len(cl_sim)
         J = np.bincount(cl_sim, minlength=S).astype(float)
+        if XtE is None:
+            XtE = _csum(cl_codes, G, cols, e)
     if se_type == "classical":
         s2 = np.bincount(sim, weights=e ** 2, minlength=S) / np.where(df_res > 0, df_res, np.nan)
         V = s2[:, None, None] * M
@@ -142,19 +221,25 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
     elif not clustered:
         omega = e ** 2
         if se_type in ("HC2", "HC3"):
-            h = np.einsum("ia,iab,ib->i", Xf, M[sim], Xf)
+            h = np.zeros(n)
+            for a in range(k):
+                h += cols[a] * cols[a] * M[:, a, a][sim]
+                for b in range(a + 1, k):
+                    h += 2.0 * cols[a] * cols[b] * M[:, a, b][sim]
+            if fe_codes is not None:
+                h += 1.0 / np.bincount(fe_codes, minlength=len(fe_sim))[fe_codes] \
+                    if weights is None else weights / den[fe_codes]
             with np.errstate(divide="ignore", invalid="ignore"):
                 omega = omega / (1 - h) if se_type == "HC2" else omega / (1 - h) ** 2
-            omega = np.where(np.isfinite(omega), omega, 0.0)
-        meat = _gouter(sim, S, Xf * np.sqrt(omega)[:, None])
-        V = M @ meat @ M
+            # leverage-one rows have e = 0 and 1 - h = 0 up to rounding; estimatr's 0/0
+            # is NaN or a rounding-sized number, we use its own fallback value 0
+            omega = np.where(np.isfinite(omega) & (1.0 - h > _LEVERAGE_ONE), omega, 0.0)
+        V = M @ _couter(sim, S, cols, omega) @ M
         if se_type == "HC1":
             V = V * (n_s / np.where(df_res > 0, df_res, np.nan))[:, None, None]
         df = np.repeat(df_res[:, None], k, axis=1)
     elif se_type in ("CR0", "stata"):
-        XtE = _gsum(cl_codes, G, Xf * e[:, None])
-        meat = _gouter(cl_sim, S, XtE)
-        V = M @ meat @ M
+        V = M @ _rsum(cl_sim, S, XtE[:, :, None] * XtE[:, None, :]) @ M
         if se_type == "stata":
             with np.errstate(divide="ignore", invalid="ignore"):
                 fac = J * (n_s - 1) / ((J - 1) * df_res)
@@ -162,45 +247,161 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         df = np.repeat((J - 1)[:, None], k, axis=1)
     else:  # CR2
         if weights is not None:
-            raise NotImplementedError("weighted CR2 has no batched kernel")
-        XtE = _gsum(cl_codes, G, Xf * e[:, None])
-        A = _gouter(cl_codes, G, Xf)
-        L = np.linalg.cholesky(M)
-        Lg = L[cl_sim]
-        Mg = M[cl_sim]
-        B = np.swapaxes(Lg, 1, 2) @ A @ Lg
-        lam, vec = np.linalg.eigh(B)
-        one_m = 1.0 - lam
-        nondeg = one_m > _EIG_TOL
-        s = np.sqrt(np.where(nondeg, one_m, 1.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d1 = np.where(nondeg, 1.0 / ((1.0 + s) * s), -1.0 / lam)
-            d2 = np.where(nondeg, 1.0 / np.where(nondeg, one_m, 1.0), -1.0 / lam)
-        LV = Lg @ vec
-        K1 = (LV * d1[:, None, :]) @ np.swapaxes(LV, 1, 2)
-        K2 = (LV * d2[:, None, :]) @ np.swapaxes(LV, 1, 2)
-        AK1 = A @ K1
-        hm = XtE + np.einsum("gab,gb->ga", AK1, XtE)
-        V = M @ _gouter(cl_sim, S, hm) @ M
-        T = A + AK1 @ A
-        Q = A + A @ K2 @ A
-        U = T @ Mg                                       # column j: u_g for coefficient j
-        ww = np.einsum("gaj,gab,gbj->gj", Mg, Q, Mg)
-        uMu = np.einsum("gaj,gab,gbj->gj", U, Mg, U)
-        trG = _gsum(cl_sim, S, ww - uMu)
-        sq = _gsum(cl_sim, S, ww ** 2 - 2.0 * ww * uMu)
-        Cj = _gsum(cl_sim, S, np.einsum("gaj,gbj->gjab", U, U))        # (S, k, k, k)
-        MC = np.einsum("sab,sjbc->sjac", M, Cj)
-        trG2 = sq + np.einsum("sjab,sjba->sj", MC, MC)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            df = trG ** 2 / trG2
+            wt = weights / wm[sim]
+            V, df = _cr2_weighted(M, wm, raw, wt, e / sw, cl_codes, cl_sim, S)
+        else:
+            V, df = _cr2(M, A, XtE, cl_sim, S)
         if df_for is not None:
             df = np.where(df_for[None, :], df, np.nan)
     se = np.sqrt(np.einsum("sii->si", V))
     return {"coef": beta, "se": se, "df": df, "ok": ok, "n": n_s}
 
 
+def _cr2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: int
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """CR2 vcov and Bell-McCaffrey df from per-cluster ``A_g`` and ``X_g'e_g`` (module doc)."""
+    L = np.linalg.cholesky(M)
+    Lg = L[cl_sim]
+    Mg = M[cl_sim]
+    B = np.swapaxes(Lg, 1, 2) @ A @ Lg
+    lam, vec = np.linalg.eigh(B)
+    one_m = 1.0 - lam
+    nondeg = one_m > _EIG_TOL
+    s_ = np.sqrt(np.where(nondeg, one_m, 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d1 = np.where(nondeg, 1.0 / ((1.0 + s_) * s_), -1.0 / lam)
+        d3 = np.where(nondeg, 0.0, -1.0 / lam)
+    LV = Lg @ vec
+    LVt = np.swapaxes(LV, 1, 2)
+    AK1 = A @ ((LV * d1[:, None, :]) @ LVt)
+    hm = XtE + np.einsum("gab,gb->ga", AK1, XtE)
+    V = M @ _rsum(cl_sim, S, hm[:, :, None] * hm[:, None, :]) @ M
+    U = (A + AK1 @ A) @ Mg                           # column j: u_g for coefficient j
+    # G_gg = w_g'(I - H_gg) w_g: (I-H) f(I-H)^2 is the projector off the degenerate
+    # directions, so no w'w - u'Mu cancellation is needed
+    Q3 = A + A @ ((LV * d3[:, None, :]) @ LVt) @ A
+    Gdiag = np.einsum("gaj,gab,gbj->gj", Mg, Q3, Mg)
+    return V, _bm_df(Gdiag, U, Mg, M, cl_sim, S)
+
+
+def _bm_df(Gdiag, U, Mg, M, cl_sim, S):
+    """``(tr G)^2 / tr G^2`` for ``G = diag(...) - U'MU`` (diagonal given, per coefficient).
+
+    The off-diagonal part ``sum_{g != h} (u_g'M u_h)^2`` is summed explicitly on a padded
+    (sim, cluster, cluster) array when that is small, which keeps every term positive;
+    otherwise it is ``tr(MCMC) - sum_g (u_g'Mu_g)^2`` with ``C = sum_g u_g u_g'``.
+    """
+    G, k, kj = U.shape
+    trG = _rsum(cl_sim, S, Gdiag)
+    sq = _rsum(cl_sim, S, Gdiag ** 2)
+    Jn = np.bincount(cl_sim, minlength=S)
+    Jmax = int(Jn.max()) if G else 0
+    if S * Jmax * Jmax * kj * k <= 5e7:
+        pos = np.arange(G) - np.searchsorted(cl_sim, np.arange(S))[cl_sim]
+        Up = np.zeros((S, Jmax, k, kj))
+        Up[cl_sim, pos] = U
+        MU = np.einsum("sab,sgbj->sgaj", M, Up)
+        Qp = np.einsum("sgaj,shaj->sjgh", Up, MU)                    # u_g'M u_h
+        idx = np.arange(Jmax)
+        Qp[:, :, idx, idx] = 0.0
+        off = np.einsum("sjgh,sjgh->sj", Qp, Qp)
+    else:
+        uMu = np.einsum("gaj,gab,gbj->gj", U, Mg, U)
+        Cj = _rsum(cl_sim, S, np.einsum("gaj,gbj->gjab", U, U))    # (S, k, k, k)
+        MC = np.einsum("sab,sjbc->sjac", M, Cj)
+        off = np.einsum("sjab,sjba->sj", MC, MC) - _rsum(cl_sim, S, uMu ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return trG ** 2 / (sq + off)
+
+
+def _cr2_weighted(M, wm, raw, wt, eo, cl_codes, cl_sim, S):
+    """Weighted CR2 (estimatr's clubSandwich-style form) from per-cluster statistics.
+
+    With ``W`` the normalised weights of a cluster, estimatr's adjustment matrix is
+    ``A = I - XMX'W - WXMX' + XNX'`` (``N = M X'W^2X M``) applied as ``A^{+1/2} W X``.
+    ``A = I + P K P'`` with ``P = [X, (W - w0) X]`` (``w0`` one weight of the cluster, so
+    the second block vanishes exactly when weights are constant within clusters) and
+    ``K = [[N - 2 w0 M, -M], [-M, 0]]``; its functions act on the span of ``P`` only,
+    which the ``2k x 2k`` Gram matrix ``P'P`` describes.
+    """
+    k = len(raw)
+    G = len(cl_sim)
+    w0 = np.zeros(G)
+    w0[cl_codes] = wt
+    dw = wt - w0[cl_codes]
+    Sxx = _couter(cl_codes, G, raw)
+    Sxd = _couter(cl_codes, G, raw, dw)
+    Sdd = _couter(cl_codes, G, raw, dw * dw)
+    pe = np.concatenate([_csum(cl_codes, G, raw, eo), _csum(cl_codes, G, raw, dw * eo)], 1)
+    W2 = _rsum(cl_sim, S, Sdd + 2 * w0[:, None, None] * Sxd + (w0 ** 2)[:, None, None] * Sxx)
+    N = M @ W2 @ M
+    Mg, Ng = M[cl_sim], N[cl_sim]
+    Gp = np.block([[Sxx, Sxd], [Sxd, Sdd]])                       # (G, 2k, 2k)
+    Kp = np.block([[Ng - 2 * w0[:, None, None] * Mg, -Mg], [-Mg, np.zeros_like(Mg)]])
+    s_, U = np.linalg.eigh(Gp)
+    keep = s_ > 1e-12 * np.maximum(s_[:, -1:], 1e-300)
+    ZtP = np.where(keep, np.sqrt(np.where(keep, s_, 0.0)), 0.0)[:, :, None] * \
+        np.swapaxes(U, 1, 2)                                        # Z'P in P coordinates
+    inv_s = np.where(keep, 1.0 / np.sqrt(np.where(keep, s_, 1.0)), 0.0)
+    Zte = inv_s * np.einsum("gba,gb->ga", U, pe)                     # Z'e
+    B = ZtP @ Kp @ np.swapaxes(ZtP, 1, 2)
+    lam, V = np.linalg.eigh(0.5 * (B + np.swapaxes(B, 1, 2)))
+    one_p = 1.0 + lam
+    pos = one_p > _EIG_TOL
+    f1 = np.where(pos, 1.0 / np.sqrt(np.where(pos, one_p, 1.0)), 0.0)
+    D1, D2 = f1 - 1.0, f1 * f1 - 1.0
+    PV = np.swapaxes(ZtP, 1, 2) @ V                                  # P-coords of Z V
+    Kd1 = (PV * D1[:, None, :]) @ np.swapaxes(PV, 1, 2)
+    Kd2 = (PV * D2[:, None, :]) @ np.swapaxes(PV, 1, 2)
+    eye = np.broadcast_to(np.eye(k), (G, k, k))
+    Ew = np.concatenate([w0[:, None, None] * eye, eye], axis=1)      # W X = P Ew
+    Ex = np.concatenate([eye, np.zeros_like(eye)], axis=1)           # X = P Ex
+    # half-meat: (WX)' A^{+1/2} e
+    fe_ = pe + np.einsum("gab,gb->ga", PV * D1[:, None, :],
+                         np.einsum("gba,gb->ga", V, Zte))
+    hm = np.einsum("gai,ga->gi", Ew, fe_)
+    V_ = M @ _rsum(cl_sim, S, hm[:, :, None] * hm[:, None, :]) @ M
+    # Bell-McCaffrey pieces for every coefficient j at once (columns of C = M / wm)
+    Cg = Mg / wm[cl_sim][:, None, None]
+    F1 = Gp + Kd1
+    a = np.swapaxes(Ex, 1, 2) @ F1 @ Ew @ Cg                         # (G, k, j)
+    b = np.swapaxes(Ew, 1, 2) @ F1 @ Ew @ Cg
+    p = np.einsum("gaj,gab,gbj->gj", Cg, np.swapaxes(Ew, 1, 2) @ (Gp + Kd2) @ Ew, Cg)
+    q = np.einsum("gaj,gab,gbj->gj", a, Ng, a) - 2 * np.einsum("gaj,gab,gbj->gj", a, Mg, b)
+    trP = _rsum(cl_sim, S, q + p)
+    z = np.concatenate([a, b], axis=1)                               # (G, 2k, j)
+    Sz = _rsum(cl_sim, S, np.einsum("gaj,gbj->gjab", z, z))          # (S, j, 2k, 2k)
+    K = np.block([[N, -M], [-M, np.zeros_like(M)]])
+    KS = np.einsum("sab,sjbc->sjac", K, Sz)
+    trP2 = np.einsum("sjab,sjba->sj", KS, KS) + _rsum(cl_sim, S, 2 * q * p + p * p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = trP ** 2 / trP2
+    return V_, df
+
+
 # --------------------------------------------------------------------------- helpers
+def _cluster_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (simulation, cluster) codes, in (sim, key) order, and each code's simulation.
+
+    Integer keys with a small range (level IDs are 1..n per simulation) are coded with
+    one scatter and a cumulative sum instead of a sort.
+    """
+    key = np.asarray(key)
+    if key.dtype.kind in "iu" and key.size:
+        lo, hi = int(key.min()), int(key.max())
+        span = hi - lo + 1
+        if n_sims * span <= max(4 * key.size, 1 << 20):
+            combined = sim * span + (key - lo)
+            present = np.zeros(n_sims * span, dtype=bool)
+            present[combined] = True
+            rank = np.cumsum(present) - 1
+            codes = rank[combined]
+            cl_sim = np.flatnonzero(present) // span
+            return codes.astype(np.int64), cl_sim.astype(np.int64)
+    return group_codes(sim, key)
+
+
 def _columns_for(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
     """Batch columns, with level-ID columns used as factors turned into R's strings."""
     cols = dict(batch.columns)
@@ -208,6 +409,14 @@ def _columns_for(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
         if v in batch.id_columns:
             cols[v] = _format_id(batch, v)
     return cols
+
+
+def _subset_view(batch: Batch, subset: Any) -> dict[str, np.ndarray]:
+    """Columns for a subset expression: level IDs it names as the strings users see."""
+    if not isinstance(subset, str):
+        return batch.columns
+    named = [v for v in batch.id_columns if re.search(rf"\b{re.escape(v)}\b", subset)]
+    return _columns_for(batch, named)
 
 
 def _format_id(batch: Batch, name: str) -> np.ndarray:
@@ -223,11 +432,17 @@ def _fallback(func, batch: Batch, sims: np.ndarray, formula: str, kwargs: dict[s
         df = batch.select_sims([int(s)]).to_pandas()
         try:
             t = func(formula, df, **kwargs).tidy()
-            if reason:
-                t["warning"] = reason
+            n_na = int(t["estimate"].isna().sum())
+            note = reason
+            if n_na:
+                note = (f"{n_na} coefficient(s) not defined because the design matrix is "
+                        "rank deficient")
+            if note:
+                t["warning"] = note
         except Exception as e:  # noqa: BLE001 -- one failed sim must not kill the run
             t = pd.DataFrame({c: [np.nan] for c in TIDY_COLUMNS})
             t["term"] = None
+            t["outcome"] = formula.split("~")[0].strip()
             t["error"] = f"{type(e).__name__}: {e}"
         t.insert(0, "sim", int(s))
         out.append(t)
@@ -251,6 +466,46 @@ def _assemble(sims: np.ndarray, terms: list[str], res: dict[str, np.ndarray], al
     return out.iloc[order].reset_index(drop=True)
 
 
+def _welch_parts(codes: np.ndarray, G: int, y: np.ndarray, t2: np.ndarray):
+    """Per-group counts, difference in means and Welch variance pieces."""
+    n2 = np.bincount(codes, weights=t2, minlength=G)
+    n1 = np.bincount(codes, minlength=G) - n2
+    m2 = np.bincount(codes, weights=y * t2, minlength=G) / np.maximum(n2, 1)
+    m1 = np.bincount(codes, weights=y * ~t2, minlength=G) / np.maximum(n1, 1)
+    dev = y - np.where(t2, m2[codes], m1[codes])
+    ss2 = np.bincount(codes, weights=dev ** 2 * t2, minlength=G)
+    ss1 = np.bincount(codes, weights=dev ** 2 * ~t2, minlength=G)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v2 = ss2 / (n2 - 1) / n2
+        v1 = ss1 / (n1 - 1) / n1
+    return n1, n2, m2 - m1, v1, v2
+
+
+def _blocked_dim(sim, S, y, t2, bl_codes, bl_sim):
+    """Blocked and matched-pair difference in means for every simulation (estimatr)."""
+    G = len(bl_sim)
+    n1, n2, diff, v1, v2 = _welch_parts(bl_codes, G, y, t2)
+    nb = n1 + n2
+    pair_b = nb == 2
+    pair = np.bincount(bl_sim, weights=pair_b, minlength=S) > 0
+    # estimatr's errors (left to the exact path): single-unit blocks, blocks without both
+    # conditions, and blocks with one treated or control unit outside matched pairs.
+    bad_b = (nb == 1) | (n1 == 0) | (n2 == 0) | (~pair[bl_sim] & ((n1 == 1) | (n2 == 1)))
+    ok = np.bincount(bl_sim, weights=bad_b, minlength=S) == 0
+    ok &= np.bincount(bl_sim, minlength=S) > 0
+    N = np.bincount(bl_sim, weights=nb, minlength=S)
+    nblocks = np.bincount(bl_sim, minlength=S).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est = np.bincount(bl_sim, weights=diff * nb, minlength=S) / N
+        se_pair = np.sqrt(np.bincount(bl_sim, weights=(diff - est[bl_sim]) ** 2, minlength=S)
+                          / (nblocks * (nblocks - 1)))
+        se_blk = np.sqrt(np.bincount(bl_sim, weights=np.where(
+            pair[bl_sim], 0.0, (v1 + v2) * (nb / N[bl_sim]) ** 2), minlength=S))
+    se = np.where(pair, se_pair, se_blk)
+    df = np.where(pair, nblocks - 1, N - 2 * nblocks)
+    return est, se, df, ok
+
+
 # ------------------------------------------------------------------------- lm_robust
 def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
                      subset: Any = None, clusters: str | None = None,
@@ -272,22 +527,20 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
     from ._lm_robust import lm_robust
     func = "lm_robust"
     cols = batch.columns
-    if fixed_effects is not None:
-        raise DeclarationError(f"{func}(fixed_effects={fixed_effects!r}): fixed_effects is not "
-                               "supported yet; add the factor to the formula instead.")
     alpha = check_alpha(func, alpha)
     clusters = check_column_arg(func, "clusters", clusters, cols)
     weights = check_column_arg(func, "weights", weights, cols)
     se = check_se_type(func, se_type, clusters is not None)
+    fe_names = parse_fixed_effects(func, fixed_effects, cols)
     lhs, rhs = formula_variables(formula)
-    sub = subset_mask(func, subset, cols, batch.n_rows)
+    sub = subset_mask(func, subset, _subset_view(batch, subset), batch.n_rows)
     view = _columns_for(batch, rhs)
     sim = batch.sim
     if subset is not None:
         view = {k_: v[sub] for k_, v in view.items()}
         sim = sim[sub]
-    mf = model_frame(formula, view, extra_columns=[c for c in (clusters, weights) if c],
-                     func=func)
+    mf = model_frame(formula, view,
+                     extra_columns=[c for c in (clusters, weights, *fe_names) if c], func=func)
     for name in lhs:
         check_numeric(func, "formula", name, np.asarray(view[name]))
     if mf.y.ndim != 1:
@@ -300,19 +553,31 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
         check_weights(func, weights, w)
     cl_codes = cl_sim = None
     if clusters is not None:
-        cl_codes, cl_sim = group_codes(sim, np.asarray(view[clusters])[mf.mask])
+        cl_codes, cl_sim = _cluster_codes(sim, batch.n_sims, np.asarray(view[clusters])[mf.mask])
     S = batch.n_sims
     kwargs = dict(weights=weights, subset=subset, clusters=clusters, se_type=se_type,
-                  ci=ci, alpha=alpha)
-    if w is not None and se == "CR2":
+                  ci=ci, alpha=alpha, fixed_effects=fixed_effects)
+    if fe_names and w is not None and se == "CR2":
+        lm_robust(formula, batch.select_sims([0]).to_pandas(), **kwargs)   # raises
+    if len(fe_names) > 1 or (fe_names and se == "CR2"):
+        # no batched form yet: exact per-simulation fits
         return pd.concat(_fallback(lm_robust, batch, np.arange(S), formula, kwargs, None),
                          ignore_index=True)
-    res = lm_core(sim, S, mf.y, mf.X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
-                  se_type=se)
+    X, columns = mf.X, list(mf.columns)
+    fe_codes = fe_sim = None
+    if fe_names:
+        fe_codes, fe_sim = _cluster_codes(sim, S, np.asarray(view[fe_names[0]])[mf.mask])
+        if mf.has_intercept:
+            i = columns.index("(Intercept)")
+            X = np.delete(X, i, axis=1)
+            columns.pop(i)
+    icol = columns.index("(Intercept)") if "(Intercept)" in columns else None
+    res = lm_core(sim, S, mf.y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
+                  se_type=se, intercept_col=icol, fe_codes=fe_codes, fe_sim=fe_sim)
     ok = res["ok"]
     bad = np.flatnonzero(~ok)
     extra = _fallback(lm_robust, batch, bad, formula, kwargs, None) if len(bad) else []
-    return _assemble(np.flatnonzero(ok), mf.columns, res, alpha, ci, mf.outcome[0], extra)
+    return _assemble(np.flatnonzero(ok), columns, res, alpha, ci, mf.outcome[0], extra)
 
 
 # ---------------------------------------------------------------- difference_in_means
@@ -321,7 +586,11 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
                                subset: Any = None, condition1: Any = None,
                                condition2: Any = None, ci: bool = True,
                                alpha: float = 0.05) -> pd.DataFrame:
-    """Batched :func:`difference_in_means` (simple, clustered, weighted, blocked designs).
+    """Batched :func:`difference_in_means`.
+
+    Simple, clustered, weighted, blocked and matched-pair designs are vectorised;
+    block-clustered and weighted blocked designs run the standalone function per
+    simulation.
 
     Examples
     --------
@@ -335,8 +604,8 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
     from ._dim import _prepare, difference_in_means, parse_conditions
     func = "difference_in_means"
     cols, outcome, treat, blocks, clusters, weights, rows, alpha = _prepare(
-        func, formula, batch.columns, blocks, clusters, weights, subset, condition1,
-        condition2, alpha)
+        func, formula, _subset_view(batch, subset), blocks, clusters, weights, subset,
+        condition1, condition2, alpha)
     kwargs = dict(blocks=blocks, clusters=clusters, weights=weights, subset=subset,
                   condition1=condition1, condition2=condition2, ci=ci, alpha=alpha)
     S = batch.n_sims
@@ -352,46 +621,43 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
         check_weights(func, weights, w)
     add_label = not (c2 == 1 and c1 == 0)
     term = f"{treat}{c2}" if add_label else treat
-    if blocks is not None or (w is not None and clusters is not None):
-        # blocked designs: exact per-simulation path (rare in simulation work)
+    if blocks is not None and clusters is None and w is None:
+        bl_codes, bl_sim = _cluster_codes(sim, S, np.asarray(cols[blocks])[rows])
+        est, se, df, ok = _blocked_dim(sim, S, y, t2, bl_codes, bl_sim)
+        res2 = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
+        badi = np.flatnonzero(~ok)
+        extra = _fallback(difference_in_means, batch, badi, formula, kwargs, None) \
+            if len(badi) else []
+        return _assemble(np.flatnonzero(ok), [term], res2, alpha, ci, outcome, extra)
+    if blocks is not None:
+        # block-clustered and weighted blocked designs: exact per-simulation path
         return pd.concat(_fallback(difference_in_means, batch, np.arange(S), formula,
                                    kwargs, None), ignore_index=True)
     n2 = np.bincount(sim, weights=t2, minlength=S)
     n1 = np.bincount(sim, minlength=S) - n2
     bad = (n1 < 2) | (n2 < 2)
     if clusters is not None:
-        cl_codes, cl_sim = group_codes(sim, np.asarray(cols[clusters])[rows])
+        cl_codes, cl_sim = _cluster_codes(sim, S, np.asarray(cols[clusters])[rows])
         G = len(cl_sim)
-        tmin = np.full(G, np.inf)
-        tmax = np.full(G, -np.inf)
-        np.minimum.at(tmin, cl_codes, t2.astype(float))
-        np.maximum.at(tmax, cl_codes, t2.astype(float))
-        mixed = np.bincount(cl_sim, weights=(tmin != tmax), minlength=S) > 0
-        if mixed.any():
+        n_t = np.bincount(cl_codes, weights=t2, minlength=G)
+        size = np.bincount(cl_codes, minlength=G)
+        if np.any((n_t > 0) & (n_t < size)):
             raise DeclarationError(f"{func}(clusters={clusters!r}): every unit of a cluster "
                                    "must have the same treatment condition; some clusters mix "
                                    "them.")
         X = np.column_stack([np.ones(len(y)), t2.astype(float)])
-        res = lm_core(sim, S, y, X, cl_codes=cl_codes, cl_sim=cl_sim, se_type="CR2",
-                      df_for=np.array([False, True]))
+        res = lm_core(sim, S, y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
+                      se_type="CR2", df_for=np.array([False, True]), intercept_col=0)
         est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
     elif w is not None:
         X = np.column_stack([np.ones(len(y)), t2.astype(float)])
         res = lm_core(sim, S, y, X, weights=w, se_type="HC2")
         est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
     else:
-        cnt2, cnt1 = np.maximum(n2, 1), np.maximum(n1, 1)
-        m2 = np.bincount(sim, weights=y * t2, minlength=S) / cnt2
-        m1 = np.bincount(sim, weights=y * ~t2, minlength=S) / cnt1
-        dev = y - np.where(t2, m2[sim], m1[sim])
-        ss2 = np.bincount(sim, weights=dev ** 2 * t2, minlength=S)
-        ss1 = np.bincount(sim, weights=dev ** 2 * ~t2, minlength=S)
+        n1, n2, est, v1, v2 = _welch_parts(sim, S, y, t2)
         with np.errstate(divide="ignore", invalid="ignore"):
-            v2 = ss2 / (n2 - 1) / n2
-            v1 = ss1 / (n1 - 1) / n1
             se = np.sqrt(v2 + v1)
             df = se ** 4 / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
-        est = m2 - m1
         ok = np.ones(S, dtype=bool)
     ok = ok & ~bad
     res2 = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}

@@ -15,6 +15,8 @@ import scipy.linalg as sla
 
 # estimatr drops CR2 eigenvalues of (I - H_gg) at or below this value (pseudo-inverse).
 CR2_EIG_TOL = 1e-12
+# 1 - h at or below this counts as leverage one (a perfectly fitted row)
+_LEVERAGE_ONE = 1e-10
 
 
 def pivoted_rank(X: np.ndarray) -> np.ndarray:
@@ -57,15 +59,23 @@ def _sqrt_inv_psd(A: np.ndarray) -> np.ndarray:
 def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
              cluster: np.ndarray | None = None, X_unweighted: np.ndarray | None = None,
              e_unweighted: np.ndarray | None = None, sqrt_w: np.ndarray | None = None,
-             weight_mean: float = 1.0) -> VarianceResult:
+             weight_mean: float = 1.0, X_meat: np.ndarray | None = None,
+             M_meat: np.ndarray | None = None, extra_rank: int = 0) -> VarianceResult:
     """Variance-covariance matrix and degrees of freedom of the OLS coefficients.
 
     ``X`` and ``e`` are the (square-root-)weighted design and residuals; ``M`` is
     ``(X'X)^{-1}``; ``cluster`` holds integer cluster codes. For weighted CR2 the
     unweighted design and residuals and the weights are needed as estimatr uses them.
+
+    With fixed effects, ``X`` is the demeaned design, ``extra_rank`` the rank the fixed
+    effects absorb, and ``X_meat``/``M_meat`` the design with the fixed-effect dummies
+    appended (collinear columns removed) and its inverse cross-product: HC2, HC3 and CR2
+    take their leverages from it, as estimatr does.
     """
     n, r = X.shape
-    df_res = n - r
+    df_res = n - r - extra_rank
+    Xm = X if X_meat is None else X_meat
+    Mm = M if M_meat is None else M_meat
     res_var = float(np.sum(e ** 2) / df_res) if df_res > 0 else np.nan
     clustered = se_type in ("CR0", "CR2", "stata")
     if se_type == "classical":
@@ -74,15 +84,17 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
     if not clustered:
         omega = e ** 2
         if se_type in ("HC2", "HC3"):
-            h = np.einsum("ij,jk,ik->i", X, M, X)
+            h = np.einsum("ij,jk,ik->i", Xm, Mm, Xm)
             with np.errstate(divide="ignore", invalid="ignore"):
                 omega = omega / (1.0 - h) if se_type == "HC2" else omega / (1.0 - h) ** 2
-            omega = np.where(np.isfinite(omega), omega, 0.0)
+            # leverage-one rows have e = 0 and 1 - h = 0 up to rounding; estimatr's 0/0
+            # is NaN or a rounding-sized number, we use its own fallback value 0
+            omega = np.where(np.isfinite(omega) & (1.0 - h > _LEVERAGE_ONE), omega, 0.0)
         with np.errstate(invalid="ignore"):
             half = X * np.sqrt(omega)[:, None]
         vcov = M @ (half.T @ half) @ M
         if se_type == "HC1":
-            vcov = vcov * n / (n - r)
+            vcov = vcov * n / df_res
         return VarianceResult(vcov, np.full(r, float(df_res)), res_var)
 
     order = np.argsort(cluster, kind="stable")
@@ -95,7 +107,7 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
         half = np.add.reduceat(Xs * es[:, None], starts, axis=0)
         vcov = M @ (half.T @ half) @ M
         if se_type == "stata":
-            vcov = vcov * (J * (n - 1)) / ((J - 1) * (n - r))
+            vcov = vcov * (J * (n - 1)) / ((J - 1) * df_res)
         return VarianceResult(vcov, np.full(r, float(J - 1)), res_var)
 
     # CR2 (Bell-McCaffrey), following estimatr's clubSandwich-derived computation.
@@ -106,22 +118,24 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
         Xo = X_unweighted[order]
         eo = e_unweighted[order]
     else:
-        Xw, Xo, eo = Xs, Xs, es
-    L_M = np.linalg.cholesky(M)
-    MUWTWUM = M @ (Xw.T @ Xw) @ M
+        Xw = Xo = Xm[order]
+        eo = es
+    rf = Xw.shape[1]
+    L_M = np.linalg.cholesky(Mm)
+    MUWTWUM = Mm @ (Xw.T @ Xw) @ Mm
     L_O = np.linalg.cholesky(MUWTWUM)
     half = np.empty((J, r))
-    H1 = np.empty((J, r, r))
-    H2 = np.empty((J, r, r))
-    H3 = np.empty((J, r, r))
-    Pd = np.empty((J, r))
+    H1 = np.empty((J, rf, rf))
+    H2 = np.empty((J, rf, rf))
+    H3 = np.empty((J, rf, rf))
+    Pd = np.empty((J, rf))
     for g, (a, b) in enumerate(zip(starts, ends, strict=True)):
         Xo_g, Xw_g = Xo[a:b], Xw[a:b]
-        H = Xo_g @ M @ Xw_g.T
+        H = Xo_g @ Mm @ Xw_g.T
         A = np.eye(b - a) - H - H.T + Xo_g @ MUWTWUM @ Xo_g.T
         AX = _sqrt_inv_psd(A) @ Xw_g
-        half[g] = eo[a:b] @ AX
-        ME = (M / weight_mean) @ AX.T
+        half[g] = eo[a:b] @ AX[:, :r]
+        ME = (Mm / weight_mean) @ AX.T
         Pd[g] = np.sum(ME ** 2, axis=1)
         MEU = ME @ Xo_g
         H1[g] = MEU @ L_M
@@ -133,5 +147,6 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
         h1, h2, h3 = H1[:, j, :].T, H2[:, j, :].T, H3[:, j, :].T   # r x J
         uf = h1.T @ h2
         P = h3.T @ h3 - uf - uf.T + np.diag(Pd[:, j])
-        df[j] = np.trace(P) ** 2 / np.sum(P ** 2)
+        with np.errstate(divide="ignore", invalid="ignore"):   # perfect fits: 0 / 0
+            df[j] = np.trace(P) ** 2 / np.sum(P ** 2)
     return VarianceResult(vcov, df, res_var)

@@ -92,7 +92,7 @@ def subset_mask(func: str, subset: Any, data: Mapping[str, Any], n: int) -> np.n
         if m.dtype.kind != "b" or m.shape != (n,):
             fail(func, "subset", subset, f"a boolean array of length {n} or an expression",
                  shown="<array>")
-    return m
+    return np.array(m, dtype=bool, copy=True)
 
 
 # ------------------------------------------------------------------------------ result
@@ -129,7 +129,9 @@ class LMRobustFit:
     alpha: float
     nclusters: int | None = None
     weighted: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    proj_r_squared: float | None = None
+    proj_adj_r_squared: float | None = None
+    proj_fstatistic: dict[str, float] | None = None
 
     def tidy(self) -> pd.DataFrame:
         """One row per term with the standard tidy columns."""
@@ -189,17 +191,67 @@ class CoreFit:
     adj_r_squared: float
     fstatistic: dict[str, float] | None
     nclusters: int | None
+    proj: dict[str, Any] = field(default_factory=dict)
+
+
+def demean(A: np.ndarray, fe_codes: list[np.ndarray], w: np.ndarray,
+           tol: float = 1e-13, max_iter: int = 10_000) -> np.ndarray:
+    """Remove (weighted) fixed-effect means from the columns of ``A``.
+
+    One fixed effect needs one pass; several use alternating projections until the
+    change is below ``tol`` (tighter than estimatr's 1e-8-scaled criterion, so the result
+    is the exact projection estimatr approximates).
+    """
+    out = np.array(A, dtype=float, copy=True)
+    single = out.ndim == 1
+    if single:
+        out = out[:, None]
+    wsums = [np.bincount(c, weights=w) for c in fe_codes]
+    for _ in range(max_iter):
+        old = out.copy()
+        for c, ws in zip(fe_codes, wsums, strict=True):
+            for j in range(out.shape[1]):
+                out[:, j] -= (np.bincount(c, weights=w * out[:, j], minlength=len(ws)) / ws)[c]
+        if len(fe_codes) == 1:
+            break
+        delta = np.sqrt(np.sum((old - out) ** 2, axis=0))
+        if np.all(delta <= tol * np.sqrt(1.0 + np.sum(out ** 2, axis=0))):
+            break
+    return out[:, 0] if single else out
+
+
+def fe_dummies(fe_codes: list[np.ndarray]) -> np.ndarray:
+    """Dummy matrix of the fixed effects: all levels of the first, the others less one."""
+    blocks = []
+    for i, c in enumerate(fe_codes):
+        D = np.zeros((len(c), int(c.max()) + 1))
+        D[np.arange(len(c)), c] = 1.0
+        blocks.append(D if i == 0 else D[:, 1:])
+    return np.hstack(blocks)
 
 
 def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = None,
                cluster: np.ndarray | None = None, se_type: str = "HC2",
-               has_intercept: bool = True) -> CoreFit:
-    """Fit one dataset given the outcome, design matrix, weights and cluster codes."""
+               has_intercept: bool = True, fe_codes: list[np.ndarray] | None = None
+               ) -> CoreFit:
+    """Fit one dataset given the outcome, design matrix, weights and cluster codes.
+
+    With ``fe_codes`` (integer codes of each fixed effect), ``X`` must not contain the
+    intercept: outcome and design are demeaned within fixed effects first.
+    """
     n, k = X.shape
     if n == 0:
         raise EstimationError("lm_robust: no complete rows to fit (every row has a missing "
                               "value in a used column, or the subset is empty).")
     weighted = weights is not None
+    fes = bool(fe_codes)
+    y_orig = y
+    fe_rank = 0
+    if fes:
+        wd = weights if weighted else np.ones(n)
+        y = demean(y, fe_codes, wd)
+        X = demean(X, fe_codes, wd) if k else X
+        fe_rank = sum(int(c.max()) for c in fe_codes) + 1
     if weighted:
         wm = float(np.mean(weights))
         sw = np.sqrt(weights / wm)
@@ -220,7 +272,7 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
     M = Rinv @ Rinv.T
     coef[kept] = b
     e = yf - Xk @ b
-    df_res = n - r
+    df_res = n - r - fe_rank
     clustered = cluster is not None
     J = None
     if clustered:
@@ -228,25 +280,41 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
         J = int(cl.max()) + 1 if n else 0
     else:
         cl = None
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"extra_rank": fe_rank}
     if weighted and se_type == "CR2":
-        kw = dict(X_unweighted=X[:, kept], e_unweighted=y - X[:, kept] @ b, sqrt_w=sw,
+        kw.update(X_unweighted=X[:, kept], e_unweighted=y - X[:, kept] @ b, sqrt_w=sw,
                   weight_mean=wm)
+    if fes and se_type in ("HC2", "HC3", "CR2"):
+        D = fe_dummies(fe_codes)
+        if weighted:
+            D = D * sw[:, None]
+        Xc = np.hstack([Xk, D])
+        keep_c = pivoted_rank(Xc)
+        Xc = Xc[:, keep_c]
+        Rc = np.linalg.qr(Xc, mode="r")
+        Rci = sla_solve_triangular(Rc, np.eye(Rc.shape[0]))
+        kw.update(X_meat=Xc, M_meat=Rci @ Rci.T)
     vr = sandwich(Xk, e, M, se_type, cluster=cl, **kw)
     se[kept] = np.sqrt(np.diag(vr.vcov))
     dfv[kept] = vr.df
     res_var = float(np.sum(e ** 2 * wm) / df_res) if weighted else vr.res_var
-    if weighted:
-        if has_intercept:
-            ybar = np.sum(weights * y) / np.sum(weights)
-            tss = float(np.sum(weights * (y - ybar) ** 2))
+
+    def r2s(yy: np.ndarray, yw: np.ndarray) -> tuple[float, float]:
+        if weighted:
+            if has_intercept:
+                ybar = np.sum(weights * yy) / np.sum(weights)
+                tss = float(np.sum(weights * (yy - ybar) ** 2))
+            else:
+                tss = float(np.sum(yw ** 2 * wm))
         else:
-            tss = float(np.sum(yf ** 2 * wm))
-    else:
-        tss = float(np.sum((y - y.mean()) ** 2)) if has_intercept else float(np.sum(y ** 2))
-    r2 = 1.0 - df_res * res_var / tss if tss > 0 else np.nan
-    adj = 1.0 - (1.0 - r2) * ((n - int(has_intercept)) / df_res) if df_res > 0 else np.nan
-    numdf = r - int(has_intercept)
+            tss = float(np.sum((yy - yy.mean()) ** 2)) if has_intercept \
+                else float(np.sum(yy ** 2))
+        r2 = 1.0 - df_res * res_var / tss if tss > 0 else np.nan
+        adj = 1.0 - (1.0 - r2) * ((n - int(has_intercept)) / df_res) if df_res > 0 else np.nan
+        return r2, adj
+
+    r2, adj = r2s(y, yf)
+    numdf = r - (0 if fes else int(has_intercept))
     fstat = None
     if numdf > 0:
         dendf = (J - 1) if clustered else df_res
@@ -256,7 +324,7 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
             # estimatr indexes the full coefficient vector (dropped terms included) but
             # the kept-terms vcov with the same positions, so a dropped term among the
             # first `rank` positions makes the F statistic NA; we reproduce that.
-            idx = np.arange(int(has_intercept), r)
+            idx = np.arange(0 if fes else int(has_intercept), r)
             bb = coef[idx]
             try:
                 V = vr.vcov[np.ix_(idx, idx)]
@@ -265,9 +333,15 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
             except np.linalg.LinAlgError:
                 value = np.nan
         fstat = {"value": float(value), "numdf": float(numdf), "dendf": float(dendf)}
+    proj = {}
+    if fes:
+        proj = {"proj_r_squared": r2, "proj_adj_r_squared": adj, "proj_fstatistic": fstat}
+        yo_w = y_orig * sw if weighted else y_orig
+        r2, adj = r2s(y_orig, yo_w)
+        fstat = None
     return CoreFit(coef=coef, se=se, df=dfv, vcov=vr.vcov, kept=kept, nobs=n,
                    df_residual=df_res, res_var=res_var, r_squared=r2, adj_r_squared=adj,
-                   fstatistic=fstat, nclusters=J)
+                   fstatistic=fstat, nclusters=J, proj=proj)
 
 
 def sla_solve_triangular(R: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -287,6 +361,7 @@ class Prepared:
     se_type: str
     alpha: float
     rows: np.ndarray      # boolean over the input rows
+    fe_codes: list[np.ndarray] = field(default_factory=list)
 
 
 def prepare(func: str, formula: str, data: Mapping[str, Any], *, weights: Any, subset: Any,
@@ -298,18 +373,19 @@ def prepare(func: str, formula: str, data: Mapping[str, Any], *, weights: Any, s
         cols = data
     else:
         fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
-    if fixed_effects is not None:
-        raise DeclarationError(f"{func}(fixed_effects={fixed_effects!r}): fixed_effects is not "
-                               "supported yet; add the factor to the formula instead.")
     alpha = check_alpha(func, alpha)
     clusters = check_column_arg(func, "clusters", clusters, cols)
     weights = check_column_arg(func, "weights", weights, cols)
     se_type = check_se_type(func, se_type, clusters is not None)
+    fe_names = parse_fixed_effects(func, fixed_effects, cols)
+    if fe_names and weights is not None and se_type == "CR2":
+        fail(func, "se_type", se_type, "'CR0' or 'stata' when fixed_effects and weights are "
+             "both given (estimatr has no weighted CR2 with fixed effects)")
     n = len(np.asarray(next(iter(cols.values())))) if cols else 0
     sub = subset_mask(func, subset, cols, n)
     view = {k: np.asarray(v)[sub] for k, v in cols.items()} if subset is not None else cols
-    mf = model_frame(formula, view, extra_columns=[c for c in (clusters, weights) if c],
-                     func=func)
+    mf = model_frame(formula, view,
+                     extra_columns=[c for c in (clusters, weights, *fe_names) if c], func=func)
     for name in mf_outcome_vars(formula):
         check_numeric(func, "formula", name, np.asarray(view[name]))
     w = None
@@ -320,7 +396,33 @@ def prepare(func: str, formula: str, data: Mapping[str, Any], *, weights: Any, s
     cl = np.asarray(view[clusters])[mf.mask] if clusters is not None else None
     rows = np.zeros(n, dtype=bool)
     rows[np.flatnonzero(sub)[mf.mask]] = True
-    return Prepared(mf, w, cl, se_type, alpha, rows)
+    fe_codes = [np.unique(np.asarray(view[f])[mf.mask].astype(str)
+                          if np.asarray(view[f]).dtype.kind == "O" else
+                          np.asarray(view[f])[mf.mask], return_inverse=True)[1].reshape(-1)
+                for f in fe_names]
+    return Prepared(mf, w, cl, se_type, alpha, rows, fe_codes)
+
+
+def parse_fixed_effects(func: str, fixed_effects: Any, cols: Mapping[str, Any]) -> list[str]:
+    """Column names of ``fixed_effects``: ``"~ a + b"``, a column name, or a list of names."""
+    if fixed_effects is None:
+        return []
+    if isinstance(fixed_effects, str):
+        text = fixed_effects.strip()
+        text = text[1:] if text.startswith("~") else text
+        names = [p.strip() for p in text.split("+")]
+    elif isinstance(fixed_effects, (list, tuple)):
+        names = list(fixed_effects)
+    else:
+        names = []
+    if not names or not all(isinstance(v, str) and v.isidentifier() for v in names):
+        fail(func, "fixed_effects", fixed_effects, "a one-sided formula of column names like "
+             "'~ block + site', a column name or a list of column names")
+    missing = [v for v in names if v not in cols]
+    if missing:
+        fail(func, "fixed_effects", fixed_effects, "made of columns of the data (missing: "
+             f"{', '.join(missing)})")
+    return names
 
 
 def mf_outcome_vars(formula: str) -> list[str]:
@@ -353,8 +455,10 @@ def lm_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
         Rows to use: a boolean mask or an expression evaluated on ``data``.
     clusters : str, optional
         Column of cluster identifiers; switches to cluster-robust variances.
-    fixed_effects : None
-        Not supported yet (put the factor in the formula instead).
+    fixed_effects : str or list of str, optional
+        Fixed effects absorbed by demeaning: a one-sided formula ``"~ block + site"``,
+        a column name or a list of names. Their coefficients are not reported; with
+        them ``r_squared`` is for the full model and ``proj_*`` for the demeaned one.
     se_type : str, optional
         ``"classical"``, ``"HC0"``, ``"HC1"`` (= ``"stata"``), ``"HC2"`` (default) or
         ``"HC3"``; with clusters ``"CR0"``, ``"CR2"`` (default, Bell-McCaffrey df) or
@@ -389,17 +493,22 @@ def lm_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
     mf = p.mf
     if mf.y.ndim != 1:
         raise DeclarationError(f"{func}(formula={formula!r}): formula must have one outcome.")
-    core = fit_arrays(mf.y, mf.X, weights=p.weights, cluster=p.cluster, se_type=p.se_type,
-                      has_intercept=mf.has_intercept)
+    X, columns = mf.X, list(mf.columns)
+    if p.fe_codes and mf.has_intercept:
+        i = columns.index("(Intercept)")
+        X = np.delete(X, i, axis=1)
+        columns.pop(i)
+    core = fit_arrays(mf.y, X, weights=p.weights, cluster=p.cluster, se_type=p.se_type,
+                      has_intercept=mf.has_intercept, fe_codes=p.fe_codes or None)
     stat, pv, lo, hi, dfv = add_cis(core.coef, core.se, core.df, p.alpha, ci)
-    kept_names = [mf.columns[i] for i in core.kept]
+    kept_names = [columns[i] for i in core.kept]
     vcov = pd.DataFrame(core.vcov, index=kept_names, columns=kept_names) if return_vcov \
         else None
     return LMRobustFit(
-        term=list(mf.columns), coefficients=pd.Series(core.coef, index=mf.columns),
+        term=columns, coefficients=pd.Series(core.coef, index=columns),
         std_error=core.se, statistic=stat, p_value=pv, conf_low=lo, conf_high=hi,
         df=dfv, outcome=mf.outcome[0], vcov=vcov, nobs=core.nobs,
         df_residual=core.df_residual, rank=len(core.kept), res_var=core.res_var,
         r_squared=core.r_squared, adj_r_squared=core.adj_r_squared,
         fstatistic=core.fstatistic, se_type=p.se_type, alpha=p.alpha,
-        nclusters=core.nclusters, weighted=p.weights is not None)
+        nclusters=core.nclusters, weighted=p.weights is not None, **core.proj)

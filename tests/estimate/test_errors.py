@@ -32,7 +32,11 @@ def df():
     ({"clusters": "nope"}, r"lm_robust\(clusters='nope'\): clusters must be a column"),
     ({"weights": "nope"}, r"weights must be a column"),
     ({"weights": "s"}, r"lm_robust\(weights='s'\): weights must be a numeric column"),
-    ({"fixed_effects": "cl"}, r"fixed_effects"),
+    ({"fixed_effects": "~ nope"}, r"lm_robust\(fixed_effects='~ nope'\): fixed_effects must "
+     r"be made of columns"),
+    ({"fixed_effects": "~ log(cl)"}, r"fixed_effects must be a one-sided formula"),
+    ({"fixed_effects": "~ cl", "weights": "w", "clusters": "cl"},
+     r"se_type must be 'CR0' or 'stata' when fixed_effects and weights"),
 ])
 def test_lm_robust_bad_arguments(df, kw, match):
     with pytest.raises(DeclarationError, match=match):

@@ -2,7 +2,8 @@
 
 The data and fits come from tests/fixtures/estimatr/make_fixtures.R: every se_type,
 clusters of size 1, very unequal clusters, factors, interactions, collinear columns,
-missing values, weights, no intercept, blocked / clustered / matched-pair designs.
+missing values, weights, no intercept, fixed effects (one and two, weighted, clustered),
+blocked / clustered / matched-pair designs.
 """
 
 from __future__ import annotations
@@ -56,11 +57,15 @@ def test_standalone_matches_estimatr(case):
         assert_close(fit.res_var, case["res_var"])
         assert_close(fit.r_squared, case["r_squared"])
         assert_close(fit.adj_r_squared, case["adj_r_squared"])
-        if case["fstatistic"] is None:
-            assert fit.fstatistic is None
-        else:
-            got = fit.fstatistic
-            assert_close([got["value"], got["numdf"], got["dendf"]], case["fstatistic"])
+        for key in ("fstatistic", "proj_fstatistic"):
+            got = getattr(fit, key)
+            if case.get(key) is None:
+                assert got is None
+            else:
+                assert_close([got["value"], got["numdf"], got["dendf"]], case[key], what=key)
+        for key in ("proj_r_squared", "proj_adj_r_squared"):
+            if key in case:
+                assert_close(getattr(fit, key), case[key], what=key)
     else:
         assert fit.design == case["design"]
         assert_close(fit.nobs, case["nobs"])
