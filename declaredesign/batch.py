@@ -191,9 +191,13 @@ class Batch:
         if sim_column is not None:
             out[sim_column] = self.sim
         for name, arr in self.columns.items():
-            out[name] = _format_ids(arr, self.sim, self.n_sims) if name in self.id_columns \
-                else arr
+            out[name] = self.column_as_r(name)
         return pd.DataFrame(out)
+
+    def column_as_r(self, name: str) -> np.ndarray:
+        """A column as user code sees it: level IDs as fabricatr's zero-padded strings."""
+        arr = self.columns[name]
+        return _format_ids(arr, self.sim, self.n_sims) if name in self.id_columns else arr
 
     def split(self) -> list[pd.DataFrame]:
         """One DataFrame per simulation (IDs formatted), for per-dataset user code."""

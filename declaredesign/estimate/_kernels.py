@@ -407,7 +407,7 @@ def _columns_for(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
     cols = dict(batch.columns)
     for v in names:
         if v in batch.id_columns:
-            cols[v] = _format_id(batch, v)
+            cols[v] = batch.column_as_r(v)
     return cols
 
 
@@ -417,11 +417,6 @@ def _subset_view(batch: Batch, subset: Any) -> dict[str, np.ndarray]:
         return batch.columns
     named = [v for v in batch.id_columns if re.search(rf"\b{re.escape(v)}\b", subset)]
     return _columns_for(batch, named)
-
-
-def _format_id(batch: Batch, name: str) -> np.ndarray:
-    from ..batch import _format_ids
-    return _format_ids(batch.columns[name], batch.sim, batch.n_sims)
 
 
 def _fallback(func, batch: Batch, sims: np.ndarray, formula: str, kwargs: dict[str, Any],
