@@ -217,7 +217,7 @@ def _crit(st, ev, REML):
 def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
            tol: float = 1e-13) -> dict:
     """Fit all datasets; return arrays of estimates, vcov, sigma, theta, df pieces."""
-    S, p = st.n_sims, st.p
+    S = st.n_sims
     a, b = _coefs(st, REML)
     with np.errstate(all="ignore"):
         grid = np.broadcast_to(_GRID, (S, _GRID.size))
@@ -256,7 +256,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
 
 
 def _finish(st: RIStats, ev: _Eval, theta: np.ndarray, REML: bool) -> dict:
-    S, p = st.n_sims, st.p
+    p = st.p
     n = st.nobs.astype(float)
     with np.errstate(all="ignore"):
         Q = ev.Q

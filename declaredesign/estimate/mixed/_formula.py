@@ -122,7 +122,8 @@ def _group_names(text: str, formula: str) -> list[tuple[str, ...]]:
             raise FormulaError(f"lmer(formula={formula!r}): cannot read the grouping factor "
                                f"{text!r}.")
         prefix = [*prefix, *names]
-        groups.append(tuple(prefix))
+        # lme4 names the nested factor inner-first: (1 | a/b) gives "b:a".
+        groups.append(tuple(reversed(prefix)) if len(nest) > 1 else tuple(prefix))
     return groups
 
 
@@ -149,7 +150,7 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
     --------
     >>> f = parse_lmer_formula("y ~ x + (1 + x || g) + (1 | a/b)")
     >>> f.fixed, [(b.expr, b.group_name) for b in f.bars]
-    ('x', [('1', 'g'), ('0 + x', 'g'), ('1', 'a'), ('1', 'a:b')])
+    ('x', [('1', 'g'), ('0 + x', 'g'), ('1', 'a'), ('1', 'b:a')])
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise FormulaError(f"lmer(formula={formula!r}): formula must be a string "

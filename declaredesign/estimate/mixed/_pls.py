@@ -138,14 +138,57 @@ class PLS:
 
     def ZLambda(self, theta: np.ndarray) -> sp.csr_matrix:
         vals = []
-        for t, T in zip(self.re.terms, self.re.T_list(theta)):
+        for t, T in zip(self.re.terms, self.re.T_list(theta), strict=True):
             XT = t.Xi @ T
             vals.extend(XT[:, c] for c in range(t.k))
         return sp.csr_matrix((np.concatenate(vals), (self._rows, self._cols)),
                              shape=(self.n, self.re.q))
 
+    def _solve_blocks(self, theta: np.ndarray) -> dict:
+        """One grouping factor: Lambda'Z'Z Lambda + I is block diagonal (k x k per
+        level), so its Cholesky factor is a stack of small ones."""
+        t = self.re.terms[0]
+        T = self.re.T_list(theta)[0]
+        k, nl = t.k, t.nl
+        XT = t.Xi @ T                                              # rows of Z Lambda
+        A = np.zeros((nl, k, k))
+        for a in range(k):
+            for b in range(a, k):
+                v = np.bincount(t.codes, weights=XT[:, a] * XT[:, b], minlength=nl)
+                A[:, a, b] = v
+                A[:, b, a] = v
+        A[:, np.arange(k), np.arange(k)] += 1.0
+        L = np.linalg.cholesky(A)
+        zy = np.stack([np.bincount(t.codes, weights=XT[:, a] * self.y0, minlength=nl)
+                       for a in range(k)], axis=1)                # (nl, k)
+        zX = np.stack([np.stack([np.bincount(t.codes, weights=XT[:, a] * self.X[:, c],
+                                             minlength=nl) for c in range(self.p)], axis=1)
+                       for a in range(k)], axis=1) if self.p else np.zeros((nl, k, 0))
+        cu = np.linalg.solve(L, zy[..., None])[..., 0]
+        RZX = np.linalg.solve(L, zX)                               # (nl, k, p)
+        RZXf = RZX.reshape(nl * k, self.p)
+        MX = self.XtX - RZXf.T @ RZXf
+        rhs = self.Xty - RZXf.T @ cu.reshape(-1)
+        RX, beta, ldRX2 = self._fixed(MX, rhs)
+        u = np.linalg.solve(np.transpose(L, (0, 2, 1)),
+                            (cu - RZX @ beta)[..., None])[..., 0]  # (nl, k)
+        res = self.y0 - self.X @ beta - np.einsum("ij,ij->i", XT, u[t.codes])
+        uf = u.reshape(-1)
+        pwrss = float(res @ res + uf @ uf)
+        ldL2 = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+        return dict(MX=MX, beta=beta + self.b0, u=uf, pwrss=pwrss, ldL2=ldL2, ldRX2=ldRX2)
+
+    def _fixed(self, MX, rhs):
+        if self.p:
+            RX = sla.cholesky(MX, lower=False, check_finite=False)
+            beta = sla.cho_solve((RX, False), rhs, check_finite=False)
+            return RX, beta, 2.0 * np.sum(np.log(np.diag(RX)))
+        return np.zeros((0, 0)), np.zeros(0), 0.0
+
     def solve(self, theta: np.ndarray) -> dict:
         """All PLS pieces at theta (lme4's L, RZX, RX, beta, u, pwrss)."""
+        if len(self.re.terms) == 1:
+            return self._solve_blocks(theta)
         ZL = self.ZLambda(theta)
         A = (ZL.T @ ZL).toarray()
         A[np.diag_indices_from(A)] += 1.0
@@ -217,15 +260,8 @@ class PLS:
             return g
 
         best = so.minimize(f, re.theta0, method="L-BFGS-B", jac=grad, bounds=bounds,
-                           options=dict(ftol=1e-15, gtol=1e-10, maxiter=2000))
+                           options=dict(ftol=1e-13, gtol=1e-8, maxiter=2000))
         th = best.x
-        # A derivative-free pass from there removes finite-difference bias
-        # near the bounds and in flat directions.
-        nm = so.minimize(f, th, method="Nelder-Mead", bounds=bounds,
-                         options=dict(xatol=1e-11, fatol=1e-14, maxiter=20000,
-                                      initial_simplex=_simplex(th, re.lower)))
-        if nm.fun <= best.fun:
-            th = nm.x
         th = np.where(np.isfinite(re.lower), np.maximum(th, re.lower), th)
         th = self._newton_polish(th)
         if not np.isfinite(f(th)):
@@ -246,8 +282,8 @@ class PLS:
             idx = np.flatnonzero(free)
             h = 1e-4 * np.maximum(np.abs(th[idx]), 1e-2)
 
-            def fsub(z, idx=idx):
-                t = th.copy()
+            def fsub(z, idx=idx, base=th):
+                t = base.copy()
                 t[idx] = z
                 return f(t)
 

@@ -191,6 +191,17 @@ class LmerFit:
                 "conf_low": est - crit * se, "conf_high": est + crit * se}))
         if "ran_pars" in effects:
             vc = self._varcorr
+            # broom.mixed lists, per group, each sd followed by its correlations
+            # with the later terms (sd1, cor12, cor13, sd2, cor23, sd3).
+            order = []
+            for grp in pd.unique(vc["grp"]):
+                block = vc.index[vc["grp"] == grp]
+                for i in block:
+                    if pd.isna(vc.at[i, "var2"]):
+                        order.append(i)
+                        order.extend(j for j in block if not pd.isna(vc.at[j, "var2"])
+                                     and vc.at[j, "var1"] == vc.at[i, "var1"])
+            vc = vc.loc[order]
             terms = []
             for _, r in vc.iterrows():
                 if r["grp"] == "Residual":
@@ -306,19 +317,27 @@ def _assemble(pls: PLS, f: LmerFormula, xnames, theta, ddf, messages) -> LmerFit
     # Variance components and conditional modes.
     rows, ranef, off = [], {}, 0
     u = s["u"]
-    for t, T in zip(re.terms, re.T_list(theta)):
+    # Repeated grouping factors are told apart as R's make.unique does (g, g.1).
+    seen: dict[str, int] = {}
+    labels = []
+    for t in re.terms:
+        c = seen.get(t.group, 0)
+        labels.append(t.group if c == 0 else f"{t.group}.{c}")
+        seen[t.group] = c + 1
+    for t, T, label in zip(re.terms, re.T_list(theta), labels, strict=True):
         Sig = sigma2 * T @ T.T
         sd = np.sqrt(np.diag(Sig))
         for i in range(t.k):
-            rows.append((t.group, t.cnames[i], None, Sig[i, i], sd[i]))
+            rows.append((label, t.cnames[i], None, Sig[i, i], sd[i]))
         for j in range(t.k):
             for i in range(j + 1, t.k):
                 cor = Sig[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                rows.append((t.group, t.cnames[j], t.cnames[i], Sig[i, j], cor))
+                rows.append((label, t.cnames[j], t.cnames[i], Sig[i, j], cor))
         ut = u[off:off + t.k * t.nl].reshape(t.nl, t.k)
         b = ut @ T.T
-        ranef[t.group] = pd.DataFrame(b, index=pd.Index(t.levels, name=t.group),
-                                      columns=t.cnames)
+        frame = pd.DataFrame(b, index=pd.Index(t.levels, name=t.group), columns=t.cnames)
+        # lme4's ranef joins the terms of one grouping factor into one frame.
+        ranef[t.group] = frame if t.group not in ranef else ranef[t.group].join(frame)
         off += t.k * t.nl
     rows.append(("Residual", None, None, sigma2, sigma))
     varcorr = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
@@ -327,7 +346,8 @@ def _assemble(pls: PLS, f: LmerFormula, xnames, theta, ddf, messages) -> LmerFit
         ngrps.setdefault(t.group, t.nl)
     df_satt, H = _satterthwaite(pls, theta, sigma, V, xnames)
     bars = " + ".join(f"({b.expr} | {b.group_name})" for b in f.bars)
-    return LmerFit(formula=f"{f.fixed_formula} + {bars}", response=f.response, REML=pls.REML, ddf=ddf, fixef=fixef,
+    return LmerFit(formula=f"{f.fixed_formula} + {bars}", response=f.response, REML=pls.REML,
+                   ddf=ddf, fixef=fixef,
                    vcov=vcov, sigma=sigma, theta=theta, crit=crit, nobs=n, ngrps=ngrps,
                    varcorr=varcorr, ranef=ranef, df_satt=df_satt, hess_varpar=H,
                    is_singular=is_singular, messages=messages)
