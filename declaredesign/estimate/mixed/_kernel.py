@@ -160,6 +160,12 @@ def _general_path(batch, formula, sims, REML, ddf, conf_level) -> pd.DataFrame:
                 fit = lmer(formula, d, REML=REML, ddf=ddf)
             t = fit.tidy(effects=("fixed",), conf_level=conf_level)
             t = t.drop(columns=["effect", "group"])
+            if fit.dropped:
+                # Keep one row per term across simulations: dropped (aliased)
+                # coefficients appear as NaN, as lm_robust reports them.
+                t = pd.concat([t, pd.DataFrame({"term": fit.dropped,
+                                                "outcome": fit.response})],
+                              ignore_index=True)
             t.insert(0, "sim", s)
             t["error"] = None
             t["warning"] = "; ".join(fit.messages) or None

@@ -280,19 +280,13 @@ class PLS:
             if not free.any():
                 break
             idx = np.flatnonzero(free)
-            h = 1e-4 * np.maximum(np.abs(th[idx]), 1e-2)
-
             def fsub(z, idx=idx, base=th):
                 t = base.copy()
                 t[idx] = z
                 return f(t)
 
             z0 = th[idx]
-            g = np.empty(idx.size)
-            for a in range(idx.size):
-                e = np.zeros(idx.size)
-                e[a] = h[a]
-                g[a] = (fsub(z0 + e) - fsub(z0 - e)) / (2 * h[a])
+            g = richardson_jacobian(fsub, z0, d=1e-3, r=3)[0]
             Hm = richardson_hessian(fsub, z0, d=1e-3, r=2)
             try:
                 step = -np.linalg.solve(Hm, g)

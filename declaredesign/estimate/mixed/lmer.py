@@ -91,6 +91,7 @@ class LmerFit:
         self.hess_varpar = hess_varpar
         self.is_singular = is_singular
         self.messages = messages
+        self.dropped: list[str] = []
 
     def __repr__(self) -> str:
         kind = "REML" if self.REML else "ML"
@@ -292,13 +293,18 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
     re = build_reterms(f.bars, d)
     n, p = X.shape
     for t in re.terms:
+        if t.nl < 2:
+            raise EstimationError(f"lmer: grouping factor {t.group!r} must have > 1 sampled "
+                                  f"level; got {t.nl}.")
         if t.nl >= n:
             raise EstimationError(
                 f"lmer: number of levels of each grouping factor must be < number of "
                 f"observations (grouping factor {t.group!r} has {t.nl} levels, {n} rows).")
     pls = PLS(X, y, re, bool(REML))
     theta = pls.optimize()
-    return _assemble(pls, f, xnames, theta, ddf, messages)
+    fit = _assemble(pls, f, xnames, theta, ddf, messages)
+    fit.dropped = dropped
+    return fit
 
 
 def _assemble(pls: PLS, f: LmerFormula, xnames, theta, ddf, messages) -> LmerFit:

@@ -1,0 +1,144 @@
+"""The batched kernel: fast path == general fit, fallbacks and failure rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from declaredesign.batch import Batch
+from declaredesign.estimate._protocol import TIDY_COLUMNS, get_batched
+from declaredesign.estimate.mixed import lmer
+from declaredesign.estimate.mixed._fast import ri_fit, ri_stats
+
+KERNEL = get_batched(lmer)
+COLS = ["estimate", "std_error", "statistic", "conf_low", "conf_high"]
+
+
+def _dataset(rng, n_groups, size_range, sd_u, slope=0.3):
+    sizes = rng.integers(size_range[0], size_range[1] + 1, n_groups)
+    g = np.repeat(np.arange(1, n_groups + 1), sizes)
+    x = rng.normal(size=g.size)
+    t = (rng.permutation(n_groups) < n_groups // 2).astype(float)[g - 1]
+    y = 1 + slope * x + 0.2 * t + rng.normal(0, sd_u, n_groups)[g - 1] + rng.normal(size=g.size)
+    return pd.DataFrame({"g": g, "x": x, "t": t, "y": y})
+
+
+def _batch(frames):
+    b = Batch.from_frames(frames)
+    return Batch(b.columns, b.sim, b.n_sims, id_columns=["g"])
+
+
+@pytest.fixture(scope="module")
+def varied():
+    rng = np.random.default_rng(11)
+    frames = [
+        _dataset(rng, 12, (1, 6), 0.8),      # unbalanced with singletons
+        _dataset(rng, 30, (3, 3), 0.5),      # balanced
+        _dataset(rng, 8, (2, 15), 2.0),      # few large groups, large theta
+        _dataset(rng, 25, (1, 4), 0.05),     # tiny group variance
+        _dataset(rng, 40, (2, 5), 1.0),
+    ]
+    return frames
+
+
+@pytest.mark.parametrize("REML", [True, False])
+def test_fast_path_equals_general_fit(varied, REML):
+    formula = "y ~ x + t + (1 | g)"
+    out = KERNEL(_batch(varied), formula, REML=REML)
+    assert list(out.columns) == ["sim", *TIDY_COLUMNS, "error", "warning"]
+    for s, d in enumerate(varied):
+        fit = lmer(formula, d, REML=REML)
+        want = fit.tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        for c in COLS:
+            # relative, or on the scale of the standard error for a CI bound near zero
+            scale = want["std_error"] if c.startswith("conf") else want[c].abs()
+            err = np.abs(got[c] - want[c]) / scale
+            assert err.max() < 1e-8, (c, err.max())
+        np.testing.assert_allclose(got["df"], want["df"], rtol=1e-7)
+        np.testing.assert_allclose(np.log(got["p_value"]), np.log(want["p_value"]), rtol=1e-6)
+
+
+def test_fast_path_sigma_theta_match_general(varied):
+    for d in varied:
+        fit = lmer("y ~ x + (1 | g)", d)
+        X = np.column_stack([np.ones(len(d)), d.x])
+        g = d.g.to_numpy() - 1
+        st = ri_stats(X, d.y.to_numpy(), g, np.zeros(g.max() + 1, dtype=np.int64), 1)
+        res = ri_fit(st, True)
+        assert res["theta"][0] == pytest.approx(fit.theta[0], rel=1e-7, abs=1e-9)
+        assert res["sigma"][0] == pytest.approx(fit.sigma, rel=1e-9)
+        assert res["crit"][0] == pytest.approx(fit.REMLcrit, rel=1e-12, abs=1e-9)
+
+
+def test_singular_sim_keeps_numbers_and_warns():
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(1, 21), 4)
+    e = rng.normal(size=g.size)
+    e = e - pd.Series(e).groupby(g).transform("mean").to_numpy()  # negative ICC -> theta = 0
+    x = rng.normal(size=g.size)
+    d = pd.DataFrame({"g": g, "x": x, "y": 1 + x + e})
+    out = KERNEL(_batch([d, d.assign(y=d.y + rng.normal(0, 2, 20)[g - 1])]), "y ~ x + (1 | g)")
+    s0, s1 = out[out.sim == 0], out[out.sim == 1]
+    assert s0.warning.str.contains("singular").all() and s1.warning.isna().all()
+    assert np.isfinite(s0.estimate).all()
+    fit = lmer("y ~ x + (1 | g)", d)
+    assert fit.is_singular and fit.theta[0] == 0
+    np.testing.assert_allclose(s0.estimate, fit.fixef, rtol=1e-10)
+    # lmerTest on a singular fit: df = n - p (the zero variance is held fixed).
+    np.testing.assert_allclose(s0.df, len(d) - 2, rtol=1e-8)
+
+
+def test_failed_and_rank_deficient_sims_do_not_crash(varied):
+    bad_one_group = varied[0].assign(g=1)
+    no_treated = varied[1].assign(t=0.0)
+    frames = [varied[2], bad_one_group, no_treated, varied[3]]
+    out = KERNEL(_batch(frames), "y ~ x + t + (1 | g)")
+    assert sorted(out.sim.unique()) == [0, 1, 2, 3]
+    assert out[out.sim == 1].error.str.contains("level").all()
+    assert out[out.sim == 1].estimate.isna().all()
+    s2 = out[out.sim == 2].set_index("term")
+    assert np.isnan(s2.loc["t", "estimate"]) and np.isfinite(s2.loc["x", "estimate"])
+    assert s2.warning.dropna().str.contains("rank deficient").any()
+    for s in (0, 3):
+        assert out[out.sim == s].error.isna().all()
+
+
+def test_other_formulas_fall_back_to_general_fit(varied):
+    formula = "y ~ x + (1 + x | g)"
+    frames = varied[2:4]
+    out = KERNEL(_batch(frames), formula)
+    for s, d in enumerate(frames):
+        want = lmer(formula, d).tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-12)
+
+
+def test_missing_values_dropped_like_na_omit(varied):
+    d = varied[4].copy()
+    d.loc[[3, 10], "y"] = np.nan
+    d.loc[7, "x"] = np.nan
+    out = KERNEL(_batch([d]), "y ~ x + (1 | g)").set_index("term")
+    want = lmer("y ~ x + (1 | g)", d.dropna()).tidy(effects="fixed").set_index("term")
+    np.testing.assert_allclose(out.loc[want.index, "estimate"], want.estimate, rtol=1e-8)
+    assert lmer("y ~ x + (1 | g)", d).nobs == len(d) - 3
+
+
+@pytest.mark.parametrize("ddf", ["residual", "asymptotic", "lme4"])
+def test_other_ddf(varied, ddf):
+    d = varied[1]
+    out = KERNEL(_batch([d]), "y ~ x + (1 | g)", ddf=ddf).set_index("term")
+    want = lmer("y ~ x + (1 | g)", d, ddf=ddf).tidy(effects="fixed").set_index("term")
+    np.testing.assert_allclose(out.df, want.df, rtol=1e-12)
+    np.testing.assert_allclose(out.conf_low, want.conf_low, rtol=1e-8)
+    if ddf == "residual":
+        assert (out.df == len(d) - 2).all()
+    if ddf == "lme4":
+        assert out.p_value.isna().all()
+
+
+def test_empty_batch():
+    b = Batch({"y": np.zeros(0), "g": np.zeros(0, dtype=int)}, np.zeros(0, dtype=int), 0)
+    out = KERNEL(b, "y ~ 1 + (1 | g)")
+    assert len(out) == 0 and "sim" in out.columns
