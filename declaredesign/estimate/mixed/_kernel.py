@@ -45,7 +45,7 @@ def lmer_kernel(batch: Batch, formula: str, *, REML: bool = True, ddf: str = "Sa
     needed = _needed_columns(f, batch.names)
     if batch.n_sims == 0:
         return _empty()
-    if _fast_applicable(f, batch, needed):
+    if ddf != "Kenward-Roger" and _fast_applicable(f, batch, needed):
         return _fast_path(batch, f, needed, REML, ddf, conf_level)
     return _general_path(batch, formula, range(batch.n_sims), REML, ddf, conf_level)
 

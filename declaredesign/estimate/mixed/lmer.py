@@ -19,7 +19,7 @@ from ._pls import PLS, build_reterms, richardson_hessian, richardson_jacobian
 __all__ = ["lmer", "LmerFit"]
 
 DDF = Literal["Satterthwaite", "Kenward-Roger", "residual", "asymptotic", "lme4"]
-_DDF_OPTIONS = ("Satterthwaite", "residual", "asymptotic", "lme4")
+_DDF_OPTIONS = ("Satterthwaite", "Kenward-Roger", "residual", "asymptotic", "lme4")
 _SINGULAR_TOL = 1e-4  # lme4's isSingular default
 
 
@@ -92,6 +92,8 @@ class LmerFit:
         self.is_singular = is_singular
         self.messages = messages
         self.dropped: list[str] = []
+        self._pls = None
+        self._kr = None
 
     def __repr__(self) -> str:
         kind = "REML" if self.REML else "ML"
@@ -145,9 +147,29 @@ class LmerFit:
         ddf = self.ddf if ddf is None else check_one_of("LmerFit.df", "ddf", ddf, _DDF_OPTIONS)
         if ddf == "Satterthwaite":
             return self._df_satt.copy()
+        if ddf == "Kenward-Roger":
+            return pd.Series(self._kenward_roger()[1], index=self.fixef.index)
         if ddf == "residual":
             return pd.Series(float(self.nobs - len(self.fixef)), index=self.fixef.index)
         return pd.Series(np.inf if ddf == "asymptotic" else np.nan, index=self.fixef.index)
+
+    def vcov_adjusted(self) -> pd.DataFrame:
+        """Kenward-Roger adjusted covariance of the fixed effects (pbkrtest's vcovAdj)."""
+        return pd.DataFrame(self._kenward_roger()[0], index=self.fixef.index,
+                            columns=self.fixef.index)
+
+    def _kenward_roger(self):
+        if self._kr is None:
+            if not self.REML:
+                raise EstimationError("lmer: Kenward-Roger's method is only available for "
+                                      "REML model fits.")
+            if self._pls is None:
+                raise EstimationError("lmer: this fit holds no model matrices for "
+                                      "Kenward-Roger.")
+            from ._kr import kenward_roger
+
+            self._kr = kenward_roger(self._pls, self.theta, self.sigma, self.vcov.to_numpy())
+        return self._kr
 
     # ------------------------------------------------------------------ tables
     def summary(self, ddf: str | None = None) -> pd.DataFrame:
@@ -175,7 +197,8 @@ class LmerFit:
         parts = []
         if "fixed" in effects:
             est = self.fixef.to_numpy()
-            se = np.sqrt(np.diag(self.vcov.to_numpy()))
+            V = self._kenward_roger()[0] if ddf == "Kenward-Roger" else self.vcov.to_numpy()
+            se = np.sqrt(np.diag(V))
             df = self.df(ddf).to_numpy()
             stat = est / se
             q = 1 - (1 - conf_level) / 2
@@ -260,9 +283,11 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
         Rows with a missing value in a used column are dropped (R's na.omit).
     REML : bool, default True
         Fit by restricted maximum likelihood; False for maximum likelihood.
-    ddf : {"Satterthwaite", "residual", "asymptotic", "lme4"}, default "Satterthwaite"
+    ddf : {"Satterthwaite", "Kenward-Roger", "residual", "asymptotic", "lme4"}
         Degrees of freedom for the fixed-effect t tests in ``tidy``/``summary``
-        (lmerTest's default; ``"lme4"`` reports none, like plain lme4).
+        (default ``"Satterthwaite"`` as lmerTest; ``"Kenward-Roger"`` also uses
+        the adjusted standard errors, REML fits only; ``"lme4"`` reports no
+        p-values, like plain lme4).
 
     Returns
     -------
@@ -304,6 +329,7 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
     theta = pls.optimize()
     fit = _assemble(pls, f, xnames, theta, ddf, messages)
     fit.dropped = dropped
+    fit._pls = pls
     return fit
 
 

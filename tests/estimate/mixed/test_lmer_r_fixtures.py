@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from declaredesign.batch import Batch
+from declaredesign.errors import EstimationError
 from declaredesign.estimate._protocol import get_batched
 from declaredesign.estimate.mixed import lmer
 
@@ -119,3 +120,17 @@ def test_batched_fast_path_matches_lme4(i):
         assert out.warning.str.contains("singular").all()
     else:
         assert out.warning.isna().all()
+
+
+def test_kenward_roger(case):
+    r, fit = case
+    if not r["REML"]:
+        with pytest.raises(EstimationError, match="REML"):
+            fit.summary(ddf="Kenward-Roger")
+        return
+    tol = _tol(r, fit)
+    kr = r["kenward_roger"]
+    s = fit.summary(ddf="Kenward-Roger")
+    assert _rel(s["Std. Error"], kr["se"]) < 10 * tol
+    assert _rel(s["df"], kr["df"]) < max(1e-4, 100 * tol)
+    assert _rel(np.log(s["Pr(>|t|)"]), np.log(kr["p"])) < max(1e-4, 100 * tol)
