@@ -154,7 +154,9 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise FormulaError(f"lmer(formula={formula!r}): formula must be a string "
-                           "'response ~ terms'; got {formula!r}.")
+                           f"'response ~ terms'; got {formula!r}.")
+    if formula.count("(") != formula.count(")"):
+        raise FormulaError(f"lmer(formula={formula!r}): unbalanced parentheses.")
     lhs, _, rhs = formula.partition("~")
     lhs = lhs.strip()
     if not lhs:

@@ -4,9 +4,10 @@ Kenward & Roger (1997), Biometrics 53(3): with the marginal covariance written
 linearly in its parameters, ``V = sum_r gamma_r G_r`` (every element of each
 random-effect covariance matrix, then the residual variance), the small-sample
 bias of ``Phi = (X'V^-1 X)^-1`` is corrected with ``P_r = -X'V^-1 G_r V^-1 X``,
-``Q_rs = X'V^-1 G_r V^-1 G_s V^-1 X`` and the expected REML information
-``I_rs = tr(V^-1 G_r V^-1 G_s)/... `` (pbkrtest's scaling: ``W = 2 I^-1``), and
-the df of a contrast come from the moments of the scaled Wald statistic.
+``Q_rs = X'V^-1 G_r V^-1 G_s V^-1 X`` and twice the expected REML information
+``I_rs = tr(V^-1 G_r V^-1 G_s) - 2 tr(Phi Q_rs) + tr(Phi P_r Phi P_s)``
+(``W = 2 I^-1`` estimates the covariance of the gammas); the df of a contrast
+come from matching the moments of the scaled Wald statistic to an F.
 Dense ``n x n`` algebra: meant for moderate ``n`` (a few thousand rows).
 """
 
