@@ -134,3 +134,19 @@ def test_kenward_roger(case):
     assert _rel(s["Std. Error"], kr["se"]) < 10 * tol
     assert _rel(s["df"], kr["df"]) < max(1e-4, 100 * tol)
     assert _rel(np.log(s["Pr(>|t|)"]), np.log(kr["p"])) < max(1e-4, 100 * tol)
+
+
+def test_ranef_conditional_modes(case):
+    r, fit = case
+    tol = _tol(r, fit)
+    ours = fit.ranef()
+    assert set(ours) == set(r["ranef"])
+    for grp, want in r["ranef"].items():
+        got = ours[grp]
+        got.index = got.index.map(str)
+        cols = want["columns"] if isinstance(want["columns"], list) else [want["columns"]]
+        assert list(got.columns) == cols
+        vals = np.array(want["values"], float).reshape(len(want["levels"]), -1)
+        got = got.loc[[str(v) for v in want["levels"]]].to_numpy()
+        scale = np.max(np.abs(vals))
+        assert np.max(np.abs(got - vals)) <= 100 * tol * scale
