@@ -9,6 +9,8 @@ gives rows of NaN with the reason in ``error``; never an exception.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -59,12 +61,20 @@ def _empty() -> pd.DataFrame:
 
 def _fast_path(batch, f, needed, REML, ddf, conf_level) -> pd.DataFrame:
     g = f.bars[0].group[0]
-    frame = pd.DataFrame({c: batch[c] for c in needed})
-    ok = ~frame.isna().any(axis=1).to_numpy()
-    sub = frame.loc[ok] if not ok.all() else frame
+    cols = {c: batch[c] for c in needed}
+    ok = np.ones(batch.n_rows, dtype=bool)
+    for v in cols.values():
+        if v.dtype.kind not in "biu":
+            ok &= ~pd.isna(v)
+    if not ok.all():
+        cols = {c: v[ok] for c, v in cols.items()}
     sim = batch.sim[ok]
-    y, X, names = fixed_matrix(f, sub)
-    gcode, gsim = _group_codes(sim, sub[g].to_numpy(), batch.n_sims)
+    plain = _plain_fixed(f, cols)
+    if plain is not None:
+        y, X, names = plain
+    else:
+        y, X, names = fixed_matrix(f, pd.DataFrame(cols))
+    gcode, gsim = _group_codes(sim, cols[g], batch.n_sims)
     S, p = batch.n_sims, X.shape[1]
     st = ri_stats(X, y, gcode, gsim, S)
     # Simulations the fast path cannot fit: rank-deficient X, fewer than two
@@ -86,6 +96,42 @@ def _fast_path(batch, f, needed, REML, ddf, conf_level) -> pd.DataFrame:
     if len(out) > 1:
         df = df.sort_values("sim", kind="stable").reset_index(drop=True)
     return df
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def _plain_fixed(f, cols):
+    """y and X by stacking columns when the fixed part is only plain numeric names.
+
+    formulaic costs ~70 us per forum dataset on the hot path; for ``y ~ a + b``
+    (with or without an explicit intercept) the model matrix is just the columns.
+    """
+    if not _IDENT.match(f.response) or f.response not in cols:
+        return None
+    terms = [t.strip() for t in f.fixed.split("+")]
+    intercept = True
+    names = []
+    for t in terms:
+        if t == "1":
+            continue
+        if t == "0" or t == "-1":
+            intercept = False
+            continue
+        if not _IDENT.match(t) or t not in cols or t in names or \
+                cols[t].dtype.kind not in "iuf":
+            return None
+        names.append(t)
+    if "-" in f.fixed and intercept:
+        return None
+    n = cols[f.response].shape[0]
+    X = np.empty((n, len(names) + intercept), order="F")  # contiguous columns
+    if intercept:
+        X[:, 0] = 1.0
+    for j, t in enumerate(names):
+        X[:, j + intercept] = cols[t]
+    return (np.asarray(cols[f.response], dtype=float), X,
+            (["(Intercept)"] if intercept else []) + names)
 
 
 def _group_codes(sim, key, n_sims):
