@@ -142,3 +142,24 @@ def test_empty_batch():
     b = Batch({"y": np.zeros(0), "g": np.zeros(0, dtype=int)}, np.zeros(0, dtype=int), 0)
     out = KERNEL(b, "y ~ 1 + (1 | g)")
     assert len(out) == 0 and "sim" in out.columns
+
+
+def test_string_group_ids_and_no_input_mutation(varied):
+    d = varied[0].assign(g=lambda df: "s" + df.g.astype(str))
+    b = _batch([d, varied[1].assign(g=lambda df: "s" + df.g.astype(str))])
+    before = {k: v.copy() for k, v in b.columns.items()}
+    out = KERNEL(b, "y ~ x + (1 | g)")
+    for k, v in b.columns.items():
+        assert np.array_equal(v, before[k])
+    want = lmer("y ~ x + (1 | g)", d).tidy(effects="fixed").set_index("term")
+    got = out[out.sim == 0].set_index("term").loc[want.index]
+    np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-8)
+
+
+def test_groups_need_not_be_contiguous(varied):
+    d = varied[4]
+    shuffled = d.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    a = KERNEL(_batch([d]), "y ~ x + t + (1 | g)")
+    b = KERNEL(_batch([shuffled]), "y ~ x + t + (1 | g)")
+    np.testing.assert_allclose(a.estimate, b.estimate, rtol=1e-10)
+    np.testing.assert_allclose(a.df, b.df, rtol=1e-8)
