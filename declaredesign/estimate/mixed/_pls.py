@@ -194,7 +194,7 @@ class PLS:
         A[np.diag_indices_from(A)] += 1.0
         L = sla.cholesky(A, lower=True, check_finite=False)
         cu = sla.solve_triangular(L, ZL.T @ self.y0, lower=True, check_finite=False)
-        ZtX = np.asarray((ZL.T @ self.X))
+        ZtX = np.asarray(ZL.T @ self.X)
         # Column by column: OpenBLAS's threaded multi-column trsm costs ~20x a
         # vector solve at these sizes.
         RZX = np.column_stack([sla.solve_triangular(L, ZtX[:, j], lower=True,
