@@ -54,6 +54,8 @@ class RIStats:
     p: int
     b0: np.ndarray          # (S, p) OLS coefficients subtracted from y
     XtX: np.ndarray         # (S, p, p) for rank checks
+    S_g: np.ndarray | None = None   # (G, k) group sums of [X e0] (for nested models)
+    n_g: np.ndarray | None = None   # (G,) group sizes
 
     @property
     def n_sims(self) -> int:
@@ -149,7 +151,7 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     nobs = np.bincount(group_sim, weights=n_g, minlength=n_sims).astype(np.int64)
     ngrps = np.bincount(group_sim, minlength=n_sims)
     return RIStats(W, Cn, cls_sim, cls_n.astype(float), cls_count.astype(float), nobs,
-                   ngrps, p, b0, XtX)
+                   ngrps, p, b0, XtX, S_g, n_g)
 
 
 def _batched_lstsq(A, b):

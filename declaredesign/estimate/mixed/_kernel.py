@@ -18,6 +18,7 @@ from scipy import stats
 from ...batch import Batch, group_codes
 from .._protocol import TIDY_COLUMNS
 from ._fast import ri_fit, ri_stats
+from ._fast_nested import NestedStats, nested_fit
 from ._formula import fixed_matrix, parse_lmer_formula
 
 __all__ = ["lmer_kernel"]
@@ -25,12 +26,26 @@ __all__ = ["lmer_kernel"]
 _SINGULAR_MSG = "boundary (singular) fit: see help('isSingular')"
 
 
-def _fast_applicable(f, batch: Batch, needed: list[str]) -> bool:
-    if len(f.bars) != 1 or f.bars[0].expr.strip() != "1" or len(f.bars[0].group) != 1:
-        return False
-    g = f.bars[0].group[0]
-    fixed_cols = [c for c in needed if c != g]
-    return all(batch[c].dtype.kind in "biuf" for c in fixed_cols)
+def _fast_kind(f, batch: Batch, needed: list[str]):
+    """("single", g) for one random intercept, ("nested", outer, inner) for
+    ``(1 | a/b)`` (or ``(1 | a) + (1 | a:b)``), None otherwise."""
+    if any(b.expr.strip() != "1" for b in f.bars):
+        return None
+    groups = [b.group for b in f.bars]
+    gcols = {c for g in groups for c in g}
+    if not all(batch[c].dtype.kind in "biuf" for c in needed if c not in gcols):
+        return None
+    if len(groups) == 1 and len(groups[0]) == 1:
+        return ("single", groups[0][0])
+    if len(groups) == 2:
+        one = [g for g in groups if len(g) == 1]
+        two = [g for g in groups if len(g) == 2]
+        if len(one) == 1 and len(two) == 1 and one[0][0] in two[0]:
+            outer = one[0][0]
+            inner = [c for c in two[0] if c != outer]
+            if len(inner) == 1:
+                return ("nested", outer, inner[0])
+    return None
 
 
 def lmer_kernel(batch: Batch, formula: str, *, REML: bool = True, ddf: str = "Satterthwaite",
@@ -47,8 +62,9 @@ def lmer_kernel(batch: Batch, formula: str, *, REML: bool = True, ddf: str = "Sa
     needed = _needed_columns(f, batch.names)
     if batch.n_sims == 0:
         return _empty()
-    if ddf != "Kenward-Roger" and _fast_applicable(f, batch, needed):
-        return _fast_path(batch, f, needed, REML, ddf, conf_level)
+    kind = _fast_kind(f, batch, needed) if ddf != "Kenward-Roger" else None
+    if kind is not None:
+        return _fast_path(batch, f, needed, kind, formula, REML, ddf, conf_level)
     return _general_path(batch, formula, range(batch.n_sims), REML, ddf, conf_level)
 
 
@@ -59,8 +75,7 @@ def _empty() -> pd.DataFrame:
                          for c in cols})
 
 
-def _fast_path(batch, f, needed, REML, ddf, conf_level) -> pd.DataFrame:
-    g = f.bars[0].group[0]
+def _fast_path(batch, f, needed, kind, formula, REML, ddf, conf_level) -> pd.DataFrame:
     cols = {c: batch[c] for c in needed}
     ok = np.ones(batch.n_rows, dtype=bool)
     for v in cols.values():
@@ -74,23 +89,41 @@ def _fast_path(batch, f, needed, REML, ddf, conf_level) -> pd.DataFrame:
         y, X, names = plain
     else:
         y, X, names = fixed_matrix(f, pd.DataFrame(cols))
-    gcode, gsim = _group_codes(sim, cols[g], batch.n_sims)
     S, p = batch.n_sims, X.shape[1]
-    st = ri_stats(X, y, gcode, gsim, S)
+    if kind[0] == "single":
+        gcode, gsim = _group_codes(sim, cols[kind[1]], batch.n_sims)
+        st = ri_stats(X, y, gcode, gsim, S)
+    else:
+        acode, asim = _group_codes(sim, cols[kind[1]], batch.n_sims)
+        gcode, gsim = group_codes(sim, acode, cols[kind[2]])
+        b_outer = np.zeros(gsim.size, dtype=np.int64)
+        b_outer[gcode] = acode
+        st = ri_stats(X, y, gcode, gsim, S)
+        ns = NestedStats(st, b_outer, asim)
     # Simulations the fast path cannot fit: rank-deficient X, fewer than two
     # groups, or as many groups as rows (lme4 refuses those).
     xtx = st.XtX
     scale = np.maximum(np.max(np.abs(np.diagonal(xtx, axis1=1, axis2=2)), axis=1), 1e-300)
     ev = np.linalg.eigvalsh(xtx / scale[:, None, None]) if p else np.ones((S, 1))
     good = (ev[:, 0] > 1e-10) & (st.ngrps >= 2) & (st.ngrps < st.nobs) & (st.nobs > p)
+    if kind[0] == "nested":
+        good &= (ns.nouter >= 2)
+        if good.any() and not good.all():
+            # the class sums span all sims: refit the good ones as a sub-batch
+            keep = np.flatnonzero(good)
+            sub = _fast_path(batch.select_sims(keep), f, needed, kind, formula, REML, ddf,
+                             conf_level)
+            sub["sim"] = keep[sub["sim"].to_numpy()]
+            rest = _general_path(batch, formula, np.flatnonzero(~good), REML, ddf, conf_level)
+            return pd.concat([sub, rest], ignore_index=True).sort_values(
+                "sim", kind="stable").reset_index(drop=True)
     out = []
     if good.any():
         keep = np.flatnonzero(good)
-        res = ri_fit(_subset(st, keep), REML)
+        res = ri_fit(_subset(st, keep), REML) if kind[0] == "single" else nested_fit(ns, REML)
         out.append(_rows(keep, names, res, f.response, ddf, conf_level, REML))
     bad = np.flatnonzero(~good)
     if bad.size:
-        formula = f"{f.fixed_formula} + (1 | {g})"
         out.append(_general_path(batch, formula, bad, REML, ddf, conf_level))
     df = pd.concat(out, ignore_index=True) if len(out) > 1 else out[0]
     if len(out) > 1:
@@ -180,7 +213,8 @@ def _rows(sims, names, res, response, ddf, conf_level, REML) -> pd.DataFrame:
         else:
             crit = stats.t.ppf(q, df)
             pv = 2 * stats.t.sf(np.abs(stat), df)
-    singular = res["theta"] < 1e-4
+    th = res["theta"] if res["theta"].ndim == 2 else res["theta"][:, None]
+    singular = np.any(th < 1e-4, axis=1)
     warn = np.where(singular, _SINGULAR_MSG, None)
     return pd.DataFrame({
         "sim": np.repeat(sims, p),

@@ -163,3 +163,54 @@ def test_groups_need_not_be_contiguous(varied):
     b = KERNEL(_batch([shuffled]), "y ~ x + t + (1 | g)")
     np.testing.assert_allclose(a.estimate, b.estimate, rtol=1e-10)
     np.testing.assert_allclose(a.df, b.df, rtol=1e-8)
+
+
+def _nested_dataset(rng, n_outer, sd_outer, sd_inner):
+    rows = []
+    for a in range(1, n_outer + 1):
+        ua = rng.normal(0, sd_outer)
+        for b in range(1, rng.integers(2, 6) + 1):
+            ub = rng.normal(0, sd_inner)
+            for _ in range(rng.integers(1, 5)):
+                x = rng.normal()
+                rows.append((a, b, x, 1 + 0.5 * x + ua + ub + rng.normal()))
+    return pd.DataFrame(rows, columns=["a", "b", "x", "y"])
+
+
+@pytest.mark.parametrize("REML", [True, False])
+def test_nested_fast_path_equals_general_fit(REML):
+    rng = np.random.default_rng(21)
+    frames = [_nested_dataset(rng, 8, 1.0, 0.7), _nested_dataset(rng, 6, 0.0, 1.0),
+              _nested_dataset(rng, 10, 2.0, 0.0), _nested_dataset(rng, 5, 0.5, 0.5)]
+    b = Batch.from_frames(frames)
+    out = KERNEL(b, "y ~ x + (1 | a/b)", REML=REML)
+    for s, d in enumerate(frames):
+        fit = lmer("y ~ x + (1 | a/b)", d, REML=REML)
+        want = fit.tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-6)
+        np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-6)
+        np.testing.assert_allclose(got.df, want.df, rtol=1e-4)
+        assert (got.warning.notna() == fit.is_singular).all()
+
+
+def test_nested_fast_path_matches_lme4_fixture():
+    import json
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[2] / "fixtures" / "lme4"
+    d = pd.read_csv(here / "nested.csv")
+    fits = [r for r in json.loads((here / "lme4_fits.json").read_text())["fits"]
+            if r["data"] == "nested"]
+    # a second copy with a failing sim (one school only) must not disturb the first
+    bad = d[d.school == d.school.iloc[0]]
+    for r in fits:
+        out = KERNEL(Batch.from_frames([d, bad]), r["formula"], REML=r["REML"])
+        got = out[out.sim == 0].set_index("term").loc[r["terms"]]
+        np.testing.assert_allclose(got.estimate, [r["fixef"][t] for t in r["terms"]],
+                                   rtol=1e-6)
+        np.testing.assert_allclose(got.std_error, np.sqrt(np.diag(np.array(r["vcov"]))),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(got.df, r["satterthwaite"]["df"], rtol=1e-4)
+        assert got.warning.str.contains("singular").all()
+        assert out[out.sim == 1].error.notna().all()
