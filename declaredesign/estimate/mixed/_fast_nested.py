@@ -135,8 +135,11 @@ def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
             ok = fn <= fx + 1e-14 * np.abs(fx)
             x = np.where(ok[:, None], xn, x)
             small = np.max(np.abs(lam[:, None] * step) / np.maximum(np.abs(x), 1e-3), axis=1)
+            gain = fx - np.where(ok, fn, fx)
             fx = np.where(ok, fn, fx)
-            active &= ok & (small > 1e-11)
+            # Finite-difference noise sets the floor: stop on a tiny step or on
+            # no measurable decrease.
+            active &= ok & (small > 1e-9) & (gain > 1e-13 * np.abs(fx))
         x = np.abs(x)
         # A boundary (zero) variance: lme4 reports exactly 0 there.
         for i in range(2):
