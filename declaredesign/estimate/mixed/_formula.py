@@ -200,8 +200,12 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
     return LmerFormula(response=lhs, fixed=fixed, bars=tuple(bars))
 
 
+_TREAT = re.compile(r"\[T\.(.*?)\]")
+
+
 def _rename(cols: list[str]) -> list[str]:
-    return ["(Intercept)" if c == "Intercept" else c for c in cols]
+    """formulaic's column names as R's: ``(Intercept)``, ``f3[T.b]`` -> ``f3b``."""
+    return ["(Intercept)" if c == "Intercept" else _TREAT.sub(r"\1", c) for c in cols]
 
 
 def term_matrix(expr: str, data: pd.DataFrame, func: str = "lmer") -> tuple[np.ndarray, list[str]]:
