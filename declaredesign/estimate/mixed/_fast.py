@@ -349,3 +349,86 @@ def _pinv_sym(H: np.ndarray, tol: float = 1e-8) -> np.ndarray:
     out = np.einsum("sij,sj,skj->sik", vecs, inv, vecs)
     out[~ok] = np.nan
     return out
+
+
+def ri_kenward_roger(st: RIStats, res: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Kenward-Roger adjusted vcov and df for the random-intercept model, all sims.
+
+    pbkrtest's algorithm (see :mod:`._kr`) with ``V = gamma_1 Z Z' + gamma_2 I``:
+    per group every operator it needs lies in span{I, J} (J the matrix of
+    ones), so each ``X' (alpha I + beta J) X`` is ``alpha X'X + sum_n beta_n
+    C_n`` with ``alpha`` the same for all groups, and traces are sums over
+    size classes. ``Vi = a (I - c J)``, ``a = 1/gamma_2``, ``d = 1 - c n =
+    gamma_2 / (gamma_2 + n gamma_1)``; ``(I - c J)^k = I + (d^k - 1)/n J``.
+    """
+    p = st.p
+    S = st.n_sims
+    sig2 = res["sigma"] ** 2
+    th = res["theta"]
+    g1, g2 = sig2 * th**2, sig2
+    a = 1.0 / g2
+    n = st.cls_n
+    cnt = st.cls_count
+    cs = st.cls_sim
+    d = g2[cs] / (g2[cs] + n * g1[cs])
+    ac = a[cs]
+    Cx = st.Cn[:, :p, :p]
+    XtX = st.XtX
+
+    def xbx(alpha, beta):  # alpha X'X + sum over classes beta C_n -> (S, p, p)
+        out = alpha[:, None, None] * XtX
+        flat = (beta[:, None] * Cx.reshape(-1, p * p))
+        for j in range(p * p):
+            out.reshape(S, p * p)[:, j] += np.bincount(cs, weights=flat[:, j], minlength=S)
+        return out
+
+    def tsum(v):
+        return np.bincount(cs, weights=v * cnt, minlength=S)
+
+    zero = np.zeros(S)
+    P1 = -xbx(zero, ac**2 * d**2)
+    P2 = -xbx(a**2, ac**2 * (d**2 - 1) / n)
+    Q11 = xbx(zero, ac**3 * d**3 * n)
+    Q12 = xbx(zero, ac**3 * d**3)
+    Q22 = xbx(a**3, ac**3 * (d**3 - 1) / n)
+    K = np.empty((S, 2, 2))
+    K[:, 0, 0] = tsum(ac**2 * d**2 * n**2)
+    K[:, 0, 1] = K[:, 1, 0] = tsum(ac**2 * d**2 * n)
+    K[:, 1, 1] = tsum(ac**2 * (n + d**2 - 1))
+    Phi = res["vcov"]
+    P = [P1, P2]
+    Q = {(0, 0): Q11, (0, 1): Q12, (1, 1): Q22}
+
+    def tr(A, B):
+        return np.einsum("sij,sji->s", A, B)
+
+    IE = np.empty((S, 2, 2))
+    for r in range(2):
+        for s in range(r, 2):
+            IE[:, r, s] = IE[:, s, r] = K[:, r, s] - 2 * np.einsum("sij,sij->s", Phi, Q[r, s]) \
+                + tr(Phi @ P[r], Phi @ P[s])
+    with np.errstate(all="ignore"):
+        W = 2.0 * np.linalg.pinv(IE, hermitian=True)
+        U = W[:, 0, 1, None, None] * (Q[0, 1] - P[0] @ Phi @ P[1])
+        U = U + np.swapaxes(U, 1, 2)
+        for r in range(2):
+            U = U + W[:, r, r, None, None] * (Q[r, r] - P[r] @ Phi @ P[r])
+        PhiA = Phi + 2 * Phi @ U @ Phi
+        # df of each coefficient (q = 1): with Theta = e_j e_j' / Phi_jj,
+        # u_i = Theta Phi P_i Phi has one non-zero row, so pbkrtest's A1 and A2
+        # both reduce to sum_rs e_rs W_rs t_r t_s with t_i = (Phi P_i Phi)_jj / Phi_jj.
+        PPP = [Phi @ Pi @ Phi for Pi in P]
+        diagPhi = np.diagonal(Phi, axis1=1, axis2=2)
+        t = [np.diagonal(M, axis1=1, axis2=2) / diagPhi for M in PPP]      # (S, p)
+        A = (W[:, 0, 0, None] * t[0] ** 2 + 2 * W[:, 0, 1, None] * t[0] * t[1]
+             + W[:, 1, 1, None] * t[1] ** 2)
+        A1 = A2 = A
+        B = (A1 + 6 * A2) / 2
+        g = (2 * A1 - 5 * A2) / (3 * A2)
+        den = 3 + 2 * (1 - g)
+        c1, c2, c3 = g / den, (1 - g) / den, (3 - g) / den
+        V0 = 1 + c1 * B
+        V0 = np.where(np.abs(V0) < 1e-10, 0.0, V0)
+        rho = ((1 - A2) / (1 - c2 * B)) ** 2 * V0 / (1 - c3 * B)
+        df = 4 + 3 / (rho - 1)
+    return PhiA, df

@@ -17,7 +17,7 @@ from scipy import stats
 
 from ...batch import Batch, group_codes
 from .._protocol import TIDY_COLUMNS
-from ._fast import ri_fit, ri_stats
+from ._fast import ri_fit, ri_kenward_roger, ri_stats
 from ._fast_nested import NestedStats, nested_fit
 from ._formula import fixed_matrix, parse_lmer_formula
 
@@ -62,7 +62,9 @@ def lmer_kernel(batch: Batch, formula: str, *, REML: bool = True, ddf: str = "Sa
     needed = _needed_columns(f, batch.names)
     if batch.n_sims == 0:
         return _empty()
-    kind = _fast_kind(f, batch, needed) if ddf != "Kenward-Roger" else None
+    kind = _fast_kind(f, batch, needed)
+    if ddf == "Kenward-Roger" and (kind is None or kind[0] != "single" or not REML):
+        kind = None
     if kind is not None:
         return _fast_path(batch, f, needed, kind, formula, REML, ddf, conf_level)
     return _general_path(batch, formula, range(batch.n_sims), REML, ddf, conf_level)
@@ -120,7 +122,13 @@ def _fast_path(batch, f, needed, kind, formula, REML, ddf, conf_level) -> pd.Dat
     out = []
     if good.any():
         keep = np.flatnonzero(good)
-        res = ri_fit(_subset(st, keep), REML) if kind[0] == "single" else nested_fit(ns, REML)
+        if kind[0] == "single":
+            sub = _subset(st, keep)
+            res = ri_fit(sub, REML)
+            if ddf == "Kenward-Roger":
+                res["vcov"], res["df"] = ri_kenward_roger(sub, res)
+        else:
+            res = nested_fit(ns, REML)
         out.append(_rows(keep, names, res, f.response, ddf, conf_level, REML))
     bad = np.flatnonzero(~good)
     if bad.size:
@@ -197,7 +205,7 @@ def _rows(sims, names, res, response, ddf, conf_level, REML) -> pd.DataFrame:
     est = res["beta"]
     se = np.sqrt(np.diagonal(res["vcov"], axis1=1, axis2=2))
     n = res["nobs"].astype(float)[:, None]
-    if ddf == "Satterthwaite":
+    if ddf in ("Satterthwaite", "Kenward-Roger"):
         df = res["df"]
     elif ddf == "residual":
         df = np.broadcast_to(n - p, (S, p))

@@ -214,3 +214,18 @@ def test_nested_fast_path_matches_lme4_fixture():
         np.testing.assert_allclose(got.df, r["satterthwaite"]["df"], rtol=1e-4)
         assert got.warning.str.contains("singular").all()
         assert out[out.sim == 1].error.notna().all()
+
+
+def test_kenward_roger_fast_path_equals_general(varied):
+    out = KERNEL(_batch(varied), "y ~ x + t + (1 | g)", ddf="Kenward-Roger")
+    for s, d in enumerate(varied):
+        want = lmer("y ~ x + t + (1 | g)", d).tidy(effects="fixed", ddf="Kenward-Roger")
+        want = want.set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-7)
+        np.testing.assert_allclose(got.df, want.df, rtol=1e-6)
+
+
+def test_kenward_roger_ml_is_an_error_row(varied):
+    out = KERNEL(_batch(varied[:1]), "y ~ x + (1 | g)", REML=False, ddf="Kenward-Roger")
+    assert out.error.str.contains("REML").all()

@@ -150,3 +150,15 @@ def test_ranef_conditional_modes(case):
         got = got.loc[[str(v) for v in want["levels"]]].to_numpy()
         scale = np.max(np.abs(vals))
         assert np.max(np.abs(got - vals)) <= 100 * tol * scale
+
+
+@pytest.mark.parametrize("i", [i for i in RI if FITS[i]["REML"]],
+                         ids=[IDS[i] for i in RI if FITS[i]["REML"]])
+def test_batched_kenward_roger_matches_pbkrtest(i):
+    r = FITS[i]
+    out = get_batched(lmer)(Batch.from_pandas(_data("ri")), r["formula"], ddf="Kenward-Roger")
+    out = out.set_index("term").loc[r["terms"]]
+    kr = r["kenward_roger"]
+    assert _rel(out.std_error, kr["se"]) < 1e-6
+    assert _rel(out.df, kr["df"]) < 1e-6
+    assert _rel(out.p_value, kr["p"]) < 1e-5
