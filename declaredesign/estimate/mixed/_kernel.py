@@ -1,10 +1,13 @@
 """Batched ``lmer``: every simulation of a batch in one pass.
 
-One random intercept with a numeric fixed part goes through the sufficient-
-statistic fast path (:mod:`._fast`); any other formula, and any simulation the
+Fast paths (numeric fixed part): one random intercept ``(1 | g)`` through the
+closed-form sufficient statistics of :mod:`._fast` (Satterthwaite or
+Kenward-Roger df), and nested intercepts ``(1 | a/b)`` through
+:mod:`._fast_nested` (Satterthwaite). Any other formula, and any simulation a
 fast path cannot take (rank-deficient fixed effects, a single group), is fitted
 one simulation at a time by the general algorithm. A simulation whose fit fails
-gives rows of NaN with the reason in ``error``; never an exception.
+gives rows of NaN with the reason in ``error``; a singular fit keeps its numbers
+and says so in ``warning``; never an exception.
 """
 
 from __future__ import annotations

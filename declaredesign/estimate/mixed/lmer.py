@@ -94,6 +94,7 @@ class LmerFit:
         self.dropped: list[str] = []
         self._pls = None
         self._kr = None
+        self.conf_level = 0.95
 
     def __repr__(self) -> str:
         kind = "REML" if self.REML else "ML"
@@ -181,7 +182,7 @@ class LmerFit:
                              "Pr(>|t|)": t["p_value"].to_numpy()}, index=t["term"].to_numpy())
 
     def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = True,
-             conf_level: float = 0.95, ddf: str | None = None) -> pd.DataFrame:
+             conf_level: float | None = None, ddf: str | None = None) -> pd.DataFrame:
         """broom.mixed's ``tidy`` with snake_case columns.
 
         Fixed-effect rows carry t statistics with ``ddf`` degrees of freedom
@@ -201,7 +202,8 @@ class LmerFit:
             se = np.sqrt(np.diag(V))
             df = self.df(ddf).to_numpy()
             stat = est / se
-            q = 1 - (1 - conf_level) / 2
+            level = self.conf_level if conf_level is None else conf_level
+            q = 1 - (1 - level) / 2
             if ddf in ("asymptotic", "lme4"):
                 crit = stats.norm.ppf(q)
                 p = 2 * stats.norm.sf(np.abs(stat)) if ddf == "asymptotic" else \
@@ -271,7 +273,7 @@ def _drop_rank_deficient(X, names):
 
 
 def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
-         ddf: DDF = "Satterthwaite") -> LmerFit:
+         ddf: DDF = "Satterthwaite", conf_level: float = 0.95) -> LmerFit:
     """Fit a linear mixed-effects model, as ``lmerTest::lmer``.
 
     Parameters
@@ -288,6 +290,8 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
         (default ``"Satterthwaite"`` as lmerTest; ``"Kenward-Roger"`` also uses
         the adjusted standard errors, REML fits only; ``"lme4"`` reports no
         p-values, like plain lme4).
+    conf_level : float, default 0.95
+        Default confidence level of ``tidy`` (broom.mixed's ``conf.level``).
 
     Returns
     -------
@@ -305,7 +309,7 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
     (4, 2)
     """
     func = "lmer"
-    _check_common(func, formula, REML, ddf, 0.95)
+    _check_common(func, formula, REML, ddf, conf_level)
     if not isinstance(data, pd.DataFrame):
         fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
     f, d, y, X, xnames = _prepare(formula, data)
@@ -330,6 +334,7 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
     fit = _assemble(pls, f, xnames, theta, ddf, messages)
     fit.dropped = dropped
     fit._pls = pls
+    fit.conf_level = float(conf_level)
     return fit
 
 
@@ -403,7 +408,8 @@ def _satterthwaite(pls: PLS, theta, sigma, V, xnames):
 
 # ------------------------------------------------------------------ batched kernel
 def _lmer_batched(batch, formula: str, *, REML: bool = True, ddf: DDF = "Satterthwaite",
-                  conf_level: float = 0.95, **_ignored) -> pd.DataFrame:
+                  conf_level: float = 0.95) -> pd.DataFrame:
+    """Batched kernel of :func:`lmer` (see :func:`._kernel.lmer_kernel`)."""
     from ._kernel import lmer_kernel
 
     return lmer_kernel(batch, formula, REML=REML, ddf=ddf, conf_level=conf_level)
