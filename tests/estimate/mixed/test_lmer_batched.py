@@ -229,3 +229,14 @@ def test_kenward_roger_fast_path_equals_general(varied):
 def test_kenward_roger_ml_is_an_error_row(varied):
     out = KERNEL(_batch(varied[:1]), "y ~ x + (1 | g)", REML=False, ddf="Kenward-Roger")
     assert out.error.str.contains("REML").all()
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 + x | g)"])
+def test_conf_level(varied, formula):
+    d = varied[4]
+    out = KERNEL(_batch([d]), formula, conf_level=0.9).set_index("term")
+    fit = lmer(formula, d, conf_level=0.9)
+    want = fit.tidy(effects="fixed").set_index("term")
+    np.testing.assert_allclose(out.conf_low, want.conf_low, rtol=1e-6)
+    wider = fit.tidy(effects="fixed", conf_level=0.99).set_index("term")
+    assert (wider.conf_low < want.conf_low).all()
