@@ -268,9 +268,14 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
     S = st.n_sims
     a, b = _coefs(st, REML)
     with np.errstate(all="ignore"):
-        grid = np.broadcast_to(_GRID, (S, _GRID.size))
-        ev = _Eval(st, grid, derivs=False)
-        crit = _crit(st, ev, REML)
+        # The grid is evaluated a few points at a time so that memory stays
+        # bounded by ~(size classes x chunk x k^2) whatever the batch.
+        step = max(1, min(_GRID.size, int(2e6 // max(st.cls_n.size * (st.p + 1) ** 2, 1))))
+        parts = []
+        for c0 in range(0, _GRID.size, step):
+            g = np.broadcast_to(_GRID[c0:c0 + step], (S, min(step, _GRID.size - c0)))
+            parts.append(_crit(st, _Eval(st, g, derivs=False), REML))
+        crit = np.concatenate(parts, axis=1)
         crit = np.where(np.isfinite(crit), crit, np.inf)
         i = np.argmin(crit, axis=1)
         lo = _GRID[np.maximum(i - 1, 0)]

@@ -105,8 +105,12 @@ def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
     with np.errstate(all="ignore"):
         gb, ga = np.meshgrid(_GRID, _GRID, indexing="ij")
         gb, ga = gb.ravel(), ga.ravel()
-        cg = _crit(ns, np.broadcast_to(gb, (S, gb.size)).copy(),
-                   np.broadcast_to(ga, (S, ga.size)).copy(), REML)
+        k2 = (st.p + 1) ** 2
+        step = max(1, min(gb.size, int(2e6 // max((st.cls_n.size + ns.nouter.sum()) * k2, 1))))
+        cg = np.concatenate([
+            _crit(ns, np.broadcast_to(gb[c0:c0 + step], (S, gb[c0:c0 + step].size)).copy(),
+                  np.broadcast_to(ga[c0:c0 + step], (S, ga[c0:c0 + step].size)).copy(), REML)
+            for c0 in range(0, gb.size, step)], axis=1)
         j = np.argmin(cg, axis=1)
         x = np.stack([gb[j], ga[j]], axis=1)
         # Newton on the unconstrained (even) criterion, backtracking line search.
