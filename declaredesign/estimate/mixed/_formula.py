@@ -220,9 +220,13 @@ def term_matrix(expr: str, data: pd.DataFrame, func: str = "lmer") -> tuple[np.n
     return np.asarray(mm, dtype=float), _rename(list(mm.columns))
 
 
-def fixed_matrix(f: LmerFormula, data: pd.DataFrame,
-                 func: str = "lmer") -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Response vector, fixed-effects matrix and its column names."""
+def fixed_matrix(f: LmerFormula, data: pd.DataFrame, func: str = "lmer",
+                 with_terms: bool = False):
+    """Response vector, fixed-effects matrix and its column names.
+
+    With ``with_terms`` also a dict from each formula term (R's label, e.g.
+    ``"x:f3"``) to the names of its columns.
+    """
     import formulaic
 
     try:
@@ -230,5 +234,12 @@ def fixed_matrix(f: LmerFormula, data: pd.DataFrame,
     except Exception as e:
         raise FormulaError(f"{func}(formula=...): cannot build the fixed-effects matrix of "
                            f"{f.fixed_formula!r}: {e}") from e
-    return (np.asarray(y, dtype=float).reshape(-1), np.asarray(X, dtype=float),
-            _rename(list(X.columns)))
+    names = _rename(list(X.columns))
+    out = (np.asarray(y, dtype=float).reshape(-1), np.asarray(X, dtype=float), names)
+    if not with_terms:
+        return out
+    terms = {}
+    for term, sl in X.model_spec.term_slices.items():
+        label = "(Intercept)" if str(term) == "1" else str(term)
+        terms[label] = names[sl]
+    return (*out, terms)

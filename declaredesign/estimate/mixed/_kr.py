@@ -44,7 +44,7 @@ def _G_list(pls, theta: np.ndarray, sigma: float):
 
 
 def kenward_roger(pls, theta: np.ndarray, sigma: float, Phi: np.ndarray):
-    """Adjusted covariance ``PhiA`` and the KR df of each fixed effect."""
+    """Adjusted covariance ``PhiA``, the KR df of each fixed effect, and P, W."""
     X = pls.X
     p = X.shape[1]
     Gs, gam = _G_list(pls, theta, sigma)
@@ -80,7 +80,7 @@ def kenward_roger(pls, theta: np.ndarray, sigma: float, Phi: np.ndarray):
         U += W[r, r] * (Q[r, r] - P[r] @ Phi @ P[r])
     PhiA = Phi + 2 * Phi @ U @ Phi
     df = np.array([_lb_ddf(np.eye(p)[j:j + 1], Phi, P, W) for j in range(p)])
-    return PhiA, df
+    return PhiA, df, P, W
 
 
 def _lb_ddf(L: np.ndarray, V0: np.ndarray, P, W) -> float:

@@ -94,6 +94,9 @@ class LmerFit:
         self.dropped: list[str] = []
         self._pls = None
         self._kr = None
+        self.fixed_terms: dict[str, list[str]] = {}
+        self._vcov_varpar = None
+        self._jac_vcov = None
         self.conf_level = 0.95
 
     def __repr__(self) -> str:
@@ -153,6 +156,91 @@ class LmerFit:
         if ddf == "residual":
             return pd.Series(float(self.nobs - len(self.fixef)), index=self.fixef.index)
         return pd.Series(np.inf if ddf == "asymptotic" else np.nan, index=self.fixef.index)
+
+    def _set_derivs(self, A, J):
+        self._vcov_varpar = A        # asymptotic covariance of (theta, sigma)
+        self._jac_vcov = J           # d vec(vcov(beta)) / d (theta, sigma)
+        return self
+
+    def contest(self, L, ddf: str | None = None) -> dict:
+        """F test of ``L beta = 0`` (lmerTest's contest; Satterthwaite or Kenward-Roger).
+
+        Parameters
+        ----------
+        L : array_like, shape (q, p)
+            Contrast rows over the fixed effects.
+
+        Returns
+        -------
+        dict with ``F``, ``NumDF``, ``DenDF``, ``p_value``.
+        """
+        ddf = self.ddf if ddf is None else ddf
+        check_one_of("LmerFit.contest", "ddf", ddf, ("Satterthwaite", "Kenward-Roger"))
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        beta = self.fixef.to_numpy()
+        p = beta.size
+        if ddf == "Kenward-Roger":
+            from ._kr import _lb_ddf
+
+            PhiA, _, P, W = self._kenward_roger()
+            q = np.linalg.matrix_rank(L)
+            if q > 1:
+                # pbkrtest scales F for q > 1; only single-df tests are provided.
+                raise EstimationError("lmer: multi-df Kenward-Roger F tests are not "
+                                      "implemented; use ddf='Satterthwaite'.")
+            Lb = L @ beta
+            F = float(Lb @ np.linalg.solve(L @ PhiA @ L.T, Lb))
+            den = _lb_ddf(L, self.vcov.to_numpy(), P, W)
+            return dict(F=F, NumDF=1, DenDF=den, p_value=float(stats.f.sf(F, 1, den)))
+        V = self.vcov.to_numpy()
+        VL = L @ V @ L.T
+        d, P = np.linalg.eigh(VL)
+        d, P = d[::-1], P[:, ::-1]
+        q = int(np.sum(d > max(np.sqrt(np.finfo(float).eps) * d[0], 0)))
+        PtL = (P.T @ L)[:q]
+        J = self._jac_vcov.reshape(p, p, -1)
+        t2 = (PtL @ beta) ** 2 / d[:q]
+        F = float(t2.sum() / q)
+        nu = np.empty(q)
+        for m in range(q):
+            g = np.einsum("i,ijk,j->k", PtL[m], J, PtL[m])
+            nu[m] = 2 * d[m] ** 2 / (g @ self._vcov_varpar @ g)
+        if q == 1:
+            den = nu[0]
+        elif np.all(np.abs(np.diff(nu)) < 1e-8):
+            den = float(nu.mean())
+        elif np.any(nu <= 2):
+            den = 2.0
+        else:
+            E = np.sum(nu / (nu - 2))
+            den = float(2 * E / (E - q))
+        return dict(F=F, NumDF=q, DenDF=float(den), p_value=float(stats.f.sf(F, q, den)))
+
+    def anova(self, ddf: str | None = None) -> pd.DataFrame:
+        """lmerTest's ``anova(fit)`` F tests for each fixed-effect term.
+
+        Each term's coefficients are tested jointly, which is lmerTest's type
+        III test when no other term contains it (no interactions with it).
+        Models with interactions raise, as their type III contrasts differ.
+        """
+        terms = {t: c for t, c in self.fixed_terms.items() if t != "(Intercept)"}
+        for t in terms:
+            parts = set(t.split(":"))
+            if any(o != t and parts < set(o.split(":")) for o in terms):
+                raise EstimationError("lmer: anova for models with interactions (type III "
+                                      "marginal contrasts) is not implemented.")
+        names = list(self.fixef.index)
+        rows = []
+        for t, cols in terms.items():
+            L = np.zeros((len(cols), len(names)))
+            for i, c in enumerate(cols):
+                if c in names:
+                    L[i, names.index(c)] = 1.0
+            L = L[L.any(axis=1)]
+            r = self.contest(L, ddf=ddf)
+            rows.append((t, r["NumDF"], r["DenDF"], r["F"], r["p_value"]))
+        return pd.DataFrame(rows, columns=["term", "NumDF", "DenDF", "F value", "Pr(>F)"]
+                            ).set_index("term")
 
     def vcov_adjusted(self) -> pd.DataFrame:
         """Kenward-Roger adjusted covariance of the fixed effects (pbkrtest's vcovAdj)."""
@@ -254,8 +342,8 @@ def _prepare(formula: str, data: pd.DataFrame):
     sub = data[cols]
     keep = ~sub.isna().any(axis=1).to_numpy()
     d = data.loc[keep].reset_index(drop=True) if not keep.all() else data
-    y, X, xnames = fixed_matrix(f, d)
-    return f, d, y, X, xnames
+    y, X, xnames, terms = fixed_matrix(f, d, with_terms=True)
+    return f, d, y, X, xnames, terms
 
 
 def _drop_rank_deficient(X, names):
@@ -312,7 +400,7 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
     _check_common(func, formula, REML, ddf, conf_level)
     if not isinstance(data, pd.DataFrame):
         fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
-    f, d, y, X, xnames = _prepare(formula, data)
+    f, d, y, X, xnames, terms = _prepare(formula, data)
     X, xnames, dropped = _drop_rank_deficient(X, xnames)
     messages = []
     if dropped:
@@ -333,6 +421,7 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
     theta = pls.optimize()
     fit = _assemble(pls, f, xnames, theta, ddf, messages)
     fit.dropped = dropped
+    fit.fixed_terms = terms
     fit._pls = pls
     fit.conf_level = float(conf_level)
     return fit
@@ -381,13 +470,13 @@ def _assemble(pls: PLS, f: LmerFormula, xnames, theta, ddf, messages) -> LmerFit
     ngrps = {}
     for t in re.terms:
         ngrps.setdefault(t.group, t.nl)
-    df_satt, H = _satterthwaite(pls, theta, sigma, V, xnames)
+    df_satt, (H, A, J) = _satterthwaite(pls, theta, sigma, V, xnames)
     bars = " + ".join(f"({b.expr} | {b.group_name})" for b in f.bars)
     return LmerFit(formula=f"{f.fixed_formula} + {bars}", response=f.response, REML=pls.REML,
                    ddf=ddf, fixef=fixef,
                    vcov=vcov, sigma=sigma, theta=theta, crit=crit, nobs=n, ngrps=ngrps,
                    varcorr=varcorr, ranef=ranef, df_satt=df_satt, hess_varpar=H,
-                   is_singular=is_singular, messages=messages)
+                   is_singular=is_singular, messages=messages)._set_derivs(A, J)
 
 
 def _satterthwaite(pls: PLS, theta, sigma, V, xnames):
@@ -403,7 +492,7 @@ def _satterthwaite(pls: PLS, theta, sigma, V, xnames):
     for j in range(p):
         g = J[j * p + j, :]
         df[j] = 2.0 * V[j, j] ** 2 / (g @ A @ g)
-    return pd.Series(df, index=xnames), H
+    return pd.Series(df, index=xnames), (H, A, J)
 
 
 # ------------------------------------------------------------------ batched kernel

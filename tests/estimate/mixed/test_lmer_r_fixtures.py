@@ -162,3 +162,21 @@ def test_batched_kenward_roger_matches_pbkrtest(i):
     assert _rel(out.std_error, kr["se"]) < 1e-6
     assert _rel(out.df, kr["df"]) < 1e-6
     assert _rel(out.p_value, kr["p"]) < 1e-5
+
+
+def test_anova_satterthwaite(case):
+    r, fit = case
+    if r["anova"] is None:
+        return
+    want = pd.DataFrame({k: np.atleast_1d(v) for k, v in r["anova"].items()}).set_index("term")
+    if any(":" in t for t in want.index):
+        with pytest.raises(EstimationError, match="interactions"):
+            fit.anova()
+        return
+    tol = _tol(r, fit)
+    got = fit.anova()
+    assert list(got.index) == list(want.index)
+    assert (got.NumDF == want.NumDF).all()
+    assert _rel(got["F value"], want.F) < 10 * tol
+    assert _rel(got.DenDF, want.DenDF) < max(1e-4, 100 * tol)
+    assert _rel(np.log(got["Pr(>F)"]), np.log(want.p)) < max(1e-4, 100 * tol)

@@ -123,3 +123,20 @@ def test_design_estimator_output(seed_fits, kernel_rows):
                               ("p_value", "p.value", 1e-4), ("conf_low", "conf.low", 1e-6),
                               ("conf_high", "conf.high", 1e-6)]:
         assert row[ours] == pytest.approx(r[theirs], rel=tol), ours
+
+
+def test_anova_matches_lmertest(fits, seed_fits):
+    a = seed_fits["lmerTest_REML_anova_satterthwaite"]
+    got = fits[True].anova().loc[a["term"]]
+    assert got["F value"] == pytest.approx(a["F"], rel=1e-6)
+    assert got["NumDF"] == a["NumDF"]
+    assert got["DenDF"] == pytest.approx(a["DenDF"], rel=1e-4)
+    assert got["Pr(>F)"] == pytest.approx(a["p.value"], rel=1e-4)
+
+
+def test_contest_kenward_roger_single_df(fits):
+    fit = fits[True]
+    r = fit.contest([[0.0, 1.0]], ddf="Kenward-Roger")
+    s = fit.summary(ddf="Kenward-Roger").loc["treatment"]
+    assert r["F"] == pytest.approx(s["t value"] ** 2, rel=1e-10)
+    assert r["DenDF"] == pytest.approx(s["df"], rel=1e-10)
