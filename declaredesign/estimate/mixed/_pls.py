@@ -282,7 +282,7 @@ class PLS:
         return th
 
 
-    def _newton_polish(self, th: np.ndarray, steps: int = 6) -> np.ndarray:
+    def _newton_polish(self, th: np.ndarray, steps: int = 4) -> np.ndarray:
         """Newton steps on the free coordinates: the criterion is flat near its
         minimum, so derivative-free stopping rules leave theta ~1e-6 off; the
         stationarity condition pins it down to ~1e-10."""
@@ -313,7 +313,7 @@ class PLS:
             fn = f(new)
             if not fn <= fbest + 1e-12 * abs(fbest):
                 break
-            done = np.max(np.abs(new - th) / np.maximum(np.abs(th), 1e-2)) < 1e-12
+            done = np.max(np.abs(new - th) / np.maximum(np.abs(th), 1e-2)) < 1e-9
             th, fbest = new, min(fn, fbest)
             if done:
                 break

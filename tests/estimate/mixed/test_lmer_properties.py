@@ -28,7 +28,7 @@ def datasets(draw):
     return pd.DataFrame({"g": g, "x": x, "y": y})
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(d=datasets(), reml=st.booleans())
 def test_fast_equals_general(d, reml):
     out = get_batched(lmer)(Batch.from_pandas(d), "y ~ x + (1 | g)", REML=reml)
