@@ -54,6 +54,8 @@ class RIStats:
     p: int
     b0: np.ndarray          # (S, p) OLS coefficients subtracted from y
     XtX: np.ndarray         # (S, p, p) for rank checks
+    S_g: np.ndarray | None = None   # (G, k) group sums of [X e0] (for nested models)
+    n_g: np.ndarray | None = None   # (G,) group sizes
 
     @property
     def n_sims(self) -> int:
@@ -73,25 +75,41 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     N, p = X.shape
     k = p + 1
     G = group_sim.shape[0]
-    rsim = group_sim[gcode]
+    # Rows of a group are usually contiguous: then sums are reduceat passes
+    # over blocks, else bincounts.
+    contiguous = N > 0 and bool(np.all(gcode[1:] >= gcode[:-1]))
     n_g = np.bincount(gcode, minlength=G)
+    starts = np.concatenate([[0], np.cumsum(n_g)[:-1]]) if contiguous else None
+
+    def gsum(v):  # (N,) -> (G,)
+        if contiguous:
+            return np.add.reduceat(v, starts)
+        return np.bincount(gcode, weights=v, minlength=G)
+
+    def expand(v):  # (G,) -> (N,)
+        return np.repeat(v, n_g) if contiguous else v[gcode]
+
     # A column of ones (the intercept) has group sums n_g and no within-group
-    # variation: skip its row-level passes.
-    ones = [bool(np.all(X[:, j] == 1.0)) for j in range(p)]
-    cols = [X[:, j] for j in range(p)] + [y]
-    const = ones + [False]
+    # variation: skip its row-level passes. Columns are handled as contiguous
+    # 1-D arrays (a strided column of a C-ordered X is much slower).
+    cols = [np.ascontiguousarray(X[:, j], dtype=float) for j in range(p)] + \
+        [np.ascontiguousarray(y, dtype=float)]
+    const = [j < p and bool(np.all(cols[j] == 1.0)) for j in range(k)]
     S_g = np.empty((G, k))
-    for i in range(k):
-        S_g[:, i] = n_g if const[i] else np.bincount(gcode, weights=cols[i], minlength=G)
-    # Within-group cross products of [X y] from group-centred columns.
     inv_n = 1.0 / np.maximum(n_g, 1)
-    cen = [None if const[i] else cols[i] - (S_g[:, i] * inv_n)[gcode] for i in range(k)]
-    Wy = np.zeros((n_sims, k, k))
+    cen = {}
     for i in range(k):
-        for j in range(i, k):
-            if const[i] or const[j]:
-                continue
-            v = np.bincount(rsim, weights=cen[i] * cen[j], minlength=n_sims)
+        if const[i]:
+            S_g[:, i] = n_g
+        else:
+            S_g[:, i] = gsum(cols[i])
+            # Within-group cross products come from group-centred columns.
+            cen[i] = cols[i] - expand(S_g[:, i] * inv_n)
+    Wy = np.zeros((n_sims, k, k))
+    var = sorted(cen)
+    for a, i in enumerate(var):
+        for j in var[a:]:
+            v = np.bincount(group_sim, weights=gsum(cen[i] * cen[j]), minlength=n_sims)
             Wy[:, i, j] = v
             Wy[:, j, i] = v
     # Between-group part, at the group level.
@@ -133,7 +151,7 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     nobs = np.bincount(group_sim, weights=n_g, minlength=n_sims).astype(np.int64)
     ngrps = np.bincount(group_sim, minlength=n_sims)
     return RIStats(W, Cn, cls_sim, cls_n.astype(float), cls_count.astype(float), nobs,
-                   ngrps, p, b0, XtX)
+                   ngrps, p, b0, XtX, S_g, n_g)
 
 
 def _batched_lstsq(A, b):
@@ -168,8 +186,13 @@ class _Eval:
         cnt = st.cls_count[:, None]
         self.L = np.asarray(E @ (cnt * np.log(den)))       # (S, m)
         self.Q = st.W[:, None] + agg(v)
-        self.lQ = np.linalg.slogdet(self.Q)[1]
-        self.lM = np.linalg.slogdet(self.Q[..., :p, :p])[1] if p else np.zeros((S, m))
+        # One Cholesky factor of Q serves both determinants: its leading p x p
+        # block is the factor of M.
+        Lc, Li = _chol_inv_small(self.Q)
+        logd = 2.0 * np.log(np.diagonal(Lc, axis1=-2, axis2=-1))
+        self.lM = logd[..., :p].sum(-1)
+        self.lQ = self.lM + logd[..., p]
+        self._Li = Li
         if derivs:
             w1 = 2.0 * tc / den**2
             w2 = 2.0 * (1.0 - 3.0 * n * tc * tc) / den**3
@@ -177,9 +200,12 @@ class _Eval:
             self.L2 = np.asarray(E @ (cnt * 2.0 * n * (1.0 - n * tc * tc) / den**2))
             Q1, Q2 = -agg(w1), -agg(w2)
             self.Q1 = Q1
-            self.lQ1, self.lQ2 = _logdet_derivs(self.Q, Q1, Q2)
+            Qi = np.swapaxes(Li, -1, -2) @ Li
+            self.lQ1, self.lQ2 = _logdet_derivs(Qi, Q1, Q2)
             if p:
-                self.lM1, self.lM2 = _logdet_derivs(self.Q[..., :p, :p], Q1[..., :p, :p],
+                Lp = Li[..., :p, :p]
+                self.Minv = np.swapaxes(Lp, -1, -2) @ Lp
+                self.lM1, self.lM2 = _logdet_derivs(self.Minv, Q1[..., :p, :p],
                                                     Q2[..., :p, :p])
             else:
                 self.lM1 = self.lM2 = np.zeros((S, m))
@@ -190,9 +216,31 @@ class _Eval:
                     setattr(self, name, v[:, 0])
 
 
-def _logdet_derivs(A, A1, A2):
-    """First and second derivatives of log|A(theta)| from A, A', A''."""
-    Ai = np.linalg.inv(A)
+def _chol_inv_small(A):
+    """Cholesky factor L and its inverse for stacks of small SPD matrices.
+
+    Python loops over the (tiny) matrix order and vector operations over the
+    stack: for 3 x 3 matrices this is ~10x faster than LAPACK's per-matrix calls.
+    Non-positive-definite matrices give NaN.
+    """
+    k = A.shape[-1]
+    L = np.zeros_like(A)
+    for j in range(k):
+        d = A[..., j, j] - np.sum(L[..., j, :j] ** 2, axis=-1)
+        L[..., j, j] = np.sqrt(d)
+        for i in range(j + 1, k):
+            L[..., i, j] = (A[..., i, j] - np.sum(L[..., i, :j] * L[..., j, :j], axis=-1)) \
+                / L[..., j, j]
+    Li = np.zeros_like(A)
+    for i in range(k):
+        Li[..., i, i] = 1.0 / L[..., i, i]
+        for j in range(i):
+            Li[..., i, j] = -np.sum(L[..., i, j:i] * Li[..., j:i, j], axis=-1) / L[..., i, i]
+    return L, Li
+
+
+def _logdet_derivs(Ai, A1, A2):
+    """First and second derivatives of log|A(theta)| from A^-1, A', A''."""
     B = Ai @ A1
     d1 = np.trace(B, axis1=-2, axis2=-1)
     d2 = np.trace(Ai @ A2, axis1=-2, axis2=-1) - np.einsum("...ij,...ji->...", B, B)
@@ -217,12 +265,17 @@ def _crit(st, ev, REML):
 def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
            tol: float = 1e-13) -> dict:
     """Fit all datasets; return arrays of estimates, vcov, sigma, theta, df pieces."""
-    S, p = st.n_sims, st.p
+    S = st.n_sims
     a, b = _coefs(st, REML)
     with np.errstate(all="ignore"):
-        grid = np.broadcast_to(_GRID, (S, _GRID.size))
-        ev = _Eval(st, grid, derivs=False)
-        crit = _crit(st, ev, REML)
+        # The grid is evaluated a few points at a time so that memory stays
+        # bounded by ~(size classes x chunk x k^2) whatever the batch.
+        step = max(1, min(_GRID.size, int(2e6 // max(st.cls_n.size * (st.p + 1) ** 2, 1))))
+        parts = []
+        for c0 in range(0, _GRID.size, step):
+            g = np.broadcast_to(_GRID[c0:c0 + step], (S, min(step, _GRID.size - c0)))
+            parts.append(_crit(st, _Eval(st, g, derivs=False), REML))
+        crit = np.concatenate(parts, axis=1)
         crit = np.where(np.isfinite(crit), crit, np.inf)
         i = np.argmin(crit, axis=1)
         lo = _GRID[np.maximum(i - 1, 0)]
@@ -256,13 +309,12 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
 
 
 def _finish(st: RIStats, ev: _Eval, theta: np.ndarray, REML: bool) -> dict:
-    S, p = st.n_sims, st.p
+    p = st.p
     n = st.nobs.astype(float)
     with np.errstate(all="ignore"):
         Q = ev.Q
-        M = Q[:, :p, :p]
         bvec = Q[:, :p, p]
-        Minv = np.linalg.inv(M)
+        Minv = ev.Minv
         beta = np.einsum("sij,sj->si", Minv, bvec)
         r = Q[:, p, p] - np.einsum("si,si->s", bvec, beta)
         beta = beta + st.b0
@@ -302,3 +354,86 @@ def _pinv_sym(H: np.ndarray, tol: float = 1e-8) -> np.ndarray:
     out = np.einsum("sij,sj,skj->sik", vecs, inv, vecs)
     out[~ok] = np.nan
     return out
+
+
+def ri_kenward_roger(st: RIStats, res: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Kenward-Roger adjusted vcov and df for the random-intercept model, all sims.
+
+    pbkrtest's algorithm (see :mod:`._kr`) with ``V = gamma_1 Z Z' + gamma_2 I``:
+    per group every operator it needs lies in span{I, J} (J the matrix of
+    ones), so each ``X' (alpha I + beta J) X`` is ``alpha X'X + sum_n beta_n
+    C_n`` with ``alpha`` the same for all groups, and traces are sums over
+    size classes. ``Vi = a (I - c J)``, ``a = 1/gamma_2``, ``d = 1 - c n =
+    gamma_2 / (gamma_2 + n gamma_1)``; ``(I - c J)^k = I + (d^k - 1)/n J``.
+    """
+    p = st.p
+    S = st.n_sims
+    sig2 = res["sigma"] ** 2
+    th = res["theta"]
+    g1, g2 = sig2 * th**2, sig2
+    a = 1.0 / g2
+    n = st.cls_n
+    cnt = st.cls_count
+    cs = st.cls_sim
+    d = g2[cs] / (g2[cs] + n * g1[cs])
+    ac = a[cs]
+    Cx = st.Cn[:, :p, :p]
+    XtX = st.XtX
+
+    def xbx(alpha, beta):  # alpha X'X + sum over classes beta C_n -> (S, p, p)
+        out = alpha[:, None, None] * XtX
+        flat = (beta[:, None] * Cx.reshape(-1, p * p))
+        for j in range(p * p):
+            out.reshape(S, p * p)[:, j] += np.bincount(cs, weights=flat[:, j], minlength=S)
+        return out
+
+    def tsum(v):
+        return np.bincount(cs, weights=v * cnt, minlength=S)
+
+    zero = np.zeros(S)
+    P1 = -xbx(zero, ac**2 * d**2)
+    P2 = -xbx(a**2, ac**2 * (d**2 - 1) / n)
+    Q11 = xbx(zero, ac**3 * d**3 * n)
+    Q12 = xbx(zero, ac**3 * d**3)
+    Q22 = xbx(a**3, ac**3 * (d**3 - 1) / n)
+    K = np.empty((S, 2, 2))
+    K[:, 0, 0] = tsum(ac**2 * d**2 * n**2)
+    K[:, 0, 1] = K[:, 1, 0] = tsum(ac**2 * d**2 * n)
+    K[:, 1, 1] = tsum(ac**2 * (n + d**2 - 1))
+    Phi = res["vcov"]
+    P = [P1, P2]
+    Q = {(0, 0): Q11, (0, 1): Q12, (1, 1): Q22}
+
+    def tr(A, B):
+        return np.einsum("sij,sji->s", A, B)
+
+    IE = np.empty((S, 2, 2))
+    for r in range(2):
+        for s in range(r, 2):
+            IE[:, r, s] = IE[:, s, r] = K[:, r, s] - 2 * np.einsum("sij,sij->s", Phi, Q[r, s]) \
+                + tr(Phi @ P[r], Phi @ P[s])
+    with np.errstate(all="ignore"):
+        W = 2.0 * np.linalg.pinv(IE, hermitian=True)
+        U = W[:, 0, 1, None, None] * (Q[0, 1] - P[0] @ Phi @ P[1])
+        U = U + np.swapaxes(U, 1, 2)
+        for r in range(2):
+            U = U + W[:, r, r, None, None] * (Q[r, r] - P[r] @ Phi @ P[r])
+        PhiA = Phi + 2 * Phi @ U @ Phi
+        # df of each coefficient (q = 1): with Theta = e_j e_j' / Phi_jj,
+        # u_i = Theta Phi P_i Phi has one non-zero row, so pbkrtest's A1 and A2
+        # both reduce to sum_rs e_rs W_rs t_r t_s with t_i = (Phi P_i Phi)_jj / Phi_jj.
+        PPP = [Phi @ Pi @ Phi for Pi in P]
+        diagPhi = np.diagonal(Phi, axis1=1, axis2=2)
+        t = [np.diagonal(M, axis1=1, axis2=2) / diagPhi for M in PPP]      # (S, p)
+        A = (W[:, 0, 0, None] * t[0] ** 2 + 2 * W[:, 0, 1, None] * t[0] * t[1]
+             + W[:, 1, 1, None] * t[1] ** 2)
+        A1 = A2 = A
+        B = (A1 + 6 * A2) / 2
+        g = (2 * A1 - 5 * A2) / (3 * A2)
+        den = 3 + 2 * (1 - g)
+        c1, c2, c3 = g / den, (1 - g) / den, (3 - g) / den
+        V0 = 1 + c1 * B
+        V0 = np.where(np.abs(V0) < 1e-10, 0.0, V0)
+        rho = ((1 - A2) / (1 - c2 * B)) ** 2 * V0 / (1 - c3 * B)
+        df = 4 + 3 / (rho - 1)
+    return PhiA, df

@@ -122,7 +122,8 @@ def _group_names(text: str, formula: str) -> list[tuple[str, ...]]:
             raise FormulaError(f"lmer(formula={formula!r}): cannot read the grouping factor "
                                f"{text!r}.")
         prefix = [*prefix, *names]
-        groups.append(tuple(prefix))
+        # lme4 names the nested factor inner-first: (1 | a/b) gives "b:a".
+        groups.append(tuple(reversed(prefix)) if len(nest) > 1 else tuple(prefix))
     return groups
 
 
@@ -149,11 +150,13 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
     --------
     >>> f = parse_lmer_formula("y ~ x + (1 + x || g) + (1 | a/b)")
     >>> f.fixed, [(b.expr, b.group_name) for b in f.bars]
-    ('x', [('1', 'g'), ('0 + x', 'g'), ('1', 'a'), ('1', 'a:b')])
+    ('x', [('1', 'g'), ('0 + x', 'g'), ('1', 'a'), ('1', 'b:a')])
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise FormulaError(f"lmer(formula={formula!r}): formula must be a string "
-                           "'response ~ terms'; got {formula!r}.")
+                           f"'response ~ terms'; got {formula!r}.")
+    if formula.count("(") != formula.count(")"):
+        raise FormulaError(f"lmer(formula={formula!r}): unbalanced parentheses.")
     lhs, _, rhs = formula.partition("~")
     lhs = lhs.strip()
     if not lhs:
@@ -197,8 +200,12 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
     return LmerFormula(response=lhs, fixed=fixed, bars=tuple(bars))
 
 
+_TREAT = re.compile(r"\[T\.(.*?)\]")
+
+
 def _rename(cols: list[str]) -> list[str]:
-    return ["(Intercept)" if c == "Intercept" else c for c in cols]
+    """formulaic's column names as R's: ``(Intercept)``, ``f3[T.b]`` -> ``f3b``."""
+    return ["(Intercept)" if c == "Intercept" else _TREAT.sub(r"\1", c) for c in cols]
 
 
 def term_matrix(expr: str, data: pd.DataFrame, func: str = "lmer") -> tuple[np.ndarray, list[str]]:
@@ -213,9 +220,13 @@ def term_matrix(expr: str, data: pd.DataFrame, func: str = "lmer") -> tuple[np.n
     return np.asarray(mm, dtype=float), _rename(list(mm.columns))
 
 
-def fixed_matrix(f: LmerFormula, data: pd.DataFrame,
-                 func: str = "lmer") -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Response vector, fixed-effects matrix and its column names."""
+def fixed_matrix(f: LmerFormula, data: pd.DataFrame, func: str = "lmer",
+                 with_terms: bool = False):
+    """Response vector, fixed-effects matrix and its column names.
+
+    With ``with_terms`` also a dict from each formula term (R's label, e.g.
+    ``"x:f3"``) to the names of its columns.
+    """
     import formulaic
 
     try:
@@ -223,5 +234,12 @@ def fixed_matrix(f: LmerFormula, data: pd.DataFrame,
     except Exception as e:
         raise FormulaError(f"{func}(formula=...): cannot build the fixed-effects matrix of "
                            f"{f.fixed_formula!r}: {e}") from e
-    return (np.asarray(y, dtype=float).reshape(-1), np.asarray(X, dtype=float),
-            _rename(list(X.columns)))
+    names = _rename(list(X.columns))
+    out = (np.asarray(y, dtype=float).reshape(-1), np.asarray(X, dtype=float), names)
+    if not with_terms:
+        return out
+    terms = {}
+    for term, sl in X.model_spec.term_slices.items():
+        label = "(Intercept)" if str(term) == "1" else str(term)
+        terms[label] = names[sl]
+    return (*out, terms)

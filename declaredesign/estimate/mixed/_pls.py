@@ -138,21 +138,68 @@ class PLS:
 
     def ZLambda(self, theta: np.ndarray) -> sp.csr_matrix:
         vals = []
-        for t, T in zip(self.re.terms, self.re.T_list(theta)):
+        for t, T in zip(self.re.terms, self.re.T_list(theta), strict=True):
             XT = t.Xi @ T
             vals.extend(XT[:, c] for c in range(t.k))
         return sp.csr_matrix((np.concatenate(vals), (self._rows, self._cols)),
                              shape=(self.n, self.re.q))
 
+    def _solve_blocks(self, theta: np.ndarray) -> dict:
+        """One grouping factor: Lambda'Z'Z Lambda + I is block diagonal (k x k per
+        level), so its Cholesky factor is a stack of small ones."""
+        t = self.re.terms[0]
+        T = self.re.T_list(theta)[0]
+        k, nl = t.k, t.nl
+        XT = t.Xi @ T                                              # rows of Z Lambda
+        A = np.zeros((nl, k, k))
+        for a in range(k):
+            for b in range(a, k):
+                v = np.bincount(t.codes, weights=XT[:, a] * XT[:, b], minlength=nl)
+                A[:, a, b] = v
+                A[:, b, a] = v
+        A[:, np.arange(k), np.arange(k)] += 1.0
+        L = np.linalg.cholesky(A)
+        zy = np.stack([np.bincount(t.codes, weights=XT[:, a] * self.y0, minlength=nl)
+                       for a in range(k)], axis=1)                # (nl, k)
+        zX = np.stack([np.stack([np.bincount(t.codes, weights=XT[:, a] * self.X[:, c],
+                                             minlength=nl) for c in range(self.p)], axis=1)
+                       for a in range(k)], axis=1) if self.p else np.zeros((nl, k, 0))
+        cu = np.linalg.solve(L, zy[..., None])[..., 0]
+        RZX = np.linalg.solve(L, zX)                               # (nl, k, p)
+        RZXf = RZX.reshape(nl * k, self.p)
+        MX = self.XtX - RZXf.T @ RZXf
+        rhs = self.Xty - RZXf.T @ cu.reshape(-1)
+        RX, beta, ldRX2 = self._fixed(MX, rhs)
+        u = np.linalg.solve(np.transpose(L, (0, 2, 1)),
+                            (cu - RZX @ beta)[..., None])[..., 0]  # (nl, k)
+        res = self.y0 - self.X @ beta - np.einsum("ij,ij->i", XT, u[t.codes])
+        uf = u.reshape(-1)
+        pwrss = float(res @ res + uf @ uf)
+        ldL2 = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+        return dict(MX=MX, beta=beta + self.b0, u=uf, pwrss=pwrss, ldL2=ldL2, ldRX2=ldRX2)
+
+    def _fixed(self, MX, rhs):
+        if self.p:
+            RX = sla.cholesky(MX, lower=False, check_finite=False)
+            beta = sla.cho_solve((RX, False), rhs, check_finite=False)
+            return RX, beta, 2.0 * np.sum(np.log(np.diag(RX)))
+        return np.zeros((0, 0)), np.zeros(0), 0.0
+
     def solve(self, theta: np.ndarray) -> dict:
         """All PLS pieces at theta (lme4's L, RZX, RX, beta, u, pwrss)."""
+        if len(self.re.terms) == 1:
+            return self._solve_blocks(theta)
         ZL = self.ZLambda(theta)
         A = (ZL.T @ ZL).toarray()
         A[np.diag_indices_from(A)] += 1.0
         L = sla.cholesky(A, lower=True, check_finite=False)
         cu = sla.solve_triangular(L, ZL.T @ self.y0, lower=True, check_finite=False)
-        RZX = sla.solve_triangular(L, np.asarray(ZL.T @ self.X), lower=True,
-                                   check_finite=False)
+        ZtX = np.asarray(ZL.T @ self.X)
+        # Column by column: OpenBLAS's threaded multi-column trsm costs ~20x a
+        # vector solve at these sizes.
+        RZX = np.column_stack([sla.solve_triangular(L, ZtX[:, j], lower=True,
+                                                    check_finite=False)
+                               for j in range(self.p)]) if self.p else ZtX
         MX = self.XtX - RZX.T @ RZX
         rhs = self.Xty - RZX.T @ cu
         if self.p:
@@ -216,16 +263,18 @@ class PLS:
                 g[i] = (f(up) - f(dn)) / (up[i] - dn[i])
             return g
 
-        best = so.minimize(f, re.theta0, method="L-BFGS-B", jac=grad, bounds=bounds,
-                           options=dict(ftol=1e-15, gtol=1e-10, maxiter=2000))
+        # The profiled criterion can have a local minimum away from a global
+        # one on the boundary (small or unbalanced data); a coarse scan along
+        # the ray through lme4's start picks the basin. theta = 0 is a
+        # stationary point of the criterion (it depends on theta through
+        # theta^2), so a local method never leaves it: start there only if
+        # it is the best candidate.
+        starts = [s * re.theta0 for s in (1.0, 0.0, 0.01, 0.1, 0.3, 3.0, 10.0, 100.0)]
+        vals = [f(t) for t in starts]
+        start = starts[int(np.argmin(vals))]
+        best = so.minimize(f, start, method="L-BFGS-B", jac=grad, bounds=bounds,
+                           options=dict(ftol=1e-13, gtol=1e-8, maxiter=2000))
         th = best.x
-        # A derivative-free pass from there removes finite-difference bias
-        # near the bounds and in flat directions.
-        nm = so.minimize(f, th, method="Nelder-Mead", bounds=bounds,
-                         options=dict(xatol=1e-11, fatol=1e-14, maxiter=20000,
-                                      initial_simplex=_simplex(th, re.lower)))
-        if nm.fun <= best.fun:
-            th = nm.x
         th = np.where(np.isfinite(re.lower), np.maximum(th, re.lower), th)
         th = self._newton_polish(th)
         if not np.isfinite(f(th)):
@@ -233,7 +282,7 @@ class PLS:
         return th
 
 
-    def _newton_polish(self, th: np.ndarray, steps: int = 6) -> np.ndarray:
+    def _newton_polish(self, th: np.ndarray, steps: int = 4) -> np.ndarray:
         """Newton steps on the free coordinates: the criterion is flat near its
         minimum, so derivative-free stopping rules leave theta ~1e-6 off; the
         stationarity condition pins it down to ~1e-10."""
@@ -244,19 +293,13 @@ class PLS:
             if not free.any():
                 break
             idx = np.flatnonzero(free)
-            h = 1e-4 * np.maximum(np.abs(th[idx]), 1e-2)
-
-            def fsub(z, idx=idx):
-                t = th.copy()
+            def fsub(z, idx=idx, base=th):
+                t = base.copy()
                 t[idx] = z
                 return f(t)
 
             z0 = th[idx]
-            g = np.empty(idx.size)
-            for a in range(idx.size):
-                e = np.zeros(idx.size)
-                e[a] = h[a]
-                g[a] = (fsub(z0 + e) - fsub(z0 - e)) / (2 * h[a])
+            g = richardson_jacobian(fsub, z0, d=1e-3, r=3)[0]
             Hm = richardson_hessian(fsub, z0, d=1e-3, r=2)
             try:
                 step = -np.linalg.solve(Hm, g)
@@ -270,7 +313,7 @@ class PLS:
             fn = f(new)
             if not fn <= fbest + 1e-12 * abs(fbest):
                 break
-            done = np.max(np.abs(new - th) / np.maximum(np.abs(th), 1e-2)) < 1e-12
+            done = np.max(np.abs(new - th) / np.maximum(np.abs(th), 1e-2)) < 1e-9
             th, fbest = new, min(fn, fbest)
             if done:
                 break

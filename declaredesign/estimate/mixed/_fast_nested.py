@@ -1,0 +1,259 @@
+"""Nested random intercepts ``(1 | a/b)`` for many datasets at once.
+
+With inner groups ``b`` (sizes ``n_b``, sums ``s_b`` of ``[X e0]``) inside outer
+groups ``a``, ``V / sigma^2 = I + theta_b^2 Z_b Z_b' + theta_a^2 Z_a Z_a'`` and,
+by Sherman-Morrison within each outer group,
+
+``Q = W + sum_b s_b s_b' / (n_b (1 + n_b theta_b^2))
+      - sum_a u_a t_a t_a'``, ``t_a = sum_{b in a} s_b / (1 + n_b theta_b^2)``,
+``m_a = sum_{b in a} n_b / (1 + n_b theta_b^2)``, ``u_a = theta_a^2 / (1 + theta_a^2 m_a)``
+
+and ``log|V / sigma^2| = sum_b log(1 + n_b theta_b^2) + sum_a log(1 + theta_a^2 m_a)``.
+Both only need sums over (dataset, size) and (outer group, inner size)
+classes. The criterion depends on each theta through its square, so it is
+minimised without bounds (Newton with finite-difference derivatives, all
+datasets at once) and ``|theta|`` is reported. Satterthwaite's Hessian in
+``(theta_b, theta_a, sigma)`` is analytic in ``sigma`` and uses
+Richardson-extrapolated differences in theta, as lmerTest's numDeriv does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._fast import RIStats, _chol_inv_small, _pinv_sym
+
+__all__ = ["nested_fit"]
+
+_GRID = np.array([0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0])
+
+
+class NestedStats:
+    """Class sums for the nested model, on top of the inner-group :class:`RIStats`."""
+
+    def __init__(self, st: RIStats, b_outer: np.ndarray, outer_sim: np.ndarray):
+        self.st = st
+        S = st.n_sims
+        A = outer_sim.shape[0]
+        n_b = st.n_g
+        stride = int(n_b.max(initial=0)) + 1
+        key = b_outer.astype(np.int64) * stride + n_b
+        ukey, cls = np.unique(key, return_inverse=True)
+        self.ac_outer = ukey // stride                 # (Kan,) outer group of the class
+        self.ac_n = (ukey % stride).astype(float)
+        self.ac_count = np.bincount(cls, minlength=ukey.size).astype(float)
+        k = st.p + 1
+        self.T = np.stack([np.bincount(cls, weights=st.S_g[:, i], minlength=ukey.size)
+                           for i in range(k)], axis=1)  # (Kan, k)
+        Kan = ukey.size
+        self.E_a = sp.csr_matrix((np.ones(Kan), (self.ac_outer, np.arange(Kan))), shape=(A, Kan))
+        self.E_s = sp.csr_matrix((np.ones(A), (outer_sim, np.arange(A))), shape=(S, A))
+        self.E_c = sp.csr_matrix((np.ones(st.cls_n.size), (st.cls_sim,
+                                                          np.arange(st.cls_n.size))),
+                                 shape=(S, st.cls_n.size))
+        self.ac_sim = outer_sim[self.ac_outer]
+        self.outer_sim = outer_sim
+        self.nouter = np.bincount(outer_sim, minlength=S)
+
+
+def _evaluate(ns: NestedStats, tb: np.ndarray, ta: np.ndarray) -> dict:
+    """Criterion pieces at (tb, ta), arrays of shape (S, m)."""
+    st = ns.st
+    S, m = tb.shape
+    k, p = st.p + 1, st.p
+    # inner groups, by (dataset, size) class
+    t = tb[st.cls_sim]
+    n = st.cls_n[:, None]
+    den = 1.0 + n * t * t
+    Cf = st.Cn.reshape(-1, k * k)
+    Qin = st.W[:, None] + (ns.E_c @ ((1.0 / (n * den))[:, :, None] * Cf[:, None, :])
+                           .reshape(-1, m * k * k)).reshape(S, m, k, k)
+    L = np.asarray(ns.E_c @ (st.cls_count[:, None] * np.log(den)))
+    # outer groups, by (outer group, inner size) class
+    tcl = tb[ns.ac_sim]
+    c = 1.0 / (1.0 + ns.ac_n[:, None] * tcl * tcl)                       # (Kan, m)
+    tvec = (ns.E_a @ (c[:, :, None] * ns.T[:, None, :]).reshape(-1, m * k)).reshape(-1, m, k)
+    ma = np.asarray(ns.E_a @ (c * (ns.ac_n * ns.ac_count)[:, None]))      # (A, m)
+    taa = ta[ns.outer_sim]
+    u = taa * taa / (1.0 + taa * taa * ma)
+    outer = (u[:, :, None, None] * tvec[:, :, :, None] * tvec[:, :, None, :]).reshape(-1,
+                                                                                     m * k * k)
+    Q = Qin - (ns.E_s @ outer).reshape(S, m, k, k)
+    L = L + np.asarray(ns.E_s @ np.log1p(taa * taa * ma))
+    Lc, Li = _chol_inv_small(Q)
+    logd = 2.0 * np.log(np.diagonal(Lc, axis1=-2, axis2=-1))
+    lM = logd[..., :p].sum(-1)
+    lr = 2.0 * np.log(Lc[..., p, p])
+    Lp = Li[..., :p, :p]
+    Minv = np.swapaxes(Lp, -1, -2) @ Lp
+    return dict(L=L, lM=lM, r=np.exp(lr), Q=Q, Minv=Minv)
+
+
+def _crit(ns, tb, ta, REML):
+    e = _evaluate(ns, tb, ta)
+    n = ns.st.nobs.astype(float)[:, None]
+    d = n - ns.st.p if REML else n
+    c = e["L"] + d * np.log(e["r"]) + (e["lM"] if REML else 0.0)
+    return np.where(np.isfinite(c), c, np.inf)
+
+
+def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
+    """Fit every dataset; returns the same keys as :func:`._fast.ri_fit` (theta is (S, 2))."""
+    st = ns.st
+    S = st.n_sims
+    with np.errstate(all="ignore"):
+        gb, ga = np.meshgrid(_GRID, _GRID, indexing="ij")
+        gb, ga = gb.ravel(), ga.ravel()
+        k2 = (st.p + 1) ** 2
+        step = max(1, min(gb.size, int(2e6 // max((st.cls_n.size + ns.nouter.sum()) * k2, 1))))
+        cg = np.concatenate([
+            _crit(ns, np.broadcast_to(gb[c0:c0 + step], (S, gb[c0:c0 + step].size)).copy(),
+                  np.broadcast_to(ga[c0:c0 + step], (S, ga[c0:c0 + step].size)).copy(), REML)
+            for c0 in range(0, gb.size, step)], axis=1)
+        j = np.argmin(cg, axis=1)
+        x = np.stack([gb[j], ga[j]], axis=1)
+        # Newton on the unconstrained (even) criterion, backtracking line search.
+        f = lambda xx: _crit(ns, xx[:, 0:1], xx[:, 1:2], REML)[:, 0]  # noqa: E731
+        fx = f(x)
+        active = np.ones(S, dtype=bool)
+        for _ in range(iters):
+            if not active.any():
+                break
+            g, H = _grad_hess(f, x, fx)
+            det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
+            pd_ = (H[:, 0, 0] > 0) & (det > 0)
+            step = np.where(pd_[:, None],
+                            -np.linalg.solve(np.where(pd_[:, None, None], H, np.eye(2)),
+                                             g[..., None])[..., 0],
+                            -g / np.maximum(np.abs(np.diagonal(H, axis1=1, axis2=2)), 1.0))
+            step = np.where(active[:, None], step, 0.0)
+            lam = np.ones(S)
+            for _ in range(30):
+                xn = x + lam[:, None] * step
+                fn = f(xn)
+                ok = fn <= fx + 1e-14 * np.abs(fx)
+                if ok.all():
+                    break
+                lam = np.where(ok, lam, lam / 2)
+            ok = fn <= fx + 1e-14 * np.abs(fx)
+            x = np.where(ok[:, None], xn, x)
+            small = np.max(np.abs(lam[:, None] * step) / np.maximum(np.abs(x), 1e-3), axis=1)
+            gain = fx - np.where(ok, fn, fx)
+            fx = np.where(ok, fn, fx)
+            # Finite-difference noise sets the floor: stop on a tiny step or on
+            # no measurable decrease.
+            active &= ok & (small > 1e-9) & (gain > 1e-13 * np.abs(fx))
+        x = np.abs(x)
+        # A boundary (zero) variance: lme4 reports exactly 0 there.
+        for i in range(2):
+            z = x.copy()
+            z[:, i] = 0.0
+            fz = f(z)
+            x = np.where((fz <= fx)[:, None] & (x[:, i:i + 1] < 1e-4), z, x)
+        return _finish(ns, x, REML)
+
+
+def _grad_hess(f, x, fx):
+    S = x.shape[0]
+    h = 1e-3 * np.maximum(np.abs(x), 1e-2)
+    g = np.empty((S, 2))
+    H = np.empty((S, 2, 2))
+    for i in range(2):
+        e = np.zeros((S, 2))
+        e[:, i] = h[:, i]
+        fp, fm = f(x + e), f(x - e)
+        fp2, fm2 = f(x + e / 2), f(x - e / 2)
+        g1 = (fp - fm) / (2 * h[:, i])
+        g2 = (fp2 - fm2) / h[:, i]
+        g[:, i] = (4 * g2 - g1) / 3
+        H[:, i, i] = (fp - 2 * fx + fm) / h[:, i] ** 2
+    e = np.zeros((S, 2))
+    e[:, 0], e[:, 1] = h[:, 0], h[:, 1]
+    fpp, fmm = f(x + e), f(x - e)
+    H[:, 0, 1] = H[:, 1, 0] = (fpp - 2 * fx + fmm - H[:, 0, 0] * h[:, 0] ** 2
+                               - H[:, 1, 1] * h[:, 1] ** 2) / (2 * h[:, 0] * h[:, 1])
+    return g, H
+
+
+def _richardson(fun, x, d=1e-4, eps=1e-4, r=4):
+    """Richardson first derivatives and Hessian of a vector function in theta (S, 2).
+
+    ``fun(x) -> (S, q)``; returns (S, q, 2) derivatives and (S, q, 2, 2) Hessians.
+    """
+    S = x.shape[0]
+    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
+    h0 = np.abs(d * x) + eps * (np.abs(x) < zero_tol)
+    f0 = fun(x)
+    q = f0.shape[1]
+    J = np.empty((S, q, 2))
+    Hs = np.empty((S, q, 2, 2))
+
+    def extrap(a):
+        a = np.stack(a)
+        for mm in range(1, r):
+            a = (a[1:] * 4.0**mm - a[:-1]) / (4.0**mm - 1)
+        return a[0]
+
+    for i in range(2):
+        a1, a2 = [], []
+        h = h0[:, i].copy()
+        for _ in range(r):
+            e = np.zeros((S, 2))
+            e[:, i] = h
+            fp, fm = fun(x + e), fun(x - e)
+            a1.append((fp - fm) / (2 * h[:, None]))
+            a2.append((fp - 2 * f0 + fm) / h[:, None] ** 2)
+            h = h / 2
+        J[:, :, i] = extrap(a1)
+        Hs[:, :, i, i] = extrap(a2)
+    a = []
+    h = h0.copy()
+    for _ in range(r):
+        fp, fm = fun(x + h), fun(x - h)
+        a.append((fp - 2 * f0 + fm - Hs[:, :, 0, 0] * h[:, 0:1] ** 2
+                  - Hs[:, :, 1, 1] * h[:, 1:2] ** 2) / (2 * h[:, 0:1] * h[:, 1:2]))
+        h = h / 2
+    Hs[:, :, 0, 1] = Hs[:, :, 1, 0] = extrap(a)
+    return J, Hs
+
+
+def _finish(ns: NestedStats, x: np.ndarray, REML: bool) -> dict:
+    st = ns.st
+    p = st.p
+    n = st.nobs.astype(float)
+    dfres = n - p if REML else n
+    with np.errstate(all="ignore"):
+        e = _evaluate(ns, x[:, 0:1], x[:, 1:2])
+        Q, Minv = e["Q"][:, 0], e["Minv"][:, 0]
+        r = e["r"][:, 0]
+        bvec = Q[:, :p, p]
+        beta = np.einsum("sij,sj->si", Minv, bvec) + st.b0
+        sigma2 = r / dfres
+        sigma = np.sqrt(sigma2)
+        vcov = sigma2[:, None, None] * Minv
+        crit = e["L"][:, 0] + (e["lM"][:, 0] if REML else 0.0) + \
+            dfres * (1.0 + np.log(2 * np.pi * r / dfres))
+
+        # Pieces of the unprofiled deviance in theta at fixed sigma: phi =
+        # L + [log|M|] + r / sigma^2, plus r itself and diag(M^-1).
+        def fun(xx):
+            ev = _evaluate(ns, xx[:, 0:1], xx[:, 1:2])
+            phi = ev["L"][:, 0] + (ev["lM"][:, 0] if REML else 0.0) + ev["r"][:, 0] / sigma2
+            return np.column_stack([phi, ev["r"][:, 0],
+                                    np.diagonal(ev["Minv"][:, 0], axis1=1, axis2=2)])
+
+        J, Hs = _richardson(fun, x)
+        H = np.empty((x.shape[0], 3, 3))
+        H[:, :2, :2] = Hs[:, 0]
+        H[:, :2, 2] = H[:, 2, :2] = -2.0 * J[:, 1, :] / sigma[:, None] ** 3
+        H[:, 2, 2] = -2.0 * dfres / sigma2 + 6.0 * r / sigma2**2
+        A = 2.0 * _pinv_sym(H)
+        var = np.diagonal(vcov, axis1=1, axis2=2)
+        g_t = sigma2[:, None, None] * J[:, 2:, :]                        # (S, p, 2)
+        g_s = 2.0 * sigma[:, None] * np.diagonal(Minv, axis1=1, axis2=2)  # (S, p)
+        g = np.concatenate([g_t, g_s[..., None]], axis=2)                # (S, p, 3)
+        gAg = np.einsum("spi,sij,spj->sp", g, A, g)
+        df = 2.0 * var**2 / gAg
+    return dict(beta=beta, vcov=vcov, sigma=sigma, theta=x, crit=crit, df=df, hess=H,
+                nobs=st.nobs, ngrps=st.ngrps)

@@ -1,0 +1,265 @@
+"""The batched kernel: fast path == general fit, fallbacks and failure rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from declaredesign.batch import Batch
+from declaredesign.estimate._protocol import TIDY_COLUMNS, get_batched
+from declaredesign.estimate.mixed import lmer
+from declaredesign.estimate.mixed._fast import ri_fit, ri_stats
+
+KERNEL = get_batched(lmer)
+COLS = ["estimate", "std_error", "statistic", "conf_low", "conf_high"]
+
+
+def _dataset(rng, n_groups, size_range, sd_u, slope=0.3):
+    sizes = rng.integers(size_range[0], size_range[1] + 1, n_groups)
+    g = np.repeat(np.arange(1, n_groups + 1), sizes)
+    x = rng.normal(size=g.size)
+    t = (rng.permutation(n_groups) < n_groups // 2).astype(float)[g - 1]
+    y = 1 + slope * x + 0.2 * t + rng.normal(0, sd_u, n_groups)[g - 1] + rng.normal(size=g.size)
+    return pd.DataFrame({"g": g, "x": x, "t": t, "y": y})
+
+
+def _batch(frames):
+    b = Batch.from_frames(frames)
+    return Batch(b.columns, b.sim, b.n_sims, id_columns=["g"])
+
+
+@pytest.fixture(scope="module")
+def varied():
+    rng = np.random.default_rng(11)
+    frames = [
+        _dataset(rng, 12, (1, 6), 0.8),      # unbalanced with singletons
+        _dataset(rng, 30, (3, 3), 0.5),      # balanced
+        _dataset(rng, 8, (2, 15), 2.0),      # few large groups, large theta
+        _dataset(rng, 25, (1, 4), 0.05),     # tiny group variance
+        _dataset(rng, 40, (2, 5), 1.0),
+    ]
+    return frames
+
+
+@pytest.mark.parametrize("REML", [True, False])
+def test_fast_path_equals_general_fit(varied, REML):
+    formula = "y ~ x + t + (1 | g)"
+    out = KERNEL(_batch(varied), formula, REML=REML)
+    assert list(out.columns) == ["sim", *TIDY_COLUMNS, "error", "warning"]
+    for s, d in enumerate(varied):
+        fit = lmer(formula, d, REML=REML)
+        want = fit.tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        for c in COLS:
+            # relative, or on the scale of the standard error for a CI bound near zero
+            scale = want["std_error"] if c.startswith("conf") else want[c].abs()
+            err = np.abs(got[c] - want[c]) / scale
+            assert err.max() < 1e-8, (c, err.max())
+        np.testing.assert_allclose(got["df"], want["df"], rtol=1e-7)
+        np.testing.assert_allclose(np.log(got["p_value"]), np.log(want["p_value"]), rtol=1e-6)
+
+
+def test_fast_path_sigma_theta_match_general(varied):
+    for d in varied:
+        fit = lmer("y ~ x + (1 | g)", d)
+        X = np.column_stack([np.ones(len(d)), d.x])
+        g = d.g.to_numpy() - 1
+        st = ri_stats(X, d.y.to_numpy(), g, np.zeros(g.max() + 1, dtype=np.int64), 1)
+        res = ri_fit(st, True)
+        assert res["theta"][0] == pytest.approx(fit.theta[0], rel=1e-7, abs=1e-9)
+        assert res["sigma"][0] == pytest.approx(fit.sigma, rel=1e-9)
+        assert res["crit"][0] == pytest.approx(fit.REMLcrit, rel=1e-12, abs=1e-9)
+
+
+def test_singular_sim_keeps_numbers_and_warns():
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(1, 21), 4)
+    e = rng.normal(size=g.size)
+    e = e - pd.Series(e).groupby(g).transform("mean").to_numpy()  # negative ICC -> theta = 0
+    x = rng.normal(size=g.size)
+    d = pd.DataFrame({"g": g, "x": x, "y": 1 + x + e})
+    out = KERNEL(_batch([d, d.assign(y=d.y + rng.normal(0, 2, 20)[g - 1])]), "y ~ x + (1 | g)")
+    s0, s1 = out[out.sim == 0], out[out.sim == 1]
+    assert s0.warning.str.contains("singular").all() and s1.warning.isna().all()
+    assert np.isfinite(s0.estimate).all()
+    fit = lmer("y ~ x + (1 | g)", d)
+    assert fit.is_singular and fit.theta[0] == 0
+    np.testing.assert_allclose(s0.estimate, fit.fixef, rtol=1e-10)
+    # lmerTest on a singular fit: df = n - p (the zero variance is held fixed).
+    np.testing.assert_allclose(s0.df, len(d) - 2, rtol=1e-8)
+
+
+def test_failed_and_rank_deficient_sims_do_not_crash(varied):
+    bad_one_group = varied[0].assign(g=1)
+    no_treated = varied[1].assign(t=0.0)
+    frames = [varied[2], bad_one_group, no_treated, varied[3]]
+    out = KERNEL(_batch(frames), "y ~ x + t + (1 | g)")
+    assert sorted(out.sim.unique()) == [0, 1, 2, 3]
+    assert out[out.sim == 1].error.str.contains("level").all()
+    assert out[out.sim == 1].estimate.isna().all()
+    s2 = out[out.sim == 2].set_index("term")
+    assert np.isnan(s2.loc["t", "estimate"]) and np.isfinite(s2.loc["x", "estimate"])
+    assert s2.warning.dropna().str.contains("rank deficient").any()
+    for s in (0, 3):
+        assert out[out.sim == s].error.isna().all()
+
+
+def test_other_formulas_fall_back_to_general_fit(varied):
+    formula = "y ~ x + (1 + x | g)"
+    frames = varied[2:4]
+    out = KERNEL(_batch(frames), formula)
+    for s, d in enumerate(frames):
+        want = lmer(formula, d).tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-12)
+
+
+def test_missing_values_dropped_like_na_omit(varied):
+    d = varied[4].copy()
+    d.loc[[3, 10], "y"] = np.nan
+    d.loc[7, "x"] = np.nan
+    out = KERNEL(_batch([d]), "y ~ x + (1 | g)").set_index("term")
+    want = lmer("y ~ x + (1 | g)", d.dropna()).tidy(effects="fixed").set_index("term")
+    np.testing.assert_allclose(out.loc[want.index, "estimate"], want.estimate, rtol=1e-8)
+    assert lmer("y ~ x + (1 | g)", d).nobs == len(d) - 3
+
+
+@pytest.mark.parametrize("ddf", ["residual", "asymptotic", "lme4"])
+def test_other_ddf(varied, ddf):
+    d = varied[1]
+    out = KERNEL(_batch([d]), "y ~ x + (1 | g)", ddf=ddf).set_index("term")
+    want = lmer("y ~ x + (1 | g)", d, ddf=ddf).tidy(effects="fixed").set_index("term")
+    np.testing.assert_allclose(out.df, want.df, rtol=1e-12)
+    np.testing.assert_allclose(out.conf_low, want.conf_low, rtol=1e-8)
+    if ddf == "residual":
+        assert (out.df == len(d) - 2).all()
+    if ddf == "lme4":
+        assert out.p_value.isna().all()
+
+
+def test_empty_batch():
+    b = Batch({"y": np.zeros(0), "g": np.zeros(0, dtype=int)}, np.zeros(0, dtype=int), 0)
+    out = KERNEL(b, "y ~ 1 + (1 | g)")
+    assert len(out) == 0 and "sim" in out.columns
+
+
+def test_string_group_ids_and_no_input_mutation(varied):
+    d = varied[0].assign(g=lambda df: "s" + df.g.astype(str))
+    b = _batch([d, varied[1].assign(g=lambda df: "s" + df.g.astype(str))])
+    before = {k: v.copy() for k, v in b.columns.items()}
+    out = KERNEL(b, "y ~ x + (1 | g)")
+    for k, v in b.columns.items():
+        assert np.array_equal(v, before[k])
+    want = lmer("y ~ x + (1 | g)", d).tidy(effects="fixed").set_index("term")
+    got = out[out.sim == 0].set_index("term").loc[want.index]
+    np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-8)
+
+
+def test_groups_need_not_be_contiguous(varied):
+    d = varied[4]
+    shuffled = d.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    a = KERNEL(_batch([d]), "y ~ x + t + (1 | g)")
+    b = KERNEL(_batch([shuffled]), "y ~ x + t + (1 | g)")
+    np.testing.assert_allclose(a.estimate, b.estimate, rtol=1e-10)
+    np.testing.assert_allclose(a.df, b.df, rtol=1e-8)
+
+
+def _nested_dataset(rng, n_outer, sd_outer, sd_inner):
+    rows = []
+    for a in range(1, n_outer + 1):
+        ua = rng.normal(0, sd_outer)
+        for b in range(1, rng.integers(2, 6) + 1):
+            ub = rng.normal(0, sd_inner)
+            for _ in range(rng.integers(1, 5)):
+                x = rng.normal()
+                rows.append((a, b, x, 1 + 0.5 * x + ua + ub + rng.normal()))
+    return pd.DataFrame(rows, columns=["a", "b", "x", "y"])
+
+
+@pytest.mark.parametrize("REML", [True, False])
+def test_nested_fast_path_equals_general_fit(REML):
+    rng = np.random.default_rng(21)
+    frames = [_nested_dataset(rng, 8, 1.0, 0.7), _nested_dataset(rng, 6, 0.0, 1.0),
+              _nested_dataset(rng, 10, 2.0, 0.0), _nested_dataset(rng, 5, 0.5, 0.5)]
+    b = Batch.from_frames(frames)
+    out = KERNEL(b, "y ~ x + (1 | a/b)", REML=REML)
+    for s, d in enumerate(frames):
+        fit = lmer("y ~ x + (1 | a/b)", d, REML=REML)
+        want = fit.tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-6)
+        np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-6)
+        np.testing.assert_allclose(got.df, want.df, rtol=1e-4)
+        assert (got.warning.notna() == fit.is_singular).all()
+
+
+def test_nested_fast_path_matches_lme4_fixture():
+    import json
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[2] / "fixtures" / "lme4"
+    d = pd.read_csv(here / "nested.csv")
+    fits = [r for r in json.loads((here / "lme4_fits.json").read_text())["fits"]
+            if r["data"] == "nested"]
+    # a second copy with a failing sim (one school only) must not disturb the first
+    bad = d[d.school == d.school.iloc[0]]
+    for r in fits:
+        out = KERNEL(Batch.from_frames([d, bad]), r["formula"], REML=r["REML"])
+        got = out[out.sim == 0].set_index("term").loc[r["terms"]]
+        np.testing.assert_allclose(got.estimate, [r["fixef"][t] for t in r["terms"]],
+                                   rtol=1e-6)
+        np.testing.assert_allclose(got.std_error, np.sqrt(np.diag(np.array(r["vcov"]))),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(got.df, r["satterthwaite"]["df"], rtol=1e-4)
+        assert got.warning.str.contains("singular").all()
+        assert out[out.sim == 1].error.notna().all()
+
+
+def test_kenward_roger_fast_path_equals_general(varied):
+    out = KERNEL(_batch(varied), "y ~ x + t + (1 | g)", ddf="Kenward-Roger")
+    for s, d in enumerate(varied):
+        want = lmer("y ~ x + t + (1 | g)", d).tidy(effects="fixed", ddf="Kenward-Roger")
+        want = want.set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-7)
+        np.testing.assert_allclose(got.df, want.df, rtol=1e-6)
+
+
+def test_kenward_roger_ml_is_an_error_row(varied):
+    out = KERNEL(_batch(varied[:1]), "y ~ x + (1 | g)", REML=False, ddf="Kenward-Roger")
+    assert out.error.str.contains("REML").all()
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 + x | g)"])
+def test_conf_level(varied, formula):
+    d = varied[4]
+    out = KERNEL(_batch([d]), formula, conf_level=0.9).set_index("term")
+    fit = lmer(formula, d, conf_level=0.9)
+    want = fit.tidy(effects="fixed").set_index("term")
+    np.testing.assert_allclose(out.conf_low, want.conf_low, rtol=1e-6)
+    wider = fit.tidy(effects="fixed", conf_level=0.99).set_index("term")
+    assert (wider.conf_low < want.conf_low).all()
+
+
+def test_monte_carlo_calibration():
+    # 2,000 simulated datasets in one batch: the Satterthwaite t intervals cover
+    # the true slope at the nominal rate and the estimator is unbiased, within
+    # Monte Carlo error.
+    rng = np.random.default_rng(2024)
+    S, G = 2000, 12
+    sizes = rng.integers(1, 6, (S, G))
+    n_rows = sizes.sum(1)
+    sim = np.repeat(np.arange(S), n_rows)
+    g = np.concatenate([np.repeat(np.arange(1, G + 1), s) for s in sizes])
+    x = rng.normal(size=sim.size)
+    u = rng.normal(0, 0.8, (S, G))[sim, g - 1]
+    y = 1.0 + 0.5 * x + u + rng.normal(size=sim.size)
+    b = Batch({"y": y, "x": x, "g": g}, sim, S, id_columns=["g"])
+    out = KERNEL(b, "y ~ x + (1 | g)")
+    est = out[out.term == "x"]
+    assert len(est) == S and est.error.isna().all()
+    cover = ((est.conf_low <= 0.5) & (est.conf_high >= 0.5)).mean()
+    assert abs(cover - 0.95) < 4 * np.sqrt(0.95 * 0.05 / S)
+    bias = est.estimate.mean() - 0.5
+    assert abs(bias) < 4 * est.estimate.std() / np.sqrt(S)
