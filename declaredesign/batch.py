@@ -190,7 +190,7 @@ class Batch:
         out: dict[str, Any] = {}
         if sim_column is not None:
             out[sim_column] = self.sim
-        for name, arr in self.columns.items():
+        for name in self.columns:
             out[name] = self.column_as_r(name)
         return pd.DataFrame(out)
 
