@@ -279,7 +279,7 @@ class ModelStep(Step):
         return items
 
     def creates(self) -> set[str] | object:
-        from ..fabricate import LevelSpec
+        from ..fabricate import LevelSpec, PotentialOutcomes
 
         names: set[str] = set()
         if self.data is not None:
@@ -290,7 +290,9 @@ class ModelStep(Step):
         for key, value in self.levels.items():
             names.add(key)
             if isinstance(value, LevelSpec):
-                names |= set(getattr(value, "variables", {}) or {})
+                for var, v in value.variable_dict.items():
+                    # A potential_outcomes(...) inside a level adds its own columns.
+                    names |= set(v.names) if isinstance(v, PotentialOutcomes) else {var}
         return names
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
