@@ -6,9 +6,10 @@ Diagnose the bundled forum design with 2,000 simulations::
 
     declaredesign diagnose --example multilevel --sims 2000
 
-Diagnose a design defined in your own file, over a grid of a designer's parameter::
+Diagnose a design defined in your own file, over a grid of a designer's parameter, and
+write an HTML report with the table and plots::
 
-    declaredesign diagnose my_design.py:designer --param n_classes=10,20,30 --out dx.csv
+    declaredesign diagnose my_design.py:designer --param n_classes=10,20,30 --report r.html
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ __all__ = ["main"]
 
 class CLIError(Exception):
     """A user error on the command line: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage mistakes are one line (with a pointer to --help), exit code 2."""
+
+    def error(self, message: str) -> Any:  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _parse_value(text: str) -> Any:
@@ -115,7 +123,30 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         _write(dx.diagnosands, args.out)
     if args.simulations:
         _write(dx.simulations, args.simulations)
+    if args.report:
+        _report(dx, args)
     return 0
+
+
+def _report(dx: Any, args: argparse.Namespace) -> None:
+    path = Path(args.report)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise CLIError(f"--report {args.report!r}: use a .html file name")
+    if not path.parent.is_dir():
+        raise CLIError(f"--report {args.report!r}: no such directory {str(path.parent)!r}")
+    try:
+        import matplotlib
+    except ImportError:
+        print("declaredesign: note: the report has no plots; pip install "
+              "'declaredesign[plot]' for them", file=sys.stderr)
+    else:
+        matplotlib.use("Agg")  # files only: never open a window
+    from .plot.report import write_report
+
+    name = args.example or args.design
+    command = "declaredesign " + " ".join(sys.argv[1:]) if sys.argv[1:] else None
+    write_report(dx, path, title=f"Diagnosis of {name}", command=command)
+    print(f"report written to {path}", file=sys.stderr)
 
 
 def _cmd_draw(args: argparse.Namespace) -> int:
@@ -142,12 +173,48 @@ def _cmd_examples(args: argparse.Namespace) -> int:
     return 0
 
 
+_MAIN_EPILOG = """\
+start here:
+  declaredesign examples                         list the bundled designs
+  declaredesign diagnose --example two_arm       diagnose one (500 simulations)
+  declaredesign diagnose --example multilevel --sims 2000 --seed 1 --report report.html
+
+your own design: a Python file defining a Design (or a designer function):
+  # my_design.py
+  import declaredesign as dd
+  def designer(N=100, ate=0.3):
+      return dd.examples.two_arm(N=N, ate=ate)
+  declaredesign diagnose my_design.py:designer --param N=50,100,200 --report r.html
+
+run `declaredesign COMMAND --help` for each command's options."""
+
+_DIAGNOSE_EPILOG = """\
+examples:
+  declaredesign diagnose --example multilevel --sims 2000 --seed 1
+  declaredesign diagnose --example two_arm --param N=50,100,200 --report power.html
+  declaredesign diagnose my_design.py              (uses the name `design` in the file)
+  declaredesign diagnose my_design.py:designer --param n_classes=10,20 --param effect=0.1
+  declaredesign diagnose --example pre_post --out dx.csv --simulations sims.parquet
+
+The table shows each diagnosand with its bootstrap standard error in parentheses:
+the Monte Carlo error of the estimate, which shrinks with --sims."""
+
+_DRAW_EPILOG = """\
+examples:
+  declaredesign draw --example multilevel --seed 1 --head 20
+  declaredesign draw --example cluster_randomized --param N_clusters=6 --out data.csv"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="declaredesign",
-        description="Declare, simulate and diagnose research designs.",
-        epilog="Example: declaredesign diagnose --example multilevel --sims 2000")
-    sub = p.add_subparsers(dest="command", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(
+        prog="declaredesign", formatter_class=fmt,
+        description="Declare, simulate and diagnose research designs: simulate a design "
+        "many times and read off the bias, precision, power and coverage of its "
+        "estimators.",
+        epilog=_MAIN_EPILOG)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=_Parser)
 
     def target_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("design", nargs="?", help="FILE.py:NAME, a Design or designer "
@@ -158,6 +225,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, default=None, help="random seed (reproducible)")
 
     d = sub.add_parser("diagnose", help="simulate a design and print its diagnosis",
+                       formatter_class=fmt, epilog=_DIAGNOSE_EPILOG,
                        description="Simulate a design many times and print bias, RMSE, "
                        "power, coverage... with bootstrap standard errors.")
     target_args(d)
@@ -166,16 +234,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="bootstrap replicates for Monte Carlo SEs (default 100)")
     d.add_argument("--out", help="write the diagnosands to .csv/.parquet/.json")
     d.add_argument("--simulations", help="write the simulations to .csv/.parquet/.json")
+    d.add_argument("--report", metavar="FILE.html",
+                   help="write a self-contained HTML report: the table and plots "
+                   "(sampling distributions, estimator comparison, power curves for a "
+                   "--param grid); plots need the 'plot' extra (matplotlib)")
     d.add_argument("--progress", action="store_true", help="show a progress bar")
     d.set_defaults(func=_cmd_diagnose)
 
-    r = sub.add_parser("draw", help="draw one simulated dataset")
+    r = sub.add_parser("draw", help="draw one simulated dataset", formatter_class=fmt,
+                       epilog=_DRAW_EPILOG,
+                       description="Draw one dataset from a design (its model and data "
+                       "strategy) and print its first rows or save it.")
     target_args(r)
     r.add_argument("--out", help="write the data to .csv/.parquet/.json")
     r.add_argument("--head", type=int, default=10, help="rows to print (default 10)")
     r.set_defaults(func=_cmd_draw)
 
-    e = sub.add_parser("examples", help="list the bundled example designs")
+    e = sub.add_parser("examples", help="list the bundled example designs",
+                       description="List the bundled designs; each is a designer whose "
+                       "parameters --param can set (see their docstrings: "
+                       "help(declaredesign.examples.two_arm)).")
     e.set_defaults(func=_cmd_examples)
     return p
 
