@@ -33,7 +33,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage mistakes are one line (with a pointer to --help), exit code 2."""
 
     def error(self, message: str) -> Any:  # noqa: D102 - argparse's hook
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        name = self.prog.split()[0]
+        self.exit(2, f"{name}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _parse_value(text: str) -> Any:
@@ -115,6 +116,8 @@ def _write(df: Any, out: str) -> None:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .design import diagnose_design
 
+    if args.report:
+        _check_report_path(args.report)  # before minutes of simulation, not after
     designs = _designs(_load_target(args.design, args.example), _parse_params(args.param))
     dx = diagnose_design(designs, sims=args.sims, bootstrap_sims=args.bootstrap_sims,
                          seed=args.seed, progress=None if args.progress else False)
@@ -128,12 +131,17 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(dx: Any, args: argparse.Namespace) -> None:
-    path = Path(args.report)
+def _check_report_path(report: str) -> Path:
+    path = Path(report)
     if path.suffix.lower() not in (".html", ".htm"):
-        raise CLIError(f"--report {args.report!r}: use a .html file name")
+        raise CLIError(f"--report {report!r}: use a .html file name")
     if not path.parent.is_dir():
-        raise CLIError(f"--report {args.report!r}: no such directory {str(path.parent)!r}")
+        raise CLIError(f"--report {report!r}: no such directory {str(path.parent)!r}")
+    return path
+
+
+def _report(dx: Any, args: argparse.Namespace) -> None:
+    path = _check_report_path(args.report)
     try:
         import matplotlib
     except ImportError:
