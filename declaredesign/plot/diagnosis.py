@@ -99,11 +99,13 @@ def plot_diagnosis(diagnosis: Any, *, estimators: Sequence[str] | str | None = N
                     linewidth=0.4)
         estimand = float(row["mean_estimand"]) if "mean_estimand" in row.index else np.nan
         mean_est = float(np.mean(est)) if len(est) else np.nan
+        # The estimand is drawn on top: with no bias the two lines coincide.
         if np.isfinite(estimand):
-            ax.axvline(estimand, color="black", linestyle="--", linewidth=1.2,
+            ax.axvline(estimand, color="black", linestyle="--", linewidth=1.2, zorder=4,
                        label="estimand (mean)")
         if np.isfinite(mean_est):
-            ax.axvline(mean_est, color=colour, linewidth=1.8, label="estimate (mean)")
+            ax.axvline(mean_est, color=colour, linewidth=2.2, zorder=3,
+                       label="estimate (mean)")
         lines = []
         for name, title in (("bias", "Bias"), ("rmse", "RMSE"), ("coverage", "Coverage"),
                             ("power", "Power")):
