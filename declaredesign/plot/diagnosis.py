@@ -71,7 +71,7 @@ def plot_diagnosis(diagnosis: Any, *, estimators: Sequence[str] | str | None = N
     ...      + dd.declare_measurement(Y=dd.reveal_outcomes("Y ~ Z"))
     ...      + dd.declare_estimator("Y ~ Z", inquiry="ate", label="OLS"))
     >>> fig = plot_diagnosis(dd.diagnose_design(d, sims=100, bootstrap_sims=20, seed=1))
-    >>> fig.axes[0].get_title()
+    >>> fig.axes[0].get_title(loc="left")
     'OLS'
     """
     func = "plot_diagnosis"
