@@ -92,12 +92,35 @@ def _designs(obj: Any, params: dict[str, list[Any]]) -> Any:
             raise CLIError("--param needs a designer function, but the target is a Design")
         return obj
     if callable(obj):
+        known = _designer_params(obj)
+        unknown = [k for k in params if known is not None and k not in known]
+        if unknown:
+            name = getattr(obj, "__name__", "the designer")
+            raise CLIError(f"--param {unknown[0]}: {name} has no parameter {unknown[0]!r}; "
+                           "its parameters are " + ", ".join(known))
         try:
             designs = expand_design(obj, **params)
         except TypeError as e:
             raise CLIError(f"--param: {e}") from e
         return designs[0] if len(designs) == 1 and not params else designs
     raise CLIError(f"the target is a {type(obj).__name__}, not a Design or designer function")
+
+
+def _designer_params(designer: Any) -> dict[str, Any] | None:
+    """Parameter -> default of a designer (None when it takes ``**kwargs``)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(designer)
+    except (TypeError, ValueError):
+        return None
+    out = {}
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if p.kind is not p.VAR_POSITIONAL:
+            out[p.name] = p.default
+    return out
 
 
 def _write(df: Any, out: str) -> None:
@@ -173,11 +196,24 @@ def _cmd_draw(args: argparse.Namespace) -> int:
 
 
 def _cmd_examples(args: argparse.Namespace) -> int:
+    import inspect
+
     from .examples import EXAMPLES
 
     for name, designer in EXAMPLES.items():
-        doc = (designer.__doc__ or "").strip().splitlines()
-        print(f"{name:20s} {doc[0] if doc else ''}")
+        # The docstring's first sentence, without reST markup.
+        doc = inspect.getdoc(designer) or ""
+        first = " ".join(doc.split("\n\n")[0].split()).replace("``", "")
+        first = first.split(". ")[0].rstrip(".") + "."
+        if len(first) > 90:
+            first = first[:87].rsplit(" ", 1)[0] + " ..."
+        print(f"{name:20s} {first}")
+        params = _designer_params(designer) or {}
+        shown = [f"{k}={v!r}" for k, v in params.items()
+                 if not isinstance(v, (tuple, list)) and v is not inspect.Parameter.empty]
+        if shown:
+            print(f"{'':20s} --param " + " ".join(shown))
+    print("\nDiagnose one: declaredesign diagnose --example NAME [--param NAME=V1,V2,...]")
     return 0
 
 

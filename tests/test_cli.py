@@ -123,3 +123,11 @@ def test_examples_lists_the_design_library():
     p = run("examples")
     for name in ("two_arm", "cluster_randomized", "factorial", "pre_post", "multilevel"):
         assert name in p.stdout
+
+
+def test_examples_show_parameters_and_unknown_param_is_named(capsys):
+    code, out, _ = _main(capsys, "examples")
+    assert code == 0 and "--param N=100 ate=0.5" in out
+    code, _, err = _main(capsys, "diagnose", "--example", "two_arm", "--param", "M=10")
+    assert code == 2
+    assert "two_arm has no parameter 'M'; its parameters are N, ate" in err
