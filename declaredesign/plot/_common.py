@@ -49,12 +49,17 @@ def _text(v: Any) -> str:
 
 
 def labels(frame: pd.DataFrame, cols: list[str], always: str | None = "estimator",
-           within: list[str] | None = None) -> list[str]:
+           within: list[str] | None = None, params: list[str] | tuple = ()) -> list[str]:
     """A short label per row: ``always`` plus as few of the varying ``cols`` as make the
-    labels unique (within each combination of the ``within`` columns)."""
+    labels unique (within each combination of the ``within`` columns). What is estimated
+    (inquiry, term, outcome) comes before design parameters, shown as ``name=value``,
+    and the design's name comes last."""
     use = [always] if always is not None and always in frame.columns else []
     within = [w for w in (within or []) if w in frame.columns]
-    for col in [None, *varying(frame, [k for k in cols if k != always])]:
+    rank = {c: (0 if c in _WHAT else 1 if c in params else 2) for c in cols}
+    candidates = sorted(varying(frame, [k for k in cols if k != always]),
+                        key=lambda c: rank[c])
+    for col in [None, *candidates]:
         if col is not None:
             use.append(col)
         if not use:
@@ -63,7 +68,9 @@ def labels(frame: pd.DataFrame, cols: list[str], always: str | None = "estimator
             break
     if not use:
         return [""] * len(frame)
-    return [" / ".join(_text(v) for v in row) for row in frame[use].itertuples(index=False)]
+    return [" / ".join((f"{c}={_text(v)}" if c in params else _text(v))
+                       for c, v in zip(use, row))
+            for row in frame[use].itertuples(index=False)]
 
 
 def select(func: str, diagnosis: Any, estimators: Any, inquiry: Any = None) -> pd.DataFrame:

@@ -85,7 +85,8 @@ def plot_diagnosis(diagnosis: Any, *, estimators: Sequence[str] | str | None = N
              shown="<Diagnosis>")
     ok = ~c.failed(sims)
     keys = [k for k in diagnosis.group_by if k in sims.columns]
-    titles = c.labels(d, [k for k in diagnosis.group_by if k != "estimator"])
+    titles = c.labels(d, [k for k in diagnosis.group_by if k != "estimator"],
+                      params=diagnosis.parameters)
     n = len(d)
     fig, axes = plt.subplots(n, 1, sharex=True, squeeze=False,
                              figsize=figsize or (6.5, 0.9 + 1.9 * n), layout="constrained")
@@ -193,7 +194,7 @@ def plot_power_curve(diagnosis: Any, x: str | None = None, *, diagnosand: str = 
     z = float(norm.ppf(0.5 + level / 2))
     d = c.select(func, diagnosis, estimators, inquiry)
     line_cols = [k for k in diagnosis.group_by if k not in ("design", x)]
-    line_labels = c.labels(d, line_cols, within=[x])
+    line_labels = c.labels(d, line_cols, within=[x], params=diagnosis.parameters)
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     else:
@@ -282,7 +283,8 @@ def plot_diagnosands(diagnosis: Any, diagnosands: Sequence[str] = ("bias", "rmse
 
     z = float(norm.ppf(0.5 + level / 2))
     d = c.select(func, diagnosis, estimators, inquiry)
-    names = c.labels(d, [k for k in diagnosis.group_by if k != "estimator"])
+    names = c.labels(d, [k for k in diagnosis.group_by if k != "estimator"],
+                     params=diagnosis.parameters)
     k = len(diagnosands)
     fig, axes = plt.subplots(1, k, sharey=True, squeeze=False,
                              figsize=figsize or (2.4 * k + 1.6, 0.9 + 0.45 * len(d)),

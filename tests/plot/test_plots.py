@@ -131,3 +131,18 @@ def test_report_embeds_the_plots(dx, grid):
     assert "Sampling distributions" in text and "No controls" in text
     text = report_html(grid)
     assert text.count("data:image/png;base64,") == 1 and "Power by N" in text
+
+
+def test_grid_labels_name_the_parameters():
+    g = dd.diagnose_design(dd.expand_design(dd.examples.two_arm, N=[20, 40], ate=[0.2, 0.5]),
+                           sims=50, bootstrap_sims=0, seed=3)
+    fig = plot_power_curve(g, "N")
+    labels = [ln.get_label() for ln in fig.axes[0].get_lines()][:2]
+    assert labels == ["DIM / ate=0.2", "DIM / ate=0.5"]
+    fig = plot_diagnosis(g)
+    assert len(fig.axes) == 4
+    assert fig.axes[0].get_title(loc="left") == "DIM / N=20 / ate=0.2"
+    # a second estimand gets its own panel, labelled by inquiry
+    fx = dd.diagnose_design(dd.examples.factorial(), sims=50, bootstrap_sims=0, seed=3)
+    assert [a.get_title(loc="left") for a in plot_diagnosis(fx).axes] == [
+        "OLS / ate_A", "OLS / ate_B", "OLS / interaction"]
