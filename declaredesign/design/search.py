@@ -253,6 +253,9 @@ def _search(func: str, designer: Any, param: str, target: Any, estimator: str | 
     seen: set = set()
     t_lo, t_hi = fwd(np.array(float(lower))), fwd(np.array(float(upper)))
     vals = values_for(inv(np.linspace(t_lo, t_hi, points)), seen)
+    if len(vals) < 3:
+        fail(func, "upper", upper, f"far enough above lower ({lower!r}) for 3 distinct "
+             "values to simulate")
     theta = vcov = None
     for r in range(rounds):
         if not vals:
@@ -288,14 +291,18 @@ def _search(func: str, designer: Any, param: str, target: Any, estimator: str | 
     p, n = grid["power"].to_numpy(), grid["n_sims"].to_numpy(float)
     grid["std_error"] = np.sqrt(p * (1 - p) / n)
     estimate = crossing(theta)
-    draws = np.random.default_rng(np.random.SeedSequence(
-        root.entropy, spawn_key=(*root.spawn_key, 2**31))).multivariate_normal(
-        theta, vcov, size=4000, method="cholesky" if np.all(np.isfinite(vcov)) else "svd")
-    good = draws[:, 1] > 0
-    roots = inv((mu_star - draws[good, 0]) / draws[good, 1])
-    q = (1 - level) / 2
-    conf_low, conf_high = (np.quantile(roots, [q, 1 - q]) if good.mean() > 0.5
-                           else (math.nan, math.nan))
+    # The interval: the crossing under draws of (a, b) from their sampling distribution
+    # (a percentile interval, so it can be asymmetric as the inverse transform is).
+    conf_low = conf_high = math.nan
+    if np.all(np.isfinite(vcov)):
+        rng = np.random.default_rng(np.random.SeedSequence(
+            root.entropy, spawn_key=(*root.spawn_key, 2**31)))
+        draws = rng.multivariate_normal(theta, vcov, size=4000, method="svd")
+        good = draws[:, 1] > 0
+        if good.mean() > 0.5:
+            roots = inv((mu_star - draws[good, 0]) / draws[good, 1])
+            q = (1 - level) / 2
+            conf_low, conf_high = np.quantile(roots, [q, 1 - q])
     curve = _curve(theta, vcov, z, fwd, inv, float(grid[param].min()),
                    float(grid[param].max()), level, param)
     recommended = float(math.ceil(estimate - 1e-9)) if integer else estimate

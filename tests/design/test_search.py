@@ -90,6 +90,8 @@ def test_bad_arguments():
         find_sample_size(dd.examples.two_arm, target={"rmse": 0.1})
     with pytest.raises(DeclarationError, match="upper must be greater"):
         find_sample_size(dd.examples.two_arm, lower=100, upper=50)
+    with pytest.raises(DeclarationError, match="3 distinct values"):
+        find_sample_size(dd.examples.two_arm, lower=10, upper=11)
     with pytest.raises(DeclarationError, match="param must be a parameter"):
         find_sample_size(dd.examples.two_arm, "n_units", lower=10, upper=50, sims=10)
 
