@@ -123,6 +123,15 @@ def _designer_params(designer: Any) -> dict[str, Any] | None:
     return out
 
 
+def _check_table_path(flag: str, out: str) -> Path:
+    p = Path(out)
+    if p.suffix.lower() not in (".csv", ".parquet", ".json"):
+        raise CLIError(f"{flag} {out!r}: use a .csv, .parquet or .json file name")
+    if not p.parent.is_dir():
+        raise CLIError(f"{flag} {out!r}: no such directory {str(p.parent)!r}")
+    return p
+
+
 def _write(df: Any, out: str) -> None:
     p = Path(out)
     suffix = p.suffix.lower()
@@ -139,8 +148,12 @@ def _write(df: Any, out: str) -> None:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .design import diagnose_design
 
+    # Check output names before minutes of simulation, not after.
+    for flag, value in (("--out", args.out), ("--simulations", args.simulations)):
+        if value:
+            _check_table_path(flag, value)
     if args.report:
-        _check_report_path(args.report)  # before minutes of simulation, not after
+        _check_report_path(args.report)
     designs = _designs(_load_target(args.design, args.example), _parse_params(args.param))
     dx = diagnose_design(designs, sims=args.sims, bootstrap_sims=args.bootstrap_sims,
                          seed=args.seed, progress=None if args.progress else False)
@@ -175,7 +188,7 @@ def _report(dx: Any, args: argparse.Namespace) -> None:
     from .plot.report import write_report
 
     name = args.example or args.design
-    command = "declaredesign " + " ".join(sys.argv[1:]) if sys.argv[1:] else None
+    command = "declaredesign " + " ".join(args.argv)
     write_report(dx, path, title=f"Diagnosis of {name}", command=command)
     print(f"report written to {path}", file=sys.stderr)
 
@@ -306,7 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     from .errors import DeclareDesignError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args))
     except (CLIError, DeclareDesignError) as e:

@@ -74,6 +74,7 @@ def test_report_is_self_contained_html_with_table_and_plots(tmp_path):
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert "<table" in text and "Random Intercept" in text and "Average Score" in text
     assert "based on 60 simulations" in text
+    assert "declaredesign diagnose --example multilevel --sims 60" in text  # reproducible
     import base64
     import re
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
@@ -107,7 +108,8 @@ def test_usage_errors_are_one_line_and_help_teaches(tmp_path, capsys):
     for args in [("diagnose", "--bogus"), ("nope",), ("diagnose", "--sims", "many"),
                  ("diagnose", "--example", "two_arm", "--report", str(tmp_path / "r.txt")),
                  ("diagnose", "--example", "two_arm", "--report",
-                  str(tmp_path / "missing" / "r.html"))]:
+                  str(tmp_path / "missing" / "r.html")),
+                 ("diagnose", "--example", "two_arm", "--out", str(tmp_path / "dx.xlsx"))]:
         code, _, err = _main(capsys, *args)
         assert code == 2, (args, err)
         assert err.strip().count("\n") == 0 and "Traceback" not in err, err
