@@ -6,9 +6,10 @@ Diagnose the bundled forum design with 2,000 simulations::
 
     declaredesign diagnose --example multilevel --sims 2000
 
-Diagnose a design defined in your own file, over a grid of a designer's parameter::
+Diagnose a design defined in your own file, over a grid of a designer's parameter, and
+write an HTML report with the table and plots::
 
-    declaredesign diagnose my_design.py:designer --param n_classes=10,20,30 --out dx.csv
+    declaredesign diagnose my_design.py:designer --param n_classes=10,20,30 --report r.html
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ __all__ = ["main"]
 
 class CLIError(Exception):
     """A user error on the command line: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage mistakes are one line (with a pointer to --help), exit code 2."""
+
+    def error(self, message: str) -> Any:  # noqa: D102 - argparse's hook
+        name = self.prog.split()[0]
+        self.exit(2, f"{name}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _parse_value(text: str) -> Any:
@@ -83,12 +92,44 @@ def _designs(obj: Any, params: dict[str, list[Any]]) -> Any:
             raise CLIError("--param needs a designer function, but the target is a Design")
         return obj
     if callable(obj):
+        known = _designer_params(obj)
+        unknown = [k for k in params if known is not None and k not in known]
+        if unknown:
+            name = getattr(obj, "__name__", "the designer")
+            raise CLIError(f"--param {unknown[0]}: {name} has no parameter {unknown[0]!r}; "
+                           "its parameters are " + ", ".join(known))
         try:
             designs = expand_design(obj, **params)
         except TypeError as e:
             raise CLIError(f"--param: {e}") from e
         return designs[0] if len(designs) == 1 and not params else designs
     raise CLIError(f"the target is a {type(obj).__name__}, not a Design or designer function")
+
+
+def _designer_params(designer: Any) -> dict[str, Any] | None:
+    """Parameter -> default of a designer (None when it takes ``**kwargs``)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(designer)
+    except (TypeError, ValueError):
+        return None
+    out = {}
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if p.kind is not p.VAR_POSITIONAL:
+            out[p.name] = p.default
+    return out
+
+
+def _check_table_path(flag: str, out: str) -> Path:
+    p = Path(out)
+    if p.suffix.lower() not in (".csv", ".parquet", ".json"):
+        raise CLIError(f"{flag} {out!r}: use a .csv, .parquet or .json file name")
+    if not p.parent.is_dir():
+        raise CLIError(f"{flag} {out!r}: no such directory {str(p.parent)!r}")
+    return p
 
 
 def _write(df: Any, out: str) -> None:
@@ -107,6 +148,12 @@ def _write(df: Any, out: str) -> None:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .design import diagnose_design
 
+    # Check output names before minutes of simulation, not after.
+    for flag, value in (("--out", args.out), ("--simulations", args.simulations)):
+        if value:
+            _check_table_path(flag, value)
+    if args.report:
+        _check_report_path(args.report)
     designs = _designs(_load_target(args.design, args.example), _parse_params(args.param))
     dx = diagnose_design(designs, sims=args.sims, bootstrap_sims=args.bootstrap_sims,
                          seed=args.seed, progress=None if args.progress else False)
@@ -115,7 +162,35 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         _write(dx.diagnosands, args.out)
     if args.simulations:
         _write(dx.simulations, args.simulations)
+    if args.report:
+        _report(dx, args)
     return 0
+
+
+def _check_report_path(report: str) -> Path:
+    path = Path(report)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise CLIError(f"--report {report!r}: use a .html file name")
+    if not path.parent.is_dir():
+        raise CLIError(f"--report {report!r}: no such directory {str(path.parent)!r}")
+    return path
+
+
+def _report(dx: Any, args: argparse.Namespace) -> None:
+    path = _check_report_path(args.report)
+    try:
+        import matplotlib
+    except ImportError:
+        print("declaredesign: note: the report has no plots; pip install "
+              "'declaredesign[plot]' for them", file=sys.stderr)
+    else:
+        matplotlib.use("Agg")  # files only: never open a window
+    from .plot.report import write_report
+
+    name = args.example or args.design
+    command = "declaredesign " + " ".join(args.argv)
+    write_report(dx, path, title=f"Diagnosis of {name}", command=command)
+    print(f"report written to {path}", file=sys.stderr)
 
 
 def _cmd_draw(args: argparse.Namespace) -> int:
@@ -134,20 +209,69 @@ def _cmd_draw(args: argparse.Namespace) -> int:
 
 
 def _cmd_examples(args: argparse.Namespace) -> int:
+    import inspect
+
     from .examples import EXAMPLES
 
     for name, designer in EXAMPLES.items():
-        doc = (designer.__doc__ or "").strip().splitlines()
-        print(f"{name:20s} {doc[0] if doc else ''}")
+        # The docstring's first sentence, without reST markup.
+        doc = inspect.getdoc(designer) or ""
+        first = " ".join(doc.split("\n\n")[0].split()).replace("``", "")
+        first = first.split(". ")[0].rstrip(".") + "."
+        if len(first) > 90:
+            first = first[:87].rsplit(" ", 1)[0] + " ..."
+        print(f"{name:20s} {first}")
+        params = _designer_params(designer) or {}
+        shown = [f"{k}={v!r}" for k, v in params.items()
+                 if not isinstance(v, (tuple, list)) and v is not inspect.Parameter.empty]
+        if shown:
+            print(f"{'':20s} --param " + " ".join(shown))
+    print("\nDiagnose one: declaredesign diagnose --example NAME [--param NAME=V1,V2,...]")
     return 0
 
 
+_MAIN_EPILOG = """\
+start here:
+  declaredesign examples                         list the bundled designs
+  declaredesign diagnose --example two_arm       diagnose one (500 simulations)
+  declaredesign diagnose --example multilevel --sims 2000 --seed 1 --report report.html
+
+your own design: a Python file defining a Design (or a designer function):
+  # my_design.py
+  import declaredesign as dd
+  def designer(N=100, ate=0.3):
+      return dd.examples.two_arm(N=N, ate=ate)
+  declaredesign diagnose my_design.py:designer --param N=50,100,200 --report r.html
+
+run `declaredesign COMMAND --help` for each command's options."""
+
+_DIAGNOSE_EPILOG = """\
+examples:
+  declaredesign diagnose --example multilevel --sims 2000 --seed 1
+  declaredesign diagnose --example two_arm --param N=50,100,200 --report power.html
+  declaredesign diagnose my_design.py              (uses the name `design` in the file)
+  declaredesign diagnose my_design.py:designer --param n_classes=10,20 --param effect=0.1
+  declaredesign diagnose --example pre_post --out dx.csv --simulations sims.parquet
+
+The table shows each diagnosand with its bootstrap standard error in parentheses:
+the Monte Carlo error of the estimate, which shrinks with --sims."""
+
+_DRAW_EPILOG = """\
+examples:
+  declaredesign draw --example multilevel --seed 1 --head 20
+  declaredesign draw --example cluster_randomized --param N_clusters=6 --out data.csv"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="declaredesign",
-        description="Declare, simulate and diagnose research designs.",
-        epilog="Example: declaredesign diagnose --example multilevel --sims 2000")
-    sub = p.add_subparsers(dest="command", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(
+        prog="declaredesign", formatter_class=fmt,
+        description="Declare, simulate and diagnose research designs: simulate a design "
+        "many times and read off the bias, precision, power and coverage of its "
+        "estimators.",
+        epilog=_MAIN_EPILOG)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=_Parser)
 
     def target_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("design", nargs="?", help="FILE.py:NAME, a Design or designer "
@@ -158,6 +282,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, default=None, help="random seed (reproducible)")
 
     d = sub.add_parser("diagnose", help="simulate a design and print its diagnosis",
+                       formatter_class=fmt, epilog=_DIAGNOSE_EPILOG,
                        description="Simulate a design many times and print bias, RMSE, "
                        "power, coverage... with bootstrap standard errors.")
     target_args(d)
@@ -166,16 +291,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="bootstrap replicates for Monte Carlo SEs (default 100)")
     d.add_argument("--out", help="write the diagnosands to .csv/.parquet/.json")
     d.add_argument("--simulations", help="write the simulations to .csv/.parquet/.json")
+    d.add_argument("--report", metavar="FILE.html",
+                   help="write a self-contained HTML report: the table and plots "
+                   "(sampling distributions, estimator comparison, power curves for a "
+                   "--param grid); plots need the 'plot' extra (matplotlib)")
     d.add_argument("--progress", action="store_true", help="show a progress bar")
     d.set_defaults(func=_cmd_diagnose)
 
-    r = sub.add_parser("draw", help="draw one simulated dataset")
+    r = sub.add_parser("draw", help="draw one simulated dataset", formatter_class=fmt,
+                       epilog=_DRAW_EPILOG,
+                       description="Draw one dataset from a design (its model and data "
+                       "strategy) and print its first rows or save it.")
     target_args(r)
     r.add_argument("--out", help="write the data to .csv/.parquet/.json")
     r.add_argument("--head", type=int, default=10, help="rows to print (default 10)")
     r.set_defaults(func=_cmd_draw)
 
-    e = sub.add_parser("examples", help="list the bundled example designs")
+    e = sub.add_parser("examples", help="list the bundled example designs",
+                       description="List the bundled designs; each is a designer whose "
+                       "parameters --param can set (see their docstrings: "
+                       "help(declaredesign.examples.two_arm)).")
     e.set_defaults(func=_cmd_examples)
     return p
 
@@ -184,7 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     from .errors import DeclareDesignError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args))
     except (CLIError, DeclareDesignError) as e:

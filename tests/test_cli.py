@@ -63,3 +63,73 @@ def test_bad_input_is_one_line_error(tmp_path):
     f.write_text("x = 1\n")
     p = run("diagnose", f"{f}:design")
     assert p.returncode == 2 and "has no attribute 'design'" in p.stderr
+
+
+def test_report_is_self_contained_html_with_table_and_plots(tmp_path):
+    report = tmp_path / "report.html"
+    p = run("diagnose", "--example", "multilevel", "--sims", "60", "--bootstrap-sims", "10",
+            "--seed", "1", "--report", str(report))
+    assert p.returncode == 0, p.stderr
+    text = report.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert "<table" in text and "Random Intercept" in text and "Average Score" in text
+    assert "based on 60 simulations" in text
+    assert "declaredesign diagnose --example multilevel --sims 60" in text  # reproducible
+    import base64
+    import re
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
+    assert len(images) == 2  # sampling distributions and estimator comparison
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert "src='http" not in text and "<script" not in text  # nothing fetched
+
+
+def test_report_for_a_grid_has_the_power_curve(tmp_path):
+    report = tmp_path / "grid.html"
+    p = run("diagnose", "--example", "two_arm", "--param", "N=20,40,80", "--sims", "50",
+            "--bootstrap-sims", "0", "--seed", "1", "--report", str(report))
+    assert p.returncode == 0, p.stderr
+    text = report.read_text()
+    assert "Power by N" in text and text.count("data:image/png;base64,") == 1
+
+
+def _main(capsys, *args):
+    """The CLI in-process (fast): exit code, stdout, stderr."""
+    from declaredesign.cli import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as e:  # argparse's usage errors and --help
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_usage_errors_are_one_line_and_help_teaches(tmp_path, capsys):
+    for args in [("diagnose", "--bogus"), ("nope",), ("diagnose", "--sims", "many"),
+                 ("diagnose", "--example", "two_arm", "--report", str(tmp_path / "r.txt")),
+                 ("diagnose", "--example", "two_arm", "--report",
+                  str(tmp_path / "missing" / "r.html")),
+                 ("diagnose", "--example", "two_arm", "--out", str(tmp_path / "dx.xlsx"))]:
+        code, _, err = _main(capsys, *args)
+        assert code == 2, (args, err)
+        assert err.strip().count("\n") == 0 and "Traceback" not in err, err
+        assert err.startswith("declaredesign: error:")
+    code, out, _ = _main(capsys, "--help")
+    assert code == 0
+    assert "declaredesign examples" in out and "--report" in out
+    code, out, _ = _main(capsys, "diagnose", "--help")
+    assert "--report" in out and "--param" in out and "examples:" in out
+
+
+def test_examples_lists_the_design_library():
+    p = run("examples")
+    for name in ("two_arm", "cluster_randomized", "factorial", "pre_post", "multilevel"):
+        assert name in p.stdout
+
+
+def test_examples_show_parameters_and_unknown_param_is_named(capsys):
+    code, out, _ = _main(capsys, "examples")
+    assert code == 0 and "--param N=100 ate=0.5" in out
+    code, _, err = _main(capsys, "diagnose", "--example", "two_arm", "--param", "M=10")
+    assert code == 2
+    assert "two_arm has no parameter 'M'; its parameters are N, ate" in err

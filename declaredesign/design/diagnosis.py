@@ -616,6 +616,25 @@ class Diagnosis:
         table = self.reshape().to_html(index=False, na_rep="", border=0)
         return f"<p>{html.escape(self._header())}</p>{table}"
 
+    def plot(self, **kwargs: Any) -> Any:
+        """Sampling distributions against the estimand (see ``plot.plot_diagnosis``)."""
+        from ..plot import plot_diagnosis
+
+        return plot_diagnosis(self, **kwargs)
+
+    def plot_power_curve(self, x: str | None = None, **kwargs: Any) -> Any:
+        """Power along a design grid (see ``plot.plot_power_curve``)."""
+        from ..plot import plot_power_curve
+
+        return plot_power_curve(self, x, **kwargs)
+
+    def plot_diagnosands(self, diagnosands: Sequence[str] = ("bias", "rmse", "power"),
+                         **kwargs: Any) -> Any:
+        """Estimators compared with error bars (see ``plot.plot_diagnosands``)."""
+        from ..plot import plot_diagnosands
+
+        return plot_diagnosands(self, diagnosands, **kwargs)
+
 
 # ----------------------------------------------------------------- comparison
 
