@@ -21,7 +21,7 @@ Examples
 ['bias', 'coverage', 'design']
 """
 
-from . import examples
+from . import examples, plot
 from .assign import *  # noqa: F403
 from .assign import __all__ as _assign_all
 from .batch import Batch
@@ -40,11 +40,13 @@ from .estimate import *  # noqa: F403
 from .estimate import __all__ as _estimate_all
 from .fabricate import *  # noqa: F403
 from .fabricate import __all__ as _fabricate_all
+from .plot import plot_diagnosands, plot_diagnosis, plot_power_curve, write_report
 
 __version__ = "0.1.0"
 
 __all__ = sorted({
     *_assign_all, *_design_all, *_estimate_all, *_fabricate_all,
     "Batch", "DeclarationError", "DeclareDesignError", "DesignError", "EstimationError",
-    "FitWarning", "FormulaError", "StepError", "examples", "__version__",
+    "FitWarning", "FormulaError", "StepError", "examples", "plot", "plot_diagnosands",
+    "plot_diagnosis", "plot_power_curve", "write_report", "__version__",
 })

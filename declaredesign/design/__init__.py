@@ -4,6 +4,7 @@ from .aggregate import summarize
 from .design import Design
 from .diagnosands import declare_diagnosands
 from .diagnosis import Diagnosis, compare_diagnoses, diagnose_simulations
+from .search import SearchResult, find_mde, find_sample_size
 from .simulate import (
     delete_step,
     diagnose_design,
@@ -36,6 +37,7 @@ from .steps import (
 __all__ = [
     "Design",
     "Diagnosis",
+    "SearchResult",
     "compare_diagnoses",
     "declare_assignment",
     "declare_diagnosands",
@@ -57,6 +59,8 @@ __all__ = [
     "draw_estimands",
     "draw_estimates",
     "expand_design",
+    "find_mde",
+    "find_sample_size",
     "get_estimates",
     "insert_step",
     "redesign",
