@@ -36,7 +36,7 @@ from ..errors import DeclarationError, EstimationError
 from ._dim import parse_conditions
 from ._formula import _is_missing, formula_variables
 from ._lm_robust import check_alpha, check_column_arg, check_numeric, subset_mask
-from ._protocol import TIDY_COLUMNS
+from ._protocol import TIDY_COLUMNS, batched
 
 __all__ = ["horvitz_thompson", "HorvitzThompsonFit", "declaration_to_condition_pr_mat",
            "permutations_to_condition_pr_mat"]
@@ -193,8 +193,9 @@ def declaration_to_condition_pr_mat(ra_declaration: Any, condition1: Any = None,
             fail(func, "prob_matrix", prob_matrix, "an (N, 2) matrix", shown="<array>")
         p1, p2 = pm[:, 0], pm[:, 1]
     else:
-        p1 = probs[f"prob_{condition1}"].to_numpy()
-        p2 = probs[f"prob_{condition2}"].to_numpy()
+        # labels match by value (treatment 1.0 is the declaration's condition 1)
+        p1 = probs[f"prob_{next(c for c in conds if c == condition1)}"].to_numpy()
+        p2 = probs[f"prob_{next(c for c in conds if c == condition2)}"].to_numpy()
     mat = _declaration_matrix(func, ra_declaration, p1, p2, data)
     names = _names(condition1, condition2, len(p2))
     return pd.DataFrame(mat, index=names, columns=names)
@@ -411,6 +412,12 @@ def _column_or_scalar(func: str, arg: str, value: Any, cols: Mapping[str, Any], 
     return np.asarray(cols[name]), name
 
 
+def _horvitz_thompson_batched(batch, formula, **kwargs):
+    from ._kernels_more import horvitz_thompson_kernel
+    return horvitz_thompson_kernel(batch, formula, **kwargs)
+
+
+@batched(_horvitz_thompson_batched)
 def horvitz_thompson(formula: str, data: pd.DataFrame, blocks: str | None = None,
                      clusters: str | None = None, simple: bool | None = None,
                      condition_prs: Any = None, condition_pr_mat: Any = None,
@@ -515,7 +522,7 @@ def horvitz_thompson(formula: str, data: pd.DataFrame, blocks: str | None = None
             fail(func, "ra_declaration", ra_declaration, f"a declaration for the {n_all} rows "
                  f"of the data (it has {len(probs)})", shown="<RADeclaration>")
         c2_decl = conds[1] if condition2 is None else condition2
-        p_decl = probs[f"prob_{c2_decl}"].to_numpy()
+        p_decl = probs[f"prob_{next(c for c in conds if c == c2_decl)}"].to_numpy()
         bl_all = _resolve(ra_declaration.blocks, data)
         cl_all = _resolve(ra_declaration.clusters, data)
     else:

@@ -35,6 +35,7 @@ from ._lm_robust import (
     prepare,
     wald_f,
 )
+from ._protocol import batched
 
 __all__ = ["iv_robust"]
 
@@ -60,6 +61,12 @@ def _project(Z: np.ndarray, A: np.ndarray, sw: np.ndarray | None) -> np.ndarray:
     return Z[:, kept] @ coef
 
 
+def _iv_robust_batched(batch, formula, **kwargs):
+    from ._kernels_more import iv_robust_kernel
+    return iv_robust_kernel(batch, formula, **kwargs)
+
+
+@batched(_iv_robust_batched)
 def iv_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
               subset: Any = None, clusters: str | None = None, fixed_effects: Any = None,
               se_type: str | None = None, ci: bool = True, alpha: float = 0.05,

@@ -126,8 +126,8 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
             weights: np.ndarray | None = None, cl_codes: np.ndarray | None = None,
             cl_sim: np.ndarray | None = None, se_type: str = "HC2",
             df_for: np.ndarray | None = None, intercept_col: int | None = None,
-            fe_codes: np.ndarray | None = None, fe_sim: np.ndarray | None = None
-            ) -> dict[str, np.ndarray]:
+            fe_codes: np.ndarray | None = None, fe_sim: np.ndarray | None = None,
+            X_resid: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """OLS + sandwich variance for every simulation of a stacked design.
 
     Parameters
@@ -153,6 +153,10 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         levels (weighted), the absorbed rank is the number of levels, and HC2/HC3
         leverages add each row's share ``w_i / sum(w)`` of its level, which is what
         estimatr's appended dummies contribute (the demeaned ``X`` is orthogonal to them).
+    X_resid : array (n, k), optional
+        Two-stage least squares: ``X`` holds the first-stage fitted regressors and
+        ``X_resid`` the original ones, from which the residuals are computed (no fixed
+        effects; weighted CR2 not supported).
 
     Returns
     -------
@@ -187,7 +191,7 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         yf = y
     df_res = n_s - k - fe_rank
 
-    if clustered and weights is None:
+    if clustered and weights is None and X_resid is None:
         # Cluster sums are sufficient: X'X = sum_g A_g, X_g'e_g = X_g'y_g - A_g beta.
         G = len(cl_sim)
         shift = None
@@ -209,6 +213,13 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         e = yf - _fitted(cols, beta[sim])
         beta = beta + np.einsum("sab,sb->sa", M, _csum(sim, S, cols, e))
         e = yf - _fitted(cols, beta[sim])
+        if X_resid is not None:
+            rc = [X_resid[:, j] for j in range(k)]
+            if weights is not None:
+                rc = [c * sw for c in rc]
+            e = yf - _fitted(rc, beta[sim])
+            if clustered and se_type == "CR2":
+                A = _couter(cl_codes, len(cl_sim), cols)
     if clustered:
         G = len(cl_sim)
         J = np.bincount(cl_sim, minlength=S).astype(float)

@@ -17,6 +17,7 @@ from .._validation import fail
 from ..errors import DeclarationError
 from ._formula import formula_variables, model_frame
 from ._lm_robust import LMRobustFit, fit_arrays, make_fit, prepare
+from ._protocol import batched
 
 __all__ = ["lm_lin"]
 
@@ -39,6 +40,12 @@ def _covariate_rhs(func: str, covariates: Any) -> str:
     return rhs
 
 
+def _lm_lin_batched(batch, formula, **kwargs):
+    from ._kernels_more import lm_lin_kernel
+    return lm_lin_kernel(batch, formula, **kwargs)
+
+
+@batched(_lm_lin_batched)
 def lm_lin(formula: str, covariates: str, data: pd.DataFrame, weights: str | None = None,
            subset: Any = None, clusters: str | None = None, se_type: str | None = None,
            ci: bool = True, alpha: float = 0.05, return_vcov: bool = True,
