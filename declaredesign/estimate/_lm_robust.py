@@ -348,7 +348,8 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
     vr = sandwich(Xk, e, M, se_type, cluster=cl, **kw)
     se[kept] = np.sqrt(np.diag(vr.vcov))
     dfv[kept] = vr.df
-    res_var = float(np.sum(e ** 2 * wm) / df_res) if weighted else vr.res_var
+    with np.errstate(divide="ignore", invalid="ignore"):   # df_res = 0: Inf as in R
+        res_var = float(np.float64(np.sum(e ** 2 * wm)) / df_res) if weighted else vr.res_var
 
     def r2s(yy: np.ndarray, yw: np.ndarray) -> tuple[float, float, float]:
         if weighted:
