@@ -530,9 +530,15 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
     >>> lm_robust_kernel(b, "y ~ z", clusters="g").shape
     (4, 10)
     """
-    from ._lm_robust import lm_robust
+    from ._lm_robust import _CBIND, lm_robust
     func = "lm_robust"
     cols = batch.columns
+    kwargs = dict(weights=weights, subset=subset, clusters=clusters, se_type=se_type,
+                  ci=ci, alpha=alpha, fixed_effects=fixed_effects)
+    if isinstance(formula, str) and _CBIND.match(formula):
+        # several outcomes: exact per-simulation fits
+        return pd.concat(_fallback(lm_robust, batch, np.arange(batch.n_sims), formula, kwargs,
+                                   None), ignore_index=True)
     alpha = check_alpha(func, alpha)
     clusters = check_column_arg(func, "clusters", clusters, cols)
     weights = check_column_arg(func, "weights", weights, cols)

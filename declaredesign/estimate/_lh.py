@@ -152,5 +152,6 @@ def linear_hypothesis(fit: Any, hypothesis: Any) -> pd.DataFrame:
             crit = stats.t.ppf(1 - alpha / 2, df) * se
         lo, hi = est - crit, est + crit
     row = {"term": label, "estimate": est, "std_error": se, "statistic": stat,
-           "p_value": p, "conf_low": lo, "conf_high": hi, "df": df, "outcome": fit.outcome}
+           "p_value": p, "conf_low": lo, "conf_high": hi, "df": df,
+           "outcome": fit.outcome if isinstance(fit.outcome, str) else ",".join(fit.outcome)}
     return pd.DataFrame([row], columns=TIDY_COLUMNS)

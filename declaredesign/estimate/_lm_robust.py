@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -226,6 +227,11 @@ class CoreFit:
     fstatistic: dict[str, float] | None
     nclusters: int | None
     proj: dict[str, Any] = field(default_factory=dict)
+    # pieces for the joint vcov of several outcomes
+    M: np.ndarray | None = None
+    resid: np.ndarray | None = None
+    half: np.ndarray | None = None
+    scale: float = 1.0
 
 
 def demean(A: np.ndarray, fe_codes: list[np.ndarray], w: np.ndarray,
@@ -391,7 +397,8 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
         fstat = None
     return CoreFit(coef=coef, se=se, df=dfv, vcov=vr.vcov, kept=kept, nobs=n,
                    df_residual=df_res, res_var=res_var, r_squared=r2, adj_r_squared=adj,
-                   fstatistic=fstat, nclusters=J, proj=proj)
+                   fstatistic=fstat, nclusters=J, proj=proj, M=M, resid=e, half=vr.half,
+                   scale=vr.scale)
 
 
 def wald_f(bb: np.ndarray, vcov: np.ndarray, idx: np.ndarray, numdf: float) -> float:
@@ -552,6 +559,11 @@ def lm_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
     ['term', 'estimate', 'std_error']
     """
     func = "lm_robust"
+    multi = _CBIND.match(formula) if isinstance(formula, str) else None
+    if multi:
+        return _lm_robust_multi(func, multi, data, weights=weights, subset=subset,
+                                clusters=clusters, fixed_effects=fixed_effects,
+                                se_type=se_type, ci=ci, alpha=alpha, return_vcov=return_vcov)
     p = prepare(func, formula, data, weights=weights, subset=subset, clusters=clusters,
                 fixed_effects=fixed_effects, se_type=se_type, alpha=alpha)
     mf = p.mf
@@ -586,3 +598,96 @@ def make_fit(cls: type, columns: list[str], core: CoreFit, outcome: str, se_type
         r_squared=core.r_squared, adj_r_squared=core.adj_r_squared,
         fstatistic=core.fstatistic, se_type=se_type, alpha=alpha,
         nclusters=core.nclusters, weighted=weighted, **core.proj, **extra)
+
+
+_CBIND = re.compile(r"^\s*cbind\((?P<ys>[^()]*)\)\s*~(?P<rhs>.*)$", re.S)
+
+
+@dataclass
+class MultiOutcomeFit:
+    """Result of ``lm_robust("cbind(y1, y2) ~ x", ...)``: one fit per outcome.
+
+    ``fits`` maps each outcome to its :class:`LMRobustFit` (fit statistics per outcome);
+    ``vcov`` is the joint matrix over outcomes, rows and columns named
+    ``"<outcome>:<term>"`` as estimatr names them; ``coefficients`` uses the same names.
+    """
+
+    fits: dict[str, LMRobustFit]
+    vcov: pd.DataFrame | None
+    nobs: int
+    se_type: str
+    alpha: float
+
+    @property
+    def outcome(self) -> list[str]:
+        """The outcomes, in formula order."""
+        return list(self.fits)
+
+    @property
+    def coefficients(self) -> pd.Series:
+        """Estimates named ``"<outcome>:<term>"``."""
+        return pd.concat([f.coefficients.rename(lambda t, o=o: f"{o}:{t}")
+                          for o, f in self.fits.items()])
+
+    @property
+    def df_residual(self) -> int:
+        """Residual degrees of freedom (the same for every outcome)."""
+        return next(iter(self.fits.values())).df_residual
+
+    def tidy(self) -> pd.DataFrame:
+        """Tidy rows of every outcome, outcome by outcome (estimatr's order)."""
+        return pd.concat([f.tidy() for f in self.fits.values()], ignore_index=True)
+
+    def linear_hypothesis(self, hypothesis: Any) -> pd.DataFrame:
+        """Linear hypothesis on ``"<outcome>:<term>"`` names, e.g. ``"y1:z - y2:z = 0"``."""
+        from ._lh import linear_hypothesis
+        return linear_hypothesis(self, hypothesis)
+
+    def __repr__(self) -> str:
+        return self.tidy().to_string(index=False)
+
+
+def _lm_robust_multi(func: str, m: re.Match, data: Any, *, weights: Any, subset: Any,
+                     clusters: Any, fixed_effects: Any, se_type: Any, ci: bool, alpha: Any,
+                     return_vcov: bool) -> MultiOutcomeFit:
+    """Several outcomes on one design: per-outcome fits and their joint sandwich."""
+    ys = [v.strip() for v in m.group("ys").split(",")]
+    if len(ys) < 2 or not all(v.isidentifier() for v in ys) or len(set(ys)) != len(ys):
+        fail(func, "formula", f"cbind({m.group('ys')}) ~{m.group('rhs')}",
+             "cbind() of two or more distinct column names on the left-hand side")
+    rhs = m.group("rhs").strip()
+    p = prepare(func, f"{ys[0]} ~ {rhs}", data, weights=weights, subset=subset,
+                clusters=clusters, fixed_effects=fixed_effects, se_type=se_type, alpha=alpha,
+                extra_columns=ys[1:])
+    cols = {str(c): data[c].to_numpy() for c in data.columns} \
+        if isinstance(data, pd.DataFrame) else data
+    X, columns = p.mf.X, list(p.mf.columns)
+    if p.fe_codes and p.mf.has_intercept:
+        i = columns.index("(Intercept)")
+        X = np.delete(X, i, axis=1)
+        columns.pop(i)
+    fits, cores = {}, []
+    for y in ys:
+        check_numeric(func, "formula", y, np.asarray(cols[y]))
+        yv = np.asarray(cols[y], dtype=float)[p.rows]
+        core = fit_arrays(yv, X, weights=p.weights, cluster=p.cluster, se_type=p.se_type,
+                          has_intercept=p.mf.has_intercept, fe_codes=p.fe_codes or None)
+        cores.append(core)
+        fits[y] = make_fit(LMRobustFit, columns, core, y, p.se_type, p.alpha, ci,
+                           return_vcov, p.weights is not None)
+    vcov = None
+    if return_vcov and p.se_type != "none":
+        blocks = [[None] * len(ys) for _ in ys]
+        for a, ca in enumerate(cores):
+            for b, cb in enumerate(cores):
+                if a == b:
+                    blocks[a][b] = ca.vcov
+                elif p.se_type == "classical":
+                    blocks[a][b] = ca.M * float(ca.resid @ cb.resid / ca.df_residual)
+                else:
+                    blocks[a][b] = ca.M @ (ca.half.T @ cb.half) @ ca.M * ca.scale
+        kept = [columns[i] for i in cores[0].kept]
+        names = [f"{y}:{t}" for y in ys for t in kept]
+        vcov = pd.DataFrame(np.block(blocks), index=names, columns=names)
+    return MultiOutcomeFit(fits=fits, vcov=vcov, nobs=cores[0].nobs, se_type=p.se_type,
+                           alpha=p.alpha)

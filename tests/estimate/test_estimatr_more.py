@@ -156,3 +156,33 @@ def test_linear_hypothesis_matches_lh_robust(case):
     assert out["term"].tolist() == [case["hypothesis"]]
     for k, v in case["lh"].items():
         assert_close(out[k].to_numpy(), [v], what=k)
+
+
+MULTI = json.loads((HERE / "estimatr_multi_fits.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", MULTI, ids=[c["name"] for c in MULTI])
+def test_multiple_outcomes_match_estimatr(case):
+    fit = lm_robust(case["formula"], DATA["A"], **_args(case))
+    _check_tidy(fit.tidy(), case)
+    names = _names(case["vcov_names"])
+    assert list(fit.vcov.columns) == names
+    ref = np.reshape(case["vcov"], (len(names),) * 2)
+    assert_close(fit.vcov.to_numpy(), ref, atol=1e-13 * np.abs(ref).max(), what="vcov")
+    assert fit.nobs == case["nobs"] and fit.df_residual == case["df_residual"]
+    fits = list(fit.fits.values())
+    for key in ("res_var", "r_squared", "adj_r_squared"):
+        assert_close([getattr(f, key) for f in fits], case[key], what=key)
+    fs = case["fstatistic"]
+    for f, o in zip(fits, fit.outcome, strict=True):
+        assert_close([f.fstatistic["value"], f.fstatistic["numdf"], f.fstatistic["dendf"]],
+                     [fs[f"{o}:value"], fs["numdf"], fs["dendf"]], what="fstatistic")
+
+
+def test_multiple_outcomes_hypothesis_across_outcomes():
+    fit = lm_robust("cbind(y, x1) ~ z + x", DATA["A"])
+    lh = fit.linear_hypothesis("y:z - x1:z = 0")
+    V = fit.vcov
+    se = np.sqrt(V.loc["y:z", "y:z"] + V.loc["x1:z", "x1:z"] - 2 * V.loc["y:z", "x1:z"])
+    assert_close(lh["std_error"], [se])
+    assert_close(lh["estimate"], [fit.coefficients["y:z"] - fit.coefficients["x1:z"]])

@@ -127,3 +127,12 @@ def test_horvitz_thompson_kernel_declaration_uses_standalone():
     decl = declare_ra(N=30, m=15)
     out = get_batched(horvitz_thompson)(Batch.from_frames(frames), "y ~ t", ra_declaration=decl)
     _compare(out, _standalone(horvitz_thompson, "y ~ t", frames, ra_declaration=decl))
+
+
+def test_lm_robust_kernel_several_outcomes_per_simulation():
+    from declaredesign.estimate import lm_robust
+    frames = _frames(9, n_sims=3)
+    out = get_batched(lm_robust)(Batch.from_frames(frames), "cbind(y, x1) ~ z + x",
+                                 clusters="cl")
+    _compare(out, _standalone(lm_robust, "cbind(y, x1) ~ z + x", frames, clusters="cl"))
+    assert out["outcome"].tolist()[:6] == ["y"] * 3 + ["x1"] * 3
