@@ -11,10 +11,10 @@ from ._ht import (
 from ._iv import iv_robust
 from ._lh import linear_hypothesis
 from ._lm_lin import lm_lin
-from ._lm_robust import LMRobustFit, lm_robust
+from ._lm_robust import LMRobustFit, MultiOutcomeFit, lm_robust
 from .mixed import LmerFit, lmer
 
 __all__ = ["DifferenceInMeansFit", "HorvitzThompsonFit", "LMRobustFit", "LmerFit",
-           "ModelFrame", "declaration_to_condition_pr_mat", "difference_in_means",
+           "ModelFrame", "MultiOutcomeFit", "declaration_to_condition_pr_mat", "difference_in_means",
            "horvitz_thompson", "iv_robust", "linear_hypothesis", "lm_lin", "lm_robust",
            "lmer", "model_frame", "permutations_to_condition_pr_mat"]
