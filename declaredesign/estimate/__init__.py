@@ -15,6 +15,6 @@ from ._lm_robust import LMRobustFit, MultiOutcomeFit, lm_robust
 from .mixed import LmerFit, lmer
 
 __all__ = ["DifferenceInMeansFit", "HorvitzThompsonFit", "LMRobustFit", "LmerFit",
-           "ModelFrame", "MultiOutcomeFit", "declaration_to_condition_pr_mat", "difference_in_means",
-           "horvitz_thompson", "iv_robust", "linear_hypothesis", "lm_lin", "lm_robust",
-           "lmer", "model_frame", "permutations_to_condition_pr_mat"]
+           "ModelFrame", "MultiOutcomeFit", "declaration_to_condition_pr_mat",
+           "difference_in_means", "horvitz_thompson", "iv_robust", "linear_hypothesis",
+           "lm_lin", "lm_robust", "lmer", "model_frame", "permutations_to_condition_pr_mat"]

@@ -254,7 +254,7 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         if se_type == "stata":
             with np.errstate(divide="ignore", invalid="ignore"):
                 fac = J * (n_s - 1) / ((J - 1) * df_res)
-            V = V * fac[:, None, None]
+                V = V * fac[:, None, None]   # one cluster or no residual df: NaN/Inf as R
         df = np.repeat((J - 1)[:, None], k, axis=1)
     else:  # CR2
         if weights is not None:
@@ -264,7 +264,8 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
             V, df = _cr2(M, A, XtE, cl_sim, S)
         if df_for is not None:
             df = np.where(df_for[None, :], df, np.nan)
-    se = np.sqrt(np.einsum("sii->si", V))
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.einsum("sii->si", V))
     return {"coef": beta, "se": se, "df": df, "ok": ok, "n": n_s}
 
 
