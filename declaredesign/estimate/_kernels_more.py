@@ -9,9 +9,11 @@
   fitted regressors with the structural residuals. Fixed effects and ``se_type="none"``
   use the standalone function per simulation.
 * ``horvitz_thompson``: designs learned from the arguments (simple or complete, with
-  or without blocks and clusters, probabilities given or learned) reduce to sums per
+  or without blocks and clusters, probabilities given or learned) and two-arm
+  declarations whose blocks/clusters are column names reduce to sums per
   (simulation, block) because the joint probabilities take three values within a
-  block; declarations and explicit matrices use the standalone function.
+  block; explicit ``condition_pr_mat`` (and declarations when rows are dropped for
+  missing values) use the standalone function.
 
 Simulations the closed forms cannot take (rank-deficient, probabilities varying where
 a complete design needs them constant...) are fitted one by one with the standalone
@@ -272,7 +274,16 @@ def horvitz_thompson_kernel(batch: Batch, formula: str, blocks: str | None = Non
     lhs, rhs = formula_variables(formula) if isinstance(formula, str) and "~" in formula \
         else ([], [])
     simple_ = True if simple is None else simple
-    exotic = (ra_declaration is not None or condition_pr_mat is not None
+    decl_p = None
+    if ra_declaration is not None:
+        # a declaration naming batch columns is the same design as its blocks, clusters
+        # and probabilities given as arguments (when no row is dropped, checked below)
+        decl_p, blocks, clusters, simple_ = _declaration_design(batch, ra_declaration, blocks,
+                                                                clusters, condition_prs,
+                                                                condition_pr_mat)
+        if decl_p is None:
+            return _all_fallback(horvitz_thompson, batch, formula, kwargs)
+    exotic = (condition_pr_mat is not None
               or len(lhs) != 1 or len(rhs) != 1 or not isinstance(simple_, bool)
               or se_type not in ("youngs", "constant", "none")
               or (se_type == "constant" and (blocks is not None or clusters is not None
@@ -294,14 +305,23 @@ def horvitz_thompson_kernel(batch: Batch, formula: str, blocks: str | None = Non
         if v is not None:
             rows &= ~_is_missing(np.asarray(view[v]))
     check_numeric(func, "formula", outcome, np.asarray(cols[outcome]))
+    if decl_p is not None and not rows.all():
+        return _all_fallback(horvitz_thompson, batch, formula, kwargs)
     t = np.asarray(view[treat])[rows]
     c1, c2 = parse_conditions(func, t, condition1, condition2)
+    if decl_p is not None:
+        conds = list(ra_declaration.conditions_)
+        if c2 not in conds or c1 not in conds:
+            return _all_fallback(horvitz_thompson, batch, formula, kwargs)
+        p_rows = decl_p[:, next(i for i, c in enumerate(conds) if c == c2)]
     keep = (t == c1) | (t == c2)
     rows[np.flatnonzero(rows)[~keep]] = False
     sim = batch.sim[rows]
     y = np.asarray(cols[outcome], dtype=float)[rows]
     t2 = np.asarray(view[treat])[rows] == c2
     p = np.asarray(cols[condition_prs], dtype=float)[rows] if condition_prs else None
+    if decl_p is not None:
+        p = p_rows[rows]
     if p is not None and np.any((p <= 0) | (p > 1)):
         horvitz_thompson(formula, batch.select_sims([0]).to_pandas(), **kwargs)   # raises
     # units: clusters (outcomes summed) or rows; groups: (sim, block) or sim
@@ -416,3 +436,22 @@ def horvitz_thompson_kernel(batch: Batch, formula: str, blocks: str | None = Non
     out = pd.concat([main, *_fallback(horvitz_thompson, batch, badi, formula, kwargs, None)],
                     ignore_index=True)
     return out.iloc[np.argsort(out["sim"].to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def _declaration_design(batch: Batch, decl: Any, blocks: Any, clusters: Any,
+                        condition_prs: Any, condition_pr_mat: Any):
+    """Row probabilities, blocks, clusters and simplicity of a declaration, or Nones."""
+    from ..assign import RADeclaration
+    none = (None, blocks, clusters, True)
+    if not isinstance(decl, RADeclaration) or decl.num_arms_ != 2 or any(
+            v is not None for v in (blocks, clusters, condition_prs, condition_pr_mat)):
+        return none          # the standalone function raises estimatr's error
+    if not all(v is None or isinstance(v, str) for v in (decl.blocks, decl.clusters)):
+        return none
+    try:
+        probs = decl.plan(batch).row_prob_matrix()
+    except Exception:  # noqa: BLE001 -- the standalone path reports it per simulation
+        return none
+    kind = decl.ra_type
+    simple_ = kind == "simple" or (kind == "clustered" and bool(decl.simple))
+    return probs, decl.blocks, decl.clusters, simple_

@@ -120,13 +120,45 @@ def test_horvitz_thompson_kernel_equals_standalone(kw, formula, no_fallback):
     _compare(out, _standalone(horvitz_thompson, formula, frames, **kw))
 
 
-def test_horvitz_thompson_kernel_declaration_uses_standalone():
+def _decl_frames(seed, n_sims=3, n=40):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n_sims):
+        blk = np.repeat([1, 2, 3, 4], n // 4)
+        cl = np.repeat(np.arange(n // 2), 2)
+        zc = np.zeros(n // 2)
+        for b in range(4):   # 5 clusters per block, 2 treated
+            zc[b * 5 + rng.permutation(5)[:2]] = 1
+        frames.append(pd.DataFrame({"y": rng.normal(size=n) + np.arange(n) / n,
+                                    "t": rng.permutation(np.arange(n) % 2),
+                                    "tb": np.concatenate([rng.permutation(np.arange(10) % 2)
+                                                          for _ in range(4)]),
+                                    "z": zc[cl], "blk": blk, "cl": cl}))
+    return frames
+
+
+DECLS = [({"N": 40, "m": 20}, "y ~ t"), ({"N": 40, "prob": 0.4, "simple": True}, "y ~ t"),
+         ({"blocks": "blk", "prob": 0.5}, "y ~ tb"), ({"clusters": "cl", "m": 8}, "y ~ z"),
+         ({"clusters": "cl", "prob": 0.4, "simple": True}, "y ~ z"),
+         ({"blocks": "blk", "clusters": "cl", "block_m": [2, 2, 2, 2]}, "y ~ z")]
+
+
+@pytest.mark.parametrize("decl,formula", DECLS, ids=[str(d) for d, _ in DECLS])
+def test_horvitz_thompson_kernel_declarations(decl, formula, no_fallback):
     from declaredesign.assign import declare_ra
-    frames = [f.iloc[:30].reset_index(drop=True) for f in _frames(8, n_sims=3)
-              if len(f) >= 30]
-    decl = declare_ra(N=30, m=15)
-    out = get_batched(horvitz_thompson)(Batch.from_frames(frames), "y ~ t", ra_declaration=decl)
-    _compare(out, _standalone(horvitz_thompson, "y ~ t", frames, ra_declaration=decl))
+    frames = _decl_frames(8)
+    d = declare_ra(**decl)
+    out = get_batched(horvitz_thompson)(Batch.from_frames(frames), formula, ra_declaration=d)
+    _compare(out, _standalone(horvitz_thompson, formula, frames, ra_declaration=d))
+
+
+def test_horvitz_thompson_kernel_declaration_with_missing_rows_uses_standalone():
+    from declaredesign.assign import declare_ra
+    frames = _decl_frames(9)
+    frames[1].loc[3, "y"] = np.nan
+    d = declare_ra(N=40, m=20)
+    out = get_batched(horvitz_thompson)(Batch.from_frames(frames), "y ~ t", ra_declaration=d)
+    _compare(out, _standalone(horvitz_thompson, "y ~ t", frames, ra_declaration=d))
 
 
 def test_lm_robust_kernel_several_outcomes_per_simulation():
