@@ -25,6 +25,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from declaredesign.assign import declare_ra  # noqa: E402
 from declaredesign.batch import Batch  # noqa: E402
 from declaredesign.estimate import (  # noqa: E402
     difference_in_means,
@@ -137,6 +138,8 @@ def _other_estimators(students: Batch, sims: int, loop_sims: int) -> pd.DataFram
          {"clusters": "classroom", "simple": False}),
         ("horvitz_thompson simple, condition_prs", horvitz_thompson, "av_score ~ treatment",
          {"condition_prs": "p"}),
+        ("horvitz_thompson ra_declaration", horvitz_thompson, "av_score ~ treatment",
+         {"ra_declaration": declare_ra(clusters="classroom", m=5)}),
     ]
     rows = []
     for label, func, formula, kw in cases:

@@ -299,7 +299,8 @@ def horvitz_thompson_kernel(batch: Batch, formula: str, blocks: str | None = Non
     blocks = check_column_arg(func, "blocks", blocks, cols)
     clusters = check_column_arg(func, "clusters", clusters, cols)
     condition_prs = check_column_arg(func, "condition_prs", condition_prs, cols)
-    view = _columns_for(batch, [c for c in (treat, blocks, clusters) if c])
+    # blocks and clusters only need codes: level IDs stay integers (no R strings)
+    view = _columns_for(batch, [treat])
     rows = subset_mask(func, subset, _subset_view(batch, subset), batch.n_rows)
     for v in (outcome, treat, blocks, clusters, condition_prs):
         if v is not None:
