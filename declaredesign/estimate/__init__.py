@@ -2,8 +2,19 @@
 
 from ._dim import DifferenceInMeansFit, difference_in_means
 from ._formula import ModelFrame, model_frame
-from ._lm_robust import LMRobustFit, lm_robust
+from ._ht import (
+    HorvitzThompsonFit,
+    declaration_to_condition_pr_mat,
+    horvitz_thompson,
+    permutations_to_condition_pr_mat,
+)
+from ._iv import iv_robust
+from ._lh import linear_hypothesis
+from ._lm_lin import lm_lin
+from ._lm_robust import LMRobustFit, MultiOutcomeFit, lm_robust
 from .mixed import LmerFit, lmer
 
-__all__ = ["DifferenceInMeansFit", "LMRobustFit", "LmerFit", "ModelFrame",
-           "difference_in_means", "lm_robust", "lmer", "model_frame"]
+__all__ = ["DifferenceInMeansFit", "HorvitzThompsonFit", "LMRobustFit", "LmerFit",
+           "ModelFrame", "MultiOutcomeFit", "declaration_to_condition_pr_mat",
+           "difference_in_means", "horvitz_thompson", "iv_robust", "linear_hypothesis",
+           "lm_lin", "lm_robust", "lmer", "model_frame", "permutations_to_condition_pr_mat"]

@@ -61,6 +61,11 @@ class DifferenceInMeansFit:
         """One-row tidy frame with the standard columns."""
         return pd.DataFrame({c: [getattr(self, c)] for c in TIDY_COLUMNS}, columns=TIDY_COLUMNS)
 
+    def linear_hypothesis(self, hypothesis: Any) -> pd.DataFrame:
+        """Test a linear hypothesis on the estimate, e.g. ``"z = 0.1"`` (t on ``df``)."""
+        from ._lh import linear_hypothesis
+        return linear_hypothesis(self, hypothesis)
+
     def summary(self) -> str:
         """Printable summary."""
         return f"Design:  {self.design}\n" + self.tidy().to_string(index=False)

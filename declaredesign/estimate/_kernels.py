@@ -126,8 +126,8 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
             weights: np.ndarray | None = None, cl_codes: np.ndarray | None = None,
             cl_sim: np.ndarray | None = None, se_type: str = "HC2",
             df_for: np.ndarray | None = None, intercept_col: int | None = None,
-            fe_codes: np.ndarray | None = None, fe_sim: np.ndarray | None = None
-            ) -> dict[str, np.ndarray]:
+            fe_codes: np.ndarray | None = None, fe_sim: np.ndarray | None = None,
+            X_resid: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """OLS + sandwich variance for every simulation of a stacked design.
 
     Parameters
@@ -153,6 +153,10 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         levels (weighted), the absorbed rank is the number of levels, and HC2/HC3
         leverages add each row's share ``w_i / sum(w)`` of its level, which is what
         estimatr's appended dummies contribute (the demeaned ``X`` is orthogonal to them).
+    X_resid : array (n, k), optional
+        Two-stage least squares: ``X`` holds the first-stage fitted regressors and
+        ``X_resid`` the original ones, from which the residuals are computed (no fixed
+        effects; weighted CR2 not supported).
 
     Returns
     -------
@@ -187,7 +191,7 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         yf = y
     df_res = n_s - k - fe_rank
 
-    if clustered and weights is None:
+    if clustered and weights is None and X_resid is None:
         # Cluster sums are sufficient: X'X = sum_g A_g, X_g'e_g = X_g'y_g - A_g beta.
         G = len(cl_sim)
         shift = None
@@ -209,6 +213,13 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         e = yf - _fitted(cols, beta[sim])
         beta = beta + np.einsum("sab,sb->sa", M, _csum(sim, S, cols, e))
         e = yf - _fitted(cols, beta[sim])
+        if X_resid is not None:
+            rc = [X_resid[:, j] for j in range(k)]
+            if weights is not None:
+                rc = [c * sw for c in rc]
+            e = yf - _fitted(rc, beta[sim])
+            if clustered and se_type == "CR2":
+                A = _couter(cl_codes, len(cl_sim), cols)
     if clustered:
         G = len(cl_sim)
         J = np.bincount(cl_sim, minlength=S).astype(float)
@@ -243,7 +254,7 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         if se_type == "stata":
             with np.errstate(divide="ignore", invalid="ignore"):
                 fac = J * (n_s - 1) / ((J - 1) * df_res)
-            V = V * fac[:, None, None]
+                V = V * fac[:, None, None]   # one cluster or no residual df: NaN/Inf as R
         df = np.repeat((J - 1)[:, None], k, axis=1)
     else:  # CR2
         if weights is not None:
@@ -253,7 +264,8 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
             V, df = _cr2(M, A, XtE, cl_sim, S)
         if df_for is not None:
             df = np.where(df_for[None, :], df, np.nan)
-    se = np.sqrt(np.einsum("sii->si", V))
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.einsum("sii->si", V))
     return {"coef": beta, "se": se, "df": df, "ok": ok, "n": n_s}
 
 
@@ -519,9 +531,15 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
     >>> lm_robust_kernel(b, "y ~ z", clusters="g").shape
     (4, 10)
     """
-    from ._lm_robust import lm_robust
+    from ._lm_robust import _CBIND, lm_robust
     func = "lm_robust"
     cols = batch.columns
+    kwargs = dict(weights=weights, subset=subset, clusters=clusters, se_type=se_type,
+                  ci=ci, alpha=alpha, fixed_effects=fixed_effects)
+    if isinstance(formula, str) and _CBIND.match(formula):
+        # several outcomes: exact per-simulation fits
+        return pd.concat(_fallback(lm_robust, batch, np.arange(batch.n_sims), formula, kwargs,
+                                   None), ignore_index=True)
     alpha = check_alpha(func, alpha)
     clusters = check_column_arg(func, "clusters", clusters, cols)
     weights = check_column_arg(func, "weights", weights, cols)

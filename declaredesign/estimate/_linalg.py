@@ -47,6 +47,10 @@ class VarianceResult:
     vcov: np.ndarray
     df: np.ndarray
     res_var: float
+    #: rows whose cross-product is the meat (signed, so two outcomes' halves give the
+    #: cross-outcome meat) and the factor applied after the sandwich (HC1, stata)
+    half: np.ndarray | None = None
+    scale: float = 1.0
 
 
 def _sqrt_inv_psd(A: np.ndarray) -> np.ndarray:
@@ -91,11 +95,10 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
             # is NaN or a rounding-sized number, we use its own fallback value 0
             omega = np.where(np.isfinite(omega) & (1.0 - h > _LEVERAGE_ONE), omega, 0.0)
         with np.errstate(invalid="ignore"):
-            half = X * np.sqrt(omega)[:, None]
+            half = X * (np.sign(e) * np.sqrt(omega))[:, None]
         vcov = M @ (half.T @ half) @ M
-        if se_type == "HC1":
-            vcov = vcov * n / df_res
-        return VarianceResult(vcov, np.full(r, float(df_res)), res_var)
+        scale = n / df_res if se_type == "HC1" else 1.0
+        return VarianceResult(vcov * scale, np.full(r, float(df_res)), res_var, half, scale)
 
     order = np.argsort(cluster, kind="stable")
     cl = cluster[order]
@@ -106,9 +109,8 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
     if se_type != "CR2":
         half = np.add.reduceat(Xs * es[:, None], starts, axis=0)
         vcov = M @ (half.T @ half) @ M
-        if se_type == "stata":
-            vcov = vcov * (J * (n - 1)) / ((J - 1) * df_res)
-        return VarianceResult(vcov, np.full(r, float(J - 1)), res_var)
+        scale = (J * (n - 1)) / ((J - 1) * df_res) if se_type == "stata" else 1.0
+        return VarianceResult(vcov * scale, np.full(r, float(J - 1)), res_var, half, scale)
 
     # CR2 (Bell-McCaffrey), following estimatr's clubSandwich-derived computation.
     weighted = sqrt_w is not None
@@ -149,4 +151,4 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
         P = h3.T @ h3 - uf - uf.T + np.diag(Pd[:, j])
         with np.errstate(divide="ignore", invalid="ignore"):   # perfect fits: 0 / 0
             df[j] = np.trace(P) ** 2 / np.sum(P ** 2)
-    return VarianceResult(vcov, df, res_var)
+    return VarianceResult(vcov, df, res_var, half)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from ._protocol import TIDY_COLUMNS, batched
 
 __all__ = ["lm_robust", "LMRobustFit"]
 
-SeType = Literal["classical", "HC0", "HC1", "HC2", "HC3", "stata", "CR0", "CR2"]
+SeType = Literal["classical", "HC0", "HC1", "HC2", "HC3", "stata", "CR0", "CR2", "none"]
 _CLUSTER_SE = ("CR0", "CR2", "stata")
 _HC_SE = ("classical", "HC0", "HC1", "HC2", "HC3", "stata")
 
@@ -30,15 +31,15 @@ def check_se_type(func: str, se_type: str | None, clustered: bool) -> str:
     if clustered:
         if se_type is None:
             return "CR2"
-        if se_type not in _CLUSTER_SE:
-            fail(func, "se_type", se_type, "one of 'CR0', 'CR2', 'stata' when clusters "
-                 "are given")
+        if se_type not in (*_CLUSTER_SE, "none"):
+            fail(func, "se_type", se_type, "one of 'CR0', 'CR2', 'stata', 'none' when "
+                 "clusters are given")
         return se_type
     if se_type is None:
         return "HC2"
-    if se_type not in _HC_SE:
+    if se_type not in (*_HC_SE, "none"):
         fail(func, "se_type", se_type, "one of 'classical', 'HC0', 'HC1', 'HC2', 'HC3', "
-             "'stata' without clusters (CR0/CR2 need clusters)")
+             "'stata', 'none' without clusters (CR0/CR2 need clusters)")
     return "HC1" if se_type == "stata" else se_type
 
 
@@ -132,6 +133,12 @@ class LMRobustFit:
     proj_r_squared: float | None = None
     proj_adj_r_squared: float | None = None
     proj_fstatistic: dict[str, float] | None = None
+    #: lm_lin: the covariate means used for centring
+    scaled_center: pd.Series | None = None
+    #: iv_robust(diagnostics=True): weak-instrument, Wu-Hausman and overidentification tests
+    diagnostic_first_stage_fstatistic: dict[str, float] | None = None
+    diagnostic_endogeneity_test: dict[str, float] | None = None
+    diagnostic_overid_test: dict[str, float] | None = None
 
     def tidy(self) -> pd.DataFrame:
         """One row per term with the standard tidy columns."""
@@ -141,6 +148,34 @@ class LMRobustFit:
             "p_value": self.p_value, "conf_low": self.conf_low, "conf_high": self.conf_high,
             "df": self.df, "outcome": self.outcome,
         }, columns=TIDY_COLUMNS)
+
+    def linear_hypothesis(self, hypothesis: Any) -> pd.DataFrame:
+        """Estimate and test a linear combination of the coefficients (estimatr's lh_robust).
+
+        Parameters
+        ----------
+        hypothesis : str or array_like
+            An equation such as ``"z = 0.1"`` or ``"x - 2 * z = 0"`` in the fit's term
+            names, or a vector of weights on the terms (right-hand side 0).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One tidy row: the value of left minus right side, its standard error
+            ``sqrt(L V L')``, t statistic, p-value and CI on ``df_residual`` degrees of
+            freedom (as estimatr 1.0's ``lh_robust``), with ``term`` the hypothesis.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"y": [1.0, 2.0, 2.5, 4.0, 3.0, 5.5],
+        ...                    "z": [0, 0, 0, 1, 1, 1], "x": [1, 3, 2, 5, 4, 6]})
+        >>> lh = lm_robust("y ~ z + x", df).linear_hypothesis("z + x = 1")
+        >>> lh["term"].tolist()
+        ['z + x = 1']
+        """
+        from ._lh import linear_hypothesis
+        return linear_hypothesis(self, hypothesis)
 
     def summary(self) -> str:
         """A printable summary like R's ``summary(lm_robust(...))``."""
@@ -192,6 +227,11 @@ class CoreFit:
     fstatistic: dict[str, float] | None
     nclusters: int | None
     proj: dict[str, Any] = field(default_factory=dict)
+    # pieces for the joint vcov of several outcomes
+    M: np.ndarray | None = None
+    resid: np.ndarray | None = None
+    half: np.ndarray | None = None
+    scale: float = 1.0
 
 
 def demean(A: np.ndarray, fe_codes: list[np.ndarray], w: np.ndarray,
@@ -232,18 +272,24 @@ def fe_dummies(fe_codes: list[np.ndarray]) -> np.ndarray:
 
 def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = None,
                cluster: np.ndarray | None = None, se_type: str = "HC2",
-               has_intercept: bool = True, fe_codes: list[np.ndarray] | None = None
-               ) -> CoreFit:
+               has_intercept: bool = True, fe_codes: list[np.ndarray] | None = None,
+               X_resid: np.ndarray | None = None, func: str = "lm_robust") -> CoreFit:
     """Fit one dataset given the outcome, design matrix, weights and cluster codes.
 
     With ``fe_codes`` (integer codes of each fixed effect), ``X`` must not contain the
     intercept: outcome and design are demeaned within fixed effects first.
+
+    ``X_resid`` is for two-stage least squares: ``X`` then holds the first-stage fitted
+    regressors (used for the coefficients, the bread and the meat) and ``X_resid`` the
+    original regressors, from which the (structural) residuals are computed, as
+    estimatr's second stage does.
     """
     n, k = X.shape
     if n == 0:
-        raise EstimationError("lm_robust: no complete rows to fit (every row has a missing "
+        raise EstimationError(f"{func}: no complete rows to fit (every row has a missing "
                               "value in a used column, or the subset is empty).")
     weighted = weights is not None
+    iv = X_resid is not None
     fes = bool(fe_codes)
     y_orig = y
     fe_rank = 0
@@ -251,6 +297,8 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
         wd = weights if weighted else np.ones(n)
         y = demean(y, fe_codes, wd)
         X = demean(X, fe_codes, wd) if k else X
+        if iv:
+            X_resid = demean(X_resid, fe_codes, wd) if k else X_resid
         fe_rank = sum(int(c.max()) for c in fe_codes) + 1
     if weighted:
         wm = float(np.mean(weights))
@@ -264,14 +312,18 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
     se = np.full(k, np.nan)
     dfv = np.full(k, np.nan)
     if r == 0:
-        raise EstimationError("lm_robust: the design matrix has no non-zero column.")
+        raise EstimationError(f"{func}: the design matrix has no non-zero column.")
     Xk = Xf[:, kept]
     q, R = np.linalg.qr(Xk)
     b = sla_solve_triangular(R, q.T @ yf)
     Rinv = sla_solve_triangular(R, np.eye(r))
     M = Rinv @ Rinv.T
     coef[kept] = b
-    e = yf - Xk @ b
+    if iv:
+        Xr = X_resid[:, kept]
+        e = yf - (Xr * sw[:, None] if weighted else Xr) @ b
+    else:
+        e = yf - Xk @ b
     df_res = n - r - fe_rank
     clustered = cluster is not None
     J = None
@@ -280,9 +332,14 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
         J = int(cl.max()) + 1 if n else 0
     else:
         cl = None
+    if se_type == "none":
+        return CoreFit(coef=coef, se=se, df=dfv, vcov=np.full((r, r), np.nan), kept=kept,
+                       nobs=n, df_residual=df_res, res_var=np.nan, r_squared=np.nan,
+                       adj_r_squared=np.nan, fstatistic=None, nclusters=J)
     kw: dict[str, Any] = {"extra_rank": fe_rank}
     if weighted and se_type == "CR2":
-        kw.update(X_unweighted=X[:, kept], e_unweighted=y - X[:, kept] @ b, sqrt_w=sw,
+        Xr_u = X_resid[:, kept] if iv else X[:, kept]
+        kw.update(X_unweighted=X[:, kept], e_unweighted=y - Xr_u @ b, sqrt_w=sw,
                   weight_mean=wm)
     if fes and se_type in ("HC2", "HC3", "CR2"):
         D = fe_dummies(fe_codes)
@@ -297,9 +354,10 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
     vr = sandwich(Xk, e, M, se_type, cluster=cl, **kw)
     se[kept] = np.sqrt(np.diag(vr.vcov))
     dfv[kept] = vr.df
-    res_var = float(np.sum(e ** 2 * wm) / df_res) if weighted else vr.res_var
+    with np.errstate(divide="ignore", invalid="ignore"):   # df_res = 0: Inf as in R
+        res_var = float(np.float64(np.sum(e ** 2 * wm)) / df_res) if weighted else vr.res_var
 
-    def r2s(yy: np.ndarray, yw: np.ndarray) -> tuple[float, float]:
+    def r2s(yy: np.ndarray, yw: np.ndarray) -> tuple[float, float, float]:
         if weighted:
             if has_intercept:
                 ybar = np.sum(weights * yy) / np.sum(weights)
@@ -311,37 +369,48 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, *, weights: np.ndarray | None = Non
                 else float(np.sum(yy ** 2))
         r2 = 1.0 - df_res * res_var / tss if tss > 0 else np.nan
         adj = 1.0 - (1.0 - r2) * ((n - int(has_intercept)) / df_res) if df_res > 0 else np.nan
-        return r2, adj
+        return r2, adj, tss
 
-    r2, adj = r2s(y, yf)
+    r2, adj, tss = r2s(y, yf)
     numdf = r - (0 if fes else int(has_intercept))
     fstat = None
     if numdf > 0:
         dendf = (J - 1) if clustered else df_res
-        if se_type == "classical":
+        if se_type == "classical" and not iv:
             value = r2 * df_res / ((1.0 - r2) * numdf)
+        elif se_type == "classical" and not weighted:
+            # estimatr's IV F: explained sum of squares of the second-stage regression
+            ivrss = float(np.sum((yf - Xk @ b) ** 2))
+            value = ((tss - ivrss) / numdf) / res_var
         else:
             # estimatr indexes the full coefficient vector (dropped terms included) but
             # the kept-terms vcov with the same positions, so a dropped term among the
             # first `rank` positions makes the F statistic NA; we reproduce that.
             idx = np.arange(0 if fes else int(has_intercept), r)
-            bb = coef[idx]
-            try:
-                V = vr.vcov[np.ix_(idx, idx)]
-                np.linalg.cholesky(V)
-                value = float(bb @ np.linalg.solve(V, bb) / numdf)
-            except np.linalg.LinAlgError:
-                value = np.nan
+            value = wald_f(coef[idx], vr.vcov, idx, numdf)
         fstat = {"value": float(value), "numdf": float(numdf), "dendf": float(dendf)}
     proj = {}
     if fes:
         proj = {"proj_r_squared": r2, "proj_adj_r_squared": adj, "proj_fstatistic": fstat}
         yo_w = y_orig * sw if weighted else y_orig
-        r2, adj = r2s(y_orig, yo_w)
+        r2, adj, _ = r2s(y_orig, yo_w)
         fstat = None
     return CoreFit(coef=coef, se=se, df=dfv, vcov=vr.vcov, kept=kept, nobs=n,
                    df_residual=df_res, res_var=res_var, r_squared=r2, adj_r_squared=adj,
-                   fstatistic=fstat, nclusters=J, proj=proj)
+                   fstatistic=fstat, nclusters=J, proj=proj, M=M, resid=e, half=vr.half,
+                   scale=vr.scale)
+
+
+def wald_f(bb: np.ndarray, vcov: np.ndarray, idx: np.ndarray, numdf: float) -> float:
+    """``b' V^{-1} b / numdf`` as estimatr's ``compute_fstat`` (NA when V is not PD)."""
+    try:
+        if len(idx) == 0 or np.max(idx) >= vcov.shape[0] or np.isnan(bb).any():
+            return np.nan
+        V = vcov[np.ix_(idx, idx)]
+        np.linalg.cholesky(V)
+        return float(bb @ np.linalg.solve(V, bb) / numdf)
+    except np.linalg.LinAlgError:
+        return np.nan
 
 
 def sla_solve_triangular(R: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -365,7 +434,8 @@ class Prepared:
 
 
 def prepare(func: str, formula: str, data: Mapping[str, Any], *, weights: Any, subset: Any,
-            clusters: Any, fixed_effects: Any, se_type: Any, alpha: Any) -> Prepared:
+            clusters: Any, fixed_effects: Any, se_type: Any, alpha: Any,
+            extra_columns: Any = ()) -> Prepared:
     """Validate the arguments of lm_robust and build the model frame."""
     if isinstance(data, pd.DataFrame):
         cols: Mapping[str, Any] = {str(c): data[c].to_numpy() for c in data.columns}
@@ -385,7 +455,8 @@ def prepare(func: str, formula: str, data: Mapping[str, Any], *, weights: Any, s
     sub = subset_mask(func, subset, cols, n)
     view = {k: np.asarray(v)[sub] for k, v in cols.items()} if subset is not None else cols
     mf = model_frame(formula, view,
-                     extra_columns=[c for c in (clusters, weights, *fe_names) if c], func=func)
+                     extra_columns=[c for c in (clusters, weights, *fe_names, *extra_columns)
+                                    if c], func=func)
     for name in mf_outcome_vars(formula):
         check_numeric(func, "formula", name, np.asarray(view[name]))
     w = None
@@ -488,6 +559,11 @@ def lm_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
     ['term', 'estimate', 'std_error']
     """
     func = "lm_robust"
+    multi = _CBIND.match(formula) if isinstance(formula, str) else None
+    if multi:
+        return _lm_robust_multi(func, multi, data, weights=weights, subset=subset,
+                                clusters=clusters, fixed_effects=fixed_effects,
+                                se_type=se_type, ci=ci, alpha=alpha, return_vcov=return_vcov)
     p = prepare(func, formula, data, weights=weights, subset=subset, clusters=clusters,
                 fixed_effects=fixed_effects, se_type=se_type, alpha=alpha)
     mf = p.mf
@@ -500,15 +576,118 @@ def lm_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
         columns.pop(i)
     core = fit_arrays(mf.y, X, weights=p.weights, cluster=p.cluster, se_type=p.se_type,
                       has_intercept=mf.has_intercept, fe_codes=p.fe_codes or None)
-    stat, pv, lo, hi, dfv = add_cis(core.coef, core.se, core.df, p.alpha, ci)
+    return make_fit(LMRobustFit, columns, core, mf.outcome[0], p.se_type, p.alpha, ci,
+                    return_vcov, p.weights is not None)
+
+
+def make_fit(cls: type, columns: list[str], core: CoreFit, outcome: str, se_type: str,
+             alpha: float, ci: bool, return_vcov: bool, weighted: bool, **extra: Any):
+    """Build an :class:`LMRobustFit` (or subclass) from a :class:`CoreFit`."""
+    stat, pv, lo, hi, dfv = add_cis(core.coef, core.se, core.df, alpha,
+                                    ci and se_type != "none")
+    if se_type == "none":
+        dfv = np.full(len(columns), np.nan)
     kept_names = [columns[i] for i in core.kept]
-    vcov = pd.DataFrame(core.vcov, index=kept_names, columns=kept_names) if return_vcov \
-        else None
-    return LMRobustFit(
-        term=columns, coefficients=pd.Series(core.coef, index=columns),
+    vcov = pd.DataFrame(core.vcov, index=kept_names, columns=kept_names) \
+        if return_vcov and se_type != "none" else None
+    return cls(
+        term=list(columns), coefficients=pd.Series(core.coef, index=columns),
         std_error=core.se, statistic=stat, p_value=pv, conf_low=lo, conf_high=hi,
-        df=dfv, outcome=mf.outcome[0], vcov=vcov, nobs=core.nobs,
+        df=dfv, outcome=outcome, vcov=vcov, nobs=core.nobs,
         df_residual=core.df_residual, rank=len(core.kept), res_var=core.res_var,
         r_squared=core.r_squared, adj_r_squared=core.adj_r_squared,
-        fstatistic=core.fstatistic, se_type=p.se_type, alpha=p.alpha,
-        nclusters=core.nclusters, weighted=p.weights is not None, **core.proj)
+        fstatistic=core.fstatistic, se_type=se_type, alpha=alpha,
+        nclusters=core.nclusters, weighted=weighted, **core.proj, **extra)
+
+
+_CBIND = re.compile(r"^\s*cbind\((?P<ys>[^()]*)\)\s*~(?P<rhs>.*)$", re.S)
+
+
+@dataclass
+class MultiOutcomeFit:
+    """Result of ``lm_robust("cbind(y1, y2) ~ x", ...)``: one fit per outcome.
+
+    ``fits`` maps each outcome to its :class:`LMRobustFit` (fit statistics per outcome);
+    ``vcov`` is the joint matrix over outcomes, rows and columns named
+    ``"<outcome>:<term>"`` as estimatr names them; ``coefficients`` uses the same names.
+    """
+
+    fits: dict[str, LMRobustFit]
+    vcov: pd.DataFrame | None
+    nobs: int
+    se_type: str
+    alpha: float
+
+    @property
+    def outcome(self) -> list[str]:
+        """The outcomes, in formula order."""
+        return list(self.fits)
+
+    @property
+    def coefficients(self) -> pd.Series:
+        """Estimates named ``"<outcome>:<term>"``."""
+        return pd.concat([f.coefficients.rename(lambda t, o=o: f"{o}:{t}")
+                          for o, f in self.fits.items()])
+
+    @property
+    def df_residual(self) -> int:
+        """Residual degrees of freedom (the same for every outcome)."""
+        return next(iter(self.fits.values())).df_residual
+
+    def tidy(self) -> pd.DataFrame:
+        """Tidy rows of every outcome, outcome by outcome (estimatr's order)."""
+        return pd.concat([f.tidy() for f in self.fits.values()], ignore_index=True)
+
+    def linear_hypothesis(self, hypothesis: Any) -> pd.DataFrame:
+        """Linear hypothesis on ``"<outcome>:<term>"`` names, e.g. ``"y1:z - y2:z = 0"``."""
+        from ._lh import linear_hypothesis
+        return linear_hypothesis(self, hypothesis)
+
+    def __repr__(self) -> str:
+        return self.tidy().to_string(index=False)
+
+
+def _lm_robust_multi(func: str, m: re.Match, data: Any, *, weights: Any, subset: Any,
+                     clusters: Any, fixed_effects: Any, se_type: Any, ci: bool, alpha: Any,
+                     return_vcov: bool) -> MultiOutcomeFit:
+    """Several outcomes on one design: per-outcome fits and their joint sandwich."""
+    ys = [v.strip() for v in m.group("ys").split(",")]
+    if len(ys) < 2 or not all(v.isidentifier() for v in ys) or len(set(ys)) != len(ys):
+        fail(func, "formula", f"cbind({m.group('ys')}) ~{m.group('rhs')}",
+             "cbind() of two or more distinct column names on the left-hand side")
+    rhs = m.group("rhs").strip()
+    p = prepare(func, f"{ys[0]} ~ {rhs}", data, weights=weights, subset=subset,
+                clusters=clusters, fixed_effects=fixed_effects, se_type=se_type, alpha=alpha,
+                extra_columns=ys[1:])
+    cols = {str(c): data[c].to_numpy() for c in data.columns} \
+        if isinstance(data, pd.DataFrame) else data
+    X, columns = p.mf.X, list(p.mf.columns)
+    if p.fe_codes and p.mf.has_intercept:
+        i = columns.index("(Intercept)")
+        X = np.delete(X, i, axis=1)
+        columns.pop(i)
+    fits, cores = {}, []
+    for y in ys:
+        check_numeric(func, "formula", y, np.asarray(cols[y]))
+        yv = np.asarray(cols[y], dtype=float)[p.rows]
+        core = fit_arrays(yv, X, weights=p.weights, cluster=p.cluster, se_type=p.se_type,
+                          has_intercept=p.mf.has_intercept, fe_codes=p.fe_codes or None)
+        cores.append(core)
+        fits[y] = make_fit(LMRobustFit, columns, core, y, p.se_type, p.alpha, ci,
+                           return_vcov, p.weights is not None)
+    vcov = None
+    if return_vcov and p.se_type != "none":
+        blocks = [[None] * len(ys) for _ in ys]
+        for a, ca in enumerate(cores):
+            for b, cb in enumerate(cores):
+                if a == b:
+                    blocks[a][b] = ca.vcov
+                elif p.se_type == "classical":
+                    blocks[a][b] = ca.M * float(ca.resid @ cb.resid / ca.df_residual)
+                else:
+                    blocks[a][b] = ca.M @ (ca.half.T @ cb.half) @ ca.M * ca.scale
+        kept = [columns[i] for i in cores[0].kept]
+        names = [f"{y}:{t}" for y in ys for t in kept]
+        vcov = pd.DataFrame(np.block(blocks), index=names, columns=names)
+    return MultiOutcomeFit(fits=fits, vcov=vcov, nobs=cores[0].nobs, se_type=p.se_type,
+                           alpha=p.alpha)
