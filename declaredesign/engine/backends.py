@@ -40,6 +40,9 @@ DEFAULT_PROCESS_SIMS = 5000
 #: Names accepted by ``backend=`` (besides Executors, Dask clients and scheduler addresses).
 BACKENDS = ("serial", "processes", "dask")
 
+#: How long to try reaching a Dask scheduler address before giving up.
+SCHEDULER_TIMEOUT = "5s"
+
 _ADDRESS_PREFIXES = ("tcp://", "tls://", "ws://", "wss://", "inproc://", "ucx://")
 
 Task = tuple[int, int, int, int]
@@ -72,7 +75,7 @@ def _run_task(payload: Payload, task: Task) -> pd.DataFrame:
 
 def _init_worker(payload: Any, serialized: bool) -> None:
     global _STATE
-    _STATE = _loads(payload) if serialized else payload
+    _STATE = _unpack(_loads(payload)) if serialized else payload
 
 
 def _pool_task(task: Task) -> pd.DataFrame:
@@ -86,11 +89,24 @@ def _blob_task(digest: str, blob: bytes, task: Task) -> pd.DataFrame:
     with _CACHE_LOCK:
         payload = _CACHE.get(digest)
         if payload is None:
-            payload = _loads(blob)
+            payload = _unpack(_loads(blob))
             if len(_CACHE) >= 4:  # a long-lived worker serves many runs
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[digest] = payload
     return _run_task(payload, task)
+
+
+def _pack(payload: Payload) -> list[tuple[tuple[Any, Any, Any], np.random.SeedSequence]]:
+    """Designs as their parts (steps, parameters, designer): Design itself is frozen
+    with ``__slots__`` and does not round-trip through pickle."""
+    return [((d.steps, dict(d.parameters), d.designer), root) for d, root in payload]
+
+
+def _unpack(packed: Any) -> Payload:
+    from ..design.design import Design
+
+    return [(Design(steps, parameters=params, designer=designer, _check=False), root)
+            for (steps, params, designer), root in packed]
 
 
 def _dumps(obj: Any) -> bytes:
@@ -193,7 +209,7 @@ class ProcessBackend(_FuturesBackend):
             args: tuple[Any, bool] = (payload, False)
         else:  # pragma: no cover - spawn-only platforms
             ctx = mp.get_context("spawn")
-            args = (_dumps(list(payload)), True)
+            args = (_dumps(_pack(payload)), True)
         self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                          initializer=_init_worker, initargs=args)
 
@@ -220,7 +236,7 @@ class ExecutorBackend(_FuturesBackend):
     def start(self, payload: Payload) -> None:
         super().start(payload)
         if not self._threads:
-            self._blob = _dumps(list(payload))
+            self._blob = _dumps(_pack(payload))
             self._digest = hashlib.sha256(self._blob).hexdigest()
 
     def _submit(self, task: Task) -> Future:
@@ -248,7 +264,7 @@ class DaskBackend(Backend):
 
     def start(self, payload: Payload) -> None:
         super().start(payload)
-        blob = _dumps(list(payload))
+        blob = _dumps(_pack(payload))
         self._digest = hashlib.sha256(blob).hexdigest()
         # Ship the designs to every worker once, not with each task.
         self._blob = self.client.scatter(blob, broadcast=True, hash=False)
@@ -365,7 +381,7 @@ def _dask_backend(func: str, backend: str, workers: int | None) -> DaskBackend:
         fail(func, "workers", workers, "None when backend is a scheduler address (the cluster "
              "has its own workers)")
     try:
-        client = distributed.Client(address, timeout="5s")
+        client = distributed.Client(address, timeout=SCHEDULER_TIMEOUT)
     except (OSError, TimeoutError) as e:
         fail(func, "backend", backend, "the address of a reachable Dask scheduler "
              f"(connecting failed: {type(e).__name__}: {e})".rstrip())

@@ -126,6 +126,9 @@ class Checkpoint:
             self._check(old)
             if old.get("sims", 0) < sims:
                 self._write_manifest()
+            for p in self.path.glob(".tmp-*"):
+                # Left by a run killed mid-write; its chunk will be written again.
+                p.unlink(missing_ok=True)
 
     def _check(self, old: dict[str, Any]) -> None:
         new = self.manifest
@@ -156,8 +159,19 @@ class Checkpoint:
         return out
 
     def read(self, task: tuple[int, int, int, int]) -> pd.DataFrame:
-        """The rows of a finished chunk."""
-        return pd.read_parquet(self.path / self._name(task))
+        """The rows of a finished chunk, with the dtypes it was written with."""
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(self.path / self._name(task))
+        df = table.to_pandas()
+        # pandas >= 3 reads text back as its `str` dtype; the run made plain objects.
+        meta = table.schema.pandas_metadata or {}
+        for col in meta.get("columns", []):
+            name = col.get("name")
+            if col.get("numpy_type") == "object" and name in df.columns and \
+                    df[name].dtype != object:
+                df[name] = df[name].astype(object)
+        return df
 
     def write(self, task: tuple[int, int, int, int], rows: pd.DataFrame) -> None:
         """Store a finished chunk (atomically: a killed write leaves no file)."""

@@ -100,6 +100,33 @@ def _messages(col: pd.Series) -> pd.Series:
     return col.where(col.notna(), None)
 
 
+def _label_failures(df: pd.DataFrame) -> pd.DataFrame:
+    """Give a failed fit's row the term and outcome its estimator reports elsewhere.
+
+    A fit that raised knows no term, so its row would form a group of its own in the
+    diagnosis; when every successful row of that estimator (in that design) has the
+    same term and outcome, the failure is counted in that group instead. Done on the
+    whole table, so it does not depend on how the run was cut into chunks.
+    """
+    if "error" not in df.columns or "term" not in df.columns:
+        return df
+    failed = df["error"].notna().to_numpy() & df["term"].isna().to_numpy()
+    if not failed.any():
+        return df
+    df = df.copy()
+    keys = [c for c in ("design", "estimator") if c in df.columns]
+    cols = [c for c in ("term", "outcome") if c in df.columns]
+    ok = df.loc[~df["error"].notna()]
+    labels = ok.groupby(keys, sort=False, dropna=False)[cols].nunique(dropna=False)
+    firsts = ok.groupby(keys, sort=False, dropna=False)[cols].first()
+    single = labels.index[(labels == 1).all(axis=1)]
+    fill = firsts.loc[single].reset_index()
+    rows = df.loc[failed, keys].reset_index(names="_row").merge(fill, on=keys, how="inner")
+    for c in cols:
+        df.loc[rows["_row"].to_numpy(), c] = rows[c].to_numpy()
+    return df
+
+
 def _order_columns(df: pd.DataFrame, first: Sequence[str] = ()) -> pd.DataFrame:
     cols = [c for c in (*first, *SIM_COLUMNS, *MESSAGE_COLUMNS) if c in df.columns]
     cols = list(dict.fromkeys(cols))
@@ -276,7 +303,7 @@ class Simulation:
         for c in MESSAGE_COLUMNS:
             if c in out.columns:
                 out[c] = _messages(out[c])
-        out = _order_columns(out, first=["design"])
+        out = _order_columns(_label_failures(out), first=["design"])
         params: list[str] = []
         for _, design in self.named:
             params += [p for p in design.parameters if p not in params]
