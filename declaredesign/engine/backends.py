@@ -66,15 +66,20 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _run_task(payload: Payload, task: Task) -> pd.DataFrame:
+    from ._threads import single_blas_thread
     from .runner import run_chunk
 
     k, index, first, n = task
     design, root = payload[k]
-    return run_chunk(design, root, index, first, n)
+    with single_blas_thread():
+        return run_chunk(design, root, index, first, n)
 
 
 def _init_worker(payload: Any, serialized: bool) -> None:
+    from ._threads import limit_blas_threads_forever
+
     global _STATE
+    limit_blas_threads_forever()
     _STATE = _unpack(_loads(payload)) if serialized else payload
 
 
