@@ -46,17 +46,26 @@ def _per_call(f: Callable[[], object], repeat: int) -> float:
 
 def end_to_end(design: dd.Design, sims: int, seed: int, backend: str | None,
                workers: int | None) -> None:
+    c0 = os.times()
     t0 = time.perf_counter()
     sim_df = dd.simulate_design(design, sims=sims, seed=seed, backend=backend,
                                 workers=workers, progress=False)
     t_sim = time.perf_counter() - t0
+    c1 = os.times()
+    # CPU of this process and of the (reaped) workers: what the run costs on an idle
+    # machine, whatever else shares the cores while it runs.
+    cpu = (c1.user - c0.user + c1.system - c0.system + c1.children_user - c0.children_user
+           + c1.children_system - c0.children_system)
     t0 = time.perf_counter()
     dx = dd.diagnose_design(sim_df, bootstrap_sims=100, seed=seed)
     t_dx = time.perf_counter() - t0
     chosen = backend or ("processes" if sims >= 5000 and available_cores() > 1 else "serial")
+    shown = f", workers {workers or available_cores()}" if chosen == "processes" else ""
     print(f"\n== {sims:,} simulations, {len(design.estimator_labels)} estimators, backend "
-          f"{chosen!r}, workers {workers or available_cores()} ==")
+          f"{chosen!r}{shown} ==")
     print(f"simulate_design          {t_sim:8.2f} s   ({t_sim / sims * 1e6:7.1f} us/sim)")
+    print(f"  CPU time, all workers  {cpu:8.2f} s   ({cpu / sims * 1e6:7.1f} us/sim; "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"diagnosis (100 boots)    {t_dx:8.2f} s")
     print(f"total                    {t_sim + t_dx:8.2f} s   (R DeclareDesign: ~92 ms/sim, "
           f"{92e-3 * sims / 60:.0f} min serial)")

@@ -374,6 +374,9 @@ def _dask_backend(func: str, backend: str, workers: int | None) -> DaskBackend:
         except ValueError:
             client = None
         if client is not None:
+            if workers is not None:
+                fail(func, "workers", workers, "None when a Dask client is running (its "
+                     "cluster has its own workers)")
             return DaskBackend(client)
         # No cluster yet: start one on this machine for the run, and close it after.
         cluster = distributed.LocalCluster(n_workers=workers or available_cores(),

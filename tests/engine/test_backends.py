@@ -49,6 +49,8 @@ def test_dask_local_cluster_equals_serial(reference):
         a = dd.simulate_design(two_arm(), sims=SIMS, seed=11, chunk_size=CHUNK, backend=client)
         # "dask" finds the current client.
         b = dd.simulate_design(two_arm(), sims=SIMS, seed=11, chunk_size=CHUNK, backend="dask")
+        with pytest.raises(DeclarationError, match=r"workers must be None when a Dask client"):
+            dd.simulate_design(two_arm(), sims=5, backend="dask", workers=2)
     pd.testing.assert_frame_equal(a, reference, check_exact=True)
     pd.testing.assert_frame_equal(b, reference, check_exact=True)
 
