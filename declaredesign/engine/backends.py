@@ -217,6 +217,9 @@ class ProcessBackend(_FuturesBackend):
             args = (_dumps(_pack(payload)), True)
         self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                          initializer=_init_worker, initargs=args)
+        # Fork now, before the progress bar starts its monitor thread: forking a
+        # process with threads is what fork's deadlock warnings are about.
+        self._pool.submit(int).result()
 
     def _submit(self, task: Task) -> Future:
         assert self._pool is not None
