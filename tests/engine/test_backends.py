@@ -181,3 +181,16 @@ def test_unreachable_scheduler(monkeypatch, tmp_path):
         dd.simulate_design(two_arm(), sims=5, backend="tcp://127.0.0.1:9",
                            checkpoint=tmp_path / "run")
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_dask_is_imported_only_when_used():
+    import subprocess
+    import sys
+
+    code = ("import sys, declaredesign as dd, declaredesign.engine\n"
+            "d = dd.declare_model(N=5, Y=dd.normal()) + dd.declare_inquiry(m='mean(Y)')\n"
+            "dd.simulate_design(d, sims=4, chunk_size=2, backend='processes', workers=2)\n"
+            "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    assert out.stdout.strip() == "[]"
