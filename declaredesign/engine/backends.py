@@ -212,7 +212,7 @@ class ProcessBackend(_FuturesBackend):
             # Forked workers inherit the designs: no pickling, lambdas welcome.
             ctx = mp.get_context("fork")
             args: tuple[Any, bool] = (payload, False)
-        else:  # pragma: no cover - spawn-only platforms
+        else:  # spawn-only platforms (macOS, Windows)
             ctx = mp.get_context("spawn")
             args = (_dumps(_pack(payload)), True)
         self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,

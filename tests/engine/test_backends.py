@@ -194,3 +194,12 @@ def test_dask_is_imported_only_when_used():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_process_pool_without_fork_ships_designs_by_cloudpickle(reference, monkeypatch):
+    # macOS and Windows spawn: the lambda in two_arm must travel as cloudpickle bytes.
+    monkeypatch.setattr(backends.mp, "get_all_start_methods", lambda: ["spawn"])
+    out = dd.simulate_design(two_arm(), sims=SIMS, seed=11, chunk_size=CHUNK,
+                             backend="processes", workers=2)
+    pd.testing.assert_frame_equal(out, reference, check_exact=True)
