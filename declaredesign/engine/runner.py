@@ -247,8 +247,10 @@ class Simulation:
 
     @property
     def chunk_step(self) -> int:
-        """Simulations in a whole chunk of every design (a multiple of each chunk size)."""
-        return math.lcm(*self.chunk_sizes)
+        """A round of simulations that ends on whole chunks (of every design if cheap)."""
+        lcm, big = math.lcm(*self.chunk_sizes), max(self.chunk_sizes)
+        # A partial chunk costs one recomputation later, never a wrong result.
+        return lcm if lcm <= 4 * big else big
 
     # -- running --------------------------------------------------------
     def tasks(self, sims: int) -> list[Task]:
