@@ -233,17 +233,20 @@ def group_codes(sim: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndar
     """
     sim = np.asarray(sim, dtype=np.int64)
     if not keys:
-        uniq, codes = np.unique(sim, return_inverse=True)
-        return codes.astype(np.int64), uniq.astype(np.int64)
+        return _dense_codes(sim, int(sim.max()) + 1 if sim.size else 1, 1)
     key_codes = []
     for k in keys:
         k = np.asarray(k)
         if k.dtype.kind in "iub":
             kk = k.astype(np.int64)
             key_codes.append(kk - kk.min() if kk.size else kk)
-        else:
-            _, inv = np.unique(k.astype(str) if k.dtype.kind == "O" else k, return_inverse=True)
+        elif k.dtype.kind in "OUS":
+            # Hashing then sorting the uniques only: the order np.unique would give.
+            inv, _ = pd.factorize(k.astype(str) if k.dtype.kind == "O" else k, sort=True)
             key_codes.append(inv.astype(np.int64))
+        else:
+            _, inv = np.unique(k, return_inverse=True)
+            key_codes.append(inv.reshape(-1).astype(np.int64))
     # Combine into one integer key when it fits; fall back to row-wise unique.
     sizes = [int(kc.max()) + 1 if kc.size else 1 for kc in key_codes]
     total = int(sim.max()) + 1 if sim.size else 1
@@ -252,13 +255,42 @@ def group_codes(sim: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndar
     if total < 2**62:
         combined = sim.copy()
         for kc, s in zip(key_codes, sizes):
-            combined = combined * s + kc
-        uniq, codes = np.unique(combined, return_inverse=True)
-        stride = int(np.prod(sizes))
-        return codes.astype(np.int64), (uniq // stride).astype(np.int64)
+            combined *= s
+            combined += kc
+        return _dense_codes(combined, total, int(np.prod(sizes)))
     stacked = np.column_stack([sim, *key_codes])
     uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
     return codes.reshape(-1).astype(np.int64), uniq[:, 0].astype(np.int64)
+
+
+def _dense_codes(combined: np.ndarray, total: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the distinct values of ``combined`` (in ``[0, total)``), in sorted order.
+
+    Nested levels arrive already sorted, which a run-length pass handles in O(n); a key
+    range not much larger than the data uses a lookup table, also O(n); only sparse
+    keys pay for a sort.
+    """
+    n = combined.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if n == 1 or bool(np.all(combined[1:] >= combined[:-1])):
+        new = np.empty(n, dtype=bool)
+        new[0] = True
+        np.not_equal(combined[1:], combined[:-1], out=new[1:])
+        codes = np.cumsum(new, dtype=np.int64)
+        codes -= 1
+        uniq = combined[new]
+    elif total <= max(4 * n, 1 << 16):
+        seen = np.zeros(total, dtype=bool)
+        seen[combined] = True
+        uniq = np.flatnonzero(seen)
+        lookup = np.cumsum(seen, dtype=np.int64)
+        lookup -= 1
+        codes = lookup[combined]
+    else:
+        uniq, codes = np.unique(combined, return_inverse=True)
+        codes = codes.reshape(-1).astype(np.int64)
+    return codes, (uniq // stride).astype(np.int64)
 
 
 def _format_ids(codes: np.ndarray, sim: np.ndarray, n_sims: int) -> np.ndarray:

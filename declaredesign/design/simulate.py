@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -192,7 +193,9 @@ def _named_designs(func: str, designs: Sequence[Any]) -> list[tuple[str, Design]
 
 
 def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
-                    chunk_size: int | None = None, progress: bool | None = None) -> pd.DataFrame:
+                    chunk_size: int | None = None, progress: bool | None = None,
+                    backend: Any = None, workers: int | None = None,
+                    checkpoint: Any = None) -> pd.DataFrame:
     """Simulate designs many times (R: ``simulate_design``).
 
     Parameters
@@ -203,19 +206,36 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
         Number of simulations of each design.
     seed : int or numpy.random.SeedSequence, optional
         Makes the run reproducible; the same seed gives the same simulations however
-        the run is executed.
+        the run is executed (any backend, any number of workers).
     chunk_size : int, optional
         Simulations per batch; by default sized from the data (at most 1,000). Part of
         the random stream: keep it fixed to reproduce a run.
     progress : bool, optional
-        Show a progress bar (default: for long runs in a terminal).
+        Show a progress bar (default: for runs of 5,000+ simulations in a terminal or
+        notebook).
+    backend : str, Executor or dask.distributed.Client, optional
+        Where chunks run: ``"serial"``, ``"processes"`` (a pool of ``workers``
+        processes), ``"dask"`` (the current Dask client, or a LocalCluster started for
+        the run), a Dask scheduler address such as ``"tcp://10.0.0.5:8786"``, any
+        ``concurrent.futures.Executor`` or a ``dask.distributed.Client``. Default:
+        processes for 5,000+ simulations on a machine with more than one core,
+        serial otherwise.
+    workers : int, optional
+        Processes for ``"processes"``, workers of the LocalCluster for ``"dask"``
+        (default: the usable cores).
+    checkpoint : str or path, optional
+        A folder where each finished chunk is written (Parquet, plus a JSON manifest).
+        Re-running the same call resumes from it and returns the same table as an
+        uninterrupted run; a folder written by another design or seed is refused.
+        With ``seed=None`` a resumed run reuses the checkpoint's seed.
 
     Returns
     -------
     pandas.DataFrame
         One row per simulation x inquiry x estimator term: design, sim_id, inquiry,
         estimand, estimator, term, estimate, std_error, statistic, p_value, conf_low,
-        conf_high, df, outcome, and the design's parameters.
+        conf_high, df, outcome, error and warning (None unless the fit failed or
+        warned in that simulation), and the design's parameters.
 
     Examples
     --------
@@ -224,36 +244,27 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
     >>> dd.simulate_design(d, sims=3, seed=1).shape[0]
     3
     """
-    from ..engine.runner import plan_chunks, run_chunks
+    from ..engine.runner import Simulation, checkpoint_root
     from ..engine.seeding import root_seed_sequence
 
-    sims = check_positive_int("simulate_design", "sims", sims)
+    func = "simulate_design"
+    sims = check_positive_int(func, "sims", sims)
     if chunk_size is not None:
-        chunk_size = check_positive_int("simulate_design", "chunk_size", chunk_size)
-    root = root_seed_sequence(seed, "simulate_design")
-    frames = []
-    for k, (name, design) in enumerate(_named_designs("simulate_design", designs)):
-        droot = root if k == 0 else np.random.SeedSequence(
-            root.entropy, spawn_key=(*root.spawn_key, 2**32 - 2, k))
-        chunks = plan_chunks(design, sims, droot, chunk_size)
-        parts = run_chunks(design, droot, chunks, progress=progress, desc=name)
-        df = pd.concat(parts, ignore_index=True)
-        df.insert(0, "design", name)
-        for p, v in design.parameters.items():
-            df[p] = v
-        frames.append(df)
-    out = pd.concat(frames, ignore_index=True)
-    out.attrs["seed_entropy"] = root.entropy
-    params: list[str] = []
-    for _, design in _named_designs("simulate_design", designs):
-        params += [p for p in design.parameters if p not in params]
-    out.attrs["parameters"] = params
-    return out
+        chunk_size = check_positive_int(func, "chunk_size", chunk_size)
+    named = _named_designs(func, designs)
+    root = checkpoint_root(checkpoint, seed, root_seed_sequence(seed, func), func)
+    with Simulation(named, root, func=func, chunk_size=chunk_size, backend=backend,
+                    workers=workers, progress=progress, checkpoint=checkpoint,
+                    sims_hint=sims) as run:
+        return run.run(sims)
 
 
 def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
                     bootstrap_sims: int = 100, seed: Any = None, make_groups: Any = None,
-                    chunk_size: int | None = None, progress: bool | None = None):
+                    chunk_size: int | None = None, progress: bool | None = None,
+                    backend: Any = None, workers: int | None = None, checkpoint: Any = None,
+                    precision: float | Mapping[str, float] | None = None,
+                    max_sims: int | None = None):
     """Simulate designs and summarise the simulations with diagnosands (R: ``diagnose_design``).
 
     Parameters
@@ -264,16 +275,27 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
         Defaults to DeclareDesign 1.0's: mean_estimand, mean_estimate, bias, sd_estimate,
         rmse, power, coverage.
     sims : int, default 500
+        Simulations of each design (with ``precision``: the first round).
     bootstrap_sims : int, default 100
         Bootstrap replicates for the diagnosands' Monte Carlo standard errors (0: none).
     seed : int, optional
         Seeds both the simulations and the bootstrap.
     make_groups : optional
         Extra grouping of simulations, as R's ``make_groups``.
+    chunk_size, progress, backend, workers, checkpoint : optional
+        As in :func:`simulate_design`.
+    precision : float or dict of diagnosand name to float, optional
+        Target Monte Carlo standard errors: simulate in rounds of whole chunks until
+        the bootstrap SE of each named diagnosand (a number: of every diagnosand) is
+        below its target in every group, or ``max_sims`` is reached.
+    max_sims : int, optional
+        Most simulations of each design with ``precision`` (default 100,000).
 
     Returns
     -------
     Diagnosis
+        Also carries ``n_sims_used`` (simulations of each design) and, with
+        ``precision``, ``precision`` (the targets) and ``precision_reached``.
 
     Examples
     --------
@@ -283,21 +305,117 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
     >>> int(dx.diagnosands["n_sims"].iloc[0])
     20
     """
+    from ..engine.runner import Simulation, checkpoint_root
     from ..engine.seeding import root_seed_sequence
     from .diagnosis import diagnose_simulations
 
-    bootstrap_sims = check_positive_int("diagnose_design", "bootstrap_sims", bootstrap_sims,
+    func = "diagnose_design"
+    bootstrap_sims = check_positive_int(func, "bootstrap_sims", bootstrap_sims,
                                         allow_zero=True)
-    root = root_seed_sequence(seed, "diagnose_design")
-    if len(designs) == 1 and isinstance(designs[0], pd.DataFrame):
+    root = root_seed_sequence(seed, func)
+    given_sims = len(designs) == 1 and isinstance(designs[0], pd.DataFrame)
+    targets = None if precision is None else _check_precision(func, precision, bootstrap_sims,
+                                                              given_sims)
+    if max_sims is not None:
+        max_sims = check_positive_int(func, "max_sims", max_sims)
+        if precision is None:
+            fail(func, "max_sims", max_sims, "None unless precision is given")
+    if given_sims:
         sims_df = designs[0]
+        n_used = None
     else:
-        sims = check_positive_int("diagnose_design", "sims", sims)
-        sims_df = simulate_design(*designs, sims=sims, seed=root, chunk_size=chunk_size,
-                                  progress=progress)
-    boot_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 2**32 - 3))
-    return diagnose_simulations(sims_df, diagnosands, bootstrap_sims=bootstrap_sims,
-                                make_groups=make_groups, seed=boot_seed)
+        sims = check_positive_int(func, "sims", sims)
+        if chunk_size is not None:
+            chunk_size = check_positive_int(func, "chunk_size", chunk_size)
+        named = _named_designs(func, designs)
+        root = checkpoint_root(checkpoint, seed, root, func)
+        cap = (100_000 if max_sims is None else max_sims) if targets is not None else sims
+        if targets is not None and cap < sims:
+            fail(func, "max_sims", max_sims, f"at least sims ({sims})")
+        with Simulation(named, root, func=func, chunk_size=chunk_size, backend=backend,
+                        workers=workers, progress=progress, checkpoint=checkpoint,
+                        sims_hint=cap) as run:
+            if targets is None:
+                sims_df = run.run(sims)
+                n_used = sims
+            else:
+                boot_seed = _boot_seed(root)
+                return _diagnose_to_precision(run, targets, sims, cap, diagnosands,
+                                              bootstrap_sims, make_groups, boot_seed)
+    dx = diagnose_simulations(sims_df, diagnosands, bootstrap_sims=bootstrap_sims,
+                              make_groups=make_groups, seed=_boot_seed(root))
+    if n_used is None and "sim_id" in sims_df.columns and len(sims_df):
+        n_used = int(pd.to_numeric(sims_df["sim_id"], errors="coerce").max())
+    dx.n_sims_used = n_used
+    return dx
+
+
+def _boot_seed(root: np.random.SeedSequence) -> np.random.SeedSequence:
+    return np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 2**32 - 3))
+
+
+def _check_precision(func: str, precision: Any, bootstrap_sims: int,
+                     given_sims: bool) -> dict[str, float] | float:
+    """A positive number, or a dict of diagnosand name -> positive number."""
+    def positive(v: Any) -> bool:
+        return isinstance(v, (int, float, np.floating, np.integer)) and \
+            not isinstance(v, bool) and np.isfinite(v) and v > 0
+    if given_sims:
+        fail(func, "precision", precision, "None when diagnosing a simulations DataFrame "
+             "(precision mode runs simulations)")
+    if bootstrap_sims < 2:
+        fail(func, "bootstrap_sims", bootstrap_sims, "at least 2 with precision (the targets "
+             "are bootstrap standard errors)")
+    if isinstance(precision, Mapping):
+        if not precision or not all(isinstance(k, str) and positive(v)
+                                    for k, v in precision.items()):
+            fail(func, "precision", precision, "a positive number or a non-empty dict of "
+                 "diagnosand name -> positive number")
+        return {k: float(v) for k, v in precision.items()}
+    if not positive(precision):
+        fail(func, "precision", precision, "a positive number or a dict of diagnosand name "
+             "-> positive number")
+    return float(precision)
+
+
+def _diagnose_to_precision(run: Any, targets: dict[str, float] | float, sims: int, cap: int,
+                           diagnosands: Any, bootstrap_sims: int, make_groups: Any,
+                           boot_seed: np.random.SeedSequence):
+    """Rounds of whole chunks until every target SE is met (or ``cap`` simulations).
+
+    The rounds depend only on the simulations (never on workers), so the result is
+    the diagnosis of ``diagnose_design(..., sims=dx.n_sims_used)`` with the same seed.
+    """
+    from .diagnosis import diagnose_simulations
+
+    step = run.chunk_step
+    n = min(cap, -(-sims // step) * step)
+    while True:
+        dx = diagnose_simulations(run.run(n), diagnosands, bootstrap_sims=bootstrap_sims,
+                                  make_groups=make_groups, seed=boot_seed)
+        if isinstance(targets, float):
+            targets = {name: targets for name in dx.diagnosand_names}
+        unknown = [k for k in targets if k not in dx.diagnosand_names]
+        if unknown:
+            fail("diagnose_design", "precision", dict(targets), "a dict keyed by diagnosand "
+                 "names (" + ", ".join(dx.diagnosand_names) + f"); {unknown[0]!r} is not one")
+        ratio = 0.0
+        for name, target in targets.items():
+            se = dx.diagnosands[name + "_se"].to_numpy(dtype=float)
+            se = se[np.isfinite(se)]
+            # No finite SE (e.g. coverage without confidence intervals) cannot be met.
+            ratio = max(ratio, float(se.max()) / target if se.size else np.inf)
+        reached = ratio < 1.0
+        if reached or n >= cap:
+            break
+        # SEs shrink as 1/sqrt(n): aim 10% past the projected need, in whole chunks,
+        # and at least one more chunk.
+        want = n * ratio**2 * 1.1 if np.isfinite(ratio) else 2 * n
+        n = min(cap, max(n + step, -(-int(math.ceil(want)) // step) * step))
+    dx.n_sims_used = n
+    dx.precision = dict(targets)
+    dx.precision_reached = bool(reached)
+    return dx
 
 
 # ------------------------------------------------------------ design grids
