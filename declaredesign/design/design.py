@@ -60,6 +60,10 @@ class Design:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Design is immutable; compose with + or use replace_step(...)")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Frozen slots cannot be restored by pickle's default setattr path.
+        return (_restore_design, (self.steps, dict(self.parameters), self.designer))
+
     # ----------------------------------------------------------- container
     def __add__(self, other: Any) -> Design:
         if isinstance(other, Step):
@@ -173,6 +177,12 @@ class Design:
                           "measurement"):
                 last = i + 1
         return last
+
+
+def _restore_design(steps: tuple[Step, ...], parameters: dict[str, Any],
+                    designer: Callable[..., Design] | None) -> Design:
+    """Unpickle a design (its steps were checked when it was first built)."""
+    return Design(steps, parameters=parameters, designer=designer, _check=False)
 
 
 def _need(batch: Batch | None) -> Batch:

@@ -678,7 +678,9 @@ class EstimatorStep(Step):
                 if caught:
                     tidy["warning"] = "; ".join(str(w.message) for w in caught)
             except Exception as e:  # a fit failing in one simulation is data, not a crash
-                tidy = pd.DataFrame({"term": [None], "error": [f"{type(e).__name__}: {e}"]})
+                tidy = pd.DataFrame({"term": [self._failed_term()],
+                                     "outcome": [self._outcome()],
+                                     "error": [f"{type(e).__name__}: {e}"]})
             tidy.insert(0, "sim", s)
             frames.append(tidy)
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"sim": []})
@@ -687,19 +689,32 @@ class EstimatorStep(Step):
                 out[c] = np.nan
         return out
 
+    def _failed_term(self) -> str | None:
+        # A failed fit is counted under the term the estimator was declared to report.
+        terms = self._terms
+        return terms[0] if isinstance(terms, list) and len(terms) == 1 else None
+
+    def _outcome(self) -> str | None:
+        if self.formula is None:
+            return None
+        lhs = self.formula.split("~")[0].strip()
+        return lhs if lhs.isidentifier() else None
+
     def _select_terms(self, out: pd.DataFrame) -> pd.DataFrame:
         terms = self._terms
-        failed = out["term"].isna() if "term" in out else pd.Series(False, index=out.index)
+        # Rows of a failed fit have no real term: keep them, under the reported term.
+        failed = out["term"].isna() | (out["error"].notna() if "error" in out else False)
         if terms is True:
-            sel = out
+            sel = out.copy()
         elif isinstance(terms, list):
-            sel = out[out["term"].isin(terms) | failed]
+            sel = out[out["term"].isin(terms) | failed].copy()
         else:
             ok = out.loc[~failed, "term"]
             non_int = ok[ok != "(Intercept)"]
             first = non_int.iloc[0] if len(non_int) else None
-            sel = out[(out["term"] == first) | failed]
-        sel = sel.copy()
+            sel = out[(out["term"] == first) | (failed & out["term"].isna())].copy()
+            if first is not None:
+                sel.loc[sel["term"].isna(), "term"] = first
         # Link inquiries: one inquiry for all rows, or pairwise with the term list.
         inqs = self._inquiries
         if not inqs:

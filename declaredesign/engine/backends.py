@@ -80,7 +80,7 @@ def _init_worker(payload: Any, serialized: bool) -> None:
 
     global _STATE
     limit_blas_threads_forever()
-    _STATE = _unpack(_loads(payload)) if serialized else payload
+    _STATE = _loads(payload) if serialized else payload
 
 
 def _pool_task(task: Task) -> pd.DataFrame:
@@ -94,24 +94,11 @@ def _blob_task(digest: str, blob: bytes, task: Task) -> pd.DataFrame:
     with _CACHE_LOCK:
         payload = _CACHE.get(digest)
         if payload is None:
-            payload = _unpack(_loads(blob))
+            payload = _loads(blob)
             if len(_CACHE) >= 4:  # a long-lived worker serves many runs
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[digest] = payload
     return _run_task(payload, task)
-
-
-def _pack(payload: Payload) -> list[tuple[tuple[Any, Any, Any], np.random.SeedSequence]]:
-    """Designs as their parts (steps, parameters, designer): Design itself is frozen
-    with ``__slots__`` and does not round-trip through pickle."""
-    return [((d.steps, dict(d.parameters), d.designer), root) for d, root in payload]
-
-
-def _unpack(packed: Any) -> Payload:
-    from ..design.design import Design
-
-    return [(Design(steps, parameters=params, designer=designer, _check=False), root)
-            for (steps, params, designer), root in packed]
 
 
 def _dumps(obj: Any) -> bytes:
@@ -214,7 +201,7 @@ class ProcessBackend(_FuturesBackend):
             args: tuple[Any, bool] = (payload, False)
         else:  # spawn-only platforms (macOS, Windows)
             ctx = mp.get_context("spawn")
-            args = (_dumps(_pack(payload)), True)
+            args = (_dumps(payload), True)
         self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                          initializer=_init_worker, initargs=args)
         # Fork now, before the progress bar starts its monitor thread: forking a
@@ -244,7 +231,7 @@ class ExecutorBackend(_FuturesBackend):
     def start(self, payload: Payload) -> None:
         super().start(payload)
         if not self._threads:
-            self._blob = _dumps(_pack(payload))
+            self._blob = _dumps(payload)
             self._digest = hashlib.sha256(self._blob).hexdigest()
 
     def _submit(self, task: Task) -> Future:
@@ -272,7 +259,7 @@ class DaskBackend(Backend):
 
     def start(self, payload: Payload) -> None:
         super().start(payload)
-        blob = _dumps(_pack(payload))
+        blob = _dumps(payload)
         self._digest = hashlib.sha256(blob).hexdigest()
         # Ship the designs to every worker once, not with each task.
         self._blob = self.client.scatter(blob, broadcast=True, hash=False)

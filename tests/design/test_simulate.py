@@ -121,3 +121,30 @@ def test_diagnosis_calibrated_for_two_arm_trial():
     crit = t.ppf(0.975, 58)
     power = 1 - norm.cdf(crit - 0.5 / se) + norm.cdf(-crit - 0.5 / se)
     assert abs(row["power"] - power) < 4 * np.sqrt(power * (1 - power) / 2000) + 0.01
+
+
+def test_failed_fits_are_counted_under_their_term_and_outcome():
+    state = {"n": 0}
+
+    def sometimes(formula, data):
+        state["n"] += 1
+        if state["n"] % 4 == 0:
+            raise RuntimeError("no convergence")
+        return dd.lm_robust(formula, data=data)
+
+    d = two_arm(n=30) + dd.declare_estimator("Y ~ Z", model=sometimes, inquiry="ate",
+                                             label="sometimes")
+    sims = dd.simulate_design(d, sims=8, seed=2)
+    rows = sims[sims["estimator"] == "sometimes"]
+    assert len(rows) == 8 and (rows["term"] == "Z").all() and (rows["outcome"] == "Y").all()
+    dx = dd.diagnose_design(sims, bootstrap_sims=0)
+    row = dx.diagnosands.set_index("estimator").loc["sometimes"]
+    assert row["n_failed"] == 2 and row["n_sims"] == 8
+
+
+def test_designs_pickle():
+    import pickle
+
+    d = dd.examples.multilevel()
+    again = pickle.loads(pickle.dumps(d))
+    assert again == d and again.estimator_labels == d.estimator_labels
