@@ -145,6 +145,24 @@ def _write(df: Any, out: str) -> None:
         raise CLIError(f"--out {out!r}: use a .csv, .parquet or .json file name")
 
 
+def _parse_precision(text: str | None) -> float | dict[str, float] | None:
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        out = {}
+        for item in text.split(","):
+            name, _, value = item.partition("=")
+            if not name.strip().isidentifier():
+                raise ValueError(item)
+            out[name.strip()] = float(value)
+        return out
+    except ValueError:
+        raise CLIError(f"--precision {text!r}: expected a number such as 0.005, or "
+                       "NAME=SE pairs such as power=0.005,bias=0.001") from None
+
+
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .design import diagnose_design
 
@@ -156,7 +174,10 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         _check_report_path(args.report)
     designs = _designs(_load_target(args.design, args.example), _parse_params(args.param))
     dx = diagnose_design(designs, sims=args.sims, bootstrap_sims=args.bootstrap_sims,
-                         seed=args.seed, progress=None if args.progress else False)
+                         seed=args.seed, progress=args.progress, backend=args.backend,
+                         workers=args.workers, chunk_size=args.chunk_size,
+                         checkpoint=args.checkpoint, precision=_parse_precision(args.precision),
+                         max_sims=args.max_sims)
     print(dx)
     if args.out:
         _write(dx.diagnosands, args.out)
@@ -252,6 +273,9 @@ examples:
   declaredesign diagnose my_design.py              (uses the name `design` in the file)
   declaredesign diagnose my_design.py:designer --param n_classes=10,20 --param effect=0.1
   declaredesign diagnose --example pre_post --out dx.csv --simulations sims.parquet
+  declaredesign diagnose --example multilevel --sims 50000 --workers 2 --checkpoint run/
+  declaredesign diagnose --example two_arm --precision power=0.005 --max-sims 50000
+  declaredesign diagnose --example multilevel --sims 1000000 --backend tcp://scheduler:8786
 
 The table shows each diagnosand with its bootstrap standard error in parentheses:
 the Monte Carlo error of the estimate, which shrinks with --sims."""
@@ -295,7 +319,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="write a self-contained HTML report: the table and plots "
                    "(sampling distributions, estimator comparison, power curves for a "
                    "--param grid); plots need the 'plot' extra (matplotlib)")
-    d.add_argument("--progress", action="store_true", help="show a progress bar")
+    d.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a progress bar (default: on for long runs in a terminal)")
+    d.add_argument("--backend", default=None, metavar="NAME",
+                   help="serial, processes, dask, or a Dask scheduler address tcp://HOST:PORT "
+                   "(default: processes for 5,000+ sims on a multi-core machine)")
+    d.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: the usable cores)")
+    d.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                   help="simulations per batch (default: sized from the data); part of the "
+                   "random stream, so keep it fixed to reproduce a run")
+    d.add_argument("--checkpoint", metavar="DIR", default=None,
+                   help="save finished chunks in DIR; rerunning the same command resumes")
+    d.add_argument("--precision", default=None, metavar="SE|NAME=SE,...",
+                   help="simulate until the diagnosands' bootstrap SEs are below a target, "
+                   "e.g. 0.005 or power=0.005,bias=0.001")
+    d.add_argument("--max-sims", type=int, default=None, metavar="N",
+                   help="upper limit on simulations with --precision (default 100,000)")
     d.set_defaults(func=_cmd_diagnose)
 
     r = sub.add_parser("draw", help="draw one simulated dataset", formatter_class=fmt,

@@ -133,3 +133,29 @@ def test_examples_show_parameters_and_unknown_param_is_named(capsys):
     code, _, err = _main(capsys, "diagnose", "--example", "two_arm", "--param", "M=10")
     assert code == 2
     assert "two_arm has no parameter 'M'; its parameters are N, ate" in err
+
+
+def test_engine_flags_checkpoint_resume_and_precision(tmp_path):
+    ck = tmp_path / "run"
+    args = ("diagnose", "--example", "two_arm", "--sims", "300", "--seed", "4",
+            "--bootstrap-sims", "20", "--chunk-size", "100", "--backend", "serial",
+            "--checkpoint", str(ck), "--out")
+    first = run(*args, str(tmp_path / "a.csv"))
+    assert first.returncode == 0, first.stderr
+    assert (ck / "manifest.json").exists()
+    again = run(*args, str(tmp_path / "b.csv"))  # resumes: everything is on disk
+    assert again.returncode == 0, again.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"),
+                                  pd.read_csv(tmp_path / "b.csv"))
+    p = run("diagnose", "--example", "two_arm", "--seed", "1", "--chunk-size", "200",
+            "--precision", "power=0.02", "--max-sims", "2000", "--bootstrap-sims", "50",
+            "--out", str(tmp_path / "c.csv"))
+    assert p.returncode == 0, p.stderr
+    assert pd.read_csv(tmp_path / "c.csv")["n_sims"].iloc[0] < 2000
+
+
+def test_bad_engine_flags_are_one_line_errors(tmp_path):
+    for args in [("--backend", "cloud9"), ("--workers", "0"), ("--precision", "power=x")]:
+        p = run("diagnose", "--example", "two_arm", "--sims", "10", *args, cwd=tmp_path)
+        assert p.returncode == 2, (args, p.stderr)
+        assert "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr

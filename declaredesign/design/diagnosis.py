@@ -474,6 +474,12 @@ class Diagnosis:
         column per diagnosand (R's layout).
     duration : float
         Seconds spent diagnosing.
+    n_sims_used : int
+        Simulations per design that ``diagnose_design`` ran (set by it).
+    precision : dict or None
+        With ``diagnose_design(precision=...)``: the target SE per diagnosand.
+    precision_reached : bool or None
+        Whether every target was met before ``max_sims``.
     """
 
     def __init__(self, *, diagnosands: pd.DataFrame, simulations: pd.DataFrame,
