@@ -120,7 +120,7 @@ def deriv12(fun, x: np.ndarray, fx: float, delta: float = 1e-4):
         H[j, j] = (fa - 2 * fx + fs) / delta**2
         g[j] = (fa - fs) / (2 * delta)
         for i in range(j):
-            def at(di, dj):
+            def at(di, dj, i=i, j=j):
                 t = x.copy()
                 t[i] += di
                 t[j] += dj
@@ -128,6 +128,23 @@ def deriv12(fun, x: np.ndarray, fx: float, delta: float = 1e-4):
             H[i, j] = H[j, i] = (at(delta, delta) - at(delta, -delta) - at(-delta, delta)
                                  + at(-delta, -delta)) / (4 * delta**2)
     return g, H
+
+
+_GRID = np.array([0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
+
+
+def stage1_scalar(f) -> float:
+    """Minimise a criterion of one theta >= 0: best grid point, then bounded Brent."""
+    vals = np.array([f(t) for t in _GRID])
+    i = int(np.argmin(vals))
+    lo, hi = _GRID[max(i - 1, 0)], _GRID[min(i + 1, _GRID.size - 1)]
+    if i == 0:
+        hi = _GRID[1]
+    r = so.minimize_scalar(f, bounds=(lo, hi), method="bounded",
+                           options=dict(xatol=1e-10, maxiter=200))
+    t = float(r.x) if r.fun <= vals[i] else float(_GRID[i])
+    f(t)   # leave the warm-started state at the optimum
+    return t
 
 
 class GLMM:
@@ -355,13 +372,18 @@ class GLMM:
         self.u[:] = 0
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
         f0 = self.dev0
-        starts = [s * re.theta0 for s in (1.0, 0.3, 3.0)]
-        vals = [f0(t) for t in starts]
-        th0 = starts[int(np.argmin(vals))]
-        f0(th0)
-        r = so.minimize(f0, th0, method="L-BFGS-B", bounds=bounds,
-                        options=dict(ftol=1e-10, gtol=1e-6, maxiter=500))
-        theta = np.where(np.isfinite(lower), np.maximum(r.x, lower), r.x)
+        if re.theta0.size == 1:
+            # One theta: bracket on a grid, then Brent to 1e-10 (the stage-two
+            # criterion depends on where stage one stops, through lp0).
+            theta = np.array([stage1_scalar(lambda t: f0(np.array([t])))])
+        else:
+            starts = [s * re.theta0 for s in (1.0, 0.3, 3.0)]
+            vals = [f0(t) for t in starts]
+            th0 = starts[int(np.argmin(vals))]
+            f0(th0)
+            r = so.minimize(f0, th0, method="L-BFGS-B", bounds=bounds,
+                            options=dict(ftol=1e-12, gtol=1e-8, maxiter=500))
+            theta = np.where(np.isfinite(lower), np.maximum(r.x, lower), r.x)
         val0 = f0(theta)
         # Each stage-two PIRLS starts from this linear predictor, as lme4's lp0.
         self.lp0 = self.X @ self.beta + self._ZL(theta) @ self.u
