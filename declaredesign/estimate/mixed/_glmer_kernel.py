@@ -39,6 +39,9 @@ class _Stacked:
         self.rsim, self.gcode, self.gsim, self.S, self.fam = rsim, gcode, gsim, S, fam
         self.G = gsim.size
         self.n, self.p = X.shape
+        # Terms free of mu, summed once: the hot loop needs only loglik(mu).
+        self.sat = self._sum_rows(fam.loglik_saturated(y, wt))
+        self.norm = self._sum_rows(fam.log_norm(y, wt))
 
     def _sum_rows(self, v):
         return np.bincount(self.rsim, weights=v, minlength=self.S)
@@ -47,8 +50,8 @@ class _Stacked:
         return np.bincount(self.gcode, weights=v, minlength=self.G)
 
     def pdev(self, eta, u):
-        dr = self.fam.dev_resid(self.y, self.fam.linkinv(eta), self.wt)
-        return self._sum_rows(dr) + np.bincount(self.gsim, weights=u * u, minlength=self.S)
+        ll = self._sum_rows(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt))
+        return 2 * (self.sat - ll) + np.bincount(self.gsim, weights=u * u, minlength=self.S)
 
     def pirls(self, theta, beta, lp0, tol=1e-7, maxit=100):
         """lme4's pwrssUpdate replayed for every simulation (see GLMM.pirls_lme4).
@@ -101,8 +104,9 @@ class _Stacked:
 
     def laplace(self, u, eta, L):
         mu = self.fam.linkinv(eta)
+        ll = self._sum_rows(self.fam.loglik(self.y, mu, self.wt))
         return (np.bincount(self.gsim, weights=2 * np.log(L) + u * u, minlength=self.S)
-                + self._sum_rows(self.fam.aic_terms(self.y, mu, self.wt)))
+                - 2 * (self.norm + ll))
 
     def agq(self, theta, u, eta, L, rule):
         fam = self.fam
@@ -154,15 +158,16 @@ class _Stacked:
             gX = np.stack([self._sum_groups(wX[:, c]) for c in range(p)], axis=1)   # (G, p)
             gz = self._sum_groups(w * z)
             c = th_g**2 / D
-            XtWX = np.zeros((S, p, p))
-            np.add.at(XtWX, self.rsim, wX[:, :, None] * self.X[:, None, :])
-            XtWz = np.zeros((S, p))
-            np.add.at(XtWz, self.rsim, wX * z[:, None])
+            # Per-simulation normal equations of beta after eliminating u.
             cg = c[:, None] * gX
-            M = XtWX.copy()
-            np.add.at(M, self.gsim, -cg[:, :, None] * gX[:, None, :])
-            r = XtWz.copy()
-            np.add.at(r, self.gsim, -cg * gz[:, None])
+            M = np.empty((S, p, p))
+            r = np.empty((S, p))
+            for a in range(p):
+                r[:, a] = self._sum_rows(wX[:, a] * z) - np.bincount(
+                    self.gsim, weights=cg[:, a] * gz, minlength=S)
+                for b in range(a, p):
+                    M[:, a, b] = M[:, b, a] = self._sum_rows(wX[:, a] * self.X[:, b]) - \
+                        np.bincount(self.gsim, weights=cg[:, a] * gX[:, b], minlength=S)
             bnew = np.linalg.solve(M, r[..., None])[..., 0]
             unew = th_g * (gz - np.einsum("gj,gj->g", gX, bnew[self.gsim])) / D
             etanew = np.einsum("ij,ij->i", self.X, bnew[self.rsim]) + self.offset + \
@@ -189,28 +194,39 @@ class _Stacked:
         return u, beta, eta, self.laplace(u, eta, L)
 
 
-def _golden(f, lo, hi, iters=60):
-    """Vectorised golden-section search of f (S,) -> (S,) on [lo, hi]."""
+def _minimise1(f, lo, hi, golden_iters=24, newton_iters=4, h=1e-5):
+    """Vectorised minimisation of f (S,) -> (S,) over [lo, hi] (theta >= 0).
+
+    Golden-section search narrows each interval to ~1e-5 of its width, then
+    Newton steps on central differences locate the minimum to ~1e-10, as the
+    general path's Brent search does.
+    """
     g = (np.sqrt(5) - 1) / 2
-    a, b = lo.copy(), hi.copy()
+    a, b = lo.astype(float).copy(), hi.astype(float).copy()
     c, d = b - g * (b - a), a + g * (b - a)
     fc, fd = f(c), f(d)
-    for _ in range(iters):
+    for _ in range(golden_iters):
         left = fc < fd
-        b = np.where(left, d, b)
-        a = np.where(left, a, c)
-        d_new = np.where(left, c, a + g * (b - a))
-        c_new = np.where(left, b - g * (b - a), d)
-        fd_new = np.where(left, fc, np.nan)
-        fc_new = np.where(left, np.nan, fd)
-        c, d = c_new, d_new
-        need_c, need_d = np.isnan(fc_new), np.isnan(fd_new)
-        vals_c, vals_d = f(c), f(d)
-        fc = np.where(need_c, vals_c, fc_new)
-        fd = np.where(need_d, vals_d, fd_new)
-        if np.all(b - a < 1e-10):
-            break
-    return (a + b) / 2
+        # left: minimum in [a, d]; the old c becomes the new d. Else in [c, b].
+        a, b = np.where(left, a, c), np.where(left, d, b)
+        new = np.where(left, b - g * (b - a), a + g * (b - a))
+        fnew = f(new)
+        c, d, fc, fd = (np.where(left, new, d), np.where(left, c, new),
+                        np.where(left, fnew, fd), np.where(left, fc, fnew))
+    x = np.where(fc < fd, c, d)
+    fx = np.minimum(fc, fd)
+    for _ in range(newton_iters):
+        hh = np.minimum(h, np.maximum(x, 1e-12) / 2)
+        fp, fm = f(x + hh), f(x - hh)
+        d1 = (fp - fm) / (2 * hh)
+        d2 = (fp - 2 * fx + fm) / hh**2
+        step = np.where(d2 > 0, -d1 / np.where(d2 > 0, d2, 1.0), 0.0)
+        step = np.clip(step, -(b - a), b - a)
+        xn = np.clip(x + step, lo, hi)
+        fn = f(xn)
+        better = fn <= fx
+        x, fx = np.where(better, xn, x), np.where(better, fn, fx)
+    return x
 
 
 def _deriv12(fun, x, fx, delta=1e-4):
@@ -259,7 +275,7 @@ def ri_glmer_fit(st: _Stacked, nAGQ: int):
     lo = _GRID[np.maximum(i - 1, 0)]
     hi = _GRID[np.minimum(i + 1, _GRID.size - 1)]
     hi = np.where(i == 0, _GRID[1], hi)
-    theta = _golden(f0, lo, hi)
+    theta = _minimise1(f0, lo, hi)
     best = np.min(grid_vals, axis=1)
     v = f0(theta)
     theta = np.where(v <= best, theta, _GRID[i])

@@ -35,12 +35,6 @@ _PROBIT_THRESH = -stats.norm.ppf(_EPS)
 _LINKS = {"binomial": ("logit", "probit"), "poisson": ("log",)}
 
 
-def _ylogy(y, mu):
-    """``y log(y / mu)`` with the convention ``0 log 0 = 0``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-
-
 @dataclass(frozen=True)
 class Family:
     """A GLM family and link, with R's numerical safeguards."""
@@ -66,21 +60,34 @@ class Family:
     def variance(self, mu):
         return mu * (1 - mu) if self.family == "binomial" else mu
 
-    def dev_resid(self, y, mu, wt):
+    def loglik(self, y, mu, wt):
+        """Per-row log-likelihood without the terms free of mu."""
         if self.family == "binomial":
-            return 2 * wt * (_ylogy(y, mu) + _ylogy(1 - y, 1 - mu))
-        return 2 * wt * (_ylogy(y, mu) - (y - mu))
+            return wt * (special.xlogy(y, mu) + special.xlog1py(1 - y, -mu))
+        return wt * (special.xlogy(y, mu) - mu)
 
-    def aic_terms(self, y, mu, wt):
-        """Per-row ``-2 log density`` (R's ``family$aic`` summands)."""
+    def loglik_saturated(self, y, wt):
+        """``loglik`` at ``mu = y``."""
+        if self.family == "binomial":
+            return wt * (special.xlogy(y, y) + special.xlogy(1 - y, 1 - y))
+        return wt * (special.xlogy(y, y) - y)
+
+    def log_norm(self, y, wt):
+        """Per-row terms of the log density free of mu (log binomial coefficients,
+        ``-log y!``)."""
         if self.family == "binomial":
             m = np.round(wt)
             k = np.round(m * y)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ll = (special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
-                      + special.xlogy(k, mu) + special.xlog1py(m - k, -mu))
-            return np.where(wt > 0, -2 * ll, 0.0)
-        return -2 * wt * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
+            return special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
+        return -wt * special.gammaln(y + 1)
+
+    def dev_resid(self, y, mu, wt):
+        """Squared deviance residuals, ``2 (loglik(y) - loglik(mu))``."""
+        return 2 * (self.loglik_saturated(y, wt) - self.loglik(y, mu, wt))
+
+    def aic_terms(self, y, mu, wt):
+        """Per-row ``-2 log density`` (R's ``family$aic`` summands)."""
+        return -2 * (self.log_norm(y, wt) + self.loglik(y, mu, wt))
 
 
 def make_family(func: str, family, link):
