@@ -24,11 +24,7 @@ ALL = json.loads((HERE / "glmer_fits.json").read_text())["fits"]
 TIGHT = [r for r in ALL if r["control"] == "tight"]
 DEFAULT = {(r["data"], r["formula"], r["link"], r["nAGQ"]): r for r in ALL
            if r["control"] == "default"}
-# Cheap cases run by default; probit (slow PIRLS) and Poisson AGQ with -m slow.
-SLOW = {("glmer_bin", "probit", 10), ("glmer_bin", "probit", 1), ("glmer_bin", "log", 10)}
-PARAMS = [pytest.param(i, id=f"{r['data']}:{r['formula']}:{r['link']}:nAGQ={r['nAGQ']}",
-                       marks=[pytest.mark.slow] if (r["data"], r["link"], r["nAGQ"]) in SLOW
-                       else [])
+PARAMS = [pytest.param(i, id=f"{r['data']}:{r['formula']}:{r['link']}:nAGQ={r['nAGQ']}")
           for i, r in enumerate(TIGHT)]
 
 
