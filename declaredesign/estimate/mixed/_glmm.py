@@ -371,8 +371,8 @@ class GLMM:
         """Two-stage optimisation.
 
         Returns ``(par, criterion, H)`` with ``par = (theta, beta)`` and ``H`` the
-        deriv12 Hessian of the criterion at ``par`` (None for nAGQ = 0 or a
-        boundary fit, where lme4 computes none).
+        deriv12 Hessian of the criterion at ``par`` (None for nAGQ = 0, where lme4
+        computes none).
         """
         re = self.re
         lower = re.lower
@@ -412,14 +412,14 @@ class GLMM:
     def _newton(fn, par, lower, steps=5):
         """Newton steps with lme4's deriv12 derivatives, for ~1e-8 accuracy.
 
-        The last Hessian is the one lme4 inverts for vcov (None on the boundary).
+        The last Hessian is the one lme4 inverts for vcov.
         """
         fx = fn(par)
         for _ in range(steps):
             if np.any(np.isfinite(lower) & (par - lower < 1e-4)):
-                # lme4 computes no derivatives for a singular fit; polish the
-                # free coordinates by a bounded local search only.
-                return par, fx, None
+                # On the boundary Newton steps do not apply; lme4 (1.1-31) still
+                # takes deriv12's Hessian there (evaluating just outside the bound).
+                return par, fx, deriv12(fn, par, fx)[1]
             g, H = deriv12(fn, par, fx)
             try:
                 if np.any(np.linalg.eigvalsh(H) <= 0):

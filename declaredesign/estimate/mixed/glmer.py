@@ -372,13 +372,13 @@ def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson
     return fit
 
 
-def _vcov(m: GLMM, par, H, nAGQ, singular):
+def _vcov(m: GLMM, par, H, nAGQ):
     """lme4's vcov.merMod.
 
     Twice the inverse Hessian of the deviance over (theta, beta), beta block, as
-    lme4 computes it after the fit; the RX-based covariance (inverse of the
-    weighted Schur complement) for singular or large fits, nAGQ = 0, or when the
-    Hessian is not positive definite.
+    lme4 computes it after the fit (also for boundary fits, as lme4 1.1-31); the
+    RX-based covariance (inverse of the weighted Schur complement) for large fits
+    (10,000 rows or more), nAGQ = 0, or when the Hessian is not positive definite.
     """
     nt = m.re.theta0.size
     theta, beta = par[:nt], par[nt:]
@@ -387,7 +387,7 @@ def _vcov(m: GLMM, par, H, nAGQ, singular):
     ZtWX = np.asarray(ZL.T @ WX)
     S = m.X.T @ WX - ZtWX.T @ m._solveL(L, ZtWX)
     V_rx = np.linalg.inv(S)
-    if H is None or nAGQ == 0 or singular or m.n >= 10000:
+    if H is None or nAGQ == 0 or m.n >= 10000:
         return V_rx
     try:
         h = np.linalg.inv(H)
@@ -408,7 +408,7 @@ def _assemble(m: GLMM, gf: GlmerFormula, xnames, par, crit, H, nAGQ, messages) -
     if singular:
         messages.append(_SINGULAR_MSG)
     beta = par[nt:]
-    V = _vcov(m, par, H, nAGQ, singular)
+    V = _vcov(m, par, H, nAGQ)
     u, eta, *_ = m.pirls_u(theta, beta)
     deviance = float(np.sum(m.fam.dev_resid(m.y, m.fam.linkinv(eta), m.wt)))
     rows, ranef, off = [], {}, 0
