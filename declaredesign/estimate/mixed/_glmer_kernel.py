@@ -43,6 +43,14 @@ class _Stacked:
         self.sat = self._sum_rows(fam.loglik_saturated(y, wt))
         self.norm = self._sum_rows(fam.log_norm(y, wt))
 
+    def subset(self, keep: np.ndarray) -> _Stacked:
+        """The simulations flagged in ``keep`` (bool, (S,)) as a smaller stack."""
+        pos = np.cumsum(keep) - 1
+        rm, gm = keep[self.rsim], keep[self.gsim]
+        gpos = np.cumsum(gm) - 1
+        return _Stacked(self.X[rm], self.y[rm], self.wt[rm], self.offset[rm], pos[self.rsim[rm]],
+                        gpos[self.gcode[rm]], pos[self.gsim[gm]], int(keep.sum()), self.fam)
+
     def _sum_rows(self, v):
         return np.bincount(self.rsim, weights=v, minlength=self.S)
 
@@ -194,10 +202,10 @@ class _Stacked:
         return u, beta, eta, self.laplace(u, eta, L)
 
 
-def _minimise1(f, lo, hi, golden_iters=24, newton_iters=4, h=1e-5):
+def _minimise1(f, lo, hi, golden_iters=16, newton_iters=4, h=1e-5):
     """Vectorised minimisation of f (S,) -> (S,) over [lo, hi] (theta >= 0).
 
-    Golden-section search narrows each interval to ~1e-5 of its width, then
+    Golden-section search narrows each interval to ~1e-3 of its width, then
     Newton steps on central differences locate the minimum to ~1e-10, as the
     general path's Brent search does.
     """
@@ -292,46 +300,52 @@ def ri_glmer_fit(st: _Stacked, nAGQ: int):
     fx = fn(par)
     ok &= np.isfinite(fx)
     active = ok.copy()
-    H = np.full((S, p + 1, p + 1), np.nan)
+    Hf = np.full((S, p + 1, p + 1), np.nan)
     for _ in range(30):
         if not active.any():
             break
-        g, Hn = _deriv12(fn, par, fx)
-        H = np.where(active[:, None, None], Hn, H)
+        # Only the simulations still moving are evaluated.
+        idx = np.flatnonzero(active)
+        sub = st.subset(active) if idx.size < S else st
+        lp_sub = lp0[active[st.rsim]] if idx.size < S else lp0
+
+        def fs(x, sub=sub, lp_sub=lp_sub):
+            return sub.criterion(x, lp_sub, rule)
+
+        pa, fa = par[idx], fx[idx]
+        g, Hn = _deriv12(fs, pa, fa)
+        Hf[idx] = Hn
         with np.errstate(invalid="ignore"):
             try:
                 ev = np.linalg.eigvalsh(np.where(np.isfinite(Hn), Hn, 0.0))
             except np.linalg.LinAlgError:
-                ev = np.full((S, p + 1), np.nan)
+                ev = np.full((idx.size, p + 1), np.nan)
         pos = np.all(ev > 0, axis=1) & np.all(np.isfinite(Hn), axis=(1, 2))
-        ok &= ~(active & ~pos)
-        active &= pos
         Hs = np.where(pos[:, None, None], Hn, np.eye(p + 1))
         step = -np.linalg.solve(Hs, np.where(pos[:, None], g, 0.0)[..., None])[..., 0]
-        step = np.where(active[:, None], step, 0.0)
-        small = np.max(np.abs(step) / np.maximum(np.abs(par), 1e-2), axis=1) < 1e-8
+        step = np.where(pos[:, None], step, 0.0)
+        small = np.max(np.abs(step) / np.maximum(np.abs(pa), 1e-2), axis=1) < 1e-8
         # step halving until the criterion does not go up
-        fac = np.ones(S)
-        new = par + step
-        fnew = fn(new)
+        fac = np.ones(idx.size)
+        new = pa + step
+        fnew = fs(new)
         for _k in range(8):
-            worse = active & ~(fnew <= fx + 1e-10 * np.abs(fx))
+            worse = pos & ~(fnew <= fa + 1e-10 * np.abs(fa))
             if not worse.any():
                 break
             fac = np.where(worse, fac / 2, fac)
-            new = np.where(worse[:, None], par + fac[:, None] * step, new)
-            fnew = np.where(worse, fn(new), fnew)
-        worse = active & ~(fnew <= fx + 1e-10 * np.abs(fx))
-        accept = active & ~worse
-        par = np.where(accept[:, None], new, par)
-        fx = np.where(accept, fnew, fx)
-        ok &= par[:, 0] >= 1e-4
-        # converged: a full step that was tiny, or no further decrease possible
-        fin = active & (small | worse)
-        active &= ~fin & ok
+            new = np.where(worse[:, None], pa + fac[:, None] * step, new)
+            fnew = np.where(worse, fs(new), fnew)
+        worse = pos & ~(fnew <= fa + 1e-10 * np.abs(fa))
+        accept = pos & ~worse
+        par[idx] = np.where(accept[:, None], new, pa)
+        fx[idx] = np.where(accept, fnew, fa)
+        ok[idx] &= pos & (par[idx, 0] >= 1e-4)
+        # Converged: a tiny full step (its Hessian, taken 1e-8 away, is the final
+        # one to deriv12's precision) or no further decrease possible.
+        fin = small | worse
+        active[idx] = ~fin & ok[idx]
     ok &= ~active          # no convergence in 30 Newton steps
-    # Hessian at the final parameters, as lme4's deriv12 after the optimiser.
-    _, Hf = _deriv12(fn, par, fx)
     V = np.full((S, p, p), np.nan)
     with np.errstate(invalid="ignore"):
         good = ok & np.all(np.isfinite(Hf), axis=(1, 2))
