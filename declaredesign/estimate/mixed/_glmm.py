@@ -42,6 +42,19 @@ class Family:
     family: str
     link: str
 
+    def linkfun(self, mu):
+        if self.link == "logit":
+            return special.logit(mu)
+        if self.link == "probit":
+            return special.ndtri(mu)
+        return np.log(mu)
+
+    def mustart(self, y, wt):
+        """R's family$initialize starting values."""
+        if self.family == "binomial":
+            return (wt * y + 0.5) / (wt + 1)
+        return y + 0.1
+
     def linkinv(self, eta):
         if self.link == "logit":
             return np.clip(special.expit(eta), _EPS, 1 - _EPS)
@@ -178,6 +191,7 @@ class GLMM:
         self.u = np.zeros(self.q)
         self.beta = np.zeros(self.p)
         self.lp0 = np.zeros(self.n)
+        self.w_rx = None      # nAGQ = 0: the weights lme4's RX belongs to
 
     # ------------------------------------------------------------------ PIRLS
     def _ZL(self, theta):
@@ -282,6 +296,44 @@ class GLMM:
                 raise EstimationError("glmer: PIRLS step-halvings failed to reduce the "
                                       "deviance.")
             oldpdev, u_old = pdev, u
+        raise EstimationError("glmer: PIRLS did not converge.")
+
+    def pirls_ub_lme4(self, theta, lp0, tol=1e-7, maxit=100):
+        """lme4's joint (u, beta) pwrssUpdate replayed (the nAGQ = 0 criterion).
+
+        Returns u, beta, eta, the Cholesky factor and the weights it was built
+        from (those of the iterate before the last, as in lme4).
+        """
+        ZL = self._ZL(theta)
+        q = self.q
+        A = np.hstack([ZL.toarray(), self.X])
+        pen = np.r_[np.ones(q), np.zeros(self.p)]
+        eta = self.offset + lp0
+        mu = self.fam.linkinv(eta)
+        oldpdev, par_old = np.inf, np.zeros(q + self.p)
+        for _ in range(maxit):
+            me = self.fam.mu_eta(eta)
+            w = self.wt * me**2 / self.fam.variance(mu)
+            z = eta - self.offset + (self.y - mu) / me
+            M = A.T @ (A * w[:, None])
+            M[np.diag_indices_from(M)] += pen
+            par = sla.solve(M, A.T @ (w * z), assume_a="pos", check_finite=False)
+            eta = A @ par + self.offset
+            mu = self.fam.linkinv(eta)
+            pdev = self.pdev(eta, par[:q])
+            if abs((oldpdev - pdev) / pdev) < tol:
+                return par[:q], par[q:], eta, self._chol(ZL, w), w
+            k = 0
+            while (not np.isfinite(pdev) or pdev > oldpdev) and k < 20:
+                par = (par_old + par) / 2
+                eta = A @ par + self.offset
+                mu = self.fam.linkinv(eta)
+                pdev = self.pdev(eta, par[:q])
+                k += 1
+            if not np.isfinite(pdev) or pdev - oldpdev > tol:
+                raise EstimationError("glmer: PIRLS step-halvings failed to reduce the "
+                                      "deviance.")
+            oldpdev, par_old = pdev, par
         raise EstimationError("glmer: PIRLS did not converge.")
 
     def pirls_ub(self, theta, tol=1e-12, maxit=200):
@@ -391,11 +443,11 @@ class GLMM:
             r = so.minimize(f0, th0, method="L-BFGS-B", bounds=bounds,
                             options=dict(ftol=1e-12, gtol=1e-8, maxiter=500))
             theta = np.where(np.isfinite(lower), np.maximum(r.x, lower), r.x)
-        val0 = f0(theta)
+        f0(theta)
         # Each stage-two PIRLS starts from this linear predictor, as lme4's lp0.
         self.lp0 = self.X @ self.beta + self._ZL(theta) @ self.u
         if nAGQ == 0:
-            return np.r_[theta, self.beta], val0, None
+            return self._fit_nagq0(theta)
         rule = None if nAGQ == 1 else gh_rule(nAGQ)
         fn = lambda x: self.dev(x, rule)  # noqa: E731
         lo2 = np.r_[lower, np.full(self.p, -np.inf)]
@@ -407,6 +459,36 @@ class GLMM:
         if not np.isfinite(val):
             raise EstimationError("glmer: the optimiser found no finite deviance.")
         return par, val, H
+
+    def _fit_nagq0(self, theta_exact):
+        """lme4's nAGQ = 0 fit: its criterion replayed from lme4's starting state.
+
+        lme4 first runs the joint PIRLS at theta0 from R's ``mustart``; every
+        evaluation then starts from that linear predictor.
+        """
+        re = self.re
+        th0 = re.theta0
+        eta0 = self.fam.linkfun(self.fam.mustart(self.y, self.wt))
+        u, beta, eta, _, _ = self.pirls_ub_lme4(th0, eta0 - self.offset)
+        lp0 = eta - self.offset
+
+        def f(theta):
+            try:
+                u, b, eta, L, _ = self.pirls_ub_lme4(np.atleast_1d(theta), lp0)
+            except (EstimationError, np.linalg.LinAlgError, ValueError):
+                return np.inf
+            return self.laplace(u, eta, L)
+
+        if th0.size == 1:
+            theta = np.array([stage1_scalar(lambda t: f(np.array([t])))])
+        else:
+            bounds = [(lo if np.isfinite(lo) else None, None) for lo in re.lower]
+            r = so.minimize(f, theta_exact, method="L-BFGS-B", bounds=bounds,
+                            options=dict(ftol=1e-12, gtol=1e-8, maxiter=500))
+            theta = np.where(np.isfinite(re.lower), np.maximum(r.x, re.lower), r.x)
+        u, beta, eta, L, w = self.pirls_ub_lme4(theta, lp0)
+        self.u, self.beta, self.w_rx = u, beta, w
+        return np.r_[theta, beta], self.laplace(u, eta, L), None
 
     @staticmethod
     def _newton(fn, par, lower, steps=5):

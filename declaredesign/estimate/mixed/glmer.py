@@ -383,6 +383,9 @@ def _vcov(m: GLMM, par, H, nAGQ):
     nt = m.re.theta0.size
     theta, beta = par[:nt], par[nt:]
     u, eta, L, ZL, w = m.pirls_u(theta, beta)
+    if nAGQ == 0 and m.w_rx is not None:
+        w = m.w_rx
+        L = m._chol(ZL, w)
     WX = m.X * w[:, None]
     ZtWX = np.asarray(ZL.T @ WX)
     S = m.X.T @ WX - ZtWX.T @ m._solveL(L, ZtWX)
