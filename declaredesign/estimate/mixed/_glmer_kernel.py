@@ -145,7 +145,15 @@ class _Stacked:
         return val
 
     # ------------------------------------------------------------ stage one
-    def stage0(self, theta, beta, u, tol=1e-12, maxit=200):
+    def lme4_start_fails(self) -> np.ndarray:
+        """Simulations where lme4's first PIRLS (joint, theta = 1, from R's mustart,
+        relative tolerance 1e-7, 100 iterations) does not converge: lme4 stops there
+        with "pwrssUpdate did not converge", e.g. under complete separation."""
+        eta0 = self.fam.linkfun(self.fam.mustart(self.y, self.wt))
+        return ~self.stage0(np.ones(self.S), np.zeros((self.S, self.p)), np.zeros(self.G),
+                            eta0=eta0, lme4_rule=True)
+
+    def stage0(self, theta, beta, u, tol=1e-12, maxit=200, eta0=None, lme4_rule=False):
         """Joint PIRLS over (u, beta) at theta for all simulations (lme4's nAGQ = 0).
 
         Returns u, beta, eta and the Laplace criterion (per simulation).
@@ -153,8 +161,11 @@ class _Stacked:
         fam, S, p = self.fam, self.S, self.p
         th_g, th_r = theta[self.gsim], theta[self.rsim]
         eta = np.einsum("ij,ij->i", self.X, beta[self.rsim]) + self.offset + \
-            th_r * u[self.gcode]
-        pd0 = self.pdev(eta, u)
+            th_r * u[self.gcode] if eta0 is None else eta0
+        pd0 = self.pdev(eta, u) if eta0 is None else np.full(S, np.inf)
+        if lme4_rule:
+            tol, maxit = 1e-7, 100
+            converged = np.zeros(S, dtype=bool)
         for _ in range(maxit):
             mu = fam.linkinv(eta)
             me = fam.mu_eta(eta)
@@ -191,10 +202,19 @@ class _Stacked:
                 etanew = np.einsum("ij,ij->i", self.X, bnew[self.rsim]) + self.offset + \
                     th_r * unew[self.gcode]
                 pd1 = np.where(up, self.pdev(etanew, unew), pd1)
+            if lme4_rule:
+                with np.errstate(invalid="ignore"):
+                    converged |= np.abs((pd0 - pd1) / pd1) < tol
+                u, beta, eta, pd0 = unew, bnew, etanew, pd1
+                if converged.all():
+                    break
+                continue
             conv = np.abs(pd0 - pd1) <= tol * (np.abs(pd1) + 1e-3)
             u, beta, eta, pd0 = unew, bnew, etanew, pd1
             if conv.all():
                 break
+        if lme4_rule:
+            return converged
         mu = fam.linkinv(eta)
         me = fam.mu_eta(eta)
         w = self.wt * me**2 / fam.variance(mu)
@@ -268,6 +288,7 @@ def ri_glmer_fit(st: _Stacked, nAGQ: int):
     S, p = st.S, st.p
     from ._glmm import _GRID
 
+    start_fails = st.lme4_start_fails()
     # ---- stage one: theta with beta inside PIRLS, vectorised grid + golden section
     u = np.zeros(st.G)
     beta = np.zeros((S, p))
@@ -291,7 +312,7 @@ def ri_glmer_fit(st: _Stacked, nAGQ: int):
     lp0 = eta0 - st.offset
     # ---- stage two: Newton on (theta, beta) with deriv12 derivatives
     rule = None if nAGQ == 1 else gh_rule(nAGQ)
-    ok = theta >= 1e-4        # boundary fits go to the general path
+    ok = (theta >= 1e-4) & ~start_fails    # boundary fits and lme4 failures: general path
     par = np.column_stack([theta, bb])
 
     def fn(x):
@@ -301,6 +322,7 @@ def ri_glmer_fit(st: _Stacked, nAGQ: int):
     ok &= np.isfinite(fx)
     active = ok.copy()
     Hf = np.full((S, p + 1, p + 1), np.nan)
+    Gf = np.full((S, p + 1), np.nan)
     for _ in range(30):
         if not active.any():
             break
@@ -314,7 +336,7 @@ def ri_glmer_fit(st: _Stacked, nAGQ: int):
 
         pa, fa = par[idx], fx[idx]
         g, Hn = _deriv12(fs, pa, fa)
-        Hf[idx] = Hn
+        Hf[idx], Gf[idx] = Hn, g
         with np.errstate(invalid="ignore"):
             try:
                 ev = np.linalg.eigvalsh(np.where(np.isfinite(Hn), Hn, 0.0))
@@ -357,7 +379,35 @@ def ri_glmer_fit(st: _Stacked, nAGQ: int):
             good &= evv[:, 0] > 0
             V = np.where(good[:, None, None], Vg, np.nan)
     ok &= good
-    return dict(beta=par[:, 1:], theta=par[:, 0], vcov=V, crit=fx, ok=ok)
+    return dict(beta=par[:, 1:], theta=par[:, 0], vcov=V, crit=fx, ok=ok,
+                messages=_conv_messages(Gf, Hf, ok))
+
+
+def _conv_messages(G, H, ok):
+    """lme4's checkConv messages per simulation (None when clean).
+
+    The conditions are screened for all simulations at once; the messages are
+    written only for the few that trip one.
+    """
+    from ._glmm import conv_messages
+
+    S = G.shape[0]
+    out = np.full(S, None, dtype=object)
+    if not ok.any():
+        return out
+    Hs = np.where(ok[:, None, None], H, np.eye(H.shape[1]))
+    Gs = np.where(ok[:, None], G, 0.0)
+    flag = np.zeros(S, dtype=bool)
+    for M in (Hs[:, 1:, 1:], Hs):
+        ev = np.linalg.eigvalsh(M)
+        flag |= (ev[:, 0] < 1e-6) | (ev[:, -1] * 1e-6 > 1) | (ev[:, 0] / ev[:, -1] < 1e-6)
+    L = np.linalg.cholesky(np.where(flag[:, None, None], np.eye(H.shape[1]), Hs))
+    scgrad = np.linalg.solve(L, Gs[..., None])[..., 0]
+    flag |= np.max(np.minimum(np.abs(scgrad), np.abs(Gs)), axis=1) > 2e-3
+    for s in np.flatnonzero(flag & ok):
+        msgs = conv_messages(G[s], H[s], 1)
+        out[s] = "; ".join(msgs) or None
+    return out
 
 
 # ------------------------------------------------------------------- kernel
@@ -446,7 +496,7 @@ def _fast_path(batch, gf, needed, gcol, fam, formula, nAGQ, conf_level) -> pd.Da
         done = res["ok"]
         if done.any():
             out.append(_rows(keep[done], names, res["beta"][done], res["vcov"][done],
-                             gf.response, conf_level))
+                             gf.response, conf_level, res["messages"][done]))
         good[keep[~done]] = False
     bad = np.flatnonzero(~good)
     if bad.size:
@@ -455,7 +505,7 @@ def _fast_path(batch, gf, needed, gcol, fam, formula, nAGQ, conf_level) -> pd.Da
     return df.sort_values("sim", kind="stable").reset_index(drop=True)
 
 
-def _rows(sims, names, est, V, response, conf_level) -> pd.DataFrame:
+def _rows(sims, names, est, V, response, conf_level, messages) -> pd.DataFrame:
     S, p = est.shape
     se = np.sqrt(np.diagonal(V, axis1=1, axis2=2))
     z = est / se
@@ -466,7 +516,8 @@ def _rows(sims, names, est, V, response, conf_level) -> pd.DataFrame:
         "estimate": est.ravel(), "std_error": se.ravel(), "statistic": z.ravel(),
         "p_value": (2 * stats.norm.sf(np.abs(z))).ravel(),
         "conf_low": (est - crit * se).ravel(), "conf_high": (est + crit * se).ravel(),
-        "df": np.inf, "outcome": response, "error": None, "warning": None,
+        "df": np.inf, "outcome": response, "error": None,
+        "warning": np.repeat(messages, p),
     })
 
 

@@ -28,7 +28,7 @@ from scipy import special, stats
 
 from ...errors import EstimationError
 
-__all__ = ["Family", "make_family", "GLMM", "gh_rule", "deriv12"]
+__all__ = ["Family", "make_family", "GLMM", "gh_rule", "deriv12", "conv_messages"]
 
 _EPS = np.finfo(float).eps
 _PROBIT_THRESH = -stats.norm.ppf(_EPS)
@@ -165,6 +165,46 @@ def stage1_scalar(f) -> float:
     t = float(r.x) if r.fun <= vals[i] else float(_GRID[i])
     f(t)   # leave the warm-started state at the optimum
     return t
+
+
+def conv_messages(g, H, ntheta: int, tol_grad: float = 2e-3, tol_hess: float = 1e-6):
+    """lme4's checkConv warnings from the deriv12 gradient and Hessian at the optimum."""
+    msgs = []
+    try:
+        R = np.linalg.cholesky(H).T
+        scgrad = sla.solve_triangular(R, g, trans="T", lower=False)
+    except np.linalg.LinAlgError:
+        scgrad = None
+    if scgrad is None or not np.all(np.isfinite(scgrad)):
+        msgs.append("unable to evaluate scaled gradient")
+    else:
+        mingrad = np.minimum(np.abs(scgrad), np.abs(g))
+        if mingrad.max() > tol_grad:
+            msgs.append(f"Model failed to converge with max|grad| = {mingrad.max():g} "
+                        f"(tol = {tol_grad:g}, component {int(np.argmax(mingrad)) + 1})")
+    for M, label in ((H[ntheta:, ntheta:], "fixed-effect "), (H, "")):
+        if M.size == 0:
+            continue
+        try:
+            ev = np.linalg.eigvalsh(M)
+        except np.linalg.LinAlgError:
+            msgs.append("Problem with Hessian check (infinite or missing values?)")
+            continue
+        neg = int(np.sum(ev < -tol_hess))
+        if neg:
+            msgs.append(f"Model failed to converge: degenerate {label}Hessian with {neg} "
+                        "negative eigenvalues")
+        elif np.any(np.abs(ev) < tol_hess) or ev.min() <= 0:
+            msgs.append(f"{label}Hessian is numerically singular: parameters are not "
+                        "uniquely determined".strip())
+        else:
+            if ev.max() * tol_hess > 1:
+                msgs.append("Model is nearly unidentifiable: very large eigenvalue"
+                            "\n - Rescale variables?")
+            if ev.min() / ev.max() < tol_hess:
+                msgs.append("Model is nearly unidentifiable: large eigenvalue ratio"
+                            "\n - Rescale variables?")
+    return msgs
 
 
 class GLMM:
@@ -334,7 +374,7 @@ class GLMM:
                 raise EstimationError("glmer: PIRLS step-halvings failed to reduce the "
                                       "deviance.")
             oldpdev, par_old = pdev, par
-        raise EstimationError("glmer: PIRLS did not converge.")
+        raise EstimationError("glmer: pwrssUpdate did not converge in (maxit) iterations.")
 
     def pirls_ub(self, theta, tol=1e-12, maxit=200):
         """Conditional modes and beta together (lme4's nAGQ = 0 step)."""
@@ -422,12 +462,16 @@ class GLMM:
     def fit(self, nAGQ: int = 1):
         """Two-stage optimisation.
 
-        Returns ``(par, criterion, H)`` with ``par = (theta, beta)`` and ``H`` the
-        deriv12 Hessian of the criterion at ``par`` (None for nAGQ = 0, where lme4
+        Returns ``(par, criterion, H, g)`` with ``par = (theta, beta)`` and ``H``, ``g``
+        the deriv12 Hessian and gradient of the criterion at ``par`` (None for nAGQ = 0, where lme4
         computes none).
         """
         re = self.re
         lower = re.lower
+        # lme4 starts with a joint PIRLS at theta0 from R's mustart and stops if it
+        # does not converge (complete separation, for one).
+        eta0 = self.fam.linkfun(self.fam.mustart(self.y, self.wt))
+        self.pirls_ub_lme4(re.theta0, eta0 - self.offset)
         self.u[:] = 0
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
         f0 = self.dev0
@@ -455,10 +499,10 @@ class GLMM:
         r = so.minimize(fn, np.r_[theta, self.beta], method="L-BFGS-B", bounds=bounds2,
                         options=dict(ftol=1e-12, gtol=1e-7, maxiter=2000, eps=1e-7))
         par = np.where(np.isfinite(lo2), np.maximum(r.x, lo2), r.x)
-        par, val, H = self._newton(fn, par, lo2)
+        par, val, H, g = self._newton(fn, par, lo2)
         if not np.isfinite(val):
             raise EstimationError("glmer: the optimiser found no finite deviance.")
-        return par, val, H
+        return par, val, H, g
 
     def _fit_nagq0(self, theta_exact):
         """lme4's nAGQ = 0 fit: its criterion replayed from lme4's starting state.
@@ -488,35 +532,35 @@ class GLMM:
             theta = np.where(np.isfinite(re.lower), np.maximum(r.x, re.lower), r.x)
         u, beta, eta, L, w = self.pirls_ub_lme4(theta, lp0)
         self.u, self.beta, self.w_rx = u, beta, w
-        return np.r_[theta, beta], self.laplace(u, eta, L), None
+        return np.r_[theta, beta], self.laplace(u, eta, L), None, None
 
     @staticmethod
     def _newton(fn, par, lower, steps=5):
         """Newton steps with lme4's deriv12 derivatives, for ~1e-8 accuracy.
 
-        The last Hessian is the one lme4 inverts for vcov.
+        Returns ``(par, f, H, g)``; the last Hessian is the one lme4 inverts for vcov.
         """
         fx = fn(par)
         for _ in range(steps):
             if np.any(np.isfinite(lower) & (par - lower < 1e-4)):
                 # On the boundary Newton steps do not apply; lme4 (1.1-31) still
                 # takes deriv12's Hessian there (evaluating just outside the bound).
-                return par, fx, deriv12(fn, par, fx)[1]
+                return (par, fx, *deriv12(fn, par, fx)[::-1])
             g, H = deriv12(fn, par, fx)
             try:
                 if np.any(np.linalg.eigvalsh(H) <= 0):
-                    return par, fx, H
+                    return par, fx, H, g
                 step = -np.linalg.solve(H, g)
             except np.linalg.LinAlgError:
-                return par, fx, H
+                return par, fx, H, g
             new = par + step
             new = np.where(np.isfinite(lower), np.maximum(new, lower), new)
             fnew = fn(new)
             if not fnew <= fx + 1e-10 * abs(fx):
-                return par, fx, H
+                return par, fx, H, g
             small = np.max(np.abs(new - par) / np.maximum(np.abs(par), 1e-2)) < 1e-8
             par, fx = new, fnew
             if small:
                 break
         g, H = deriv12(fn, par, fx)
-        return par, fx, H
+        return par, fx, H, g

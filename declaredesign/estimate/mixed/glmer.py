@@ -20,7 +20,7 @@ from ._formula import (
     parse_lmer_formula,
     term_matrix,
 )
-from ._glmm import GLMM, Family, make_family
+from ._glmm import GLMM, Family, conv_messages, make_family
 
 __all__ = ["glmer", "GlmerFit"]
 
@@ -132,6 +132,8 @@ def _response(gf: GlmerFormula, data, fam: Family):
         return y, wt
     y = _eval(gf.response, data)
     wt = np.ones(n)
+    if y.size and np.all(y == y[0]):
+        raise EstimationError("glmer: response is constant.")
     if fam.family == "binomial" and (np.any(y < 0) or np.any(y > 1)):
         raise EstimationError("glmer: a binomial response must be 0/1 (or a proportion "
                               "between 0 and 1), or cbind(successes, failures).")
@@ -363,10 +365,13 @@ def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson
         raise EstimationError("glmer: nAGQ > 1 is only available for models with a single, "
                               "scalar random-effects term.")
     m = GLMM(X, y, wt, offset, re, fam)
-    par, crit, H = m.fit(int(nAGQ))
+    par, crit, H, g = m.fit(int(nAGQ))
+    if H is not None and n <= 10000:
+        # lme4's convergence checks (checkConv) on the final derivatives
+        messages.extend(conv_messages(g, H, re.theta0.size))
     fit = _assemble(m, gf, xnames, par, crit, H, int(nAGQ), messages)
-    if fit.is_singular:
-        warnings.warn(f"glmer: {_SINGULAR_MSG}", FitWarning, stacklevel=2)
+    for msg in fit.messages[len(dropped) > 0:]:
+        warnings.warn(f"glmer: {msg}", FitWarning, stacklevel=2)
     fit.dropped = dropped
     fit.conf_level = float(conf_level)
     return fit

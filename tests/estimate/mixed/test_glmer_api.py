@@ -55,6 +55,15 @@ def test_bad_formulas_and_data(data):
         glmer("y ~ x + (1 | g)", data[data.g == "G01"])
 
 
+def test_lme4_failures_are_errors(data):
+    # lme4: "Response is constant"; complete separation stops its first PIRLS
+    with pytest.raises(EstimationError, match="constant"):
+        glmer("y ~ x + (1 | g)", data.assign(y=0))
+    sep = data.assign(y=(data.x > 0).astype(float))
+    with pytest.raises(EstimationError, match="pwrssUpdate did not converge"):
+        glmer("y ~ x + (1 | g)", sep)
+
+
 def test_cbind_equals_expanded_binary_rows(data):
     # n Bernoulli rows per binomial row give the same fixed effects and theta
     # (the likelihoods differ by the binomial coefficients only).

@@ -59,6 +59,8 @@ def _compare(out, frames, formula, tol=1e-6, **kw):
             err = np.abs(got[c] - want[c]) / scale
             assert err.max() < t, (s, c, err.max())
         assert (got["df"] == np.inf).all()
+        # the same lme4 messages (singular fit, convergence checks)
+        assert set(got["warning"].fillna("")) == {"; ".join(fit.messages)}
 
 
 CASES = [
@@ -97,6 +99,16 @@ def test_singular_and_failed_simulations_in_one_batch():
     r2 = out[out.sim == 2]
     assert len(r2) == 1 and np.isnan(r2["estimate"].iloc[0])
     assert "grouping factor" in r2["error"].iloc[0]
+
+
+def test_lme4_failures_in_a_batch_are_error_rows():
+    rng = np.random.default_rng(4)
+    good, sep = _dataset(rng, 12, (4, 8), 1.0), _dataset(rng, 12, (4, 8), 1.0)
+    sep["y"] = (sep["x"] > 0).astype(float)       # complete separation
+    out = KERNEL(_batch([good, sep]), "y ~ x + (1 | g)", family="binomial")
+    assert out[out.sim == 0]["error"].isna().all()
+    r = out[out.sim == 1]
+    assert len(r) == 1 and "pwrssUpdate did not converge" in r["error"].iloc[0]
 
 
 def test_other_formulas_use_the_general_fit():
