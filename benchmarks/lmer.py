@@ -1,10 +1,14 @@
-"""Time lmer on forum-like datasets: batched fast path vs general fit vs statsmodels.
+"""Time lmer and glmer: batched fast paths vs the general fit (and statsmodels for lmer).
 
 Each dataset has 10 classes (5 treated), 27 students per class and 3 tests per
 student: 810 rows, 270 students, fitted as ``score ~ treatment + (1 | student)``
 by REML with Satterthwaite df.
 
-Usage: python benchmarks/lmer.py [--sims 1000] [--slow-sims 20]
+glmer: 30 clusters of 20 rows, ``passed ~ treatment + x + (1 | cluster)`` (logistic)
+and ``visits ~ treatment + x + offset(log(expo)) + (1 | cluster)`` (Poisson), Laplace
+and nAGQ = 10; per-dataset times of the batched kernel vs the general fit.
+
+Usage: python benchmarks/lmer.py [--sims 1000] [--slow-sims 20] [--glmer-sims 200]
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import pandas as pd
 
 from declaredesign.batch import Batch
 from declaredesign.estimate._protocol import get_batched
-from declaredesign.estimate.mixed import lmer
+from declaredesign.estimate.mixed import glmer, lmer
 
 FORMULA = "score ~ treatment + (1 | student)"
 
@@ -40,6 +44,47 @@ def make_batch(n_sims: int, seed: int = 1) -> Batch:
                  np.repeat(np.arange(n_sims), rows), n_sims, id_columns=["student"])
 
 
+def make_glmer_batch(n_sims: int, seed: int = 2) -> Batch:
+    rng = np.random.default_rng(seed)
+    n_cl, per = 30, 20
+    rows = n_cl * per
+    cluster = np.tile(np.repeat(np.arange(1, n_cl + 1), per), n_sims)
+    treatment = (np.argsort(rng.random((n_sims, n_cl)), axis=1) < n_cl // 2)[
+        :, np.repeat(np.arange(n_cl), per)].astype(float).ravel()
+    x = rng.normal(size=n_sims * rows)
+    u = rng.normal(0, 0.8, (n_sims, n_cl))[:, np.repeat(np.arange(n_cl), per)].ravel()
+    eta = -0.5 + 0.4 * treatment + 0.5 * x + u
+    expo = rng.uniform(0.5, 2.0, n_sims * rows)
+    return Batch({"passed": rng.binomial(1, 1 / (1 + np.exp(-eta))).astype(float),
+                  "visits": rng.poisson(expo * np.exp(eta)).astype(float),
+                  "expo": expo, "treatment": treatment, "x": x, "cluster": cluster},
+                 np.repeat(np.arange(n_sims), rows), n_sims, id_columns=["cluster"])
+
+
+def glmer_timings(n_sims: int, slow_sims: int) -> None:
+    batch = make_glmer_batch(n_sims)
+    kernel = get_batched(glmer)
+    frames = batch.select_sims(range(slow_sims)).split()
+    us = 1e6
+    print(f"glmer, 600 rows / 30 clusters per dataset ({n_sims} batched, {slow_sims} general)")
+    for formula, family in [("passed ~ treatment + x + (1 | cluster)", "binomial"),
+                            ("visits ~ treatment + x + offset(log(expo)) + (1 | cluster)",
+                             "poisson")]:
+        for nagq in (1, 10):
+            def fast(formula=formula, family=family, nagq=nagq):
+                kernel(batch, formula, family=family, nAGQ=nagq)
+
+            def general(formula=formula, family=family, nagq=nagq):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    for d in frames:
+                        glmer(formula, d, family=family, nAGQ=nagq)
+            t_fast = best_of(fast, repeat=1) / n_sims
+            t_gen = best_of(general, repeat=1) / slow_sims
+            print(f"  {family:8s} nAGQ={nagq:<2d} batched {t_fast * us:10.1f} us, general "
+                  f"{t_gen * us:10.1f} us per dataset (x{t_gen / t_fast:.0f})")
+
+
 def best_of(f, repeat=3):
     times = []
     for _ in range(repeat):
@@ -53,7 +98,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sims", type=int, default=1000)
     ap.add_argument("--slow-sims", type=int, default=20)
+    ap.add_argument("--glmer-sims", type=int, default=200)
+    ap.add_argument("--glmer-only", action="store_true")
     args = ap.parse_args()
+    if args.glmer_only:
+        glmer_timings(args.glmer_sims, min(args.slow_sims, 5))
+        return
     batch = make_batch(args.sims)
     kernel = get_batched(lmer)
     kernel(batch.select_sims(range(5)), FORMULA)  # warm up imports
@@ -86,6 +136,7 @@ def main() -> None:
           f"(x{t_gen / t_fast:.0f} slower)")
     print(f"  statsmodels MixedLM (no df): {t_sm * us:10.1f} us per dataset "
           f"(x{t_sm / t_fast:.0f} slower)")
+    glmer_timings(args.glmer_sims, min(args.slow_sims, 5))
 
 
 if __name__ == "__main__":

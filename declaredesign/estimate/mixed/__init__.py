@@ -1,6 +1,7 @@
-"""Linear mixed models: ``lmer`` as lme4 + lmerTest + broom.mixed, with a batched kernel."""
+"""Mixed models: ``lmer`` (lme4 + lmerTest) and ``glmer`` (lme4), with batched kernels."""
 
 from ._formula import BarTerm, LmerFormula, parse_lmer_formula
+from .glmer import GlmerFit, glmer
 from .lmer import LmerFit, lmer
 
-__all__ = ["lmer", "LmerFit", "parse_lmer_formula", "LmerFormula", "BarTerm"]
+__all__ = ["lmer", "LmerFit", "glmer", "GlmerFit", "parse_lmer_formula", "LmerFormula", "BarTerm"]

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ...errors import FormulaError
 
@@ -200,46 +199,33 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
     return LmerFormula(response=lhs, fixed=fixed, bars=tuple(bars))
 
 
-_TREAT = re.compile(r"\[T\.(.*?)\]")
+_LHS = "_dd_lhs_"
 
 
-def _rename(cols: list[str]) -> list[str]:
-    """formulaic's column names as R's: ``(Intercept)``, ``f3[T.b]`` -> ``f3b``."""
-    return ["(Intercept)" if c == "Intercept" else _TREAT.sub(r"\1", c) for c in cols]
+def term_matrix(expr: str, data, func: str = "lmer") -> tuple[np.ndarray, list[str]]:
+    """Model matrix of a random-effect term's right-hand side ``expr`` (R's column names).
+
+    The shared :func:`~declaredesign.estimate._formula.model_frame` wants a two-sided
+    formula, so a constant placeholder response is supplied.
+    """
+    from .._formula import model_frame
+
+    cols = {c: data[c] for c in data.keys()}
+    n = len(next(iter(cols.values()))) if cols else 0
+    cols[_LHS] = np.zeros(n)
+    mf = model_frame(f"{_LHS} ~ {expr}", cols, func=func)
+    return mf.X, mf.columns
 
 
-def term_matrix(expr: str, data: pd.DataFrame, func: str = "lmer") -> tuple[np.ndarray, list[str]]:
-    """Model matrix of a right-hand side ``expr`` (R's column names)."""
-    import formulaic
-
-    try:
-        mm = formulaic.model_matrix(expr, data, na_action="ignore")
-    except Exception as e:  # formulaic raises many kinds; re-raise ours with context
-        raise FormulaError(f"{func}(formula=...): cannot build the model matrix of {expr!r}: "
-                           f"{e}") from e
-    return np.asarray(mm, dtype=float), _rename(list(mm.columns))
-
-
-def fixed_matrix(f: LmerFormula, data: pd.DataFrame, func: str = "lmer",
-                 with_terms: bool = False):
+def fixed_matrix(f: LmerFormula, data, func: str = "lmer", with_terms: bool = False):
     """Response vector, fixed-effects matrix and its column names.
 
     With ``with_terms`` also a dict from each formula term (R's label, e.g.
-    ``"x:f3"``) to the names of its columns.
+    ``"x:f3"``) to the names of its columns. ``data`` has no missing values in the
+    used columns (rows are dropped before, over the random-effect columns too).
     """
-    import formulaic
+    from .._formula import model_frame
 
-    try:
-        y, X = formulaic.model_matrix(f.fixed_formula, data, na_action="ignore")
-    except Exception as e:
-        raise FormulaError(f"{func}(formula=...): cannot build the fixed-effects matrix of "
-                           f"{f.fixed_formula!r}: {e}") from e
-    names = _rename(list(X.columns))
-    out = (np.asarray(y, dtype=float).reshape(-1), np.asarray(X, dtype=float), names)
-    if not with_terms:
-        return out
-    terms = {}
-    for term, sl in X.model_spec.term_slices.items():
-        label = "(Intercept)" if str(term) == "1" else str(term)
-        terms[label] = names[sl]
-    return (*out, terms)
+    mf = model_frame(f.fixed_formula, data, func=func)
+    out = (np.asarray(mf.y, dtype=float).reshape(-1), mf.X, mf.columns)
+    return (*out, mf.term_columns) if with_terms else out

@@ -304,35 +304,42 @@ class LmerFit:
                 "estimate": est, "std_error": se, "statistic": stat, "df": df, "p_value": p,
                 "conf_low": est - crit * se, "conf_high": est + crit * se}))
         if "ran_pars" in effects:
-            vc = self._varcorr
-            # broom.mixed lists, per group, each sd followed by its correlations
-            # with the later terms (sd1, cor12, cor13, sd2, cor23, sd3).
-            order = []
-            for grp in pd.unique(vc["grp"]):
-                block = vc.index[vc["grp"] == grp]
-                for i in block:
-                    if pd.isna(vc.at[i, "var2"]):
-                        order.append(i)
-                        order.extend(j for j in block if not pd.isna(vc.at[j, "var2"])
-                                     and vc.at[j, "var1"] == vc.at[i, "var1"])
-            vc = vc.loc[order]
-            terms = []
-            for _, r in vc.iterrows():
-                if r["grp"] == "Residual":
-                    terms.append("sd__Observation")
-                elif pd.isna(r["var2"]):
-                    terms.append(f"sd__{r['var1']}")
-                else:
-                    terms.append(f"cor__{r['var1']}.{r['var2']}")
-            parts.append(pd.DataFrame({
-                "effect": "ran_pars", "group": vc["grp"].to_numpy(), "term": terms,
-                "estimate": vc["sdcor"].to_numpy(), "std_error": np.nan, "statistic": np.nan,
-                "df": np.nan, "p_value": np.nan, "conf_low": np.nan, "conf_high": np.nan}))
+            parts.append(ran_pars_table(self._varcorr))
         out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         if not conf_int:
             out = out.drop(columns=["conf_low", "conf_high"])
         out["outcome"] = self.response
         return out
+
+
+def ran_pars_table(varcorr: pd.DataFrame) -> pd.DataFrame:
+    """broom.mixed's ``ran_pars`` rows from an ``as.data.frame(VarCorr(fit))`` table.
+
+    Per group, each sd is followed by its correlations with the later terms
+    (sd1, cor12, cor13, sd2, cor23, sd3); the residual sd is ``sd__Observation``.
+    """
+    vc = varcorr
+    order = []
+    for grp in pd.unique(vc["grp"]):
+        block = vc.index[vc["grp"] == grp]
+        for i in block:
+            if pd.isna(vc.at[i, "var2"]):
+                order.append(i)
+                order.extend(j for j in block if not pd.isna(vc.at[j, "var2"])
+                             and vc.at[j, "var1"] == vc.at[i, "var1"])
+    vc = vc.loc[order]
+    terms = []
+    for _, r in vc.iterrows():
+        if r["grp"] == "Residual":
+            terms.append("sd__Observation")
+        elif pd.isna(r["var2"]):
+            terms.append(f"sd__{r['var1']}")
+        else:
+            terms.append(f"cor__{r['var1']}.{r['var2']}")
+    return pd.DataFrame({
+        "effect": "ran_pars", "group": vc["grp"].to_numpy(), "term": terms,
+        "estimate": vc["sdcor"].to_numpy(), "std_error": np.nan, "statistic": np.nan,
+        "df": np.nan, "p_value": np.nan, "conf_low": np.nan, "conf_high": np.nan})
 
 
 # ---------------------------------------------------------------------- fitting

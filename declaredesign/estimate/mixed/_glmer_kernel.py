@@ -1,0 +1,552 @@
+"""Batched ``glmer``: every simulation of a batch in one pass.
+
+Fast path: one random intercept ``(1 | g)``, numeric fixed part (offsets and a
+``cbind`` response allowed), Laplace or adaptive Gauss-Hermite. All simulations
+are fitted together: PIRLS runs on the stacked data with per-simulation
+parameters and per-simulation stopping (lme4's rule, replayed as in
+:class:`._glmm.GLMM`), stage one (theta, with beta inside PIRLS) is a vectorised
+grid-then-golden-section search, stage two a vectorised Newton iteration with
+lme4's ``deriv12`` derivatives, whose last Hessian gives the covariance of the
+fixed effects as lme4's ``vcov``. Simulations that the fast path cannot settle
+(boundary or singular fits, non-positive Hessians, Newton failures, fewer than
+two groups) are fitted one at a time by the general algorithm; a failed fit is a
+row of NaN with the reason in ``error``, a singular fit keeps its numbers and
+says so in ``warning``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ...batch import Batch
+from .._protocol import TIDY_COLUMNS
+from ._glmm import Family, gh_rule
+
+__all__ = ["glmer_kernel"]
+
+_SINGULAR_MSG = "boundary (singular) fit: see help('isSingular')"
+
+
+class _Stacked:
+    """Stacked random-intercept GLMM data of S simulations."""
+
+    def __init__(self, X, y, wt, offset, rsim, gcode, gsim, S, fam: Family):
+        self.X, self.y, self.wt, self.offset = X, y, wt, offset
+        self.rsim, self.gcode, self.gsim, self.S, self.fam = rsim, gcode, gsim, S, fam
+        self.G = gsim.size
+        self.n, self.p = X.shape
+        # Terms free of mu, summed once: the hot loop needs only loglik(mu).
+        self.sat = self._sum_rows(fam.loglik_saturated(y, wt))
+        self.norm = self._sum_rows(fam.log_norm(y, wt))
+
+    def subset(self, keep: np.ndarray) -> _Stacked:
+        """The simulations flagged in ``keep`` (bool, (S,)) as a smaller stack."""
+        pos = np.cumsum(keep) - 1
+        rm, gm = keep[self.rsim], keep[self.gsim]
+        gpos = np.cumsum(gm) - 1
+        return _Stacked(self.X[rm], self.y[rm], self.wt[rm], self.offset[rm], pos[self.rsim[rm]],
+                        gpos[self.gcode[rm]], pos[self.gsim[gm]], int(keep.sum()), self.fam)
+
+    def _sum_rows(self, v):
+        return np.bincount(self.rsim, weights=v, minlength=self.S)
+
+    def _sum_groups(self, v):
+        return np.bincount(self.gcode, weights=v, minlength=self.G)
+
+    def pdev(self, eta, u):
+        ll = self._sum_rows(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt))
+        return 2 * (self.sat - ll) + np.bincount(self.gsim, weights=u * u, minlength=self.S)
+
+    def pirls(self, theta, beta, lp0, tol=1e-7, maxit=100):
+        """lme4's pwrssUpdate replayed for every simulation (see GLMM.pirls_lme4).
+
+        Returns u (G,), eta (n,), L (G,) and a per-simulation failure flag.
+        """
+        fam = self.fam
+        th_g = theta[self.gsim]
+        th_r = theta[self.rsim]
+        fixed = np.einsum("ij,ij->i", self.X, beta[self.rsim]) + self.offset
+        eta = self.offset + lp0
+        mu = fam.linkinv(eta)
+        old = np.full(self.S, np.inf)
+        u_old = np.zeros(self.G)
+        done = np.zeros(self.S, dtype=bool)
+        fail = np.zeros(self.S, dtype=bool)
+        U, ETA, LL = np.zeros(self.G), np.zeros(self.n), np.ones(self.G)
+        for _ in range(maxit):
+            me = fam.mu_eta(eta)
+            w = self.wt * me**2 / fam.variance(mu)
+            L = np.sqrt(1.0 + th_g**2 * self._sum_groups(w))
+            z = eta - fixed + (self.y - mu) / me
+            u = th_g * self._sum_groups(w * z) / L**2
+            eta = fixed + th_r * u[self.gcode]
+            mu = fam.linkinv(eta)
+            pd = self.pdev(eta, u)
+            with np.errstate(invalid="ignore"):
+                conv = np.abs((old - pd) / pd) < tol
+            new = conv & ~done
+            if new.any():
+                gm, rm = new[self.gsim], new[self.rsim]
+                U[gm], LL[gm], ETA[rm] = u[gm], L[gm], eta[rm]
+                done |= new
+            if done.all():
+                break
+            bad = ~np.isfinite(pd) | (pd > old)
+            for _k in range(20):
+                if not (bad & ~done).any():
+                    break
+                gm, rm = (bad & ~done)[self.gsim], (bad & ~done)[self.rsim]
+                u = np.where(gm, (u_old + u) / 2, u)
+                eta = np.where(rm, fixed + th_r * u[self.gcode], eta)
+                mu = fam.linkinv(eta)
+                pd = np.where(bad, self.pdev(eta, u), pd)
+                bad = ~np.isfinite(pd) | (pd > old)
+            fail |= ~done & (~np.isfinite(pd) | (pd - old > tol))
+            old, u_old = pd, u
+        fail |= ~done
+        return U, ETA, LL, fail
+
+    def laplace(self, u, eta, L):
+        mu = self.fam.linkinv(eta)
+        ll = self._sum_rows(self.fam.loglik(self.y, mu, self.wt))
+        return (np.bincount(self.gsim, weights=2 * np.log(L) + u * u, minlength=self.S)
+                - 2 * (self.norm + ll))
+
+    def agq(self, theta, u, eta, L, rule):
+        fam = self.fam
+        th_r = theta[self.rsim]
+
+        def devc(uu, ee):
+            return uu**2 + self._sum_groups(fam.dev_resid(self.y, fam.linkinv(ee), self.wt))
+
+        devc0 = devc(u, eta)
+        sd = 1.0 / L
+        mult = np.zeros(self.G)
+        for z, w, ld in rule:
+            if z == 0:
+                mult += w
+                continue
+            du = z * sd
+            d = devc(u + du, eta + th_r * du[self.gcode])
+            mult += np.exp(-0.5 * (d - devc0) - ld) * w / np.sqrt(2 * np.pi)
+        per_group = devc0 + 2 * np.log(L) - 2 * np.log(mult)
+        return np.bincount(self.gsim, weights=per_group, minlength=self.S)
+
+    def criterion(self, par, lp0, rule):
+        """Stage-two criterion of every simulation at par (S, 1 + p)."""
+        theta, beta = par[:, 0], par[:, 1:]
+        u, eta, L, fail = self.pirls(theta, beta, lp0)
+        val = self.laplace(u, eta, L) if rule is None else self.agq(theta, u, eta, L, rule)
+        val = np.where(fail | ~np.isfinite(val), np.inf, val)
+        return val
+
+    # ------------------------------------------------------------ stage one
+    def lme4_start_fails(self) -> np.ndarray:
+        """Simulations where lme4's first PIRLS (joint, theta = 1, from R's mustart,
+        relative tolerance 1e-7, 100 iterations) does not converge: lme4 stops there
+        with "pwrssUpdate did not converge", e.g. under complete separation."""
+        eta0 = self.fam.linkfun(self.fam.mustart(self.y, self.wt))
+        return ~self.stage0(np.ones(self.S), np.zeros((self.S, self.p)), np.zeros(self.G),
+                            eta0=eta0, lme4_rule=True)
+
+    def stage0(self, theta, beta, u, tol=1e-12, maxit=200, eta0=None, lme4_rule=False):
+        """Joint PIRLS over (u, beta) at theta for all simulations (lme4's nAGQ = 0).
+
+        Returns u, beta, eta and the Laplace criterion (per simulation).
+        """
+        fam, S, p = self.fam, self.S, self.p
+        th_g, th_r = theta[self.gsim], theta[self.rsim]
+        eta = np.einsum("ij,ij->i", self.X, beta[self.rsim]) + self.offset + \
+            th_r * u[self.gcode] if eta0 is None else eta0
+        pd0 = self.pdev(eta, u) if eta0 is None else np.full(S, np.inf)
+        if lme4_rule:
+            tol, maxit = 1e-7, 100
+            converged = np.zeros(S, dtype=bool)
+        for _ in range(maxit):
+            mu = fam.linkinv(eta)
+            me = fam.mu_eta(eta)
+            w = self.wt * me**2 / fam.variance(mu)
+            z = eta - self.offset + (self.y - mu) / me
+            # Eliminate u group by group: u_j = th (sum w (z - X b)) / D_j.
+            D = 1.0 + th_g**2 * self._sum_groups(w)
+            wX = self.X * w[:, None]
+            gX = np.stack([self._sum_groups(wX[:, c]) for c in range(p)], axis=1)   # (G, p)
+            gz = self._sum_groups(w * z)
+            c = th_g**2 / D
+            # Per-simulation normal equations of beta after eliminating u.
+            cg = c[:, None] * gX
+            M = np.empty((S, p, p))
+            r = np.empty((S, p))
+            for a in range(p):
+                r[:, a] = self._sum_rows(wX[:, a] * z) - np.bincount(
+                    self.gsim, weights=cg[:, a] * gz, minlength=S)
+                for b in range(a, p):
+                    M[:, a, b] = M[:, b, a] = self._sum_rows(wX[:, a] * self.X[:, b]) - \
+                        np.bincount(self.gsim, weights=cg[:, a] * gX[:, b], minlength=S)
+            bnew = np.linalg.solve(M, r[..., None])[..., 0]
+            unew = th_g * (gz - np.einsum("gj,gj->g", gX, bnew[self.gsim])) / D
+            etanew = np.einsum("ij,ij->i", self.X, bnew[self.rsim]) + self.offset + \
+                th_r * unew[self.gcode]
+            pd1 = self.pdev(etanew, unew)
+            # Step halving where the penalized deviance went up.
+            for _k in range(10):
+                up = ~(pd1 <= pd0 + 1e-12 * np.abs(pd0))
+                if not up.any():
+                    break
+                unew = np.where(up[self.gsim], (u + unew) / 2, unew)
+                bnew = np.where(up[:, None], (beta + bnew) / 2, bnew)
+                etanew = np.einsum("ij,ij->i", self.X, bnew[self.rsim]) + self.offset + \
+                    th_r * unew[self.gcode]
+                pd1 = np.where(up, self.pdev(etanew, unew), pd1)
+            if lme4_rule:
+                with np.errstate(invalid="ignore"):
+                    converged |= np.abs((pd0 - pd1) / pd1) < tol
+                u, beta, eta, pd0 = unew, bnew, etanew, pd1
+                if converged.all():
+                    break
+                continue
+            conv = np.abs(pd0 - pd1) <= tol * (np.abs(pd1) + 1e-3)
+            u, beta, eta, pd0 = unew, bnew, etanew, pd1
+            if conv.all():
+                break
+        if lme4_rule:
+            return converged
+        mu = fam.linkinv(eta)
+        me = fam.mu_eta(eta)
+        w = self.wt * me**2 / fam.variance(mu)
+        L = np.sqrt(1.0 + th_g**2 * self._sum_groups(w))
+        return u, beta, eta, self.laplace(u, eta, L)
+
+
+def _minimise1(f, lo, hi, golden_iters=16, newton_iters=4, h=1e-5):
+    """Vectorised minimisation of f (S,) -> (S,) over [lo, hi] (theta >= 0).
+
+    Golden-section search narrows each interval to ~1e-3 of its width, then
+    Newton steps on central differences locate the minimum to ~1e-10, as the
+    general path's Brent search does.
+    """
+    g = (np.sqrt(5) - 1) / 2
+    a, b = lo.astype(float).copy(), hi.astype(float).copy()
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(golden_iters):
+        left = fc < fd
+        # left: minimum in [a, d]; the old c becomes the new d. Else in [c, b].
+        a, b = np.where(left, a, c), np.where(left, d, b)
+        new = np.where(left, b - g * (b - a), a + g * (b - a))
+        fnew = f(new)
+        c, d, fc, fd = (np.where(left, new, d), np.where(left, c, new),
+                        np.where(left, fnew, fd), np.where(left, fc, fnew))
+    x = np.where(fc < fd, c, d)
+    fx = np.minimum(fc, fd)
+    for _ in range(newton_iters):
+        hh = np.minimum(h, np.maximum(x, 1e-12) / 2)
+        fp, fm = f(x + hh), f(x - hh)
+        d1 = (fp - fm) / (2 * hh)
+        d2 = (fp - 2 * fx + fm) / hh**2
+        step = np.where(d2 > 0, -d1 / np.where(d2 > 0, d2, 1.0), 0.0)
+        step = np.clip(step, -(b - a), b - a)
+        xn = np.clip(x + step, lo, hi)
+        fn = f(xn)
+        better = fn <= fx
+        x, fx = np.where(better, xn, x), np.where(better, fn, fx)
+    return x
+
+
+def _deriv12(fun, x, fx, delta=1e-4):
+    """lme4's deriv12 for every row of x (S, k) at once."""
+    S, k = x.shape
+    H = np.empty((S, k, k))
+    g = np.empty((S, k))
+    for j in range(k):
+        xa, xs = x.copy(), x.copy()
+        xa[:, j] += delta
+        xs[:, j] -= delta
+        fa, fs = fun(xa), fun(xs)
+        H[:, j, j] = (fa - 2 * fx + fs) / delta**2
+        g[:, j] = (fa - fs) / (2 * delta)
+        for i in range(j):
+            vals = []
+            for di, dj in ((delta, delta), (delta, -delta), (-delta, delta), (-delta, -delta)):
+                t = x.copy()
+                t[:, i] += di
+                t[:, j] += dj
+                vals.append(fun(t))
+            H[:, i, j] = H[:, j, i] = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * delta**2)
+    return g, H
+
+
+def ri_glmer_fit(st: _Stacked, nAGQ: int):
+    """Fit every simulation; returns beta, vcov, theta, criterion and an ``ok`` mask.
+
+    ``ok`` is False for simulations the general path must refit.
+    """
+    S, p = st.S, st.p
+    from ._glmm import _GRID
+
+    start_fails = st.lme4_start_fails()
+    # ---- stage one: theta with beta inside PIRLS, vectorised grid + golden section
+    u = np.zeros(st.G)
+    beta = np.zeros((S, p))
+    state = {"u": u, "beta": beta}
+
+    def f0(theta):
+        uu, bb, _, val = st.stage0(theta, state["beta"], state["u"])
+        state["u"], state["beta"] = uu, bb
+        return np.where(np.isfinite(val), val, np.inf)
+
+    grid_vals = np.stack([f0(np.full(S, t)) for t in _GRID], axis=1)       # (S, m)
+    i = np.argmin(grid_vals, axis=1)
+    lo = _GRID[np.maximum(i - 1, 0)]
+    hi = _GRID[np.minimum(i + 1, _GRID.size - 1)]
+    hi = np.where(i == 0, _GRID[1], hi)
+    theta = _minimise1(f0, lo, hi)
+    best = np.min(grid_vals, axis=1)
+    v = f0(theta)
+    theta = np.where(v <= best, theta, _GRID[i])
+    uu, bb, eta0, _ = st.stage0(theta, state["beta"], state["u"])
+    lp0 = eta0 - st.offset
+    # ---- stage two: Newton on (theta, beta) with deriv12 derivatives
+    rule = None if nAGQ == 1 else gh_rule(nAGQ)
+    ok = (theta >= 1e-4) & ~start_fails    # boundary fits and lme4 failures: general path
+    par = np.column_stack([theta, bb])
+
+    def fn(x):
+        return st.criterion(x, lp0, rule)
+
+    fx = fn(par)
+    ok &= np.isfinite(fx)
+    active = ok.copy()
+    Hf = np.full((S, p + 1, p + 1), np.nan)
+    Gf = np.full((S, p + 1), np.nan)
+    for _ in range(30):
+        if not active.any():
+            break
+        # Only the simulations still moving are evaluated.
+        idx = np.flatnonzero(active)
+        sub = st.subset(active) if idx.size < S else st
+        lp_sub = lp0[active[st.rsim]] if idx.size < S else lp0
+
+        def fs(x, sub=sub, lp_sub=lp_sub):
+            return sub.criterion(x, lp_sub, rule)
+
+        pa, fa = par[idx], fx[idx]
+        g, Hn = _deriv12(fs, pa, fa)
+        Hf[idx], Gf[idx] = Hn, g
+        with np.errstate(invalid="ignore"):
+            try:
+                ev = np.linalg.eigvalsh(np.where(np.isfinite(Hn), Hn, 0.0))
+            except np.linalg.LinAlgError:
+                ev = np.full((idx.size, p + 1), np.nan)
+        pos = np.all(ev > 0, axis=1) & np.all(np.isfinite(Hn), axis=(1, 2))
+        Hs = np.where(pos[:, None, None], Hn, np.eye(p + 1))
+        step = -np.linalg.solve(Hs, np.where(pos[:, None], g, 0.0)[..., None])[..., 0]
+        step = np.where(pos[:, None], step, 0.0)
+        small = np.max(np.abs(step) / np.maximum(np.abs(pa), 1e-2), axis=1) < 1e-8
+        # step halving until the criterion does not go up
+        fac = np.ones(idx.size)
+        new = pa + step
+        fnew = fs(new)
+        for _k in range(8):
+            worse = pos & ~(fnew <= fa + 1e-10 * np.abs(fa))
+            if not worse.any():
+                break
+            fac = np.where(worse, fac / 2, fac)
+            new = np.where(worse[:, None], pa + fac[:, None] * step, new)
+            fnew = np.where(worse, fs(new), fnew)
+        worse = pos & ~(fnew <= fa + 1e-10 * np.abs(fa))
+        accept = pos & ~worse
+        par[idx] = np.where(accept[:, None], new, pa)
+        fx[idx] = np.where(accept, fnew, fa)
+        ok[idx] &= pos & (par[idx, 0] >= 1e-4)
+        # Converged: a tiny full step (its Hessian, taken 1e-8 away, is the final
+        # one to deriv12's precision) or no further decrease possible.
+        fin = small | worse
+        active[idx] = ~fin & ok[idx]
+    ok &= ~active          # no convergence in 30 Newton steps
+    V = np.full((S, p, p), np.nan)
+    with np.errstate(invalid="ignore"):
+        good = ok & np.all(np.isfinite(Hf), axis=(1, 2))
+        if good.any():
+            h = np.linalg.inv(np.where(good[:, None, None], Hf, np.eye(p + 1)))
+            hb = h[:, 1:, 1:]
+            Vg = hb + np.transpose(hb, (0, 2, 1))
+            evv = np.linalg.eigvalsh(Vg)
+            good &= evv[:, 0] > 0
+            V = np.where(good[:, None, None], Vg, np.nan)
+    ok &= good
+    return dict(beta=par[:, 1:], theta=par[:, 0], vcov=V, crit=fx, ok=ok,
+                messages=_conv_messages(Gf, Hf, ok))
+
+
+def _conv_messages(G, H, ok):
+    """lme4's checkConv messages per simulation (None when clean).
+
+    The conditions are screened for all simulations at once; the messages are
+    written only for the few that trip one.
+    """
+    from ._glmm import conv_messages
+
+    S = G.shape[0]
+    out = np.full(S, None, dtype=object)
+    if not ok.any():
+        return out
+    Hs = np.where(ok[:, None, None], H, np.eye(H.shape[1]))
+    Gs = np.where(ok[:, None], G, 0.0)
+    flag = np.zeros(S, dtype=bool)
+    for M in (Hs[:, 1:, 1:], Hs):
+        ev = np.linalg.eigvalsh(M)
+        flag |= (ev[:, 0] < 1e-6) | (ev[:, -1] * 1e-6 > 1) | (ev[:, 0] / ev[:, -1] < 1e-6)
+    L = np.linalg.cholesky(np.where(flag[:, None, None], np.eye(H.shape[1]), Hs))
+    scgrad = np.linalg.solve(L, Gs[..., None])[..., 0]
+    flag |= np.max(np.minimum(np.abs(scgrad), np.abs(Gs)), axis=1) > 2e-3
+    for s in np.flatnonzero(flag & ok):
+        msgs = conv_messages(G[s], H[s], 1)
+        out[s] = "; ".join(msgs) or None
+    return out
+
+
+# ------------------------------------------------------------------- kernel
+def glmer_kernel(batch: Batch, formula: str, *, family="binomial", link=None, nAGQ: int = 1,
+                 conf_level: float = 0.95) -> pd.DataFrame:
+    """Fixed-effect rows of ``glmer(formula)`` for every simulation of ``batch``.
+
+    Returns a frame with ``sim`` and the tidy columns, plus ``error`` and
+    ``warning`` (None when the fit is clean).
+    """
+    from .glmer import GlmerFormula, _check_common
+
+    fam = _check_common("glmer", formula, family, link, nAGQ, conf_level)
+    gf = GlmerFormula(formula)
+    from ...errors import FormulaError
+
+    needed = gf.variables()
+    missing = [c for c in needed if c not in batch.names]
+    if missing:
+        raise FormulaError(f"glmer(formula={formula!r}): column(s) "
+                           f"{', '.join(map(repr, missing))} not found in the data.")
+    if batch.n_sims == 0:
+        return _empty()
+    fast = (len(gf.bars) == 1 and gf.bars[0].expr.strip() == "1" and len(gf.bars[0].group) == 1
+            and nAGQ >= 1)
+    gcol = gf.bars[0].group[0] if fast else None
+    if fast:
+        fast = all(batch[c].dtype.kind in "biuf" for c in needed if c != gcol)
+    if not fast:
+        return _general_path(batch, formula, range(batch.n_sims), fam, nAGQ, conf_level)
+    return _fast_path(batch, gf, needed, gcol, fam, formula, nAGQ, conf_level)
+
+
+def _empty() -> pd.DataFrame:
+    cols = ["sim", *TIDY_COLUMNS, "error", "warning"]
+    return pd.DataFrame({c: pd.Series(dtype=object if c in ("term", "outcome", "error",
+                                                             "warning") else float)
+                         for c in cols})
+
+
+def _fast_path(batch, gf, needed, gcol, fam, formula, nAGQ, conf_level) -> pd.DataFrame:
+    from ._formula import fixed_matrix
+    from ._kernel import _group_codes
+    from .glmer import _LHS, _eval, _response
+
+    cols = {c: batch[c] for c in needed}
+    ok = np.ones(batch.n_rows, dtype=bool)
+    for v in cols.values():
+        if v.dtype.kind not in "biu":
+            ok &= ~pd.isna(v)
+    if not ok.all():
+        cols = {c: v[ok] for c, v in cols.items()}
+    sim = batch.sim[ok]
+    try:
+        y, wt = _response(gf, cols, fam)
+    except Exception:   # a bad response in some simulation: let each fit report it
+        return _general_path(batch, formula, range(batch.n_sims), fam, nAGQ, conf_level)
+    cols[_LHS] = y
+    _, X, names = fixed_matrix(gf.lmer, cols, func="glmer")
+    offset = np.zeros(y.size)
+    for o in gf.offsets:
+        offset += _eval(o, cols)
+    S, p = batch.n_sims, X.shape[1]
+    gcode, gsim = _group_codes(sim, cols[gcol], S)
+    ngrps = np.bincount(gsim, minlength=S)
+    nobs = np.bincount(sim, minlength=S)
+    # Full column rank per simulation and at least two groups (fewer than rows).
+    XtX = np.zeros((S, p, p))
+    np.add.at(XtX, sim, X[:, :, None] * X[:, None, :])
+    scale = np.maximum(np.max(np.abs(np.diagonal(XtX, axis1=1, axis2=2)), axis=1), 1e-300)
+    ev = np.linalg.eigvalsh(XtX / scale[:, None, None]) if p else np.ones((S, 1))
+    good = (ev[:, 0] > 1e-10) & (ngrps >= 2) & (ngrps < nobs)
+    out = []
+    keep = np.flatnonzero(good)
+    if keep.size:
+        pos = np.full(S, -1)
+        pos[keep] = np.arange(keep.size)
+        rm = pos[sim] >= 0
+        gpos = np.full(gsim.size, -1)
+        gm = pos[gsim] >= 0
+        gpos[gm] = np.arange(int(gm.sum()))
+        st = _Stacked(X[rm], y[rm], wt[rm], offset[rm], pos[sim[rm]], gpos[gcode[rm]],
+                      pos[gsim[gm]], keep.size, fam)
+        with np.errstate(all="ignore"):
+            res = ri_glmer_fit(st, nAGQ)
+        done = res["ok"]
+        if done.any():
+            out.append(_rows(keep[done], names, res["beta"][done], res["vcov"][done],
+                             gf.response, conf_level, res["messages"][done]))
+        good[keep[~done]] = False
+    bad = np.flatnonzero(~good)
+    if bad.size:
+        out.append(_general_path(batch, formula, bad, fam, nAGQ, conf_level))
+    df = pd.concat(out, ignore_index=True) if len(out) > 1 else out[0]
+    return df.sort_values("sim", kind="stable").reset_index(drop=True)
+
+
+def _rows(sims, names, est, V, response, conf_level, messages) -> pd.DataFrame:
+    S, p = est.shape
+    se = np.sqrt(np.diagonal(V, axis1=1, axis2=2))
+    z = est / se
+    crit = stats.norm.ppf(1 - (1 - conf_level) / 2)
+    return pd.DataFrame({
+        "sim": np.repeat(sims, p),
+        "term": np.tile(np.asarray(names, dtype=object), S),
+        "estimate": est.ravel(), "std_error": se.ravel(), "statistic": z.ravel(),
+        "p_value": (2 * stats.norm.sf(np.abs(z))).ravel(),
+        "conf_low": (est - crit * se).ravel(), "conf_high": (est + crit * se).ravel(),
+        "df": np.inf, "outcome": response, "error": None,
+        "warning": np.repeat(messages, p),
+    })
+
+
+def _general_path(batch, formula, sims, fam, nAGQ, conf_level) -> pd.DataFrame:
+    from .glmer import glmer
+
+    frames = []
+    for s in sims:
+        d = batch.select_sims([s]).to_pandas()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = glmer(formula, d, family=fam.family, link=fam.link, nAGQ=nAGQ)
+            t = fit.tidy(effects=("fixed",), conf_level=conf_level)
+            t = t.drop(columns=["effect", "group"])
+            if fit.dropped:
+                t = pd.concat([t, pd.DataFrame({"term": fit.dropped,
+                                                "outcome": fit.response})],
+                              ignore_index=True)
+            t.insert(0, "sim", s)
+            t["error"] = None
+            t["warning"] = "; ".join(fit.messages) or None
+        except Exception as e:  # one failed simulation must not stop the run
+            t = pd.DataFrame({"sim": [s], "term": [None],
+                              "outcome": [formula.split("~")[0].strip()],
+                              "error": [f"{type(e).__name__}: {e}"], "warning": [None]})
+        frames.append(t)
+    out = pd.concat(frames, ignore_index=True) if frames else _empty()
+    for c in TIDY_COLUMNS:
+        if c not in out:
+            out[c] = np.nan
+    return out[["sim", *TIDY_COLUMNS, "error", "warning"]]

@@ -1,0 +1,566 @@
+"""Generalized linear mixed models by penalized iteratively reweighted least squares.
+
+lme4's algorithm (Bates et al. 2015, JSS 67(1); lme4's ``glmer``, ``pwrssUpdate``,
+``glmerLaplace`` and ``glmerAGQ``):
+
+* for fixed ``theta`` (relative covariance factor) and ``beta``, PIRLS finds the
+  conditional modes ``u`` minimising the penalized deviance
+  ``sum(dev_resid(y, mu)) + |u|^2`` with ``eta = X beta + offset + Z Lambda u``;
+* the Laplace approximation of ``-2 log L`` is ``log|L|^2 + |u|^2 + aic(y, mu)``
+  where ``L L' = Lambda'Z'WZ Lambda + I`` at the mode (``W`` the IRLS weights) and
+  ``aic`` is the family's ``-2 sum(log density)``;
+* adaptive Gauss-Hermite quadrature (one scalar random effect) integrates each
+  group's contribution on nodes centred at the mode, scaled by ``1 / L_jj``, and
+  (as lme4) uses the deviance residuals, so the saturated model's log-likelihood
+  is not part of the criterion;
+* the optimisation has two stages: theta alone with beta inside PIRLS
+  (``nAGQ = 0``), then ``(theta, beta)`` jointly with PIRLS over ``u`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.optimize as so
+from scipy import special, stats
+
+from ...errors import EstimationError
+
+__all__ = ["Family", "make_family", "GLMM", "gh_rule", "deriv12", "conv_messages"]
+
+_EPS = np.finfo(float).eps
+_PROBIT_THRESH = -stats.norm.ppf(_EPS)
+_LINKS = {"binomial": ("logit", "probit"), "poisson": ("log",)}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A GLM family and link, with R's numerical safeguards."""
+
+    family: str
+    link: str
+
+    def linkfun(self, mu):
+        if self.link == "logit":
+            return special.logit(mu)
+        if self.link == "probit":
+            return special.ndtri(mu)
+        return np.log(mu)
+
+    def mustart(self, y, wt):
+        """R's family$initialize starting values."""
+        if self.family == "binomial":
+            return (wt * y + 0.5) / (wt + 1)
+        return y + 0.1
+
+    def linkinv(self, eta):
+        if self.link == "logit":
+            return np.clip(special.expit(eta), _EPS, 1 - _EPS)
+        if self.link == "probit":
+            return special.ndtr(np.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH))
+        return np.maximum(np.exp(eta), _EPS)
+
+    def mu_eta(self, eta):
+        if self.link == "logit":
+            e = np.exp(-np.abs(eta))
+            return np.maximum(e / (1 + e) ** 2, _EPS)
+        if self.link == "probit":
+            return np.maximum(stats.norm.pdf(eta), _EPS)
+        return np.maximum(np.exp(eta), _EPS)
+
+    def variance(self, mu):
+        return mu * (1 - mu) if self.family == "binomial" else mu
+
+    def loglik(self, y, mu, wt):
+        """Per-row log-likelihood without the terms free of mu."""
+        if self.family == "binomial":
+            return wt * (special.xlogy(y, mu) + special.xlog1py(1 - y, -mu))
+        return wt * (special.xlogy(y, mu) - mu)
+
+    def loglik_saturated(self, y, wt):
+        """``loglik`` at ``mu = y``."""
+        if self.family == "binomial":
+            return wt * (special.xlogy(y, y) + special.xlogy(1 - y, 1 - y))
+        return wt * (special.xlogy(y, y) - y)
+
+    def log_norm(self, y, wt):
+        """Per-row terms of the log density free of mu (log binomial coefficients,
+        ``-log y!``)."""
+        if self.family == "binomial":
+            m = np.round(wt)
+            k = np.round(m * y)
+            return special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
+        return -wt * special.gammaln(y + 1)
+
+    def dev_resid(self, y, mu, wt):
+        """Squared deviance residuals, ``2 (loglik(y) - loglik(mu))``."""
+        return 2 * (self.loglik_saturated(y, wt) - self.loglik(y, mu, wt))
+
+    def aic_terms(self, y, mu, wt):
+        """Per-row ``-2 log density`` (R's ``family$aic`` summands)."""
+        return -2 * (self.log_norm(y, wt) + self.loglik(y, mu, wt))
+
+
+def make_family(func: str, family, link):
+    """Validate ``family``/``link`` and return a :class:`Family`."""
+    from ..._validation import fail
+
+    if not isinstance(family, str) or family not in _LINKS:
+        fail(func, "family", family, "one of 'binomial', 'poisson'")
+    if link is None:
+        link = _LINKS[family][0]
+    if not isinstance(link, str) or link not in _LINKS[family]:
+        allowed = ", ".join(repr(v) for v in _LINKS[family])
+        fail(func, "link", link, f"one of {allowed} for family={family!r}")
+    return Family(family, link)
+
+
+def gh_rule(n: int) -> np.ndarray:
+    """Gauss-Hermite rule for the standard normal: columns z, w (sum 1), log phi(z)."""
+    z, w = np.polynomial.hermite_e.hermegauss(n)
+    # Symmetrise as lme4's GHrule does, so that the rule is exactly even.
+    z = (z - z[::-1]) / 2
+    w = (w + w[::-1]) / 2
+    w = w / w.sum()
+    return np.column_stack([z, w, stats.norm.logpdf(z)])
+
+
+def deriv12(fun, x: np.ndarray, fx: float, delta: float = 1e-4):
+    """Gradient and Hessian by central differences, as lme4's ``deriv12``."""
+    nx = x.size
+    H = np.empty((nx, nx))
+    g = np.empty(nx)
+    for j in range(nx):
+        xa, xs = x.copy(), x.copy()
+        xa[j] += delta
+        xs[j] -= delta
+        fa, fs = fun(xa), fun(xs)
+        H[j, j] = (fa - 2 * fx + fs) / delta**2
+        g[j] = (fa - fs) / (2 * delta)
+        for i in range(j):
+            def at(di, dj, i=i, j=j):
+                t = x.copy()
+                t[i] += di
+                t[j] += dj
+                return fun(t)
+            H[i, j] = H[j, i] = (at(delta, delta) - at(delta, -delta) - at(-delta, delta)
+                                 + at(-delta, -delta)) / (4 * delta**2)
+    return g, H
+
+
+_GRID = np.array([0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
+
+
+def stage1_scalar(f) -> float:
+    """Minimise a criterion of one theta >= 0: best grid point, then bounded Brent."""
+    vals = np.array([f(t) for t in _GRID])
+    i = int(np.argmin(vals))
+    lo, hi = _GRID[max(i - 1, 0)], _GRID[min(i + 1, _GRID.size - 1)]
+    if i == 0:
+        hi = _GRID[1]
+    r = so.minimize_scalar(f, bounds=(lo, hi), method="bounded",
+                           options=dict(xatol=1e-10, maxiter=200))
+    t = float(r.x) if r.fun <= vals[i] else float(_GRID[i])
+    f(t)   # leave the warm-started state at the optimum
+    return t
+
+
+def conv_messages(g, H, ntheta: int, tol_grad: float = 2e-3, tol_hess: float = 1e-6):
+    """lme4's checkConv warnings from the deriv12 gradient and Hessian at the optimum."""
+    msgs = []
+    try:
+        R = np.linalg.cholesky(H).T
+        scgrad = sla.solve_triangular(R, g, trans="T", lower=False)
+    except np.linalg.LinAlgError:
+        scgrad = None
+    if scgrad is None or not np.all(np.isfinite(scgrad)):
+        msgs.append("unable to evaluate scaled gradient")
+    else:
+        mingrad = np.minimum(np.abs(scgrad), np.abs(g))
+        if mingrad.max() > tol_grad:
+            msgs.append(f"Model failed to converge with max|grad| = {mingrad.max():g} "
+                        f"(tol = {tol_grad:g}, component {int(np.argmax(mingrad)) + 1})")
+    for M, label in ((H[ntheta:, ntheta:], "fixed-effect "), (H, "")):
+        if M.size == 0:
+            continue
+        try:
+            ev = np.linalg.eigvalsh(M)
+        except np.linalg.LinAlgError:
+            msgs.append("Problem with Hessian check (infinite or missing values?)")
+            continue
+        neg = int(np.sum(ev < -tol_hess))
+        if neg:
+            msgs.append(f"Model failed to converge: degenerate {label}Hessian with {neg} "
+                        "negative eigenvalues")
+        elif np.any(np.abs(ev) < tol_hess) or ev.min() <= 0:
+            msgs.append(f"{label}Hessian is numerically singular: parameters are not "
+                        "uniquely determined".strip())
+        else:
+            if ev.max() * tol_hess > 1:
+                msgs.append("Model is nearly unidentifiable: very large eigenvalue"
+                            "\n - Rescale variables?")
+            if ev.min() / ev.max() < tol_hess:
+                msgs.append("Model is nearly unidentifiable: large eigenvalue ratio"
+                            "\n - Rescale variables?")
+    return msgs
+
+
+class GLMM:
+    """One dataset's GLMM: the PIRLS pieces and the deviance functions of lme4.
+
+    Parameters
+    ----------
+    X, y, wt, offset : ndarray
+        Fixed-effects matrix, response (a proportion for binomial), prior
+        weights (binomial trials) and offset.
+    re : ReTerms
+        Random-effect terms (from :func:`._pls.build_reterms`).
+    fam : Family
+    """
+
+    def __init__(self, X, y, wt, offset, re, fam: Family):
+        from ._pls import PLS
+
+        self.X, self.y, self.wt, self.offset, self.re, self.fam = X, y, wt, offset, re, fam
+        self.n, self.p = X.shape
+        self.q = re.q
+        self._pls = PLS(X, y, re, False)   # only for its sparse Z Lambda layout
+        self._scalar1 = len(re.terms) == 1 and re.terms[0].k == 1
+        self.u = np.zeros(self.q)
+        self.beta = np.zeros(self.p)
+        self.lp0 = np.zeros(self.n)
+        self.w_rx = None      # nAGQ = 0: the weights lme4's RX belongs to
+
+    # ------------------------------------------------------------------ PIRLS
+    def _ZL(self, theta):
+        return self._pls.ZLambda(theta)
+
+    def _weights(self, eta):
+        mu = self.fam.linkinv(eta)
+        me = self.fam.mu_eta(eta)
+        w = self.wt * me**2 / self.fam.variance(mu)
+        return mu, me, w
+
+    def _chol(self, ZL, w):
+        """Cholesky factor of Lambda'Z'WZ Lambda + I (diagonal when one scalar term)."""
+        if self._scalar1:
+            t = self.re.terms[0]
+            zl = np.asarray(ZL.sum(axis=1)).ravel()    # one entry per row
+            d = 1.0 + np.bincount(t.codes, weights=w * zl**2, minlength=t.nl)
+            return np.sqrt(d)
+        A = (ZL.T @ ZL.multiply(w[:, None])).toarray()
+        A[np.diag_indices_from(A)] += 1.0
+        return sla.cholesky(A, lower=True, check_finite=False)
+
+    def _solveL(self, L, b):
+        if L.ndim == 1:
+            return b / (L**2 if b.ndim == 1 else L[:, None] ** 2)
+        return sla.cho_solve((L, True), b, check_finite=False)
+
+    def _ldL2(self, L):
+        return 2.0 * float(np.sum(np.log(L if L.ndim == 1 else np.diag(L))))
+
+    def pdev(self, eta, u):
+        return float(np.sum(self.fam.dev_resid(self.y, self.fam.linkinv(eta), self.wt))
+                     + u @ u)
+
+    def pirls_u(self, theta, beta, u0=None, tol=1e-12, maxit=200):
+        """Conditional modes for fixed (theta, beta). Returns (u, eta, L)."""
+        ZL = self._ZL(theta)
+        fixed = self.X @ beta + self.offset
+        u = self.u.copy() if u0 is None else u0.copy()
+        eta = fixed + ZL @ u
+        pd0 = self.pdev(eta, u)
+        for _ in range(maxit):
+            mu, me, w = self._weights(eta)
+            L = self._chol(ZL, w)
+            z = eta - fixed + (self.y - mu) / me
+            unew = self._solveL(L, ZL.T @ (w * z))
+            step = unew - u
+            fac = 1.0
+            while True:
+                uc = u + fac * step
+                etac = fixed + ZL @ uc
+                pd1 = self.pdev(etac, uc)
+                if pd1 <= pd0 + 1e-12 * abs(pd0) or fac < 1e-3:
+                    break
+                fac /= 2
+            done = abs(pd0 - pd1) <= tol * (abs(pd1) + 1e-3) and \
+                np.max(np.abs(uc - u), initial=0) < 1e-9
+            u, eta, pd0 = uc, etac, pd1
+            if done:
+                break
+        else:
+            raise EstimationError("glmer: PIRLS did not converge.")
+        _, _, w = self._weights(eta)
+        L = self._chol(ZL, w)
+        return u, eta, L, ZL, w
+
+    def pirls_lme4(self, theta, beta, lp0, tol=1e-7, maxit=100):
+        """lme4's pwrssUpdate over u, replayed step by step.
+
+        Every evaluation starts from the weights at ``lp0`` (the linear predictor
+        after the first stage) and stops when the relative change of the
+        penalized deviance is below ``tol``; the Cholesky factor then belongs to
+        the weights of the iterate before the last. The Laplace criterion lme4
+        optimises is evaluated at that state, which differs from the exact
+        Laplace approximation by up to ~1e-4, so it is replayed here.
+        """
+        ZL = self._ZL(theta)
+        fixed = self.X @ beta + self.offset
+        eta = self.offset + lp0
+        mu = self.fam.linkinv(eta)
+        oldpdev = np.inf
+        u_old = np.zeros(self.q)
+        for _ in range(maxit):
+            me = self.fam.mu_eta(eta)
+            w = self.wt * me**2 / self.fam.variance(mu)
+            L = self._chol(ZL, w)
+            z = eta - fixed + (self.y - mu) / me
+            u = self._solveL(L, ZL.T @ (w * z))
+            eta = fixed + ZL @ u
+            mu = self.fam.linkinv(eta)
+            pdev = self.pdev(eta, u)
+            if abs((oldpdev - pdev) / pdev) < tol:
+                return u, eta, L, ZL
+            k = 0
+            while (not np.isfinite(pdev) or pdev > oldpdev) and k < 20:
+                u = (u_old + u) / 2
+                eta = fixed + ZL @ u
+                mu = self.fam.linkinv(eta)
+                pdev = self.pdev(eta, u)
+                k += 1
+            if not np.isfinite(pdev) or pdev - oldpdev > tol:
+                raise EstimationError("glmer: PIRLS step-halvings failed to reduce the "
+                                      "deviance.")
+            oldpdev, u_old = pdev, u
+        raise EstimationError("glmer: PIRLS did not converge.")
+
+    def pirls_ub_lme4(self, theta, lp0, tol=1e-7, maxit=100):
+        """lme4's joint (u, beta) pwrssUpdate replayed (the nAGQ = 0 criterion).
+
+        Returns u, beta, eta, the Cholesky factor and the weights it was built
+        from (those of the iterate before the last, as in lme4).
+        """
+        ZL = self._ZL(theta)
+        q = self.q
+        A = np.hstack([ZL.toarray(), self.X])
+        pen = np.r_[np.ones(q), np.zeros(self.p)]
+        eta = self.offset + lp0
+        mu = self.fam.linkinv(eta)
+        oldpdev, par_old = np.inf, np.zeros(q + self.p)
+        for _ in range(maxit):
+            me = self.fam.mu_eta(eta)
+            w = self.wt * me**2 / self.fam.variance(mu)
+            z = eta - self.offset + (self.y - mu) / me
+            M = A.T @ (A * w[:, None])
+            M[np.diag_indices_from(M)] += pen
+            par = sla.solve(M, A.T @ (w * z), assume_a="pos", check_finite=False)
+            eta = A @ par + self.offset
+            mu = self.fam.linkinv(eta)
+            pdev = self.pdev(eta, par[:q])
+            if abs((oldpdev - pdev) / pdev) < tol:
+                return par[:q], par[q:], eta, self._chol(ZL, w), w
+            k = 0
+            while (not np.isfinite(pdev) or pdev > oldpdev) and k < 20:
+                par = (par_old + par) / 2
+                eta = A @ par + self.offset
+                mu = self.fam.linkinv(eta)
+                pdev = self.pdev(eta, par[:q])
+                k += 1
+            if not np.isfinite(pdev) or pdev - oldpdev > tol:
+                raise EstimationError("glmer: PIRLS step-halvings failed to reduce the "
+                                      "deviance.")
+            oldpdev, par_old = pdev, par
+        raise EstimationError("glmer: pwrssUpdate did not converge in (maxit) iterations.")
+
+    def pirls_ub(self, theta, tol=1e-12, maxit=200):
+        """Conditional modes and beta together (lme4's nAGQ = 0 step)."""
+        ZL = self._ZL(theta)
+        A = np.hstack([ZL.toarray(), self.X])
+        q = self.q
+        pen = np.r_[np.ones(q), np.zeros(self.p)]
+        par = np.r_[self.u, self.beta]
+        eta = A @ par + self.offset
+        pd0 = self.pdev(eta, par[:q])
+        for _ in range(maxit):
+            mu, me, w = self._weights(eta)
+            z = eta - self.offset + (self.y - mu) / me
+            M = A.T @ (A * w[:, None])
+            M[np.diag_indices_from(M)] += pen
+            new = sla.solve(M, A.T @ (w * z), assume_a="pos", check_finite=False)
+            step, fac = new - par, 1.0
+            while True:
+                pc = par + fac * step
+                etac = A @ pc + self.offset
+                pd1 = self.pdev(etac, pc[:q])
+                if pd1 <= pd0 + 1e-12 * abs(pd0) or fac < 1e-3:
+                    break
+                fac /= 2
+            done = abs(pd0 - pd1) <= tol * (abs(pd1) + 1e-3)
+            par, eta, pd0 = pc, etac, pd1
+            if done:
+                break
+        else:
+            raise EstimationError("glmer: PIRLS did not converge.")
+        return par[:q], par[q:], eta
+
+    # ------------------------------------------------------------- criteria
+    def laplace(self, u, eta, L):
+        mu = self.fam.linkinv(eta)
+        return self._ldL2(L) + float(u @ u) + float(np.sum(self.fam.aic_terms(self.y, mu,
+                                                                               self.wt)))
+
+    def agq(self, u, eta, L, ZL, rule):
+        """lme4's glmerAGQ for one scalar term."""
+        codes = self.re.terms[0].codes
+        nl = self.re.terms[0].nl
+        zl = np.asarray(ZL.sum(axis=1)).ravel()     # Z Lambda has one entry per row
+
+        def devc(uu, ee):
+            dr = self.fam.dev_resid(self.y, self.fam.linkinv(ee), self.wt)
+            return uu**2 + np.bincount(codes, weights=dr, minlength=nl)
+
+        devc0 = devc(u, eta)
+        sd = 1.0 / L
+        mult = np.zeros(nl)
+        for z, w, ld in rule:
+            if z == 0:
+                mult += w
+                continue
+            du = z * sd
+            d = devc(u + du, eta + zl * du[codes])
+            mult += np.exp(-0.5 * (d - devc0) - ld) * w / np.sqrt(2 * np.pi)
+        return float(devc0.sum() + self._ldL2(L) - 2 * np.sum(np.log(mult)))
+
+    def dev0(self, theta):
+        """Stage-one criterion of theta (beta inside PIRLS)."""
+        try:
+            u, beta, eta = self.pirls_ub(np.asarray(theta, dtype=float))
+        except (EstimationError, np.linalg.LinAlgError, ValueError):
+            return np.inf
+        self.u, self.beta = u, beta
+        _, _, w = self._weights(eta)
+        L = self._chol(self._ZL(theta), w)
+        return self.laplace(u, eta, L)
+
+    def dev(self, par, rule=None):
+        """Stage-two criterion of (theta, beta): Laplace, or AGQ with ``rule``."""
+        nt = self.re.theta0.size
+        theta, beta = par[:nt], par[nt:]
+        try:
+            u, eta, L, ZL = self.pirls_lme4(theta, beta, self.lp0)
+        except (EstimationError, np.linalg.LinAlgError, ValueError, FloatingPointError):
+            return np.inf
+        self.u = u
+        val = self.laplace(u, eta, L) if rule is None else self.agq(u, eta, L, ZL, rule)
+        return val if np.isfinite(val) else np.inf
+
+    # ----------------------------------------------------------- optimiser
+    def fit(self, nAGQ: int = 1):
+        """Two-stage optimisation.
+
+        Returns ``(par, criterion, H, g)`` with ``par = (theta, beta)`` and ``H``, ``g``
+        the deriv12 Hessian and gradient of the criterion at ``par`` (None for nAGQ = 0, where lme4
+        computes none).
+        """
+        re = self.re
+        lower = re.lower
+        # lme4 starts with a joint PIRLS at theta0 from R's mustart and stops if it
+        # does not converge (complete separation, for one).
+        eta0 = self.fam.linkfun(self.fam.mustart(self.y, self.wt))
+        self.pirls_ub_lme4(re.theta0, eta0 - self.offset)
+        self.u[:] = 0
+        bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+        f0 = self.dev0
+        if re.theta0.size == 1:
+            # One theta: bracket on a grid, then Brent to 1e-10 (the stage-two
+            # criterion depends on where stage one stops, through lp0).
+            theta = np.array([stage1_scalar(lambda t: f0(np.array([t])))])
+        else:
+            starts = [s * re.theta0 for s in (1.0, 0.3, 3.0)]
+            vals = [f0(t) for t in starts]
+            th0 = starts[int(np.argmin(vals))]
+            f0(th0)
+            r = so.minimize(f0, th0, method="L-BFGS-B", bounds=bounds,
+                            options=dict(ftol=1e-12, gtol=1e-8, maxiter=500))
+            theta = np.where(np.isfinite(lower), np.maximum(r.x, lower), r.x)
+        f0(theta)
+        # Each stage-two PIRLS starts from this linear predictor, as lme4's lp0.
+        self.lp0 = self.X @ self.beta + self._ZL(theta) @ self.u
+        if nAGQ == 0:
+            return self._fit_nagq0(theta)
+        rule = None if nAGQ == 1 else gh_rule(nAGQ)
+        fn = lambda x: self.dev(x, rule)  # noqa: E731
+        lo2 = np.r_[lower, np.full(self.p, -np.inf)]
+        bounds2 = bounds + [(None, None)] * self.p
+        r = so.minimize(fn, np.r_[theta, self.beta], method="L-BFGS-B", bounds=bounds2,
+                        options=dict(ftol=1e-12, gtol=1e-7, maxiter=2000, eps=1e-7))
+        par = np.where(np.isfinite(lo2), np.maximum(r.x, lo2), r.x)
+        par, val, H, g = self._newton(fn, par, lo2)
+        if not np.isfinite(val):
+            raise EstimationError("glmer: the optimiser found no finite deviance.")
+        return par, val, H, g
+
+    def _fit_nagq0(self, theta_exact):
+        """lme4's nAGQ = 0 fit: its criterion replayed from lme4's starting state.
+
+        lme4 first runs the joint PIRLS at theta0 from R's ``mustart``; every
+        evaluation then starts from that linear predictor.
+        """
+        re = self.re
+        th0 = re.theta0
+        eta0 = self.fam.linkfun(self.fam.mustart(self.y, self.wt))
+        u, beta, eta, _, _ = self.pirls_ub_lme4(th0, eta0 - self.offset)
+        lp0 = eta - self.offset
+
+        def f(theta):
+            try:
+                u, b, eta, L, _ = self.pirls_ub_lme4(np.atleast_1d(theta), lp0)
+            except (EstimationError, np.linalg.LinAlgError, ValueError):
+                return np.inf
+            return self.laplace(u, eta, L)
+
+        if th0.size == 1:
+            theta = np.array([stage1_scalar(lambda t: f(np.array([t])))])
+        else:
+            bounds = [(lo if np.isfinite(lo) else None, None) for lo in re.lower]
+            r = so.minimize(f, theta_exact, method="L-BFGS-B", bounds=bounds,
+                            options=dict(ftol=1e-12, gtol=1e-8, maxiter=500))
+            theta = np.where(np.isfinite(re.lower), np.maximum(r.x, re.lower), r.x)
+        u, beta, eta, L, w = self.pirls_ub_lme4(theta, lp0)
+        self.u, self.beta, self.w_rx = u, beta, w
+        return np.r_[theta, beta], self.laplace(u, eta, L), None, None
+
+    @staticmethod
+    def _newton(fn, par, lower, steps=5):
+        """Newton steps with lme4's deriv12 derivatives, for ~1e-8 accuracy.
+
+        Returns ``(par, f, H, g)``; the last Hessian is the one lme4 inverts for vcov.
+        """
+        fx = fn(par)
+        for _ in range(steps):
+            if np.any(np.isfinite(lower) & (par - lower < 1e-4)):
+                # On the boundary Newton steps do not apply; lme4 (1.1-31) still
+                # takes deriv12's Hessian there (evaluating just outside the bound).
+                return (par, fx, *deriv12(fn, par, fx)[::-1])
+            g, H = deriv12(fn, par, fx)
+            try:
+                if np.any(np.linalg.eigvalsh(H) <= 0):
+                    return par, fx, H, g
+                step = -np.linalg.solve(H, g)
+            except np.linalg.LinAlgError:
+                return par, fx, H, g
+            new = par + step
+            new = np.where(np.isfinite(lower), np.maximum(new, lower), new)
+            fnew = fn(new)
+            if not fnew <= fx + 1e-10 * abs(fx):
+                return par, fx, H, g
+            small = np.max(np.abs(new - par) / np.maximum(np.abs(par), 1e-2)) < 1e-8
+            par, fx = new, fnew
+            if small:
+                break
+        g, H = deriv12(fn, par, fx)
+        return par, fx, H, g

@@ -1,0 +1,131 @@
+"""glmer's batched kernel: the random-intercept fast path equals the general fit,
+fallbacks, failure rows and singular-fit warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from declaredesign.batch import Batch
+from declaredesign.estimate._protocol import TIDY_COLUMNS, get_batched
+from declaredesign.estimate.mixed import glmer
+
+KERNEL = get_batched(glmer)
+COLS = ["estimate", "std_error", "statistic", "conf_low", "conf_high"]
+
+
+def _dataset(rng, n_groups, size_range, sd_u, family="binomial"):
+    sizes = rng.integers(size_range[0], size_range[1] + 1, n_groups)
+    g = np.repeat(np.arange(1, n_groups + 1), sizes)
+    x = rng.normal(size=g.size)
+    expo = rng.uniform(0.5, 2.0, g.size)
+    eta = -0.3 + 0.7 * x + rng.normal(0, sd_u, n_groups)[g - 1]
+    if family == "binomial":
+        y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+        k = rng.binomial(5, 1 / (1 + np.exp(-eta)))
+    else:
+        y = rng.poisson(expo * np.exp(eta))
+        k = y
+    return pd.DataFrame({"g": g, "x": x, "y": y, "k": k, "m": 5 - k, "e": expo})
+
+
+def _batch(frames):
+    b = Batch.from_frames(frames)
+    return Batch(b.columns, b.sim, b.n_sims, id_columns=["g"])
+
+
+def _general(formula, d, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return glmer(formula, d, **kw)
+
+
+def _compare(out, frames, formula, tol=1e-6, **kw):
+    assert list(out.columns) == ["sim", *TIDY_COLUMNS, "error", "warning"]
+    for s, d in enumerate(frames):
+        fit = _general(formula, d, **kw)
+        want = fit.tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        # Estimates to tol on the SE scale, SEs to tol relative; the z statistic and
+        # the CI bounds (which add 1.96 SE) to 3 tol. The SEs come from lme4's
+        # finite-difference Hessian, whose last digits both paths reproduce only
+        # to ~1e-7.
+        for c, t in zip(COLS, (tol, tol, 3 * tol, 3 * tol, 3 * tol), strict=True):
+            scale = want["std_error"] if c in ("estimate", "conf_low", "conf_high") else \
+                want[c].abs()
+            err = np.abs(got[c] - want[c]) / scale
+            assert err.max() < t, (s, c, err.max())
+        assert (got["df"] == np.inf).all()
+        # the same lme4 messages (singular fit, convergence checks)
+        assert set(got["warning"].fillna("")) == {"; ".join(fit.messages)}
+
+
+CASES = [
+    ("y ~ x + (1 | g)", dict(family="binomial"), "binomial"),
+    ("y ~ x + (1 | g)", dict(family="binomial", nAGQ=7), "binomial"),
+    ("cbind(k, m) ~ x + (1 | g)", dict(family="binomial", link="probit"), "binomial"),
+    ("y ~ x + offset(np.log(e)) + (1 | g)", dict(family="poisson"), "poisson"),
+    ("y ~ x + offset(log(e)) + (1 | g)", dict(family="poisson", nAGQ=5), "poisson"),
+]
+
+
+@pytest.mark.parametrize("formula,kw,fam", CASES, ids=[c[0] + str(c[1]) for c in CASES])
+def test_fast_path_equals_general_fit(formula, kw, fam):
+    rng = np.random.default_rng(7)
+    frames = [_dataset(rng, 15, (3, 9), sd, fam) for sd in (0.5, 1.0, 1.5)]
+    _compare(KERNEL(_batch(frames), formula, **kw), frames, formula, **kw)
+
+
+def test_singular_and_failed_simulations_in_one_batch():
+    rng = np.random.default_rng(3)
+    good = _dataset(rng, 20, (4, 8), 1.0)
+    singular = _dataset(rng, 20, (4, 8), 0.0)
+    one_group = _dataset(rng, 1, (10, 10), 1.0)
+    frames = [good, singular, one_group]
+    out = KERNEL(_batch(frames), "y ~ x + (1 | g)", family="binomial")
+    # a clean fit
+    r0 = out[out.sim == 0]
+    assert r0["error"].isna().all() and r0["warning"].isna().all()
+    # singular: numbers kept, a warning given (lme4's message)
+    fit = _general("y ~ x + (1 | g)", singular, family="binomial")
+    r1 = out[out.sim == 1]
+    if fit.is_singular:
+        assert r1["warning"].str.contains("singular").all()
+    assert np.isfinite(r1["estimate"]).all()
+    # too few groups: one NaN row with the reason
+    r2 = out[out.sim == 2]
+    assert len(r2) == 1 and np.isnan(r2["estimate"].iloc[0])
+    assert "grouping factor" in r2["error"].iloc[0]
+
+
+def test_lme4_failures_in_a_batch_are_error_rows():
+    rng = np.random.default_rng(4)
+    good, sep = _dataset(rng, 12, (4, 8), 1.0), _dataset(rng, 12, (4, 8), 1.0)
+    sep["y"] = (sep["x"] > 0).astype(float)       # complete separation
+    out = KERNEL(_batch([good, sep]), "y ~ x + (1 | g)", family="binomial")
+    assert out[out.sim == 0]["error"].isna().all()
+    r = out[out.sim == 1]
+    assert len(r) == 1 and "pwrssUpdate did not converge" in r["error"].iloc[0]
+
+
+def test_other_formulas_use_the_general_fit():
+    rng = np.random.default_rng(5)
+    frames = [_dataset(rng, 12, (4, 8), 1.0) for _ in range(2)]
+    for d in frames:
+        d["h"] = np.tile([1, 2, 3], len(d))[: len(d)]
+    formula = "y ~ x + (1 | g) + (1 | h)"
+    out = KERNEL(_batch(frames), formula, family="binomial")
+    _compare(out, frames, formula, tol=1e-9, family="binomial")
+
+
+def test_empty_batch_and_bad_arguments():
+    rng = np.random.default_rng(1)
+    b = _batch([_dataset(rng, 5, (3, 3), 1.0)])
+    assert KERNEL(b.select_sims([]), "y ~ x + (1 | g)").shape[0] == 0
+    from declaredesign.errors import DeclarationError
+
+    with pytest.raises(DeclarationError, match="family"):
+        KERNEL(b, "y ~ x + (1 | g)", family="gamma")
