@@ -80,16 +80,19 @@ def test_deterministic_and_does_not_mutate_input(name):
             np.testing.assert_array_equal(inputs[0][k], v)
 
 
+@pytest.mark.filterwarnings("ignore::declaredesign.errors.FitWarning")  # tiny cluster effects
 @pytest.mark.parametrize("model,kwargs", [
     (dd.lm_robust, {}),
     (dd.lm_robust, {"clusters": "cls"}),
     (dd.difference_in_means, {}),
     (dd.difference_in_means, {"clusters": "cls"}),
     (dd.lmer, {}),
+    (dd.glmer, {"family": "binomial"}),
 ])
 def test_estimators_batched_output_schema_and_agreement(model, kwargs):
     b = prepared()
-    formula = "Y ~ Z + (1 | cls)" if model is dd.lmer else "Y ~ Z"
+    formula = {dd.lmer: "Y ~ Z + (1 | cls)", dd.glmer: "B ~ Z + (1 | cls)"}.get(model, "Y ~ Z")
+    b = b.with_columns(B=(b["Y"] > 0).astype(int))
     est = dd.declare_estimator(formula, model=model, term=True, label="e", **kwargs)
     out = est.estimate(b)
     for c in ["sim", "estimator", *TIDY_COLUMNS]:
