@@ -488,6 +488,50 @@ def _welch_parts(codes: np.ndarray, G: int, y: np.ndarray, t2: np.ndarray):
     return n1, n2, m2 - m1, v1, v2
 
 
+def _clustered_dim(S: int, y: np.ndarray, cl_codes: np.ndarray, cl_sim: np.ndarray,
+                   size: np.ndarray, treated: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clustered difference in means: ``lm_robust(y ~ z)`` CR2 in closed form.
+
+    With whole clusters treated, ``X_g = 1 x_g'`` and ``H_gg = (n_g / N_a) 1 1'`` (``N_a``
+    the units in the cluster's arm), so the one non-trivial eigenvalue is
+    ``l_g = n_g / N_a`` on ``1``. For the treatment coefficient ``x_g'Mc = +-1/N_a``, hence
+
+    * ``V = sum_g (sum e_g)^2 / (N_a^2 (1 - l_g))``;
+    * Bell-McCaffrey: ``G`` is block diagonal by arm, ``G_a = D - q q'`` with
+      ``G_gg = n_g / N_a^2`` and ``q_g^2 = n_g^2 / (N_a^2 (N_a - n_g))``.
+
+    A cluster alone in its arm (``l_g = 1``) contributes nothing, as estimatr's
+    pseudo-inverse square root makes it. Only per-cluster and per-arm sums are needed.
+    """
+    G = len(cl_sim)
+    arm = 2 * cl_sim + treated                       # (simulation, arm) of each cluster
+    N = np.bincount(arm, weights=size, minlength=2 * S)
+    sy = np.bincount(cl_codes, weights=y, minlength=G)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.bincount(arm, weights=sy, minlength=2 * S) / N
+        # residual sums from centred rows keep their digits; one refinement of the means
+        eg = np.bincount(cl_codes, weights=y - m[arm][cl_codes], minlength=G)
+        dm = np.bincount(arm, weights=eg, minlength=2 * S) / N
+        m = m + dm
+        eg = eg - size * dm[arm]
+        Na = N[arm]
+        single = size >= Na
+        rest = np.where(single, 1.0, Na - size)
+        v = np.where(single, 0.0, eg ** 2 / (Na * rest))       # (sum e)^2 / (N^2 (1 - l))
+        gd = np.where(single, 0.0, size / Na ** 2)
+        q2 = np.where(single, 0.0, size ** 2 / (Na ** 2 * rest))
+        var = np.bincount(cl_sim, weights=v, minlength=S)
+        trG = np.bincount(cl_sim, weights=gd, minlength=S)
+        sq2 = np.bincount(arm, weights=q2, minlength=2 * S)
+        trG2 = (np.bincount(cl_sim, weights=gd ** 2 - q2 ** 2, minlength=S)
+                + sq2[0::2] ** 2 + sq2[1::2] ** 2)
+        df = trG ** 2 / trG2
+    est = m[1::2] - m[0::2]
+    ok = (N[0::2] > 0) & (N[1::2] > 0)
+    return est, np.sqrt(var), df, ok
+
+
 def _blocked_dim(sim, S, y, t2, bl_codes, bl_sim):
     """Blocked and matched-pair difference in means for every simulation (estimatr)."""
     G = len(bl_sim)
@@ -658,10 +702,13 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
             raise DeclarationError(f"{func}(clusters={clusters!r}): every unit of a cluster "
                                    "must have the same treatment condition; some clusters mix "
                                    "them.")
-        X = np.column_stack([np.ones(len(y)), t2.astype(float)])
-        res = lm_core(sim, S, y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
-                      se_type="CR2", df_for=np.array([False, True]), intercept_col=0)
-        est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
+        if w is None:
+            est, se, df, ok = _clustered_dim(S, y, cl_codes, cl_sim, size, n_t > 0)
+        else:
+            X = np.column_stack([np.ones(len(y)), t2.astype(float)])
+            res = lm_core(sim, S, y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
+                          se_type="CR2", df_for=np.array([False, True]), intercept_col=0)
+            est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
     elif w is not None:
         X = np.column_stack([np.ones(len(y)), t2.astype(float)])
         res = lm_core(sim, S, y, X, weights=w, se_type="HC2")

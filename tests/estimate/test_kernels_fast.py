@@ -1,0 +1,88 @@
+"""Closed-form fast paths of the batched kernels == the general paths they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from declaredesign.batch import Batch
+from declaredesign.estimate import difference_in_means
+from declaredesign.estimate._kernels import _cluster_codes, _clustered_dim, lm_core
+from declaredesign.estimate._protocol import get_batched
+
+from .test_kernels import _compare, _standalone, no_fallback  # noqa: F401
+
+
+def _cluster_batch(seed, n_sims=40):
+    """Stacked sims with unequal clusters, clusters of size 1, a cluster alone in its arm,
+    large outcome means, unsorted rows."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for s in range(n_sims):
+        J = int(rng.integers(2, 12))
+        sizes = rng.integers(1, 25, size=J)
+        if s % 5 == 0:
+            sizes[0] = 1
+        z = rng.permutation(np.arange(J) % 2)
+        if s % 7 == 3 and J > 2:
+            z = np.zeros(J, dtype=int)
+            z[int(rng.integers(J))] = 1                     # one treated cluster
+            sizes[z == 1] = max(int(sizes[z == 1][0]), 2)
+        cl = np.repeat(np.arange(J), sizes)
+        n = len(cl)
+        zc = z[cl].astype(float)
+        y = rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl] + 1e3 * (s % 3)
+        order = rng.permutation(n)
+        frames.append(pd.DataFrame({"y": y, "z": zc, "cl": cl * 3 + 1}).iloc[order]
+                      .reset_index(drop=True))
+    return frames
+
+
+def _stack(frames):
+    y = np.concatenate([f["y"].to_numpy() for f in frames])
+    z = np.concatenate([f["z"].to_numpy() for f in frames])
+    cl = np.concatenate([f["cl"].to_numpy() for f in frames])
+    sim = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    return sim, y, z, cl
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clustered_dim_closed_form_equals_lm_core(seed):
+    frames = _cluster_batch(seed)
+    sim, y, z, cl = _stack(frames)
+    S = len(frames)
+    codes, cl_sim = _cluster_codes(sim, S, cl)
+    size = np.bincount(codes)
+    treated = np.bincount(codes, weights=z) > 0
+    est, se, df, ok = _clustered_dim(S, y, codes, cl_sim, size, treated)
+    X = np.column_stack([np.ones(len(y)), z])
+    ref = lm_core(sim, S, y, X, cl_codes=codes, cl_sim=cl_sim, se_type="CR2", intercept_col=0)
+    assert ok.all() and ref["ok"].all()
+    np.testing.assert_allclose(est, ref["coef"][:, 1], rtol=1e-10, atol=1e-12)
+    # one cluster per arm: SE 0 here, rounding noise (1e-31) in the general path
+    np.testing.assert_allclose(se, ref["se"][:, 1], rtol=1e-9, atol=1e-14)
+    # one cluster in each arm: G = 0, df is 0/0 (rounding noise in the general path)
+    both = np.bincount(cl_sim, minlength=S) == 2
+    assert np.isnan(df[both]).all()
+    np.testing.assert_allclose(df[~both], ref["df"][~both, 1], rtol=1e-9, equal_nan=True)
+
+
+@pytest.mark.usefixtures("no_fallback")
+def test_clustered_dim_kernel_equals_standalone_with_odd_clusters():
+    frames = [f for f in _cluster_batch(5, n_sims=25)
+              if min((f["z"] == 1).sum(), (f["z"] == 0).sum()) >= 2]
+    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", clusters="cl")
+    _compare(out, _standalone(difference_in_means, "y ~ z", frames, clusters="cl"))
+
+
+def test_clustered_dim_kernel_sim_with_one_arm_takes_exact_path():
+    frames = [f for f in _cluster_batch(3, n_sims=20)
+              if min((f["z"] == 1).sum(), (f["z"] == 0).sum()) >= 2][:6]
+    frames[2] = frames[2].assign(z=1.0)
+    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", clusters="cl")
+    assert out["sim"].tolist() == list(range(6))
+    assert np.isnan(out.loc[2, "estimate"]) and "error" in out.columns
+    good = [f for i, f in enumerate(frames) if i != 2]
+    ref = _standalone(difference_in_means, "y ~ z", good, clusters="cl")
+    np.testing.assert_allclose(out.drop(index=2)["estimate"], ref["estimate"], rtol=1e-10)
