@@ -272,6 +272,14 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
 def _cr2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: int
          ) -> tuple[np.ndarray, np.ndarray]:
     """CR2 vcov and Bell-McCaffrey df from per-cluster ``A_g`` and ``X_g'e_g`` (module doc)."""
+    if M.shape[1] == 2:
+        return _cr2_k2(M, A, XtE, cl_sim, S)
+    return _cr2_general(M, A, XtE, cl_sim, S)
+
+
+def _cr2_general(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_cr2` for any number of coefficients, through ``B_g``'s eigenvectors."""
     L = np.linalg.cholesky(M)
     Lg = L[cl_sim]
     Mg = M[cl_sim]
@@ -294,6 +302,70 @@ def _cr2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: i
     Q3 = A + A @ ((LV * d3[:, None, :]) @ LVt) @ A
     Gdiag = np.einsum("gaj,gab,gbj->gj", Mg, Q3, Mg)
     return V, _bm_df(Gdiag, U, Mg, M, cl_sim, S)
+
+
+def _mm2(X, Y):
+    """Product of two stacks of 2 x 2 matrices held as ``(x00, x01, x10, x11)`` arrays."""
+    a, b, c, d = X
+    e, f, g, h = Y
+    return (a * e + b * g, a * f + b * h, c * e + d * g, c * f + d * h)
+
+
+def _cr2_k2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_cr2` for two coefficients, elementwise (no eigenvectors, no Cholesky).
+
+    ``K_g = L phi(B_g) L'`` with ``B_g = L'A_gL`` only needs ``phi`` on the two
+    eigenvalues ``l1 >= l2`` of ``B_g`` (those of ``M A_g``): ``phi(B) = alpha I + beta B``
+    with ``beta`` the divided difference of ``phi`` over ``(l2, l1)`` and
+    ``alpha = phi(l2) - beta l2``, so ``K_g = alpha M + beta M A_g M``. For
+    ``phi(l) = 1 / ((1 + s) s)``, ``s = sqrt(1 - l)``, the divided difference is
+    ``(1 + s1 + s2) / ((s1 + s2) (1 + s1) s1 (1 + s2) s2)``, free of cancellation even for
+    equal eigenvalues. Degenerate directions (``1 - l <= 1e-12``) use ``-1/l`` as in
+    :func:`_cr2`.
+    """
+    m00, m01, m11 = M[:, 0, 0][cl_sim], M[:, 0, 1][cl_sim], M[:, 1, 1][cl_sim]
+    Mg = (m00, m01, m01, m11)
+    a00, a01, a11 = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
+    Ag = (a00, a01, a01, a11)
+    P = _mm2(Ag, Mg)                                   # A M; M A = P'
+    t = P[0] + P[3]
+    det = (m00 * m11 - m01 * m01) * (a00 * a11 - a01 * a01)
+    disc = np.sqrt(np.maximum(0.25 * t * t - det, 0.0))
+    l1 = 0.5 * t + disc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l2 = np.where(l1 > 0, det / l1, 0.0)
+        l2 = np.minimum(np.maximum(l2, 0.0), l1)
+        nd1 = 1.0 - l1 > _EIG_TOL
+        nd2 = 1.0 - l2 > _EIG_TOL
+        s1 = np.sqrt(np.where(nd1, 1.0 - l1, 1.0))
+        s2 = np.sqrt(np.where(nd2, 1.0 - l2, 1.0))
+        phi2 = 1.0 / ((1.0 + s2) * s2)
+        both = np.where(nd1, 0.0, 1.0 / det)           # both degenerate: -B^{-1}
+        beta1 = np.where(nd1, (1.0 + s1 + s2) / ((s1 + s2) * (1.0 + s1) * s1 * (1.0 + s2) * s2),
+                         np.where(nd2, (-1.0 / l1 - phi2) / (l1 - l2), both))
+        alpha1 = np.where(nd2, phi2 - beta1 * l2, -t * both)
+        beta3 = np.where(nd1, 0.0, np.where(nd2, (-1.0 / l1) / (l1 - l2), both))
+        alpha3 = np.where(nd2, -beta3 * l2, -t * both)
+    PP = _mm2(P, P)
+    AK1 = tuple(alpha1 * p + beta1 * q for p, q in zip(P, PP))     # A K1
+    e0, e1 = XtE[:, 0], XtE[:, 1]
+    h0 = e0 + AK1[0] * e0 + AK1[1] * e1
+    h1 = e1 + AK1[2] * e0 + AK1[3] * e1
+    C = np.empty((len(cl_sim), 2, 2))
+    C[:, 0, 0] = h0 * h0
+    C[:, 0, 1] = C[:, 1, 0] = h0 * h1
+    C[:, 1, 1] = h1 * h1
+    V = M @ _rsum(cl_sim, S, C) @ M
+    U4 = tuple(p + q for p, q in zip(P, _mm2(AK1, P)))             # (A + A K1 A) M
+    U = np.stack(U4, axis=1).reshape(-1, 2, 2)
+    # diag of M Q3 M = R + alpha3 R P + beta3 R P P, R = M A M
+    R = _mm2(Mg, P)
+    RP = _mm2(R, P)
+    RPP = _mm2(RP, P)
+    Gdiag = np.column_stack([R[0] + alpha3 * RP[0] + beta3 * RPP[0],
+                             R[3] + alpha3 * RP[3] + beta3 * RPP[3]])
+    return V, _bm_df(Gdiag, U, np.stack(Mg, axis=1).reshape(-1, 2, 2), M, cl_sim, S)
 
 
 def _bm_df(Gdiag, U, Mg, M, cl_sim, S):

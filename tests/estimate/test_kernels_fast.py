@@ -86,3 +86,44 @@ def test_clustered_dim_kernel_sim_with_one_arm_takes_exact_path():
     good = [f for i, f in enumerate(frames) if i != 2]
     ref = _standalone(difference_in_means, "y ~ z", good, clusters="cl")
     np.testing.assert_allclose(out.drop(index=2)["estimate"], ref["estimate"], rtol=1e-10)
+
+
+def _k2_frames(seed, n_sims=8):
+    """Two-coefficient CR2 fits: size-1 clusters, a leverage-one cluster (a dummy that is
+    non-zero only there), cluster-constant regressors (rank-1 ``A_g``)."""
+    from .test_kernels import _frames
+    frames = _frames(seed, n_sims=n_sims)
+    for i, f in enumerate(frames):
+        f["d"] = (f["cl"] == f["cl"].iloc[0]).astype(float)
+        f["xc"] = f.groupby("cl")["x"].transform("mean")
+        if i % 2:
+            f["y"] = f["y"] + 1e4
+    return frames
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("formula", ["y ~ x", "y ~ z", "y ~ d", "y ~ xc", "y ~ 0 + x + z"])
+def test_cr2_two_coefficients_equals_standalone(formula):
+    from declaredesign.estimate import lm_robust
+    frames = _k2_frames(11)
+    out = get_batched(lm_robust)(Batch.from_frames(frames), formula, clusters="cl")
+    _compare(out, _standalone(lm_robust, formula, frames, clusters="cl"), rtol=1e-9)
+
+
+@pytest.mark.parametrize("col", ["x", "z", "d", "xc"])
+def test_cr2_two_coefficients_equals_general_kxk(col, monkeypatch):
+    import declaredesign.estimate._kernels as K
+    frames = _k2_frames(12, n_sims=10)
+    sim = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    y = np.concatenate([f["y"].to_numpy() for f in frames])
+    x = np.concatenate([f[col].to_numpy() for f in frames])
+    cl = np.concatenate([f["cl"].to_numpy() for f in frames])
+    S = len(frames)
+    codes, cl_sim = _cluster_codes(sim, S, cl)
+    X = np.column_stack([np.ones(len(y)), x])
+    fast = lm_core(sim, S, y, X, cl_codes=codes, cl_sim=cl_sim, se_type="CR2", intercept_col=0)
+    monkeypatch.setattr(K, "_cr2", K._cr2_general)
+    ref = lm_core(sim, S, y, X, cl_codes=codes, cl_sim=cl_sim, se_type="CR2", intercept_col=0)
+    np.testing.assert_allclose(fast["coef"], ref["coef"], rtol=1e-12)
+    np.testing.assert_allclose(fast["se"], ref["se"], rtol=1e-9)
+    np.testing.assert_allclose(fast["df"], ref["df"], rtol=1e-9, equal_nan=True)
