@@ -771,20 +771,31 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
     kwargs = dict(blocks=blocks, clusters=clusters, weights=weights, subset=subset,
                   condition1=condition1, condition2=condition2, ci=ci, alpha=alpha)
     S = batch.n_sims
-    t_all = np.asarray(cols[treat])[rows]
+    t_col = np.asarray(cols[treat])
+    all_rows = bool(rows.all())
+    t_all = t_col if all_rows else t_col[rows]
     c1, c2 = parse_conditions(func, t_all, condition1, condition2)
-    rows = rows & ((np.asarray(cols[treat]) == c1) | (np.asarray(cols[treat]) == c2))
-    sim = batch.sim[rows]
-    y = np.asarray(cols[outcome], dtype=float)[rows]
-    t2 = np.asarray(cols[treat])[rows] == c2
+    t2 = t_col == c2
+    in_conditions = t2 | (t_col == c1)
+    if not in_conditions.all():
+        rows = rows & in_conditions
+        all_rows = False
+
+    def used(v):
+        # the common case (no subset, no NA, two conditions) needs no row copies
+        return v if all_rows else v[rows]
+
+    sim = used(batch.sim)
+    y = used(np.asarray(cols[outcome], dtype=float))
+    t2 = used(t2)
     w = None
     if weights is not None:
-        w = np.asarray(cols[weights], dtype=float)[rows]
+        w = used(np.asarray(cols[weights], dtype=float))
         check_weights(func, weights, w)
     add_label = not (c2 == 1 and c1 == 0)
     term = f"{treat}{c2}" if add_label else treat
     if blocks is not None and clusters is None and w is None:
-        bl_codes, bl_sim = _cluster_codes(sim, S, np.asarray(cols[blocks])[rows])
+        bl_codes, bl_sim = _cluster_codes(sim, S, used(np.asarray(cols[blocks])))
         est, se, df, ok = _blocked_dim(sim, S, y, t2, bl_codes, bl_sim)
         res2 = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
         badi = np.flatnonzero(~ok)
@@ -799,9 +810,9 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
     n1 = np.bincount(sim, minlength=S) - n2
     bad = (n1 < 2) | (n2 < 2)
     if clusters is not None:
-        cl_codes, cl_sim = _cluster_codes(sim, S, np.asarray(cols[clusters])[rows])
+        cl_codes, cl_sim = _cluster_codes(sim, S, used(np.asarray(cols[clusters])))
         G = len(cl_sim)
-        n_t = np.bincount(cl_codes, weights=t2, minlength=G)
+        n_t = _gsum(cl_codes, G, t2.astype(float))
         size = np.bincount(cl_codes, minlength=G)
         if np.any((n_t > 0) & (n_t < size)):
             raise DeclarationError(f"{func}(clusters={clusters!r}): every unit of a cluster "

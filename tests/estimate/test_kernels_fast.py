@@ -127,3 +127,22 @@ def test_cr2_two_coefficients_equals_general_kxk(col, monkeypatch):
     np.testing.assert_allclose(fast["coef"], ref["coef"], rtol=1e-12)
     np.testing.assert_allclose(fast["se"], ref["se"], rtol=1e-9)
     np.testing.assert_allclose(fast["df"], ref["df"], rtol=1e-9, equal_nan=True)
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("kw", [{"clusters": "cl"}, {}, {"clusters": "cl", "subset": "y > -1"}])
+def test_dim_kernel_rows_dropped_by_na_subset_and_third_condition(kw):
+    frames = [f for f in _cluster_batch(8, n_sims=30)
+              if min((f["z"] == 1).sum(), (f["z"] == 0).sum()) >= 4][:6]
+    for i, f in enumerate(frames):
+        f.loc[f.index[:2], "y"] = np.nan
+        if i % 2:
+            f.loc[f["cl"] == f["cl"].max(), "z"] = 2.0     # a third condition, left out
+    kw = {**kw, "condition1": 0.0, "condition2": 1.0}
+    # one cluster in each arm leaves SE and df as rounding noise (0/0): not comparable
+    frames = [f for f in frames
+              if f.query(kw.get("subset", "y == y")).query("z < 2").groupby("z")["cl"]
+              .nunique().min() >= 2]
+    assert len(frames) >= 3
+    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", **kw)
+    _compare(out, _standalone(difference_in_means, "y ~ z", frames, **kw))
