@@ -413,7 +413,22 @@ def _bm_df(Gdiag, U, Mg, M, cl_sim, S):
     sq = _rsum(cl_sim, S, Gdiag ** 2)
     Jn = np.bincount(cl_sim, minlength=S)
     Jmax = int(Jn.max()) if G else 0
-    if S * Jmax * Jmax * kj * k <= 5e7:
+    if k == 2 and S * Jmax * Jmax * kj * k <= 5e7:
+        # the same padded sum, elementwise: stacks of 2 x 2 products are slow in numpy
+        pos = np.arange(G) - np.searchsorted(cl_sim, np.arange(S))[cl_sim]
+        idx = np.arange(Jmax)
+        off = np.empty((S, kj))
+        for j in range(kj):
+            u0 = np.zeros((S, Jmax))
+            u1 = np.zeros((S, Jmax))
+            u0[cl_sim, pos] = U[:, 0, j]
+            u1[cl_sim, pos] = U[:, 1, j]
+            mu0 = M[:, 0, 0, None] * u0 + M[:, 0, 1, None] * u1
+            mu1 = M[:, 1, 0, None] * u0 + M[:, 1, 1, None] * u1
+            Qp = u0[:, :, None] * mu0[:, None, :] + u1[:, :, None] * mu1[:, None, :]
+            Qp[:, idx, idx] = 0.0
+            off[:, j] = np.einsum("sgh,sgh->s", Qp, Qp)
+    elif S * Jmax * Jmax * kj * k <= 5e7:
         pos = np.arange(G) - np.searchsorted(cl_sim, np.arange(S))[cl_sim]
         Up = np.zeros((S, Jmax, k, kj))
         Up[cl_sim, pos] = U
