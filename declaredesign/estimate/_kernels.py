@@ -229,7 +229,7 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         G = len(cl_sim)
         shift = None
         if intercept_col is not None:
-            shift = np.bincount(sim, weights=y, minlength=S) / np.maximum(n_s, 1)
+            shift = _gsum(sim, S, y) / np.maximum(n_s, 1)
             yf = y - shift[sim]
         A = _couter(cl_codes, G, cols)
         Xy_g = _csum(cl_codes, G, cols, yf)
@@ -524,13 +524,17 @@ def _cluster_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
         lo, hi = int(key.min()), int(key.max())
         span = hi - lo + 1
         if n_sims * span <= max(4 * key.size, 1 << 20):
-            combined = sim * span + (key - lo)
+            combined = np.multiply(sim, span, dtype=np.int64)   # in place from here
+            combined += key.astype(np.int64, copy=False)
+            if lo:
+                combined -= lo
             present = np.zeros(n_sims * span, dtype=bool)
             present[combined] = True
-            rank = np.cumsum(present) - 1
+            rank = np.cumsum(present, dtype=np.int64)
+            rank -= 1
             codes = rank[combined]
             cl_sim = np.flatnonzero(present) // span
-            return codes.astype(np.int64), cl_sim.astype(np.int64)
+            return codes, cl_sim.astype(np.int64, copy=False)
     return group_codes(sim, key)
 
 
@@ -722,15 +726,20 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
         check_numeric(func, "formula", name, np.asarray(view[name]))
     if mf.y.ndim != 1:
         raise DeclarationError(f"{func}(formula={formula!r}): formula must have one outcome.")
-    sim = sim[mf.mask]
+    all_rows = bool(mf.mask.all())
+
+    def used(v):
+        return v if all_rows else v[mf.mask]
+
+    sim = used(sim)
     w = None
     if weights is not None:
         check_numeric(func, "weights", weights, np.asarray(view[weights]))
-        w = np.asarray(view[weights], dtype=float)[mf.mask]
+        w = used(np.asarray(view[weights], dtype=float))
         check_weights(func, weights, w)
     cl_codes = cl_sim = None
     if clusters is not None:
-        cl_codes, cl_sim = _cluster_codes(sim, batch.n_sims, np.asarray(view[clusters])[mf.mask])
+        cl_codes, cl_sim = _cluster_codes(sim, batch.n_sims, used(np.asarray(view[clusters])))
     S = batch.n_sims
     kwargs = dict(weights=weights, subset=subset, clusters=clusters, se_type=se_type,
                   ci=ci, alpha=alpha, fixed_effects=fixed_effects)
@@ -743,7 +752,7 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
     X, columns = mf.X, list(mf.columns)
     fe_codes = fe_sim = None
     if fe_names:
-        fe_codes, fe_sim = _cluster_codes(sim, S, np.asarray(view[fe_names[0]])[mf.mask])
+        fe_codes, fe_sim = _cluster_codes(sim, S, used(np.asarray(view[fe_names[0]])))
         if mf.has_intercept:
             i = columns.index("(Intercept)")
             X = np.delete(X, i, axis=1)
