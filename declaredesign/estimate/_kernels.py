@@ -79,15 +79,19 @@ def _starts(codes: np.ndarray, n: int) -> np.ndarray | None:
         if c is codes and m == n:
             return st
     st = None
-    if codes.size and n and codes[0] == 0 and codes[-1] == n - 1:
-        d = np.diff(codes)
-        if d.min(initial=0) >= 0 and d.max(initial=0) <= 1:
-            st = np.concatenate([[0], np.flatnonzero(d) + 1])
-            if len(st) != n:
-                st = None
+    if codes.size and n and codes[0] == 0 and codes[-1] == n - 1 and \
+            bool((codes[1:] >= codes[:-1]).all()):
+        st = np.searchsorted(codes, np.arange(n))
+        if np.any(np.diff(st) == 0):
+            st = None                      # an empty group: reduceat would not give 0
+    _remember_starts(codes, n, st)
+    return st
+
+
+def _remember_starts(codes: np.ndarray, n: int, st: np.ndarray | None) -> None:
+    # the array itself is kept, so its id cannot be reused while it is cached
     _STARTS_CACHE.insert(0, (codes, n, st))
     del _STARTS_CACHE[4:]
-    return st
 
 
 def _gsum(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
@@ -528,11 +532,19 @@ def _cluster_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
             combined += key.astype(np.int64, copy=False)
             if lo:
                 combined -= lo
+            if combined.size > 1 and bool((combined[1:] >= combined[:-1]).all()):
+                # rows already in (sim, key) order (the usual nesting): runs are the groups
+                st = np.flatnonzero(combined[1:] != combined[:-1]) + 1
+                st = np.concatenate([np.zeros(1, dtype=st.dtype), st])
+                sizes = np.diff(st, append=combined.size)
+                codes = np.repeat(np.arange(len(st), dtype=np.int64), sizes)
+                _remember_starts(codes, len(st), st)
+                return codes, sim[st].astype(np.int64, copy=False)
             present = np.zeros(n_sims * span, dtype=bool)
             present[combined] = True
             rank = np.cumsum(present, dtype=np.int64)
             rank -= 1
-            codes = rank[combined]
+            codes = np.take(rank, combined)
             cl_sim = np.flatnonzero(present) // span
             return codes, cl_sim.astype(np.int64, copy=False)
     return group_codes(sim, key)
