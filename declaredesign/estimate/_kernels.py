@@ -102,6 +102,14 @@ def _gsum(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, st)
 
 
+def _gcount(codes: np.ndarray, n: int) -> np.ndarray:
+    """Rows per group (length ``n``)."""
+    st = _starts(codes, n)
+    if st is None:
+        return np.bincount(codes, minlength=n)
+    return np.diff(st, append=codes.size)
+
+
 def _csum(codes: np.ndarray, n: int, cols: list[np.ndarray], v: np.ndarray | None = None
           ) -> np.ndarray:
     """Per-group sums of each column (times ``v``): shape (n, k). Columns are contiguous."""
@@ -810,7 +818,13 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
     t_col = np.asarray(cols[treat])
     all_rows = bool(rows.all())
     t_all = t_col if all_rows else t_col[rows]
-    c1, c2 = parse_conditions(func, t_all, condition1, condition2)
+    values = None
+    if t_all.dtype.kind in "iuf" and t_all.size:
+        # a numeric treatment with two values (the usual 0/1) needs no hashing
+        lo, hi = t_all.min(), t_all.max()
+        if bool(((t_all == lo) | (t_all == hi)).all()):
+            values = sorted({lo.item(), hi.item()})
+    c1, c2 = parse_conditions(func, t_all, condition1, condition2, values=values)
     t2 = t_col == c2
     in_conditions = t2 | (t_col == c1)
     if not in_conditions.all():
@@ -842,14 +856,15 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
         # block-clustered and weighted blocked designs: exact per-simulation path
         return pd.concat(_fallback(difference_in_means, batch, np.arange(S), formula,
                                    kwargs, None), ignore_index=True)
-    n2 = np.bincount(sim, weights=t2, minlength=S)
-    n1 = np.bincount(sim, minlength=S) - n2
+    t2f = t2.astype(float)
+    n2 = _gsum(sim, S, t2f)
+    n1 = _gcount(sim, S) - n2
     bad = (n1 < 2) | (n2 < 2)
     if clusters is not None:
         cl_codes, cl_sim = _cluster_codes(sim, S, used(np.asarray(cols[clusters])))
         G = len(cl_sim)
-        n_t = _gsum(cl_codes, G, t2.astype(float))
-        size = np.bincount(cl_codes, minlength=G)
+        n_t = _gsum(cl_codes, G, t2f)
+        size = _gcount(cl_codes, G)
         if np.any((n_t > 0) & (n_t < size)):
             raise DeclarationError(f"{func}(clusters={clusters!r}): every unit of a cluster "
                                    "must have the same treatment condition; some clusters mix "
