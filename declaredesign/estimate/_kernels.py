@@ -633,7 +633,7 @@ def _welch_parts(codes: np.ndarray, G: int, y: np.ndarray, t2: np.ndarray):
 
 
 def _clustered_dim(S: int, y: np.ndarray, cl_codes: np.ndarray, cl_sim: np.ndarray,
-                   size: np.ndarray, treated: np.ndarray
+                   size: np.ndarray, treated: np.ndarray, intercept: bool = False
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Clustered difference in means: ``lm_robust(y ~ z)`` CR2 in closed form.
 
@@ -647,6 +647,9 @@ def _clustered_dim(S: int, y: np.ndarray, cl_codes: np.ndarray, cl_sim: np.ndarr
 
     A cluster alone in its arm (``l_g = 1``) contributes nothing, as estimatr's
     pseudo-inverse square root makes it. Only per-cluster and per-arm sums are needed.
+    The intercept (the control mean, ``x_g'Mc = 1/N_0`` on control clusters only) uses the
+    control arm's pieces alone; with ``intercept=True`` coef, se and df have two columns,
+    (intercept, difference), as ``lm_robust(y ~ z, clusters=...)`` reports them.
     """
     G = len(cl_sim)
     arm = 2 * cl_sim + treated                       # (simulation, arm) of each cluster
@@ -665,15 +668,39 @@ def _clustered_dim(S: int, y: np.ndarray, cl_codes: np.ndarray, cl_sim: np.ndarr
         v = np.where(single, 0.0, eg ** 2 / (Na * rest))       # (sum e)^2 / (N^2 (1 - l))
         gd = np.where(single, 0.0, size / Na ** 2)
         q2 = np.where(single, 0.0, size ** 2 / (Na ** 2 * rest))
-        var = np.bincount(cl_sim, weights=v, minlength=S)
-        trG = np.bincount(cl_sim, weights=gd, minlength=S)
-        sq2 = np.bincount(arm, weights=q2, minlength=2 * S)
-        trG2 = (np.bincount(cl_sim, weights=gd ** 2 - q2 ** 2, minlength=S)
-                + sq2[0::2] ** 2 + sq2[1::2] ** 2)
-        df = trG ** 2 / trG2
-    est = m[1::2] - m[0::2]
-    ok = (N[0::2] > 0) & (N[1::2] > 0)
-    return est, np.sqrt(var), df, ok
+        # per-arm pieces: the difference uses both arms, the intercept (control mean) one
+        var = np.bincount(arm, weights=v, minlength=2 * S).reshape(S, 2)
+        trG = np.bincount(arm, weights=gd, minlength=2 * S).reshape(S, 2)
+        sq2 = np.bincount(arm, weights=q2, minlength=2 * S).reshape(S, 2)
+        trG2 = np.bincount(arm, weights=gd ** 2 - q2 ** 2, minlength=2 * S).reshape(S, 2) \
+            + sq2 ** 2
+        df = trG.sum(axis=1) ** 2 / trG2.sum(axis=1)
+        est = m[1::2] - m[0::2]
+        ok = (N[0::2] > 0) & (N[1::2] > 0)
+        if not intercept:
+            return est, np.sqrt(var.sum(axis=1)), df, ok
+        coef = np.column_stack([m[0::2], est])
+        se = np.sqrt(np.column_stack([var[:, 0], var.sum(axis=1)]))
+        dfs = np.column_stack([trG[:, 0] ** 2 / trG2[:, 0], df])
+    return coef, se, dfs, ok
+
+
+def _binary_cluster_treatment(sim: np.ndarray, S: int, y: np.ndarray, z: np.ndarray,
+                              cl_codes: np.ndarray, cl_sim: np.ndarray
+                              ) -> dict[str, np.ndarray] | None:
+    """``lm_robust(y ~ z)`` CR2 through :func:`_clustered_dim` when ``z`` is 0/1 and
+    constant within clusters (cluster-assigned treatment); None when it is not."""
+    if not bool(((z == 0.0) | (z == 1.0)).all()):
+        return None
+    G = len(cl_sim)
+    n_t = _gsum(cl_codes, G, z)
+    size = _gcount(cl_codes, G)
+    if not bool(((n_t == 0) | (n_t == size)).all()):
+        return None
+    coef, se, df, ok = _clustered_dim(S, y, cl_codes, cl_sim, size, n_t > 0, intercept=True)
+    # lm_core's conditions for the normal equations: more rows than coefficients
+    ok = ok & (_gcount(sim, S) > 2)
+    return {"coef": coef, "se": se, "df": df, "ok": ok}
 
 
 def _blocked_dim(sim, S, y, t2, bl_codes, bl_sim):
@@ -778,8 +805,13 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
             X = np.delete(X, i, axis=1)
             columns.pop(i)
     icol = columns.index("(Intercept)") if "(Intercept)" in columns else None
-    res = lm_core(sim, S, mf.y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
-                  se_type=se, intercept_col=icol, fe_codes=fe_codes, fe_sim=fe_sim)
+    res = None
+    if se == "CR2" and w is None and fe_codes is None and columns[:1] == ["(Intercept)"] \
+            and len(columns) == 2:
+        res = _binary_cluster_treatment(sim, S, mf.y, X[:, 1], cl_codes, cl_sim)
+    if res is None:
+        res = lm_core(sim, S, mf.y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
+                      se_type=se, intercept_col=icol, fe_codes=fe_codes, fe_sim=fe_sim)
     ok = res["ok"]
     bad = np.flatnonzero(~ok)
     extra = _fallback(lm_robust, batch, bad, formula, kwargs, None) if len(bad) else []

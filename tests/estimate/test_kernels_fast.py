@@ -176,3 +176,39 @@ def test_group_sums_by_reduceat_equal_bincount():
         np.testing.assert_allclose(_gsum(codes, n_groups, v),
                                    np.bincount(codes, weights=v, minlength=n_groups),
                                    rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lm_robust_binary_cluster_treatment_closed_form_equals_lm_core(seed):
+    from declaredesign.estimate._kernels import _binary_cluster_treatment
+    frames = _cluster_batch(seed)
+    sim, y, z, cl = _stack(frames)
+    S = len(frames)
+    codes, cl_sim = _cluster_codes(sim, S, cl)
+    fast = _binary_cluster_treatment(sim, S, y, z, codes, cl_sim)
+    X = np.column_stack([np.ones(len(y)), z])
+    ref = lm_core(sim, S, y, X, cl_codes=codes, cl_sim=cl_sim, se_type="CR2", intercept_col=0)
+    np.testing.assert_array_equal(fast["ok"], ref["ok"])
+    np.testing.assert_allclose(fast["coef"], ref["coef"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fast["se"], ref["se"], rtol=1e-9, atol=1e-14)
+    both = np.bincount(cl_sim, minlength=S) == 2       # 0/0 df, noise in the general path
+    np.testing.assert_allclose(fast["df"][~both], ref["df"][~both], rtol=1e-9, equal_nan=True)
+    # not 0/1, or not constant within clusters: not taken
+    assert _binary_cluster_treatment(sim, S, y, 2 * z, codes, cl_sim) is None
+    z2 = z.copy()
+    i = np.flatnonzero(np.bincount(codes)[codes] > 1)[0]   # a row of a cluster of 2+
+    z2[i] = 1 - z2[i]
+    assert _binary_cluster_treatment(sim, S, y, z2, codes, cl_sim) is None
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("kw", [{"clusters": "cl"}, {"clusters": "cl", "subset": "y > -1"},
+                                {"clusters": "cl", "alpha": 0.1}])
+def test_lm_robust_binary_cluster_treatment_kernel_equals_standalone(kw):
+    from declaredesign.estimate import lm_robust
+    frames = [f for f in _cluster_batch(9, n_sims=40)
+              if f.query(kw.get("subset", "y == y")).groupby("z")["cl"].nunique().min() >= 2
+              and f.query(kw.get("subset", "y == y"))["z"].nunique() == 2][:10]
+    assert len(frames) >= 5
+    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z", **kw)
+    _compare(out, _standalone(lm_robust, "y ~ z", frames, **kw), rtol=1e-9)
