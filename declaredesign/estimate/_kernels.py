@@ -532,6 +532,22 @@ def _cluster_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
     one scatter and a cumulative sum instead of a sort.
     """
     key = np.asarray(key)
+    for s_, k_, n_, out in _CODES_CACHE:
+        # batches are immutable (batch.py): the same arrays give the same codes, so the
+        # estimators of one design clustering on one column share the work
+        if s_ is sim and k_ is key and n_ == n_sims:
+            return out
+    out = _cluster_codes_uncached(sim, n_sims, key)
+    _CODES_CACHE.insert(0, (sim, key, n_sims, out))
+    del _CODES_CACHE[2:]
+    return out
+
+
+_CODES_CACHE: list[tuple[np.ndarray, np.ndarray, int, tuple[np.ndarray, np.ndarray]]] = []
+
+
+def _cluster_codes_uncached(sim: np.ndarray, n_sims: int, key: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray]:
     if key.dtype.kind in "iu" and key.size:
         lo, hi = int(key.min()), int(key.max())
         span = hi - lo + 1
