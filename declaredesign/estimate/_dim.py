@@ -74,10 +74,13 @@ class DifferenceInMeansFit:
         return self.summary()
 
 
-def parse_conditions(func: str, t: np.ndarray, condition1: Any, condition2: Any
-                     ) -> tuple[Any, Any]:
-    """Which treatment values are control (condition1) and treatment (condition2)."""
-    names = sorted(pd.unique(t).tolist())
+def parse_conditions(func: str, t: np.ndarray, condition1: Any, condition2: Any,
+                     values: list[Any] | None = None) -> tuple[Any, Any]:
+    """Which treatment values are control (condition1) and treatment (condition2).
+
+    ``values``, when given, are the sorted distinct values of ``t`` (already known).
+    """
+    names = sorted(pd.unique(t).tolist()) if values is None else values
     for arg, c in (("condition1", condition1), ("condition2", condition2)):
         if c is not None and c not in names:
             fail(func, arg, c, f"a value of the treatment variable ({names})")

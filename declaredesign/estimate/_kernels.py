@@ -65,12 +65,57 @@ _LEVERAGE_ONE = 1e-10
 _COND_TOL = 1e-10
 
 
+_STARTS_CACHE: list[tuple[np.ndarray, int, np.ndarray | None]] = []
+
+
+def _starts(codes: np.ndarray, n: int) -> np.ndarray | None:
+    """First row of each group when ``codes`` is sorted and every group present, else None.
+
+    Sorted codes (rows in simulation and cluster order, the usual case) let
+    ``np.add.reduceat`` replace weighted ``np.bincount``, several times faster. The answer is
+    cached for the last few code arrays, which the kernels reuse for many columns.
+    """
+    for c, m, st in _STARTS_CACHE:
+        if c is codes and m == n:
+            return st
+    st = None
+    if codes.size and n and codes[0] == 0 and codes[-1] == n - 1 and \
+            bool((codes[1:] >= codes[:-1]).all()):
+        st = np.searchsorted(codes, np.arange(n))
+        if np.any(np.diff(st) == 0):
+            st = None                      # an empty group: reduceat would not give 0
+    _remember_starts(codes, n, st)
+    return st
+
+
+def _remember_starts(codes: np.ndarray, n: int, st: np.ndarray | None) -> None:
+    # the array itself is kept, so its id cannot be reused while it is cached
+    _STARTS_CACHE.insert(0, (codes, n, st))
+    del _STARTS_CACHE[4:]
+
+
+def _gsum(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """Per-group sums of ``values`` (length ``n``)."""
+    st = _starts(codes, n)
+    if st is None:
+        return np.bincount(codes, weights=values, minlength=n)
+    return np.add.reduceat(values, st)
+
+
+def _gcount(codes: np.ndarray, n: int) -> np.ndarray:
+    """Rows per group (length ``n``)."""
+    st = _starts(codes, n)
+    if st is None:
+        return np.bincount(codes, minlength=n)
+    return np.diff(st, append=codes.size)
+
+
 def _csum(codes: np.ndarray, n: int, cols: list[np.ndarray], v: np.ndarray | None = None
           ) -> np.ndarray:
     """Per-group sums of each column (times ``v``): shape (n, k). Columns are contiguous."""
     out = np.empty((n, len(cols)))
     for j, c in enumerate(cols):
-        out[:, j] = np.bincount(codes, weights=c if v is None else c * v, minlength=n)
+        out[:, j] = _gsum(codes, n, c if v is None else c * v)
     return out
 
 
@@ -82,7 +127,7 @@ def _couter(codes: np.ndarray, n: int, cols: list[np.ndarray], v: np.ndarray | N
     for a in range(k):
         ca = cols[a] if v is None else cols[a] * v
         for b in range(a, k):
-            s_ = np.bincount(codes, weights=ca * cols[b], minlength=n)
+            s_ = _gsum(codes, n, ca * cols[b])
             out[:, a, b] = s_
             out[:, b, a] = s_
     return out
@@ -196,7 +241,7 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
         G = len(cl_sim)
         shift = None
         if intercept_col is not None:
-            shift = np.bincount(sim, weights=y, minlength=S) / np.maximum(n_s, 1)
+            shift = _gsum(sim, S, y) / np.maximum(n_s, 1)
             yf = y - shift[sim]
         A = _couter(cl_codes, G, cols)
         Xy_g = _csum(cl_codes, G, cols, yf)
@@ -272,6 +317,14 @@ def lm_core(sim: np.ndarray, n_sims: int, y: np.ndarray, X: np.ndarray, *,
 def _cr2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: int
          ) -> tuple[np.ndarray, np.ndarray]:
     """CR2 vcov and Bell-McCaffrey df from per-cluster ``A_g`` and ``X_g'e_g`` (module doc)."""
+    if M.shape[1] == 2:
+        return _cr2_k2(M, A, XtE, cl_sim, S)
+    return _cr2_general(M, A, XtE, cl_sim, S)
+
+
+def _cr2_general(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_cr2` for any number of coefficients, through ``B_g``'s eigenvectors."""
     L = np.linalg.cholesky(M)
     Lg = L[cl_sim]
     Mg = M[cl_sim]
@@ -296,6 +349,70 @@ def _cr2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: i
     return V, _bm_df(Gdiag, U, Mg, M, cl_sim, S)
 
 
+def _mm2(X, Y):
+    """Product of two stacks of 2 x 2 matrices held as ``(x00, x01, x10, x11)`` arrays."""
+    a, b, c, d = X
+    e, f, g, h = Y
+    return (a * e + b * g, a * f + b * h, c * e + d * g, c * f + d * h)
+
+
+def _cr2_k2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_cr2` for two coefficients, elementwise (no eigenvectors, no Cholesky).
+
+    ``K_g = L phi(B_g) L'`` with ``B_g = L'A_gL`` only needs ``phi`` on the two
+    eigenvalues ``l1 >= l2`` of ``B_g`` (those of ``M A_g``): ``phi(B) = alpha I + beta B``
+    with ``beta`` the divided difference of ``phi`` over ``(l2, l1)`` and
+    ``alpha = phi(l2) - beta l2``, so ``K_g = alpha M + beta M A_g M``. For
+    ``phi(l) = 1 / ((1 + s) s)``, ``s = sqrt(1 - l)``, the divided difference is
+    ``(1 + s1 + s2) / ((s1 + s2) (1 + s1) s1 (1 + s2) s2)``, free of cancellation even for
+    equal eigenvalues. Degenerate directions (``1 - l <= 1e-12``) use ``-1/l`` as in
+    :func:`_cr2`.
+    """
+    m00, m01, m11 = M[:, 0, 0][cl_sim], M[:, 0, 1][cl_sim], M[:, 1, 1][cl_sim]
+    Mg = (m00, m01, m01, m11)
+    a00, a01, a11 = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
+    Ag = (a00, a01, a01, a11)
+    P = _mm2(Ag, Mg)                                   # A M; M A = P'
+    t = P[0] + P[3]
+    det = (m00 * m11 - m01 * m01) * (a00 * a11 - a01 * a01)
+    disc = np.sqrt(np.maximum(0.25 * t * t - det, 0.0))
+    l1 = 0.5 * t + disc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l2 = np.where(l1 > 0, det / l1, 0.0)
+        l2 = np.minimum(np.maximum(l2, 0.0), l1)
+        nd1 = 1.0 - l1 > _EIG_TOL
+        nd2 = 1.0 - l2 > _EIG_TOL
+        s1 = np.sqrt(np.where(nd1, 1.0 - l1, 1.0))
+        s2 = np.sqrt(np.where(nd2, 1.0 - l2, 1.0))
+        phi2 = 1.0 / ((1.0 + s2) * s2)
+        both = np.where(nd1, 0.0, 1.0 / det)           # both degenerate: -B^{-1}
+        beta1 = np.where(nd1, (1.0 + s1 + s2) / ((s1 + s2) * (1.0 + s1) * s1 * (1.0 + s2) * s2),
+                         np.where(nd2, (-1.0 / l1 - phi2) / (l1 - l2), both))
+        alpha1 = np.where(nd2, phi2 - beta1 * l2, -t * both)
+        beta3 = np.where(nd1, 0.0, np.where(nd2, (-1.0 / l1) / (l1 - l2), both))
+        alpha3 = np.where(nd2, -beta3 * l2, -t * both)
+    PP = _mm2(P, P)
+    AK1 = tuple(alpha1 * p + beta1 * q for p, q in zip(P, PP))     # A K1
+    e0, e1 = XtE[:, 0], XtE[:, 1]
+    h0 = e0 + AK1[0] * e0 + AK1[1] * e1
+    h1 = e1 + AK1[2] * e0 + AK1[3] * e1
+    C = np.empty((len(cl_sim), 2, 2))
+    C[:, 0, 0] = h0 * h0
+    C[:, 0, 1] = C[:, 1, 0] = h0 * h1
+    C[:, 1, 1] = h1 * h1
+    V = M @ _rsum(cl_sim, S, C) @ M
+    U4 = tuple(p + q for p, q in zip(P, _mm2(AK1, P)))             # (A + A K1 A) M
+    U = np.stack(U4, axis=1).reshape(-1, 2, 2)
+    # diag of M Q3 M = R + alpha3 R P + beta3 R P P, R = M A M
+    R = _mm2(Mg, P)
+    RP = _mm2(R, P)
+    RPP = _mm2(RP, P)
+    Gdiag = np.column_stack([R[0] + alpha3 * RP[0] + beta3 * RPP[0],
+                             R[3] + alpha3 * RP[3] + beta3 * RPP[3]])
+    return V, _bm_df(Gdiag, U, np.stack(Mg, axis=1).reshape(-1, 2, 2), M, cl_sim, S)
+
+
 def _bm_df(Gdiag, U, Mg, M, cl_sim, S):
     """``(tr G)^2 / tr G^2`` for ``G = diag(...) - U'MU`` (diagonal given, per coefficient).
 
@@ -308,7 +425,22 @@ def _bm_df(Gdiag, U, Mg, M, cl_sim, S):
     sq = _rsum(cl_sim, S, Gdiag ** 2)
     Jn = np.bincount(cl_sim, minlength=S)
     Jmax = int(Jn.max()) if G else 0
-    if S * Jmax * Jmax * kj * k <= 5e7:
+    if k == 2 and S * Jmax * Jmax * kj * k <= 5e7:
+        # the same padded sum, elementwise: stacks of 2 x 2 products are slow in numpy
+        pos = np.arange(G) - np.searchsorted(cl_sim, np.arange(S))[cl_sim]
+        idx = np.arange(Jmax)
+        off = np.empty((S, kj))
+        for j in range(kj):
+            u0 = np.zeros((S, Jmax))
+            u1 = np.zeros((S, Jmax))
+            u0[cl_sim, pos] = U[:, 0, j]
+            u1[cl_sim, pos] = U[:, 1, j]
+            mu0 = M[:, 0, 0, None] * u0 + M[:, 0, 1, None] * u1
+            mu1 = M[:, 1, 0, None] * u0 + M[:, 1, 1, None] * u1
+            Qp = u0[:, :, None] * mu0[:, None, :] + u1[:, :, None] * mu1[:, None, :]
+            Qp[:, idx, idx] = 0.0
+            off[:, j] = np.einsum("sgh,sgh->s", Qp, Qp)
+    elif S * Jmax * Jmax * kj * k <= 5e7:
         pos = np.arange(G) - np.searchsorted(cl_sim, np.arange(S))[cl_sim]
         Up = np.zeros((S, Jmax, k, kj))
         Up[cl_sim, pos] = U
@@ -400,17 +532,45 @@ def _cluster_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
     one scatter and a cumulative sum instead of a sort.
     """
     key = np.asarray(key)
+    for s_, k_, n_, out in _CODES_CACHE:
+        # batches are immutable (batch.py): the same arrays give the same codes, so the
+        # estimators of one design clustering on one column share the work
+        if s_ is sim and k_ is key and n_ == n_sims:
+            return out
+    out = _cluster_codes_uncached(sim, n_sims, key)
+    _CODES_CACHE.insert(0, (sim, key, n_sims, out))
+    del _CODES_CACHE[2:]
+    return out
+
+
+_CODES_CACHE: list[tuple[np.ndarray, np.ndarray, int, tuple[np.ndarray, np.ndarray]]] = []
+
+
+def _cluster_codes_uncached(sim: np.ndarray, n_sims: int, key: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray]:
     if key.dtype.kind in "iu" and key.size:
         lo, hi = int(key.min()), int(key.max())
         span = hi - lo + 1
         if n_sims * span <= max(4 * key.size, 1 << 20):
-            combined = sim * span + (key - lo)
+            combined = np.multiply(sim, span, dtype=np.int64)   # in place from here
+            combined += key.astype(np.int64, copy=False)
+            if lo:
+                combined -= lo
+            if combined.size > 1 and bool((combined[1:] >= combined[:-1]).all()):
+                # rows already in (sim, key) order (the usual nesting): runs are the groups
+                st = np.flatnonzero(combined[1:] != combined[:-1]) + 1
+                st = np.concatenate([np.zeros(1, dtype=st.dtype), st])
+                sizes = np.diff(st, append=combined.size)
+                codes = np.repeat(np.arange(len(st), dtype=np.int64), sizes)
+                _remember_starts(codes, len(st), st)
+                return codes, sim[st].astype(np.int64, copy=False)
             present = np.zeros(n_sims * span, dtype=bool)
             present[combined] = True
-            rank = np.cumsum(present) - 1
-            codes = rank[combined]
+            rank = np.cumsum(present, dtype=np.int64)
+            rank -= 1
+            codes = np.take(rank, combined)
             cl_sim = np.flatnonzero(present) // span
-            return codes.astype(np.int64), cl_sim.astype(np.int64)
+            return codes, cl_sim.astype(np.int64, copy=False)
     return group_codes(sim, key)
 
 
@@ -488,6 +648,77 @@ def _welch_parts(codes: np.ndarray, G: int, y: np.ndarray, t2: np.ndarray):
     return n1, n2, m2 - m1, v1, v2
 
 
+def _clustered_dim(S: int, y: np.ndarray, cl_codes: np.ndarray, cl_sim: np.ndarray,
+                   size: np.ndarray, treated: np.ndarray, intercept: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clustered difference in means: ``lm_robust(y ~ z)`` CR2 in closed form.
+
+    With whole clusters treated, ``X_g = 1 x_g'`` and ``H_gg = (n_g / N_a) 1 1'`` (``N_a``
+    the units in the cluster's arm), so the one non-trivial eigenvalue is
+    ``l_g = n_g / N_a`` on ``1``. For the treatment coefficient ``x_g'Mc = +-1/N_a``, hence
+
+    * ``V = sum_g (sum e_g)^2 / (N_a^2 (1 - l_g))``;
+    * Bell-McCaffrey: ``G`` is block diagonal by arm, ``G_a = D - q q'`` with
+      ``G_gg = n_g / N_a^2`` and ``q_g^2 = n_g^2 / (N_a^2 (N_a - n_g))``.
+
+    A cluster alone in its arm (``l_g = 1``) contributes nothing, as estimatr's
+    pseudo-inverse square root makes it. Only per-cluster and per-arm sums are needed.
+    The intercept (the control mean, ``x_g'Mc = 1/N_0`` on control clusters only) uses the
+    control arm's pieces alone; with ``intercept=True`` coef, se and df have two columns,
+    (intercept, difference), as ``lm_robust(y ~ z, clusters=...)`` reports them.
+    """
+    G = len(cl_sim)
+    arm = 2 * cl_sim + treated                       # (simulation, arm) of each cluster
+    N = np.bincount(arm, weights=size, minlength=2 * S)
+    sy = _gsum(cl_codes, G, y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.bincount(arm, weights=sy, minlength=2 * S) / N
+        # residual sums from centred rows keep their digits; one refinement of the means
+        eg = _gsum(cl_codes, G, y - m[arm][cl_codes])
+        dm = np.bincount(arm, weights=eg, minlength=2 * S) / N
+        m = m + dm
+        eg = eg - size * dm[arm]
+        Na = N[arm]
+        single = size >= Na
+        rest = np.where(single, 1.0, Na - size)
+        v = np.where(single, 0.0, eg ** 2 / (Na * rest))       # (sum e)^2 / (N^2 (1 - l))
+        gd = np.where(single, 0.0, size / Na ** 2)
+        q2 = np.where(single, 0.0, size ** 2 / (Na ** 2 * rest))
+        # per-arm pieces: the difference uses both arms, the intercept (control mean) one
+        var = np.bincount(arm, weights=v, minlength=2 * S).reshape(S, 2)
+        trG = np.bincount(arm, weights=gd, minlength=2 * S).reshape(S, 2)
+        sq2 = np.bincount(arm, weights=q2, minlength=2 * S).reshape(S, 2)
+        trG2 = np.bincount(arm, weights=gd ** 2 - q2 ** 2, minlength=2 * S).reshape(S, 2) \
+            + sq2 ** 2
+        df = trG.sum(axis=1) ** 2 / trG2.sum(axis=1)
+        est = m[1::2] - m[0::2]
+        ok = (N[0::2] > 0) & (N[1::2] > 0)
+        if not intercept:
+            return est, np.sqrt(var.sum(axis=1)), df, ok
+        coef = np.column_stack([m[0::2], est])
+        se = np.sqrt(np.column_stack([var[:, 0], var.sum(axis=1)]))
+        dfs = np.column_stack([trG[:, 0] ** 2 / trG2[:, 0], df])
+    return coef, se, dfs, ok
+
+
+def _binary_cluster_treatment(sim: np.ndarray, S: int, y: np.ndarray, z: np.ndarray,
+                              cl_codes: np.ndarray, cl_sim: np.ndarray
+                              ) -> dict[str, np.ndarray] | None:
+    """``lm_robust(y ~ z)`` CR2 through :func:`_clustered_dim` when ``z`` is 0/1 and
+    constant within clusters (cluster-assigned treatment); None when it is not."""
+    if not bool(((z == 0.0) | (z == 1.0)).all()):
+        return None
+    G = len(cl_sim)
+    n_t = _gsum(cl_codes, G, z)
+    size = _gcount(cl_codes, G)
+    if not bool(((n_t == 0) | (n_t == size)).all()):
+        return None
+    coef, se, df, ok = _clustered_dim(S, y, cl_codes, cl_sim, size, n_t > 0, intercept=True)
+    # lm_core's conditions for the normal equations: more rows than coefficients
+    ok = ok & (_gcount(sim, S) > 2)
+    return {"coef": coef, "se": se, "df": df, "ok": ok}
+
+
 def _blocked_dim(sim, S, y, t2, bl_codes, bl_sim):
     """Blocked and matched-pair difference in means for every simulation (estimatr)."""
     G = len(bl_sim)
@@ -558,15 +789,20 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
         check_numeric(func, "formula", name, np.asarray(view[name]))
     if mf.y.ndim != 1:
         raise DeclarationError(f"{func}(formula={formula!r}): formula must have one outcome.")
-    sim = sim[mf.mask]
+    all_rows = bool(mf.mask.all())
+
+    def used(v):
+        return v if all_rows else v[mf.mask]
+
+    sim = used(sim)
     w = None
     if weights is not None:
         check_numeric(func, "weights", weights, np.asarray(view[weights]))
-        w = np.asarray(view[weights], dtype=float)[mf.mask]
+        w = used(np.asarray(view[weights], dtype=float))
         check_weights(func, weights, w)
     cl_codes = cl_sim = None
     if clusters is not None:
-        cl_codes, cl_sim = _cluster_codes(sim, batch.n_sims, np.asarray(view[clusters])[mf.mask])
+        cl_codes, cl_sim = _cluster_codes(sim, batch.n_sims, used(np.asarray(view[clusters])))
     S = batch.n_sims
     kwargs = dict(weights=weights, subset=subset, clusters=clusters, se_type=se_type,
                   ci=ci, alpha=alpha, fixed_effects=fixed_effects)
@@ -579,14 +815,19 @@ def lm_robust_kernel(batch: Batch, formula: str, weights: str | None = None,
     X, columns = mf.X, list(mf.columns)
     fe_codes = fe_sim = None
     if fe_names:
-        fe_codes, fe_sim = _cluster_codes(sim, S, np.asarray(view[fe_names[0]])[mf.mask])
+        fe_codes, fe_sim = _cluster_codes(sim, S, used(np.asarray(view[fe_names[0]])))
         if mf.has_intercept:
             i = columns.index("(Intercept)")
             X = np.delete(X, i, axis=1)
             columns.pop(i)
     icol = columns.index("(Intercept)") if "(Intercept)" in columns else None
-    res = lm_core(sim, S, mf.y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
-                  se_type=se, intercept_col=icol, fe_codes=fe_codes, fe_sim=fe_sim)
+    res = None
+    if se == "CR2" and w is None and fe_codes is None and columns[:1] == ["(Intercept)"] \
+            and len(columns) == 2:
+        res = _binary_cluster_treatment(sim, S, mf.y, X[:, 1], cl_codes, cl_sim)
+    if res is None:
+        res = lm_core(sim, S, mf.y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
+                      se_type=se, intercept_col=icol, fe_codes=fe_codes, fe_sim=fe_sim)
     ok = res["ok"]
     bad = np.flatnonzero(~ok)
     extra = _fallback(lm_robust, batch, bad, formula, kwargs, None) if len(bad) else []
@@ -622,20 +863,37 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
     kwargs = dict(blocks=blocks, clusters=clusters, weights=weights, subset=subset,
                   condition1=condition1, condition2=condition2, ci=ci, alpha=alpha)
     S = batch.n_sims
-    t_all = np.asarray(cols[treat])[rows]
-    c1, c2 = parse_conditions(func, t_all, condition1, condition2)
-    rows = rows & ((np.asarray(cols[treat]) == c1) | (np.asarray(cols[treat]) == c2))
-    sim = batch.sim[rows]
-    y = np.asarray(cols[outcome], dtype=float)[rows]
-    t2 = np.asarray(cols[treat])[rows] == c2
+    t_col = np.asarray(cols[treat])
+    all_rows = bool(rows.all())
+    t_all = t_col if all_rows else t_col[rows]
+    values = None
+    if t_all.dtype.kind in "iuf" and t_all.size:
+        # a numeric treatment with two values (the usual 0/1) needs no hashing
+        lo, hi = t_all.min(), t_all.max()
+        if bool(((t_all == lo) | (t_all == hi)).all()):
+            values = sorted({lo.item(), hi.item()})
+    c1, c2 = parse_conditions(func, t_all, condition1, condition2, values=values)
+    t2 = t_col == c2
+    in_conditions = t2 | (t_col == c1)
+    if not in_conditions.all():
+        rows = rows & in_conditions
+        all_rows = False
+
+    def used(v):
+        # the common case (no subset, no NA, two conditions) needs no row copies
+        return v if all_rows else v[rows]
+
+    sim = used(batch.sim)
+    y = used(np.asarray(cols[outcome], dtype=float))
+    t2 = used(t2)
     w = None
     if weights is not None:
-        w = np.asarray(cols[weights], dtype=float)[rows]
+        w = used(np.asarray(cols[weights], dtype=float))
         check_weights(func, weights, w)
     add_label = not (c2 == 1 and c1 == 0)
     term = f"{treat}{c2}" if add_label else treat
     if blocks is not None and clusters is None and w is None:
-        bl_codes, bl_sim = _cluster_codes(sim, S, np.asarray(cols[blocks])[rows])
+        bl_codes, bl_sim = _cluster_codes(sim, S, used(np.asarray(cols[blocks])))
         est, se, df, ok = _blocked_dim(sim, S, y, t2, bl_codes, bl_sim)
         res2 = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
         badi = np.flatnonzero(~ok)
@@ -646,22 +904,26 @@ def difference_in_means_kernel(batch: Batch, formula: str, blocks: str | None = 
         # block-clustered and weighted blocked designs: exact per-simulation path
         return pd.concat(_fallback(difference_in_means, batch, np.arange(S), formula,
                                    kwargs, None), ignore_index=True)
-    n2 = np.bincount(sim, weights=t2, minlength=S)
-    n1 = np.bincount(sim, minlength=S) - n2
+    t2f = t2.astype(float)
+    n2 = _gsum(sim, S, t2f)
+    n1 = _gcount(sim, S) - n2
     bad = (n1 < 2) | (n2 < 2)
     if clusters is not None:
-        cl_codes, cl_sim = _cluster_codes(sim, S, np.asarray(cols[clusters])[rows])
+        cl_codes, cl_sim = _cluster_codes(sim, S, used(np.asarray(cols[clusters])))
         G = len(cl_sim)
-        n_t = np.bincount(cl_codes, weights=t2, minlength=G)
-        size = np.bincount(cl_codes, minlength=G)
+        n_t = _gsum(cl_codes, G, t2f)
+        size = _gcount(cl_codes, G)
         if np.any((n_t > 0) & (n_t < size)):
             raise DeclarationError(f"{func}(clusters={clusters!r}): every unit of a cluster "
                                    "must have the same treatment condition; some clusters mix "
                                    "them.")
-        X = np.column_stack([np.ones(len(y)), t2.astype(float)])
-        res = lm_core(sim, S, y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
-                      se_type="CR2", df_for=np.array([False, True]), intercept_col=0)
-        est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
+        if w is None:
+            est, se, df, ok = _clustered_dim(S, y, cl_codes, cl_sim, size, n_t > 0)
+        else:
+            X = np.column_stack([np.ones(len(y)), t2.astype(float)])
+            res = lm_core(sim, S, y, X, weights=w, cl_codes=cl_codes, cl_sim=cl_sim,
+                          se_type="CR2", df_for=np.array([False, True]), intercept_col=0)
+            est, se, df, ok = res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
     elif w is not None:
         X = np.column_stack([np.ones(len(y)), t2.astype(float)])
         res = lm_core(sim, S, y, X, weights=w, se_type="HC2")

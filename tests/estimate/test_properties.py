@@ -85,6 +85,8 @@ def test_kernel_equals_standalone_on_random_designs(seed, n_sims, se, weighted, 
         if not 1e-20 < fit.res_var < np.inf:
             continue          # perfect fit (or no residual df): SEs are rounding noise in R too
         ref = fit.tidy()
+        if np.nanmax(ref["std_error"]) < 1e-12 * max(1.0, np.nanmax(np.abs(ref["estimate"]))):
+            continue          # SEs zero in exact arithmetic (e.g. two clusters): noise
         assert got["term"].tolist() == ref["term"].tolist()
         cols = ["estimate", "std_error", "df", "p_value"]
         np.testing.assert_allclose(got[cols].to_numpy(float), ref[cols].to_numpy(float),
