@@ -4,7 +4,6 @@ object's tables."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -302,14 +301,11 @@ def test_compare_diagnoses(r_sims):
         compare_diagnoses(d1, diagnose_simulations(r_sims, ["bias"], bootstrap_sims=0))
 
 
-def test_performance_50k_sims_4_estimators(r_sims):
+def test_diagnoses_50k_sims_4_estimators(r_sims):
+    # The scale of a forum-sized run (its speed is measured in benchmarks/components.py).
     big = pd.concat([r_sims.assign(sim_id=r_sims.sim_id + 5000 * k) for k in range(10)],
                     ignore_index=True)
     assert len(big) == 200_000
-    diagnose_simulations(big.head(1000), seed=0)  # warm up imports
-    t0 = time.perf_counter()
     d = diagnose_simulations(big, R_NAMES, bootstrap_sims=100, seed=1)
-    elapsed = time.perf_counter() - t0
     assert isinstance(d, Diagnosis) and d.diagnosands["n_sims"].tolist() == [50_000] * 4
-    # ~0.2-0.3 s measured on the shared 2-core machine; 1.5 s leaves room for load
-    assert elapsed < 1.5, elapsed
+    assert d.diagnosands["bias_se"].notna().all()

@@ -302,21 +302,10 @@ def test_batch_of_sims_has_per_sim_structure(n_sims, n_classes, seed):
         assert len(df) == k.sum()
 
 
-# ---------------------------------------------------------------- performance
-def test_forum_model_thousand_sims_is_fast():
-    import time
-    levels = forum_levels()
-    rng = np.random.default_rng(1)
-    fabricate_batch(levels, n_sims=50, rng=rng)
-    best = np.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        b = fabricate_batch(levels, n_sims=1000, rng=rng)
-        best = min(best, time.perf_counter() - t)
-    assert b.n_rows > 600_000
-    print(f"forum model, 1000 sims, {b.n_rows} rows: {best * 1000:.1f} ms")
-    # Generous bound for a shared 2-core machine; typically ~40 ms.
-    assert best < 1.0
+def test_forum_model_thousand_sims_shape():
+    b = fabricate_batch(forum_levels(), n_sims=1000, rng=np.random.default_rng(1))
+    assert b.n_sims == 1000 and b.n_rows > 600_000
+    assert np.all(np.diff(b.sim) >= 0)
 
 
 def test_deterministic_design_batch_equals_standalone_per_sim():
