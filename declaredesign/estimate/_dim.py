@@ -21,13 +21,14 @@ from ._lm_robust import (
     fit_arrays,
     subset_mask,
 )
-from ._protocol import TIDY_COLUMNS, batched
+from ._protocol import batched
+from ._single import SingleEstimateFit
 
 __all__ = ["difference_in_means", "DifferenceInMeansFit"]
 
 
 @dataclass
-class DifferenceInMeansFit:
+class DifferenceInMeansFit(SingleEstimateFit):
     """Result of :func:`difference_in_means`."""
 
     term: str
@@ -46,25 +47,6 @@ class DifferenceInMeansFit:
     alpha: float
     nblocks: int | None = None
     nclusters: int | None = None
-
-    @property
-    def coefficients(self) -> pd.Series:
-        """The estimate, named by term."""
-        return pd.Series([self.estimate], index=[self.term])
-
-    @property
-    def vcov(self) -> pd.DataFrame:
-        """1 x 1 variance matrix (the squared standard error)."""
-        return pd.DataFrame([[self.std_error ** 2]], index=[self.term], columns=[self.term])
-
-    def tidy(self) -> pd.DataFrame:
-        """One-row tidy frame with the standard columns."""
-        return pd.DataFrame({c: [getattr(self, c)] for c in TIDY_COLUMNS}, columns=TIDY_COLUMNS)
-
-    def linear_hypothesis(self, hypothesis: Any) -> pd.DataFrame:
-        """Test a linear hypothesis on the estimate, e.g. ``"z = 0.1"`` (t on ``df``)."""
-        from ._lh import linear_hypothesis
-        return linear_hypothesis(self, hypothesis)
 
     def summary(self) -> str:
         """Printable summary."""

@@ -36,7 +36,8 @@ from ..errors import DeclarationError, EstimationError
 from ._dim import parse_conditions
 from ._formula import _is_missing, formula_variables
 from ._lm_robust import check_alpha, check_column_arg, check_numeric, subset_mask
-from ._protocol import TIDY_COLUMNS, batched
+from ._protocol import batched
+from ._single import SingleEstimateFit
 
 __all__ = ["horvitz_thompson", "HorvitzThompsonFit", "declaration_to_condition_pr_mat",
            "permutations_to_condition_pr_mat"]
@@ -349,7 +350,7 @@ def _ht_internal(y: np.ndarray, t2: np.ndarray, p2: np.ndarray, cl: np.ndarray |
 
 # --------------------------------------------------------------------------- result
 @dataclass
-class HorvitzThompsonFit:
+class HorvitzThompsonFit(SingleEstimateFit):
     """Result of :func:`horvitz_thompson` (z-based inference: ``df`` is NaN)."""
 
     term: str
@@ -367,25 +368,6 @@ class HorvitzThompsonFit:
     se_type: str
     alpha: float
     condition_pr_mat: np.ndarray | None = None
-
-    @property
-    def coefficients(self) -> pd.Series:
-        """The estimate, named by term."""
-        return pd.Series([self.estimate], index=[self.term])
-
-    @property
-    def vcov(self) -> pd.DataFrame:
-        """1 x 1 variance matrix (the squared standard error)."""
-        return pd.DataFrame([[self.std_error ** 2]], index=[self.term], columns=[self.term])
-
-    def tidy(self) -> pd.DataFrame:
-        """One-row tidy frame with the standard columns."""
-        return pd.DataFrame({c: [getattr(self, c)] for c in TIDY_COLUMNS}, columns=TIDY_COLUMNS)
-
-    def linear_hypothesis(self, hypothesis: Any) -> pd.DataFrame:
-        """Test a linear hypothesis on the estimate (z-based); see ``lm_robust``'s."""
-        from ._lh import linear_hypothesis
-        return linear_hypothesis(self, hypothesis)
 
     def __repr__(self) -> str:
         return self.tidy().to_string(index=False)
