@@ -63,7 +63,7 @@ class RIStats:
 
 
 def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndarray,
-             n_sims: int) -> RIStats:
+             n_sims: int, starts: np.ndarray | None = None) -> RIStats:
     """Build the sufficient statistics.
 
     Parameters
@@ -71,23 +71,49 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     X : (N, p) fixed-effects matrix, y : (N,) response.
     gcode : (N,) dense group codes, numbered across datasets.
     group_sim : (G,) dataset of each group.
+    starts : (G,) first row of each group when the caller knows each group's
+        rows are contiguous and in code order (saves a pass to find out).
     """
     N, p = X.shape
     k = p + 1
     G = group_sim.shape[0]
     # Rows of a group are usually contiguous: then sums are reduceat passes
     # over blocks, else bincounts.
-    contiguous = N > 0 and bool(np.all(gcode[1:] >= gcode[:-1]))
-    n_g = np.bincount(gcode, minlength=G)
-    starts = np.concatenate([[0], np.cumsum(n_g)[:-1]]) if contiguous else None
+    if starts is not None:
+        contiguous = True
+        n_g = np.diff(starts, append=N)
+    else:
+        contiguous = N > 0 and bool(np.all(gcode[1:] >= gcode[:-1]))
+        n_g = np.bincount(gcode, minlength=G)
+        starts = np.concatenate([[0], np.cumsum(n_g)[:-1]]) if contiguous else None
+
+    # Groups all of one size m (a balanced design) make the rows a (G, m)
+    # table: column passes then replace reduceat's and repeat's per-group
+    # loops. The sums keep reduceat's order, first + (sum of the rest), so
+    # the numbers are the same bits either way.
+    m = int(n_g[0]) if contiguous and G and N == G * int(n_g[0]) and \
+        n_g.min() == n_g.max() else 0
 
     def gsum(v):  # (N,) -> (G,)
+        if m:
+            V = v.reshape(G, m)
+            if m == 1:
+                return V[:, 0].copy()
+            if m <= 8:  # below numpy's pairwise block the sum is sequential
+                rest = V[:, 1].copy()
+                for c in range(2, m):
+                    rest += V[:, c]
+            else:
+                rest = V[:, 1:].sum(axis=1)
+            return V[:, 0] + rest
         if contiguous:
             return np.add.reduceat(v, starts)
         return np.bincount(gcode, weights=v, minlength=G)
 
-    def expand(v):  # (G,) -> (N,)
-        return np.repeat(v, n_g) if contiguous else v[gcode]
+    def centre(v, mean):  # v minus its group's mean, (N,)
+        if m:
+            return (v.reshape(G, m) - mean[:, None]).reshape(N)
+        return v - (np.repeat(mean, n_g) if contiguous else mean[gcode])
 
     # A column of ones (the intercept) has group sums n_g and no within-group
     # variation: skip its row-level passes. Columns are handled as contiguous
@@ -95,7 +121,7 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     cols = [np.ascontiguousarray(X[:, j], dtype=float) for j in range(p)] + \
         [np.ascontiguousarray(y, dtype=float)]
     const = [j < p and bool(np.all(cols[j] == 1.0)) for j in range(k)]
-    S_g = np.empty((G, k))
+    S_g = np.empty((G, k), order="F")  # used column by column
     inv_n = 1.0 / np.maximum(n_g, 1)
     cen = {}
     for i in range(k):
@@ -104,11 +130,22 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
         else:
             S_g[:, i] = gsum(cols[i])
             # Within-group cross products come from group-centred columns.
-            cen[i] = cols[i] - expand(S_g[:, i] * inv_n)
+            cen[i] = centre(cols[i], S_g[:, i] * inv_n)
+    # A regressor constant within groups (a cluster-level treatment) centres to
+    # exact zeros: its within-group products are exact zeros too, so skip their
+    # row passes (a partner column with an overflowing product still takes the
+    # full pass, which gives the NaN it would).
+    zero = {i: i < p and not cen[i].any() for i in cen}
     Wy = np.zeros((n_sims, k, k))
     var = sorted(cen)
+    for i in var:
+        if not zero[i]:
+            Wy[:, i, i] = np.bincount(group_sim, weights=gsum(cen[i] * cen[i]),
+                                      minlength=n_sims)
     for a, i in enumerate(var):
-        for j in var[a:]:
+        for j in var[a + 1:]:
+            if (zero[i] or zero[j]) and np.isfinite(Wy[:, i, i] + Wy[:, j, j]).all():
+                continue
             v = np.bincount(group_sim, weights=gsum(cen[i] * cen[j]), minlength=n_sims)
             Wy[:, i, j] = v
             Wy[:, j, i] = v
@@ -133,11 +170,24 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     T[:, np.arange(k), np.arange(k)] = 1.0
     T[:, p, :p] = -b0
     W = T @ Wy @ np.transpose(T, (0, 2, 1))
-    S_g[:, p] = S_g[:, p] - np.einsum("gi,gi->g", S_g[:, :p], b0[group_sim])
-    # Size classes: unique (dataset, group size).
+    if p <= 2:  # einsum's order for two terms; a gather per column beats its setup
+        fit = S_g[:, 0] * b0[group_sim, 0] if p else 0.0
+        if p == 2:
+            fit = fit + S_g[:, 1] * b0[group_sim, 1]
+        S_g[:, p] = S_g[:, p] - fit
+    else:
+        S_g[:, p] = S_g[:, p] - np.einsum("gi,gi->g", S_g[:, :p], b0[group_sim])
+    # Size classes: unique (dataset, group size), by a lookup table over the
+    # (small) key range rather than a sort.
     stride = int(n_g.max(initial=0)) + 1
     key = group_sim.astype(np.int64) * stride + n_g
-    ukey, cls = np.unique(key, return_inverse=True)
+    if n_sims * stride <= max(4 * G, 1 << 16):
+        present = np.zeros(n_sims * stride, dtype=bool)
+        present[key] = True
+        ukey = np.flatnonzero(present)
+        cls = (np.cumsum(present) - 1)[key]
+    else:
+        ukey, cls = np.unique(key, return_inverse=True)
     K = ukey.shape[0]
     cls_sim = ukey // stride
     cls_n = ukey % stride
