@@ -274,6 +274,8 @@ def _chol_inv_small(A):
     Non-positive-definite matrices give NaN.
     """
     k = A.shape[-1]
+    if k <= 3:
+        return _chol_inv_3(A)
     L = np.zeros_like(A)
     for j in range(k):
         d = A[..., j, j] - np.sum(L[..., j, :j] ** 2, axis=-1)
@@ -286,6 +288,38 @@ def _chol_inv_small(A):
         Li[..., i, i] = 1.0 / L[..., i, i]
         for j in range(i):
             Li[..., i, j] = -np.sum(L[..., i, j:i] * Li[..., j:i, j], axis=-1) / L[..., i, i]
+    return L, Li
+
+
+def _chol_inv_3(A):
+    """:func:`_chol_inv_small` for order <= 3 without the per-element reductions.
+
+    Every inner product there has at most two terms, whose sum has one order:
+    the results are the same bits.
+    """
+    k = A.shape[-1]
+    L = np.zeros_like(A)
+    Li = np.zeros_like(A)
+    for j in range(k):
+        s = 0.0
+        if j == 1:
+            s = L[..., 1, 0] ** 2
+        elif j == 2:
+            s = L[..., 2, 0] ** 2 + L[..., 2, 1] ** 2
+        L[..., j, j] = ljj = np.sqrt(A[..., j, j] - s)
+        for i in range(j + 1, k):
+            t = 0.0
+            if j == 1:
+                t = L[..., i, 0] * L[..., 1, 0]
+            L[..., i, j] = (A[..., i, j] - t) / ljj
+    for i in range(k):
+        Li[..., i, i] = 1.0 / L[..., i, i]
+        for j in range(i):
+            if i - j == 1:
+                t = L[..., i, j] * Li[..., j, j]
+            else:  # i = 2, j = 0
+                t = L[..., 2, 0] * Li[..., 0, 0] + L[..., 2, 1] * Li[..., 1, 0]
+            Li[..., i, j] = -t / L[..., i, i]
     return L, Li
 
 
