@@ -215,7 +215,7 @@ def _batched_lstsq(A, b):
 class _Eval:
     """Criterion pieces at given theta (one theta per dataset, or an (S, m) grid)."""
 
-    def __init__(self, st: RIStats, theta: np.ndarray, derivs: bool):
+    def __init__(self, st: RIStats, theta: np.ndarray, derivs: bool, E=None):
         S, k, p = st.n_sims, st.p + 1, st.p
         th = np.asarray(theta, dtype=float)
         two_d = th.ndim == 2
@@ -225,8 +225,8 @@ class _Eval:
         n = st.cls_n[:, None]
         den = 1.0 + n * tc * tc
         v = 1.0 / (n * den)
-        E = sp.csr_matrix((np.ones_like(st.cls_n), (st.cls_sim, np.arange(st.cls_n.size))),
-                          shape=(S, st.cls_n.size))
+        if E is None:
+            E = _class_sums(st)
         Cf = st.Cn.reshape(-1, k * k)
 
         def agg(weights):  # sum_n weights_n C_n per dataset -> (S, m, k, k)
@@ -264,6 +264,12 @@ class _Eval:
                 v = getattr(self, name)
                 if isinstance(v, np.ndarray):
                     setattr(self, name, v[:, 0])
+
+
+def _class_sums(st: RIStats):
+    """(S, K) sparse 0/1 matrix summing size classes into their dataset."""
+    return sp.csr_matrix((np.ones_like(st.cls_n), (st.cls_sim, np.arange(st.cls_n.size))),
+                         shape=(st.n_sims, st.cls_n.size))
 
 
 def _chol_inv_small(A):
@@ -351,6 +357,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
     """Fit all datasets; return arrays of estimates, vcov, sigma, theta, df pieces."""
     S = st.n_sims
     a, b = _coefs(st, REML)
+    E = _class_sums(st)
     with np.errstate(all="ignore"):
         # The grid is evaluated a few points at a time so that memory stays
         # bounded by ~(size classes x chunk x k^2) whatever the batch.
@@ -358,7 +365,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
         parts = []
         for c0 in range(0, _GRID.size, step):
             g = np.broadcast_to(_GRID[c0:c0 + step], (S, min(step, _GRID.size - c0)))
-            parts.append(_crit(st, _Eval(st, g, derivs=False), REML))
+            parts.append(_crit(st, _Eval(st, g, derivs=False, E=E), REML))
         crit = np.concatenate(parts, axis=1)
         crit = np.where(np.isfinite(crit), crit, np.inf)
         i = np.argmin(crit, axis=1)
@@ -366,7 +373,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
         hi = _GRID[np.minimum(i + 1, _GRID.size - 1)]
         # At the boundary: theta = 0 is a local minimum when the criterion's
         # curvature there is non-negative (its slope in theta^2).
-        ev0 = _Eval(st, np.zeros(S), derivs=True)
+        ev0 = _Eval(st, np.zeros(S), derivs=True, E=E)
         d2_0 = ev0.L2 + a * ev0.lQ2 - b * ev0.lM2
         at_zero = (i == 0) & (d2_0 >= 0)
         lo = np.where(i == 0, 0.0, lo)
@@ -376,7 +383,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
         for _ in range(max_iter):
             if not active.any():
                 break
-            e = _Eval(st, theta, derivs=True)
+            e = _Eval(st, theta, derivs=True, E=E)
             g = e.L1 + a * e.lQ1 - b * e.lM1
             h = e.L2 + a * e.lQ2 - b * e.lM2
             lo = np.where(active & (g < 0), theta, lo)
@@ -388,7 +395,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
             conv = (np.abs(new - theta) <= tol * np.maximum(theta, 1e-8)) | (g == 0)
             theta = np.where(active, new, theta)
             active &= ~conv
-        ev = _Eval(st, theta, derivs=True)
+        ev = _Eval(st, theta, derivs=True, E=E)
     return _finish(st, ev, theta, REML)
 
 
