@@ -198,8 +198,9 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
             v = np.bincount(cls, weights=S_g[:, i] * S_g[:, j], minlength=K)
             Cn[:, i, j] = v
             Cn[:, j, i] = v
-    nobs = np.bincount(group_sim, weights=n_g, minlength=n_sims).astype(np.int64)
-    ngrps = np.bincount(group_sim, minlength=n_sims)
+    # Counts from the (few) size classes: integer sums, so exact in floats.
+    nobs = np.bincount(cls_sim, weights=cls_n * cls_count, minlength=n_sims).astype(np.int64)
+    ngrps = np.bincount(cls_sim, weights=cls_count, minlength=n_sims).astype(np.int64)
     return RIStats(W, Cn, cls_sim, cls_n.astype(float), cls_count.astype(float), nobs,
                    ngrps, p, b0, XtX, S_g, n_g)
 
