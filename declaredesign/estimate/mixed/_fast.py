@@ -176,7 +176,9 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
             fit = fit + S_g[:, 1] * b0[group_sim, 1]
         S_g[:, p] = S_g[:, p] - fit
     else:
-        S_g[:, p] = S_g[:, p] - np.einsum("gi,gi->g", S_g[:, :p], b0[group_sim])
+        # (einsum's order depends on the layout: keep the row-major one)
+        S_g[:, p] = S_g[:, p] - np.einsum("gi,gi->g", np.ascontiguousarray(S_g[:, :p]),
+                                          b0[group_sim])
     # Size classes: unique (dataset, group size), by a lookup table over the
     # (small) key range rather than a sort.
     stride = int(n_g.max(initial=0)) + 1
