@@ -63,7 +63,7 @@ class RIStats:
 
 
 def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndarray,
-             n_sims: int) -> RIStats:
+             n_sims: int, starts: np.ndarray | None = None) -> RIStats:
     """Build the sufficient statistics.
 
     Parameters
@@ -71,23 +71,49 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     X : (N, p) fixed-effects matrix, y : (N,) response.
     gcode : (N,) dense group codes, numbered across datasets.
     group_sim : (G,) dataset of each group.
+    starts : (G,) first row of each group when the caller knows each group's
+        rows are contiguous and in code order (saves a pass to find out).
     """
     N, p = X.shape
     k = p + 1
     G = group_sim.shape[0]
     # Rows of a group are usually contiguous: then sums are reduceat passes
     # over blocks, else bincounts.
-    contiguous = N > 0 and bool(np.all(gcode[1:] >= gcode[:-1]))
-    n_g = np.bincount(gcode, minlength=G)
-    starts = np.concatenate([[0], np.cumsum(n_g)[:-1]]) if contiguous else None
+    if starts is not None:
+        contiguous = True
+        n_g = np.diff(starts, append=N)
+    else:
+        contiguous = N > 0 and bool(np.all(gcode[1:] >= gcode[:-1]))
+        n_g = np.bincount(gcode, minlength=G)
+        starts = np.concatenate([[0], np.cumsum(n_g)[:-1]]) if contiguous else None
+
+    # Groups all of one size m (a balanced design) make the rows a (G, m)
+    # table: column passes then replace reduceat's and repeat's per-group
+    # loops. The sums keep reduceat's order, first + (sum of the rest), so
+    # the numbers are the same bits either way.
+    m = int(n_g[0]) if contiguous and G and N == G * int(n_g[0]) and \
+        n_g.min() == n_g.max() else 0
 
     def gsum(v):  # (N,) -> (G,)
+        if m:
+            V = v.reshape(G, m)
+            if m == 1:
+                return V[:, 0].copy()
+            if m <= 8:  # below numpy's pairwise block the sum is sequential
+                rest = V[:, 1].copy()
+                for c in range(2, m):
+                    rest += V[:, c]
+            else:
+                rest = V[:, 1:].sum(axis=1)
+            return V[:, 0] + rest
         if contiguous:
             return np.add.reduceat(v, starts)
         return np.bincount(gcode, weights=v, minlength=G)
 
-    def expand(v):  # (G,) -> (N,)
-        return np.repeat(v, n_g) if contiguous else v[gcode]
+    def centre(v, mean):  # v minus its group's mean, (N,)
+        if m:
+            return (v.reshape(G, m) - mean[:, None]).reshape(N)
+        return v - (np.repeat(mean, n_g) if contiguous else mean[gcode])
 
     # A column of ones (the intercept) has group sums n_g and no within-group
     # variation: skip its row-level passes. Columns are handled as contiguous
@@ -95,7 +121,7 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     cols = [np.ascontiguousarray(X[:, j], dtype=float) for j in range(p)] + \
         [np.ascontiguousarray(y, dtype=float)]
     const = [j < p and bool(np.all(cols[j] == 1.0)) for j in range(k)]
-    S_g = np.empty((G, k))
+    S_g = np.empty((G, k), order="F")  # used column by column
     inv_n = 1.0 / np.maximum(n_g, 1)
     cen = {}
     for i in range(k):
@@ -104,11 +130,22 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
         else:
             S_g[:, i] = gsum(cols[i])
             # Within-group cross products come from group-centred columns.
-            cen[i] = cols[i] - expand(S_g[:, i] * inv_n)
+            cen[i] = centre(cols[i], S_g[:, i] * inv_n)
+    # A regressor constant within groups (a cluster-level treatment) centres to
+    # exact zeros: its within-group products are exact zeros too, so skip their
+    # row passes (a partner column with an overflowing product still takes the
+    # full pass, which gives the NaN it would).
+    zero = {i: i < p and not cen[i].any() for i in cen}
     Wy = np.zeros((n_sims, k, k))
     var = sorted(cen)
+    for i in var:
+        if not zero[i]:
+            Wy[:, i, i] = np.bincount(group_sim, weights=gsum(cen[i] * cen[i]),
+                                      minlength=n_sims)
     for a, i in enumerate(var):
-        for j in var[a:]:
+        for j in var[a + 1:]:
+            if (zero[i] or zero[j]) and np.isfinite(Wy[:, i, i] + Wy[:, j, j]).all():
+                continue
             v = np.bincount(group_sim, weights=gsum(cen[i] * cen[j]), minlength=n_sims)
             Wy[:, i, j] = v
             Wy[:, j, i] = v
@@ -133,11 +170,26 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     T[:, np.arange(k), np.arange(k)] = 1.0
     T[:, p, :p] = -b0
     W = T @ Wy @ np.transpose(T, (0, 2, 1))
-    S_g[:, p] = S_g[:, p] - np.einsum("gi,gi->g", S_g[:, :p], b0[group_sim])
-    # Size classes: unique (dataset, group size).
+    if p <= 2:  # einsum's order for two terms; a gather per column beats its setup
+        fit = S_g[:, 0] * b0[group_sim, 0] if p else 0.0
+        if p == 2:
+            fit = fit + S_g[:, 1] * b0[group_sim, 1]
+        S_g[:, p] = S_g[:, p] - fit
+    else:
+        # (einsum's order depends on the layout: keep the row-major one)
+        S_g[:, p] = S_g[:, p] - np.einsum("gi,gi->g", np.ascontiguousarray(S_g[:, :p]),
+                                          b0[group_sim])
+    # Size classes: unique (dataset, group size), by a lookup table over the
+    # (small) key range rather than a sort.
     stride = int(n_g.max(initial=0)) + 1
     key = group_sim.astype(np.int64) * stride + n_g
-    ukey, cls = np.unique(key, return_inverse=True)
+    if n_sims * stride <= max(4 * G, 1 << 16):
+        present = np.zeros(n_sims * stride, dtype=bool)
+        present[key] = True
+        ukey = np.flatnonzero(present)
+        cls = (np.cumsum(present) - 1)[key]
+    else:
+        ukey, cls = np.unique(key, return_inverse=True)
     K = ukey.shape[0]
     cls_sim = ukey // stride
     cls_n = ukey % stride
@@ -148,8 +200,9 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
             v = np.bincount(cls, weights=S_g[:, i] * S_g[:, j], minlength=K)
             Cn[:, i, j] = v
             Cn[:, j, i] = v
-    nobs = np.bincount(group_sim, weights=n_g, minlength=n_sims).astype(np.int64)
-    ngrps = np.bincount(group_sim, minlength=n_sims)
+    # Counts from the (few) size classes: integer sums, so exact in floats.
+    nobs = np.bincount(cls_sim, weights=cls_n * cls_count, minlength=n_sims).astype(np.int64)
+    ngrps = np.bincount(cls_sim, weights=cls_count, minlength=n_sims).astype(np.int64)
     return RIStats(W, Cn, cls_sim, cls_n.astype(float), cls_count.astype(float), nobs,
                    ngrps, p, b0, XtX, S_g, n_g)
 
@@ -165,7 +218,7 @@ def _batched_lstsq(A, b):
 class _Eval:
     """Criterion pieces at given theta (one theta per dataset, or an (S, m) grid)."""
 
-    def __init__(self, st: RIStats, theta: np.ndarray, derivs: bool):
+    def __init__(self, st: RIStats, theta: np.ndarray, derivs: bool, E=None):
         S, k, p = st.n_sims, st.p + 1, st.p
         th = np.asarray(theta, dtype=float)
         two_d = th.ndim == 2
@@ -175,8 +228,8 @@ class _Eval:
         n = st.cls_n[:, None]
         den = 1.0 + n * tc * tc
         v = 1.0 / (n * den)
-        E = sp.csr_matrix((np.ones_like(st.cls_n), (st.cls_sim, np.arange(st.cls_n.size))),
-                          shape=(S, st.cls_n.size))
+        if E is None:
+            E = _class_sums(st)
         Cf = st.Cn.reshape(-1, k * k)
 
         def agg(weights):  # sum_n weights_n C_n per dataset -> (S, m, k, k)
@@ -216,6 +269,12 @@ class _Eval:
                     setattr(self, name, v[:, 0])
 
 
+def _class_sums(st: RIStats):
+    """(S, K) sparse 0/1 matrix summing size classes into their dataset."""
+    return sp.csr_matrix((np.ones_like(st.cls_n), (st.cls_sim, np.arange(st.cls_n.size))),
+                         shape=(st.n_sims, st.cls_n.size))
+
+
 def _chol_inv_small(A):
     """Cholesky factor L and its inverse for stacks of small SPD matrices.
 
@@ -224,6 +283,8 @@ def _chol_inv_small(A):
     Non-positive-definite matrices give NaN.
     """
     k = A.shape[-1]
+    if k <= 3:
+        return _chol_inv_3(A)
     L = np.zeros_like(A)
     for j in range(k):
         d = A[..., j, j] - np.sum(L[..., j, :j] ** 2, axis=-1)
@@ -236,6 +297,38 @@ def _chol_inv_small(A):
         Li[..., i, i] = 1.0 / L[..., i, i]
         for j in range(i):
             Li[..., i, j] = -np.sum(L[..., i, j:i] * Li[..., j:i, j], axis=-1) / L[..., i, i]
+    return L, Li
+
+
+def _chol_inv_3(A):
+    """:func:`_chol_inv_small` for order <= 3 without the per-element reductions.
+
+    Every inner product there has at most two terms, whose sum has one order:
+    the results are the same bits.
+    """
+    k = A.shape[-1]
+    L = np.zeros_like(A)
+    Li = np.zeros_like(A)
+    for j in range(k):
+        s = 0.0
+        if j == 1:
+            s = L[..., 1, 0] ** 2
+        elif j == 2:
+            s = L[..., 2, 0] ** 2 + L[..., 2, 1] ** 2
+        L[..., j, j] = ljj = np.sqrt(A[..., j, j] - s)
+        for i in range(j + 1, k):
+            t = 0.0
+            if j == 1:
+                t = L[..., i, 0] * L[..., 1, 0]
+            L[..., i, j] = (A[..., i, j] - t) / ljj
+    for i in range(k):
+        Li[..., i, i] = 1.0 / L[..., i, i]
+        for j in range(i):
+            if i - j == 1:
+                t = L[..., i, j] * Li[..., j, j]
+            else:  # i = 2, j = 0
+                t = L[..., 2, 0] * Li[..., 0, 0] + L[..., 2, 1] * Li[..., 1, 0]
+            Li[..., i, j] = -t / L[..., i, i]
     return L, Li
 
 
@@ -267,6 +360,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
     """Fit all datasets; return arrays of estimates, vcov, sigma, theta, df pieces."""
     S = st.n_sims
     a, b = _coefs(st, REML)
+    E = _class_sums(st)
     with np.errstate(all="ignore"):
         # The grid is evaluated a few points at a time so that memory stays
         # bounded by ~(size classes x chunk x k^2) whatever the batch.
@@ -274,7 +368,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
         parts = []
         for c0 in range(0, _GRID.size, step):
             g = np.broadcast_to(_GRID[c0:c0 + step], (S, min(step, _GRID.size - c0)))
-            parts.append(_crit(st, _Eval(st, g, derivs=False), REML))
+            parts.append(_crit(st, _Eval(st, g, derivs=False, E=E), REML))
         crit = np.concatenate(parts, axis=1)
         crit = np.where(np.isfinite(crit), crit, np.inf)
         i = np.argmin(crit, axis=1)
@@ -282,7 +376,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
         hi = _GRID[np.minimum(i + 1, _GRID.size - 1)]
         # At the boundary: theta = 0 is a local minimum when the criterion's
         # curvature there is non-negative (its slope in theta^2).
-        ev0 = _Eval(st, np.zeros(S), derivs=True)
+        ev0 = _Eval(st, np.zeros(S), derivs=True, E=E)
         d2_0 = ev0.L2 + a * ev0.lQ2 - b * ev0.lM2
         at_zero = (i == 0) & (d2_0 >= 0)
         lo = np.where(i == 0, 0.0, lo)
@@ -292,7 +386,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
         for _ in range(max_iter):
             if not active.any():
                 break
-            e = _Eval(st, theta, derivs=True)
+            e = _Eval(st, theta, derivs=True, E=E)
             g = e.L1 + a * e.lQ1 - b * e.lM1
             h = e.L2 + a * e.lQ2 - b * e.lM2
             lo = np.where(active & (g < 0), theta, lo)
@@ -304,7 +398,7 @@ def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
             conv = (np.abs(new - theta) <= tol * np.maximum(theta, 1e-8)) | (g == 0)
             theta = np.where(active, new, theta)
             active &= ~conv
-        ev = _Eval(st, theta, derivs=True)
+        ev = _Eval(st, theta, derivs=True, E=E)
     return _finish(st, ev, theta, REML)
 
 
