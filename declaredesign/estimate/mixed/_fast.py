@@ -63,7 +63,7 @@ class RIStats:
 
 
 def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndarray,
-             n_sims: int, starts: np.ndarray | None = None) -> RIStats:
+             n_sims: int) -> RIStats:
     """Build the sufficient statistics.
 
     Parameters
@@ -71,21 +71,15 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     X : (N, p) fixed-effects matrix, y : (N,) response.
     gcode : (N,) dense group codes, numbered across datasets.
     group_sim : (G,) dataset of each group.
-    starts : (G,) first row of each group when the caller knows each group's
-        rows are contiguous and in code order (saves a pass to find out).
     """
     N, p = X.shape
     k = p + 1
     G = group_sim.shape[0]
     # Rows of a group are usually contiguous: then sums are reduceat passes
     # over blocks, else bincounts.
-    if starts is not None:
-        contiguous = True
-        n_g = np.diff(starts, append=N)
-    else:
-        contiguous = N > 0 and bool(np.all(gcode[1:] >= gcode[:-1]))
-        n_g = np.bincount(gcode, minlength=G)
-        starts = np.concatenate([[0], np.cumsum(n_g)[:-1]]) if contiguous else None
+    contiguous = N > 0 and bool(np.all(gcode[1:] >= gcode[:-1]))
+    n_g = np.bincount(gcode, minlength=G)
+    starts = np.concatenate([[0], np.cumsum(n_g)[:-1]]) if contiguous else None
 
     # Groups all of one size m (a balanced design) make the rows a (G, m)
     # table: column passes then replace reduceat's and repeat's per-group
