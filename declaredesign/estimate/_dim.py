@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from ._lm_robust import (
     check_column_arg,
     check_numeric,
     check_weights,
+    data_columns,
     fit_arrays,
     subset_mask,
 )
@@ -131,12 +131,7 @@ def _dim_batched(batch, formula, **kwargs):
 
 def _prepare(func: str, formula: str, data: Any, blocks: Any, clusters: Any, weights: Any,
              subset: Any, condition1: Any, condition2: Any, alpha: Any):
-    if isinstance(data, pd.DataFrame):
-        cols: Mapping[str, Any] = {str(c): data[c].to_numpy() for c in data.columns}
-    elif isinstance(data, Mapping):
-        cols = data
-    else:
-        fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
+    cols = data_columns(func, data)
     alpha = check_alpha(func, alpha)
     lhs, rhs = formula_variables(formula)
     if len(lhs) != 1 or len(rhs) != 1:

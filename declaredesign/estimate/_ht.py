@@ -35,7 +35,13 @@ from .._validation import fail
 from ..errors import DeclarationError, EstimationError
 from ._dim import parse_conditions
 from ._formula import _is_missing, formula_variables
-from ._lm_robust import check_alpha, check_column_arg, check_numeric, subset_mask
+from ._lm_robust import (
+    check_alpha,
+    check_column_arg,
+    check_numeric,
+    data_columns,
+    subset_mask,
+)
 from ._protocol import batched
 from ._single import SingleEstimateFit
 
@@ -458,12 +464,7 @@ def horvitz_thompson(formula: str, data: pd.DataFrame, blocks: str | None = None
     (3.0, 3.1798)
     """
     func = "horvitz_thompson"
-    if isinstance(data, pd.DataFrame):
-        cols: Mapping[str, Any] = {str(c): data[c].to_numpy() for c in data.columns}
-    elif isinstance(data, Mapping):
-        cols = data
-    else:
-        fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
+    cols = data_columns(func, data)
     alpha = check_alpha(func, alpha)
     if se_type not in ("youngs", "constant", "none"):
         fail(func, "se_type", se_type, "one of 'youngs', 'constant', 'none'")

@@ -433,16 +433,20 @@ class Prepared:
     fe_codes: list[np.ndarray] = field(default_factory=list)
 
 
+def data_columns(func: str, data: Any) -> Mapping[str, Any]:
+    """The estimator's ``data`` as a mapping of column name to array (checked)."""
+    if isinstance(data, pd.DataFrame):
+        return {str(c): data[c].to_numpy() for c in data.columns}
+    if isinstance(data, Mapping):
+        return data
+    fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
+
+
 def prepare(func: str, formula: str, data: Mapping[str, Any], *, weights: Any, subset: Any,
             clusters: Any, fixed_effects: Any, se_type: Any, alpha: Any,
             extra_columns: Any = ()) -> Prepared:
     """Validate the arguments of lm_robust and build the model frame."""
-    if isinstance(data, pd.DataFrame):
-        cols: Mapping[str, Any] = {str(c): data[c].to_numpy() for c in data.columns}
-    elif isinstance(data, Mapping):
-        cols = data
-    else:
-        fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
+    cols = data_columns(func, data)
     alpha = check_alpha(func, alpha)
     clusters = check_column_arg(func, "clusters", clusters, cols)
     weights = check_column_arg(func, "weights", weights, cols)
