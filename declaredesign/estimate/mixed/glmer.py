@@ -21,6 +21,7 @@ from ._formula import (
     term_matrix,
 )
 from ._glmm import GLMM, Family, conv_messages, make_family
+from ._merfit import MerFitMixin
 
 __all__ = ["glmer", "GlmerFit"]
 
@@ -142,7 +143,7 @@ def _response(gf: GlmerFormula, data, fam: Family):
     return y, wt
 
 
-class GlmerFit:
+class GlmerFit(MerFitMixin):
     """A fitted generalized linear mixed model (lme4's ``glmerMod``).
 
     Attributes
@@ -202,27 +203,9 @@ class GlmerFit:
         return -0.5 * self._crit
 
     @property
-    def AIC(self) -> float:
-        """``-2 logLik + 2 npar``."""
-        return self._crit + 2.0 * self.npar
-
-    @property
-    def BIC(self) -> float:
-        """``-2 logLik + log(nobs) npar``."""
-        return self._crit + np.log(self.nobs) * self.npar
-
-    @property
     def deviance(self) -> float:
         """Sum of squared deviance residuals at the conditional modes (lme4's deviance())."""
         return self._deviance
-
-    def VarCorr(self) -> pd.DataFrame:
-        """Variance components as ``as.data.frame(VarCorr(fit))``."""
-        return self._varcorr.copy()
-
-    def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects, one frame per grouping factor."""
-        return {k: v.copy() for k, v in self._ranef.items()}
 
     def summary(self) -> pd.DataFrame:
         """``coef(summary(fit))``: Estimate, Std. Error, z value, Pr(>|z|)."""

@@ -14,6 +14,7 @@ from ..._validation import check_one_of, fail
 from ...errors import EstimationError, FitWarning, FormulaError
 from .._protocol import batched
 from ._formula import LmerFormula, fixed_matrix, parse_lmer_formula
+from ._merfit import MerFitMixin
 from ._pls import PLS, build_reterms, richardson_hessian, richardson_jacobian
 
 __all__ = ["lmer", "LmerFit"]
@@ -53,7 +54,7 @@ def _needed_columns(f: LmerFormula, data_cols) -> list[str]:
     return sorted(cols)
 
 
-class LmerFit:
+class LmerFit(MerFitMixin):
     """A fitted linear mixed model (lme4's ``merMod`` with lmerTest's extras).
 
     Attributes
@@ -110,21 +111,6 @@ class LmerFit:
         return len(self.fixef) + len(self.theta) + 1
 
     @property
-    def logLik(self) -> float:
-        """Log-likelihood (the REML log-likelihood for a REML fit), as lme4."""
-        return -0.5 * self._crit
-
-    @property
-    def AIC(self) -> float:
-        """``-2 logLik + 2 npar``."""
-        return self._crit + 2.0 * self.npar
-
-    @property
-    def BIC(self) -> float:
-        """``-2 logLik + log(nobs) npar``."""
-        return self._crit + np.log(self.nobs) * self.npar
-
-    @property
     def REMLcrit(self) -> float:
         """The REML criterion at the optimum (REML fits only)."""
         if not self.REML:
@@ -137,14 +123,6 @@ class LmerFit:
         if self.REML:
             raise EstimationError("lmer: deviance of a REML fit is not defined; use REMLcrit.")
         return self._crit
-
-    def VarCorr(self) -> pd.DataFrame:
-        """Variance components as ``as.data.frame(VarCorr(fit))``."""
-        return self._varcorr.copy()
-
-    def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects, one frame per grouping factor."""
-        return {k: v.copy() for k, v in self._ranef.items()}
 
     def df(self, ddf: str | None = None) -> pd.Series:
         """Denominator degrees of freedom of each fixed effect for ``ddf``."""
