@@ -41,11 +41,12 @@ def get_batched(model: Callable) -> Callable[..., pd.DataFrame] | None:
     return getattr(model, "_dd_batched", None)
 
 
-def empty_tidy(with_sim: bool = True) -> pd.DataFrame:
-    """An empty tidy frame with the standard columns."""
-    cols = (["sim"] if with_sim else []) + TIDY_COLUMNS
-    return pd.DataFrame({c: pd.Series(dtype=object if c in ("term", "outcome") else float)
-                         for c in cols})
+def empty_tidy(with_sim: bool = True, with_messages: bool = False) -> pd.DataFrame:
+    """An empty tidy frame with the standard columns (and ``error``/``warning``)."""
+    cols = (["sim"] if with_sim else []) + TIDY_COLUMNS + \
+        (["error", "warning"] if with_messages else [])
+    text = ("term", "outcome", "error", "warning")
+    return pd.DataFrame({c: pd.Series(dtype=object if c in text else float) for c in cols})
 
 
 def tidy_frame(**cols: Any) -> pd.DataFrame:

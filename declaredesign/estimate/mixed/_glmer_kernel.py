@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from ...batch import Batch
-from .._protocol import TIDY_COLUMNS
+from .._protocol import TIDY_COLUMNS, empty_tidy
 from ._glmm import Family, gh_rule
 
 __all__ = ["glmer_kernel"]
@@ -430,7 +430,7 @@ def glmer_kernel(batch: Batch, formula: str, *, family="binomial", link=None, nA
         raise FormulaError(f"glmer(formula={formula!r}): column(s) "
                            f"{', '.join(map(repr, missing))} not found in the data.")
     if batch.n_sims == 0:
-        return _empty()
+        return empty_tidy(with_messages=True)
     fast = (len(gf.bars) == 1 and gf.bars[0].expr.strip() == "1" and len(gf.bars[0].group) == 1
             and nAGQ >= 1)
     gcol = gf.bars[0].group[0] if fast else None
@@ -441,26 +441,12 @@ def glmer_kernel(batch: Batch, formula: str, *, family="binomial", link=None, nA
     return _fast_path(batch, gf, needed, gcol, fam, formula, nAGQ, conf_level)
 
 
-def _empty() -> pd.DataFrame:
-    cols = ["sim", *TIDY_COLUMNS, "error", "warning"]
-    return pd.DataFrame({c: pd.Series(dtype=object if c in ("term", "outcome", "error",
-                                                             "warning") else float)
-                         for c in cols})
-
-
 def _fast_path(batch, gf, needed, gcol, fam, formula, nAGQ, conf_level) -> pd.DataFrame:
     from ._formula import fixed_matrix
-    from ._kernel import _group_codes
+    from ._kernel import _group_codes, complete_rows
     from .glmer import _LHS, _eval, _response
 
-    cols = {c: batch[c] for c in needed}
-    ok = np.ones(batch.n_rows, dtype=bool)
-    for v in cols.values():
-        if v.dtype.kind not in "biu":
-            ok &= ~pd.isna(v)
-    if not ok.all():
-        cols = {c: v[ok] for c, v in cols.items()}
-    sim = batch.sim[ok]
+    cols, ok, sim = complete_rows(batch, needed)
     try:
         y, wt = _response(gf, cols, fam)
     except Exception:   # a bad response in some simulation: let each fit report it
@@ -545,7 +531,7 @@ def _general_path(batch, formula, sims, fam, nAGQ, conf_level) -> pd.DataFrame:
                               "outcome": [formula.split("~")[0].strip()],
                               "error": [f"{type(e).__name__}: {e}"], "warning": [None]})
         frames.append(t)
-    out = pd.concat(frames, ignore_index=True) if frames else _empty()
+    out = pd.concat(frames, ignore_index=True) if frames else empty_tidy(with_messages=True)
     for c in TIDY_COLUMNS:
         if c not in out:
             out[c] = np.nan

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from ...batch import Batch, group_codes
-from .._protocol import TIDY_COLUMNS
+from .._protocol import TIDY_COLUMNS, empty_tidy
 from ._fast import ri_fit, ri_kenward_roger, ri_stats
 from ._fast_nested import NestedStats, nested_fit
 from ._formula import fixed_matrix, parse_lmer_formula
@@ -62,7 +62,7 @@ def lmer_kernel(batch: Batch, formula: str, *, REML: bool = True, ddf: str = "Sa
     f = parse_lmer_formula(formula)
     needed = _needed_columns(f, batch.names)
     if batch.n_sims == 0:
-        return _empty()
+        return empty_tidy(with_messages=True)
     kind = _fast_kind(f, batch, needed)
     if ddf == "Kenward-Roger" and (kind is None or kind[0] != "single" or not REML):
         kind = None
@@ -71,14 +71,9 @@ def lmer_kernel(batch: Batch, formula: str, *, REML: bool = True, ddf: str = "Sa
     return _general_path(batch, formula, range(batch.n_sims), REML, ddf, conf_level)
 
 
-def _empty() -> pd.DataFrame:
-    cols = ["sim", *TIDY_COLUMNS, "error", "warning"]
-    return pd.DataFrame({c: pd.Series(dtype=object if c in ("term", "outcome", "error",
-                                                             "warning") else float)
-                         for c in cols})
-
-
-def _fast_path(batch, f, needed, kind, formula, REML, ddf, conf_level) -> pd.DataFrame:
+def complete_rows(batch, needed) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The needed columns on rows without missing values (R's na.omit), the kept-row
+    mask and the kept rows' simulation index."""
     cols = {c: batch[c] for c in needed}
     ok = np.ones(batch.n_rows, dtype=bool)
     for v in cols.values():
@@ -86,7 +81,11 @@ def _fast_path(batch, f, needed, kind, formula, REML, ddf, conf_level) -> pd.Dat
             ok &= ~pd.isna(v)
     if not ok.all():
         cols = {c: v[ok] for c, v in cols.items()}
-    sim = batch.sim[ok]
+    return cols, ok, batch.sim[ok]
+
+
+def _fast_path(batch, f, needed, kind, formula, REML, ddf, conf_level) -> pd.DataFrame:
+    cols, ok, sim = complete_rows(batch, needed)
     # model_frame stacks plain numeric columns without formulaic's materialiser.
     y, X, names = fixed_matrix(f, cols)
     S, p = batch.n_sims, X.shape[1]
@@ -224,7 +223,7 @@ def _general_path(batch, formula, sims, REML, ddf, conf_level) -> pd.DataFrame:
                                                                        .strip()],
                               "error": [f"{type(e).__name__}: {e}"], "warning": [None]})
         frames.append(t)
-    out = pd.concat(frames, ignore_index=True) if frames else _empty()
+    out = pd.concat(frames, ignore_index=True) if frames else empty_tidy(with_messages=True)
     for c in TIDY_COLUMNS:
         if c not in out:
             out[c] = np.nan
