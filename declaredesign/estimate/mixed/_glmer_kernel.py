@@ -16,14 +16,12 @@ says so in ``warning``.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ...batch import Batch
-from .._protocol import TIDY_COLUMNS, empty_tidy
+from .._protocol import empty_tidy
 from ._glmm import Family, gh_rule
 
 __all__ = ["glmer_kernel"]
@@ -508,31 +506,8 @@ def _rows(sims, names, est, V, response, conf_level, messages) -> pd.DataFrame:
 
 
 def _general_path(batch, formula, sims, fam, nAGQ, conf_level) -> pd.DataFrame:
+    from ._kernel import fit_each
     from .glmer import glmer
 
-    frames = []
-    for s in sims:
-        d = batch.select_sims([s]).to_pandas()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fit = glmer(formula, d, family=fam.family, link=fam.link, nAGQ=nAGQ)
-            t = fit.tidy(effects=("fixed",), conf_level=conf_level)
-            t = t.drop(columns=["effect", "group"])
-            if fit.dropped:
-                t = pd.concat([t, pd.DataFrame({"term": fit.dropped,
-                                                "outcome": fit.response})],
-                              ignore_index=True)
-            t.insert(0, "sim", s)
-            t["error"] = None
-            t["warning"] = "; ".join(fit.messages) or None
-        except Exception as e:  # one failed simulation must not stop the run
-            t = pd.DataFrame({"sim": [s], "term": [None],
-                              "outcome": [formula.split("~")[0].strip()],
-                              "error": [f"{type(e).__name__}: {e}"], "warning": [None]})
-        frames.append(t)
-    out = pd.concat(frames, ignore_index=True) if frames else empty_tidy(with_messages=True)
-    for c in TIDY_COLUMNS:
-        if c not in out:
-            out[c] = np.nan
-    return out[["sim", *TIDY_COLUMNS, "error", "warning"]]
+    return fit_each(batch, formula, sims, conf_level,
+                    lambda d: glmer(formula, d, family=fam.family, link=fam.link, nAGQ=nAGQ))

@@ -196,9 +196,20 @@ def _rows(sims, names, res, response, ddf, conf_level, REML) -> pd.DataFrame:
 
 
 def _general_path(batch, formula, sims, REML, ddf, conf_level) -> pd.DataFrame:
-    import warnings
-
     from .lmer import lmer
+
+    return fit_each(batch, formula, sims, conf_level,
+                    lambda d: lmer(formula, d, REML=REML, ddf=ddf))
+
+
+def fit_each(batch, formula, sims, conf_level, fit_one) -> pd.DataFrame:
+    """The general path: fit the listed simulations one at a time with ``fit_one(df)``.
+
+    Fixed-effect rows in the kernels' layout; a simulation that fails is one NaN row
+    with the reason in ``error``, and fit messages (singular, convergence) go to
+    ``warning``.
+    """
+    import warnings
 
     frames = []
     for s in sims:
@@ -206,7 +217,7 @@ def _general_path(batch, formula, sims, REML, ddf, conf_level) -> pd.DataFrame:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fit = lmer(formula, d, REML=REML, ddf=ddf)
+                fit = fit_one(d)
             t = fit.tidy(effects=("fixed",), conf_level=conf_level)
             t = t.drop(columns=["effect", "group"])
             if fit.dropped:
@@ -219,8 +230,8 @@ def _general_path(batch, formula, sims, REML, ddf, conf_level) -> pd.DataFrame:
             t["error"] = None
             t["warning"] = "; ".join(fit.messages) or None
         except Exception as e:  # one failed simulation must not stop the run
-            t = pd.DataFrame({"sim": [s], "term": [None], "outcome": [formula.split("~")[0]
-                                                                       .strip()],
+            t = pd.DataFrame({"sim": [s], "term": [None],
+                              "outcome": [formula.split("~")[0].strip()],
                               "error": [f"{type(e).__name__}: {e}"], "warning": [None]})
         frames.append(t)
     out = pd.concat(frames, ignore_index=True) if frames else empty_tidy(with_messages=True)
