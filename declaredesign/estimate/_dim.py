@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import fail
-from ..errors import DeclarationError, EstimationError
+from ..errors import DeclarationError, EstimationError, FormulaError
 from ._formula import formula_variables
 from ._lm_robust import (
     add_cis,
@@ -129,21 +130,25 @@ def _dim_batched(batch, formula, **kwargs):
     return difference_in_means_kernel(batch, formula, **kwargs)
 
 
-def _prepare(func: str, formula: str, data: Any, blocks: Any, clusters: Any, weights: Any,
-             subset: Any, condition1: Any, condition2: Any, alpha: Any):
-    cols = data_columns(func, data)
-    alpha = check_alpha(func, alpha)
+def outcome_and_treatment(func: str, formula: str, cols: Mapping[str, Any]) -> tuple[str, str]:
+    """The two names of an ``outcome ~ treatment`` formula, both columns of the data."""
     lhs, rhs = formula_variables(formula)
     if len(lhs) != 1 or len(rhs) != 1:
         fail(func, "formula", formula, "of the form 'outcome ~ treatment' (one variable on "
              "each side)")
-    outcome, treat = lhs[0], rhs[0]
-    for v in (outcome, treat):
+    for v in (lhs[0], rhs[0]):
         if v not in cols:
-            from ..errors import FormulaError
             raise FormulaError(f"{func}(formula={formula!r}): column {v!r} named in the "
                                f"formula is not in the data; available columns are: "
                                f"{', '.join(sorted(map(str, cols)))}.")
+    return lhs[0], rhs[0]
+
+
+def _prepare(func: str, formula: str, data: Any, blocks: Any, clusters: Any, weights: Any,
+             subset: Any, condition1: Any, condition2: Any, alpha: Any):
+    cols = data_columns(func, data)
+    alpha = check_alpha(func, alpha)
+    outcome, treat = outcome_and_treatment(func, formula, cols)
     blocks = check_column_arg(func, "blocks", blocks, cols)
     clusters = check_column_arg(func, "clusters", clusters, cols)
     weights = check_column_arg(func, "weights", weights, cols)

@@ -33,8 +33,8 @@ from scipy import stats
 
 from .._validation import fail
 from ..errors import DeclarationError, EstimationError
-from ._dim import parse_conditions
-from ._formula import _is_missing, formula_variables
+from ._dim import outcome_and_treatment, parse_conditions
+from ._formula import _is_missing
 from ._lm_robust import (
     check_alpha,
     check_column_arg,
@@ -470,17 +470,7 @@ def horvitz_thompson(formula: str, data: pd.DataFrame, blocks: str | None = None
         fail(func, "se_type", se_type, "one of 'youngs', 'constant', 'none'")
     if simple is not None and not isinstance(simple, (bool, np.bool_)):
         fail(func, "simple", simple, "True, False or None")
-    lhs, rhs = formula_variables(formula)
-    if len(lhs) != 1 or len(rhs) != 1:
-        fail(func, "formula", formula, "of the form 'outcome ~ treatment' (one variable on "
-             "each side)")
-    outcome, treat = lhs[0], rhs[0]
-    for v in (outcome, treat):
-        if v not in cols:
-            from ..errors import FormulaError
-            raise FormulaError(f"{func}(formula={formula!r}): column {v!r} named in the "
-                               f"formula is not in the data; available columns are: "
-                               f"{', '.join(sorted(map(str, cols)))}.")
+    outcome, treat = outcome_and_treatment(func, formula, cols)
     check_numeric(func, "formula", outcome, np.asarray(cols[outcome]))
     n_all = len(np.asarray(cols[outcome]))
     if ra_declaration is not None:
