@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,40 +135,44 @@ class Design:
         estimands, estimates = [], []
         for i in range(start, len(self.steps)):
             step = self.steps[i]
-            try:
+            with self._naming_step(i):
                 if step.is_data_step:
                     batch = step.run(batch, rng, n_sims)
                 elif isinstance(step, InquiryStep):
                     estimands.append(step.compute(_need(batch), rng))
                 else:
                     estimates.append(step.estimate(_need(batch)))
-            except StepError:
-                raise
-            except Exception as e:
-                # Our own errors already say what is wrong; others need their type.
-                what = str(e) if isinstance(e, DeclareDesignError) else f"{type(e).__name__}: {e}"
-                raise StepError(f"step {i + 1} ({step.kind} {step.label!r}): {what}",
-                                step_index=i + 1, step_label=step.label) from e
         est = pd.concat(estimands, ignore_index=True) if estimands else \
             pd.DataFrame({"sim": pd.Series(dtype=int), "inquiry": pd.Series(dtype=object),
                           "estimand": pd.Series(dtype=float)})
         tidy = pd.concat(estimates, ignore_index=True) if estimates else pd.DataFrame()
         return RunResult(est, tidy, n_sims)
 
-    def draw_batch(self, n_sims: int, rng: np.random.Generator, *, end: int | None = None,
-                   data: Batch | None = None) -> Batch:
-        """Run only the data steps (up to step ``end``, 1-based inclusive)."""
+    def run_data_steps(self, n_sims: int, rng: np.random.Generator, *,
+                       data: Batch | None = None, start: int = 0,
+                       stop: int | None = None) -> Batch | None:
+        """Run only the data steps with 0-based positions in ``[start, stop)``."""
         batch = data
-        stop = len(self.steps) if end is None else end
-        for i, step in enumerate(self.steps[:stop]):
-            if not step.is_data_step:
-                continue
-            try:
-                batch = step.run(batch, rng, n_sims)
-            except Exception as e:
-                raise StepError(f"step {i + 1} ({step.kind} {step.label!r}): {e}",
-                                step_index=i + 1, step_label=step.label) from e
-        return _need(batch)
+        for i in range(start, len(self.steps) if stop is None else stop):
+            step = self.steps[i]
+            if step.is_data_step:
+                with self._naming_step(i):
+                    batch = step.run(batch, rng, n_sims)
+        return batch
+
+    @contextmanager
+    def _naming_step(self, i: int) -> Iterator[None]:
+        """Re-raise a step's failure as a StepError naming its position and label."""
+        step = self.steps[i]
+        try:
+            yield
+        except StepError:
+            raise
+        except Exception as e:
+            # Our own errors already say what is wrong; others need their type.
+            what = str(e) if isinstance(e, DeclareDesignError) else f"{type(e).__name__}: {e}"
+            raise StepError(f"step {i + 1} ({step.kind} {step.label!r}): {what}",
+                            step_index=i + 1, step_label=step.label) from e
 
     def last_data_generating_step(self) -> int:
         """0-based index after the last model/assignment/sampling/measurement step."""

@@ -67,25 +67,10 @@ def draw_data(design: Design, data: pd.DataFrame | None = None, *, start: int = 
     batch = Batch.from_pandas(data) if data is not None else None
     stop = len(design) if end is None else design.step_index(end) + 1
     first = design.step_index(start) if start != 1 else 0
-    for i in range(first, stop):
-        step = design.steps[i]
-        if step.is_data_step:
-            batch = _run_data_step(step, i, batch, rng)
+    batch = design.run_data_steps(1, rng, data=batch, start=first, stop=stop)
     if batch is None:
         raise DesignError("draw_data: the design has no data step.")
     return batch.to_pandas()
-
-
-def _run_data_step(step: Step, i: int, batch: Batch | None, rng: np.random.Generator) -> Batch:
-    from ..errors import StepError
-
-    try:
-        return step.run(batch, rng, 1)
-    except StepError:
-        raise
-    except Exception as e:
-        raise StepError(f"step {i + 1} ({step.kind} {step.label!r}): {e}", step_index=i + 1,
-                        step_label=step.label) from e
 
 
 def run_design(design: Design, *, seed: Any = None) -> pd.DataFrame:
