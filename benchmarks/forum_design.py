@@ -85,8 +85,7 @@ def estimators(design: dd.Design, batch_sims: int, repeat: int, seed: int) -> No
         if not isinstance(step, EstimatorStep):
             continue
         # The data this estimator sees: the data steps before it (incl. aggregation).
-        sub = dd.Design(tuple(s for s in steps[:i] if s.is_data_step), _check=False)
-        batch = sub.draw_batch(batch_sims, chunk_rng(root, 0))
+        batch = design.run_data_steps(batch_sims, chunk_rng(root, 0), stop=i)
         t_batch = _per_call(lambda step=step, batch=batch: step.estimate(batch), 3) / batch_sims
         df = batch.select_sims([0]).to_pandas()
         kw = dict(step.model_kwargs)

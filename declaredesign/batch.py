@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Batch", "group_codes", "sim_starts"]
+from .groups import GroupIndex, group_codes, sim_starts
+
+__all__ = ["Batch", "GroupIndex", "group_codes", "sim_starts"]
 
 
 class Batch:
@@ -55,7 +57,7 @@ class Batch:
     (3, 2, [2, 1])
     """
 
-    __slots__ = ("columns", "sim", "n_sims", "id_columns", "__weakref__")
+    __slots__ = ("columns", "sim", "n_sims", "id_columns", "_groups", "__weakref__")
 
     def __init__(self, columns: Mapping[str, Any], sim: Any, n_sims: int,
                  id_columns: Iterable[str] = ()):
@@ -72,6 +74,7 @@ class Batch:
         self.sim: np.ndarray = sim
         self.n_sims: int = int(n_sims)
         self.id_columns: frozenset[str] = frozenset(c for c in id_columns if c in cols)
+        self._groups: dict[tuple[str, ...], GroupIndex] = {}
 
     # ------------------------------------------------------------------ basics
     @property
@@ -101,6 +104,25 @@ class Batch:
     def starts(self) -> np.ndarray:
         """Row offset where each simulation starts, shape ``(n_sims + 1,)``."""
         return sim_starts(self.sim, self.n_sims)
+
+    def groups(self, *names: str) -> GroupIndex:
+        """The (simulation, columns...) groups of the rows, memoised on the batch.
+
+        With no names, one group per simulation that has rows. Batches are immutable, so
+        every step and estimator asking for the same columns shares one index.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> b = Batch({"g": np.array([1, 1, 2, 1])}, sim=np.array([0, 0, 0, 1]), n_sims=2)
+        >>> b.groups("g").codes.tolist(), b.groups("g") is b.groups("g")
+        ([0, 0, 1, 2], True)
+        """
+        idx = self._groups.get(names)
+        if idx is None:
+            idx = GroupIndex.from_keys(self.sim, self.n_sims, *(self.columns[n] for n in names))
+            self._groups[names] = idx
+        return idx
 
     # --------------------------------------------------------------- new batches
     def with_columns(self, columns: Mapping[str, Any] | None = None, *,
@@ -204,93 +226,6 @@ class Batch:
         st = self.starts()
         df = self.to_pandas()
         return [df.iloc[st[s]:st[s + 1]].reset_index(drop=True) for s in range(self.n_sims)]
-
-
-def sim_starts(sim: np.ndarray, n_sims: int) -> np.ndarray:
-    """Row offsets where each simulation starts in a sim-sorted array (length n_sims+1)."""
-    return np.searchsorted(sim, np.arange(n_sims + 1), side="left")
-
-
-def group_codes(sim: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense codes for the groups formed by ``sim`` and ``keys``.
-
-    Groups are numbered in order of (sim, keys...), so the groups of each
-    simulation are contiguous and in simulation order.
-
-    Returns
-    -------
-    codes : ndarray of int64, shape (n_rows,)
-        Group code of each row, in ``[0, n_groups)``.
-    group_sim : ndarray of int64, shape (n_groups,)
-        The simulation each group belongs to.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> codes, gsim = group_codes(np.array([0, 0, 0, 1]), np.array([2, 1, 2, 1]))
-    >>> codes.tolist(), gsim.tolist()
-    ([1, 0, 1, 2], [0, 0, 1])
-    """
-    sim = np.asarray(sim, dtype=np.int64)
-    if not keys:
-        return _dense_codes(sim, int(sim.max()) + 1 if sim.size else 1, 1)
-    key_codes = []
-    for k in keys:
-        k = np.asarray(k)
-        if k.dtype.kind in "iub":
-            kk = k.astype(np.int64)
-            key_codes.append(kk - kk.min() if kk.size else kk)
-        elif k.dtype.kind in "OUS":
-            # Hashing then sorting the uniques only: the order np.unique would give.
-            inv, _ = pd.factorize(k.astype(str) if k.dtype.kind == "O" else k, sort=True)
-            key_codes.append(inv.astype(np.int64))
-        else:
-            _, inv = np.unique(k, return_inverse=True)
-            key_codes.append(inv.reshape(-1).astype(np.int64))
-    # Combine into one integer key when it fits; fall back to row-wise unique.
-    sizes = [int(kc.max()) + 1 if kc.size else 1 for kc in key_codes]
-    total = int(sim.max()) + 1 if sim.size else 1
-    for s in sizes:
-        total *= s
-    if total < 2**62:
-        combined = sim.copy()
-        for kc, s in zip(key_codes, sizes):
-            combined *= s
-            combined += kc
-        return _dense_codes(combined, total, int(np.prod(sizes)))
-    stacked = np.column_stack([sim, *key_codes])
-    uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
-    return codes.reshape(-1).astype(np.int64), uniq[:, 0].astype(np.int64)
-
-
-def _dense_codes(combined: np.ndarray, total: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of the distinct values of ``combined`` (in ``[0, total)``), in sorted order.
-
-    Nested levels arrive already sorted, which a run-length pass handles in O(n); a key
-    range not much larger than the data uses a lookup table, also O(n); only sparse
-    keys pay for a sort.
-    """
-    n = combined.size
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    if n == 1 or bool(np.all(combined[1:] >= combined[:-1])):
-        new = np.empty(n, dtype=bool)
-        new[0] = True
-        np.not_equal(combined[1:], combined[:-1], out=new[1:])
-        codes = np.cumsum(new, dtype=np.int64)
-        codes -= 1
-        uniq = combined[new]
-    elif total <= max(4 * n, 1 << 16):
-        seen = np.zeros(total, dtype=bool)
-        seen[combined] = True
-        uniq = np.flatnonzero(seen)
-        lookup = np.cumsum(seen, dtype=np.int64)
-        lookup -= 1
-        codes = lookup[combined]
-    else:
-        uniq, codes = np.unique(combined, return_inverse=True)
-        codes = codes.reshape(-1).astype(np.int64)
-    return codes, (uniq // stride).astype(np.int64)
 
 
 def _format_ids(codes: np.ndarray, sim: np.ndarray, n_sims: int) -> np.ndarray:
