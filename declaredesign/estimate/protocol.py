@@ -1,0 +1,306 @@
+"""The estimator protocol: how designs fit an estimator to every simulation of a batch.
+
+An *estimator* is a plain function ``model(formula, data, **kwargs)`` on a pandas
+DataFrame returning a fit with ``.tidy()`` (a DataFrame with :data:`TIDY_COLUMNS`) or a
+tidy DataFrame itself. Registered with :func:`register_estimator`, it may also carry:
+
+``parse(formula, **kwargs) -> spec``
+    Validates the arguments once and returns a frozen *spec*. A design calls it when
+    the estimator is declared, so a bad argument is an error at declaration, naming it.
+    Default: :class:`CallSpec`, which holds the formula and keywords unchanged.
+``fit(spec, df) -> fit``
+    The standalone fit from a validated spec (default: call the function). The
+    per-simulation fallback uses it, so arguments are never validated twice.
+``kernel(batch, spec) -> KernelResult | DataFrame``
+    Fits every simulation of a :class:`~declaredesign.batch.Batch` at once and returns
+    tidy rows with a leading ``sim`` column (optionally ``error`` and ``warning``). A
+    kernel that cannot do some simulations (say, a rank-deficient one) lists them in
+    :attr:`KernelResult.fallback` with the reason, and :func:`fit_batch` fits those one at
+    a time with ``fit``; a kernel never loops over simulations itself.
+
+:func:`fit_batch` is the one entry point designs use: it finds the estimator behind a
+model (``functools.partial`` wrappers keep their kernel, their keywords merged), runs the
+kernel, and sends what the kernel declined to :func:`fit_per_simulation`, the one
+per-simulation fallback, whose contract every path shares:
+
+- an exception in a simulation -> one row of NaN numbers, ``error="Type: message"``;
+- warnings raised by the fit, and a fit's own ``messages`` -> ``warning`` (joined by
+  ``"; "``);
+- coefficients the fit could not estimate (rank deficiency) stay as rows with NaN
+  numbers, and ``warning`` says how many (:func:`rank_deficient_message`).
+
+Examples
+--------
+A user's estimator with a batched kernel (here the mean of ``Y`` per simulation):
+
+>>> import numpy as np, pandas as pd
+>>> from declaredesign.estimate import protocol
+>>> def mean_kernel(batch, spec):
+...     g = batch.groups()
+...     y = batch[spec.formula.split("~")[0].strip()]
+...     return protocol.tidy_frame(sim=g.group_sim, term="mean", estimate=g.mean(y))
+>>> @protocol.register_estimator(kernel=mean_kernel)
+... def sample_mean(formula, data):
+...     y = data[formula.split("~")[0].strip()]
+...     return pd.DataFrame({"term": ["mean"], "estimate": [y.mean()]})
+>>> protocol.get_estimator(sample_mean).kernel is mean_kernel
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..batch import Batch
+from ..errors import EstimationError
+
+__all__ = [
+    "TIDY_COLUMNS", "CallSpec", "Estimator", "KernelResult", "empty_tidy", "estimators",
+    "fit_batch", "fit_per_simulation", "get_estimator", "rank_deficient_message",
+    "register_estimator", "resolve_model", "tidy_frame",
+]
+
+#: Columns of every tidy estimate table, in order (broom's names in snake_case).
+TIDY_COLUMNS = ["term", "estimate", "std_error", "statistic", "p_value", "conf_low",
+                "conf_high", "df", "outcome"]
+
+
+# ----------------------------------------------------------------- tidy frames
+def empty_tidy(with_sim: bool = True, with_messages: bool = False) -> pd.DataFrame:
+    """An empty tidy frame with the standard columns (and ``error``/``warning``)."""
+    cols = (["sim"] if with_sim else []) + TIDY_COLUMNS + \
+        (["error", "warning"] if with_messages else [])
+    text = ("term", "outcome", "error", "warning")
+    return pd.DataFrame({c: pd.Series(dtype=object if c in text else float) for c in cols})
+
+
+def tidy_frame(**cols: Any) -> pd.DataFrame:
+    """Build a tidy frame from equal-length arrays (or scalars), standard column order."""
+    n = max((np.size(v) for v in cols.values() if np.ndim(v) > 0), default=1)
+    data = {k: (np.repeat(v, n) if np.ndim(v) == 0 else np.asarray(v)) for k, v in cols.items()}
+    order = [c for c in ["sim", *TIDY_COLUMNS] if c in data] + \
+        [c for c in data if c not in ["sim", *TIDY_COLUMNS]]
+    return pd.DataFrame({c: data[c] for c in order})
+
+
+def rank_deficient_message(n_dropped: int) -> str:
+    """The warning for a fit with ``n_dropped`` inestimable coefficients (every path)."""
+    return (f"{n_dropped} coefficient(s) not defined because the design matrix is "
+            "rank deficient")
+
+
+# ------------------------------------------------------------------ the registry
+@dataclass(frozen=True)
+class CallSpec:
+    """The spec of an estimator registered without ``parse``: formula and keywords."""
+
+    formula: str | None
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str | None:
+        """The formula's left-hand side when it is a plain name, else None."""
+        if not self.formula or "~" not in self.formula:
+            return None
+        lhs = self.formula.split("~")[0].strip()
+        return lhs if lhs.isidentifier() else None
+
+
+@dataclass(frozen=True)
+class KernelResult:
+    """What a kernel returns: rows it fitted, and simulations it leaves to the fallback.
+
+    Parameters
+    ----------
+    tidy : DataFrame
+        ``sim`` plus the tidy columns (optionally ``error``/``warning``).
+    fallback : mapping of int to str or None
+        Simulations the kernel did not fit, each with the reason (None: no message).
+        They are fitted one at a time and their rows carry the reason as ``warning``
+        only when the standalone fit itself would warn.
+    """
+
+    tidy: pd.DataFrame
+    fallback: Mapping[int, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A registered estimator: the public function and how to run it on batches."""
+
+    name: str
+    function: Callable[..., Any]
+    parse: Callable[..., Any]
+    fit: Callable[[Any, pd.DataFrame], Any]
+    kernel: Callable[[Batch, Any], KernelResult | pd.DataFrame] | None = None
+
+    def spec(self, formula: str | None, **kwargs: Any) -> Any:
+        """Validate arguments once; the result feeds ``fit`` and ``kernel``."""
+        return self.parse(formula, **kwargs)
+
+
+_REGISTRY: dict[Callable[..., Any], Estimator] = {}
+
+
+def register_estimator(function: Callable[..., Any] | None = None, *,
+                       kernel: Callable[..., Any] | None = None,
+                       parse: Callable[..., Any] | None = None,
+                       fit: Callable[[Any, pd.DataFrame], Any] | None = None,
+                       name: str | None = None) -> Any:
+    """Register an estimator function (usable as a decorator); returns the function.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(formula, data, **kwargs)`` on a DataFrame.
+    kernel : callable, optional
+        ``kernel(batch, spec)`` fitting all simulations at once.
+    parse : callable, optional
+        ``parse(formula, **kwargs) -> spec``; default :class:`CallSpec`.
+    fit : callable, optional
+        ``fit(spec, df)``; default ``function(spec.formula, df, **spec.kwargs)``.
+    name : str, optional
+        Registry name; default the function's ``__name__``.
+    """
+    def deco(func: Callable[..., Any]) -> Callable[..., Any]:
+        est = Estimator(
+            name=name or getattr(func, "__name__", repr(func)), function=func,
+            parse=parse or (lambda formula, **kw: CallSpec(formula, dict(kw))),
+            fit=fit or functools.partial(_call_function, func), kernel=kernel)
+        _REGISTRY[func] = est
+        return func
+    return deco if function is None else deco(function)
+
+
+def _call_function(func: Callable[..., Any], spec: CallSpec, df: pd.DataFrame) -> Any:
+    return func(spec.formula, df, **spec.kwargs)
+
+
+def estimators() -> dict[str, Estimator]:
+    """Every registered estimator by name (the conformance suite runs over these)."""
+    return {e.name: e for e in _REGISTRY.values()}
+
+
+def get_estimator(model: Callable[..., Any]) -> Estimator | None:
+    """The registered estimator of a model function, or None."""
+    try:
+        return _REGISTRY.get(model)
+    except TypeError:                      # unhashable callables are never registered
+        return None
+
+
+def resolve_model(model: Callable[..., Any]) -> tuple[Estimator, dict[str, Any]]:
+    """The estimator behind ``model`` and the keywords bound by its wrappers.
+
+    ``functools.partial`` layers are unwrapped (their keywords merged, outer ones
+    winning), so ``partial(lm_robust, clusters="g")`` keeps the batched kernel. A
+    callable that is not registered becomes an unregistered estimator with no kernel.
+    """
+    bound: dict[str, Any] = {}
+    inner = model
+    while isinstance(inner, functools.partial) and not inner.args:
+        bound = {**inner.keywords, **bound}
+        inner = inner.func
+    est = get_estimator(inner)
+    if est is None:
+        return (Estimator(name=getattr(model, "__name__", type(model).__name__),
+                          function=model,
+                          parse=lambda formula, **kw: CallSpec(formula, dict(kw)),
+                          fit=functools.partial(_call_function, model)), {})
+    return est, bound
+
+
+# ---------------------------------------------------------------- running a batch
+def fit_batch(estimator: Estimator, spec: Any, batch: Batch) -> pd.DataFrame:
+    """Tidy rows (with ``sim``, ``error``, ``warning``) of every simulation of ``batch``."""
+    outcome = getattr(spec, "outcome", None)
+    if batch.n_sims == 0:
+        return empty_tidy(with_messages=True)
+    if estimator.kernel is None:
+        return fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
+                                  range(batch.n_sims), outcome=outcome)
+    res = estimator.kernel(batch, spec)
+    if isinstance(res, pd.DataFrame):
+        res = KernelResult(res)
+    out = _with_messages(res.tidy)
+    if not res.fallback:
+        return out
+    rest = fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
+                              sorted(res.fallback), outcome=outcome)
+    out = pd.concat([out, rest], ignore_index=True)
+    order = np.argsort(out["sim"].to_numpy(), kind="stable")
+    return out.iloc[order].reset_index(drop=True)
+
+
+def fit_per_simulation(fit: Callable[[pd.DataFrame], Any], batch: Batch, sims: Any, *,
+                       outcome: str | None = None) -> pd.DataFrame:
+    """Fit ``fit(df)`` to each listed simulation, one DataFrame at a time.
+
+    The one per-simulation fallback (see the module docstring for its contract);
+    ``fit`` returns a fit with ``.tidy()`` or a tidy DataFrame.
+    """
+    frames = []
+    sims = list(sims)
+    dfs = batch.split() if len(sims) == batch.n_sims else \
+        [batch.select_sims([s]).to_pandas() for s in sims]
+    for s, df in zip(sims, dfs):
+        frames.append(_one_simulation(fit, df, outcome).assign(sim=int(s)))
+    if not frames:
+        return empty_tidy(with_messages=True)
+    out = pd.concat(frames, ignore_index=True)
+    return _with_messages(out[["sim", *[c for c in out.columns if c != "sim"]]])
+
+
+def _one_simulation(fit: Callable[[pd.DataFrame], Any], df: pd.DataFrame,
+                    outcome: str | None) -> pd.DataFrame:
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = fit(df)
+            tidy = to_tidy(res)
+        notes = [str(w.message) for w in caught]
+        notes += [m for m in getattr(res, "messages", ()) or () if m not in notes]
+        n_na = int(pd.isna(tidy["estimate"]).sum()) if "estimate" in tidy else 0
+        if n_na and not any("rank deficient" in m for m in notes):
+            notes.append(rank_deficient_message(n_na))
+        tidy["warning"] = "; ".join(notes) if notes else None
+        if "error" not in tidy:
+            tidy["error"] = None
+        return tidy
+    except Exception as e:  # noqa: BLE001 -- one failed simulation must not end the run
+        row = {c: [np.nan] for c in TIDY_COLUMNS}
+        row.update(term=[None], outcome=[outcome], error=[f"{type(e).__name__}: {e}"],
+                   warning=[None])
+        return pd.DataFrame(row)
+
+
+def to_tidy(res: Any) -> pd.DataFrame:
+    """A fit's tidy frame (or a returned DataFrame), with broom's dots as underscores."""
+    if isinstance(res, pd.DataFrame):
+        df = res.copy()
+    elif hasattr(res, "tidy"):
+        df = res.tidy()
+    else:
+        raise EstimationError(f"the model returned {type(res).__name__}, which has no tidy(); "
+                              "return a DataFrame or a fit with .tidy().")
+    df = df.rename(columns={c: str(c).replace(".", "_") for c in df.columns})
+    if "term" not in df:
+        df["term"] = "estimate"
+    return df
+
+
+def _with_messages(out: pd.DataFrame) -> pd.DataFrame:
+    for c in TIDY_COLUMNS:
+        if c not in out:
+            out[c] = np.nan
+    for c in ("error", "warning"):
+        if c not in out:
+            out[c] = None
+    return out
