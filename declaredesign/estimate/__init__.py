@@ -1,7 +1,7 @@
 """Estimators (R: estimatr, lme4 + lmerTest), each usable on a DataFrame or in a design."""
 
 from ._dim import DifferenceInMeansFit, difference_in_means
-from ._formula import ModelFrame, model_frame
+from .model_frame import ModelFrame, model_frame
 from ._ht import (
     HorvitzThompsonFit,
     declaration_to_condition_pr_mat,

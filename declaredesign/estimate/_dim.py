@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._validation import fail
 from ..errors import DeclarationError, EstimationError, FormulaError
-from ._formula import formula_variables
+from .model_frame import formula_variables
 from ._lm_robust import (
     add_cis,
     check_alpha,
@@ -157,7 +157,7 @@ def _prepare(func: str, formula: str, data: Any, blocks: Any, clusters: Any, wei
         check_numeric(func, "weights", weights, np.asarray(cols[weights]))
     n = len(np.asarray(cols[outcome]))
     rows = subset_mask(func, subset, cols, n)
-    from ._formula import _is_missing
+    from .model_frame import _is_missing
     for v in (outcome, treat, blocks, clusters, weights):
         if v is not None:
             rows &= ~_is_missing(np.asarray(cols[v]))

@@ -34,7 +34,7 @@ from scipy import stats
 from .._validation import fail
 from ..errors import DeclarationError, EstimationError
 from ._dim import outcome_and_treatment, parse_conditions
-from ._formula import _is_missing
+from .model_frame import _is_missing
 from ._lm_robust import (
     check_alpha,
     check_column_arg,

@@ -26,7 +26,7 @@ from scipy import stats
 
 from .._validation import fail
 from ..errors import DeclarationError
-from ._formula import formula_variables, model_frame
+from .model_frame import formula_variables, model_frame
 from ._linalg import pivoted_rank
 from ._lm_robust import (
     LMRobustFit,

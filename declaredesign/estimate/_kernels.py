@@ -42,7 +42,7 @@ import pandas as pd
 
 from ..batch import Batch, group_codes
 from ..errors import DeclarationError
-from ._formula import formula_variables, model_frame
+from .model_frame import formula_variables, model_frame
 from ._lm_robust import (
     add_cis,
     check_alpha,

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..batch import Batch
-from ._formula import _is_missing, formula_variables, model_frame
+from .model_frame import _is_missing, formula_variables, model_frame
 from ._kernels import (
     _assemble,
     _cluster_codes,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .._validation import fail
 from ..errors import DeclarationError
-from ._formula import formula_variables, model_frame
+from .model_frame import formula_variables, model_frame
 from ._lm_robust import LMRobustFit, fit_arrays, make_fit, prepare
 from ._protocol import batched
 

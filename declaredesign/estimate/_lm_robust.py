@@ -14,7 +14,7 @@ from scipy import stats
 
 from .._validation import fail
 from ..errors import DeclarationError, EstimationError
-from ._formula import ModelFrame, model_frame
+from .model_frame import ModelFrame, model_frame
 from ._linalg import pivoted_rank, sandwich
 from ._protocol import TIDY_COLUMNS, batched
 
@@ -502,7 +502,7 @@ def parse_fixed_effects(func: str, fixed_effects: Any, cols: Mapping[str, Any]) 
 
 def mf_outcome_vars(formula: str) -> list[str]:
     """Data variables of the formula's left-hand side."""
-    from ._formula import formula_variables
+    from .model_frame import formula_variables
     return formula_variables(formula)[0]
 
 

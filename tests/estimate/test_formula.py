@@ -8,7 +8,7 @@ import pytest
 
 from declaredesign.errors import DeclarationError, FormulaError
 from declaredesign.estimate import model_frame
-from declaredesign.estimate._formula import formula_variables
+from declaredesign.estimate.model_frame import formula_variables
 
 
 @pytest.fixture

@@ -208,7 +208,7 @@ def term_matrix(expr: str, data, func: str = "lmer") -> tuple[np.ndarray, list[s
     The shared :func:`~declaredesign.estimate._formula.model_frame` wants a two-sided
     formula, so a constant placeholder response is supplied.
     """
-    from .._formula import model_frame
+    from ..model_frame import model_frame
 
     cols = {c: data[c] for c in data.keys()}
     n = len(next(iter(cols.values()))) if cols else 0
@@ -224,7 +224,7 @@ def fixed_matrix(f: LmerFormula, data, func: str = "lmer", with_terms: bool = Fa
     ``"x:f3"``) to the names of its columns. ``data`` has no missing values in the
     used columns (rows are dropped before, over the random-effect columns too).
     """
-    from .._formula import model_frame
+    from ..model_frame import model_frame
 
     mf = model_frame(f.fixed_formula, data, func=func)
     out = (np.asarray(mf.y, dtype=float).reshape(-1), mf.X, mf.columns)

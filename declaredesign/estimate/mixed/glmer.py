@@ -72,7 +72,7 @@ class GlmerFormula:
 
     def variables(self) -> list[str]:
         """Data columns the formula reads (fixed, random, response, offsets, groups)."""
-        from .._formula import formula_variables
+        from ..model_frame import formula_variables
 
         exprs = [f"{_LHS} ~ {self.fixed}"] + [f"{_LHS} ~ {b.expr}" for b in self.bars]
         resp = list(self.cbind) if self.cbind else [self.response]
