@@ -208,13 +208,25 @@ def resolve_model(model: Callable[..., Any]) -> tuple[Estimator, dict[str, Any]]
     while isinstance(inner, functools.partial) and not inner.args:
         bound = {**inner.keywords, **bound}
         inner = inner.func
-    est = get_estimator(inner)
+    est = get_estimator(inner) or _legacy_estimator(inner)
     if est is None:
         return (Estimator(name=getattr(model, "__name__", type(model).__name__),
                           function=model,
                           parse=lambda formula, **kw: CallSpec(formula, dict(kw)),
                           fit=functools.partial(_call_function, model)), {})
     return est, bound
+
+
+def _legacy_estimator(func: Callable[..., Any]) -> Estimator | None:
+    # Bridge for estimators still decorated with the old ``_protocol.batched`` while the
+    # estimate package moves to the registry; removed with ``_protocol``.
+    legacy = getattr(func, "_dd_batched", None)
+    if legacy is None:
+        return None
+    return Estimator(name=func.__name__, function=func,
+                     parse=lambda formula, **kw: CallSpec(formula, dict(kw)),
+                     fit=functools.partial(_call_function, func),
+                     kernel=lambda batch, spec: legacy(batch, spec.formula, **spec.kwargs))
 
 
 # ---------------------------------------------------------------- running a batch
