@@ -28,6 +28,7 @@ from ._declaration import (
     is_array,
     shown,
 )
+from .permutations import obtain_num_permutations
 
 __all__ = [
     "RADeclaration",
@@ -109,8 +110,6 @@ class RADeclaration(_Declaration):
         The number of possible random assignments is 6.
         The probabilities of assignment are constant across units: prob_0 0.5, prob_1 0.5
         """
-        from .permutations import obtain_num_permutations
-
         kind = {"simple": "Simple", "complete": "Complete", "blocked": "Block",
                 "clustered": "Cluster", "blocked_and_clustered": "Blocked and clustered"}
         pm = self.probabilities(data)

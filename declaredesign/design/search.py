@@ -30,7 +30,10 @@ from scipy import optimize
 from scipy.stats import norm
 
 from .._validation import check_positive_int, check_probability, fail
+from ..engine.seeding import root_seed_sequence
 from ..errors import DeclarationError
+from .diagnosands import declare_diagnosands
+from .simulate import diagnose_design, expand_design
 
 __all__ = ["SearchResult", "find_mde", "find_sample_size"]
 
@@ -163,9 +166,6 @@ _TRANSFORMS: dict[str, tuple[Callable[[np.ndarray], np.ndarray],
 def _simulate(designer: Callable, param: str, values: list[Any], fixed: Mapping[str, Any],
               estimator: str | None, sims: int, seed: np.random.SeedSequence,
               alpha: float, func: str) -> tuple[pd.DataFrame, str]:
-    from .diagnosands import declare_diagnosands
-    from .simulate import diagnose_design, expand_design
-
     bound = functools.partial(designer, **fixed) if fixed else designer
     try:
         designs = expand_design(bound, **{param: values})
@@ -200,8 +200,6 @@ def _search(func: str, designer: Any, param: str, target: Any, estimator: str | 
             sims: int, seed: Any, lower: Any, upper: Any, points: int, rounds: int,
             level: float, alpha: float, fixed: Mapping[str, Any] | None,
             transform: str, integer: bool | None) -> SearchResult:
-    from ..engine.seeding import root_seed_sequence
-
     if not callable(designer):
         fail(func, "designer", designer, "a designer function returning a Design")
     if not isinstance(param, str) or not param.isidentifier():

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from .._expr import Lazy, _short_repr, evaluate
 from .._validation import fail
@@ -503,8 +504,6 @@ def _cross_levels(spec: LevelSpec, label: str, ws: _Workspace) -> None:
 
 
 def _link_levels(spec: LevelSpec, label: str, ws: _Workspace) -> None:
-    from scipy.special import ndtr
-
     names = _find_frames(spec, label, ws)
     frames = [ws.frames[n] for n in names]
     n_sims, N = ws.n_sims, int(spec.N)

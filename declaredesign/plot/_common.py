@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import fail
+from ..design.diagnosis import Diagnosis, message_rows
 
 # Colour-blind-safe (Okabe-Ito), in an order that prints distinguishably in greyscale too.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
@@ -28,8 +29,7 @@ def pyplot() -> Any:
 
 
 def check_diagnosis(func: str, diagnosis: Any) -> Any:
-    from ..design.diagnosis import Diagnosis
-
+    """Return ``diagnosis`` if it is a Diagnosis with estimators; fail naming ``func``."""
     if not isinstance(diagnosis, Diagnosis):
         fail(func, "diagnosis", diagnosis, "a Diagnosis (from diagnose_design)",
              shown=type(diagnosis).__name__)
@@ -114,9 +114,7 @@ def rows_of(simulations: pd.DataFrame, key: pd.Series, cols: list[str]) -> np.nd
 
 def failed(simulations: pd.DataFrame) -> np.ndarray:
     """Rows whose ``error`` column holds a message (they are left out of diagnosands)."""
-    from ..design.diagnosis import _flag
-
-    return _flag(simulations, "error")
+    return message_rows(simulations, "error")
 
 
 def se_of(diagnosands: pd.DataFrame, name: str) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import fail
+from ..design.search import SearchResult
 from . import _common as c
 
 __all__ = ["plot_search"]
@@ -37,8 +38,6 @@ def plot_search(result: Any, *, ax: Any = None,
     >>> plot_search(res).axes[0].get_xlabel()
     'ate'
     """
-    from ..design.search import SearchResult
-
     if not isinstance(result, SearchResult):
         fail("plot_search", "result", result, "a SearchResult (from find_sample_size or "
              "find_mde)", shown=type(result).__name__)
