@@ -22,8 +22,9 @@ from scipy.special import ndtr
 
 from .._expr import Lazy, _short_repr, evaluate
 from .._validation import fail
-from ..batch import Batch, group_codes, sim_starts
+from ..batch import Batch
 from ..errors import DeclarationError
+from ..groups import sim_starts
 
 __all__ = [
     "LevelSpec", "add_level", "cross_levels", "fabricate", "fabricate_batch",
@@ -434,8 +435,8 @@ def _modify_level(spec: LevelSpec, label: str, ws: _Workspace) -> None:
                 f"modify_level(by={spec.by!r}) for level {label!r}: column(s) "
                 f"{', '.join(map(repr, missing))} not found; available columns are: "
                 f"{', '.join(frame.names)}.")
-        group, gsim = group_codes(frame.sim, *(frame[k] for k in keys))
-        n_groups = gsim.shape[0]
+        cells = frame.groups(*keys)
+        group, n_groups = cells.codes, cells.n_groups
     frame = _eval_variables(spec, label, frame, ws.rng, group=group, n_groups=n_groups)
     ws.put(target, frame, ws.hierarchy[target])
 
