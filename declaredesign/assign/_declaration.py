@@ -158,7 +158,7 @@ class _Declaration:
         return (_rebuild, (type(self), self._func, self.get_params()))
 
     def get_params(self) -> dict[str, Any]:
-        """The parameters as given, by name."""
+        """Return the parameters as given, by name."""
         return {n: getattr(self, n) for n in self._params}
 
     def replace(self, **changes: Any):
@@ -434,7 +434,7 @@ class _Resolution:
 
 
 def _row_groups(batch: Batch, declared: Any, rows: np.ndarray) -> GroupIndex:
-    """The (simulation, key) groups of the rows: the batch's own index for a column."""
+    """Group rows by (simulation, key), with the batch's own index for a column."""
     if isinstance(declared, str):
         return batch.groups(declared)
     return GroupIndex.from_keys(batch.sim, batch.n_sims, rows)

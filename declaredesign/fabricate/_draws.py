@@ -282,13 +282,13 @@ def _s_draw_quantile(ctx, type):
 
 
 def _clusters(ctx, clusters) -> GroupIndex:
-    """The (simulation, cluster) groups of the rows, in sorted cluster order."""
+    """Group the rows by (simulation, cluster), clusters in sorted order."""
     cl = np.broadcast_to(np.asarray(clusters), (ctx.n_rows,))
     return GroupIndex.from_keys(ctx.sim, ctx.n_sims, cl)
 
 
 def _per_cluster(x, codes, k, n_rows):
-    """A value per cluster (length k, in sorted cluster order) spread to the rows."""
+    """Spread a value per cluster (length k, sorted cluster order) to the rows."""
     arr = np.asarray(x, dtype=float)
     if arr.ndim == 1 and arr.shape[0] == k and k != n_rows:
         return arr[codes]
@@ -355,7 +355,7 @@ _SAMPLERS = {
 
 # ----------------------------------------------------------------- public helpers
 def normal(mean: Any = 0.0, sd: Any = 1.0, *, N: int | None = None, seed: Any = None):
-    """Normal draws (R: ``rnorm(N, mean, sd)``).
+    """Draw from a normal distribution (R: ``rnorm(N, mean, sd)``).
 
     Parameters
     ----------
@@ -646,7 +646,7 @@ def draw_quantile(type: int, *, N: int | None = None, seed: Any = None):
 def draw_normal_icc(mean: Any = 0.0, *, clusters: Any, ICC: float | None = None,
                     sd: Any = None, sd_between: Any = None, total_sd: float | None = None,
                     N: int | None = None, seed: Any = None):
-    """Normal draws with intra-cluster correlation (fabricatr ``draw_normal_icc``).
+    """Draw normal values with intra-cluster correlation (fabricatr ``draw_normal_icc``).
 
     ``mean + a_cluster + e`` with ``a ~ N(0, sd_between)`` and ``e ~ N(0, sd)``;
     given ``ICC`` only, ``sd = 1`` and ``sd_between = sqrt(ICC / (1 - ICC))``.

@@ -702,7 +702,7 @@ def fabricate(*args: Any, data: pd.DataFrame | None = None, N: int | None = None
 
 
 def _fabricatr_data_id(df: pd.DataFrame) -> str | None:
-    """fabricatr adds an ID column to imported data unless one already numbers rows."""
+    """Fabricatr adds an ID column to imported data unless one already numbers rows."""
     n = len(df)
     width = len(str(n))
     ids = [str(i).zfill(width) for i in range(1, n + 1)]

@@ -137,7 +137,7 @@ def plot_power_curve(diagnosis: Any, x: str | None = None, *, diagnosand: str = 
                      inquiry: str | None = None, target: float | None = 0.8,
                      level: float = 0.95, ax: Any = None,
                      figsize: tuple[float, float] = (6.5, 4.0)) -> Any:
-    """A diagnosand (power by default) against a design parameter, one line per estimator.
+    """Plot a diagnosand (power by default) against a design parameter, a line per estimator.
 
     For diagnoses of :func:`~declaredesign.expand_design` grids. Each line carries a
     band of +- z Monte Carlo standard errors (the bootstrap SEs, or the binomial SE
@@ -232,8 +232,9 @@ def plot_diagnosands(diagnosis: Any, diagnosands: Sequence[str] = ("bias", "rmse
                      inquiry: str | None = None, level: float = 0.95,
                      reference: dict[str, float] | None = None,
                      figsize: tuple[float, float] | None = None) -> Any:
-    """Compare estimators: one panel per diagnosand, one bar per estimator, with
-    +- z Monte Carlo standard-error bars.
+    """Compare estimators: one panel per diagnosand, one bar per estimator.
+
+    Bars carry +- z Monte Carlo standard-error bars.
 
     Parameters
     ----------

@@ -66,7 +66,7 @@ def _figures(diagnosis: Any) -> list[tuple[str, str, str]]:
 
 def report_html(diagnosis: Any, *, title: str = "Design diagnosis", plots: bool = True,
                 command: str | None = None) -> str:
-    """The HTML text of a self-contained report: diagnosis table and embedded PNG plots.
+    """Render a self-contained HTML report: diagnosis table and embedded PNG plots.
 
     Parameters
     ----------

@@ -15,8 +15,10 @@ __all__ = ["plot_search"]
 
 def plot_search(result: Any, *, ax: Any = None,
                 figsize: tuple[float, float] = (6.5, 4.0)) -> Any:
-    """Simulated power at each value (with 95% binomial error bars), the fitted curve
-    with its band, the target line and the answer with its uncertainty interval.
+    """Plot the search behind a ``find_sample_size``/``find_mde`` answer.
+
+    Simulated power at each value (with 95% binomial error bars), the fitted curve with
+    its band, the target line and the answer with its uncertainty interval.
 
     Parameters
     ----------

@@ -55,6 +55,7 @@ class VariablesStep(Step):
         self._freeze()
 
     def get_params(self) -> dict[str, Any]:
+        """Return the step's parameters as given at declaration."""
         return {"variables": dict(self.variables), "label": self._label}
 
     def _rebuild(self, params: dict[str, Any]) -> Step:
@@ -67,6 +68,7 @@ class VariablesStep(Step):
         return items
 
     def creates(self) -> set[str] | object:
+        """Return the columns this step adds (:data:`UNKNOWN` when unknowable)."""
         return set(self.variables)
 
     def requires(self) -> set[str]:
@@ -78,6 +80,7 @@ class VariablesStep(Step):
         return req
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
+        """Apply the step to a batch (all simulations at once)."""
         if batch is None:
             raise DeclarationError(f"{self._declare_name()}: there is no data yet; declare a "
                                    "model (declare_model) before this step.")
@@ -134,6 +137,7 @@ class ModelStep(Step):
                 "e.g. declare_model(N=100, u=normal()).")
 
     def get_params(self) -> dict[str, Any]:
+        """Return the step's parameters as given at declaration."""
         return {"levels": dict(self.levels), "N": self.N, "label": self._label,
                 "data": self.data}
 
@@ -153,6 +157,7 @@ class ModelStep(Step):
         return items
 
     def creates(self) -> set[str] | object:
+        """Return the columns this step adds (:data:`UNKNOWN` when unknowable)."""
         names: set[str] = set()
         if self.data is not None:
             names |= {str(c) for c in self.data.columns}
@@ -168,6 +173,7 @@ class ModelStep(Step):
         return names
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
+        """Apply the step to a batch (all simulations at once)."""
         if self.data is not None:
             base = Batch.from_pandas(self.data)
             if n_sims > 1:
@@ -216,6 +222,7 @@ class PotentialOutcomesStep(Step):
         self._freeze()
 
     def get_params(self) -> dict[str, Any]:
+        """Return the step's parameters as given at declaration."""
         return {"formula": self.formula, "conditions": self.conditions,
                 "assignment_variables": self.assignment_variables, "label": self._label}
 
@@ -225,15 +232,20 @@ class PotentialOutcomesStep(Step):
         return items
 
     def creates(self) -> set[str] | object:
+        """Return the columns this step adds (:data:`UNKNOWN` when unknowable)."""
         return set(self._po.names)
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
+        """Apply the step to a batch (all simulations at once)."""
         return self._po.apply(batch, rng)
 
 
 class SamplingStep(VariablesStep):
-    """Sampling (R: ``declare_sampling``): adds the variables, then keeps rows where
-    ``filter`` is true (by default the first variable == 1)."""
+    """Sampling (R: ``declare_sampling``).
+
+    Adds the variables, then keeps rows where ``filter`` is true (by default the first
+    variable == 1).
+    """
 
     kind = "sampling"
     _params = ("variables", "filter", "label")
@@ -244,6 +256,7 @@ class SamplingStep(VariablesStep):
         super().__init__(variables, label=label, **kwargs)
 
     def get_params(self) -> dict[str, Any]:
+        """Return the step's parameters as given at declaration."""
         return {"variables": dict(self.variables), "filter": self.filter, "label": self._label}
 
     def _rebuild(self, params: dict[str, Any]) -> Step:
@@ -256,6 +269,7 @@ class SamplingStep(VariablesStep):
         return items
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
+        """Apply the step to a batch (all simulations at once)."""
         batch = super().run(batch, rng, n_sims)
         flt = self.filter if self.filter is not None else f"{next(iter(self.variables))} == 1"
         keep = np.asarray(evaluate(flt, batch, rng)).astype(bool)
@@ -295,6 +309,7 @@ class CustomStep(Step):
         self._freeze()
 
     def get_params(self) -> dict[str, Any]:
+        """Return the step's parameters as given at declaration."""
         return {"handler": self.handler, "kwargs": dict(self.kwargs), "label": self._label}
 
     def _rebuild(self, params: dict[str, Any]) -> Step:
@@ -308,14 +323,17 @@ class CustomStep(Step):
         return items
 
     def creates(self) -> set[str] | object:
+        """Return the columns this step adds (:data:`UNKNOWN` when unknowable)."""
         c = getattr(self.handler, "creates", None)
         return c() if callable(c) else UNKNOWN
 
     def requires(self) -> set[str]:
+        """Return the columns this step reads from earlier steps."""
         r = getattr(self.handler, "requires", None)
         return r() if callable(r) else set()
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
+        """Apply the step to a batch (all simulations at once)."""
         if hasattr(self.handler, "run") and not inspect.isfunction(self.handler):
             return self.handler.run(batch, rng, n_sims)
         frames = []

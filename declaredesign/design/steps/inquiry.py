@@ -45,6 +45,7 @@ class InquiryStep(Step):
         self._freeze()
 
     def get_params(self) -> dict[str, Any]:
+        """Return the step's parameters as given at declaration."""
         return {"inquiries": dict(self.inquiries), "label": self._label}
 
     def _rebuild(self, params: dict[str, Any]) -> Step:
@@ -58,13 +59,15 @@ class InquiryStep(Step):
 
     @property
     def label(self) -> str:
+        """The step's label: its own, or the inquiry names."""
         return self._label or ", ".join(self.inquiries)
 
     def inquiry_labels(self) -> list[str]:
+        """Return the inquiries this step declares."""
         return list(self.inquiries)
 
     def compute(self, batch: Batch, rng: np.random.Generator) -> pd.DataFrame:
-        """One row per (sim, inquiry): columns sim, inquiry, estimand."""
+        """Compute one row per (sim, inquiry): columns sim, inquiry, estimand."""
         frames = []
         for name, expr in self.inquiries.items():
             if isinstance(expr, str) or np.isscalar(expr):

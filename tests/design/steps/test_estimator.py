@@ -14,7 +14,6 @@ from declaredesign.errors import DeclarationError
 from declaredesign.estimate import protocol
 from declaredesign.estimate.protocol import CallSpec, resolve_model
 
-
 # A user's estimator with a batched kernel that counts its calls: the honest observable
 # of which path a design took (no monkeypatching).
 CALLS = {"kernel": 0, "fit": 0}
