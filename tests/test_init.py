@@ -14,6 +14,12 @@ import declaredesign as dd
 
 SUBPACKAGES = sorted(m.name for m in pkgutil.walk_packages(dd.__path__, "declaredesign.")
                      if m.ispkg)
+MODULES = sorted(m.name for m in pkgutil.walk_packages(dd.__path__, "declaredesign.")
+                 if not m.name.endswith("__main__"))
+# TEMPORARY (issue 9): estimate modules named like the function they export, renamed by
+# the estimator engineers on their branches; the lead empties this at merge.
+_SHADOWED_PENDING = {"declaredesign.estimate.mixed.glmer", "declaredesign.estimate.mixed.lmer",
+                     "declaredesign.estimate.model_frame"}
 # Layers whose public names the root re-exports (its __all__ must keep up with theirs).
 REEXPORTED = ["assign", "design", "estimate", "fabricate"]
 
@@ -26,6 +32,18 @@ def test_import_as_gives_the_module(name):
     assert ns["m"] is importlib.import_module(name)
     parent, _, child = name.rpartition(".")
     assert getattr(importlib.import_module(parent), child) is ns["m"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_no_module_is_shadowed_by_a_name_its_package_exports(name):
+    module = importlib.import_module(name)
+    parent, _, child = name.rpartition(".")
+    got = getattr(importlib.import_module(parent), child)
+    if name in _SHADOWED_PENDING:
+        assert got is not module, f"{name} is fixed: drop it from _SHADOWED_PENDING"
+        return
+    assert got is module, \
+        f"{parent}.{child} is a {type(got).__name__}, not the module {name}"
 
 
 def test_fabricate_is_the_module_and_still_builds_data():
