@@ -739,3 +739,14 @@ def compare_diagnoses(diagnosis1: Diagnosis, diagnosis2: Diagnosis, *,
         raise DeclarationError(f"{func}(diagnosis2=...): the two diagnoses have no "
                                f"{', '.join(by)} labels in common.")
     return pd.DataFrame(rows)
+
+
+# Public accessors for the plot layer (which may use public names only).
+def message_rows(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Rows of a simulations table whose ``error``/``warning`` column holds a message."""
+    return _flag(frame, column)
+
+
+def diagnosand_title(name: str) -> str:
+    """R's title of a diagnosand column: ``sd_estimate`` -> ``SD Estimate``."""
+    return _nice_name(name)
