@@ -41,8 +41,8 @@ from .estimate import __all__ as _estimate_all
 from .fabricate import *  # noqa: F403
 from .fabricate import __all__ as _fabricate_all
 from .plot import plot_diagnosands, plot_diagnosis, plot_power_curve, write_report
+from ._version import __version__
 
-__version__ = "0.1.0"
 
 __all__ = sorted({
     *_assign_all, *_design_all, *_estimate_all, *_fabricate_all,

@@ -12,9 +12,13 @@ import pandas as pd
 
 from .._validation import check_positive_int, fail
 from ..batch import Batch
+from ..engine.chunks import assemble
+from ..engine.runner import Simulation, checkpoint_root
+from ..engine.seeding import block_rng, root_seed_sequence
 from ..errors import DeclarationError, DesignError
 from .design import Design
-from .steps import Step
+from .diagnosis import diagnose_simulations
+from .steps import InquiryStep, Step
 
 __all__ = [
     "draw_data",
@@ -42,9 +46,7 @@ def _check_design(func: str, design: Any) -> Design:
 
 
 def _one_sim_rng(seed: Any, func: str) -> np.random.Generator:
-    from ..engine.seeding import chunk_rng, root_seed_sequence
-
-    return chunk_rng(root_seed_sequence(seed, func), 0)
+    return block_rng(root_seed_sequence(seed, func), 0)
 
 
 # ------------------------------------------------------------------ one run
@@ -88,8 +90,6 @@ def run_design(design: Design, *, seed: Any = None) -> pd.DataFrame:
     >>> list(dd.run_design(d, seed=1)[["inquiry", "estimator", "term"]].iloc[0])
     ['ate', 'estimator', 'Z']
     """
-    from ..engine.runner import assemble
-
     design = _check_design("run_design", design)
     res = design.run_batch(1, _one_sim_rng(seed, "run_design"))
     return assemble(res.estimands, res.estimates).drop(columns="sim_id")
@@ -143,8 +143,6 @@ def get_estimates(design: Design, data: pd.DataFrame, *, seed: Any = None) -> pd
     >>> float(dd.get_estimates(d, df)["estimate"].iloc[0])
     2.5
     """
-    from .steps import InquiryStep
-
     design = _check_design("get_estimates", design)
     if not isinstance(data, pd.DataFrame):
         fail("get_estimates", "data", type(data).__name__, "a pandas DataFrame",
@@ -229,9 +227,6 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
     >>> dd.simulate_design(d, sims=3, seed=1).shape[0]
     3
     """
-    from ..engine.runner import Simulation, checkpoint_root
-    from ..engine.seeding import root_seed_sequence
-
     func = "simulate_design"
     sims = check_positive_int(func, "sims", sims)
     if chunk_size is not None:
@@ -290,10 +285,6 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
     >>> int(dx.diagnosands["n_sims"].iloc[0])
     20
     """
-    from ..engine.runner import Simulation, checkpoint_root
-    from ..engine.seeding import root_seed_sequence
-    from .diagnosis import diagnose_simulations
-
     func = "diagnose_design"
     bootstrap_sims = check_positive_int(func, "bootstrap_sims", bootstrap_sims,
                                         allow_zero=True)
@@ -371,8 +362,6 @@ def _diagnose_to_precision(run: Any, targets: dict[str, float] | float, sims: in
     The rounds depend only on the simulations (never on workers), so the result is
     the diagnosis of ``diagnose_design(..., sims=dx.n_sims_used)`` with the same seed.
     """
-    from .diagnosis import diagnose_simulations
-
     step = run.chunk_step
     n = min(cap, -(-sims // step) * step)
     while True:

@@ -114,7 +114,9 @@ def test_a_folder_of_other_files_is_refused(tmp_path):
 _SCRIPT = """
 import sys
 import declaredesign as dd
+from declaredesign.engine import chunks
 from tests.engine.designs import slow
+chunks.MAX_BLOCK_SIMS = 5  # as tests/engine/conftest.py
 dd.simulate_design(slow(), sims=300, seed=9, chunk_size=10, checkpoint=sys.argv[1],
                    backend=sys.argv[2], workers=int(sys.argv[3]) if sys.argv[3] != "0" else None,
                    progress=False)
