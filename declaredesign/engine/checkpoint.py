@@ -51,6 +51,7 @@ MANIFEST = "manifest.json"
 #: Key of the run fingerprint in each chunk file's Parquet metadata.
 META_KEY = b"declaredesign.checkpoint"
 _SELF_HASH = "manifest_sha256"
+_CHUNK_RE = re.compile(r"^d(\d+)-c(\d+)-s(\d+)-n(\d+)\.parquet$")
 
 
 class CheckpointWarning(UserWarning):
@@ -193,6 +194,9 @@ class Checkpoint:
             return
         self._check(old)
         self.manifest["chunks"] = dict(old.get("chunks", {}))
+        for p in self.path.iterdir():
+            if _CHUNK_RE.match(p.name) and p.name not in self.manifest["chunks"]:
+                self._check_unrecorded(p)
         self.manifest["sims"] = max(int(sims), int(old.get("sims", 0)))
         if old.get("sims", 0) < sims:
             self._write_manifest()
@@ -257,8 +261,8 @@ class Checkpoint:
                       f"again: {why}.", CheckpointWarning, stacklevel=4)
         return None
 
-    def _adopt(self, task: Task, path: Path) -> pd.DataFrame | None:
-        """A chunk file missing from the manifest: ours if its metadata says so."""
+    def _check_unrecorded(self, path: Path) -> None:
+        """Refuse a chunk file missing from the manifest unless its metadata says it is ours."""
         import pyarrow.parquet as pq
 
         try:
@@ -266,11 +270,16 @@ class Checkpoint:
             mine = json.loads(meta.get(META_KEY, b"{}"))
         except Exception:  # unreadable, and not recorded: whose is it?
             mine = None
+        task = [int(g) for g in _CHUNK_RE.match(path.name).groups()]  # type: ignore[union-attr]
         if not isinstance(mine, dict) or mine.get("run") != self.run_fingerprint or \
-                mine.get("task") != list(task):
+                mine.get("task") != task:
             fail(self.func, "checkpoint", str(self.path), f"a folder written by this same "
                  f"call only (chunk file {path.name} was not written by this run: another "
                  "seed or design; remove it or use a new folder)")
+
+    def _adopt(self, task: Task, path: Path) -> pd.DataFrame | None:
+        """A chunk file missing from the manifest: ours if its metadata says so."""
+        self._check_unrecorded(path)
         try:
             rows = self._read(path)
         except Exception as e:  # written by this run, so ours to compute again
