@@ -426,17 +426,19 @@ def _group_sums(x: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def _weighted_sums(x: np.ndarray, group: np.ndarray, n_groups: int, sim: np.ndarray,
-                   weights: np.ndarray, max_cells: int = 4_000_000) -> np.ndarray:
+                   n_sims: int, n_boot: int, weight_blocks: Callable[[], Any],
+                   max_cells: int = 4_000_000) -> np.ndarray:
     """Bootstrap sums ``S[b, g, j] = sum_r weights[b, sim[r]] * [group[r] == g] * x[r, j]``.
 
-    Rows are first summed into (sim, group) cells, then one matrix product with the
-    replicate weights (B x n_sims) gives every replicate and group at once. Groups
-    are processed in blocks so the cell matrix stays under ``max_cells`` doubles.
+    Rows are first summed into (sim, group) cells, then a matrix product with the
+    replicate weights (B x n_sims) gives every replicate and group. Groups are
+    processed in blocks so the cell matrix stays under ``max_cells`` doubles, and
+    the weights arrive in blocks of replicates from ``weight_blocks()`` (called once
+    per block of groups; each call yields ``(first_replicate, weights)`` pairs and
+    must yield the same weights), so memory is O(n_sims), never O(n_sims x B).
     """
-    n_boot, n_sims = weights.shape
     m = x.shape[1]
     out = np.empty((n_boot, n_groups, m))
-    w = weights.astype(float)
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
     block = max(1, max_cells // max(1, n_sims * m))
@@ -446,9 +448,10 @@ def _weighted_sums(x: np.ndarray, group: np.ndarray, n_groups: int, sim: np.ndar
         cell = sim[rows] * (g1 - g0) + (group[rows] - g0)
         ncell = n_sims * (g1 - g0)
         cells = np.column_stack([np.bincount(cell, weights=x[rows, j], minlength=ncell)
-                                 for j in range(m)])
-        out[:, g0:g1, :] = (w @ cells.reshape(n_sims, (g1 - g0) * m)).reshape(
-            n_boot, g1 - g0, m)
+                                 for j in range(m)]).reshape(n_sims, (g1 - g0) * m)
+        for b0, w in weight_blocks():
+            out[b0:b0 + len(w), g0:g1, :] = (w.astype(float) @ cells).reshape(
+                len(w), g1 - g0, m)
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -203,6 +203,10 @@ def _make_groups(frame: pd.DataFrame, make_groups: Any) -> tuple[pd.DataFrame, l
 
 # ----------------------------------------------------------------- bootstrap
 
+#: Most (replicate, simulation) weights held at once while bootstrapping.
+WEIGHT_CELLS = 4_000_000
+
+
 def bootstrap_weights(n_sims: int, bootstrap_sims: int, rng: np.random.Generator) -> np.ndarray:
     """Counts of each simulation in each replicate: (bootstrap_sims, n_sims) ints.
 
@@ -213,6 +217,28 @@ def bootstrap_weights(n_sims: int, bootstrap_sims: int, rng: np.random.Generator
     draws += (np.arange(bootstrap_sims) * n_sims)[:, None]
     return np.bincount(draws.ravel(), minlength=bootstrap_sims * n_sims).reshape(
         bootstrap_sims, n_sims)
+
+
+class _WeightBlocks:
+    """The bootstrap weights, in blocks of replicates, the same on every pass.
+
+    Each pass starts from the generator's state at construction, and draws rows
+    exactly as one :func:`bootstrap_weights` call of all replicates would (the
+    generator's integers are a stream: consecutive calls continue it), so results do
+    not depend on the block size; after a pass the generator is where one call would
+    leave it.
+    """
+
+    def __init__(self, n_sims: int, bootstrap_sims: int, rng: np.random.Generator):
+        self.n_sims, self.n_boot, self.rng = n_sims, bootstrap_sims, rng
+        self.state = rng.bit_generator.state
+        self.block = max(1, min(bootstrap_sims, WEIGHT_CELLS // max(1, n_sims)))
+
+    def __call__(self) -> Iterator[tuple[int, np.ndarray]]:
+        self.rng.bit_generator.state = self.state
+        for b0 in range(0, self.n_boot, self.block):
+            n = min(self.block, self.n_boot - b0)
+            yield b0, bootstrap_weights(self.n_sims, n, self.rng)
 
 
 def _call_custom(label: str, f: Callable, df: pd.DataFrame) -> float:
@@ -352,7 +378,7 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
     if bootstrap_sims:
         rng = np.random.default_rng(seed)
         sim, n_sims = _sim_codes(frame)
-        weights = bootstrap_weights(n_sims, bootstrap_sims, rng)
+        weights = _WeightBlocks(n_sims, bootstrap_sims, rng)
         boot = _bootstrap(frame, ds, x, stat_names, group, n_groups, sim, weights, use,
                           group_rows)
         present = boot.pop("__present__")
@@ -382,24 +408,27 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
         duration=time.perf_counter() - start)
 
 
-def _bootstrap(frame, ds: Diagnosands, x, stat_names, group, n_groups, sim, weights, use,
-               group_rows) -> dict[str, np.ndarray]:
+def _bootstrap(frame: pd.DataFrame, ds: Diagnosands, x: np.ndarray, stat_names: list[str],
+               group: np.ndarray, n_groups: int, sim: np.ndarray, weights: _WeightBlocks,
+               use: np.ndarray, group_rows: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Every diagnosand in every replicate: arrays (replicates, groups), plus presence."""
-    sums = _weighted_sums(x, group, n_groups, sim, weights)
+    sums = _weighted_sums(x, group, n_groups, sim, weights.n_sims, weights.n_boot, weights)
     out = compute_builtins(stat_names, sums, ds.builtin, ds.na_rm)
     # R drops a group from a replicate when none of its rows were drawn.
     out["__present__"] = sums[..., stat_names.index("present")] > 0
+    del sums
     if ds.custom:
         used = frame.loc[use]
         used_sim = sim[use]
-        for label, f in ds.custom.items():
-            vals = np.full(weights.shape[:1] + (n_groups,), np.nan)
+        vals = {label: np.full((weights.n_boot, n_groups), np.nan) for label in ds.custom}
+        for b0, w in weights():
             for g, rows in enumerate(group_rows):
                 df_g, sim_g = used.iloc[rows], used_sim[rows]
-                for b in range(weights.shape[0]):
-                    take = np.repeat(np.arange(len(rows)), weights[b, sim_g])
-                    vals[b, g] = _call_custom(label, f, df_g.iloc[take])
-            out[label] = vals
+                for b in range(len(w)):
+                    df_b = df_g.iloc[np.repeat(np.arange(len(rows)), w[b, sim_g])]
+                    for label, f in ds.custom.items():
+                        vals[label][b0 + b, g] = _call_custom(label, f, df_b)
+        out.update(vals)
     return out
 
 
