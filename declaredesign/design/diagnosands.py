@@ -6,7 +6,12 @@ that diagnosand NaN for the group (R's ``mean(c(1, NA))``), and R's three-valued
 decides when a NaN matters (``FALSE & NA`` is ``FALSE``, so a row whose estimand lies
 above ``conf_high`` does not cover whatever ``conf_low`` is). ``na_rm=True`` gives
 ``mean(x, na.rm = TRUE)`` instead. Rows whose estimator failed (an ``error`` message)
-are always left out before any of this.
+are always left out before any of this. One deliberate departure from R: ``power`` and
+``coverage`` use only the rows that have a p-value. A fit whose p-value is NaN (a
+standard error that is zero up to rounding, one cluster per arm, no residual degrees
+of freedom) has no significance test and no interval; such rows are counted per group
+in ``n_nan_p`` and the printed diagnosis says so, instead of turning the whole
+group's power into NaN (or, worse, into a confident number).
 
 Every built-in is a function of a few weighted sums of per-row statistics, so all
 groups and all bootstrap replicates are computed together with ``np.bincount`` and one
@@ -68,8 +73,8 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "bias": ("err",),
     "sd_estimate": ("ec", "ec2"),
     "rmse": ("err2",),
-    "power": ("sig",),
-    "coverage": ("cov",),
+    "power": ("sig", "n_p"),
+    "coverage": ("cov", "n_p"),
     "mean_se": ("se",),
     "type_s_rate": ("ts_num", "ts_den"),
     "exaggeration_ratio": ("ex_num", "ex_den"),
@@ -87,10 +92,16 @@ _MEANS = {"mean_estimand": "d", "mean_estimate": "e", "bias": "err", "power": "s
           "mean_ci_length": "cil"}
 
 
+#: Means over the rows that have a p-value (counted apart as ``n_nan_p``).
+_WITH_P = ("power", "coverage")
+
+
 def _finish(name: str, s: Mapping[str, np.ndarray], na_rm: bool = False) -> np.ndarray:
     """Turn weighted sums ``s`` (any shape) into the value of built-in ``name``."""
     def n(k: str) -> np.ndarray:
-        return s[k + "#cnt"] if na_rm else s["n"]
+        if na_rm:
+            return s[k + "#cnt"]
+        return s["n_p"] if name in _WITH_P else s["n"]
 
     with np.errstate(divide="ignore", invalid="ignore"):
         if name in _MEANS:
@@ -256,11 +267,11 @@ def declare_diagnosands(*builtins: str, select: Sequence[str] | None = None,
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
         fail(func, "...", dup, "uniquely labelled diagnosands", shown=", ".join(dup))
-    clash = [lbl for lbl in labels if lbl in ("n_sims", "n_failed", "n_warned")
+    clash = [lbl for lbl in labels if lbl in ("n_sims", "n_failed", "n_warned", "n_nan_p")
              or (lbl.endswith("_se") and lbl[:-3] in labels)]
     if clash:
         fail(func, clash[0], clash[0], "a label that does not clash with the columns "
-             "n_sims, n_failed, n_warned or <label>_se")
+             "n_sims, n_failed, n_warned, n_nan_p or <label>_se")
     return Diagnosands(items=tuple(items), alpha=alpha, subset=subset, na_rm=na_rm)
 
 
@@ -308,12 +319,18 @@ def _row_stats(frame: pd.DataFrame, needed: set[str], alpha: float, use: np.ndar
     """Per-row statistics (NaN where R's expression is NA); unused rows are 0.
 
     With ``na_rm`` the NaNs become 0 and ``<stat>#cnt`` counts each statistic's
-    non-NA rows, the denominators of ``mean(x, na.rm = TRUE)``.
+    non-NA rows, the denominators of ``mean(x, na.rm = TRUE)``. Power and coverage
+    use only rows with a p-value: a fit without one (a degenerate SE) says nothing
+    about significance or its interval, so those rows are 0 in ``sig``/``cov`` and
+    left out of their denominator ``n_p``.
     """
     est, d = _col(frame, "estimate"), _col(frame, "estimand")
     p = _col(frame, "p_value")
     out: dict[str, np.ndarray] = {"n": use.astype(float)}
     p_na = np.isnan(p)
+    if "n_p" in needed:
+        out["n_p"] = (use & ~p_na).astype(float)
+        needed = needed - {"n_p"}
     sig = np.where(p_na, np.nan, (p <= alpha).astype(float))
     wrong = None
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -360,8 +377,10 @@ def _row_stats(frame: pd.DataFrame, needed: set[str], alpha: float, use: np.ndar
                 v = _col(frame, "conf_high") - _col(frame, "conf_low")
             else:  # pragma: no cover
                 raise KeyError(k)
+            if k in ("sig", "cov"):
+                v = np.where(p_na, 0.0, v)
             if na_rm:
-                ok = use & ~np.isnan(v)
+                ok = use & ~np.isnan(v) & ~(p_na & (k in ("sig", "cov")))
                 out[k] = np.where(ok, v, 0.0)
                 out[k + "#cnt"] = ok.astype(float)
             else:

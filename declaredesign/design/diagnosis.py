@@ -164,6 +164,18 @@ def _flag(frame: pd.DataFrame, col: str) -> np.ndarray:
     return out
 
 
+def _nan_p(frame: pd.DataFrame, failed: np.ndarray) -> np.ndarray:
+    """Estimator rows that did not fail but have no p-value (left out of power, coverage)."""
+    if "estimator" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    if "p_value" in frame.columns:
+        p = pd.to_numeric(frame["p_value"], errors="coerce").to_numpy(dtype=float,
+                                                                      na_value=np.nan)
+    else:
+        p = np.full(len(frame), np.nan)
+    return np.isnan(p) & frame["estimator"].notna().to_numpy() & ~failed
+
+
 def _make_groups(frame: pd.DataFrame, make_groups: Any) -> tuple[pd.DataFrame, list[str]]:
     """R's ``make_groups = vars(...)``: extra grouping columns, existing or computed."""
     if make_groups is None:
@@ -401,6 +413,9 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
     if "warning" in frame.columns:
         warned = _flag(frame, "warning")
         out["n_warned"] = np.bincount(group, weights=warned, minlength=n_groups).astype(int)
+    nan_p = _nan_p(frame, failed)
+    if nan_p.any():  # only then: tables of fits that all have p-values stay as they were
+        out["n_nan_p"] = np.bincount(group, weights=nan_p, minlength=n_groups).astype(int)
     return Diagnosis(
         diagnosands=out, simulations=frame, diagnosand_names=ds.names,
         group_by=group_cols, parameters=parameters, bootstrap_sims=bootstrap_sims,
@@ -456,7 +471,7 @@ def _loop_bootstrap(simulations: pd.DataFrame, diagnosands: Diagnosands,
 def _nice_name(name: str) -> str:
     """R's column titles: ``sd_estimate`` -> ``SD Estimate``, ``rmse`` -> ``RMSE``."""
     words = name.split("_")
-    special = {"sd": "SD", "rmse": "RMSE", "se": "SE", "ci": "CI"}
+    special = {"sd": "SD", "rmse": "RMSE", "se": "SE", "ci": "CI", "nan": "NaN"}
     return " ".join(special.get(w, w[:1].upper() + w[1:]) for w in words)
 
 
@@ -489,7 +504,9 @@ class Diagnosis:
         One row per group: grouping columns, each diagnosand with ``<name>_se``
         beside it (when bootstrapped), ``n_sims``, and ``n_failed``/``n_warned``
         when the simulations have ``error``/``warning`` columns. Diagnosands use
-        only rows without an error.
+        only rows without an error. ``n_nan_p`` (present when there are any)
+        counts estimator rows without an error whose p-value is NaN (a degenerate fit, or an
+        estimator that reports none): power and coverage leave them out.
     simulations : pandas.DataFrame
         The simulations diagnosed (with any ``make_groups`` columns added).
     diagnosand_names : list of str
@@ -609,7 +626,7 @@ class Diagnosis:
             names = [n for n in names if n not in exclude]
         d = self.diagnosands
         boot = self.bootstrap_replicates is not None
-        count_cols = ["n_sims"] + [c for c in ("n_failed", "n_warned")
+        count_cols = ["n_sims"] + [c for c in ("n_failed", "n_warned", "n_nan_p")
                                    if c in d.columns and d[c].any()]
         rows = []
         for i in range(len(d)):
@@ -639,6 +656,9 @@ class Diagnosis:
         if "n_failed" in d.columns and d["n_failed"].any():
             msg += (f"\nDiagnosands use only simulations without errors "
                     f"({int(d['n_failed'].sum())} failed rows; see N Failed).")
+        if "n_nan_p" in d.columns and d["n_nan_p"].any():
+            msg += (f"\nPower and coverage use only simulations with a p-value "
+                    f"({int(d['n_nan_p'].sum())} rows without one; see N NaN P).")
         return msg
 
     def __str__(self) -> str:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import declaredesign as dd
 from declaredesign.design import diagnosis as diagnosis_module
 from declaredesign.design.diagnosands import DEFAULT_DIAGNOSANDS, declare_diagnosands
 from declaredesign.design.diagnosis import (
@@ -358,3 +360,42 @@ def test_memory_benchmark_tiny_mode():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert "PEAK MEMORY" in out.stdout
+
+
+# ------------------------------------------------------------ fits without a p-value
+def test_rows_without_p_values_are_counted_and_left_out_of_power_and_coverage():
+    sims = _noisy_sims(100, groups=2)
+    e1 = sims.index[sims.estimator == "e1"]
+    sims.loc[e1[:10], ["std_error", "p_value"]] = np.nan
+    # A zero-width interval, which never covers: left out with its p-value.
+    sims.loc[e1[:10], "conf_low"] = sims.loc[e1[:10], "estimate"]
+    sims.loc[e1[:10], "conf_high"] = sims.loc[e1[:10], "estimate"]
+    d = diagnose_simulations(sims, ["power", "coverage", "bias"], bootstrap_sims=10, seed=1)
+    t = d.diagnosands.set_index("estimator")
+    assert t["n_nan_p"].tolist() == [0, 10]
+    rest = sims.loc[e1[10:]]
+    assert t.loc["e1", "power"] == pytest.approx((rest.p_value <= 0.05).mean(), abs=1e-15)
+    cov = ((rest.estimand <= rest.conf_high) & (rest.estimand >= rest.conf_low)).mean()
+    assert t.loc["e1", "coverage"] == pytest.approx(cov, abs=1e-15)
+    assert t.loc["e1", "bias"] == pytest.approx((sims.loc[e1].estimate - 0.2).mean())
+    text = str(d)
+    assert "Power and coverage use only simulations with a p-value (10 rows without one; " \
+           "see N NaN P)." in text and "N NaN P" in text
+
+
+def test_fits_that_all_have_p_values_keep_the_table_as_it_was():
+    d = diagnose_simulations(_noisy_sims(30), ["power"], bootstrap_sims=0)
+    assert "n_nan_p" not in d.diagnosands.columns and "NaN P" not in str(d)
+
+
+def test_two_cluster_design_diagnoses_with_nan_p_values_counted():
+    design = dd.examples.cluster_randomized(N_clusters=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the estimator may warn about its SE
+        dx = dd.diagnose_design(design, sims=40, seed=1, bootstrap_sims=10)
+    row = dx.diagnosands.iloc[0]
+    assert row["n_sims"] == 40
+    assert row["n_nan_p"] + row.get("n_failed", 0) == 40
+    assert np.isnan(row["power"]) and np.isnan(row["coverage"])
+    assert np.isfinite(row["bias"])
+    assert "see N NaN P" in str(dx)
