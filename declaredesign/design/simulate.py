@@ -410,6 +410,10 @@ def expand_design(designer: Callable[..., Design], *, expand: bool = True,
     names = list(parameters)
     values = [v if isinstance(v, (list, tuple, np.ndarray, range)) else [v]
               for v in parameters.values()]
+    for name, v in zip(names, values):
+        if len(v) == 0:
+            fail("expand_design", name, parameters[name], "a value or a non-empty list of "
+                 "values (an empty grid has no designs)")
     if expand:
         combos = list(itertools.product(*values))
     else:
