@@ -22,6 +22,7 @@ Examples
 """
 
 from . import examples, plot
+from ._version import __version__
 from .assign import *  # noqa: F403
 from .assign import __all__ as _assign_all
 from .batch import Batch
@@ -41,8 +42,6 @@ from .estimate import __all__ as _estimate_all
 from .fabricate import *  # noqa: F403
 from .fabricate import __all__ as _fabricate_all
 from .plot import plot_diagnosands, plot_diagnosis, plot_power_curve, write_report
-from ._version import __version__
-
 
 __all__ = sorted({
     *_assign_all, *_design_all, *_estimate_all, *_fabricate_all,

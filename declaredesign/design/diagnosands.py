@@ -24,6 +24,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -314,6 +315,105 @@ def _and3(a: np.ndarray, a_na: np.ndarray, b: np.ndarray, b_na: np.ndarray) -> n
     return np.where(false, 0.0, np.where(a_na | b_na, np.nan, out))
 
 
+class _Rows:
+    """Per-row statistics of a simulations table, each R's expression row by row.
+
+    Intermediate columns (significance, the type-S mismatch, the exaggeration ratio,
+    group centres) are computed once and shared; :meth:`stat` gives statistic ``k``
+    with NaN where R's expression is NA.
+    """
+
+    def __init__(self, frame: pd.DataFrame, alpha: float, use: np.ndarray, group: np.ndarray,
+                 n_groups: int):
+        self.frame, self.alpha, self.use = frame, alpha, use
+        self.group, self.n_groups = group, n_groups
+        self.est, self.d = _col(frame, "estimate"), _col(frame, "estimand")
+        self.p = _col(frame, "p_value")
+        self.p_na = np.isnan(self.p)
+
+    def stat(self, k: str) -> np.ndarray:
+        """Return statistic ``k`` per row (see ``_NEEDS``)."""
+        return getattr(self, "_" + k)()
+
+    @cached_property
+    def sig(self) -> np.ndarray:
+        return np.where(self.p_na, np.nan, (self.p <= self.alpha).astype(float))
+
+    @cached_property
+    def wrong(self) -> np.ndarray:
+        est, d = self.est, self.d
+        mismatch = np.where(np.isnan(est) | np.isnan(d), np.nan,
+                            (np.sign(est) != np.sign(d)).astype(float))
+        # x[p <= alpha]: an NA index yields NA; unselected rows drop out.
+        return np.where(self.p_na, np.nan, np.where(self.sig == 1.0, mismatch, 0.0))
+
+    @cached_property
+    def ratio(self) -> np.ndarray:
+        return np.where(self.p_na, np.nan, np.where(self.sig == 1.0, self.est / self.d, 0.0))
+
+    @cached_property
+    def centred(self) -> np.ndarray:
+        # Centring on the group's full-sample mean keeps the one-pass variance exact.
+        est, group, n_groups = self.est, self.group, self.n_groups
+        ok = self.use & np.isfinite(est)
+        cnt = np.bincount(group[ok], minlength=n_groups)
+        tot = np.bincount(group[ok], weights=est[ok], minlength=n_groups)
+        centre = np.divide(tot, cnt, out=np.zeros(n_groups), where=cnt > 0)
+        return est - centre[group]
+
+    def _d(self) -> np.ndarray:
+        return self.d
+
+    def _e(self) -> np.ndarray:
+        return self.est
+
+    def _err(self) -> np.ndarray:
+        return self.est - self.d
+
+    def _err2(self) -> np.ndarray:
+        v = self.est - self.d
+        return v * v
+
+    def _ec(self) -> np.ndarray:
+        return self.centred
+
+    def _ec2(self) -> np.ndarray:
+        return self.centred * self.centred
+
+    def _sig(self) -> np.ndarray:
+        return self.sig
+
+    def _cov(self) -> np.ndarray:
+        d = self.d
+        hi, lo = _col(self.frame, "conf_high"), _col(self.frame, "conf_low")
+        return _and3(d <= hi, np.isnan(d) | np.isnan(hi), d >= lo, np.isnan(d) | np.isnan(lo))
+
+    def _se(self) -> np.ndarray:
+        return _col(self.frame, "std_error")
+
+    def _se2(self) -> np.ndarray:
+        se = _col(self.frame, "std_error")
+        return se * se
+
+    def _ts_num(self) -> np.ndarray:
+        return self.wrong
+
+    def _ts_den(self) -> np.ndarray:
+        return np.where(np.isnan(self.wrong), np.nan, self.sig)
+
+    def _ex_num(self) -> np.ndarray:
+        return self.ratio
+
+    def _ex_den(self) -> np.ndarray:
+        return np.where(np.isnan(self.ratio), np.nan, self.sig)
+
+    def _pps(self) -> np.ndarray:
+        return _and3(self.est > 0, np.isnan(self.est), self.p <= self.alpha, self.p_na)
+
+    def _cil(self) -> np.ndarray:
+        return _col(self.frame, "conf_high") - _col(self.frame, "conf_low")
+
+
 def _row_stats(frame: pd.DataFrame, needed: set[str], alpha: float, use: np.ndarray,
                group: np.ndarray, n_groups: int, na_rm: bool = False) -> dict[str, np.ndarray]:
     """Per-row statistics (NaN where R's expression is NA); unused rows are 0.
@@ -324,63 +424,18 @@ def _row_stats(frame: pd.DataFrame, needed: set[str], alpha: float, use: np.ndar
     about significance or its interval, so those rows are 0 in ``sig``/``cov`` and
     left out of their denominator ``n_p``.
     """
-    est, d = _col(frame, "estimate"), _col(frame, "estimand")
-    p = _col(frame, "p_value")
+    rows = _Rows(frame, alpha, use, group, n_groups)
     out: dict[str, np.ndarray] = {"n": use.astype(float)}
-    p_na = np.isnan(p)
     if "n_p" in needed:
-        out["n_p"] = (use & ~p_na).astype(float)
-        needed = needed - {"n_p"}
-    sig = np.where(p_na, np.nan, (p <= alpha).astype(float))
-    wrong = None
+        out["n_p"] = (use & ~rows.p_na).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        if needed & {"ts_num", "ts_den"}:
-            mismatch = np.where(np.isnan(est) | np.isnan(d), np.nan,
-                                (np.sign(est) != np.sign(d)).astype(float))
-            # x[p <= alpha]: an NA index yields NA; unselected rows drop out.
-            wrong = np.where(p_na, np.nan, np.where(sig == 1.0, mismatch, 0.0))
-        ratio = np.where(p_na, np.nan, np.where(sig == 1.0, est / d, 0.0))
-        for k in needed:
-            if k == "d":
-                v = d
-            elif k == "e":
-                v = est
-            elif k in ("err", "err2"):
-                v = est - d
-                v = v * v if k == "err2" else v
-            elif k in ("ec", "ec2"):
-                ok = use & np.isfinite(est)
-                cnt = np.bincount(group[ok], minlength=n_groups)
-                tot = np.bincount(group[ok], weights=est[ok], minlength=n_groups)
-                centre = np.divide(tot, cnt, out=np.zeros(n_groups), where=cnt > 0)
-                v = est - centre[group]
-                v = v * v if k == "ec2" else v
-            elif k == "sig":
-                v = sig
-            elif k == "cov":
-                hi, lo = _col(frame, "conf_high"), _col(frame, "conf_low")
-                v = _and3(d <= hi, np.isnan(d) | np.isnan(hi), d >= lo, np.isnan(d) | np.isnan(lo))
-            elif k in ("se", "se2"):
-                se = _col(frame, "std_error")
-                v = se * se if k == "se2" else se
-            elif k == "ts_num":
-                v = wrong
-            elif k == "ts_den":
-                v = np.where(np.isnan(wrong), np.nan, sig)
-            elif k == "ex_num":
-                v = ratio
-            elif k == "ex_den":
-                v = np.where(np.isnan(ratio), np.nan, sig)
-            elif k == "pps":
-                v = _and3(est > 0, np.isnan(est), p <= alpha, p_na)
-            elif k == "cil":
-                v = _col(frame, "conf_high") - _col(frame, "conf_low")
-            else:  # pragma: no cover
-                raise KeyError(k)
-            if k in ("sig", "cov"):
-                v = np.where(p_na, 0.0, v)
+        # Sorted: the column order of the sums must not depend on string hashing.
+        for k in sorted(needed - {"n_p"}):
+            v = rows.stat(k)
+            left_out = rows.p_na if k in ("sig", "cov") else False
+            v = np.where(left_out, 0.0, v)
             if na_rm:
-                ok = use & ~np.isnan(v) & ~(p_na & (k in ("sig", "cov")))
+                ok = use & ~np.isnan(v) & ~left_out
                 out[k] = np.where(ok, v, 0.0)
                 out[k + "#cnt"] = ok.astype(float)
             else:

@@ -282,6 +282,33 @@ def _sd_present(values: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------- diagnosis
 
+def _check_simulations(simulations: Any) -> None:
+    """Refuse what is not a non-empty simulations table."""
+    if not isinstance(simulations, pd.DataFrame):
+        fail(_FUNC, "simulations", simulations, "a pandas DataFrame of simulations",
+             shown=type(simulations).__name__)
+    if len(simulations) == 0:
+        fail(_FUNC, "simulations", simulations, "a DataFrame with at least one row",
+             shown="<0 rows>")
+    if not ({"estimator", "inquiry"} & set(simulations.columns)):
+        fail(_FUNC, "simulations", simulations, "a simulations DataFrame with an "
+             "'estimator' or 'inquiry' column", shown="<DataFrame>")
+
+
+def _check_bootstrap_sims(bootstrap_sims: Any, simulations: pd.DataFrame) -> int:
+    """Return a valid number of replicates (True means 100, as in R)."""
+    if isinstance(bootstrap_sims, bool):
+        bootstrap_sims = 0 if not bootstrap_sims else 100
+    bootstrap_sims = check_positive_int(_FUNC, "bootstrap_sims", bootstrap_sims,
+                                        allow_zero=True)
+    if bootstrap_sims == 1:
+        fail(_FUNC, "bootstrap_sims", 1, "0 or at least 2 (an SD needs two replicates)")
+    if bootstrap_sims and not ({"sim_id", "step_1_draw"} & set(simulations.columns)):
+        fail(_FUNC, "simulations", simulations, "a DataFrame with a 'sim_id' column to "
+             "bootstrap (R's sim_ID: use from_r_simulations)", shown="<DataFrame>")
+    return bootstrap_sims
+
+
 def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
                          bootstrap_sims: int = 100, make_groups: Any = None,
                          seed: Any = None, alpha: float | None = None,
@@ -329,25 +356,9 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
     1.0
     """
     start = time.perf_counter()
-    if not isinstance(simulations, pd.DataFrame):
-        fail(_FUNC, "simulations", simulations, "a pandas DataFrame of simulations",
-             shown=type(simulations).__name__)
-    if len(simulations) == 0:
-        fail(_FUNC, "simulations", simulations, "a DataFrame with at least one row",
-             shown="<0 rows>")
-    if not ({"estimator", "inquiry"} & set(simulations.columns)):
-        fail(_FUNC, "simulations", simulations, "a simulations DataFrame with an "
-             "'estimator' or 'inquiry' column", shown="<DataFrame>")
+    _check_simulations(simulations)
     ds = as_diagnosands(diagnosands, alpha, _FUNC)
-    if isinstance(bootstrap_sims, bool):
-        bootstrap_sims = 0 if not bootstrap_sims else 100
-    bootstrap_sims = check_positive_int(_FUNC, "bootstrap_sims", bootstrap_sims,
-                                        allow_zero=True)
-    if bootstrap_sims == 1:
-        fail(_FUNC, "bootstrap_sims", 1, "0 or at least 2 (an SD needs two replicates)")
-    if bootstrap_sims and not ({"sim_id", "step_1_draw"} & set(simulations.columns)):
-        fail(_FUNC, "simulations", simulations, "a DataFrame with a 'sim_id' column to "
-             "bootstrap (R's sim_ID: use from_r_simulations)", shown="<DataFrame>")
+    bootstrap_sims = _check_bootstrap_sims(bootstrap_sims, simulations)
     if parameters is None:
         parameters = list(simulations.attrs.get("parameters", []))
     else:
