@@ -189,10 +189,12 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
         Number of simulations of each design.
     seed : int or numpy.random.SeedSequence, optional
         Makes the run reproducible; the same seed gives the same simulations however
-        the run is executed (any backend, any number of workers).
+        the run is executed (any backend, workers, chunk size or resume). Simulations
+        are drawn in fixed blocks (at most 1,000, sized from the data); only the seed,
+        the design and ``sims`` (when not a multiple of the block) change them.
     chunk_size : int, optional
-        Simulations per batch; by default sized from the data (at most 1,000). Part of
-        the random stream: keep it fixed to reproduce a run.
+        Simulations per chunk of work (what a worker runs and a checkpoint stores),
+        rounded up to whole blocks; by default one block. Never changes the results.
     progress : bool, optional
         Show a progress bar (default: for runs of 5,000+ simulations in a terminal or
         notebook).
@@ -207,9 +209,10 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
         Processes for ``"processes"``, workers of the LocalCluster for ``"dask"``
         (default: the usable cores).
     checkpoint : str or path, optional
-        A folder where each finished chunk is written (Parquet, plus a JSON manifest).
-        Re-running the same call resumes from it and returns the same table as an
-        uninterrupted run; a folder written by another design or seed is refused.
+        A folder where each finished chunk is written (Parquet, plus a JSON manifest
+        with each chunk's checksum). Re-running the same call resumes from it and
+        returns the same table as an uninterrupted run; damaged chunks are computed
+        again, and a folder, manifest or chunk of another design or seed is refused.
         With ``seed=None`` a resumed run reuses the checkpoint's seed.
 
     Returns
