@@ -1,8 +1,9 @@
 """The engine: blocks and chunks of simulations, seeds, backends, progress, checkpoints.
 
 The engine runs anything that follows
-:class:`~declaredesign.engine.protocol.SimulationTarget` (``declaredesign.Design`` does) and never imports ``design``. ``simulate_design`` and
-``diagnose_design`` cut each design's simulations into fixed blocks, each drawn as one
+:class:`~declaredesign.engine.protocol.SimulationTarget` (``declaredesign.Design``
+does) and never imports ``design``. ``simulate_design`` and ``diagnose_design`` cut
+each design's simulations into fixed blocks, each drawn as one
 batch from its own seed (:mod:`~declaredesign.engine.chunks`; the block size comes from
 the design and the seed only), group whole blocks into chunks of work, and concatenate
 the per-simulation rows in order. So a run gives the same table, bit for bit, on every
@@ -47,7 +48,8 @@ Checkpoints and precision
 -------------------------
 ``checkpoint="folder"`` writes each finished chunk as Parquet next to a JSON manifest
 that records each chunk's checksum (:mod:`~declaredesign.engine.checkpoint`);
-``diagnose_design(precision=...)`` adds whole chunks until the diagnosands' bootstrap standard errors meet their targets.
+``diagnose_design(precision=...)`` adds whole chunks until the diagnosands' bootstrap
+standard errors meet their targets.
 """
 
 from .backends import available_cores
