@@ -33,7 +33,7 @@ def peak_bytes() -> int:
 
 
 def design() -> dd.Design:
-    """A small two-arm trial: one row per simulation in the simulations table."""
+    """Build a small two-arm trial: one row per simulation in the simulations table."""
     return (dd.declare_model(N=50, U=dd.normal())
             + dd.declare_potential_outcomes("Y ~ 0.2 * Z + U")
             + dd.declare_inquiry(ate="mean(Y_Z_1 - Y_Z_0)")

@@ -160,7 +160,7 @@ def _check_table_path(flag: str, out: str) -> Path:
 
 
 def _check_checkpoint_path(folder: str) -> None:
-    """The checkpoint folder exists and is writable, or can be created."""
+    """Check that the checkpoint folder is writable, or can be created."""
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise CLIError(f"--checkpoint {folder!r}: is a file, not a folder")

@@ -170,6 +170,7 @@ class Diagnosands:
         return {label: d for label, d in self.items if not isinstance(d, str)}
 
     def __repr__(self) -> str:
+        """Show the call that declares these diagnosands."""
         parts = []
         for label, d in self.items:
             if isinstance(d, str):
@@ -302,7 +303,7 @@ def as_diagnosands(diagnosands: Any, alpha: float | None, func: str) -> Diagnosa
 # --------------------------------------------------------------------- kernels
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A numeric column as float64, all-NaN when absent (R's ``data$x %||% NA``)."""
+    """Return a numeric column as float64, all-NaN when absent (R's ``data$x %||% NA``)."""
     if name not in frame.columns:
         return np.full(len(frame), np.nan)
     return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)

@@ -220,7 +220,7 @@ WEIGHT_CELLS = 4_000_000
 
 
 def bootstrap_weights(n_sims: int, bootstrap_sims: int, rng: np.random.Generator) -> np.ndarray:
-    """Counts of each simulation in each replicate: (bootstrap_sims, n_sims) ints.
+    """Draw counts of each simulation in each replicate: (bootstrap_sims, n_sims) ints.
 
     Row ``b`` is how often each of ``n_sims`` ids appears among ``n_sims`` draws with
     replacement (R: ``sample.int(nsims, nsims, TRUE)``), i.e. a multinomial draw.
@@ -460,7 +460,7 @@ def _bootstrap(frame: pd.DataFrame, ds: Diagnosands, x: np.ndarray, stat_names: 
 
 def _loop_bootstrap(simulations: pd.DataFrame, diagnosands: Diagnosands,
                     weights: np.ndarray, group_cols: Sequence[str]) -> list[pd.DataFrame]:
-    """Reference implementation: rebuild each replicate's rows and diagnose it (slow).
+    """Rebuild each replicate's rows and diagnose it: the reference implementation (slow).
 
     Used by the tests to show the vectorized bootstrap equals R's algorithm.
     """
@@ -487,8 +487,11 @@ def _nice_name(name: str) -> str:
 
 
 def _fmt(x: Any, digits: int) -> str:
-    """R prints ``%.2f``; values below ``10**(1 - digits)`` keep ``digits`` significant
-    digits instead, so a bias of 0.00019 or a power of 0.049 do not print as 0.00/0.05."""
+    """Format a number as R prints it (``%.2f``), small values with significant digits.
+
+    Values below ``10**(1 - digits)`` keep ``digits`` significant digits instead, so a
+    bias of 0.00019 or a power of 0.049 do not print as 0.00/0.05.
+    """
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -554,7 +557,7 @@ class Diagnosis:
         self.duration = duration
 
     def to_frame(self) -> pd.DataFrame:
-        """The diagnosands table (a copy)."""
+        """Return the diagnosands table (a copy)."""
         return self.diagnosands.copy()
 
     def tidy(self, conf_int: bool = True, conf_level: float = 0.95) -> pd.DataFrame:
@@ -620,7 +623,7 @@ class Diagnosis:
 
     def reshape(self, digits: int = 2, select: Sequence[str] | None = None,
                 exclude: Sequence[str] | None = None) -> pd.DataFrame:
-        """The printed table as strings: each group's values, SEs in parentheses below.
+        """Return the printed table as strings: each group's values, SEs in parentheses below.
 
         ``select``/``exclude`` take diagnosand names (R: ``reshape_diagnosis``).
         """
@@ -673,9 +676,11 @@ class Diagnosis:
         return msg
 
     def __str__(self) -> str:
+        """Return the printed diagnosis: header and table."""
         return self._header() + "\n\n" + self.reshape().to_string(index=False)
 
     def __repr__(self) -> str:
+        """Return the printed diagnosis."""
         return str(self)
 
     def _repr_html_(self) -> str:
@@ -683,7 +688,7 @@ class Diagnosis:
         return f"<p>{html.escape(self._header())}</p>{table}"
 
     def plot(self, **kwargs: Any) -> Any:
-        """Sampling distributions against the estimand (see ``plot.plot_diagnosis``)."""
+        """Plot sampling distributions against the estimand (see ``plot.plot_diagnosis``)."""
         from ..plot import plot_diagnosis
 
         return plot_diagnosis(self, **kwargs)

@@ -96,7 +96,7 @@ def run_design(design: Design, *, seed: Any = None) -> pd.DataFrame:
 
 
 def draw_estimands(design: Design, *, seed: Any = None) -> pd.DataFrame:
-    """The inquiries' values in one simulated dataset (R: ``draw_estimands``).
+    """Draw the inquiries' values in one simulated dataset (R: ``draw_estimands``).
 
     Examples
     --------
@@ -111,7 +111,7 @@ def draw_estimands(design: Design, *, seed: Any = None) -> pd.DataFrame:
 
 
 def draw_estimates(design: Design, *, seed: Any = None) -> pd.DataFrame:
-    """The estimators' tidy rows in one simulated dataset (R: ``draw_estimates``).
+    """Draw the estimators' tidy rows in one simulated dataset (R: ``draw_estimates``).
 
     Examples
     --------
@@ -335,7 +335,7 @@ def _boot_seed(root: np.random.SeedSequence) -> np.random.SeedSequence:
 
 def _check_precision(func: str, precision: Any, bootstrap_sims: int,
                      given_sims: bool) -> dict[str, float] | float:
-    """A positive number, or a dict of diagnosand name -> positive number."""
+    """Check ``precision``: a positive number, or a dict of diagnosand name -> number."""
     def positive(v: Any) -> bool:
         return isinstance(v, (int, float, np.floating, np.integer)) and \
             not isinstance(v, bool) and np.isfinite(v) and v > 0
@@ -360,7 +360,7 @@ def _check_precision(func: str, precision: Any, bootstrap_sims: int,
 def _diagnose_to_precision(run: Any, targets: dict[str, float] | float, sims: int, cap: int,
                            diagnosands: Any, bootstrap_sims: int, make_groups: Any,
                            boot_seed: np.random.SeedSequence):
-    """Rounds of whole chunks until every target SE is met (or ``cap`` simulations).
+    """Simulate rounds of whole chunks until every target SE is met (or ``cap`` simulations).
 
     The rounds depend only on the simulations (never on workers), so the result is
     the diagnosis of ``diagnose_design(..., sims=dx.n_sims_used)`` with the same seed.
@@ -461,7 +461,7 @@ def redesign(design: Design, **parameters: Any) -> Design | list[Design]:
 # ------------------------------------------------------------- editing steps
 def insert_step(design: Design, new_step: Step, *, before: int | str | None = None,
                 after: int | str | None = None) -> Design:
-    """A new design with ``new_step`` inserted (R: ``insert_step``).
+    """Return a new design with ``new_step`` inserted (R: ``insert_step``).
 
     Examples
     --------
@@ -479,7 +479,7 @@ def insert_step(design: Design, new_step: Step, *, before: int | str | None = No
 
 
 def replace_step(design: Design, step: int | str, new_step: Step) -> Design:
-    """A new design with one step replaced (R: ``replace_step``).
+    """Return a new design with one step replaced (R: ``replace_step``).
 
     Examples
     --------
@@ -495,7 +495,7 @@ def replace_step(design: Design, step: int | str, new_step: Step) -> Design:
 
 
 def delete_step(design: Design, step: int | str) -> Design:
-    """A new design without one step (R: ``delete_step``).
+    """Return a new design without one step (R: ``delete_step``).
 
     Examples
     --------

@@ -158,6 +158,7 @@ class Backend:
         """Release what the backend started (pools, clusters); never the user's."""
 
     def __repr__(self) -> str:
+        """Show the backend and its workers."""
         return f"{type(self).__name__}(workers={self.workers})"
 
 

@@ -227,7 +227,7 @@ class Checkpoint:
         return f"d{k}-c{index:06d}-s{first}-n{n}.parquet"
 
     def load(self, task: Task) -> pd.DataFrame | None:
-        """The rows of a finished chunk, or None when it must be computed (again).
+        """Return the rows of a finished chunk, or None when it must be computed (again).
 
         Parameters
         ----------
@@ -278,7 +278,7 @@ class Checkpoint:
                  "seed or design; remove it or use a new folder)")
 
     def _adopt(self, task: Task, path: Path) -> pd.DataFrame | None:
-        """A chunk file missing from the manifest: ours if its metadata says so."""
+        """Adopt a chunk file missing from the manifest if its metadata says it is ours."""
         self._check_unrecorded(path)
         try:
             rows = self._read(path)
@@ -288,7 +288,7 @@ class Checkpoint:
         return rows
 
     def _read(self, path: Path) -> pd.DataFrame:
-        """The rows of a chunk file, with the dtypes it was written with."""
+        """Read a chunk file, with the dtypes it was written with."""
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
@@ -342,7 +342,7 @@ class Checkpoint:
 
 
 def read_manifest(path: Path, func: str) -> dict[str, Any] | None:
-    """The folder's manifest, verified; None for a new or empty folder.
+    """Read the folder's manifest, verified; None for a new or empty folder.
 
     Parameters
     ----------

@@ -42,7 +42,7 @@ MAX_BLOCK_SIMS = 1000
 
 
 def block_size(target: SimulationTarget, root: np.random.SeedSequence) -> int:
-    """Simulations per block of ``target`` under ``root`` (design and seed only).
+    """Return the simulations per block of ``target`` under ``root`` (design, seed only).
 
     Parameters
     ----------
@@ -61,7 +61,7 @@ def block_size(target: SimulationTarget, root: np.random.SeedSequence) -> int:
 
 
 def chunk_sims(block: int, chunk_size: int | None) -> int:
-    """Simulations per chunk: ``chunk_size`` rounded up to whole blocks (default one)."""
+    """Return simulations per chunk: ``chunk_size`` rounded up to whole blocks."""
     if chunk_size is None:
         return block
     return -(-chunk_size // block) * block
@@ -150,7 +150,7 @@ def assemble(estimands: pd.DataFrame, estimates: pd.DataFrame, first_sim: int = 
 
 
 def messages(col: pd.Series) -> pd.Series:
-    """An error/warning column as objects, None where there is no message."""
+    """Return an error/warning column as objects, None where there is no message."""
     col = col.astype(object)
     return col.where(col.notna(), None)
 

@@ -123,7 +123,7 @@ def _progress_bar(progress: bool | None, total: int, desc: str, initial: int = 0
 
 
 def _interactive() -> bool:
-    """A terminal or a notebook: somewhere a progress bar is read, not logged."""
+    """Tell whether a progress bar would be read (a terminal or a notebook), not logged."""
     try:
         if sys.stderr.isatty():
             return True
@@ -231,9 +231,11 @@ class Simulation:
 
     # -- context --------------------------------------------------------
     def __enter__(self) -> Simulation:
+        """Return this run; leaving the block stops its workers."""
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        """Stop the workers this run started."""
         self.close()
 
     def close(self) -> None:
@@ -256,7 +258,7 @@ class Simulation:
         return out
 
     def run(self, sims: int) -> pd.DataFrame:
-        """The simulations table for ``sims`` simulations of each design."""
+        """Return the simulations table for ``sims`` simulations of each design."""
         tasks = self.tasks(sims)
         missing = [t for t in tasks if t not in self._cache]
         if missing and self.checkpoint is not None:

@@ -47,7 +47,7 @@ def root_seed_sequence(seed: Any, func: str = "simulate_design") -> np.random.Se
 
 
 def block_rng(root: np.random.SeedSequence, index: int) -> np.random.Generator:
-    """The generator of block ``index`` of a run seeded by ``root``.
+    """Return the generator of block ``index`` of a run seeded by ``root``.
 
     Parameters
     ----------
