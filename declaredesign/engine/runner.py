@@ -37,9 +37,9 @@ from .protocol import SimulationTarget
 __all__ = ["plan_chunks", "run_chunk", "run_chunks", "assemble", "SIM_COLUMNS", "Simulation",
            "design_root", "checkpoint_root", "check_memory", "BYTES_PER_ROW"]
 
-#: Least memory one row of a simulations table takes (16 columns of 8 bytes, plus
-#: pandas' copies while concatenating); used to refuse runs that cannot fit.
-BYTES_PER_ROW = 256
+#: Least memory one row of a simulations table takes (16 columns of 8 bytes; a real
+#: table takes more); used to refuse runs that cannot possibly fit.
+BYTES_PER_ROW = 128
 
 
 def _label_failures(df: pd.DataFrame) -> pd.DataFrame:
