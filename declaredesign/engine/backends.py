@@ -336,9 +336,9 @@ def _check_main_guard(func: str) -> None:
     fix = (f"{func}(backend='dask') starts worker processes that re-run your script; put "
            "the call under `if __name__ == \"__main__\":` (or start a dask.distributed "
            "Client there and pass it as backend=).")
-    if mp.parent_process() is not None:
-        raise DeclarationError(fix)
     main = sys.modules.get("__main__")
+    if getattr(main, "__name__", "") == "__mp_main__":  # a spawned child re-running it
+        raise DeclarationError(fix)
     path = getattr(main, "__file__", None)
     if not path or getattr(main, "__spec__", None) is not None:
         return  # an interactive session, a notebook or `python -m`: nothing re-runs
