@@ -26,6 +26,7 @@ Examples
 # ``import declaredesign.fabricate as fab`` gives the module and ``dd.fabricate(...)``
 # still builds data.
 from . import examples, fabricate, plot
+from ._version import __version__
 from .assign import (
     RADeclaration,
     RSDeclaration,
@@ -160,8 +161,6 @@ from .fabricate import (
     uniform,
 )
 from .plot import plot_diagnosands, plot_diagnosis, plot_power_curve, write_report
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ALL",
