@@ -33,6 +33,7 @@ from .steps import (
     declare_step,
     declare_test,
 )
+from .steps.summary import glance
 
 __all__ = [
     "Design",
@@ -62,6 +63,7 @@ __all__ = [
     "find_mde",
     "find_sample_size",
     "get_estimates",
+    "glance",
     "insert_step",
     "redesign",
     "replace_step",

@@ -22,6 +22,7 @@ import pandas as pd
 from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclareDesignError, DesignError, StepError
+from .handlers import accepts_rng
 
 __all__ = ["UNKNOWN", "Design", "RunResult", "Step"]
 
@@ -45,7 +46,7 @@ class Step:
         ``compute(batch, rng) -> DataFrame`` with columns sim, inquiry, estimand;
         ``inquiry_labels()`` lists the inquiries it declares.
     ``"estimator"``
-        ``estimate(batch) -> DataFrame`` of tidy rows per simulation;
+        ``estimate(batch[, rng]) -> DataFrame`` of tidy rows per simulation;
         ``inquiry_labels()`` lists the inquiries it targets.
     """
 
@@ -100,6 +101,29 @@ class Step:
 
     def __hash__(self) -> int:
         return hash(repr(self))
+
+    # -- calling a step on data (R: ``assignment(df)``) --------------------
+    def __call__(self, data: pd.DataFrame | None = None, *, seed: Any = None) -> pd.DataFrame:
+        """Apply the step to one dataset and return its output, as calling an R step does.
+
+        A data step returns the new dataset (a model called without data draws one);
+        an inquiry step its table of ``inquiry``/``estimand``; an estimator its rows.
+        ``seed`` seeds the draws (a fresh :func:`numpy.random.default_rng`).
+        """
+        rng = np.random.default_rng(seed)
+        if data is not None and not isinstance(data, pd.DataFrame):
+            fail(f"{self._declare_name()}(...)", "data", type(data).__name__,
+                 "a pandas DataFrame or None", shown=type(data).__name__)
+        batch = None if data is None else Batch.from_pandas(data)
+        if self.is_data_step:
+            return self.run(batch, rng, 1).to_pandas()
+        if batch is None:
+            raise DesignError(f"{self._declare_name()}: give a dataset, e.g. step(df).")
+        if self.role == "inquiry":
+            out = self.compute(batch, rng)  # type: ignore[attr-defined]
+        else:
+            out = _estimate(self, batch, rng)
+        return out.drop(columns="sim").reset_index(drop=True)
 
     # -- composition ----------------------------------------------------
     def __add__(self, other: Any) -> Design:
@@ -280,7 +304,7 @@ class Design:
                 elif step.role == "inquiry":
                     estimands.append(step.compute(_need(batch), rng))
                 else:
-                    estimates.append(step.estimate(_need(batch)))
+                    estimates.append(_estimate(step, _need(batch), rng))
         est = pd.concat(estimands, ignore_index=True) if estimands else \
             pd.DataFrame({"sim": pd.Series(dtype=int), "inquiry": pd.Series(dtype=object),
                           "estimand": pd.Series(dtype=float)})
@@ -329,6 +353,13 @@ def _restore_design(steps: tuple[Step, ...], parameters: dict[str, Any],
     return Design(steps, parameters=parameters, designer=designer, _check=False)
 
 
+def _estimate(step: Step, batch: Batch, rng: np.random.Generator) -> pd.DataFrame:
+    """Run an estimator step, giving it the generator when its ``estimate`` takes one."""
+    if accepts_rng(step.estimate):
+        return step.estimate(batch, rng=rng)
+    return step.estimate(batch)
+
+
 def _need(batch: Batch | None) -> Batch:
     if batch is None:
         raise DesignError("no data: the design has no model step before this step.")
@@ -338,6 +369,9 @@ def _need(batch: Batch | None) -> Batch:
 def _check_steps(steps: tuple[Step, ...]) -> None:
     """DeclareDesign's composition checks, run at every ``+``."""
     inquiries: list[str] = []
+    # A handler inquiry names its inquiries only when it runs.
+    open_inquiries = any(not getattr(s, "labels_known", True) for s in steps
+                         if s.role == "inquiry")
     for s in steps:
         if s.role == "inquiry":
             for q in s.inquiry_labels():
@@ -353,7 +387,7 @@ def _check_steps(steps: tuple[Step, ...]) -> None:
                                   "declare_estimator a unique label=.")
             seen.append(s.label)
             unknown = [q for q in s.inquiry_labels() if q not in inquiries]
-            if unknown:
+            if unknown and not open_inquiries:
                 declared = ", ".join(map(repr, inquiries)) or "none"
                 raise DesignError(
                     f"declare_estimator(label={s.label!r}): inquiry {unknown[0]!r} is not "

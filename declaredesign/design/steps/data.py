@@ -24,9 +24,11 @@ from ...fabricate import (
     potential_outcomes,
 )
 from ..design import UNKNOWN, Step, check_label, format_value
+from ..handlers import call_handler
 
-__all__ = ["AssignmentStep", "CustomStep", "MeasurementStep", "ModelStep",
-           "PotentialOutcomesStep", "SamplingStep", "VariablesStep", "add_variables"]
+__all__ = ["AssignmentStep", "CustomStep", "MeasurementHandlerStep", "MeasurementStep",
+           "ModelStep", "PotentialOutcomesStep", "SamplingHandlerStep", "SamplingStep",
+           "VariablesStep", "add_variables"]
 
 
 class VariablesStep(Step):
@@ -117,9 +119,9 @@ class ModelStep(Step):
             if not isinstance(data, pd.DataFrame):
                 fail("declare_model", "data", type(data).__name__, "a pandas DataFrame",
                      shown=type(data).__name__)
-        if not levels and data is None:
+        if not levels and data is None and N is None:
             raise DeclarationError("declare_model(): give levels (school=add_level(N=...)), "
-                                   "variables with N=..., or data=.")
+                                   "variables with N=..., N alone (an ID column), or data=.")
         self.levels = levels
         self.N = N
         self.data = data
@@ -293,7 +295,10 @@ class CustomStep(Step):
 
     ``handler`` is either a batch-aware step (an object with ``run(batch, rng,
     n_sims)``, such as :func:`summarize`) or a plain function ``f(df, **kwargs) -> df``
-    applied to each simulated dataset (correct but slow).
+    applied to each simulated dataset (correct but slow). A function with an ``rng``
+    parameter (``def f(df, rng): ...``) receives the simulation's
+    :class:`numpy.random.Generator`, so its draws follow ``seed=`` and differ between
+    simulations.
     """
 
     kind = "step"
@@ -338,10 +343,36 @@ class CustomStep(Step):
             return self.handler.run(batch, rng, n_sims)
         frames = []
         for df in (batch.split() if batch is not None else [None] * n_sims):
-            out = self.handler(df, **self.kwargs) if df is not None else self.handler(**self.kwargs)
+            args = () if df is None else (df,)
+            out = call_handler(self.handler, *args, rng=rng, **self.kwargs)
             if not isinstance(out, pd.DataFrame):
                 raise DeclarationError(
                     f"declare_step({format_value(self.handler)}): the handler must return a "
                     f"pandas DataFrame; got {type(out).__name__}.")
             frames.append(out)
         return Batch.from_frames(frames)
+
+
+class _HandlerStep(CustomStep):
+    """A data step of another kind defined by a handler (R: ``declare_sampling(handler=f)``)."""
+
+    def _declare_name(self) -> str:
+        return f"declare_{self.kind}"
+
+    def _rebuild(self, params: dict[str, Any]) -> Step:
+        return type(self)(params["handler"], label=params["label"], **params["kwargs"])
+
+    def _repr_items(self) -> list[tuple[str | None, Any]]:
+        return [("handler", self.handler), *super()._repr_items()[1:]]
+
+
+class SamplingHandlerStep(_HandlerStep):
+    """Sampling by a function ``f(df, **kwargs) -> df`` (R: ``declare_sampling(handler=)``)."""
+
+    kind = "sampling"
+
+
+class MeasurementHandlerStep(_HandlerStep):
+    """Measurement or reveal by a function ``f(df, **kwargs) -> df`` (R: ``handler=``)."""
+
+    kind = "measurement"

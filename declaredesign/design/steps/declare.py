@@ -9,9 +9,11 @@ from ...fabricate import reveal_outcomes
 from .data import (
     AssignmentStep,
     CustomStep,
+    MeasurementHandlerStep,
     MeasurementStep,
     ModelStep,
     PotentialOutcomesStep,
+    SamplingHandlerStep,
     SamplingStep,
 )
 from .estimator import EstimatorStep, TestStep
@@ -57,34 +59,62 @@ def declare_potential_outcomes(formula: str | None = None, **kwargs: Any) -> Pot
     return PotentialOutcomesStep(formula, **kwargs)
 
 
-def declare_inquiry(*args: Any, label: str | None = None, **inquiries: Any) -> InquiryStep:
+def declare_inquiry(*args: Any, label: str | None = None, subset: Any = None,
+                    handler: Any = None, **inquiries: Any) -> InquiryStep:
     """Declare inquiries (R: ``declare_inquiry``).
+
+    Keywords name inquiries (``ate="mean(Y_Z_1 - Y_Z_0)"``); one unnamed expression is
+    named by ``label`` (default ``"inquiry"``). ``subset="X == 1"`` computes every
+    inquiry on the rows where the expression is true. ``handler=f`` computes the
+    inquiries with ``f(df, **kwargs)`` returning a DataFrame with columns ``inquiry``
+    and ``estimand``; further keywords are then ``f``'s arguments, and ``f`` receives
+    the simulation's generator as ``rng=`` when it accepts one. See
+    :class:`InquiryStep`.
 
     Examples
     --------
     >>> import declaredesign as dd
     >>> dd.declare_inquiry(ate="mean(Y_Z_1 - Y_Z_0)")
     declare_inquiry(ate='mean(Y_Z_1 - Y_Z_0)')
+    >>> dd.declare_inquiry("mean(Y)", label="m").inquiry_labels()
+    ['m']
+    >>> dd.declare_inquiry(cate="mean(Y_Z_1 - Y_Z_0)", subset="X == 1").subset
+    'X == 1'
     """
-    if args:
-        fail("declare_inquiry", "args", args, "keyword arguments name=expression",
+    if len(args) > 1 or (args and handler is not None):
+        fail("declare_inquiry", "args", args, "at most one unnamed expression (named by label=)",
              shown=repr(args))
-    return InquiryStep(inquiries, label=label)
+    if args:
+        name = label or "inquiry"
+        if name in inquiries:
+            fail("declare_inquiry", name, inquiries[name], "given once (the unnamed "
+                 "inquiry is named by label=)")
+        inquiries = {name: args[0], **inquiries}
+    return InquiryStep(inquiries, label=label, subset=subset, handler=handler)
 
 
 declare_estimand = declare_inquiry
 
 
-def declare_sampling(*, filter: Any = None, label: str | None = None,
-                     **variables: Any) -> SamplingStep:
+def declare_sampling(*, filter: Any = None, label: str | None = None, handler: Any = None,
+                     **variables: Any) -> SamplingStep | SamplingHandlerStep:
     """Declare sampling (R: ``declare_sampling``); rows with ``filter`` false are dropped.
+
+    With ``handler=f``, ``f(df, **kwargs)`` returns the sampled dataset (it receives
+    ``rng=`` when it accepts one), as R's ``declare_sampling(handler=)``.
 
     Examples
     --------
     >>> import declaredesign as dd
     >>> dd.declare_sampling(S=dd.complete_rs(n=50)).kind
     'sampling'
+    >>> dd.declare_sampling(handler=lambda df: df.head(5)).kind
+    'sampling'
     """
+    if handler is not None:
+        if filter is not None:
+            fail("declare_sampling", "filter", filter, "None when handler is given")
+        return SamplingHandlerStep(handler, label=label, **variables)
     return SamplingStep(variables, filter=filter, label=label)
 
 
@@ -113,8 +143,12 @@ def declare_measurement(*, label: str | None = None, **variables: Any) -> Measur
 
 
 def declare_reveal(outcome_variables: str = "Y", assignment_variables: str = "Z", *,
-                   label: str | None = None) -> MeasurementStep:
+                   label: str | None = None, handler: Any = None,
+                   **kwargs: Any) -> MeasurementStep | MeasurementHandlerStep:
     """Reveal observed outcomes from potential outcomes (R: ``declare_reveal``).
+
+    With ``handler=f``, ``f(df, **kwargs)`` returns the dataset with the revealed
+    outcomes (it receives ``rng=`` when it accepts one).
 
     Examples
     --------
@@ -122,6 +156,12 @@ def declare_reveal(outcome_variables: str = "Y", assignment_variables: str = "Z"
     >>> dd.declare_reveal("Y", "Z").kind
     'measurement'
     """
+    if handler is not None:
+        return MeasurementHandlerStep(handler, label=label, **kwargs)
+    if kwargs:
+        k = sorted(kwargs)[0]
+        fail("declare_reveal", k, kwargs[k], "one of outcome_variables, assignment_variables, "
+             "label, handler")
     for arg, v in (("outcome_variables", outcome_variables),
                    ("assignment_variables", assignment_variables)):
         if not isinstance(v, str) or not v.isidentifier():

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..._validation import fail
@@ -23,6 +24,8 @@ from ...errors import EstimationError
 from ...estimate import lm_robust
 from ...estimate.protocol import Estimator, fit_batch, fit_per_simulation, resolve_model
 from ..design import Step, check_label
+from ..handlers import call_handler
+from .summary import check_summary, summarize_fit
 
 __all__ = ["EstimatorStep", "TestStep"]
 
@@ -42,16 +45,25 @@ class EstimatorStep(Step):
         Estimators registered with
         :func:`~declaredesign.estimate.protocol.register_estimator` (every built-in
         one) fit all simulations at once, also through ``functools.partial``.
-    inquiry : str or list of str, optional
-        Inquiry label(s) this estimator targets. A list paired with a list of ``term``
-        links each term to its inquiry.
+    inquiry : str, declared inquiry step, or list of them, optional
+        Inquiry label(s) this estimator targets; a step stands for the inquiries it
+        declares (R passes the step object). A list as long as a list of ``term`` pairs
+        each term with its inquiry; otherwise every row is linked to every inquiry.
     term : str, list of str or bool, optional
-        Coefficient(s) to keep. ``None``/``False``: the first non-intercept term (R's
-        default); ``True``: all terms.
+        Coefficient(s) to keep. ``None``/``False``: the first non-intercept term, or the
+        intercept when it is the only term (R's default); ``True``: all terms. A term
+        the fit does not report is an error listing the terms it does report.
     label : str, default "estimator"
         The estimator's label in results.
     handler : callable, optional
-        Instead of ``model``: ``handler(df) -> DataFrame`` of tidy rows, per dataset.
+        Instead of ``model``: ``handler(df, **model_kwargs) -> DataFrame`` of rows, per
+        dataset, given ``rng=`` (the simulation's generator) when it accepts one. As in
+        R, every row it returns is kept (unless ``term`` lists terms), and its
+        ``estimator`` and ``inquiry`` columns, if any, are respected.
+    summary : "tidy", "glance" or callable, default "tidy"
+        How a ``model`` fit becomes rows (R's ``.summary``): coefficient rows, one row
+        of model statistics (:func:`~declaredesign.glance`), or ``f(fit) -> DataFrame``.
+        Summaries other than ``"tidy"`` fit each simulation on its own.
     estimand : str or list of str, optional
         The old name of ``inquiry``.
     **model_kwargs
@@ -60,22 +72,28 @@ class EstimatorStep(Step):
 
     kind = "estimator"
     role = "estimator"
-    _params = ("formula", "model", "inquiry", "term", "label", "handler", "model_kwargs")
+    _params = ("formula", "model", "inquiry", "term", "label", "handler", "summary",
+               "model_kwargs")
 
     def __init__(self, formula: str | None = None, *, model: Callable | None = None,
-                 inquiry: str | Sequence[str] | None = None, term: Any = None,
+                 inquiry: Any = None, term: Any = None,
                  label: str | None = None, handler: Callable | None = None,
-                 estimand: str | Sequence[str] | None = None, **model_kwargs: Any):
+                 estimand: Any = None, summary: Any = None, **model_kwargs: Any):
         func = f"declare_{self.kind}"
-        inquiry = _inquiry_or_estimand(func, inquiry, estimand)
+        inquiry = _inquiry_names(func, _inquiry_or_estimand(func, inquiry, estimand))
         model = _check_model(func, formula, model, handler)
         inquiries = _as_list(inquiry, func, "inquiry")
         terms = _check_terms(func, term, inquiries)
+        summary = check_summary(func, summary)
+        if summary is not None and handler is not None:
+            fail(func, "summary", summary, "None when handler is given (the handler returns "
+                 "its rows itself)")
         self.formula = formula
         self.model = model
         self.inquiry = inquiry
         self.term = term
         self.handler = handler
+        self.summary = summary
         self.model_kwargs = model_kwargs
         self._label = check_label(func, label)
         self._inquiries = inquiries
@@ -115,7 +133,7 @@ class EstimatorStep(Step):
         """Return the step's parameters as given at declaration."""
         return {"formula": self.formula, "model": self.model, "inquiry": self.inquiry,
                 "term": self.term, "label": self._label, "handler": self.handler,
-                "model_kwargs": dict(self.model_kwargs)}
+                "summary": self.summary, "model_kwargs": dict(self.model_kwargs)}
 
     def _rebuild(self, params: dict[str, Any]) -> Step:
         kw = dict(params.pop("model_kwargs"))
@@ -125,7 +143,7 @@ class EstimatorStep(Step):
         items: list[tuple[str | None, Any]] = []
         if self.formula is not None:
             items.append((None, self.formula))
-        for k in ("model", "handler", "inquiry", "term"):
+        for k in ("model", "handler", "inquiry", "term", "summary"):
             v = getattr(self, k)
             if v is not None:
                 items.append((k, v))
@@ -155,26 +173,46 @@ class EstimatorStep(Step):
         return cols
 
     # -- running --------------------------------------------------------
-    def estimate(self, batch: Batch) -> pd.DataFrame:
-        """Tidy rows for every simulation: sim, estimator, term, ..., inquiry."""
-        if self.handler is None:
-            out = fit_batch(self._estimator, self._spec, batch)
-        else:
-            handler, kwargs = self.handler, self.model_kwargs
-            out = fit_per_simulation(lambda df: handler(df, **kwargs), batch,
-                                     range(batch.n_sims), outcome=self._outcome())
+    def estimate(self, batch: Batch, rng: np.random.Generator | None = None) -> pd.DataFrame:
+        """Rows for every simulation: sim, estimator, term, ..., inquiry."""
+        out = self._fit(batch, rng)
         if len(out) and out["error"].notna().all():
             # Failing in every simulation is a bug in the declaration, not bad luck.
             raise EstimationError(f"the estimator failed in every simulation; first error: "
                                   f"{out['error'].iloc[0]}")
-        out = self._select_terms(self._name_failed_rows(out))
-        out.insert(1, "estimator", self.label)
-        return out.reset_index(drop=True)
+        if self.handler is not None:
+            out = self._handler_rows(self._name_failed_rows(out))
+        elif self.summary not in (None, "tidy") and out["term"].isna().all():
+            out = self._link_inquiries(out.copy())   # a summary without terms: every row
+        else:
+            out = self._select_terms(self._name_failed_rows(out))
+        return _with_estimator(out, self.label).reset_index(drop=True)
+
+    def _fit(self, batch: Batch, rng: np.random.Generator | None) -> pd.DataFrame:
+        if self.handler is not None:
+            handler, kwargs = self.handler, self.model_kwargs
+            return fit_per_simulation(lambda df: call_handler(handler, df, rng=rng, **kwargs),
+                                      batch, range(batch.n_sims), outcome=self._outcome())
+        if self.summary in (None, "tidy"):
+            return fit_batch(self._estimator, self._spec, batch)
+        est, spec, summ = self._estimator, self._spec, summarize_fit(self.summary)
+        return fit_per_simulation(lambda df: summ(est.fit(spec, df)), batch,
+                                  range(batch.n_sims), outcome=self._outcome())
+
+    def _handler_rows(self, out: pd.DataFrame) -> pd.DataFrame:
+        """R keeps every row a handler returns, with its estimator and inquiry columns."""
+        if isinstance(self._terms, list):
+            failed = out["term"].isna() | out["error"].notna()
+            self._check_terms_present(out, failed)
+            out = out[out["term"].isin(self._terms) | failed]
+        if "inquiry" in out.columns and out["inquiry"].notna().any():
+            return out.copy()
+        return self._link_inquiries(out.drop(columns="inquiry", errors="ignore").copy())
 
     def _name_failed_rows(self, out: pd.DataFrame) -> pd.DataFrame:
         """Count a failed fit under the term the estimator was declared to report."""
         terms = self._terms
-        if isinstance(terms, list) and len(terms) == 1:
+        if isinstance(terms, list) and len(set(terms)) == 1:
             failed = out["term"].isna() & out["error"].notna()
             if failed.any():
                 out = out.copy()
@@ -187,6 +225,18 @@ class EstimatorStep(Step):
         lhs = self.formula.split("~")[0].strip()
         return lhs if lhs.isidentifier() else None
 
+    def _check_terms_present(self, out: pd.DataFrame, failed: pd.Series) -> None:
+        """Raise when a declared term is in no fit (as R), never drop it silently."""
+        ok = out.loc[~failed, "term"]
+        if not len(ok):
+            return
+        missing = [t for t in dict.fromkeys(self._terms) if t not in set(ok)]
+        if missing:
+            available = ", ".join(repr(t) for t in dict.fromkeys(ok))
+            raise EstimationError(
+                f"declare_{self.kind}(label={self.label!r}): term {missing[0]!r} is not among "
+                f"the estimator's terms ({available}).")
+
     def _select_terms(self, out: pd.DataFrame) -> pd.DataFrame:
         terms = self._terms
         # Rows of a failed fit have no real term: keep them, under the reported term.
@@ -194,28 +244,54 @@ class EstimatorStep(Step):
         if terms is True:
             sel = out.copy()
         elif isinstance(terms, list):
+            self._check_terms_present(out, failed)
             sel = out[out["term"].isin(terms) | failed].copy()
         else:
-            ok = out.loc[~failed, "term"]
-            non_int = ok[ok != "(Intercept)"]
-            first = non_int.iloc[0] if len(non_int) else None
-            sel = out[(out["term"] == first) | (failed & out["term"].isna())].copy()
-            if first is not None:
-                sel.loc[sel["term"].isna(), "term"] = first
+            sel = _default_term(out, failed)
         return self._link_inquiries(sel)
 
     def _link_inquiries(self, sel: pd.DataFrame) -> pd.DataFrame:
-        """One inquiry for all rows, or pairwise with the term list."""
+        """One inquiry for all rows, pairwise with the term list, or every row per inquiry."""
         inqs, terms = self._inquiries, self._terms
         if not inqs:
             sel["inquiry"] = None
         elif len(inqs) == 1:
             sel["inquiry"] = inqs[0]
-        elif isinstance(terms, list):
-            sel["inquiry"] = sel["term"].map(dict(zip(terms, inqs)))
+        elif isinstance(terms, list) and len(terms) == len(inqs):
+            # R merges the rows with the (term, inquiry) pairs: a term listed twice
+            # gives one row per inquiry it is paired with.
+            pairs = pd.DataFrame({"term": terms, "inquiry": inqs})
+            sel = sel.drop(columns="inquiry", errors="ignore")
+            sel["_row"] = np.arange(len(sel))
+            sel = sel.merge(pairs, on="term", how="left", sort=False)
+            sel = sel.sort_values(["sim", "_row"], kind="stable").drop(columns="_row")
         else:
             sel = pd.concat([sel.assign(inquiry=q) for q in inqs], ignore_index=True)
+            if "sim" in sel.columns:
+                sel = sel.sort_values("sim", kind="stable")
         return sel
+
+
+def _default_term(out: pd.DataFrame, failed: pd.Series) -> pd.DataFrame:
+    """R's default: the first non-intercept term, or the first term when none is another."""
+    ok = out.loc[~failed, "term"]
+    non_int = ok[ok != "(Intercept)"]
+    first = non_int.iloc[0] if len(non_int) else (ok.iloc[0] if len(ok) else None)
+    sel = out[(out["term"] == first) | (failed & out["term"].isna())].copy()
+    if first is not None:
+        sel.loc[sel["term"].isna(), "term"] = first
+    return sel
+
+
+def _with_estimator(out: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Put the estimator label second; a handler's own ``estimator`` column wins."""
+    if "estimator" in out.columns:
+        col = out.pop("estimator").astype(object)
+        col = col.where(col.notna(), label)
+    else:
+        col = pd.Series(label, index=out.index, dtype=object)
+    out.insert(1, "estimator", col)
+    return out
 
 
 class TestStep(EstimatorStep):
@@ -266,9 +342,32 @@ def _check_terms(func: str, term: Any, inquiries: list[str]) -> Any:
         terms = term
     else:
         terms = _as_list(term, func, "term")
-    if isinstance(terms, list) and len(inquiries) > 1 and len(terms) != len(inquiries):
-        fail(func, "term", term, f"a list as long as inquiry ({len(inquiries)}) to pair them")
+    if isinstance(terms, list) and len(inquiries) > 1 and \
+            len(set(terms)) > 1 and len(terms) != len(inquiries):
+        fail(func, "term", term, f"one term, or a list as long as inquiry ({len(inquiries)}) "
+             "to pair them")
     return terms
+
+
+def _inquiry_names(func: str, inquiry: Any) -> Any:
+    """Inquiry labels from names, declared inquiry steps, or a list of either."""
+    if isinstance(inquiry, Step):
+        return _step_inquiries(func, inquiry)
+    if isinstance(inquiry, (list, tuple)) and any(isinstance(q, Step) for q in inquiry):
+        names: list[str] = []
+        for q in inquiry:
+            labels = _step_inquiries(func, q) if isinstance(q, Step) else q
+            names += [labels] if isinstance(labels, str) else list(labels)
+        return names
+    return inquiry
+
+
+def _step_inquiries(func: str, step: Step) -> list[str] | str:
+    labels = step.inquiry_labels() if step.role == "inquiry" else []
+    if not labels:
+        fail(func, "inquiry", step, "an inquiry label, a declared inquiry step with named "
+             "inquiries (a handler inquiry needs label=), or a list of them")
+    return labels[0] if len(labels) == 1 else labels
 
 
 def _as_list(value: Any, func: str, arg: str) -> list[str]:
