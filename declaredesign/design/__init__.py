@@ -2,6 +2,7 @@
 
 from .aggregate import summarize
 from .design import Design
+from .designers import designer, parameter_names
 from .diagnosands import declare_diagnosands
 from .diagnosis import Diagnosis, compare_diagnoses, diagnose_simulations
 from .search import SearchResult, find_mde, find_sample_size
@@ -54,6 +55,7 @@ __all__ = [
     "declare_step",
     "declare_test",
     "delete_step",
+    "designer",
     "diagnose_design",
     "diagnose_simulations",
     "draw_data",
@@ -67,6 +69,7 @@ __all__ = [
     "insert_step",
     "redesign",
     "replace_step",
+    "parameter_names",
     "run_design",
     "simulate_design",
     "summarize",

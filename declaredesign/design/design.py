@@ -200,16 +200,26 @@ class Design:
     ----------
     steps : sequence of Step
     parameters : mapping, optional
-        The designer arguments that made this design (set by :func:`expand_design`).
+        The designer arguments that made this design (set by :func:`expand_design`
+        and :func:`redesign`); simulations carry them as columns.
     designer : callable, optional
         The function that made this design, used by :func:`redesign`.
+    designer_args : mapping, optional
+        The arguments the designer was called with (set by :func:`designer`).
+    citation : str, optional
+        How to cite the design (:func:`set_citation`, :func:`cite_design`).
+    diagnosands : declare_diagnosands(...), optional
+        The design's own diagnosands (:func:`set_diagnosands`), used by
+        :func:`diagnose_design` when none are given.
     """
 
-    __slots__ = ("steps", "parameters", "designer")
+    __slots__ = ("steps", "parameters", "designer", "designer_args", "citation", "diagnosands")
 
     def __init__(self, steps: tuple[Step, ...] = (), *,
                  parameters: Mapping[str, Any] | None = None,
-                 designer: Callable[..., Design] | None = None, _check: bool = True):
+                 designer: Callable[..., Design] | None = None,
+                 designer_args: Mapping[str, Any] | None = None,
+                 citation: str | None = None, diagnosands: Any = None, _check: bool = True):
         steps = tuple(steps)
         for i, s in enumerate(steps, 1):
             if not isinstance(s, Step):
@@ -218,24 +228,32 @@ class Design:
         object.__setattr__(self, "steps", steps)
         object.__setattr__(self, "parameters", dict(parameters or {}))
         object.__setattr__(self, "designer", designer)
+        object.__setattr__(self, "designer_args", dict(designer_args or {}))
+        object.__setattr__(self, "citation", citation)
+        object.__setattr__(self, "diagnosands", diagnosands)
         if _check:
             _check_steps(steps)
+
+    def with_steps(self, steps: Sequence[Step], *, _check: bool = True, **changes: Any) -> Design:
+        """Return a design with other steps (and attributes), keeping the rest."""
+        meta = {k: getattr(self, k) for k in self.__slots__ if k != "steps"}
+        meta.update(changes)
+        return Design(tuple(steps), _check=_check, **meta)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Design is immutable; compose with + or use replace_step(...)")
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Frozen slots cannot be restored by pickle's default setattr path.
-        return (_restore_design, (self.steps, dict(self.parameters), self.designer))
+        meta = {k: getattr(self, k) for k in self.__slots__ if k != "steps"}
+        return (_restore_design, (self.steps, meta))
 
     # ----------------------------------------------------------- container
     def __add__(self, other: Any) -> Design:
         if isinstance(other, Step):
-            return Design(self.steps + (other,), parameters=self.parameters,
-                          designer=self.designer)
+            return self.with_steps(self.steps + (other,))
         if isinstance(other, Design):
-            return Design(self.steps + other.steps, parameters=self.parameters,
-                          designer=self.designer)
+            return self.with_steps(self.steps + other.steps)
         return NotImplemented
 
     def __len__(self) -> int:
@@ -347,10 +365,9 @@ class Design:
         return last
 
 
-def _restore_design(steps: tuple[Step, ...], parameters: dict[str, Any],
-                    designer: Callable[..., Design] | None) -> Design:
+def _restore_design(steps: tuple[Step, ...], meta: dict[str, Any]) -> Design:
     """Unpickle a design (its steps were checked when it was first built)."""
-    return Design(steps, parameters=parameters, designer=designer, _check=False)
+    return Design(steps, _check=False, **meta)
 
 
 def _estimate(step: Step, batch: Batch, rng: np.random.Generator) -> pd.DataFrame:

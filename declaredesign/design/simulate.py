@@ -17,6 +17,7 @@ from ..engine.runner import Simulation, checkpoint_root
 from ..engine.seeding import block_rng, root_seed_sequence
 from ..errors import DeclarationError, DesignError
 from .design import Design
+from .designers import set_step_parameters
 from .diagnosis import diagnose_simulations
 from .steps import InquiryStep, Step
 
@@ -410,35 +411,43 @@ def expand_design(designer: Callable[..., Design], *, expand: bool = True,
     """
     if not callable(designer):
         fail("expand_design", "designer", designer, "a function returning a Design")
+    out = []
+    for params in _grid("expand_design", parameters, expand):
+        d = _check_design("expand_design", designer(**params))
+        out.append(d.with_steps(d.steps, _check=False, parameters=params, designer=designer))
+    return out
+
+
+def _grid(func: str, parameters: Mapping[str, Any], expand: bool) -> list[dict[str, Any]]:
+    """Every combination of parameter values (a list is values; anything else one value)."""
     names = list(parameters)
     values = [v if isinstance(v, (list, tuple, np.ndarray, range)) else [v]
               for v in parameters.values()]
     for name, v in zip(names, values):
         if len(v) == 0:
-            fail("expand_design", name, parameters[name], "a value or a non-empty list of "
+            fail(func, name, parameters[name], "a value or a non-empty list of "
                  "values (an empty grid has no designs)")
     if expand:
         combos = list(itertools.product(*values))
     else:
         lengths = {len(v) for v in values}
         if len(lengths) > 1:
-            fail("expand_design", "expand", False, "True unless every parameter has the same "
+            fail(func, "expand", False, "True unless every parameter has the same "
                  "number of values")
         combos = list(zip(*values))
-    out = []
-    for combo in combos or [()]:
-        params = dict(zip(names, combo))
-        d = designer(**params)
-        d = _check_design("expand_design", d)
-        out.append(Design(d.steps, parameters=params, designer=designer))
-    return out
+    return [dict(zip(names, combo)) for combo in combos or [()]]
 
 
-def redesign(design: Design, **parameters: Any) -> Design | list[Design]:
-    """Rebuild a design with some designer parameters changed (R: ``redesign``).
+def redesign(design: Design, *, expand: bool = True, **parameters: Any) -> Design | list[Design]:
+    """Rebuild a design with some parameters changed (R: ``redesign``).
 
-    Only designs made by :func:`expand_design` (which records the designer) can be
-    redesigned; a list of values gives a list of designs.
+    A design made by a designer (a function decorated with :func:`designer`, as every
+    bundled example is, or a design from :func:`expand_design`) is made again by its
+    designer with the arguments changed. A design built directly from steps has its
+    steps' parameters changed by name (:func:`parameter_names` lists them: ``N`` of
+    ``declare_model``, a model's or assignment's variables, an estimator's model
+    arguments...). A list of values gives a list of designs (every combination, or
+    paired with ``expand=False``); the new values are recorded in ``parameters``.
 
     Examples
     --------
@@ -448,13 +457,25 @@ def redesign(design: Design, **parameters: Any) -> Design | list[Design]:
     >>> d = dd.expand_design(designer, n=10)[0]
     >>> dd.redesign(d, n=30).parameters
     {'n': 30}
+    >>> [x.parameters for x in dd.redesign(dd.examples.two_arm(), N=[20, 40])]
+    [{'N': 20}, {'N': 40}]
+    >>> plain = dd.declare_model(N=10, Y=dd.normal()) + dd.declare_inquiry(m="mean(Y)")
+    >>> len(dd.draw_data(dd.redesign(plain, N=5), seed=1))
+    5
     """
     design = _check_design("redesign", design)
-    if design.designer is None:
-        raise DesignError("redesign: this design was not made by a designer function; build it "
-                          "with expand_design(designer, ...) to redesign it.")
-    params = {**design.parameters, **parameters}
-    out = expand_design(design.designer, **params)
+    out = []
+    for params in _grid("redesign", parameters, expand):
+        if design.designer is None:
+            out.append(set_step_parameters(design, params))
+            continue
+        args = {**design.designer_args, **design.parameters, **params}
+        d = _check_design("redesign", design.designer(**args))
+        out.append(d.with_steps(
+            d.steps, _check=False, parameters={**design.parameters, **params},
+            designer=design.designer, designer_args=args,
+            citation=d.citation or design.citation,
+            diagnosands=d.diagnosands if d.diagnosands is not None else design.diagnosands))
     return out[0] if len(out) == 1 else out
 
 
@@ -475,7 +496,7 @@ def insert_step(design: Design, new_step: Step, *, before: int | str | None = No
         fail("insert_step", "before", before, "given, or after given, but not both")
     pos = design.step_index(before) if before is not None else design.step_index(after) + 1
     steps = design.steps[:pos] + (new_step,) + design.steps[pos:]
-    return Design(steps, parameters=design.parameters, designer=design.designer)
+    return design.with_steps(steps)
 
 
 def replace_step(design: Design, step: int | str, new_step: Step) -> Design:
@@ -491,7 +512,7 @@ def replace_step(design: Design, step: int | str, new_step: Step) -> Design:
     design = _check_design("replace_step", design)
     i = design.step_index(step)
     steps = design.steps[:i] + (new_step,) + design.steps[i + 1:]
-    return Design(steps, parameters=design.parameters, designer=design.designer)
+    return design.with_steps(steps)
 
 
 def delete_step(design: Design, step: int | str) -> Design:
@@ -507,4 +528,4 @@ def delete_step(design: Design, step: int | str) -> Design:
     design = _check_design("delete_step", design)
     i = design.step_index(step)
     steps = design.steps[:i] + design.steps[i + 1:]
-    return Design(steps, parameters=design.parameters, designer=design.designer)
+    return design.with_steps(steps)

@@ -18,6 +18,7 @@ from ..design import (
     declare_model,
     declare_potential_outcomes,
     declare_step,
+    designer,
     summarize,
 )
 from ..estimate import difference_in_means, lm_robust, lmer
@@ -26,6 +27,7 @@ from ..fabricate import add_level, normal, poisson, reveal_outcomes, uniform
 __all__ = ["multilevel", "multilevel_varying"]
 
 
+@designer
 def multilevel(n_classes: int = 10, n_students: float = 20, n_tests: int = 3, *,
                varying_tests: bool = False, effect: float = 0.0, prob: float = 0.5,
                estimators: tuple[str, ...] = ("lmer", "test_level", "dim", "student_means"),
@@ -118,6 +120,7 @@ def multilevel(n_classes: int = 10, n_students: float = 20, n_tests: int = 3, *,
     return design
 
 
+@designer
 def multilevel_varying(n_classes: int = 10, n_students: float = 20, n_tests: int = 3, *,
                        effect: float = 0.02, **kwargs) -> Design:
     """Build the forum's design with varying numbers of tests per student and a real effect.

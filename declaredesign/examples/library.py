@@ -21,6 +21,7 @@ from ..design import (
     declare_measurement,
     declare_model,
     declare_potential_outcomes,
+    designer,
 )
 from ..estimate import difference_in_means, lm_robust
 from ..fabricate import add_level, normal, reveal_outcomes
@@ -52,6 +53,7 @@ def _real(func: str, arg: str, value: object, *, positive: bool = False,
     return float(value)
 
 
+@designer
 def two_arm(N: int = 100, *, ate: float = 0.5, control_mean: float = 0.0,
             control_sd: float = 1.0, assignment_prob: float = 0.5) -> Design:
     """Two-arm trial: ``N`` units, complete random assignment, difference in means.
@@ -101,6 +103,7 @@ def two_arm(N: int = 100, *, ate: float = 0.5, control_mean: float = 0.0,
     )
 
 
+@designer
 def two_arm_covariate(N: int = 100, *, ate: float = 0.5, sd: float = 1.0,
                       rho: float = 0.5, prob: float = 0.5) -> Design:
     """Two-arm trial with a pre-treatment covariate ``X`` correlated ``rho`` with the outcome.
@@ -151,6 +154,7 @@ def two_arm_covariate(N: int = 100, *, ate: float = 0.5, sd: float = 1.0,
     )
 
 
+@designer
 def block_randomized(N_blocks: int = 10, N_per_block: int = 10, *, ate: float = 0.5,
                      block_sd: float = 1.0, sd: float = 1.0, prob: float = 0.5) -> Design:
     """Block-randomized trial: a share ``prob`` of each block treated.
@@ -212,6 +216,7 @@ def _icc_sds(func: str, ICC: float) -> tuple[float, float]:
     return math.sqrt(ICC), math.sqrt(1.0 - ICC)
 
 
+@designer
 def cluster_randomized(N_clusters: int = 20, cluster_size: int = 10, *, ate: float = 0.5,
                        ICC: float = 0.2, prob: float = 0.5) -> Design:
     """Cluster-randomized trial: whole clusters treated, outcomes correlated within clusters.
@@ -265,6 +270,7 @@ def cluster_randomized(N_clusters: int = 20, cluster_size: int = 10, *, ate: flo
     )
 
 
+@designer
 def block_cluster(N_blocks: int = 5, clusters_per_block: int = 4, cluster_size: int = 10, *,
                   ate: float = 0.5, ICC: float = 0.2, block_sd: float = 0.5,
                   prob: float = 0.5) -> Design:
@@ -325,6 +331,7 @@ def block_cluster(N_blocks: int = 5, clusters_per_block: int = 4, cluster_size: 
     )
 
 
+@designer
 def multi_arm(N: int = 150, *, means: tuple[float, ...] = (0.0, 0.25, 0.5),
               sd: float = 1.0) -> Design:
     """Multi-arm trial: ``len(means)`` arms of (as near as possible) equal size.
@@ -380,6 +387,7 @@ def multi_arm(N: int = 150, *, means: tuple[float, ...] = (0.0, 0.25, 0.5),
     return design
 
 
+@designer
 def factorial(N: int = 200, *, effect_A: float = 0.5, effect_B: float = 0.5,
               interaction: float = 0.0, sd: float = 1.0) -> Design:
     """2 x 2 factorial trial: treatments ``A`` and ``B``, each on half the units, crossed.
@@ -436,6 +444,7 @@ def factorial(N: int = 200, *, effect_A: float = 0.5, effect_B: float = 0.5,
     )
 
 
+@designer
 def pre_post(N: int = 100, *, ate: float = 0.25, sd_pre: float = 1.0, sd_post: float = 1.0,
              rho: float = 0.5, prob: float = 0.5) -> Design:
     """Pre-post trial: the outcome is measured before (``Y_pre``) and after treatment.
