@@ -1,6 +1,19 @@
 """Design layer: steps, composition, simulation and diagnosis (R: DeclareDesign)."""
 
 from .aggregate import summarize
+from .describe import (
+    cite_design,
+    compare_design_code,
+    compare_design_data,
+    compare_design_estimates,
+    compare_design_inquiries,
+    compare_design_summaries,
+    compare_designs,
+    design_code,
+    print_code,
+    set_citation,
+    set_diagnosands,
+)
 from .design import Design
 from .designers import designer, parameter_names
 from .diagnosands import declare_diagnosands
@@ -40,6 +53,13 @@ __all__ = [
     "Design",
     "Diagnosis",
     "SearchResult",
+    "cite_design",
+    "compare_design_code",
+    "compare_design_data",
+    "compare_design_estimates",
+    "compare_design_inquiries",
+    "compare_design_summaries",
+    "compare_designs",
     "compare_diagnoses",
     "declare_assignment",
     "declare_diagnosands",
@@ -55,6 +75,7 @@ __all__ = [
     "declare_step",
     "declare_test",
     "delete_step",
+    "design_code",
     "designer",
     "diagnose_design",
     "diagnose_simulations",
@@ -67,10 +88,13 @@ __all__ = [
     "get_estimates",
     "glance",
     "insert_step",
+    "parameter_names",
+    "print_code",
     "redesign",
     "replace_step",
-    "parameter_names",
     "run_design",
+    "set_citation",
+    "set_diagnosands",
     "simulate_design",
     "summarize",
 ]

@@ -124,7 +124,7 @@ def draw_estimates(design: Design, *, seed: Any = None) -> pd.DataFrame:
     """
     design = _check_design("draw_estimates", design)
     res = design.run_batch(1, _one_sim_rng(seed, "draw_estimates"))
-    return res.estimates.drop(columns="sim").reset_index(drop=True)
+    return res.estimates.drop(columns="sim", errors="ignore").reset_index(drop=True)
 
 
 def get_estimates(design: Design, data: pd.DataFrame, *, seed: Any = None) -> pd.DataFrame:
@@ -153,7 +153,7 @@ def get_estimates(design: Design, data: pd.DataFrame, *, seed: Any = None) -> pd
     # The answer strategy alone: its inquiries and columns live in the skipped steps.
     sub = Design(kept, _check=False)
     res = sub.run_batch(1, _one_sim_rng(seed, "get_estimates"), data=Batch.from_pandas(data))
-    return res.estimates.drop(columns="sim").reset_index(drop=True)
+    return res.estimates.drop(columns="sim", errors="ignore").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- many runs
@@ -256,8 +256,8 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
     *designs : Design(s), dict of name to Design, or a simulations DataFrame
         What to diagnose; a DataFrame from :func:`simulate_design` is diagnosed as is.
     diagnosands : declare_diagnosands(...), optional
-        Defaults to DeclareDesign 1.0's: mean_estimand, mean_estimate, bias, sd_estimate,
-        rmse, power, coverage.
+        Defaults to the designs' own (:func:`set_diagnosands`), else DeclareDesign
+        1.0's: mean_estimand, mean_estimate, bias, sd_estimate, rmse, power, coverage.
     sims : int, default 500
         Simulations of each design (with ``precision``: the first round).
     bootstrap_sims : int, default 100
@@ -308,6 +308,8 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
         if chunk_size is not None:
             chunk_size = check_positive_int(func, "chunk_size", chunk_size)
         named = _named_designs(func, designs)
+        if diagnosands is None:
+            diagnosands = _own_diagnosands(named)
         root = checkpoint_root(checkpoint, seed, root, func)
         cap = (100_000 if max_sims is None else max_sims) if targets is not None else sims
         if targets is not None and cap < sims:
@@ -328,6 +330,17 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
         n_used = int(pd.to_numeric(sims_df["sim_id"], errors="coerce").max())
     dx.n_sims_used = n_used
     return dx
+
+
+def _own_diagnosands(named: list[tuple[str, Design]]) -> Any:
+    """The designs' own diagnosands (set_diagnosands), when they agree."""
+    own = [d.diagnosands for _, d in named]
+    if all(o is None for o in own):
+        return None
+    if any(o is not own[0] for o in own[1:]):
+        raise DesignError("diagnose_design: the designs have different diagnosands "
+                          "(set_diagnosands); diagnose them separately or give diagnosands=.")
+    return own[0]
 
 
 def _boot_seed(root: np.random.SeedSequence) -> np.random.SeedSequence:
