@@ -19,6 +19,7 @@ import pandas as pd
 from .._validation import fail
 from .design import Design, Step
 from .diagnosands import Diagnosands
+from .provenance import design_code
 from .simulate import draw_data, draw_estimands, draw_estimates
 
 __all__ = [
@@ -26,10 +27,6 @@ __all__ = [
     "compare_design_inquiries", "compare_design_summaries", "compare_designs", "design_code",
     "print_code", "set_citation", "set_diagnosands",
 ]
-
-#: Imports that put every name a step's repr uses in scope.
-CODE_HEADER = "from declaredesign import *\nfrom declaredesign.fabricate import *\n"
-
 
 def _design(func: str, design: Any) -> Design:
     if isinstance(design, Step):
@@ -41,42 +38,6 @@ def _design(func: str, design: Any) -> Design:
 
 
 # ----------------------------------------------------------------------- code
-def design_code(design: Design, *, name: str = "design") -> str:
-    """Return the Python code that rebuilds ``design`` (see :func:`print_code`).
-
-    Examples
-    --------
-    >>> import declaredesign as dd
-    >>> d = dd.declare_model(N=10, Y=dd.normal()) + dd.declare_inquiry(m="mean(Y)")
-    >>> print(dd.design_code(d))
-    from declaredesign import *
-    from declaredesign.fabricate import *
-    <BLANKLINE>
-    design = (
-        declare_model(N=10, Y=normal(mean=0.0, sd=1.0))
-        + declare_inquiry(m='mean(Y)')
-    )
-    """
-    design = _design("design_code", design)
-    if not name.isidentifier():
-        fail("design_code", "name", name, "a Python identifier")
-    lines = [CODE_HEADER]
-    if design.designer is not None:
-        args = {**design.designer_args, **design.parameters}
-        call = ", ".join(f"{k}={v!r}" for k, v in args.items())
-        lines.append(f"# made by {getattr(design.designer, '__qualname__', 'a designer')}"
-                     f"({call})")
-    if len(design.steps) == 1:
-        # One step in parentheses would be a step, not a design.
-        lines += [f"{name} = Design((", f"    {design.steps[0]!r},", "))"]
-        return "\n".join(lines)
-    lines.append(f"{name} = (")
-    for i, step in enumerate(design.steps):
-        lines.append(f"    {'+ ' if i else ''}{step!r}")
-    lines.append(")")
-    return "\n".join(lines)
-
-
 def print_code(design: Design) -> str:
     """Print the Python code that rebuilds a design, and return it (R: ``print_code``).
 
@@ -96,7 +57,7 @@ def print_code(design: Design) -> str:
     >>> ns["design"] == dd.Design((dd.declare_model(N=10, Y=dd.normal()),))
     True
     """
-    code = design_code(design)
+    code = design_code(_design("print_code", design))
     print(code)
     return code
 

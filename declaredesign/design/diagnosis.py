@@ -540,6 +540,11 @@ class Diagnosis:
         With ``diagnose_design(precision=...)``: the target SE per diagnosand.
     precision_reached : bool or None
         Whether every target was met before ``max_sims``.
+    provenance : dict or None
+        Set by ``diagnose_design``: ``seed`` (the seed that reproduces the run; for
+        ``seed=None`` the entropy drawn), ``sims``, ``bootstrap_sims``, ``designs``
+        (name -> the code that rebuilds it, as ``print_code``), ``versions`` and
+        ``date``.
     """
 
     def __init__(self, *, diagnosands: pd.DataFrame, simulations: pd.DataFrame,
@@ -555,6 +560,7 @@ class Diagnosis:
         self.bootstrap_replicates = bootstrap_replicates
         self.diagnosand_set = diagnosand_set
         self.duration = duration
+        self.provenance: dict[str, Any] | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """Return the diagnosands table (a copy)."""

@@ -19,6 +19,7 @@ from ..errors import DeclarationError, DesignError
 from .design import Design
 from .designers import set_step_parameters
 from .diagnosis import diagnose_simulations
+from .provenance import provenance
 from .steps import InquiryStep, Step
 
 __all__ = [
@@ -278,8 +279,10 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
     Returns
     -------
     Diagnosis
-        Also carries ``n_sims_used`` (simulations of each design) and, with
-        ``precision``, ``precision`` (the targets) and ``precision_reached``.
+        Also carries ``n_sims_used`` (simulations of each design), ``provenance``
+        (the seed that reproduces the run, sims, each design as code, package
+        versions and date; see :func:`~declaredesign.design.provenance.provenance`)
+        and, with ``precision``, ``precision`` (the targets) and ``precision_reached``.
 
     Examples
     --------
@@ -322,13 +325,18 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
                 n_used = sims
             else:
                 boot_seed = _boot_seed(root)
-                return _diagnose_to_precision(run, targets, sims, cap, diagnosands,
-                                              bootstrap_sims, make_groups, boot_seed)
+                dx = _diagnose_to_precision(run, targets, sims, cap, diagnosands,
+                                            bootstrap_sims, make_groups, boot_seed)
+                dx.provenance = provenance(seed=root, sims=dx.n_sims_used, designs=named,
+                                           bootstrap_sims=bootstrap_sims)
+                return dx
     dx = diagnose_simulations(sims_df, diagnosands, bootstrap_sims=bootstrap_sims,
                               make_groups=make_groups, seed=_boot_seed(root))
     if n_used is None and "sim_id" in sims_df.columns and len(sims_df):
         n_used = int(pd.to_numeric(sims_df["sim_id"], errors="coerce").max())
     dx.n_sims_used = n_used
+    dx.provenance = provenance(seed=root, sims=n_used, designs=[] if given_sims else named,
+                               bootstrap_sims=bootstrap_sims)
     return dx
 
 

@@ -27,6 +27,7 @@ th { border-bottom: 1px solid #999; } tr:nth-child(4n+1) td, tr:nth-child(4n+2) 
 { background: #f5f7fa; }
 figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; max-width: 45em; }
 img { max-width: 100%; height: auto; }
+pre { background: #f5f7fa; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 """
 
 
@@ -86,7 +87,7 @@ def report_html(diagnosis: Any, *, title: str = "Design diagnosis", plots: bool 
     >>> import declaredesign as dd
     >>> dx = dd.diagnose_design(dd.examples.two_arm(), sims=50, bootstrap_sims=10, seed=1)
     >>> text = report_html(dx, plots=False)
-    >>> "<table" in text and "DIM" in text
+    >>> "<table" in text and "DIM" in text and "Provenance" in text
     True
     """
     if not isinstance(diagnosis, Diagnosis):
@@ -100,6 +101,7 @@ def report_html(diagnosis: Any, *, title: str = "Design diagnosis", plots: bool 
         meta += f": <code>{html.escape(command)}</code>"
     parts.append(f"<p class='meta'>{meta}</p><h2>Diagnosands</h2>")
     parts.append(diagnosis._repr_html_())
+    parts.append(_provenance_html(getattr(diagnosis, "provenance", None)))
     if plots:
         try:
             _common.pyplot()
@@ -112,6 +114,26 @@ def report_html(diagnosis: Any, *, title: str = "Design diagnosis", plots: bool 
                          f"src='data:image/png;base64,{png}'><figcaption>"
                          f"{html.escape(caption)}</figcaption></figure>")
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _provenance_html(prov: dict[str, Any] | None) -> str:
+    """Render the run's provenance: seed, sizes, date, versions, each design's code."""
+    if not prov:
+        return ("<h2>Provenance</h2><p class='meta'>This diagnosis carries no provenance "
+                "(it was not made by diagnose_design).</p>")
+    rows = [("Seed", prov.get("seed")), ("Simulations", prov.get("sims")),
+            ("Bootstrap simulations", prov.get("bootstrap_sims")), ("Date", prov.get("date"))]
+    rows += [(f"{name} version", v) for name, v in prov.get("versions", {}).items()]
+    cells = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                    f"<td style='text-align:left'><code>{html.escape(str(v))}</code></td></tr>"
+                    for k, v in rows)
+    parts = ["<h2>Provenance</h2><p class='meta'>Running the code below with this seed "
+             "and number of simulations, with these versions, reproduces this diagnosis."
+             f"</p><table class='provenance'>{cells}</table>"]
+    for name, code in prov.get("designs", {}).items():
+        parts.append(f"<h3>Design <code>{html.escape(name)}</code></h3>"
+                     f"<pre class='design-code'>{html.escape(code)}</pre>")
     return "\n".join(parts)
 
 
