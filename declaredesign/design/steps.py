@@ -20,6 +20,7 @@ from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclarationError, EstimationError
 from ..estimate._protocol import TIDY_COLUMNS, get_batched
+from ..expressions import evaluate
 
 __all__ = [
     "Step",
@@ -206,8 +207,6 @@ class _VariablesStep(Step):
 
 def add_variables(batch: Batch, variables: Mapping[str, Any], rng: np.random.Generator) -> Batch:
     """Evaluate named variables in order on a batch and add them as columns."""
-    from .._expr import evaluate
-
     for name, value in variables.items():
         if hasattr(value, "conduct_batch"):
             batch = batch.with_columns({name: value.conduct_batch(batch, rng)})
@@ -411,8 +410,6 @@ class InquiryStep(Step):
 
     def compute(self, batch: Batch, rng: np.random.Generator) -> pd.DataFrame:
         """One row per (sim, inquiry): columns sim, inquiry, estimand."""
-        from .._expr import evaluate
-
         frames = []
         for name, expr in self.inquiries.items():
             if isinstance(expr, str) or np.isscalar(expr):
@@ -459,8 +456,6 @@ class SamplingStep(_VariablesStep):
         return items
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
-        from .._expr import evaluate
-
         batch = super().run(batch, rng, n_sims)
         flt = self.filter if self.filter is not None else f"{next(iter(self.variables))} == 1"
         keep = np.asarray(evaluate(flt, batch, rng)).astype(bool)

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._expr import Lazy, _short_repr, evaluate
+from ..expressions import Lazy, evaluate
+from ..expressions import short_repr as _short_repr
 from .._validation import fail
 from ..batch import Batch, group_codes, sim_starts
 from ..errors import DeclarationError

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._expr import Context, Lazy, evaluate
+from ..expressions import Context, Lazy, evaluate
 from .._validation import fail
 from ..batch import Batch
 from ..errors import FormulaError

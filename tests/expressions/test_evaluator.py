@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from declaredesign import Batch, FormulaError
-from declaredesign._expr import evaluate
+from declaredesign.expressions import evaluate
 from declaredesign.fabricate import normal, poisson
 
 
@@ -181,7 +181,7 @@ def test_numpy_reductions_are_grouped_by_simulation_or_refused():
     import numpy as np
     import pytest
 
-    from declaredesign._expr import evaluate
+    from declaredesign.expressions import evaluate
     from declaredesign.batch import Batch
     from declaredesign.errors import FormulaError
 
