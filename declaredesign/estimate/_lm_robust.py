@@ -14,6 +14,7 @@ from scipy import stats
 
 from .._validation import fail
 from ..errors import DeclarationError, EstimationError
+from ..expressions import evaluate_mask
 from .model_frame import ModelFrame, model_frame
 from ._linalg import pivoted_rank, sandwich
 from ._protocol import TIDY_COLUMNS, batched
@@ -78,13 +79,12 @@ def check_weights(func: str, name: str, w: np.ndarray) -> None:
 
 
 def subset_mask(func: str, subset: Any, data: Mapping[str, Any], n: int) -> np.ndarray:
-    """Rows selected by ``subset``: a boolean array or a pandas ``eval`` expression."""
+    """Rows selected by ``subset``: a boolean array or an expression (docs/expressions.md)."""
     if subset is None:
         return np.ones(n, dtype=bool)
     if isinstance(subset, str):
-        frame = pd.DataFrame({k: np.asarray(v) for k, v in data.items()})
         try:
-            m = np.asarray(frame.eval(subset), dtype=bool)
+            m = evaluate_mask(subset, data, n)
         except Exception as e:
             raise DeclarationError(f"{func}(subset={subset!r}): subset must be an expression "
                                    f"on the data's columns; evaluating it failed: {e}") from e

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FormulaError
+from ..expressions import check_formula
 
 __all__ = ["ModelFrame", "model_frame", "formula_variables"]
 
@@ -209,6 +210,7 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     import formulaic
     from formulaic.errors import FormulaicError
 
+    check_formula(formula, func)  # formulaic evaluates terms with Python's eval
     f = _parse(formula)
     lhs_vars = sorted(f.lhs.required_variables)
     rhs_vars = sorted(f.rhs.required_variables)

@@ -13,7 +13,7 @@ An expression is read in three steps:
    comparisons, boolean operators, subscripts, ``a if c else b``, list/tuple literals
    and calls of whitelisted function names are allowed. Attribute access is allowed
    only as ``np.<name>`` / ``numpy.<name>`` for the numpy names listed in
-   :data:`NUMPY_NAMES`. Names starting with ``_`` are refused. A refused construct
+   :data:`NUMPY_NAMES`. Dunder names (``__x``) are refused. A refused construct
    raises :class:`~declaredesign.errors.FormulaError` (a ``DeclarationError``) naming
    the expression and what is not allowed.
 
@@ -44,7 +44,7 @@ NUMPY_NAMES = frozenset({
     "sin", "cos", "tan", "tanh", "floor", "ceil", "round", "rint", "sign", "where",
     "minimum", "maximum", "clip", "isnan", "isin", "power", "mean", "sum", "median",
     "min", "max", "amin", "amax", "std", "var", "nanmean", "nansum", "pi", "inf", "nan",
-    "e", "cumsum",
+    "e",
 })
 
 # Calls allowed in model formulas besides the expression functions: formulaic's
@@ -129,8 +129,8 @@ def _join(parts: list[str]) -> str:
 
 # ----------------------------------------------------------------- whitelist
 def _check_name(expr: str, name: str) -> None:
-    if name.startswith("_"):
-        raise _fail(expr, f"the name {name!r} (names starting with '_')")
+    if name.startswith("__"):
+        raise _fail(expr, f"the name {name!r} (names starting with '__')")
 
 
 def _check_attribute(expr: str, node: ast.Attribute) -> None:
