@@ -20,7 +20,7 @@ from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclarationError, EstimationError
 from ..estimate._protocol import TIDY_COLUMNS, get_batched
-from ..expressions import evaluate
+from ..expressions import check, evaluate
 
 __all__ = [
     "Step",
@@ -179,6 +179,7 @@ class _VariablesStep(Step):
         for name in variables:
             if not name.isidentifier():
                 fail(func, name, name, "a valid Python identifier as variable name")
+            check(variables[name], f"{func}({name}=...)")
         self.variables = variables
         self._label = _check_label(func, label)
         self._freeze()
@@ -251,6 +252,8 @@ class ModelStep(Step):
         from ..fabricate import LevelSpec
 
         has_levels = any(isinstance(v, LevelSpec) for v in self.levels.values())
+        for name, value in self.levels.items():
+            check(value, f"declare_model({name}=...)")
         if has_levels and self.N is not None:
             fail("declare_model", "N", self.N, "None when levels are declared with add_level")
         if not has_levels and self.N is None and self.data is None:
@@ -385,6 +388,7 @@ class InquiryStep(Step):
             if not (isinstance(value, (str, int, float)) or callable(value)):
                 fail("declare_inquiry", name, value,
                      "a string expression, a number or a callable f(df) -> float")
+            check(value, f"declare_inquiry({name}=...)")
         self.inquiries = inquiries
         self._label = _check_label("declare_inquiry", label)
         self._freeze()
@@ -440,6 +444,7 @@ class SamplingStep(_VariablesStep):
 
     def __init__(self, variables: Mapping[str, Any] | None = None, *, filter: Any = None,
                  label: str | None = None, **kwargs: Any):
+        check(filter, "declare_sampling(filter=...)")
         object.__setattr__(self, "filter", filter)
         super().__init__(variables, label=label, **kwargs)
 
@@ -583,6 +588,7 @@ class EstimatorStep(Step):
             fail(func, "formula", formula, "a formula string such as 'Y ~ Z'")
         if formula is not None and "~" not in formula:
             fail(func, "formula", formula, "a formula with '~', such as 'Y ~ Z'")
+        check(model_kwargs.get("subset"), f"{func}(subset=...)")
         inquiries = _as_list(inquiry, func, "inquiry")
         if isinstance(term, str):
             terms: Any = [term]

@@ -27,6 +27,7 @@ from .evaluator import (
     short_repr,
 )
 from .functions import FUNCTIONS, Masked, reducers, register_draws
+from ..errors import FormulaError
 from .parser import check_expression, check_formula
 
 __all__ = [
@@ -36,21 +37,30 @@ __all__ = [
 ]
 
 
-def check(expr: object) -> None:
+def check(expr: object, where: str | None = None) -> None:
     """Check ``expr`` at declaration time if it is a string (other values pass).
 
     Parameters
     ----------
     expr : object
         A step argument: strings are parsed and checked against the language.
+    where : str, optional
+        The argument being checked (e.g. ``"declare_inquiry(ate=...)"``), prefixed to
+        the error message.
 
     Raises
     ------
     FormulaError
         If a string uses a construct outside the language.
     """
-    if isinstance(expr, str):
+    if not isinstance(expr, str):
+        return
+    try:
         check_expression(expr, is_function)
+    except FormulaError as e:
+        if where is None:
+            raise
+        raise FormulaError(f"{where}: {e}") from None
 
 
 __all__.append("check")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..expressions import Lazy, evaluate
+from ..expressions import Lazy, check, evaluate
 from ..expressions import short_repr as _short_repr
 from .._validation import fail
 from ..batch import Batch, group_codes, sim_starts
@@ -64,6 +64,7 @@ def _check_variables(func: str, variables: Mapping[str, Any]) -> None:
         if not ok:
             fail(func, name, v, "a number, an array, a string expression, a draw such as "
                  "normal() or a callable", shown=f"<{type(v).__name__}>")
+        check(v, f"{func}({name}=...)")
 
 
 def _freeze(v: Any) -> Any:

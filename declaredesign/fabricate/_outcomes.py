@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..expressions import Context, Lazy, evaluate
+from ..expressions import Context, Lazy, check, evaluate
 from .._validation import fail
 from ..batch import Batch
 from ..errors import FormulaError
@@ -49,6 +49,7 @@ def _split_formula(func: str, formula: str) -> tuple[str, str]:
         fail(func, "formula", formula, "named on its left-hand side (e.g. 'Y ~ 0.5 * Z')")
     if not rhs:
         fail(func, "formula", formula, "an expression on its right-hand side")
+    check(rhs, f"{func}(formula={formula!r})")
     return lhs, rhs
 
 
