@@ -16,6 +16,7 @@ evaluator
     The evaluation context, lazy draw nodes, the interpreter and :func:`evaluate`.
 """
 
+from ..errors import FormulaError
 from .evaluator import (
     ColumnView,
     Context,
@@ -27,7 +28,6 @@ from .evaluator import (
     short_repr,
 )
 from .functions import FUNCTIONS, Masked, reducers, register_draws
-from ..errors import FormulaError
 from .parser import check_expression, check_formula
 
 __all__ = [

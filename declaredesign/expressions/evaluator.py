@@ -219,7 +219,7 @@ def _children(node: Lazy) -> list:
 
 
 def short_repr(v: Any, nested: bool = False) -> str:
-    """A short readable form of an expression value (for reprs and messages)."""
+    """Return a short readable form of an expression value (for reprs and messages)."""
     if isinstance(v, _UFunc) and nested and v.ufunc in _OPS:
         return f"({v!r})"
     if isinstance(v, np.ndarray):
@@ -321,7 +321,7 @@ class _Interpreter:
     def _Compare(self, node):
         left = self.run(node.left)
         out = None
-        for op, comp in zip(node.ops, node.comparators):
+        for op, comp in zip(node.ops, node.comparators, strict=True):
             right = self.run(comp)
             step = fn.elementwise(_COMPARE[type(op)], [left, right], {}, self.expr)
             out = step if out is None else \
@@ -452,7 +452,7 @@ class ColumnView:
         return name in self._ctx.columns
 
     def keys(self):
-        """The column names."""
+        """Return the column names."""
         return self._ctx.columns.keys()
 
     def __len__(self) -> int:

@@ -133,7 +133,7 @@ def elementwise(f: Callable[..., Any], args: list[Any], kwargs: Mapping[str, Any
     krows, kvals = _unmask(list(kwargs.values()), what)
     if rows is not None and krows is not None and not np.array_equal(rows, krows):
         raise FormulaError(f"{what}: masked vectors select different rows.")
-    out = f(*vals, **dict(zip(kwargs, kvals)))
+    out = f(*vals, **dict(zip(kwargs, kvals, strict=True)))
     rows = rows if rows is not None else krows
     return out if rows is None else Masked(rows, np.asarray(out))
 
@@ -279,7 +279,7 @@ def _count(ctx, x=None):
 
 
 def _np_ddof(f: Callable[..., np.ndarray], name: str) -> Callable[..., np.ndarray]:
-    """numpy's std/var (ddof=0 by default) from the n-1 versions, grouped."""
+    """Build numpy's std/var (ddof=0 by default) from the n-1 versions, grouped."""
     def impl(ctx, x, ddof=0):
         vals, g = _grouped(ctx, x, name)
         n = np.bincount(g, minlength=ctx.n_groups)
@@ -291,7 +291,7 @@ def _np_ddof(f: Callable[..., np.ndarray], name: str) -> Callable[..., np.ndarra
 
 
 def reducers(ctx: Any) -> dict[str, Callable[..., np.ndarray]]:
-    """Grouped reductions bound to a context, for Python code (``df.by_sim``, draws).
+    """Return grouped reductions bound to a context, for Python code (``df.by_sim``, draws).
 
     Parameters
     ----------
@@ -379,7 +379,7 @@ def _position(ctx: Any) -> np.ndarray:
 
 
 def _first_in_group(ctx: Any, v: Any) -> np.ndarray:
-    """A per-row argument (e.g. ``each=N/2``) as its value on the group's first row."""
+    """Take a per-row argument (e.g. ``each=N/2``) at the first row of each group."""
     arr = np.asarray(v)
     if arr.ndim == 0:
         return np.full(ctx.n_rows, arr[()])

@@ -102,6 +102,9 @@ def _rewrite(expr: str, tokens: list[tokenize.TokenInfo], formula: bool) -> list
             out.append("@")  # %in%: evaluated as set membership, precedence of `*`
             i += 3
             continue
+        if t in ("|", "&") and nxt[:1] == [t]:
+            i += 1  # R's scalar `||` / `&&` read as the elementwise operator
+            continue
         if t == "%" and nxt[:1] == ["%"]:
             out.append("%")
             i += 2
@@ -124,7 +127,7 @@ def _join(parts: list[str]) -> str:
     for p in parts:
         # Spaces keep keywords apart from names and numbers; they never change meaning.
         text += (" " + p + " ") if keyword.iskeyword(p) else p
-    return text
+    return text.strip()
 
 
 # ----------------------------------------------------------------- whitelist

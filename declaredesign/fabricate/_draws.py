@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, ndtr
 
+from .._validation import fail
+from ..batch import group_codes
 from ..expressions import Context, Lazy, register_draws
 from ..expressions import needs_data as _needs_data
 from ..expressions import reducers as _reducers
 from ..expressions import short_repr as _short_repr
-from .._validation import fail
-from ..batch import group_codes
 
 __all__ = [
     "bernoulli", "binomial", "draw_binary", "draw_binary_icc", "draw_binomial",

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..expressions import Lazy, check, evaluate
-from ..expressions import short_repr as _short_repr
 from .._validation import fail
 from ..batch import Batch, group_codes, sim_starts
 from ..errors import DeclarationError
+from ..expressions import Lazy, check, evaluate
+from ..expressions import short_repr as _short_repr
 
 __all__ = [
     "LevelSpec", "add_level", "cross_levels", "fabricate", "fabricate_batch",

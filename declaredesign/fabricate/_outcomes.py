@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..expressions import Context, Lazy, check, evaluate
 from .._validation import fail
 from ..batch import Batch
 from ..errors import FormulaError
+from ..expressions import Context, Lazy, check, evaluate
 
 __all__ = ["PotentialOutcomes", "RevealOutcomes", "potential_outcomes", "reveal_outcomes"]
 

@@ -181,9 +181,9 @@ def test_numpy_reductions_are_grouped_by_simulation_or_refused():
     import numpy as np
     import pytest
 
-    from declaredesign.expressions import evaluate
     from declaredesign.batch import Batch
     from declaredesign.errors import FormulaError
+    from declaredesign.expressions import evaluate
 
     b = Batch({"x": np.array([1.0, 2.0, 3.0, 10.0])}, sim=np.array([0, 0, 1, 1]), n_sims=2)
     assert evaluate("np.mean(x)", b, per_sim=True).tolist() == [1.5, 6.5]
