@@ -27,7 +27,6 @@ from __future__ import annotations
 import ast
 import functools
 import io
-import keyword
 import re
 import tokenize
 from collections.abc import Callable, Iterable
@@ -123,11 +122,9 @@ def _rewrite(expr: str, tokens: list[tokenize.TokenInfo], formula: bool) -> list
 
 
 def _join(parts: list[str]) -> str:
-    text = ""
-    for p in parts:
-        # Spaces keep keywords apart from names and numbers; they never change meaning.
-        text += (" " + p + " ") if keyword.iskeyword(p) else p
-    return text.strip()
+    # One space between tokens never changes the meaning of Python source and keeps
+    # adjacent names apart ("x y" must stay a syntax error, not become "xy").
+    return " ".join(parts)
 
 
 # ----------------------------------------------------------------- whitelist

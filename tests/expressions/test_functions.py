@@ -281,3 +281,27 @@ def test_expression_layer_imports_nothing_above_it():
             if isinstance(node, ast.FunctionDef):
                 assert not any(isinstance(n, (ast.Import, ast.ImportFrom))
                                for n in ast.walk(node)), (path.name, node.name)
+
+
+def test_adjacent_names_are_a_syntax_error_not_a_new_name():
+    b = Batch({"xy": np.ones(2), "x": np.ones(2), "y": np.ones(2)}, sim=np.zeros(2, int),
+              n_sims=1)
+    with pytest.raises(FormulaError, match="not valid"):
+        evaluate("x y", b)
+
+
+def test_subgroup_inquiry_in_a_design_matches_a_per_dataset_computation():
+    import declaredesign as dd
+
+    design = (
+        dd.declare_model(N=40, X=dd.bernoulli(0.5), U=dd.normal())
+        + dd.declare_potential_outcomes("Y ~ (1 + X) * Z + U")
+        + dd.declare_inquiry(cate="mean(Y_Z_1[X == 1] - Y_Z_0[X == 1])",
+                             share="mean(X == 1)")
+    )
+    sims = dd.simulate_design(design, sims=5, seed=3)
+    cate = sims[sims.inquiry == "cate"]["estimand"].to_numpy()
+    np.testing.assert_allclose(cate, 2.0)
+    data = dd.draw_data(design, seed=3)
+    share = sims[sims.inquiry == "share"]["estimand"].to_numpy()
+    assert 0 < share[0] < 1 and np.isclose(share[0], (data.X == 1).mean())
