@@ -239,17 +239,22 @@ def is_function(name: str) -> bool:
     return name in fn.FUNCTIONS
 
 
+def _operand(x: Any) -> Any:
+    # A list of columns becomes a 2-D array (or fails), never Python list arithmetic.
+    return fn._logical_to_int(np.asarray(x) if isinstance(x, (list, tuple)) else x)
+
+
 def _arith(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def f(a, b):
-        return op(fn._logical_to_int(a), fn._logical_to_int(b))
+        return op(_operand(a), _operand(b))
     return f
 
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: _arith(operator.add), ast.Sub: _arith(operator.sub),
-    ast.Mult: _arith(operator.mul), ast.Div: _arith(operator.truediv),
+    ast.Mult: _arith(fn.multiply), ast.Div: _arith(operator.truediv),
     ast.FloorDiv: _arith(operator.floordiv), ast.Mod: _arith(operator.mod),
-    ast.Pow: _arith(operator.pow), ast.MatMult: fn._isin,
+    ast.Pow: _arith(fn.power), ast.MatMult: fn._isin,
     ast.BitAnd: operator.and_, ast.BitOr: operator.or_,
 }
 

@@ -90,6 +90,35 @@ def _logical_to_int(x: Any) -> Any:
     return x
 
 
+def _has_text(x: Any) -> bool:
+    if isinstance(x, str):
+        return True
+    if isinstance(x, np.ndarray) and x.dtype.kind in "US":
+        return True
+    return isinstance(x, np.ndarray) and x.dtype.kind == "O" and \
+        any(isinstance(v, str) for v in x.reshape(-1).tolist())
+
+
+def multiply(a: Any, b: Any) -> Any:
+    """``a * b`` on numbers; text is refused (Python would repeat it: unbounded memory)."""
+    if _has_text(a) or _has_text(b):
+        raise FormulaError("arithmetic on text is not allowed in expressions; use paste() "
+                           "to build strings.")
+    return a * b
+
+
+def power(a: Any, b: Any) -> Any:
+    """``a ^ b``: exact for small integer powers, in doubles otherwise (as R).
+
+    Python's unbounded integers would make ``10^10^10`` run for ever; R computes in
+    doubles and gives ``Inf``.
+    """
+    if isinstance(a, int) and isinstance(b, int) and abs(b) > 64:
+        with np.errstate(over="ignore"):
+            return np.float64(a) ** np.float64(b)
+    return a ** b
+
+
 def _unmask(args: list[Any], what: str) -> tuple[np.ndarray | None, list[Any]]:
     """Values of masked arguments; all masked arguments must select the same rows."""
     rows = None
@@ -490,6 +519,9 @@ def _sample(ctx, x, size=None, replace=False, prob=None):
         raise FormulaError("sample() of a masked vector is not available.")
     arr = np.asarray(x)
     if arr.ndim == 0 and arr.dtype.kind in "iu":
+        if not 0 <= int(arr) <= max(ctx.n_rows, 1):
+            raise FormulaError(f"sample({int(arr)}): n must be between 0 and the number "
+                               "of rows.")
         arr = np.arange(1, int(arr) + 1)  # sample(n): a permutation of 1..n
     if size is not None and not np.all(np.asarray(size) == _count(ctx)):
         raise FormulaError(f"sample(size={size!r}): in an expression size must be N (one "

@@ -80,7 +80,7 @@ def _tokens(expr: str) -> list[tokenize.TokenInfo]:
         return [t for t in tokenize.generate_tokens(io.StringIO(expr.strip()).readline)
                 if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER,
                                   tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT)]
-    except (tokenize.TokenError, IndentationError, SyntaxError) as e:
+    except (tokenize.TokenError, SyntaxError, ValueError) as e:
         msg = e.args[0] if e.args else "cannot be read"
         raise FormulaError(f"expression {expr!r} is not valid: {msg}.") from None
 
@@ -208,6 +208,9 @@ def _parse_cached(expr: str) -> ast.Expression:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as e:
         raise FormulaError(f"expression {expr!r} is not valid: {e.msg}.") from None
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise FormulaError(f"expression {expr!r} is not valid: {type(e).__name__}.") \
+            from None
     for node in ast.walk(tree):
         _check_node(expr, node, _always)
     return tree

@@ -233,3 +233,19 @@ def test_random_text_only_ever_raises_formula_error(text):
         evaluate(text, b, np.random.default_rng(0))
     except FormulaError:
         pass
+
+
+@pytest.mark.parametrize("expr", [
+    "10 ^ 10 ^ 10", "2 ** 10 ** 10", "'a' * 10 ** 9", "g * 1000000000",
+    "[1, 2] * 10 ** 9", "sample(10 ** 12)", "rep(1, times=10 ** 12)",
+    "(" * 400 + "1" + ")" * 400, "x\x00", "'abc",
+])
+def test_resource_exhaustion_is_refused_or_cheap(expr):
+    # A design file must not be able to hang the machine or exhaust its memory either.
+    b = Batch({"x": np.array([1.0, 2.0]), "g": np.array(["a", "b"], dtype=object)},
+              sim=np.zeros(2, int), n_sims=1)
+    try:
+        out = evaluate(expr, b, np.random.default_rng(0))
+    except FormulaError:
+        return
+    assert out.shape == (2,)
