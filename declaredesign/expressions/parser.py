@@ -275,6 +275,14 @@ def check_expression(expr: str, known: Callable[[str], bool] | None = None) -> N
 _BACKTICK = re.compile(r"`[^`]*`")
 
 
+_CONTRASTS = frozenset({"treatment", "sum", "helmert", "poly", "diff", "custom"})
+
+
+def _is_contrast(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+        node.value.id == "contr" and node.attr in _CONTRASTS
+
+
 @functools.lru_cache(maxsize=512)
 def _check_formula_cached(formula: str, functions: frozenset[str], func: str) -> None:
     # Backtick-quoted column names are plain lookups; a placeholder keeps them parseable.
@@ -294,6 +302,8 @@ def _check_formula_cached(formula: str, functions: frozenset[str], func: str) ->
             continue  # formulaic's {python expression}: its elements are checked below
         if isinstance(node, (ast.BitOr, ast.Div, ast.Pow, ast.Mult, ast.MatMult, ast.Eq)):
             continue  # formula operators: | / ^ * : %in% ~
+        if _is_contrast(node):
+            continue  # formulaic's contr.treatment(...) and friends
         try:
             _check_node(formula, node, known)
         except FormulaError as e:

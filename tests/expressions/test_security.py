@@ -185,6 +185,7 @@ def test_mixed_model_formula_terms_are_refused():
     "count ~ x + offset(log(expo)) + (1 | g)", "y ~ center(x) + scale(z)", "y ~ Q('x')",
     "y ~ C(g, Treatment('a'))", "y ~ `weird name` + x", "y ~ .", "~ x", "y ~ {x + 1}",
     "y ~ factor(g) + log(abs(x))", "y ~ x %in% g", "_dd_lhs_ ~ x",
+    "y ~ C(g, contr.treatment('b'))", "y ~ as.factor(g)",
 ])
 def test_ordinary_formulas_pass(formula):
     check_formula(formula)
@@ -214,6 +215,8 @@ def test_fuzzed_chains_are_refused_or_evaluate_safely(base, trailers):
     if (attrs or "np." in base) and not whitelisted and base != "np.exp":
         with pytest.raises(FormulaError, match="not allowed|not valid"):
             check_expression(expr)
+        with pytest.raises(FormulaError, match="not allowed|not valid"):
+            check_formula(f"y ~ x + I({expr})")
     try:
         out = evaluate(expr, b, np.random.default_rng(0))
     except FormulaError:
