@@ -7,7 +7,7 @@ An expression is read in three steps:
    (``**``), ``&``/``&&`` and ``|``/``||`` are elementwise "and"/"or" with R's precedence
    (below comparisons), ``!`` is "not", ``%in%`` is set membership, ``%%`` is the
    remainder, ``is.na``/``na.rm``/``as.numeric``... become ``is_na``/``na_rm``/
-   ``as_numeric``. ``@`` (pandas' local variables) is refused.
+   ``as_numeric``, ``%/%`` is ``//``. ``@`` (pandas' local variables) is refused.
 2. **Parsing** with :mod:`ast` in ``eval`` mode (one expression, no statements).
 3. **Whitelist check** of every node: only column names, literals, arithmetic,
    comparisons, boolean operators, subscripts, ``a if c else b``, list/tuple literals
@@ -107,6 +107,10 @@ def _rewrite(expr: str, tokens: list[tokenize.TokenInfo], formula: bool) -> list
         if t == "%" and nxt[:1] == ["%"]:
             out.append("%")
             i += 2
+            continue
+        if t == "%" and nxt[:2] == ["/", "%"]:
+            out.append("//")  # R's integer division %/%
+            i += 3
             continue
         if tokens[i].type == tokenize.NAME and nxt[:1] == ["."] and len(nxt) == 2 and \
                 (t, nxt[1]) in _R_NAMES:
