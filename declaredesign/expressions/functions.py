@@ -216,7 +216,8 @@ def _var(x, g, k, na_rm=False):
     with np.errstate(invalid="ignore", divide="ignore"):
         m = _gsum(np.where(ok, x, 0.0), g, k) / n
         d = np.where(ok, x - m[g], 0.0)
-        return _gsum(d * d, g, k) / (n - 1)
+        # R: NA with fewer than two values (0 / -1 would give -0 for an empty subset).
+        return np.where(n > 1, _gsum(d * d, g, k) / (n - 1), np.nan)
 
 
 def _sd(x, g, k, na_rm=False):

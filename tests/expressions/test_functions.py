@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from declaredesign import Batch
 from declaredesign.errors import FormulaError
@@ -306,3 +308,39 @@ def test_subgroup_inquiry_in_a_design_matches_a_per_dataset_computation():
     data = dd.draw_data(design, seed=3)
     share = sims[sims.inquiry == "share"]["estimand"].to_numpy()
     assert 0 < share[0] < 1 and np.isclose(share[0], (data.X == 1).mean())
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.lists(st.tuples(st.floats(-1e3, 1e3), st.booleans()), max_size=7),
+                min_size=1, max_size=4),
+       st.sampled_from(["mean", "sum", "sd", "var", "median", "min", "max", "length"]))
+def test_masked_reductions_match_pandas_per_simulation(sims, name):
+    import pandas as pd
+
+    sim = np.repeat(np.arange(len(sims)), [len(s) for s in sims])
+    x = np.array([v for s in sims for v, _ in s], dtype=float)
+    keep = np.array([k for s in sims for _, k in s], dtype=bool)
+    b = Batch({"x": x, "k": keep}, sim=sim, n_sims=len(sims))
+    got = evaluate(f"{name}(x[k])", b, per_sim=True)
+    by = pd.Series(x[keep]).groupby(sim[keep])
+    ref = {"mean": by.mean, "sum": by.sum, "sd": by.std, "var": by.var,
+           "median": by.median, "min": by.min, "max": by.max, "length": by.size}[name]()
+    for s in range(len(sims)):
+        if not np.any(sim == s):
+            assert np.isnan(got[s])
+        elif s in ref.index:
+            np.testing.assert_allclose(got[s], ref[s], rtol=1e-9, atol=1e-6)
+        elif name in ("sum", "length"):
+            assert got[s] == 0  # R: sum(numeric(0)) is 0
+        elif name in ("mean", "sd", "var", "median"):
+            assert np.isnan(got[s])
+
+
+def test_caret_is_power_in_potential_outcomes():
+    import declaredesign as dd
+
+    design = (dd.declare_model(N=4, x=[1.0, 2.0, 3.0, 4.0])
+              + dd.declare_potential_outcomes("Y ~ x^2 + Z"))
+    data = dd.draw_data(design, seed=1)
+    assert data["Y_Z_0"].tolist() == [1.0, 4.0, 9.0, 16.0]
+    assert data["Y_Z_1"].tolist() == [2.0, 5.0, 10.0, 17.0]
