@@ -348,8 +348,10 @@ class _Interpreter:
     _Tuple = _List
 
     def _Subscript(self, node):
-        value, mask = self.run(node.value), self.run(node.slice)
-        return _mask(self.ctx, self.expr, value, mask)
+        value, index = self.run(node.value), self.run(node.slice)
+        if _is_vector(node.value, value, self.ctx):
+            return fn.vector_index(np.asarray(value), index)
+        return _mask(self.ctx, self.expr, value, index)
 
     def _Call(self, node):
         if isinstance(node.func, ast.Attribute):
@@ -359,6 +361,16 @@ class _Interpreter:
         args = [self.run(a) for a in node.args]
         kwargs = {k.arg: self.run(k.value) for k in node.keywords}
         return spec.impl(self.ctx, *args, **kwargs)
+
+
+def _is_vector(node: ast.AST, value: Any, ctx: Context) -> bool:
+    """Whether ``value[...]`` indexes a constant vector (R: ``c(0.3, 0.7)[type]``)."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+            node.func.id in ("c", "seq"):
+        return True
+    return isinstance(value, np.ndarray) and value.ndim == 1 and value.shape[0] != ctx.n_rows
 
 
 def _mask(ctx: Context, expr: str, value: Any, mask: Any) -> fn.Masked:

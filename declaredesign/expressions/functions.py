@@ -294,8 +294,18 @@ def _max(x, g, k, na_rm=False):
     return _extreme(x, g, k, np.maximum, na_rm)
 
 
+def _constant_vector(ctx: Any, x: Any) -> np.ndarray | None:
+    """``x`` if it is a constant vector (``c(1, 2)``, ``1:4``), not one value per row."""
+    if isinstance(x, np.ndarray) and x.ndim == 1 and x.shape[0] != ctx.n_rows:
+        return x
+    return None
+
+
 def _reduction(f: Callable[..., np.ndarray], name: str) -> Callable[..., np.ndarray]:
     def impl(ctx, x, *args, **kwargs):
+        vec = _constant_vector(ctx, x)
+        if vec is not None:  # R: sum(1:4) reduces the vector itself
+            return f(vec, np.zeros(len(vec), dtype=np.int64), 1, *args, **kwargs)[0]
         vals, g = _grouped(ctx, x, name)
         return f(vals, g, ctx.n_groups, *args, **kwargs)[ctx.group]
     impl.__name__ = name
@@ -303,6 +313,8 @@ def _reduction(f: Callable[..., np.ndarray], name: str) -> Callable[..., np.ndar
 
 
 def _count(ctx, x=None):
+    if _constant_vector(ctx, x) is not None:
+        return len(x)
     if isinstance(x, Masked):
         return np.bincount(ctx.group[x.rows], minlength=ctx.n_groups)[ctx.group]
     return np.bincount(ctx.group, minlength=ctx.n_groups)[ctx.group]
@@ -345,6 +357,9 @@ def reducers(ctx: Any) -> dict[str, Callable[..., np.ndarray]]:
 # ------------------------------------------------- within-simulation transforms
 def _within(f: Callable[..., np.ndarray], name: str) -> Callable[..., Any]:
     def impl(ctx, x, *args, **kwargs):
+        vec = _constant_vector(ctx, x)
+        if vec is not None:
+            return f(vec, np.zeros(len(vec), dtype=np.int64), 1, *args, **kwargs)
         vals, g = _grouped(ctx, x, name)
         out = f(vals, g, ctx.n_groups, *args, **kwargs)
         return Masked(x.rows, out) if isinstance(x, Masked) else out
@@ -479,11 +494,26 @@ def _ifelse(test, yes, no):
     return np.where(test, yes, no)
 
 
+def _r_str(v: Any) -> str:
+    """One value as R's ``as.character`` writes it (TRUE, 1, 0.5, NA)."""
+    if v is None:
+        return "NA"
+    if isinstance(v, (bool, np.bool_)):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, float):
+        if np.isnan(v):
+            return "NA"
+        if np.isfinite(v) and v == int(v) and abs(v) < 1e15:
+            return str(int(v))
+        return format(v, ".15g")
+    return str(v)
+
+
 def _as_character(x):
     arr = np.asarray(x)
     if arr.ndim == 0:
-        return str(arr[()])
-    return np.array([str(v) for v in arr.tolist()], dtype=object)
+        return _r_str(arr[()].item() if isinstance(arr[()], np.generic) else arr[()])
+    return np.array([_r_str(v) for v in arr.tolist()], dtype=object)
 
 
 def _paste(*args, sep=" ", collapse=None):
@@ -510,7 +540,56 @@ def _isin(x, values):
 
 
 def _vector(ctx, *values):
-    return np.asarray(values)
+    if any(isinstance(v, Masked) or np.ndim(v) > 1 for v in values):
+        raise FormulaError("c() takes constants (numbers, strings or constant vectors).")
+    parts = [np.atleast_1d(np.asarray(v)) for v in values]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _seq(ctx, from_=1, to=None, by=None, length_out=None, **kwargs):
+    """R's ``seq`` (and ``a:b``): a constant vector."""
+    from_ = kwargs.pop("from", from_)
+    if kwargs or any(np.ndim(v) for v in (from_, to, by, length_out) if v is not None):
+        raise FormulaError("seq() takes constants: seq(from, to, by=, length_out=).")
+    if length_out is not None:
+        return np.linspace(from_, to, int(length_out))
+    to = from_ if to is None else to
+    step = (1 if to >= from_ else -1) if by is None else by
+    if step == 0 or (to - from_) / step < 0 or abs((to - from_) / step) > 10**7:
+        raise FormulaError(f"seq({from_}, {to}, by={step}): wrong sign or too long.")
+    n = int(np.floor((to - from_) / step + 1e-10)) + 1
+    out = from_ + step * np.arange(n)
+    ints = all(isinstance(v, (int, np.integer)) for v in (from_, step))
+    return out.astype(np.int64) if ints else out
+
+
+def vector_index(vector: np.ndarray, index: Any) -> Any:
+    """R's ``v[i]`` for a constant vector ``v`` and 1-based positions ``i`` (per row).
+
+    Parameters
+    ----------
+    vector : numpy.ndarray
+        The constant vector, e.g. ``c(0.3, 0.5, 0.7)``.
+    index : array_like
+        Positions from 1 to ``len(vector)``, one per row or a single one.
+
+    Returns
+    -------
+    numpy.ndarray or scalar
+        The looked-up values.
+    """
+    if isinstance(index, Masked):
+        return Masked(index.rows, vector_index(vector, index.values))
+    idx = np.asarray(index)
+    if idx.dtype.kind in "fO":
+        idx = idx.astype(np.float64)
+        if np.any(idx % 1 != 0):
+            raise FormulaError("a vector index must be whole numbers (positions from 1).")
+        idx = idx.astype(np.int64)
+    if idx.dtype.kind not in "iu" or np.any(idx < 1) or np.any(idx > len(vector)):
+        raise FormulaError(f"a vector of {len(vector)} values is indexed by positions "
+                           f"outside 1..{len(vector)}.")
+    return vector[idx - 1]
 
 
 # --------------------------------------------------------------- random
@@ -553,9 +632,15 @@ R_DRAWS = {"rnorm": "normal", "runif": "uniform", "rpois": "poisson", "rbinom": 
            "rexp": "exponential", "rlnorm": "lognormal", "rgamma": "gamma"}
 
 
-def _bound_draw(draw: Callable[..., Any]) -> Callable[..., Any]:
+def _bound_draw(draw: Callable[..., Any], name: str) -> Callable[..., Any]:
     def impl(ctx, *args, **kwargs):
         _no_mask(args, kwargs)
+        if "N" in kwargs:
+            # fabricatr writes draw_binary(prob, N = N): the level's size is implied.
+            n = np.asarray(kwargs.pop("N"))
+            if not np.all(n == (_count(ctx) if n.ndim else _count(ctx)[:1])):
+                raise FormulaError(f"{name}(N=...) inside an expression must be N (the "
+                                   "size of the level).")
         return draw(*args, **kwargs)._eval(ctx)
     return impl
 
@@ -594,7 +679,7 @@ def register_draws(draws: Mapping[str, Callable[..., Any]]) -> None:
     """
     _DRAWS.update(draws)
     for name, draw in draws.items():
-        FUNCTIONS[name] = Function(_bound_draw(draw), "random", f"fabricatr/stats ({name})",
+        FUNCTIONS[name] = Function(_bound_draw(draw, name), "random", f"fabricatr/stats ({name})",
                                    "draws from the step's generator")
     for r_name, name in R_DRAWS.items():
         if name in draws:
@@ -631,6 +716,7 @@ FUNCTIONS: dict[str, Function] = {
     "rank": _win(_rank, "rank", "rank", "ties 'average', NA kept"),
     "rep": Function(_rep, "within", "rep", "must give N values"),
     "c": Function(_vector, "vector", "c", "a constant vector of literals"),
+    "seq": Function(_seq, "vector", "seq", "constants; a:b is seq(a, b)"),
     "exp": _ew(np.exp, "exp"), "log": _ew(_log, "log"), "log2": _ew(np.log2, "log2"),
     "log10": _ew(np.log10, "log10"), "log1p": _ew(np.log1p, "log1p"),
     "expm1": _ew(np.expm1, "expm1"), "sqrt": _ew(np.sqrt, "sqrt"),

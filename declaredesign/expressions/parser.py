@@ -7,7 +7,7 @@ An expression is read in three steps:
    (``**``), ``&``/``&&`` and ``|``/``||`` are elementwise "and"/"or" with R's precedence
    (below comparisons), ``!`` is "not", ``%in%`` is set membership, ``%%`` is the
    remainder, ``is.na``/``na.rm``/``as.numeric``... become ``is_na``/``na_rm``/
-   ``as_numeric``, ``%/%`` is ``//``. ``@`` (pandas' local variables) is refused.
+   ``as_numeric``, ``%/%`` is ``//``, ``2L`` is ``2``, ``a:b`` is ``seq(a, b)``. ``@`` (pandas' local variables) is refused.
 2. **Parsing** with :mod:`ast` in ``eval`` mode (one expression, no statements).
 3. **Whitelist check** of every node: only column names, literals, arithmetic,
    comparisons, boolean operators, subscripts, ``a if c else b``, list/tuple literals
@@ -83,6 +83,85 @@ def _tokens(expr: str) -> list[tokenize.TokenInfo]:
     except (tokenize.TokenError, SyntaxError, ValueError) as e:
         msg = e.args[0] if e.args else "cannot be read"
         raise FormulaError(f"expression {expr!r} is not valid: {msg}.") from None
+
+
+def _drop_integer_suffix(tokens: list[tokenize.TokenInfo]) -> list[tokenize.TokenInfo]:
+    """R's integer literals ``2L``: the ``L`` glued to a number is dropped."""
+    out: list[tokenize.TokenInfo] = []
+    for t in tokens:
+        if t.type == tokenize.NAME and t.string == "L" and out and \
+                out[-1].type == tokenize.NUMBER and out[-1].end == t.start:
+            continue
+        out.append(t)
+    return out
+
+
+def _is_name(token: str) -> bool:
+    return token.isidentifier()
+
+
+def _group_end(parts: list[str], j: int, step: int) -> int:
+    """Index of the bracket matching ``parts[j]``, walking ``step``."""
+    open_ = parts[j]
+    close = {"(": ")", ")": "("}[open_]
+    depth = 0
+    while 0 <= j < len(parts):
+        depth += parts[j] == open_
+        depth -= parts[j] == close
+        if depth == 0:
+            return j
+        j += step
+    return j
+
+
+def _right_atom(parts: list[str], i: int) -> int:
+    j = i + 1
+    if j < len(parts) and parts[j] == "-":
+        j += 1
+    if j >= len(parts):
+        return j
+    if parts[j] == "(":
+        return _group_end(parts, j, 1)
+    if _is_name(parts[j]) and j + 1 < len(parts) and parts[j + 1] == "(":
+        return _group_end(parts, j + 1, 1)  # a call: length(x)
+    return j
+
+
+def _left_atom(parts: list[str], i: int) -> int:
+    j = i - 1
+    if j < 0:
+        return j
+    if parts[j] == ")":
+        j = _group_end(parts, j, -1)
+        if j > 0 and _is_name(parts[j - 1]):
+            j -= 1  # a call: f(x):3
+    if j > 0 and parts[j - 1] == "-" and (j < 2 or parts[j - 2] in ("(", ",")):
+        j -= 1  # R: unary minus binds tighter than ':' (-1:3 is (-1):3)
+    return j
+
+
+def _range_colon(parts: list[str]) -> int | None:
+    """Position of the first ':' outside square brackets (those are slices)."""
+    depth = 0
+    for i, p in enumerate(parts):
+        depth += (p == "[") - (p == "]")
+        if p == ":" and depth == 0:
+            return i
+    return None
+
+
+def _ranges(parts: list[str]) -> list[str]:
+    """R's ``a:b`` (a and b numbers, names or bracketed groups) as ``seq(a, b)``."""
+    while True:
+        i = _range_colon(parts)
+        if i is None:
+            break
+        lo, hi = _left_atom(parts, i), _right_atom(parts, i)
+        if lo < 0 or hi >= len(parts):
+            break  # left as ':' for the parser to report
+        parts = [*parts[:lo], "seq", "(", *parts[lo:i], ",", *parts[i + 1:hi + 1], ")",
+                 *parts[hi + 1:]]
+    return parts
 
 
 _SIMPLE = {"^": "**", "&": "and", "&&": "and", "|": "or", "||": "or", "!": "not"}
@@ -207,7 +286,8 @@ def _always(name: str) -> bool:
 
 @functools.lru_cache(maxsize=2048)
 def _parse_cached(expr: str) -> ast.Expression:
-    source = _join(_rewrite(expr, _tokens(expr), formula=False))
+    source = _join(_ranges(_rewrite(expr, _drop_integer_suffix(_tokens(expr)),
+                                    formula=False)))
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as e:
@@ -294,7 +374,7 @@ def _check_formula_cached(formula: str, functions: frozenset[str], func: str) ->
     if text.startswith("~"):
         text = text[1:]
     text = re.sub(r"(?<![\w)\]])\.(?![\w(])", "all_columns", text)
-    parts = _rewrite(formula, _tokens(text), formula=True)
+    parts = _rewrite(formula, _drop_integer_suffix(_tokens(text)), formula=True)
     try:
         tree = ast.parse(_join(parts), mode="eval")
     except SyntaxError as e:

@@ -86,8 +86,15 @@ R_VALUES = [
     ("as.numeric(x > 3)", [0.0, 0.0, 0.0, 1.0, 1.0]),
     ("as.integer(x / 3)", [0, 0, 1, 1, 3]),
     ("as.logical(x - 1)", [False, True, True, True, True]),
-    ("paste('id', x)", ["id 1.0", "id 2.0", "id 3.0", "id 4.0", "id 10.0"]),
-    ("paste0('g', x > 2)", ["gFalse", "gFalse", "gTrue", "gTrue", "gTrue"]),
+    ("paste('id', x)", ["id 1", "id 2", "id 3", "id 4", "id 10"]),
+    ("paste('id', x / 4)", ["id 0.25", "id 0.5", "id 0.75", "id 1", "id 2.5"]),
+    ("paste0('g', x > 2)", ["gFALSE", "gFALSE", "gTRUE", "gTRUE", "gTRUE"]),
+    ("as.character(x)", ["1", "2", "3", "4", "10"]),
+    ("seq(2, 10, by=2)[c(1, 2, 3, 4, 5)[x / x]]", [2, 2, 2, 2, 2]),
+    ("c(10, 20, 30, 40, 50)[rank(x)]", [10.0, 20.0, 30.0, 40.0, 50.0]),
+    ("x %in% 2:4", [False, True, True, True, False]),
+    ("sum(1:4)", 10.0),
+    ("x %in% c(2L, 10L)", [False, True, False, False, True]),
     ("paste('a', 'b', sep='-')", "a-b"),
     ("rep(c(0, 1, 2, 3, 4))", [0, 1, 2, 3, 4]),
     ("rep(7, times=5)", [7, 7, 7, 7, 7]),
@@ -344,3 +351,28 @@ def test_caret_is_power_in_potential_outcomes():
     data = dd.draw_data(design, seed=1)
     assert data["Y_Z_0"].tolist() == [1.0, 4.0, 9.0, 16.0]
     assert data["Y_Z_1"].tolist() == [2.0, 5.0, 10.0, 17.0]
+
+
+def test_r_idioms_from_designlibrary():
+    # Lines as DesignLibrary's designers write them (tests/fixtures/designlibrary).
+    b = Batch({"type": np.array([1, 2, 3, 4, 3, 1]), "u": np.arange(6.0),
+               "districts": np.array(["1", "2", "3", "1", "2", "3"], dtype=object)},
+              sim=np.repeat([0, 1], 3), n_sims=2)
+    rng = np.random.default_rng(4)
+    labels = evaluate('c("Always", "Never", "Complier", "Defier")[type]', b)
+    assert labels.tolist() == ["Always", "Never", "Complier", "Defier", "Complier", "Always"]
+    assert evaluate("c(0.3, 0.5, 0.7)[as.numeric(districts)]", b).tolist() == \
+        [0.3, 0.5, 0.7, 0.3, 0.5, 0.7]
+    assert evaluate("(type == 1) + (type == 3) * 1", b).tolist() == [1, 0, 1, 0, 1, 1]
+    t = evaluate("sample(1:4, N, replace = TRUE, prob = c(1/3, 1/3, 1/3, 0))", b, rng)
+    assert set(t.tolist()) <= {1, 2, 3}
+    y = evaluate("rnorm(n = N, mean = 0.5 * scale(u), sd = sqrt(1 - 0.5^2))", b, rng)
+    assert y.shape == (6,)
+    d = evaluate("draw_binary(prob = 0.5, N = N)", b, rng)
+    assert set(d.tolist()) <= {0, 1}
+    with pytest.raises(FormulaError, match="must be N"):
+        evaluate("draw_binary(prob = 0.5, N = 2)", b, rng)
+    q = evaluate("qnorm(seq(0, 1, length.out = 8))[2]", b)
+    np.testing.assert_allclose(q, -1.0675705238781414)
+    with pytest.raises(FormulaError, match="outside 1..2"):
+        evaluate("c(1, 2)[type]", b)
