@@ -7,7 +7,8 @@ An expression is read in three steps:
    (``**``), ``&``/``&&`` and ``|``/``||`` are elementwise "and"/"or" with R's precedence
    (below comparisons), ``!`` is "not", ``%in%`` is set membership, ``%%`` is the
    remainder, ``is.na``/``na.rm``/``as.numeric``... become ``is_na``/``na_rm``/
-   ``as_numeric``, ``%/%`` is ``//``, ``2L`` is ``2``, ``a:b`` is ``seq(a, b)``. ``@`` (pandas' local variables) is refused.
+   ``as_numeric``, ``%/%`` is ``//``, ``2L`` is ``2``, ``a:b`` is ``seq(a, b)``.
+   ``@`` (pandas' local variables) is refused.
 2. **Parsing** with :mod:`ast` in ``eval`` mode (one expression, no statements).
 3. **Whitelist check** of every node: only column names, literals, arithmetic,
    comparisons, boolean operators, subscripts, ``a if c else b``, list/tuple literals
