@@ -343,7 +343,10 @@ class _Interpreter:
 
     def _List(self, node):
         items = [self.run(e) for e in node.elts]
-        return np.asarray(items) if all(_is_scalar(v) for v in items) else items
+        if not all(_is_scalar(v) for v in items):
+            raise FormulaError(f"expression {self.expr!r}: a list [...] or tuple holds "
+                               "constants (numbers or strings), not columns.")
+        return np.asarray(items)
 
     _Tuple = _List
 

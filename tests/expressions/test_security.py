@@ -252,3 +252,23 @@ def test_resource_exhaustion_is_refused_or_cheap(expr):
     except FormulaError:
         return
     assert out.shape == (2,)
+
+
+_TOKENS = ["mean(", "sd(", "rep(", "sample(", "c(", "seq(", "quantile(", "rank(", "scale(",
+           "cumsum(", "paste(", "ifelse(", "pmax(", "log(", "is.na(", "n()", "length(",
+           "rnorm(", "normal(", "median(", ")", ")", "Z", "g", "N", "[", "]", ",", "==",
+           ">", "1", "0.5", "-1", ":", "^", "%in%", "%%", "+", "*", "&", "|", "!", "TRUE",
+           "NA", "each=", "replace=", "na.rm=", "'a'", "(", "[1, 2]", " if ", " else "]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=12))
+def test_fuzzed_token_sequences_give_rows_or_a_formula_error(tokens):
+    b = Batch({"Z": np.array([0.0, 1.0, 2.0, 3.0, 1.0]),
+               "g": np.array(["a", "b", "a", "b", "a"], dtype=object)},
+              sim=np.array([0, 0, 1, 1, 1]), n_sims=2)
+    try:
+        out = evaluate("".join(tokens), b, np.random.default_rng(0))
+    except FormulaError:
+        return
+    assert isinstance(out, np.ndarray) and out.shape == (5,)
