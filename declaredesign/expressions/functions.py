@@ -21,6 +21,8 @@ is the public table (name -> :class:`Function` with its R counterpart), rendered
 documentation page ``docs/expressions.md``.
 """
 
+# ruff: noqa: D105  (operator and container dunders are documented on their class)
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -100,7 +102,7 @@ def _has_text(x: Any) -> bool:
 
 
 def multiply(a: Any, b: Any) -> Any:
-    """``a * b`` on numbers; text is refused (Python would repeat it: unbounded memory)."""
+    """Multiply numbers; text is refused (Python would repeat it: unbounded memory)."""
     if _has_text(a) or _has_text(b):
         raise FormulaError("arithmetic on text is not allowed in expressions; use paste() "
                            "to build strings.")
@@ -108,7 +110,7 @@ def multiply(a: Any, b: Any) -> Any:
 
 
 def power(a: Any, b: Any) -> Any:
-    """``a ^ b``: exact for small integer powers, in doubles otherwise (as R).
+    """Raise ``a ^ b``: exact for small integer powers, in doubles otherwise (as R).
 
     Python's unbounded integers would make ``10^10^10`` run for ever; R computes in
     doubles and gives ``Inf``.
