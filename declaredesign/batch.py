@@ -98,7 +98,7 @@ class Batch:
         return f"Batch(n_sims={self.n_sims}, n_rows={self.n_rows}, columns=[{cols}])"
 
     def sim_sizes(self) -> np.ndarray:
-        """Number of rows of each simulation, shape ``(n_sims,)``."""
+        """Count the rows of each simulation, shape ``(n_sims,)``."""
         return np.bincount(self.sim, minlength=self.n_sims)
 
     def starts(self) -> np.ndarray:
@@ -106,7 +106,7 @@ class Batch:
         return sim_starts(self.sim, self.n_sims)
 
     def groups(self, *names: str) -> GroupIndex:
-        """The (simulation, columns...) groups of the rows, memoised on the batch.
+        """Index the (simulation, columns...) groups of the rows, memoised on the batch.
 
         With no names, one group per simulation that has rows. Batches are immutable, so
         every step and estimator asking for the same columns shares one index.
@@ -217,7 +217,7 @@ class Batch:
         return pd.DataFrame(out)
 
     def column_as_r(self, name: str) -> np.ndarray:
-        """A column as user code sees it: level IDs as fabricatr's zero-padded strings."""
+        """Return a column as user code sees it: level IDs as zero-padded strings."""
         arr = self.columns[name]
         return _format_ids(arr, self.sim, self.n_sims) if name in self.id_columns else arr
 

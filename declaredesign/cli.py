@@ -17,10 +17,17 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import inspect
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .design import Design, diagnose_design, draw_data, expand_design
+from .errors import DeclareDesignError
+from .examples import EXAMPLES
+from .plot.report import write_report
 
 __all__ = ["main"]
 
@@ -50,13 +57,15 @@ def _parse_params(items: Sequence[str]) -> dict[str, list[Any]]:
         name, sep, values = item.partition("=")
         if not sep or not name.isidentifier() or not values:
             raise CLIError(f"--param {item!r}: expected NAME=VALUE or NAME=V1,V2,...")
-        out[name] = [_parse_value(v) for v in values.split(",")]
+        parsed = [_parse_value(v) for v in values.split(",")]
+        if any(v == "" or (isinstance(v, (list, tuple)) and not v) for v in parsed):
+            raise CLIError(f"--param {item!r}: give at least one value (an empty grid "
+                           "would diagnose nothing)")
+        out[name] = parsed
     return out
 
 
 def _load_target(target: str | None, example: str | None) -> Any:
-    from .examples import EXAMPLES
-
     if (target is None) == (example is None):
         raise CLIError("give either a design (FILE.py:NAME) or --example NAME")
     if example is not None:
@@ -85,8 +94,6 @@ def _load_target(target: str | None, example: str | None) -> Any:
 
 
 def _designs(obj: Any, params: dict[str, list[Any]]) -> Any:
-    from .design import Design, expand_design
-
     if isinstance(obj, Design):
         if params:
             raise CLIError("--param needs a designer function, but the target is a Design")
@@ -108,8 +115,6 @@ def _designs(obj: Any, params: dict[str, list[Any]]) -> Any:
 
 def _designer_params(designer: Any) -> dict[str, Any] | None:
     """Parameter -> default of a designer (None when it takes ``**kwargs``)."""
-    import inspect
-
     try:
         sig = inspect.signature(designer)
     except (TypeError, ValueError):
@@ -123,13 +128,55 @@ def _designer_params(designer: Any) -> dict[str, Any] | None:
     return out
 
 
+def _check_writable(flag: str, value: str, path: Path) -> None:
+    """Fail now, in one line, if ``path`` (a file to write) cannot be written.
+
+    Tries for real (a temporary file beside it; the file itself opened for appending
+    when it exists, which changes nothing), since permission bits say nothing about
+    read-only file systems, /proc, or running as root.
+    """
+    parent = path.parent
+    if not parent.is_dir():
+        raise CLIError(f"{flag} {value!r}: no such directory {str(parent)!r}")
+    if path.is_dir():
+        raise CLIError(f"{flag} {value!r}: is a directory, not a file name")
+    try:
+        if path.exists():
+            with open(path, "ab"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+    except OSError as e:
+        raise CLIError(f"{flag} {value!r}: cannot write there ({e.strerror or e})") from None
+
+
 def _check_table_path(flag: str, out: str) -> Path:
     p = Path(out)
     if p.suffix.lower() not in (".csv", ".parquet", ".json"):
         raise CLIError(f"{flag} {out!r}: use a .csv, .parquet or .json file name")
-    if not p.parent.is_dir():
-        raise CLIError(f"{flag} {out!r}: no such directory {str(p.parent)!r}")
+    _check_writable(flag, out, p)
     return p
+
+
+def _check_checkpoint_path(folder: str) -> None:
+    """Check that the checkpoint folder is writable, or can be created."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"--checkpoint {folder!r}: is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CLIError(f"--checkpoint {folder!r}: {str(existing)!r} is a file, so the folder "
+                       "cannot be created")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        what = "write in" if existing == path else "create a folder in"
+        raise CLIError(f"--checkpoint {folder!r}: cannot {what} {str(existing)!r} "
+                       f"({e.strerror or e})") from None
 
 
 def _write(df: Any, out: str) -> None:
@@ -164,14 +211,14 @@ def _parse_precision(text: str | None) -> float | dict[str, float] | None:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from .design import diagnose_design
-
     # Check output names before minutes of simulation, not after.
     for flag, value in (("--out", args.out), ("--simulations", args.simulations)):
         if value:
             _check_table_path(flag, value)
     if args.report:
         _check_report_path(args.report)
+    if args.checkpoint:
+        _check_checkpoint_path(args.checkpoint)
     designs = _designs(_load_target(args.design, args.example), _parse_params(args.param))
     dx = diagnose_design(designs, sims=args.sims, bootstrap_sims=args.bootstrap_sims,
                          seed=args.seed, progress=args.progress, backend=args.backend,
@@ -192,8 +239,7 @@ def _check_report_path(report: str) -> Path:
     path = Path(report)
     if path.suffix.lower() not in (".html", ".htm"):
         raise CLIError(f"--report {report!r}: use a .html file name")
-    if not path.parent.is_dir():
-        raise CLIError(f"--report {report!r}: no such directory {str(path.parent)!r}")
+    _check_writable("--report", report, path)
     return path
 
 
@@ -206,8 +252,6 @@ def _report(dx: Any, args: argparse.Namespace) -> None:
               "'declaredesign[plot]' for them", file=sys.stderr)
     else:
         matplotlib.use("Agg")  # files only: never open a window
-    from .plot.report import write_report
-
     name = args.example or args.design
     command = "declaredesign " + " ".join(args.argv)
     write_report(dx, path, title=f"Diagnosis of {name}", command=command)
@@ -215,8 +259,8 @@ def _report(dx: Any, args: argparse.Namespace) -> None:
 
 
 def _cmd_draw(args: argparse.Namespace) -> int:
-    from .design import Design, draw_data
-
+    if args.out:
+        _check_table_path("--out", args.out)
     designs = _designs(_load_target(args.design, args.example), _parse_params(args.param))
     if not isinstance(designs, Design):
         designs = designs[0]
@@ -230,10 +274,6 @@ def _cmd_draw(args: argparse.Namespace) -> int:
 
 
 def _cmd_examples(args: argparse.Namespace) -> int:
-    import inspect
-
-    from .examples import EXAMPLES
-
     for name, designer in EXAMPLES.items():
         # The docstring's first sentence, without reST markup.
         doc = inspect.getdoc(designer) or ""
@@ -327,8 +367,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: the usable cores)")
     d.add_argument("--chunk-size", type=int, default=None, metavar="N",
-                   help="simulations per batch (default: sized from the data); part of the "
-                   "random stream, so keep it fixed to reproduce a run")
+                   help="simulations per chunk of work, rounded up to whole blocks "
+                   "(default: one block, sized from the data); never changes the results")
     d.add_argument("--checkpoint", metavar="DIR", default=None,
                    help="save finished chunks in DIR; rerunning the same command resumes")
     d.add_argument("--precision", default=None, metavar="SE|NAME=SE,...",
@@ -357,8 +397,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    from .errors import DeclareDesignError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.argv = argv

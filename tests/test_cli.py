@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,3 +160,45 @@ def test_bad_engine_flags_are_one_line_errors(tmp_path):
         p = run("diagnose", "--example", "two_arm", "--sims", "10", *args, cwd=tmp_path)
         assert p.returncode == 2, (args, p.stderr)
         assert "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
+
+
+def test_unwritable_outputs_fail_before_simulating(tmp_path):
+    # A million simulations would take minutes: the check must come first.
+    big = ("diagnose", "--example", "two_arm", "--sims", "1000000")
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    cases = [
+        (("--out", "/proc/x.csv"), "--out '/proc/x.csv': cannot write there"),
+        (("--report", "/proc/r.html"), "--report '/proc/r.html': cannot write there"),
+        (("--simulations", str(tmp_path / "nodir" / "s.csv")), "no such directory"),
+        (("--checkpoint", str(blocked / "run")), "so the folder cannot be created"),
+        (("--checkpoint", str(blocked)), "is a file, not a folder"),
+        (("--param", "N=[]"), "give at least one value"),
+    ]
+    for args, message in cases:
+        p = run(*big, *args, cwd=tmp_path)
+        assert p.returncode == 2, (args, p.stderr)
+        assert message in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_draw_to_a_missing_directory_is_one_line(tmp_path):
+    p = run("draw", "--example", "two_arm", "--out", "/nonexistent/d.csv", cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.strip() == ("declaredesign: error: --out '/nonexistent/d.csv': no such "
+                                "directory '/nonexistent'")
+
+
+def test_dask_without_a_main_guard_explains_the_fix(tmp_path):
+    pytest.importorskip("distributed")
+    script = tmp_path / "no_guard.py"
+    script.write_text("import declaredesign as dd\n"
+                      "dd.simulate_design(dd.examples.two_arm(), sims=20, backend='dask')\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120, env=env)
+    assert p.returncode != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert "put the call under `if __name__ == \"__main__\":`" in last, p.stderr
+    assert len(p.stderr.splitlines()) < 20 and "Nanny" not in p.stderr

@@ -19,6 +19,7 @@ numbers come from (one value for every group, one per unit, or one per block).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 from typing import Any
 
@@ -28,7 +29,8 @@ import pandas as pd
 from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclarationError
-from ._plan import Plan, constant_within, dense_codes, first_index, remainder_marginals
+from ..groups import GroupIndex
+from ._plan import Plan, remainder_marginals
 
 SeedLike = int | np.random.SeedSequence | np.random.Generator | None
 
@@ -156,7 +158,7 @@ class _Declaration:
         return (_rebuild, (type(self), self._func, self.get_params()))
 
     def get_params(self) -> dict[str, Any]:
-        """The parameters as given, by name."""
+        """Return the parameters as given, by name."""
         return {n: getattr(self, n) for n in self._params}
 
     def replace(self, **changes: Any):
@@ -315,178 +317,254 @@ def _resolve_rows(decl: _Declaration, arg: str, value: Any, batch: Batch,
 
 def build_plan(decl: _Declaration, batch: Batch) -> Plan:
     """Resolve ``decl`` against ``batch`` (validating everything data-dependent)."""
-    func = decl._func
     sizes = batch.sim_sizes()
     if decl.N is not None and sizes.size and not np.all(sizes == decl.N):
         bad = int(sizes[sizes != decl.N][0])
-        fail(func, "N", decl.N, f"equal to the number of rows of the data ({bad})")
-    sim = batch.sim
-    n_rows = batch.n_rows
-    blocks = _resolve_rows(decl, decl._block_arg, getattr(decl, decl._block_arg), batch, sizes)
-    clusters = _resolve_rows(decl, "clusters", decl.clusters, batch, sizes)
-
-    # Units: rows, or clusters within each simulation.
-    if clusters is not None:
-        unit_of_row, unit_sim = dense_codes(sim, batch.n_sims, clusters)
-        n_units = unit_sim.shape[0]
-        unit_first = first_index(unit_of_row, n_units)
-    else:
-        unit_of_row = np.arange(n_rows, dtype=np.int64)
-        unit_sim = sim
-        n_units = n_rows
-        unit_first = unit_of_row
-
-    # Groups: blocks within each simulation, or one group per simulation.
-    if blocks is not None:
-        block_of_row, group_sim = dense_codes(sim, batch.n_sims, blocks)
-        unit_group = block_of_row[unit_first]
-        if clusters is not None and not np.array_equal(unit_group[unit_of_row], block_of_row):
-            bad = int(np.flatnonzero(unit_group[unit_of_row] != block_of_row)[0])
-            cl = clusters[bad]
-            unit = "block" if decl._block_arg == "blocks" else "stratum"
-            fail(func, "clusters", decl.clusters,
-                 f"nested within {decl._block_arg} (cluster {shown(cl)} has units in more "
-                 f"than one {unit})", shown=shown(decl.clusters))
-    else:
-        unit_group, group_sim = dense_codes(unit_sim, batch.n_sims)
-    n_groups = group_sim.shape[0]
-    group_n = np.bincount(unit_group, minlength=n_groups).astype(np.int64)
-    group_first_unit = first_index(unit_group, n_groups)
-
+        fail(decl._func, "N", decl.N, f"equal to the number of rows of the data ({bad})")
+    r = _Resolution.of(decl, batch, sizes)
     spec = decl._spec()
     conditions = decl._conditions()
-    k = conditions.shape[0]
-
-    def per_unit(values: np.ndarray, arg: str) -> np.ndarray:
-        if clusters is not None and not constant_within(values, unit_of_row, unit_first):
-            fail(func, arg, getattr(decl, arg), "constant within each cluster",
-                 shown=shown(getattr(decl, arg)))
-        return values[unit_first]
-
-    def per_group(arg: str) -> np.ndarray:
-        rows = _resolve_rows(decl, arg, getattr(decl, arg), batch, sizes)
-        u = per_unit(rows, arg)
-        if not constant_within(u, unit_group, group_first_unit):
-            where = f"within each {'block' if decl._block_arg == 'blocks' else 'stratum'}" \
-                if blocks is not None else "for all units"
-            fail(func, arg, getattr(decl, arg), f"the same {where}",
-                 shown=shown(getattr(decl, arg)))
-        return u[group_first_unit]
-
-    def per_block(value: np.ndarray, arg: str) -> np.ndarray:
-        first_group_of_sim = np.searchsorted(group_sim, group_sim, side="left")
-        rank = np.arange(n_groups) - first_group_of_sim
-        n_blocks = np.bincount(group_sim, minlength=batch.n_sims)[np.unique(group_sim)]
-        if n_blocks.size and not np.all(n_blocks == value.shape[0]):
-            bad = int(n_blocks[n_blocks != value.shape[0]][0])
-            what = "rows" if value.ndim == 2 else "length"
-            fail(func, arg, value, f"of {what} equal to the number of {decl._block_arg} ({bad})",
-                 shown=shown(value))
-        return value[rank]
-
     if spec.kind == "simple":
-        if spec.how == "const":
-            unit_prob = np.broadcast_to(np.asarray(spec.value, float), (n_units, k))
-        elif spec.how == "unit":
-            rows = _resolve_rows(decl, spec.arg, spec.value, batch, sizes).astype(float)
-            if np.any((rows < 0) | (rows > 1)):
-                fail(func, spec.arg, spec.value, "probabilities in [0, 1]",
-                     shown=shown(spec.value))
-            p = per_unit(rows, spec.arg)
-            unit_prob = np.column_stack([1 - p, p])
-        else:  # matrix: one probability row per row of the data
-            mat = np.asarray(spec.value, float)
-            if mat.shape[0] == 1:
-                unit_prob = np.broadcast_to(mat[0], (n_units, k))
-            else:
-                rows = _resolve_rows(decl, spec.arg, mat, batch, sizes)
-                unit_prob = rows[unit_first]
-        return Plan(batch.n_sims, conditions, unit_of_row, unit_group, group_sim, group_n,
-                    True, unit_prob=np.ascontiguousarray(unit_prob))
-
-    # Values per group.
+        unit_prob = _simple_probabilities(r, spec, conditions.shape[0])
+        return Plan(batch.n_sims, conditions, r.unit_of_row, r.units.codes, r.units.group_sim,
+                    r.group_n, True, unit_prob=np.ascontiguousarray(unit_prob))
     if spec.how == "const":
-        vals = np.broadcast_to(np.asarray(spec.value), (n_groups, *np.shape(spec.value)))
+        vals = np.broadcast_to(np.asarray(spec.value),
+                               (r.units.n_groups, *np.shape(spec.value)))
     elif spec.how == "unit":
-        vals = per_group(spec.arg).astype(float)
+        vals = r.per_group(spec.arg).astype(float)
     else:
-        vals = per_block(np.asarray(spec.value), spec.arg)
-
-    n = group_n
-    if spec.kind == "m2":
-        m = np.asarray(vals, dtype=float)
-        if np.any((m < 0) | (m != np.floor(m))):
-            fail(func, spec.arg, getattr(decl, spec.arg), "non-negative integers",
-                 shown=shown(getattr(decl, spec.arg)))
-        if np.any(m > n):
-            bad = int(np.flatnonzero(m > n)[0])
-            where = f" (a {'block' if decl._block_arg == 'blocks' else 'stratum'} has " \
-                    f"{n[bad]} units)" if blocks is not None else f" (N = {n[bad]})"
-            fail(func, spec.arg, getattr(decl, spec.arg),
-                 f"at most the number of units{where}", shown=shown(getattr(decl, spec.arg)))
-        m = m.astype(np.int64)
-        floor = np.column_stack([n - m, m])
-        weight = np.zeros((n_groups, 2))
-        rem = np.zeros(n_groups, dtype=np.int64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            reported = np.column_stack([1 - m / n, m / n])
-    elif spec.kind == "p2":
-        p = np.asarray(vals, dtype=float)
-        if np.any((p < 0) | (p > 1)):
-            fail(func, spec.arg, getattr(decl, spec.arg), "probabilities in [0, 1]",
-                 shown=shown(getattr(decl, spec.arg)))
-        npr = n * p
-        fl = np.floor(npr)
-        ce = np.ceil(npr)
-        # randomizr: if ceil(N p) == N, use floor(N p) (not for N = 1, see README).
-        rule = (ce == n) & (n > 1)
-        mix = (ce > fl) & ~rule
-        fix = np.where(mix, (npr - fl) / np.where(mix, ce - fl, 1.0), 0.0)
-        base = fl.astype(np.int64)
-        floor = np.column_stack([n - base - mix, base])
-        weight = np.column_stack([np.where(mix, 1 - fix, 0.0), fix])
-        rem = mix.astype(np.int64)
-        reported = np.column_stack([1 - p, p])
-        r_p = fl / np.maximum(n, 1)
-        reported[rule] = np.column_stack([1 - r_p, r_p])[rule]
-    elif spec.kind == "pe":
-        pe = np.asarray(vals, dtype=float)
-        npe = n[:, None] * pe
-        fl = np.floor(npe)
-        rem = (n - fl.sum(axis=1)).astype(np.int64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            weight = np.where(rem[:, None] > 0, (npe - fl) / np.maximum(rem, 1)[:, None], 0.0)
-        floor = fl.astype(np.int64)
-        reported = np.array(pe, dtype=float, copy=True)
-        hard = np.flatnonzero(rem >= 2)
-        if hard.size:
-            # R reports prob_each; with >= 2 remainder units and unequal weights the
-            # successive sampling it does gives other marginals, which we report.
-            cache: dict = {}
-            for g in hard:
-                key = (int(n[g]), tuple(pe[g]))
-                if key not in cache:
-                    w = weight[g]
-                    wp = w[w > 0]
-                    if np.allclose(wp, wp[0], rtol=0, atol=1e-12):
-                        cache[key] = pe[g]
-                    else:
-                        cache[key] = (floor[g] + remainder_marginals(w, rem[g])) / n[g]
-                reported[g] = cache[key]
-    else:  # me
-        me = np.asarray(vals, dtype=np.int64)
-        if np.any(me.sum(axis=1) != n):
-            bad = int(np.flatnonzero(me.sum(axis=1) != n)[0])
-            fail(func, spec.arg, getattr(decl, spec.arg),
-                 f"counts summing to the number of units ({n[bad]})",
-                 shown=shown(getattr(decl, spec.arg)))
-        floor = me.copy()
-        weight = np.zeros(me.shape)
-        rem = np.zeros(n_groups, dtype=np.int64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            reported = me / n[:, None]
-    return Plan(batch.n_sims, conditions, unit_of_row, unit_group, group_sim, group_n, False,
+        vals = r.per_block(np.asarray(spec.value), spec.arg)
+    floor, weight, rem, reported = _COUNTS[spec.kind](r, spec, vals)
+    return Plan(batch.n_sims, conditions, r.unit_of_row, r.units.codes, r.units.group_sim,
+                r.group_n, False,
                 floor=np.ascontiguousarray(floor, dtype=np.int64),
                 weight=np.ascontiguousarray(weight, dtype=float), rem=rem,
                 reported=np.ascontiguousarray(reported, dtype=float))
 
+
+@dataclasses.dataclass
+class _Resolution:
+    """A declaration's units and groups on one batch, and per-unit/per-group values.
+
+    Units are rows, or clusters within each simulation; ``units`` groups them by
+    (simulation, block), one group per simulation without blocks. Both indexes are
+    :class:`~declaredesign.groups.GroupIndex`es, memoised on the batch when the
+    declaration names columns.
+    """
+
+    decl: _Declaration
+    batch: Batch
+    sizes: np.ndarray
+    clusters: np.ndarray | None
+    has_blocks: bool
+    unit_of_row: np.ndarray          # (n_rows,) unit of each row
+    unit_first: np.ndarray           # (n_units,) first row of each unit
+    units: GroupIndex                # units grouped by (simulation, block)
+    by_cluster: GroupIndex | None    # rows grouped into clusters (None: units are rows)
+
+    @classmethod
+    def of(cls, decl: _Declaration, batch: Batch, sizes: np.ndarray) -> _Resolution:
+        """Group the batch's rows into units and the units into groups."""
+        block_arg = decl._block_arg
+        blocks = _resolve_rows(decl, block_arg, getattr(decl, block_arg), batch, sizes)
+        clusters = _resolve_rows(decl, "clusters", decl.clusters, batch, sizes)
+        by_cluster = None
+        if clusters is not None:
+            by_cluster = _row_groups(batch, decl.clusters, clusters)
+            unit_of_row, unit_sim, unit_first = \
+                by_cluster.codes, by_cluster.group_sim, by_cluster.first
+        else:
+            unit_of_row = unit_first = np.arange(batch.n_rows, dtype=np.int64)
+            unit_sim = batch.sim
+        if blocks is None:
+            units = GroupIndex.from_keys(unit_sim, batch.n_sims)
+        else:
+            by_block = _row_groups(batch, getattr(decl, block_arg), blocks)
+            unit_group = by_block.codes[unit_first]
+            if clusters is not None:
+                _check_nested(decl, clusters, unit_group[unit_of_row], by_block.codes)
+            units = GroupIndex(unit_group, by_block.group_sim, batch.n_sims)
+        return cls(decl, batch, sizes, clusters, blocks is not None, unit_of_row, unit_first,
+                   units, by_cluster)
+
+    @property
+    def n_units(self) -> int:
+        """Number of units over all simulations."""
+        return int(self.unit_first.shape[0])
+
+    @functools.cached_property
+    def group_n(self) -> np.ndarray:
+        """Units per group."""
+        return self.units.count().astype(np.int64)
+
+    def per_unit(self, values: np.ndarray, arg: str) -> np.ndarray:
+        """One value per unit of a per-row argument (constant within each cluster)."""
+        decl = self.decl
+        if self.by_cluster is not None:
+            if not self.by_cluster.is_constant(values):
+                fail(decl._func, arg, getattr(decl, arg), "constant within each cluster",
+                     shown=shown(getattr(decl, arg)))
+        return values[self.unit_first]
+
+    def per_group(self, arg: str) -> np.ndarray:
+        """One value per group of a per-row argument (constant within each group)."""
+        decl = self.decl
+        rows = _resolve_rows(decl, arg, getattr(decl, arg), self.batch, self.sizes)
+        u = self.per_unit(rows, arg)
+        if not self.units.is_constant(u):
+            where = f"within each {_block_word(decl)}" if self.has_blocks else "for all units"
+            fail(decl._func, arg, getattr(decl, arg), f"the same {where}",
+                 shown=shown(getattr(decl, arg)))
+        return u[self.units.first]
+
+    def per_block(self, value: np.ndarray, arg: str) -> np.ndarray:
+        """One value per group of a per-block argument (one entry per block)."""
+        group_sim = self.units.group_sim
+        first_group_of_sim = np.searchsorted(group_sim, group_sim, side="left")
+        rank = np.arange(self.units.n_groups) - first_group_of_sim
+        n_blocks = np.bincount(group_sim, minlength=self.batch.n_sims)[np.unique(group_sim)]
+        if n_blocks.size and not np.all(n_blocks == value.shape[0]):
+            bad = int(n_blocks[n_blocks != value.shape[0]][0])
+            what = "rows" if value.ndim == 2 else "length"
+            fail(self.decl._func, arg, value,
+                 f"of {what} equal to the number of {self.decl._block_arg} ({bad})",
+                 shown=shown(value))
+        return value[rank]
+
+
+def _row_groups(batch: Batch, declared: Any, rows: np.ndarray) -> GroupIndex:
+    """Group rows by (simulation, key), with the batch's own index for a column."""
+    if isinstance(declared, str):
+        return batch.groups(declared)
+    return GroupIndex.from_keys(batch.sim, batch.n_sims, rows)
+
+
+def _block_word(decl: _Declaration) -> str:
+    return "block" if decl._block_arg == "blocks" else "stratum"
+
+
+def _check_nested(decl: _Declaration, clusters: np.ndarray, block_of_unit_row: np.ndarray,
+                  block_of_row: np.ndarray) -> None:
+    """Clusters must lie within one block each."""
+    if np.array_equal(block_of_unit_row, block_of_row):
+        return
+    bad = int(np.flatnonzero(block_of_unit_row != block_of_row)[0])
+    fail(decl._func, "clusters", decl.clusters,
+         f"nested within {decl._block_arg} (cluster {shown(clusters[bad])} has units in more "
+         f"than one {_block_word(decl)})", shown=shown(decl.clusters))
+
+
+# ------------------------------------------------------- probabilities and counts
+def _simple_probabilities(r: _Resolution, spec: Any, k: int) -> np.ndarray:
+    """(n_units, K) probabilities of a simple (independent draws) design."""
+    decl = r.decl
+    if spec.how == "const":
+        return np.broadcast_to(np.asarray(spec.value, float), (r.n_units, k))
+    if spec.how == "unit":
+        rows = _resolve_rows(decl, spec.arg, spec.value, r.batch, r.sizes).astype(float)
+        if np.any((rows < 0) | (rows > 1)):
+            fail(decl._func, spec.arg, spec.value, "probabilities in [0, 1]",
+                 shown=shown(spec.value))
+        p = r.per_unit(rows, spec.arg)
+        return np.column_stack([1 - p, p])
+    # matrix: one probability row per row of the data
+    mat = np.asarray(spec.value, float)
+    if mat.shape[0] == 1:
+        return np.broadcast_to(mat[0], (r.n_units, k))
+    rows = _resolve_rows(decl, spec.arg, mat, r.batch, r.sizes)
+    return rows[r.unit_first]
+
+
+def _fail_arg(r: _Resolution, spec: Any, expected: str) -> None:
+    value = getattr(r.decl, spec.arg)
+    fail(r.decl._func, spec.arg, value, expected, shown=shown(value))
+
+
+def _counts_m2(r: _Resolution, spec: Any, vals: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Two arms, a fixed number ``m`` treated per group."""
+    n = r.group_n
+    m = np.asarray(vals, dtype=float)
+    if np.any((m < 0) | (m != np.floor(m))):
+        _fail_arg(r, spec, "non-negative integers")
+    if np.any(m > n):
+        bad = int(np.flatnonzero(m > n)[0])
+        where = f" (a {_block_word(r.decl)} has {n[bad]} units)" if r.has_blocks \
+            else f" (N = {n[bad]})"
+        _fail_arg(r, spec, f"at most the number of units{where}")
+    m = m.astype(np.int64)
+    floor = np.column_stack([n - m, m])
+    weight = np.zeros((r.units.n_groups, 2))
+    rem = np.zeros(r.units.n_groups, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reported = np.column_stack([1 - m / n, m / n])
+    return floor, weight, rem, reported
+
+
+def _counts_p2(r: _Resolution, spec: Any, vals: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Two arms, a probability per group rounded as randomizr rounds ``N * prob``."""
+    n = r.group_n
+    p = np.asarray(vals, dtype=float)
+    if np.any((p < 0) | (p > 1)):
+        _fail_arg(r, spec, "probabilities in [0, 1]")
+    npr = n * p
+    fl = np.floor(npr)
+    ce = np.ceil(npr)
+    # randomizr: if ceil(N p) == N, use floor(N p) (not for N = 1, see README).
+    rule = (ce == n) & (n > 1)
+    mix = (ce > fl) & ~rule
+    fix = np.where(mix, (npr - fl) / np.where(mix, ce - fl, 1.0), 0.0)
+    base = fl.astype(np.int64)
+    floor = np.column_stack([n - base - mix, base])
+    weight = np.column_stack([np.where(mix, 1 - fix, 0.0), fix])
+    rem = mix.astype(np.int64)
+    reported = np.column_stack([1 - p, p])
+    r_p = fl / np.maximum(n, 1)
+    reported[rule] = np.column_stack([1 - r_p, r_p])[rule]
+    return floor, weight, rem, reported
+
+
+def _counts_pe(r: _Resolution, spec: Any, vals: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Several arms, a probability of each per group (``prob_each``)."""
+    n = r.group_n
+    pe = np.asarray(vals, dtype=float)
+    npe = n[:, None] * pe
+    fl = np.floor(npe)
+    rem = (n - fl.sum(axis=1)).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = np.where(rem[:, None] > 0, (npe - fl) / np.maximum(rem, 1)[:, None], 0.0)
+    floor = fl.astype(np.int64)
+    reported = np.array(pe, dtype=float, copy=True)
+    hard = np.flatnonzero(rem >= 2)
+    # R reports prob_each; with >= 2 remainder units and unequal weights the successive
+    # sampling it does gives other marginals, which we report.
+    cache: dict = {}
+    for g in hard:
+        key = (int(n[g]), tuple(pe[g]))
+        if key not in cache:
+            w = weight[g]
+            wp = w[w > 0]
+            if np.allclose(wp, wp[0], rtol=0, atol=1e-12):
+                cache[key] = pe[g]
+            else:
+                cache[key] = (floor[g] + remainder_marginals(w, rem[g])) / n[g]
+        reported[g] = cache[key]
+    return floor, weight, rem, reported
+
+
+def _counts_me(r: _Resolution, spec: Any, vals: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Several arms, a fixed count of each per group (``m_each``)."""
+    n = r.group_n
+    me = np.asarray(vals, dtype=np.int64)
+    if np.any(me.sum(axis=1) != n):
+        bad = int(np.flatnonzero(me.sum(axis=1) != n)[0])
+        _fail_arg(r, spec, f"counts summing to the number of units ({n[bad]})")
+    floor = me.copy()
+    weight = np.zeros(me.shape)
+    rem = np.zeros(r.units.n_groups, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reported = me / n[:, None]
+    return floor, weight, rem, reported
+
+
+_COUNTS = {"m2": _counts_m2, "p2": _counts_p2, "pe": _counts_pe, "me": _counts_me}

@@ -23,7 +23,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..batch import group_codes
 from ..errors import DeclarationError
 
 # Bits of random key appended below the group code in the composite sort key.
@@ -142,56 +141,6 @@ def arrange(counts: np.ndarray, unit_group: np.ndarray, group_n: np.ndarray,
     out = np.empty(n_units, dtype=np.int64)
     out[order] = sorted_idx
     return out
-
-
-# --------------------------------------------------------------------- codes
-def dense_codes(sim: np.ndarray, n_sims: int, key: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Dense codes of (sim, key) groups in (sim, key) order, and each group's sim.
-
-    Small non-negative integer keys (fabricate's level IDs) go through a lookup
-    table in O(n); anything else falls back to :func:`group_codes` (a sort).
-    """
-    sim = np.asarray(sim, dtype=np.int64)
-    if key is None:
-        present = np.bincount(sim, minlength=n_sims) > 0
-        table = np.cumsum(present) - 1
-        return table[sim], np.flatnonzero(present)
-    key = np.asarray(key)
-    if key.dtype.kind in "iub" and key.size:
-        k = key.astype(np.int64, copy=False)
-        lo = int(k.min())
-        span = int(k.max()) - lo + 1
-        if n_sims * span <= 4 * sim.size + 4096:
-            combined = sim * span
-            combined += k
-            if lo:
-                combined -= lo
-            present = np.zeros(n_sims * span, dtype=bool)
-            present[combined] = True
-            table = np.cumsum(present) - 1
-            nz = np.flatnonzero(present)
-            return table[combined], nz // span
-    if key.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return group_codes(sim, key)
-
-
-def first_index(codes: np.ndarray, n: int) -> np.ndarray:
-    """Row index of the first occurrence of each code ``0..n-1``."""
-    out = np.empty(n, dtype=np.int64)
-    rows = np.arange(codes.shape[0], dtype=np.int64)
-    # With repeated indices the last write wins; writing in reverse keeps the first.
-    out[codes[::-1]] = rows[::-1]
-    return out
-
-
-def constant_within(values: np.ndarray, codes: np.ndarray, first: np.ndarray) -> bool:
-    """Whether ``values`` is constant within each code."""
-    ref = values[first][codes]
-    if values.dtype.kind == "f":
-        return bool(np.all((ref == values) | (np.isnan(ref) & np.isnan(values))))
-    return bool(np.all(ref == values))
 
 
 # ------------------------------------------------------- exact remainder maths

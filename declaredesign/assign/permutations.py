@@ -58,7 +58,7 @@ def _multinomial(counts: np.ndarray) -> int:
 
 
 def obtain_num_permutations(declaration: Any, data: Any = None) -> int:
-    """Number of distinct assignments the declaration can produce.
+    """Count the distinct assignments the declaration can produce.
 
     Parameters
     ----------

@@ -28,6 +28,7 @@ from ._declaration import (
     is_array,
     shown,
 )
+from .permutations import obtain_num_permutations
 
 __all__ = [
     "RADeclaration",
@@ -96,7 +97,7 @@ class RADeclaration(_Declaration):
         return int(self._conditions().shape[0])
 
     def summary(self, data: Any = None) -> str:
-        """A description like randomizr's ``print`` of a declaration.
+        """Describe the declaration as randomizr's ``print`` does.
 
         Examples
         --------
@@ -109,8 +110,6 @@ class RADeclaration(_Declaration):
         The number of possible random assignments is 6.
         The probabilities of assignment are constant across units: prob_0 0.5, prob_1 0.5
         """
-        from .permutations import obtain_num_permutations
-
         kind = {"simple": "Simple", "complete": "Complete", "blocked": "Block",
                 "clustered": "Cluster", "blocked_and_clustered": "Blocked and clustered"}
         pm = self.probabilities(data)
@@ -137,6 +136,23 @@ class RADeclaration(_Declaration):
 
     # ---------------------------------------------------------- validation
     def _validate(self) -> None:
+        """Check every argument that needs no data (in this order, first failure wins)."""
+        self._validate_design()
+        arg = self._arg
+        v = getattr(self, arg) if arg else None
+        width = self._validate_argument(arg, v)
+        self._validate_conditions()
+        f = self._func
+        k = len(self._conditions())
+        if width is not None and width != k:
+            fail(f, arg, v, f"of width equal to the number of conditions ({k})",
+                 shown=shown(v))
+        if arg in ("prob", "prob_unit", "m", "m_unit", "block_prob", "block_m") and k != 2:
+            fail(f, arg, v, f"used with two conditions only (this design has {k}; use "
+                 "prob_each, m_each, block_prob_each or block_m_each)", shown=shown(v))
+
+    def _validate_design(self) -> None:
+        """N, simple, blocks and clusters, and which one design argument is given."""
         f = self._func
         if self.N is not None:
             ok = isinstance(self.N, numbers.Integral) and not isinstance(self.N, bool) \
@@ -165,9 +181,10 @@ class RADeclaration(_Declaration):
         if self.simple and arg is not None and "prob" not in arg:
             fail(f, arg, getattr(self, arg), "left unset when simple=True (use prob, "
                  "prob_unit or prob_each)", shown=shown(getattr(self, arg)))
-        # Per-argument checks that need no data.
-        v = getattr(self, arg) if arg else None
-        width = None
+
+    def _validate_argument(self, arg: str | None, v: Any) -> int | None:
+        """Check the design argument's values; return its number of arms when it says."""
+        f = self._func
         if arg == "prob":
             check_scalar_prob(f, arg, v)
         elif arg == "m":
@@ -177,29 +194,37 @@ class RADeclaration(_Declaration):
                 fail(f, "m", v, f"at most N ({self.N})")
         elif arg in ("prob_unit", "m_unit") and not isinstance(v, str):
             (check_prob_array if arg == "prob_unit" else check_count_array)(f, arg, v)
-        elif arg == "prob_each":
-            pe = check_prob_array(f, arg, v, ndim=(1, 2) if self.simple else 1)
-            sums = pe.sum(axis=-1)
-            if not np.allclose(sums, 1.0, rtol=0, atol=1.5e-8):
-                fail(f, arg, v, "probabilities summing to 1", shown=shown(v))
-            width = pe.shape[-1]
-        elif arg == "m_each":
-            me = check_count_array(f, arg, v)
-            width = me.shape[0]
-            if self.N is not None and self.clusters is None and me.sum() != self.N:
-                fail(f, arg, v, f"counts summing to N ({self.N})", shown=shown(v))
         elif arg == "block_prob":
             check_prob_array(f, arg, v)
         elif arg == "block_m":
             check_count_array(f, arg, v)
-        elif arg == "block_prob_each":
+        elif arg is not None and arg.endswith("_each"):
+            return self._validate_each(arg, v)
+        return None
+
+    def _validate_each(self, arg: str, v: Any) -> int:
+        """Check a per-arm argument (prob_each, m_each and their block_ forms)."""
+        f = self._func
+        if arg == "prob_each":
+            pe = check_prob_array(f, arg, v, ndim=(1, 2) if self.simple else 1)
+            if not np.allclose(pe.sum(axis=-1), 1.0, rtol=0, atol=1.5e-8):
+                fail(f, arg, v, "probabilities summing to 1", shown=shown(v))
+            return pe.shape[-1]
+        if arg == "m_each":
+            me = check_count_array(f, arg, v)
+            if self.N is not None and self.clusters is None and me.sum() != self.N:
+                fail(f, arg, v, f"counts summing to N ({self.N})", shown=shown(v))
+            return me.shape[0]
+        if arg == "block_prob_each":
             bpe = check_prob_array(f, arg, v, ndim=2)
             if not np.allclose(bpe.sum(axis=1), 1.0, rtol=0, atol=1.5e-8):
                 fail(f, arg, v, "a matrix whose rows sum to 1", shown=shown(v))
-            width = bpe.shape[1]
-        elif arg == "block_m_each":
-            width = check_count_array(f, arg, v, ndim=2).shape[1]
-        # Arms and condition labels.
+            return bpe.shape[1]
+        return check_count_array(f, arg, v, ndim=2).shape[1]      # block_m_each
+
+    def _validate_conditions(self) -> None:
+        """Condition labels and the number of arms agree."""
+        f = self._func
         if self.conditions is not None:
             cond = np.asarray(self.conditions)
             if cond.ndim != 1 or cond.size < 1:
@@ -216,13 +241,6 @@ class RADeclaration(_Declaration):
             if self.conditions is not None and len(self.conditions) != self.num_arms:
                 fail(f, "num_arms", self.num_arms, "equal to the number of conditions "
                      f"({len(self.conditions)})")
-        k = len(self._conditions())
-        if width is not None and width != k:
-            fail(f, arg, v, f"of width equal to the number of conditions ({k})",
-                 shown=shown(v))
-        if arg in ("prob", "prob_unit", "m", "m_unit", "block_prob", "block_m") and k != 2:
-            fail(f, arg, v, f"used with two conditions only (this design has {k}; use "
-                 "prob_each, m_each, block_prob_each or block_m_each)", shown=shown(v))
 
     def _conditions(self) -> np.ndarray:
         if self.conditions is not None:
@@ -245,40 +263,47 @@ class RADeclaration(_Declaration):
         k = len(self._conditions())
         blocked = self.blocks is not None
         if self.simple:
-            if arg == "prob":
-                return Spec("simple", "const", [1 - v, v], arg)
-            if arg == "prob_unit":
-                return Spec("simple", "unit", v, arg)
-            if arg == "prob_each":
-                pe = np.asarray(v, float)
-                return Spec("simple", "matrix" if pe.ndim == 2 else "const", pe, arg)
-            return Spec("simple", "const", np.full(k, 1 / k), "prob")
-        if arg == "m":
-            return Spec("m2", "const", v, arg)
-        if arg == "m_unit":
-            return Spec("m2", "unit", v, arg)
-        if arg == "block_m":
-            return Spec("m2", "block", np.asarray(v), arg)
-        if arg == "prob_unit":
-            return Spec("p2", "unit", v, arg)
-        if arg == "block_prob":
-            return Spec("p2", "block", np.asarray(v, float), arg)
+            return _simple_spec(arg, v, k)
+        if arg in _COUNT_SPECS:
+            kind, how, convert = _COUNT_SPECS[arg]
+            return Spec(kind, how, convert(v), arg)
         if arg == "prob":
             # block_ra turns prob into prob_each = (1 - prob, prob): no ceil == N rule.
             if blocked:
                 return Spec("pe", "const", np.array([1 - v, v]), arg)
             return Spec("p2", "const", v, arg)
-        if arg == "prob_each":
-            return Spec("pe", "const", np.asarray(v, float), arg)
-        if arg == "m_each":
-            return Spec("me", "const", np.asarray(v, np.int64), arg)
-        if arg == "block_prob_each":
-            return Spec("pe", "block", np.asarray(v, float), arg)
-        if arg == "block_m_each":
-            return Spec("me", "block", np.asarray(v, np.int64), arg)
         if k == 2 and not blocked:
             return Spec("p2", "const", 0.5, "prob")
         return Spec("pe", "const", np.full(k, 1 / k), "prob_each")
+
+
+def _simple_spec(arg: str | None, v: Any, k: int) -> Spec:
+    if arg == "prob":
+        return Spec("simple", "const", [1 - v, v], arg)
+    if arg == "prob_unit":
+        return Spec("simple", "unit", v, arg)
+    if arg == "prob_each":
+        pe = np.asarray(v, float)
+        return Spec("simple", "matrix" if pe.ndim == 2 else "const", pe, arg)
+    return Spec("simple", "const", np.full(k, 1 / k), "prob")
+
+
+def _as_is(v: Any) -> Any:
+    return v
+
+
+#: Design argument -> (count rule, where its value lives, conversion) for complete designs.
+_COUNT_SPECS: dict[str, tuple[str, str, Any]] = {
+    "m": ("m2", "const", _as_is),
+    "m_unit": ("m2", "unit", _as_is),
+    "block_m": ("m2", "block", np.asarray),
+    "prob_unit": ("p2", "unit", _as_is),
+    "block_prob": ("p2", "block", lambda v: np.asarray(v, float)),
+    "prob_each": ("pe", "const", lambda v: np.asarray(v, float)),
+    "m_each": ("me", "const", lambda v: np.asarray(v, np.int64)),
+    "block_prob_each": ("pe", "block", lambda v: np.asarray(v, float)),
+    "block_m_each": ("me", "block", lambda v: np.asarray(v, np.int64)),
+}
 
 
 # ------------------------------------------------------------------ builders
@@ -349,7 +374,7 @@ block_prob_each : optional
 def simple_ra(N: int | None = None, prob: float | None = None, prob_unit: Any = None,
               prob_each: Any = None, num_arms: int | None = None, conditions: Any = None,
               *, seed: SeedLike = None):
-    """Simple random assignment: every unit drawn independently.
+    """Assign units by simple random assignment: every unit drawn independently.
 
     Returns an array of conditions when ``N`` (or ``prob_unit`` as an array) is
     given, else a declaration to use in a design.

@@ -218,7 +218,7 @@ def obtain_inclusion_probabilities(declaration: RSDeclaration, data: Any = None)
 
 def simple_rs(N: int | None = None, prob: float | None = None, prob_unit: Any = None,
               *, seed: SeedLike = None):
-    """Simple random sampling: each unit sampled independently (default prob 0.5).
+    """Sample each unit independently (simple random sampling; default prob 0.5).
 
     Examples
     --------

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import fail
-from ..batch import Batch, group_codes
+from ..batch import Batch
 from ..errors import DeclarationError
 
 __all__ = ["summarize"]
@@ -92,8 +92,8 @@ class summarize:  # noqa: N801  (lower-case: reads like the dplyr verb it mirror
         if missing:
             fail("summarize", "by" if missing[0] in self.by else "aggregations", missing[0],
                  "a column of the data (" + ", ".join(batch.names) + ")")
-        codes, gsim = group_codes(batch.sim, *[batch[c] for c in self.by])
-        n_groups = len(gsim)
+        cells = batch.groups(*self.by)
+        codes, gsim, n_groups = cells.codes, cells.group_sim, cells.n_groups
         order = np.argsort(codes, kind="stable")
         sorted_codes = codes[order]
         starts = np.searchsorted(sorted_codes, np.arange(n_groups))

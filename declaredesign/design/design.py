@@ -1,23 +1,162 @@
-"""A design: an immutable sequence of steps, checked as it is composed."""
+"""A design: an immutable sequence of steps, checked as it is composed.
+
+This module holds the two halves of composition: :class:`Step`, the base class every
+declared step derives from (parameters, repr, ``replace`` and ``+``), and
+:class:`Design`, the sequence ``+`` builds. The concrete steps live in
+:mod:`declaredesign.design.steps`; a design knows them only through the base class
+(its ``role``, ``inquiry_labels()``, ``creates()``, ``requires()``), so steps import
+this module and never the other way round.
+"""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclareDesignError, DesignError, StepError
-from .steps import _UNKNOWN, EstimatorStep, InquiryStep, Step, _VariablesStep
 
-__all__ = ["Design", "RunResult"]
+__all__ = ["UNKNOWN", "Design", "RunResult", "Step"]
+
+#: What :meth:`Step.creates` returns when the columns a step adds cannot be known.
+UNKNOWN = object()
 
 
+# --------------------------------------------------------------------------- steps
+class Step:
+    """Base class of every design step.
+
+    Subclasses define ``kind`` (what the step does in MIDA terms) and ``role`` (how a
+    design runs it) and store their parameters as attributes; steps are frozen after
+    construction.
+
+    Roles
+    -----
+    ``"data"``
+        ``run(batch, rng, n_sims) -> Batch``: model, assignment, measurement...
+    ``"inquiry"``
+        ``compute(batch, rng) -> DataFrame`` with columns sim, inquiry, estimand;
+        ``inquiry_labels()`` lists the inquiries it declares.
+    ``"estimator"``
+        ``estimate(batch) -> DataFrame`` of tidy rows per simulation;
+        ``inquiry_labels()`` lists the inquiries it targets.
+    """
+
+    kind: ClassVar[str] = "step"
+    role: ClassVar[str] = "data"
+
+    _params: tuple[str, ...] = ()
+    _frozen = False
+
+    @property
+    def is_data_step(self) -> bool:
+        """Whether the step transforms the batch (other steps read it and emit rows)."""
+        return self.role == "data"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise AttributeError(f"{type(self).__name__} is immutable; use .replace(...)")
+        object.__setattr__(self, name, value)
+
+    def _freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+    # -- params, repr, replace --------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Return the step's parameters as given at declaration."""
+        return {p: getattr(self, p) for p in self._params}
+
+    def replace(self, **changes: Any) -> Step:
+        """Return a copy with some parameters changed (checked again)."""
+        params = self.get_params()
+        unknown = set(changes) - set(params)
+        if unknown:
+            fail(f"{type(self).__name__}.replace", sorted(unknown)[0], changes[sorted(unknown)[0]],
+                 "one of the step's parameters " + ", ".join(params))
+        params.update(changes)
+        return self._rebuild(params)
+
+    def _rebuild(self, params: dict[str, Any]) -> Step:
+        return type(self)(**params)
+
+    def __repr__(self) -> str:
+        return f"{self._declare_name()}({format_args(self._repr_items())})"
+
+    def _declare_name(self) -> str:
+        return f"declare_{self.kind}"
+
+    def _repr_items(self) -> list[tuple[str | None, Any]]:
+        return [(k, v) for k, v in self.get_params().items() if v is not None]
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    # -- composition ----------------------------------------------------
+    def __add__(self, other: Any) -> Design:
+        return Design((self,)) + other
+
+    def __radd__(self, other: Any) -> Design:
+        if other == 0:  # sum([...]) starts from 0
+            return Design((self,))
+        return NotImplemented
+
+    # -- what the design checks can know -------------------------------
+    @property
+    def label(self) -> str:
+        """The step's label (its kind unless one was given)."""
+        return getattr(self, "_label", None) or self.kind
+
+    def inquiry_labels(self) -> list[str]:
+        """Inquiries this step declares (inquiry role) or targets (estimator role)."""
+        return []
+
+    def creates(self) -> set[str] | object:
+        """Column names this step adds, or :data:`UNKNOWN` when they cannot be known."""
+        return set()
+
+    def requires(self) -> set[str]:
+        """Column names this step needs from earlier steps (where knowable)."""
+        return set()
+
+    # -- running --------------------------------------------------------
+    def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
+        """Apply a data step to a batch (all simulations at once)."""
+        raise NotImplementedError
+
+
+def format_value(v: Any) -> str:
+    """Show a parameter in a step's repr (functions by name)."""
+    if callable(v) and not hasattr(v, "get_params") and hasattr(v, "__name__"):
+        return v.__name__
+    return repr(v)
+
+
+def format_args(items: Sequence[tuple[str | None, Any]]) -> str:
+    """Show ``(name, value)`` pairs as call arguments (``None`` names: positional)."""
+    return ", ".join(format_value(v) if k is None else f"{k}={format_value(v)}"
+                     for k, v in items)
+
+
+def check_label(func: str, label: Any) -> str | None:
+    """Validate a step's ``label=`` (None or a non-empty string)."""
+    if label is None:
+        return None
+    if not isinstance(label, str) or not label:
+        fail(func, "label", label, "a non-empty string")
+    return label
+
+
+# -------------------------------------------------------------------------- design
 @dataclass(frozen=True)
 class RunResult:
     """What one batch of simulations of a design produced (chunk-local ``sim``)."""
@@ -107,12 +246,12 @@ class Design:
     @property
     def inquiry_labels(self) -> list[str]:
         """Every inquiry declared, in order."""
-        return [q for s in self.steps if isinstance(s, InquiryStep) for q in s.inquiry_labels()]
+        return [q for s in self.steps if s.role == "inquiry" for q in s.inquiry_labels()]
 
     @property
     def estimator_labels(self) -> list[str]:
         """Every estimator and test label, in order."""
-        return [s.label for s in self.steps if isinstance(s, EstimatorStep)]
+        return [s.label for s in self.steps if s.role == "estimator"]
 
     def step_index(self, step: int | str) -> int:
         """0-based position of a step given by 1-based number or label."""
@@ -138,7 +277,7 @@ class Design:
             with self._naming_step(i):
                 if step.is_data_step:
                     batch = step.run(batch, rng, n_sims)
-                elif isinstance(step, InquiryStep):
+                elif step.role == "inquiry":
                     estimands.append(step.compute(_need(batch), rng))
                 else:
                     estimates.append(step.estimate(_need(batch)))
@@ -200,7 +339,7 @@ def _check_steps(steps: tuple[Step, ...]) -> None:
     """DeclareDesign's composition checks, run at every ``+``."""
     inquiries: list[str] = []
     for s in steps:
-        if isinstance(s, InquiryStep):
+        if s.role == "inquiry":
             for q in s.inquiry_labels():
                 if q in inquiries:
                     raise DesignError(f"inquiry label {q!r} is declared twice; inquiry labels "
@@ -208,7 +347,7 @@ def _check_steps(steps: tuple[Step, ...]) -> None:
                 inquiries.append(q)
     seen: list[str] = []
     for s in steps:
-        if isinstance(s, EstimatorStep):
+        if s.role == "estimator":
             if s.label in seen:
                 raise DesignError(f"estimator label {s.label!r} is used twice; give each "
                                   "declare_estimator a unique label=.")
@@ -223,24 +362,14 @@ def _check_steps(steps: tuple[Step, ...]) -> None:
     known: set[str] | None = set()
     for i, s in enumerate(steps, 1):
         if known is not None:
-            missing = sorted(c for c in _requires(s) if c not in known)
+            missing = sorted(c for c in s.requires() if c not in known)
             if missing:
                 raise DesignError(
                     f"step {i} ({s.kind} {s.label!r}) uses column {missing[0]!r}, which no "
                     f"earlier step creates; known columns: {', '.join(sorted(known))}.")
         created = s.creates()
-        if created is _UNKNOWN:
+        if created is UNKNOWN:
             known = None
         elif known is not None:
             known |= created  # type: ignore[arg-type]
 
-
-def _requires(step: Step) -> set[str]:
-    req = set(step.requires())
-    if isinstance(step, _VariablesStep):
-        from ..fabricate import RevealOutcomes
-
-        for v in step.variables.values():
-            if isinstance(v, RevealOutcomes):
-                req |= set(v.assignment_variables)
-    return req

@@ -6,7 +6,12 @@ that diagnosand NaN for the group (R's ``mean(c(1, NA))``), and R's three-valued
 decides when a NaN matters (``FALSE & NA`` is ``FALSE``, so a row whose estimand lies
 above ``conf_high`` does not cover whatever ``conf_low`` is). ``na_rm=True`` gives
 ``mean(x, na.rm = TRUE)`` instead. Rows whose estimator failed (an ``error`` message)
-are always left out before any of this.
+are always left out before any of this. One deliberate departure from R: ``power`` and
+``coverage`` use only the rows that have a p-value. A fit whose p-value is NaN (a
+standard error that is zero up to rounding, one cluster per arm, no residual degrees
+of freedom) has no significance test and no interval; such rows are counted per group
+in ``n_nan_p`` and the printed diagnosis says so, instead of turning the whole
+group's power into NaN (or, worse, into a confident number).
 
 Every built-in is a function of a few weighted sums of per-row statistics, so all
 groups and all bootstrap replicates are computed together with ``np.bincount`` and one
@@ -19,6 +24,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -68,8 +74,8 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "bias": ("err",),
     "sd_estimate": ("ec", "ec2"),
     "rmse": ("err2",),
-    "power": ("sig",),
-    "coverage": ("cov",),
+    "power": ("sig", "n_p"),
+    "coverage": ("cov", "n_p"),
     "mean_se": ("se",),
     "type_s_rate": ("ts_num", "ts_den"),
     "exaggeration_ratio": ("ex_num", "ex_den"),
@@ -87,10 +93,16 @@ _MEANS = {"mean_estimand": "d", "mean_estimate": "e", "bias": "err", "power": "s
           "mean_ci_length": "cil"}
 
 
+#: Means over the rows that have a p-value (counted apart as ``n_nan_p``).
+_WITH_P = ("power", "coverage")
+
+
 def _finish(name: str, s: Mapping[str, np.ndarray], na_rm: bool = False) -> np.ndarray:
     """Turn weighted sums ``s`` (any shape) into the value of built-in ``name``."""
     def n(k: str) -> np.ndarray:
-        return s[k + "#cnt"] if na_rm else s["n"]
+        if na_rm:
+            return s[k + "#cnt"]
+        return s["n_p"] if name in _WITH_P else s["n"]
 
     with np.errstate(divide="ignore", invalid="ignore"):
         if name in _MEANS:
@@ -158,6 +170,7 @@ class Diagnosands:
         return {label: d for label, d in self.items if not isinstance(d, str)}
 
     def __repr__(self) -> str:
+        """Show the call that declares these diagnosands."""
         parts = []
         for label, d in self.items:
             if isinstance(d, str):
@@ -256,11 +269,11 @@ def declare_diagnosands(*builtins: str, select: Sequence[str] | None = None,
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
         fail(func, "...", dup, "uniquely labelled diagnosands", shown=", ".join(dup))
-    clash = [lbl for lbl in labels if lbl in ("n_sims", "n_failed", "n_warned")
+    clash = [lbl for lbl in labels if lbl in ("n_sims", "n_failed", "n_warned", "n_nan_p")
              or (lbl.endswith("_se") and lbl[:-3] in labels)]
     if clash:
         fail(func, clash[0], clash[0], "a label that does not clash with the columns "
-             "n_sims, n_failed, n_warned or <label>_se")
+             "n_sims, n_failed, n_warned, n_nan_p or <label>_se")
     return Diagnosands(items=tuple(items), alpha=alpha, subset=subset, na_rm=na_rm)
 
 
@@ -290,7 +303,7 @@ def as_diagnosands(diagnosands: Any, alpha: float | None, func: str) -> Diagnosa
 # --------------------------------------------------------------------- kernels
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A numeric column as float64, all-NaN when absent (R's ``data$x %||% NA``)."""
+    """Return a numeric column as float64, all-NaN when absent (R's ``data$x %||% NA``)."""
     if name not in frame.columns:
         return np.full(len(frame), np.nan)
     return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -303,65 +316,127 @@ def _and3(a: np.ndarray, a_na: np.ndarray, b: np.ndarray, b_na: np.ndarray) -> n
     return np.where(false, 0.0, np.where(a_na | b_na, np.nan, out))
 
 
+class _Rows:
+    """Per-row statistics of a simulations table, each R's expression row by row.
+
+    Intermediate columns (significance, the type-S mismatch, the exaggeration ratio,
+    group centres) are computed once and shared; :meth:`stat` gives statistic ``k``
+    with NaN where R's expression is NA.
+    """
+
+    def __init__(self, frame: pd.DataFrame, alpha: float, use: np.ndarray, group: np.ndarray,
+                 n_groups: int):
+        self.frame, self.alpha, self.use = frame, alpha, use
+        self.group, self.n_groups = group, n_groups
+        self.est, self.d = _col(frame, "estimate"), _col(frame, "estimand")
+        self.p = _col(frame, "p_value")
+        self.p_na = np.isnan(self.p)
+
+    def stat(self, k: str) -> np.ndarray:
+        """Return statistic ``k`` per row (see ``_NEEDS``)."""
+        return getattr(self, "_" + k)()
+
+    @cached_property
+    def sig(self) -> np.ndarray:
+        return np.where(self.p_na, np.nan, (self.p <= self.alpha).astype(float))
+
+    @cached_property
+    def wrong(self) -> np.ndarray:
+        est, d = self.est, self.d
+        mismatch = np.where(np.isnan(est) | np.isnan(d), np.nan,
+                            (np.sign(est) != np.sign(d)).astype(float))
+        # x[p <= alpha]: an NA index yields NA; unselected rows drop out.
+        return np.where(self.p_na, np.nan, np.where(self.sig == 1.0, mismatch, 0.0))
+
+    @cached_property
+    def ratio(self) -> np.ndarray:
+        return np.where(self.p_na, np.nan, np.where(self.sig == 1.0, self.est / self.d, 0.0))
+
+    @cached_property
+    def centred(self) -> np.ndarray:
+        # Centring on the group's full-sample mean keeps the one-pass variance exact.
+        est, group, n_groups = self.est, self.group, self.n_groups
+        ok = self.use & np.isfinite(est)
+        cnt = np.bincount(group[ok], minlength=n_groups)
+        tot = np.bincount(group[ok], weights=est[ok], minlength=n_groups)
+        centre = np.divide(tot, cnt, out=np.zeros(n_groups), where=cnt > 0)
+        return est - centre[group]
+
+    def _d(self) -> np.ndarray:
+        return self.d
+
+    def _e(self) -> np.ndarray:
+        return self.est
+
+    def _err(self) -> np.ndarray:
+        return self.est - self.d
+
+    def _err2(self) -> np.ndarray:
+        v = self.est - self.d
+        return v * v
+
+    def _ec(self) -> np.ndarray:
+        return self.centred
+
+    def _ec2(self) -> np.ndarray:
+        return self.centred * self.centred
+
+    def _sig(self) -> np.ndarray:
+        return self.sig
+
+    def _cov(self) -> np.ndarray:
+        d = self.d
+        hi, lo = _col(self.frame, "conf_high"), _col(self.frame, "conf_low")
+        return _and3(d <= hi, np.isnan(d) | np.isnan(hi), d >= lo, np.isnan(d) | np.isnan(lo))
+
+    def _se(self) -> np.ndarray:
+        return _col(self.frame, "std_error")
+
+    def _se2(self) -> np.ndarray:
+        se = _col(self.frame, "std_error")
+        return se * se
+
+    def _ts_num(self) -> np.ndarray:
+        return self.wrong
+
+    def _ts_den(self) -> np.ndarray:
+        return np.where(np.isnan(self.wrong), np.nan, self.sig)
+
+    def _ex_num(self) -> np.ndarray:
+        return self.ratio
+
+    def _ex_den(self) -> np.ndarray:
+        return np.where(np.isnan(self.ratio), np.nan, self.sig)
+
+    def _pps(self) -> np.ndarray:
+        return _and3(self.est > 0, np.isnan(self.est), self.p <= self.alpha, self.p_na)
+
+    def _cil(self) -> np.ndarray:
+        return _col(self.frame, "conf_high") - _col(self.frame, "conf_low")
+
+
 def _row_stats(frame: pd.DataFrame, needed: set[str], alpha: float, use: np.ndarray,
                group: np.ndarray, n_groups: int, na_rm: bool = False) -> dict[str, np.ndarray]:
     """Per-row statistics (NaN where R's expression is NA); unused rows are 0.
 
     With ``na_rm`` the NaNs become 0 and ``<stat>#cnt`` counts each statistic's
-    non-NA rows, the denominators of ``mean(x, na.rm = TRUE)``.
+    non-NA rows, the denominators of ``mean(x, na.rm = TRUE)``. Power and coverage
+    use only rows with a p-value: a fit without one (a degenerate SE) says nothing
+    about significance or its interval, so those rows are 0 in ``sig``/``cov`` and
+    left out of their denominator ``n_p``.
     """
-    est, d = _col(frame, "estimate"), _col(frame, "estimand")
-    p = _col(frame, "p_value")
+    rows = _Rows(frame, alpha, use, group, n_groups)
     out: dict[str, np.ndarray] = {"n": use.astype(float)}
-    p_na = np.isnan(p)
-    sig = np.where(p_na, np.nan, (p <= alpha).astype(float))
-    wrong = None
+    if "n_p" in needed:
+        out["n_p"] = (use & ~rows.p_na).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        if needed & {"ts_num", "ts_den"}:
-            mismatch = np.where(np.isnan(est) | np.isnan(d), np.nan,
-                                (np.sign(est) != np.sign(d)).astype(float))
-            # x[p <= alpha]: an NA index yields NA; unselected rows drop out.
-            wrong = np.where(p_na, np.nan, np.where(sig == 1.0, mismatch, 0.0))
-        ratio = np.where(p_na, np.nan, np.where(sig == 1.0, est / d, 0.0))
-        for k in needed:
-            if k == "d":
-                v = d
-            elif k == "e":
-                v = est
-            elif k in ("err", "err2"):
-                v = est - d
-                v = v * v if k == "err2" else v
-            elif k in ("ec", "ec2"):
-                ok = use & np.isfinite(est)
-                cnt = np.bincount(group[ok], minlength=n_groups)
-                tot = np.bincount(group[ok], weights=est[ok], minlength=n_groups)
-                centre = np.divide(tot, cnt, out=np.zeros(n_groups), where=cnt > 0)
-                v = est - centre[group]
-                v = v * v if k == "ec2" else v
-            elif k == "sig":
-                v = sig
-            elif k == "cov":
-                hi, lo = _col(frame, "conf_high"), _col(frame, "conf_low")
-                v = _and3(d <= hi, np.isnan(d) | np.isnan(hi), d >= lo, np.isnan(d) | np.isnan(lo))
-            elif k in ("se", "se2"):
-                se = _col(frame, "std_error")
-                v = se * se if k == "se2" else se
-            elif k == "ts_num":
-                v = wrong
-            elif k == "ts_den":
-                v = np.where(np.isnan(wrong), np.nan, sig)
-            elif k == "ex_num":
-                v = ratio
-            elif k == "ex_den":
-                v = np.where(np.isnan(ratio), np.nan, sig)
-            elif k == "pps":
-                v = _and3(est > 0, np.isnan(est), p <= alpha, p_na)
-            elif k == "cil":
-                v = _col(frame, "conf_high") - _col(frame, "conf_low")
-            else:  # pragma: no cover
-                raise KeyError(k)
+        # Sorted: the column order of the sums must not depend on string hashing.
+        for k in sorted(needed - {"n_p"}):
+            v = rows.stat(k)
+            left_out = rows.p_na if k in ("sig", "cov") else False
+            v = np.where(left_out, 0.0, v)
             if na_rm:
-                ok = use & ~np.isnan(v)
+                ok = use & ~np.isnan(v) & ~left_out
                 out[k] = np.where(ok, v, 0.0)
                 out[k + "#cnt"] = ok.astype(float)
             else:
@@ -426,17 +501,19 @@ def _group_sums(x: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def _weighted_sums(x: np.ndarray, group: np.ndarray, n_groups: int, sim: np.ndarray,
-                   weights: np.ndarray, max_cells: int = 4_000_000) -> np.ndarray:
+                   n_sims: int, n_boot: int, weight_blocks: Callable[[], Any],
+                   max_cells: int = 4_000_000) -> np.ndarray:
     """Bootstrap sums ``S[b, g, j] = sum_r weights[b, sim[r]] * [group[r] == g] * x[r, j]``.
 
-    Rows are first summed into (sim, group) cells, then one matrix product with the
-    replicate weights (B x n_sims) gives every replicate and group at once. Groups
-    are processed in blocks so the cell matrix stays under ``max_cells`` doubles.
+    Rows are first summed into (sim, group) cells, then a matrix product with the
+    replicate weights (B x n_sims) gives every replicate and group. Groups are
+    processed in blocks so the cell matrix stays under ``max_cells`` doubles, and
+    the weights arrive in blocks of replicates from ``weight_blocks()`` (called once
+    per block of groups; each call yields ``(first_replicate, weights)`` pairs and
+    must yield the same weights), so memory is O(n_sims), never O(n_sims x B).
     """
-    n_boot, n_sims = weights.shape
     m = x.shape[1]
     out = np.empty((n_boot, n_groups, m))
-    w = weights.astype(float)
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
     block = max(1, max_cells // max(1, n_sims * m))
@@ -446,9 +523,10 @@ def _weighted_sums(x: np.ndarray, group: np.ndarray, n_groups: int, sim: np.ndar
         cell = sim[rows] * (g1 - g0) + (group[rows] - g0)
         ncell = n_sims * (g1 - g0)
         cells = np.column_stack([np.bincount(cell, weights=x[rows, j], minlength=ncell)
-                                 for j in range(m)])
-        out[:, g0:g1, :] = (w @ cells.reshape(n_sims, (g1 - g0) * m)).reshape(
-            n_boot, g1 - g0, m)
+                                 for j in range(m)]).reshape(n_sims, (g1 - g0) * m)
+        for b0, w in weight_blocks():
+            out[b0:b0 + len(w), g0:g1, :] = (w.astype(float) @ cells).reshape(
+                len(w), g1 - g0, m)
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -164,6 +164,18 @@ def _flag(frame: pd.DataFrame, col: str) -> np.ndarray:
     return out
 
 
+def _nan_p(frame: pd.DataFrame, failed: np.ndarray) -> np.ndarray:
+    """Estimator rows that did not fail but have no p-value (left out of power, coverage)."""
+    if "estimator" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    if "p_value" in frame.columns:
+        p = pd.to_numeric(frame["p_value"], errors="coerce").to_numpy(dtype=float,
+                                                                      na_value=np.nan)
+    else:
+        p = np.full(len(frame), np.nan)
+    return np.isnan(p) & frame["estimator"].notna().to_numpy() & ~failed
+
+
 def _make_groups(frame: pd.DataFrame, make_groups: Any) -> tuple[pd.DataFrame, list[str]]:
     """R's ``make_groups = vars(...)``: extra grouping columns, existing or computed."""
     if make_groups is None:
@@ -203,8 +215,12 @@ def _make_groups(frame: pd.DataFrame, make_groups: Any) -> tuple[pd.DataFrame, l
 
 # ----------------------------------------------------------------- bootstrap
 
+#: Most (replicate, simulation) weights held at once while bootstrapping.
+WEIGHT_CELLS = 4_000_000
+
+
 def bootstrap_weights(n_sims: int, bootstrap_sims: int, rng: np.random.Generator) -> np.ndarray:
-    """Counts of each simulation in each replicate: (bootstrap_sims, n_sims) ints.
+    """Draw counts of each simulation in each replicate: (bootstrap_sims, n_sims) ints.
 
     Row ``b`` is how often each of ``n_sims`` ids appears among ``n_sims`` draws with
     replacement (R: ``sample.int(nsims, nsims, TRUE)``), i.e. a multinomial draw.
@@ -213,6 +229,28 @@ def bootstrap_weights(n_sims: int, bootstrap_sims: int, rng: np.random.Generator
     draws += (np.arange(bootstrap_sims) * n_sims)[:, None]
     return np.bincount(draws.ravel(), minlength=bootstrap_sims * n_sims).reshape(
         bootstrap_sims, n_sims)
+
+
+class _WeightBlocks:
+    """The bootstrap weights, in blocks of replicates, the same on every pass.
+
+    Each pass starts from the generator's state at construction, and draws rows
+    exactly as one :func:`bootstrap_weights` call of all replicates would (the
+    generator's integers are a stream: consecutive calls continue it), so results do
+    not depend on the block size; after a pass the generator is where one call would
+    leave it.
+    """
+
+    def __init__(self, n_sims: int, bootstrap_sims: int, rng: np.random.Generator):
+        self.n_sims, self.n_boot, self.rng = n_sims, bootstrap_sims, rng
+        self.state = rng.bit_generator.state
+        self.block = max(1, min(bootstrap_sims, WEIGHT_CELLS // max(1, n_sims)))
+
+    def __call__(self) -> Iterator[tuple[int, np.ndarray]]:
+        self.rng.bit_generator.state = self.state
+        for b0 in range(0, self.n_boot, self.block):
+            n = min(self.block, self.n_boot - b0)
+            yield b0, bootstrap_weights(self.n_sims, n, self.rng)
 
 
 def _call_custom(label: str, f: Callable, df: pd.DataFrame) -> float:
@@ -243,6 +281,33 @@ def _sd_present(values: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- diagnosis
+
+def _check_simulations(simulations: Any) -> None:
+    """Refuse what is not a non-empty simulations table."""
+    if not isinstance(simulations, pd.DataFrame):
+        fail(_FUNC, "simulations", simulations, "a pandas DataFrame of simulations",
+             shown=type(simulations).__name__)
+    if len(simulations) == 0:
+        fail(_FUNC, "simulations", simulations, "a DataFrame with at least one row",
+             shown="<0 rows>")
+    if not ({"estimator", "inquiry"} & set(simulations.columns)):
+        fail(_FUNC, "simulations", simulations, "a simulations DataFrame with an "
+             "'estimator' or 'inquiry' column", shown="<DataFrame>")
+
+
+def _check_bootstrap_sims(bootstrap_sims: Any, simulations: pd.DataFrame) -> int:
+    """Return a valid number of replicates (True means 100, as in R)."""
+    if isinstance(bootstrap_sims, bool):
+        bootstrap_sims = 0 if not bootstrap_sims else 100
+    bootstrap_sims = check_positive_int(_FUNC, "bootstrap_sims", bootstrap_sims,
+                                        allow_zero=True)
+    if bootstrap_sims == 1:
+        fail(_FUNC, "bootstrap_sims", 1, "0 or at least 2 (an SD needs two replicates)")
+    if bootstrap_sims and not ({"sim_id", "step_1_draw"} & set(simulations.columns)):
+        fail(_FUNC, "simulations", simulations, "a DataFrame with a 'sim_id' column to "
+             "bootstrap (R's sim_ID: use from_r_simulations)", shown="<DataFrame>")
+    return bootstrap_sims
+
 
 def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
                          bootstrap_sims: int = 100, make_groups: Any = None,
@@ -291,25 +356,9 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
     1.0
     """
     start = time.perf_counter()
-    if not isinstance(simulations, pd.DataFrame):
-        fail(_FUNC, "simulations", simulations, "a pandas DataFrame of simulations",
-             shown=type(simulations).__name__)
-    if len(simulations) == 0:
-        fail(_FUNC, "simulations", simulations, "a DataFrame with at least one row",
-             shown="<0 rows>")
-    if not ({"estimator", "inquiry"} & set(simulations.columns)):
-        fail(_FUNC, "simulations", simulations, "a simulations DataFrame with an "
-             "'estimator' or 'inquiry' column", shown="<DataFrame>")
+    _check_simulations(simulations)
     ds = as_diagnosands(diagnosands, alpha, _FUNC)
-    if isinstance(bootstrap_sims, bool):
-        bootstrap_sims = 0 if not bootstrap_sims else 100
-    bootstrap_sims = check_positive_int(_FUNC, "bootstrap_sims", bootstrap_sims,
-                                        allow_zero=True)
-    if bootstrap_sims == 1:
-        fail(_FUNC, "bootstrap_sims", 1, "0 or at least 2 (an SD needs two replicates)")
-    if bootstrap_sims and not ({"sim_id", "step_1_draw"} & set(simulations.columns)):
-        fail(_FUNC, "simulations", simulations, "a DataFrame with a 'sim_id' column to "
-             "bootstrap (R's sim_ID: use from_r_simulations)", shown="<DataFrame>")
+    bootstrap_sims = _check_bootstrap_sims(bootstrap_sims, simulations)
     if parameters is None:
         parameters = list(simulations.attrs.get("parameters", []))
     else:
@@ -352,7 +401,7 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
     if bootstrap_sims:
         rng = np.random.default_rng(seed)
         sim, n_sims = _sim_codes(frame)
-        weights = bootstrap_weights(n_sims, bootstrap_sims, rng)
+        weights = _WeightBlocks(n_sims, bootstrap_sims, rng)
         boot = _bootstrap(frame, ds, x, stat_names, group, n_groups, sim, weights, use,
                           group_rows)
         present = boot.pop("__present__")
@@ -375,6 +424,9 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
     if "warning" in frame.columns:
         warned = _flag(frame, "warning")
         out["n_warned"] = np.bincount(group, weights=warned, minlength=n_groups).astype(int)
+    nan_p = _nan_p(frame, failed)
+    if nan_p.any():  # only then: tables of fits that all have p-values stay as they were
+        out["n_nan_p"] = np.bincount(group, weights=nan_p, minlength=n_groups).astype(int)
     return Diagnosis(
         diagnosands=out, simulations=frame, diagnosand_names=ds.names,
         group_by=group_cols, parameters=parameters, bootstrap_sims=bootstrap_sims,
@@ -382,30 +434,33 @@ def diagnose_simulations(simulations: pd.DataFrame, diagnosands: Any = None, *,
         duration=time.perf_counter() - start)
 
 
-def _bootstrap(frame, ds: Diagnosands, x, stat_names, group, n_groups, sim, weights, use,
-               group_rows) -> dict[str, np.ndarray]:
+def _bootstrap(frame: pd.DataFrame, ds: Diagnosands, x: np.ndarray, stat_names: list[str],
+               group: np.ndarray, n_groups: int, sim: np.ndarray, weights: _WeightBlocks,
+               use: np.ndarray, group_rows: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Every diagnosand in every replicate: arrays (replicates, groups), plus presence."""
-    sums = _weighted_sums(x, group, n_groups, sim, weights)
+    sums = _weighted_sums(x, group, n_groups, sim, weights.n_sims, weights.n_boot, weights)
     out = compute_builtins(stat_names, sums, ds.builtin, ds.na_rm)
     # R drops a group from a replicate when none of its rows were drawn.
     out["__present__"] = sums[..., stat_names.index("present")] > 0
+    del sums
     if ds.custom:
         used = frame.loc[use]
         used_sim = sim[use]
-        for label, f in ds.custom.items():
-            vals = np.full(weights.shape[:1] + (n_groups,), np.nan)
+        vals = {label: np.full((weights.n_boot, n_groups), np.nan) for label in ds.custom}
+        for b0, w in weights():
             for g, rows in enumerate(group_rows):
                 df_g, sim_g = used.iloc[rows], used_sim[rows]
-                for b in range(weights.shape[0]):
-                    take = np.repeat(np.arange(len(rows)), weights[b, sim_g])
-                    vals[b, g] = _call_custom(label, f, df_g.iloc[take])
-            out[label] = vals
+                for b in range(len(w)):
+                    df_b = df_g.iloc[np.repeat(np.arange(len(rows)), w[b, sim_g])]
+                    for label, f in ds.custom.items():
+                        vals[label][b0 + b, g] = _call_custom(label, f, df_b)
+        out.update(vals)
     return out
 
 
 def _loop_bootstrap(simulations: pd.DataFrame, diagnosands: Diagnosands,
                     weights: np.ndarray, group_cols: Sequence[str]) -> list[pd.DataFrame]:
-    """Reference implementation: rebuild each replicate's rows and diagnose it (slow).
+    """Rebuild each replicate's rows and diagnose it: the reference implementation (slow).
 
     Used by the tests to show the vectorized bootstrap equals R's algorithm.
     """
@@ -427,13 +482,16 @@ def _loop_bootstrap(simulations: pd.DataFrame, diagnosands: Diagnosands,
 def _nice_name(name: str) -> str:
     """R's column titles: ``sd_estimate`` -> ``SD Estimate``, ``rmse`` -> ``RMSE``."""
     words = name.split("_")
-    special = {"sd": "SD", "rmse": "RMSE", "se": "SE", "ci": "CI"}
+    special = {"sd": "SD", "rmse": "RMSE", "se": "SE", "ci": "CI", "nan": "NaN"}
     return " ".join(special.get(w, w[:1].upper() + w[1:]) for w in words)
 
 
 def _fmt(x: Any, digits: int) -> str:
-    """R prints ``%.2f``; values below ``10**(1 - digits)`` keep ``digits`` significant
-    digits instead, so a bias of 0.00019 or a power of 0.049 do not print as 0.00/0.05."""
+    """Format a number as R prints it (``%.2f``), small values with significant digits.
+
+    Values below ``10**(1 - digits)`` keep ``digits`` significant digits instead, so a
+    bias of 0.00019 or a power of 0.049 do not print as 0.00/0.05.
+    """
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -460,7 +518,9 @@ class Diagnosis:
         One row per group: grouping columns, each diagnosand with ``<name>_se``
         beside it (when bootstrapped), ``n_sims``, and ``n_failed``/``n_warned``
         when the simulations have ``error``/``warning`` columns. Diagnosands use
-        only rows without an error.
+        only rows without an error. ``n_nan_p`` (present when there are any)
+        counts estimator rows without an error whose p-value is NaN (a degenerate fit, or an
+        estimator that reports none): power and coverage leave them out.
     simulations : pandas.DataFrame
         The simulations diagnosed (with any ``make_groups`` columns added).
     diagnosand_names : list of str
@@ -497,7 +557,7 @@ class Diagnosis:
         self.duration = duration
 
     def to_frame(self) -> pd.DataFrame:
-        """The diagnosands table (a copy)."""
+        """Return the diagnosands table (a copy)."""
         return self.diagnosands.copy()
 
     def tidy(self, conf_int: bool = True, conf_level: float = 0.95) -> pd.DataFrame:
@@ -563,7 +623,7 @@ class Diagnosis:
 
     def reshape(self, digits: int = 2, select: Sequence[str] | None = None,
                 exclude: Sequence[str] | None = None) -> pd.DataFrame:
-        """The printed table as strings: each group's values, SEs in parentheses below.
+        """Return the printed table as strings: each group's values, SEs in parentheses below.
 
         ``select``/``exclude`` take diagnosand names (R: ``reshape_diagnosis``).
         """
@@ -580,7 +640,7 @@ class Diagnosis:
             names = [n for n in names if n not in exclude]
         d = self.diagnosands
         boot = self.bootstrap_replicates is not None
-        count_cols = ["n_sims"] + [c for c in ("n_failed", "n_warned")
+        count_cols = ["n_sims"] + [c for c in ("n_failed", "n_warned", "n_nan_p")
                                    if c in d.columns and d[c].any()]
         rows = []
         for i in range(len(d)):
@@ -610,12 +670,17 @@ class Diagnosis:
         if "n_failed" in d.columns and d["n_failed"].any():
             msg += (f"\nDiagnosands use only simulations without errors "
                     f"({int(d['n_failed'].sum())} failed rows; see N Failed).")
+        if "n_nan_p" in d.columns and d["n_nan_p"].any():
+            msg += (f"\nPower and coverage use only simulations with a p-value "
+                    f"({int(d['n_nan_p'].sum())} rows without one; see N NaN P).")
         return msg
 
     def __str__(self) -> str:
+        """Return the printed diagnosis: header and table."""
         return self._header() + "\n\n" + self.reshape().to_string(index=False)
 
     def __repr__(self) -> str:
+        """Return the printed diagnosis."""
         return str(self)
 
     def _repr_html_(self) -> str:
@@ -623,7 +688,7 @@ class Diagnosis:
         return f"<p>{html.escape(self._header())}</p>{table}"
 
     def plot(self, **kwargs: Any) -> Any:
-        """Sampling distributions against the estimand (see ``plot.plot_diagnosis``)."""
+        """Plot sampling distributions against the estimand (see ``plot.plot_diagnosis``)."""
         from ..plot import plot_diagnosis
 
         return plot_diagnosis(self, **kwargs)
@@ -739,3 +804,14 @@ def compare_diagnoses(diagnosis1: Diagnosis, diagnosis2: Diagnosis, *,
         raise DeclarationError(f"{func}(diagnosis2=...): the two diagnoses have no "
                                f"{', '.join(by)} labels in common.")
     return pd.DataFrame(rows)
+
+
+# Public accessors for the plot layer (which may use public names only).
+def message_rows(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Rows of a simulations table whose ``error``/``warning`` column holds a message."""
+    return _flag(frame, column)
+
+
+def diagnosand_title(name: str) -> str:
+    """R's title of a diagnosand column: ``sd_estimate`` -> ``SD Estimate``."""
+    return _nice_name(name)

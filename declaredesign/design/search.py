@@ -30,7 +30,10 @@ from scipy import optimize
 from scipy.stats import norm
 
 from .._validation import check_positive_int, check_probability, fail
+from ..engine.seeding import root_seed_sequence
 from ..errors import DeclarationError
+from .diagnosands import declare_diagnosands
+from .simulate import diagnose_design, expand_design
 
 __all__ = ["SearchResult", "find_mde", "find_sample_size"]
 
@@ -100,7 +103,7 @@ class SearchResult:
                 + self.grid.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}"))
 
     def plot(self, **kwargs: Any) -> Any:
-        """The simulated points, the fitted curve and the answer (see ``plot_search``)."""
+        """Plot the simulated points, the fitted curve and the answer (``plot_search``)."""
         from ..plot import plot_search
 
         return plot_search(self, **kwargs)
@@ -147,7 +150,7 @@ def _fit(t: np.ndarray, k: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndar
 
 
 def _mu_at(target: float, z: float) -> float:
-    """The standardized effect at which the two-sided power equals ``target``."""
+    """Solve for the standardized effect at which the two-sided power is ``target``."""
     return float(optimize.brentq(lambda m: _power(np.array(m), z) - target, 0.0, 60.0))
 
 
@@ -163,9 +166,6 @@ _TRANSFORMS: dict[str, tuple[Callable[[np.ndarray], np.ndarray],
 def _simulate(designer: Callable, param: str, values: list[Any], fixed: Mapping[str, Any],
               estimator: str | None, sims: int, seed: np.random.SeedSequence,
               alpha: float, func: str) -> tuple[pd.DataFrame, str]:
-    from .diagnosands import declare_diagnosands
-    from .simulate import diagnose_design, expand_design
-
     bound = functools.partial(designer, **fixed) if fixed else designer
     try:
         designs = expand_design(bound, **{param: values})
@@ -200,36 +200,9 @@ def _search(func: str, designer: Any, param: str, target: Any, estimator: str | 
             sims: int, seed: Any, lower: Any, upper: Any, points: int, rounds: int,
             level: float, alpha: float, fixed: Mapping[str, Any] | None,
             transform: str, integer: bool | None) -> SearchResult:
-    from ..engine.seeding import root_seed_sequence
-
-    if not callable(designer):
-        fail(func, "designer", designer, "a designer function returning a Design")
-    if not isinstance(param, str) or not param.isidentifier():
-        fail(func, "param", param, "the name of one of the designer's parameters")
-    if not isinstance(target, Mapping) or len(target) != 1:
-        fail(func, "target", target, 'a one-item dict such as {"power": 0.8}')
-    (diagnosand, goal), = target.items()
-    if diagnosand != "power":
-        fail(func, "target", target, 'a power target such as {"power": 0.8} (other '
-             "diagnosands are not searchable yet)")
-    alpha = check_probability(func, "alpha", alpha, open_interval=True)
-    goal = check_probability(func, "target", goal, open_interval=True)
-    if goal <= alpha:
-        fail(func, "target", target, f"a power above alpha ({alpha:g})")
-    sims = check_positive_int(func, "sims", sims)
-    points = check_positive_int(func, "points", points)
-    if points < 3:
-        fail(func, "points", points, "at least 3")
-    rounds = check_positive_int(func, "rounds", rounds)
-    level = check_probability(func, "level", level, open_interval=True)
-    for arg, v in (("lower", lower), ("upper", upper)):
-        if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool) \
-                or not math.isfinite(v):
-            fail(func, arg, v, "a number (the search range)")
-    if not lower < upper:
-        fail(func, "upper", upper, f"greater than lower ({lower!r})")
-    if transform == "sqrt" and lower < 0:
-        fail(func, "lower", lower, "non-negative for a sample size")
+    diagnosand, goal, alpha, sims, points, rounds, level = _check_search(
+        func, designer, param, target, sims, lower, upper, points, rounds, level, alpha,
+        transform)
     if integer is None:
         integer = all(isinstance(v, (int, np.integer)) for v in (lower, upper))
     fixed = dict(fixed or {})
@@ -272,14 +245,7 @@ def _search(func: str, designer: Any, param: str, target: Any, estimator: str | 
                            grid["n_sims"].to_numpy(float), z)
         x_hat = crossing(theta)
         if not math.isfinite(x_hat) or x_hat > upper or x_hat < lower:
-            p = grid["power"].to_numpy()
-            where = "above" if p.max() < goal else "below"
-            guess = ("" if not math.isfinite(x_hat)
-                     else f"; the fitted curve crosses near {x_hat:.4g}")
-            raise DeclarationError(
-                f"{func}(lower={lower!r}, upper={upper!r}): {diagnosand} {goal:g} is not "
-                f"reached within the range (simulated {diagnosand} {p.min():.2f} to "
-                f"{p.max():.2f}){guess}; search {where} it.")
+            _not_reached(func, lower, upper, diagnosand, goal, grid["power"].to_numpy(), x_hat)
         # Spend the next round where the answer is: at it and around it.
         sd_t = _root_sd(theta, vcov, mu_star)
         t_hat = float(fwd(np.array(x_hat)))
@@ -293,6 +259,67 @@ def _search(func: str, designer: Any, param: str, target: Any, estimator: str | 
     estimate = crossing(theta)
     # The interval: the crossing under draws of (a, b) from their sampling distribution
     # (a percentile interval, so it can be asymmetric as the inverse transform is).
+    conf_low, conf_high = _interval(theta, vcov, root, mu_star, inv, level)
+    curve = _curve(theta, vcov, z, fwd, inv, float(grid[param].min()),
+                   float(grid[param].max()), level, param)
+    recommended = float(math.ceil(estimate - 1e-9)) if integer else estimate
+    return SearchResult(param=param, diagnosand=diagnosand, target=goal, estimate=estimate,
+                        conf_low=float(conf_low), conf_high=float(conf_high), level=level,
+                        recommended=recommended, grid=grid, curve=curve,
+                        coef=(float(theta[0]), float(theta[1])), vcov=vcov,
+                        transform=transform, estimator=estimator)
+
+
+def _check_search(func: str, designer: Any, param: Any, target: Any, sims: Any, lower: Any,
+                  upper: Any, points: Any, rounds: Any, level: Any, alpha: Any,
+                  transform: str) -> tuple[str, float, float, int, int, int, float]:
+    """Validate a search's arguments (in order, first failure wins)."""
+    if not callable(designer):
+        fail(func, "designer", designer, "a designer function returning a Design")
+    if not isinstance(param, str) or not param.isidentifier():
+        fail(func, "param", param, "the name of one of the designer's parameters")
+    if not isinstance(target, Mapping) or len(target) != 1:
+        fail(func, "target", target, 'a one-item dict such as {"power": 0.8}')
+    (diagnosand, goal), = target.items()
+    if diagnosand != "power":
+        fail(func, "target", target, 'a power target such as {"power": 0.8} (other '
+             "diagnosands are not searchable yet)")
+    alpha = check_probability(func, "alpha", alpha, open_interval=True)
+    goal = check_probability(func, "target", goal, open_interval=True)
+    if goal <= alpha:
+        fail(func, "target", target, f"a power above alpha ({alpha:g})")
+    sims = check_positive_int(func, "sims", sims)
+    points = check_positive_int(func, "points", points)
+    if points < 3:
+        fail(func, "points", points, "at least 3")
+    rounds = check_positive_int(func, "rounds", rounds)
+    level = check_probability(func, "level", level, open_interval=True)
+    for arg, v in (("lower", lower), ("upper", upper)):
+        if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool) \
+                or not math.isfinite(v):
+            fail(func, arg, v, "a number (the search range)")
+    if not lower < upper:
+        fail(func, "upper", upper, f"greater than lower ({lower!r})")
+    if transform == "sqrt" and lower < 0:
+        fail(func, "lower", lower, "non-negative for a sample size")
+    return diagnosand, goal, alpha, sims, points, rounds, level
+
+
+def _not_reached(func: str, lower: Any, upper: Any, diagnosand: str, goal: float,
+                 p: np.ndarray, x_hat: float) -> None:
+    """Fail: the fitted curve does not reach the target within the range."""
+    where = "above" if p.max() < goal else "below"
+    guess = ("" if not math.isfinite(x_hat)
+             else f"; the fitted curve crosses near {x_hat:.4g}")
+    raise DeclarationError(
+        f"{func}(lower={lower!r}, upper={upper!r}): {diagnosand} {goal:g} is not "
+        f"reached within the range (simulated {diagnosand} {p.min():.2f} to "
+        f"{p.max():.2f}){guess}; search {where} it.")
+
+
+def _interval(theta: np.ndarray, vcov: np.ndarray, root: np.random.SeedSequence,
+              mu_star: float, inv: Callable, level: float) -> tuple[float, float]:
+    """Percentile interval of the crossing under draws of (a, b) (NaN when unstable)."""
     conf_low = conf_high = math.nan
     if np.all(np.isfinite(vcov)):
         rng = np.random.default_rng(np.random.SeedSequence(
@@ -303,14 +330,7 @@ def _search(func: str, designer: Any, param: str, target: Any, estimator: str | 
             roots = inv((mu_star - draws[good, 0]) / draws[good, 1])
             q = (1 - level) / 2
             conf_low, conf_high = np.quantile(roots, [q, 1 - q])
-    curve = _curve(theta, vcov, z, fwd, inv, float(grid[param].min()),
-                   float(grid[param].max()), level, param)
-    recommended = float(math.ceil(estimate - 1e-9)) if integer else estimate
-    return SearchResult(param=param, diagnosand=diagnosand, target=goal, estimate=estimate,
-                        conf_low=float(conf_low), conf_high=float(conf_high), level=level,
-                        recommended=recommended, grid=grid, curve=curve,
-                        coef=(float(theta[0]), float(theta[1])), vcov=vcov,
-                        transform=transform, estimator=estimator)
+    return conf_low, conf_high
 
 
 def _root_sd(theta: np.ndarray, vcov: np.ndarray, mu_star: float) -> float:
@@ -341,7 +361,7 @@ def find_sample_size(designer: Callable[..., Any], param: str = "N", *,
                      rounds: int = 2, level: float = 0.95, alpha: float = 0.05,
                      fixed: Mapping[str, Any] | None = None, seed: Any = None
                      ) -> SearchResult:
-    """The smallest sample size at which an estimator reaches a target power.
+    """Find the smallest sample size at which an estimator reaches a target power.
 
     Simulates the design at ``points`` values of ``param`` between ``lower`` and
     ``upper`` (``sims`` simulations each), fits the power curve
@@ -401,8 +421,7 @@ def find_mde(designer: Callable[..., Any], param: str = "ate", *,
              lower: float = 0.0, upper: float = 1.0, sims: int = 500, points: int = 6,
              rounds: int = 2, level: float = 0.95, alpha: float = 0.05,
              fixed: Mapping[str, Any] | None = None, seed: Any = None) -> SearchResult:
-    """The minimum detectable effect: the smallest effect an estimator detects with the
-    target power.
+    """Find the minimum detectable effect: the smallest effect detected with the target power.
 
     As :func:`find_sample_size`, with ``mu = a + b * effect`` (the standardized effect is
     linear in the effect size).

@@ -12,9 +12,13 @@ import pandas as pd
 
 from .._validation import check_positive_int, fail
 from ..batch import Batch
+from ..engine.chunks import assemble
+from ..engine.runner import Simulation, checkpoint_root
+from ..engine.seeding import block_rng, root_seed_sequence
 from ..errors import DeclarationError, DesignError
 from .design import Design
-from .steps import Step
+from .diagnosis import diagnose_simulations
+from .steps import InquiryStep, Step
 
 __all__ = [
     "draw_data",
@@ -42,9 +46,7 @@ def _check_design(func: str, design: Any) -> Design:
 
 
 def _one_sim_rng(seed: Any, func: str) -> np.random.Generator:
-    from ..engine.seeding import chunk_rng, root_seed_sequence
-
-    return chunk_rng(root_seed_sequence(seed, func), 0)
+    return block_rng(root_seed_sequence(seed, func), 0)
 
 
 # ------------------------------------------------------------------ one run
@@ -88,15 +90,13 @@ def run_design(design: Design, *, seed: Any = None) -> pd.DataFrame:
     >>> list(dd.run_design(d, seed=1)[["inquiry", "estimator", "term"]].iloc[0])
     ['ate', 'estimator', 'Z']
     """
-    from ..engine.runner import assemble
-
     design = _check_design("run_design", design)
     res = design.run_batch(1, _one_sim_rng(seed, "run_design"))
     return assemble(res.estimands, res.estimates).drop(columns="sim_id")
 
 
 def draw_estimands(design: Design, *, seed: Any = None) -> pd.DataFrame:
-    """The inquiries' values in one simulated dataset (R: ``draw_estimands``).
+    """Draw the inquiries' values in one simulated dataset (R: ``draw_estimands``).
 
     Examples
     --------
@@ -111,7 +111,7 @@ def draw_estimands(design: Design, *, seed: Any = None) -> pd.DataFrame:
 
 
 def draw_estimates(design: Design, *, seed: Any = None) -> pd.DataFrame:
-    """The estimators' tidy rows in one simulated dataset (R: ``draw_estimates``).
+    """Draw the estimators' tidy rows in one simulated dataset (R: ``draw_estimates``).
 
     Examples
     --------
@@ -143,8 +143,6 @@ def get_estimates(design: Design, data: pd.DataFrame, *, seed: Any = None) -> pd
     >>> float(dd.get_estimates(d, df)["estimate"].iloc[0])
     2.5
     """
-    from .steps import InquiryStep
-
     design = _check_design("get_estimates", design)
     if not isinstance(data, pd.DataFrame):
         fail("get_estimates", "data", type(data).__name__, "a pandas DataFrame",
@@ -191,10 +189,12 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
         Number of simulations of each design.
     seed : int or numpy.random.SeedSequence, optional
         Makes the run reproducible; the same seed gives the same simulations however
-        the run is executed (any backend, any number of workers).
+        the run is executed (any backend, workers, chunk size or resume). Simulations
+        are drawn in fixed blocks (at most 1,000, sized from the data); only the seed,
+        the design and ``sims`` (when not a multiple of the block) change them.
     chunk_size : int, optional
-        Simulations per batch; by default sized from the data (at most 1,000). Part of
-        the random stream: keep it fixed to reproduce a run.
+        Simulations per chunk of work (what a worker runs and a checkpoint stores),
+        rounded up to whole blocks; by default one block. Never changes the results.
     progress : bool, optional
         Show a progress bar (default: for runs of 5,000+ simulations in a terminal or
         notebook).
@@ -209,9 +209,10 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
         Processes for ``"processes"``, workers of the LocalCluster for ``"dask"``
         (default: the usable cores).
     checkpoint : str or path, optional
-        A folder where each finished chunk is written (Parquet, plus a JSON manifest).
-        Re-running the same call resumes from it and returns the same table as an
-        uninterrupted run; a folder written by another design or seed is refused.
+        A folder where each finished chunk is written (Parquet, plus a JSON manifest
+        with each chunk's checksum). Re-running the same call resumes from it and
+        returns the same table as an uninterrupted run; damaged chunks are computed
+        again, and a folder, manifest or chunk of another design or seed is refused.
         With ``seed=None`` a resumed run reuses the checkpoint's seed.
 
     Returns
@@ -229,9 +230,6 @@ def simulate_design(*designs: Any, sims: int = 500, seed: Any = None,
     >>> dd.simulate_design(d, sims=3, seed=1).shape[0]
     3
     """
-    from ..engine.runner import Simulation, checkpoint_root
-    from ..engine.seeding import root_seed_sequence
-
     func = "simulate_design"
     sims = check_positive_int(func, "sims", sims)
     if chunk_size is not None:
@@ -290,10 +288,6 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
     >>> int(dx.diagnosands["n_sims"].iloc[0])
     20
     """
-    from ..engine.runner import Simulation, checkpoint_root
-    from ..engine.seeding import root_seed_sequence
-    from .diagnosis import diagnose_simulations
-
     func = "diagnose_design"
     bootstrap_sims = check_positive_int(func, "bootstrap_sims", bootstrap_sims,
                                         allow_zero=True)
@@ -341,7 +335,7 @@ def _boot_seed(root: np.random.SeedSequence) -> np.random.SeedSequence:
 
 def _check_precision(func: str, precision: Any, bootstrap_sims: int,
                      given_sims: bool) -> dict[str, float] | float:
-    """A positive number, or a dict of diagnosand name -> positive number."""
+    """Check ``precision``: a positive number, or a dict of diagnosand name -> number."""
     def positive(v: Any) -> bool:
         return isinstance(v, (int, float, np.floating, np.integer)) and \
             not isinstance(v, bool) and np.isfinite(v) and v > 0
@@ -366,13 +360,11 @@ def _check_precision(func: str, precision: Any, bootstrap_sims: int,
 def _diagnose_to_precision(run: Any, targets: dict[str, float] | float, sims: int, cap: int,
                            diagnosands: Any, bootstrap_sims: int, make_groups: Any,
                            boot_seed: np.random.SeedSequence):
-    """Rounds of whole chunks until every target SE is met (or ``cap`` simulations).
+    """Simulate rounds of whole chunks until every target SE is met (or ``cap`` simulations).
 
     The rounds depend only on the simulations (never on workers), so the result is
     the diagnosis of ``diagnose_design(..., sims=dx.n_sims_used)`` with the same seed.
     """
-    from .diagnosis import diagnose_simulations
-
     step = run.chunk_step
     n = min(cap, -(-sims // step) * step)
     while True:
@@ -421,6 +413,10 @@ def expand_design(designer: Callable[..., Design], *, expand: bool = True,
     names = list(parameters)
     values = [v if isinstance(v, (list, tuple, np.ndarray, range)) else [v]
               for v in parameters.values()]
+    for name, v in zip(names, values):
+        if len(v) == 0:
+            fail("expand_design", name, parameters[name], "a value or a non-empty list of "
+                 "values (an empty grid has no designs)")
     if expand:
         combos = list(itertools.product(*values))
     else:
@@ -465,7 +461,7 @@ def redesign(design: Design, **parameters: Any) -> Design | list[Design]:
 # ------------------------------------------------------------- editing steps
 def insert_step(design: Design, new_step: Step, *, before: int | str | None = None,
                 after: int | str | None = None) -> Design:
-    """A new design with ``new_step`` inserted (R: ``insert_step``).
+    """Return a new design with ``new_step`` inserted (R: ``insert_step``).
 
     Examples
     --------
@@ -483,7 +479,7 @@ def insert_step(design: Design, new_step: Step, *, before: int | str | None = No
 
 
 def replace_step(design: Design, step: int | str, new_step: Step) -> Design:
-    """A new design with one step replaced (R: ``replace_step``).
+    """Return a new design with one step replaced (R: ``replace_step``).
 
     Examples
     --------
@@ -499,7 +495,7 @@ def replace_step(design: Design, step: int | str, new_step: Step) -> Design:
 
 
 def delete_step(design: Design, step: int | str) -> Design:
-    """A new design without one step (R: ``delete_step``).
+    """Return a new design without one step (R: ``delete_step``).
 
     Examples
     --------

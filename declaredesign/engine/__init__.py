@@ -1,10 +1,13 @@
-"""The engine: chunks of simulations, seeds, backends, progress, checkpoints.
+"""The engine: blocks and chunks of simulations, seeds, backends, progress, checkpoints.
 
-``simulate_design`` and ``diagnose_design`` cut the requested simulations into chunks
-(:func:`~declaredesign.engine.runner.plan_chunks`; the size comes from the design and
-the seed, never from the number of workers), run each chunk as one batch with its own
-seed, and concatenate the per-simulation rows in chunk order. So a run gives the same
-table, bit for bit, on every backend and with any number of workers.
+The engine runs anything that follows
+:class:`~declaredesign.engine.protocol.SimulationTarget` (``declaredesign.Design``
+does) and never imports ``design``. ``simulate_design`` and ``diagnose_design`` cut
+each design's simulations into fixed blocks, each drawn as one
+batch from its own seed (:mod:`~declaredesign.engine.chunks`; the block size comes from
+the design and the seed only), group whole blocks into chunks of work, and concatenate
+the per-simulation rows in order. So a run gives the same table, bit for bit, on every
+backend, with any number of workers and any ``chunk_size``.
 
 Backends
 --------
@@ -44,12 +47,15 @@ call again to continue.
 Checkpoints and precision
 -------------------------
 ``checkpoint="folder"`` writes each finished chunk as Parquet next to a JSON manifest
-(:mod:`~declaredesign.engine.checkpoint`); ``diagnose_design(precision=...)`` adds
-whole chunks until the diagnosands' bootstrap standard errors meet their targets.
+that records each chunk's checksum (:mod:`~declaredesign.engine.checkpoint`);
+``diagnose_design(precision=...)`` adds whole chunks until the diagnosands' bootstrap
+standard errors meet their targets.
 """
 
 from .backends import available_cores
-from .checkpoint import design_fingerprint
+from .checkpoint import CheckpointWarning, design_fingerprint
+from .protocol import SimulationTarget
 from .runner import Simulation
 
-__all__ = ["Simulation", "available_cores", "design_fingerprint"]
+__all__ = ["CheckpointWarning", "Simulation", "SimulationTarget", "available_cores",
+           "design_fingerprint"]

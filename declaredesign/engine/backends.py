@@ -20,7 +20,10 @@ import hashlib
 import multiprocessing as mp
 import os
 import pickle
+import re
+import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
@@ -31,6 +34,8 @@ import pandas as pd
 
 from .._validation import fail
 from ..errors import DeclarationError
+from ._threads import limit_blas_threads_forever, single_blas_thread
+from .chunks import run_chunk
 
 __all__ = ["Backend", "resolve_backend", "available_cores", "DEFAULT_PROCESS_SIMS", "BACKENDS"]
 
@@ -45,9 +50,12 @@ SCHEDULER_TIMEOUT = "5s"
 
 _ADDRESS_PREFIXES = ("tcp://", "tls://", "ws://", "wss://", "inproc://", "ucx://")
 
+#: How often a worker checks that the process that started it is still alive (seconds).
+PARENT_POLL_SECONDS = 0.5
+
 Task = tuple[int, int, int, int]
-#: What a worker needs: one (design, root seed sequence) per design of the run.
-Payload = Sequence[tuple[Any, np.random.SeedSequence]]
+#: What a worker needs: one (design, root seed sequence, block size) per design of the run.
+Payload = Sequence[tuple[Any, np.random.SeedSequence, int]]
 
 
 def available_cores() -> int:
@@ -66,19 +74,30 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _run_task(payload: Payload, task: Task) -> pd.DataFrame:
-    from ._threads import single_blas_thread
-    from .runner import run_chunk
-
-    k, index, first, n = task
-    design, root = payload[k]
+    k, _, first, n = task
+    design, root, block = payload[k]
     with single_blas_thread():
-        return run_chunk(design, root, index, first, n)
+        return run_chunk(design, root, block, first, n)
 
 
-def _init_worker(payload: Any, serialized: bool) -> None:
-    from ._threads import limit_blas_threads_forever
+def _watch_parent(parent: int) -> None:
+    """Exit this worker as soon as the process that started it is gone.
 
+    A parent killed with SIGKILL (or SIGTERM, which skips Python's cleanup) cannot
+    stop its pool; without this its workers would run on, adopted by init. Polling
+    ``getppid`` works on every POSIX system and for forked and spawned workers alike.
+    """
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker(payload: Any, serialized: bool, parent: int | None = None) -> None:
     global _STATE
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                         name="declaredesign-parent-watch").start()
     limit_blas_threads_forever()
     _STATE = _loads(payload) if serialized else payload
 
@@ -139,6 +158,7 @@ class Backend:
         """Release what the backend started (pools, clusters); never the user's."""
 
     def __repr__(self) -> str:
+        """Show the backend and its workers."""
         return f"{type(self).__name__}(workers={self.workers})"
 
 
@@ -198,10 +218,10 @@ class ProcessBackend(_FuturesBackend):
         if "fork" in mp.get_all_start_methods():
             # Forked workers inherit the designs: no pickling, lambdas welcome.
             ctx = mp.get_context("fork")
-            args: tuple[Any, bool] = (payload, False)
+            args: tuple[Any, ...] = (payload, False, os.getpid())
         else:  # spawn-only platforms (macOS, Windows)
             ctx = mp.get_context("spawn")
-            args = (_dumps(payload), True)
+            args = (_dumps(payload), True, os.getpid() if os.name == "posix" else None)
         self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                          initializer=_init_worker, initargs=args)
         # Fork now, before the progress bar starts its monitor thread: forking a
@@ -303,6 +323,34 @@ def _import_distributed(func: str) -> Any:
     return distributed
 
 
+_MAIN_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__""")
+
+
+def _check_main_guard(func: str) -> None:
+    """Refuse to start a LocalCluster from a script that has no ``__main__`` guard.
+
+    Dask starts its workers with ``spawn``: each re-runs the user's script, which
+    would start the run (and a cluster) again, ending in pages of "Nanny failed to
+    start". One line saying how to fix it is better.
+    """
+    fix = (f"{func}(backend='dask') starts worker processes that re-run your script; put "
+           "the call under `if __name__ == \"__main__\":` (or start a dask.distributed "
+           "Client there and pass it as backend=).")
+    main = sys.modules.get("__main__")
+    if getattr(main, "__name__", "") == "__mp_main__":  # a spawned child re-running it
+        raise DeclarationError(fix)
+    path = getattr(main, "__file__", None)
+    if not path or getattr(main, "__spec__", None) is not None:
+        return  # an interactive session, a notebook or `python -m`: nothing re-runs
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return
+    if not _MAIN_GUARD.search(text):
+        raise DeclarationError(fix)
+
+
 def _is_dask_client(obj: Any) -> bool:
     mod = type(obj).__module__ or ""
     return mod.startswith("distributed") and type(obj).__name__ == "Client"
@@ -369,6 +417,7 @@ def _dask_backend(func: str, backend: str, workers: int | None) -> DaskBackend:
                      "cluster has its own workers)")
             return DaskBackend(client)
         # No cluster yet: start one on this machine for the run, and close it after.
+        _check_main_guard(func)
         cluster = distributed.LocalCluster(n_workers=workers or available_cores(),
                                            threads_per_worker=1, processes=True,
                                            dashboard_address=None)

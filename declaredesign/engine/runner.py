@@ -1,103 +1,45 @@
-"""Run a design many times: chunks of simulations, each one batch, then one table.
+"""Run a design many times: chunks of whole blocks of simulations, then one table.
 
 The engine never keeps simulated datasets: each chunk returns its inquiry and
-estimator rows, which are concatenated. Backends only decide where chunks run.
+estimator rows, which are concatenated. Each block draws from its own generator
+(:mod:`~declaredesign.engine.chunks`), so chunking and backends only decide where
+and in which groups blocks run, never what they draw.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..design.design import Design
+from .._validation import fail
 from .backends import Backend, Task, resolve_backend
 from .checkpoint import Checkpoint, read_manifest
-from .seeding import PILOT_KEY, chunk_rng
+from .chunks import (
+    MESSAGE_COLUMNS,
+    SIM_COLUMNS,
+    assemble,
+    block_size,
+    chunk_sims,
+    messages,
+    order_columns,
+    plan_chunks,
+    run_chunk,
+)
+from .protocol import SimulationTarget
 
 __all__ = ["plan_chunks", "run_chunk", "run_chunks", "assemble", "SIM_COLUMNS", "Simulation",
-           "design_root", "checkpoint_root"]
+           "design_root", "checkpoint_root", "check_memory", "BYTES_PER_ROW"]
 
-#: Column order of a simulations table (R's simulate_design, snake_case).
-SIM_COLUMNS = ["design", "sim_id", "inquiry", "estimand", "estimator", "term", "estimate",
-               "std_error", "statistic", "p_value", "conf_low", "conf_high", "df", "outcome"]
-
-#: Rows per chunk the automatic chunk size aims at (memory stays well under 1 GiB).
-TARGET_ROWS_PER_CHUNK = 2_000_000
-MAX_CHUNK_SIMS = 1000
-#: Per-simulation messages of estimators; None when the fit was clean.
-MESSAGE_COLUMNS = ["error", "warning"]
-
-
-def plan_chunks(design: Design, sims: int, root: np.random.SeedSequence,
-                chunk_size: int | None = None) -> list[tuple[int, int, int]]:
-    """Cut ``sims`` into chunks ``(index, first_sim, n_sims)``.
-
-    Without ``chunk_size`` the size comes from a one-simulation pilot run of the data
-    steps (seeded from ``root``), so it depends on the design and seed only.
-    """
-    if chunk_size is None:
-        chunk_size = auto_chunk_size(design, root)
-    out = []
-    first = 0
-    index = 0
-    while first < sims:
-        n = min(chunk_size, sims - first)
-        out.append((index, first, n))
-        first += n
-        index += 1
-    return out
-
-
-def auto_chunk_size(design: Design, root: np.random.SeedSequence) -> int:
-    """Simulations per chunk so a chunk holds about TARGET_ROWS_PER_CHUNK rows."""
-    rng = chunk_rng(root, PILOT_KEY)
-    batch = None
-    max_rows = 1
-    for step in design.steps:
-        if step.is_data_step:
-            batch = step.run(batch, rng, 1)
-            max_rows = max(max_rows, batch.n_rows)
-    return int(np.clip(TARGET_ROWS_PER_CHUNK // max_rows, 1, MAX_CHUNK_SIMS))
-
-
-def run_chunk(design: Design, root: np.random.SeedSequence, index: int, first_sim: int,
-              n_sims: int) -> pd.DataFrame:
-    """Simulate one chunk and return its rows of the simulations table."""
-    res = design.run_batch(n_sims, chunk_rng(root, index))
-    return assemble(res.estimands, res.estimates, first_sim)
-
-
-def assemble(estimands: pd.DataFrame, estimates: pd.DataFrame, first_sim: int = 0) -> pd.DataFrame:
-    """Join inquiry rows and estimator rows per simulation, as R's simulate_design."""
-    if estimates.empty:
-        out = estimands.copy()
-    elif estimands.empty:
-        out = estimates.copy()
-    else:
-        est = estimates.copy()
-        est["_order"] = np.arange(len(est))
-        out = estimands.merge(est, on=["sim", "inquiry"], how="outer", sort=False)
-        out = out.sort_values(["sim", "_order"], kind="stable", na_position="last")
-        out = out.drop(columns="_order")
-    out["sim"] = out["sim"].astype(np.int64) + first_sim + 1  # R numbers sims from 1
-    out = out.rename(columns={"sim": "sim_id"})
-    if "estimator" in out.columns:
-        # Every chunk has the same columns, whether or not one of its fits failed, so
-        # chunks concatenate (and checkpoint) the same way however the run is cut.
-        for c in MESSAGE_COLUMNS:
-            out[c] = _messages(out[c]) if c in out.columns else None
-    return _order_columns(out).reset_index(drop=True)
-
-
-def _messages(col: pd.Series) -> pd.Series:
-    """An error/warning column as objects, None where there is no message."""
-    col = col.astype(object)
-    return col.where(col.notna(), None)
+#: Least memory one row of a simulations table takes (16 columns of 8 bytes; a real
+#: table takes more); used to refuse runs that cannot possibly fit.
+BYTES_PER_ROW = 128
 
 
 def _label_failures(df: pd.DataFrame) -> pd.DataFrame:
@@ -127,22 +69,38 @@ def _label_failures(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _order_columns(df: pd.DataFrame, first: Sequence[str] = ()) -> pd.DataFrame:
-    cols = [c for c in (*first, *SIM_COLUMNS, *MESSAGE_COLUMNS) if c in df.columns]
-    cols = list(dict.fromkeys(cols))
-    return df[cols + [c for c in df.columns if c not in cols]]
+def run_chunks(design: SimulationTarget, root: np.random.SeedSequence,
+               chunks: Iterable[tuple[int, int, int]], *, block: int | None = None,
+               progress: bool | None = None, desc: str = "simulating") -> list[pd.DataFrame]:
+    """Run chunks serially, in order, with an optional progress bar.
 
+    Parameters
+    ----------
+    design : SimulationTarget
+        The design.
+    root : numpy.random.SeedSequence
+        The design's root seed.
+    chunks : iterable of (index, first_sim, n_sims)
+        From :func:`plan_chunks`.
+    block : int, optional
+        Block size (default: the design's, from its pilot).
+    progress : bool, optional
+        Show a progress bar.
+    desc : str
+        The bar's label.
 
-def run_chunks(design: Design, root: np.random.SeedSequence,
-               chunks: Iterable[tuple[int, int, int]], *, progress: bool | None = None,
-               desc: str = "simulating") -> list[pd.DataFrame]:
-    """Run chunks serially, in order, with an optional progress bar."""
+    Returns
+    -------
+    list of pandas.DataFrame
+        One table per chunk.
+    """
     chunks = list(chunks)
+    block = block_size(design, root) if block is None else block
     bar = _progress_bar(progress, total=sum(c[2] for c in chunks), desc=desc)
     out = []
     try:
-        for index, first, n in chunks:
-            out.append(run_chunk(design, root, index, first, n))
+        for _, first, n in chunks:
+            out.append(run_chunk(design, root, block, first, n))
             if bar is not None:
                 bar.update(n)
     finally:
@@ -165,7 +123,7 @@ def _progress_bar(progress: bool | None, total: int, desc: str, initial: int = 0
 
 
 def _interactive() -> bool:
-    """A terminal or a notebook: somewhere a progress bar is read, not logged."""
+    """Tell whether a progress bar would be read (a terminal or a notebook), not logged."""
     try:
         if sys.stderr.isatty():
             return True
@@ -189,8 +147,6 @@ def checkpoint_root(checkpoint: Any, seed: Any, root: np.random.SeedSequence,
     """With ``seed=None``, resuming a checkpoint continues with the seed it was run with."""
     if checkpoint is None or seed is not None:
         return root
-    from pathlib import Path
-
     if not isinstance(checkpoint, (str, Path)):
         return root  # Checkpoint() reports the bad value
     m = read_manifest(Path(checkpoint), func)
@@ -198,6 +154,44 @@ def checkpoint_root(checkpoint: Any, seed: Any, root: np.random.SeedSequence,
         return root
     return np.random.SeedSequence(int(m["seed_entropy"]),
                                   spawn_key=tuple(m.get("seed_spawn_key", ())))
+
+
+def check_memory(func: str, sims: int) -> None:
+    """Refuse a run whose simulations table alone cannot fit in this machine's memory.
+
+    Parameters
+    ----------
+    func : str
+        Public function named in the error.
+    sims : int
+        Simulations of all designs together (each gives at least one row).
+
+    Raises
+    ------
+    DeclarationError
+        With the memory the run would need.
+    """
+    need = sims * BYTES_PER_ROW
+    have = _physical_memory()
+    if have and need > have:
+        fail(func, "sims", sims, f"small enough for the simulations table to fit in memory "
+             f"(at least {_bytes(need)} for {sims:,} simulations at one row each and "
+             f"{BYTES_PER_ROW} bytes per row; this machine has {_bytes(have)})")
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 0
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
 
 
 class Simulation:
@@ -209,16 +203,17 @@ class Simulation:
     Use as a context manager so pools and clusters the run started are closed.
     """
 
-    def __init__(self, named: Sequence[tuple[str, Design]], root: np.random.SeedSequence, *,
-                 func: str = "simulate_design", chunk_size: int | None = None,
-                 backend: Any = None, workers: Any = None, progress: bool | None = None,
-                 checkpoint: Any = None, sims_hint: int = 0):
+    def __init__(self, named: Sequence[tuple[str, SimulationTarget]],
+                 root: np.random.SeedSequence, *, func: str = "simulate_design",
+                 chunk_size: int | None = None, backend: Any = None, workers: Any = None,
+                 progress: bool | None = None, checkpoint: Any = None, sims_hint: int = 0):
         self.named = list(named)
+        check_memory(func, sims_hint * len(self.named))
         self.root = root
         self.func = func
         self.roots = [design_root(root, k) for k in range(len(self.named))]
-        self.chunk_sizes = [chunk_size or auto_chunk_size(d, r)
-                            for (_, d), r in zip(self.named, self.roots)]
+        self.block_sizes = [block_size(d, r) for (_, d), r in zip(self.named, self.roots)]
+        self.chunk_sizes = [chunk_sims(b, chunk_size) for b in self.block_sizes]
         n_tasks = sum(math.ceil(sims_hint / c) for c in self.chunk_sizes)
         self.backend: Backend = resolve_backend(backend, workers,
                                                 sims=sims_hint * len(self.named),
@@ -226,7 +221,7 @@ class Simulation:
         try:
             self.checkpoint = None if checkpoint is None else Checkpoint(
                 checkpoint, func=func, named=self.named, root=root,
-                chunk_sizes=self.chunk_sizes, sims=sims_hint)
+                chunk_sizes=self.chunk_sizes, block_sizes=self.block_sizes, sims=sims_hint)
         except BaseException:
             self.backend.close()
             raise
@@ -236,9 +231,11 @@ class Simulation:
 
     # -- context --------------------------------------------------------
     def __enter__(self) -> Simulation:
+        """Return this run; leaving the block stops its workers."""
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        """Stop the workers this run started."""
         self.close()
 
     def close(self) -> None:
@@ -256,19 +253,19 @@ class Simulation:
     def tasks(self, sims: int) -> list[Task]:
         """Every chunk of every design for ``sims`` simulations, in output order."""
         out = []
-        for k, ((_, design), r, cs) in enumerate(zip(self.named, self.roots, self.chunk_sizes)):
-            out += [(k, i, f, n) for i, f, n in plan_chunks(design, sims, r, cs)]
+        for k, cs in enumerate(self.chunk_sizes):
+            out += [(k, i, f, n) for i, f, n in plan_chunks(sims, cs)]
         return out
 
     def run(self, sims: int) -> pd.DataFrame:
-        """The simulations table for ``sims`` simulations of each design."""
+        """Return the simulations table for ``sims`` simulations of each design."""
         tasks = self.tasks(sims)
         missing = [t for t in tasks if t not in self._cache]
         if missing and self.checkpoint is not None:
-            on_disk = self.checkpoint.done()
             for t in missing:
-                if t in on_disk:
-                    self._cache[t] = self.checkpoint.read(t)
+                rows = self.checkpoint.load(t)
+                if rows is not None:
+                    self._cache[t] = rows
             missing = [t for t in missing if t not in self._cache]
         if missing:
             self._compute(missing, total=sum(t[3] for t in tasks))
@@ -276,7 +273,8 @@ class Simulation:
 
     def _compute(self, todo: list[Task], total: int) -> None:
         if not self._started:
-            self.backend.start([(d, r) for (_, d), r in zip(self.named, self.roots)])
+            self.backend.start([(d, r, b) for (_, d), r, b
+                                in zip(self.named, self.roots, self.block_sizes)])
             self._started = True
         remaining = sum(t[3] for t in todo)
         desc = self.named[0][0] if len(self.named) == 1 else "simulating"
@@ -304,8 +302,8 @@ class Simulation:
         out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         for c in MESSAGE_COLUMNS:
             if c in out.columns:
-                out[c] = _messages(out[c])
-        out = _order_columns(_label_failures(out), first=["design"])
+                out[c] = messages(out[c])
+        out = order_columns(_label_failures(out), first=["design"])
         params: list[str] = []
         for _, design in self.named:
             params += [p for p in design.parameters if p not in params]

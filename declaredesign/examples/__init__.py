@@ -5,6 +5,7 @@ Each example is a *designer*: a function of the design's parameters returning a
 ``find_sample_size`` and the CLI's ``--param``.
 """
 
+from .forum import multilevel, multilevel_varying
 from .library import (
     block_cluster,
     block_randomized,
@@ -15,7 +16,6 @@ from .library import (
     two_arm,
     two_arm_covariate,
 )
-from .multilevel import multilevel, multilevel_varying
 
 #: Name -> designer, as listed by ``declaredesign examples``.
 EXAMPLES = {

@@ -214,8 +214,10 @@ def _icc_sds(func: str, ICC: float) -> tuple[float, float]:
 
 def cluster_randomized(N_clusters: int = 20, cluster_size: int = 10, *, ate: float = 0.5,
                        ICC: float = 0.2, prob: float = 0.5) -> Design:
-    """Cluster-randomized trial: whole clusters treated; unit outcomes share a cluster
-    effect so their intra-cluster correlation is ``ICC`` (total outcome SD 1).
+    """Cluster-randomized trial: whole clusters treated, outcomes correlated within clusters.
+
+    Unit outcomes share a cluster effect so their intra-cluster correlation is ``ICC``
+    (total outcome SD 1).
 
     Estimator: difference in means with cluster-robust (CR2) standard errors and
     Bell-McCaffrey degrees of freedom. R: ``DesignLibrary::cluster_sampling_designer``'s
@@ -266,8 +268,9 @@ def cluster_randomized(N_clusters: int = 20, cluster_size: int = 10, *, ate: flo
 def block_cluster(N_blocks: int = 5, clusters_per_block: int = 4, cluster_size: int = 10, *,
                   ate: float = 0.5, ICC: float = 0.2, block_sd: float = 0.5,
                   prob: float = 0.5) -> Design:
-    """Blocked and clustered trial: within each block, a share ``prob`` of the clusters
-    is treated (``block_and_cluster_ra``).
+    """Blocked and clustered trial: in each block a share ``prob`` of clusters is treated.
+
+    Assignment by ``block_and_cluster_ra``.
 
     Estimator: the blocked, clustered difference in means (estimatr). R:
     ``DesignLibrary::block_cluster_two_arm_designer``.

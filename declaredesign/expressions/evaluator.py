@@ -17,8 +17,6 @@ Reductions are grouped by simulation and broadcast back to the rows (see
 :mod:`.functions`).
 """
 
-# ruff: noqa: D105  (operator and container dunders are documented on their class)
-
 from __future__ import annotations
 
 import ast

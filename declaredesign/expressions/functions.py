@@ -21,8 +21,6 @@ is the public table (name -> :class:`Function` with its R counterpart), rendered
 documentation page ``docs/expressions.md``.
 """
 
-# ruff: noqa: D105  (operator and container dunders are documented on their class)
-
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

@@ -17,11 +17,11 @@ import numpy as np
 from scipy.special import expit, ndtr
 
 from .._validation import fail
-from ..batch import group_codes
 from ..expressions import Context, Lazy, register_draws
 from ..expressions import needs_data as _needs_data
 from ..expressions import reducers as _reducers
 from ..expressions import short_repr as _short_repr
+from ..groups import GroupIndex
 
 __all__ = [
     "bernoulli", "binomial", "draw_binary", "draw_binary_icc", "draw_binomial",
@@ -284,14 +284,14 @@ def _s_draw_quantile(ctx, type):
     return _s_split_quantile(ctx, ctx.rng.random(ctx.n_rows), type)
 
 
-def _cluster_codes(ctx, clusters):
+def _clusters(ctx, clusters) -> GroupIndex:
+    """Group the rows by (simulation, cluster), clusters in sorted order."""
     cl = np.broadcast_to(np.asarray(clusters), (ctx.n_rows,))
-    codes, gsim = group_codes(ctx.sim, cl)
-    return codes, gsim.shape[0]
+    return GroupIndex.from_keys(ctx.sim, ctx.n_sims, cl)
 
 
 def _per_cluster(x, codes, k, n_rows):
-    """A value per cluster (length k, in sorted cluster order) spread to the rows."""
+    """Spread a value per cluster (length k, sorted cluster order) to the rows."""
     arr = np.asarray(x, dtype=float)
     if arr.ndim == 1 and arr.shape[0] == k and k != n_rows:
         return arr[codes]
@@ -299,7 +299,8 @@ def _per_cluster(x, codes, k, n_rows):
 
 
 def _s_draw_normal_icc(ctx, mean, clusters, ICC, sd, sd_between, total_sd):
-    codes, k = _cluster_codes(ctx, clusters)
+    groups = _clusters(ctx, clusters)
+    codes, k = groups.codes, groups.n_groups
     if ICC is None:
         if sd is None or sd_between is None:
             fail("draw_normal_icc", "ICC", None, "given unless both `sd` and `sd_between` "
@@ -329,13 +330,12 @@ def _s_draw_normal_icc(ctx, mean, clusters, ICC, sd, sd_between, total_sd):
 
 
 def _s_draw_binary_icc(ctx, prob, clusters, ICC):
-    codes, k = _cluster_codes(ctx, clusters)
+    groups = _clusters(ctx, clusters)
+    codes, k = groups.codes, groups.n_groups
     p = np.broadcast_to(_per_cluster(prob, codes, k, ctx.n_rows), (ctx.n_rows,))
     _check_rows("draw_binary_icc", "prob", p, "in [0, 1]", _prob_ok)
     # The cluster's probability is that of its first row (prob is constant per cluster).
-    first = np.full(k, -1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(ctx.n_rows)[::-1]
-    z = (ctx.rng.random(k) < p[first]).astype(np.int64)[codes]
+    z = (ctx.rng.random(k) < p[groups.first]).astype(np.int64)[codes]
     y = (ctx.rng.random(ctx.n_rows) < p).astype(np.int64)
     # sqrt(ICC): the correlation of two members is ICC when each copies the
     # cluster draw with probability sqrt(ICC).
@@ -357,7 +357,7 @@ _SAMPLERS = {
 
 # ----------------------------------------------------------------- public helpers
 def normal(mean: Any = 0.0, sd: Any = 1.0, *, N: int | None = None, seed: Any = None):
-    """Normal draws (R: ``rnorm(N, mean, sd)``).
+    """Draw from a normal distribution (R: ``rnorm(N, mean, sd)``).
 
     Parameters
     ----------
@@ -648,7 +648,7 @@ def draw_quantile(type: int, *, N: int | None = None, seed: Any = None):
 def draw_normal_icc(mean: Any = 0.0, *, clusters: Any, ICC: float | None = None,
                     sd: Any = None, sd_between: Any = None, total_sd: float | None = None,
                     N: int | None = None, seed: Any = None):
-    """Normal draws with intra-cluster correlation (fabricatr ``draw_normal_icc``).
+    """Draw normal values with intra-cluster correlation (fabricatr ``draw_normal_icc``).
 
     ``mean + a_cluster + e`` with ``a ~ N(0, sd_between)`` and ``e ~ N(0, sd)``;
     given ``ICC`` only, ``sd = 1`` and ``sd_between = sqrt(ICC / (1 - ICC))``.

@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from .._validation import fail
-from ..batch import Batch, group_codes, sim_starts
+from ..batch import Batch
 from ..errors import DeclarationError
 from ..expressions import Lazy, check, evaluate
 from ..expressions import short_repr as _short_repr
+from ..groups import sim_starts
 
 __all__ = [
     "LevelSpec", "add_level", "cross_levels", "fabricate", "fabricate_batch",
@@ -435,8 +437,8 @@ def _modify_level(spec: LevelSpec, label: str, ws: _Workspace) -> None:
                 f"modify_level(by={spec.by!r}) for level {label!r}: column(s) "
                 f"{', '.join(map(repr, missing))} not found; available columns are: "
                 f"{', '.join(frame.names)}.")
-        group, gsim = group_codes(frame.sim, *(frame[k] for k in keys))
-        n_groups = gsim.shape[0]
+        cells = frame.groups(*keys)
+        group, n_groups = cells.codes, cells.n_groups
     frame = _eval_variables(spec, label, frame, ws.rng, group=group, n_groups=n_groups)
     ws.put(target, frame, ws.hierarchy[target])
 
@@ -505,8 +507,6 @@ def _cross_levels(spec: LevelSpec, label: str, ws: _Workspace) -> None:
 
 
 def _link_levels(spec: LevelSpec, label: str, ws: _Workspace) -> None:
-    from scipy.special import ndtr
-
     names = _find_frames(spec, label, ws)
     frames = [ws.frames[n] for n in names]
     n_sims, N = ws.n_sims, int(spec.N)
@@ -704,7 +704,7 @@ def fabricate(*args: Any, data: pd.DataFrame | None = None, N: int | None = None
 
 
 def _fabricatr_data_id(df: pd.DataFrame) -> str | None:
-    """fabricatr adds an ID column to imported data unless one already numbers rows."""
+    """Fabricatr adds an ID column to imported data unless one already numbers rows."""
     n = len(df)
     width = len(str(n))
     ids = [str(i).zfill(width) for i in range(1, n + 1)]

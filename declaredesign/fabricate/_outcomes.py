@@ -30,7 +30,7 @@ _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
 
 def _r_str(v: Any) -> str:
-    """A condition value as R's paste() writes it (1 not 1.0, TRUE not True)."""
+    """Write a condition value as R's paste() does (1 not 1.0, TRUE not True)."""
     if isinstance(v, (bool, np.bool_)):
         return "TRUE" if v else "FALSE"
     if isinstance(v, (numbers.Real, np.floating, np.integer)):
@@ -79,7 +79,7 @@ class PotentialOutcomes:
         return [dict(zip(names, reversed(c), strict=True)) for c in combos]
 
     def column_name(self, condition: Mapping[str, Any]) -> str:
-        """The column of one condition, e.g. ``Y_Z_1``."""
+        """Return the column name of one condition, e.g. ``Y_Z_1``."""
         s = self.sep
         return self.outcome + s + s.join(f"{k}{s}{_r_str(v)}" for k, v in condition.items())
 

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_columns, fail
-from ..batch import Batch, group_codes
+from ..batch import Batch
+from ..groups import GroupIndex
 
 __all__ = ["ALL", "resample_batch", "resample_data"]
 
@@ -66,11 +67,11 @@ def resample_batch(batch: Batch, N: Any = None, ID_labels: Sequence[str] | str |
     seg_sim = np.arange(batch.n_sims, dtype=np.int64)
     for n, label in zip(Ns, labels, strict=True):
         key = batch[label][idx] if label is not None else np.arange(idx.shape[0])
-        codes, gseg = group_codes(seg, key) if idx.size else (np.zeros(0, np.int64),
-                                                             np.zeros(0, np.int64))
-        n_groups = gseg.shape[0]
-        gcount = np.bincount(gseg, minlength=n_seg)
-        gstart = np.concatenate([[0], np.cumsum(gcount)[:-1]]).astype(np.int64)
+        # units of this level within each segment (a simulation, or a unit drawn above)
+        units = GroupIndex.from_keys(seg, n_seg, key)
+        codes, gseg, n_groups = units.codes, units.group_sim, units.n_groups
+        gstart = units.sim_group_starts[:-1].astype(np.int64)
+        gcount = np.diff(units.sim_group_starts)
         if n == ALL:
             chosen = np.arange(n_groups, dtype=np.int64)
             chosen_seg = gseg
@@ -80,7 +81,7 @@ def resample_batch(batch: Batch, N: Any = None, ID_labels: Sequence[str] | str |
             u = rng.random(chosen_seg.shape[0])
             chosen = gstart[chosen_seg] + (u * gcount[chosen_seg]).astype(np.int64)
         order = np.argsort(codes, kind="stable")
-        gsize = np.bincount(codes, minlength=n_groups)
+        gsize = units.count()
         grow = np.concatenate([[0], np.cumsum(gsize)[:-1]]).astype(np.int64)
         lengths = gsize[chosen]
         total = int(lengths.sum())

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import fail
+from ..design.diagnosis import Diagnosis, message_rows
 
 # Colour-blind-safe (Okabe-Ito), in an order that prints distinguishably in greyscale too.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
@@ -28,8 +29,7 @@ def pyplot() -> Any:
 
 
 def check_diagnosis(func: str, diagnosis: Any) -> Any:
-    from ..design.diagnosis import Diagnosis
-
+    """Return ``diagnosis`` if it is a Diagnosis with estimators; fail naming ``func``."""
     if not isinstance(diagnosis, Diagnosis):
         fail(func, "diagnosis", diagnosis, "a Diagnosis (from diagnose_design)",
              shown=type(diagnosis).__name__)
@@ -40,7 +40,7 @@ def check_diagnosis(func: str, diagnosis: Any) -> Any:
 
 
 def varying(frame: pd.DataFrame, cols: list[str]) -> list[str]:
-    """The columns among ``cols`` that take more than one value (NaN counts as a value)."""
+    """Return the columns among ``cols`` taking more than one value (NaN is a value)."""
     return [c for c in cols if c in frame.columns and frame[c].nunique(dropna=False) > 1]
 
 
@@ -50,10 +50,12 @@ def _text(v: Any) -> str:
 
 def labels(frame: pd.DataFrame, cols: list[str], always: str | None = "estimator",
            within: list[str] | None = None, params: list[str] | tuple = ()) -> list[str]:
-    """A short label per row: ``always`` plus as few of the varying ``cols`` as make the
-    labels unique (within each combination of the ``within`` columns). What is estimated
-    (inquiry, term, outcome) comes before design parameters, shown as ``name=value``,
-    and the design's name comes last."""
+    """Label each row with ``always`` plus as few varying ``cols`` as make labels unique.
+
+    Labels are unique within each combination of the ``within`` columns. What is
+    estimated (inquiry, term, outcome) comes before design parameters, shown as
+    ``name=value``, and the design's name comes last.
+    """
     use = [always] if always is not None and always in frame.columns else []
     within = [w for w in (within or []) if w in frame.columns]
     rank = {c: (0 if c in _WHAT else 1 if c in params else 2) for c in cols}
@@ -74,7 +76,7 @@ def labels(frame: pd.DataFrame, cols: list[str], always: str | None = "estimator
 
 
 def select(func: str, diagnosis: Any, estimators: Any, inquiry: Any = None) -> pd.DataFrame:
-    """The diagnosands rows for ``estimators`` (labels, in the order given) and ``inquiry``."""
+    """Select the diagnosand rows of ``estimators`` (in the order given) and ``inquiry``."""
     d = diagnosis.diagnosands
     d = d[d["estimator"].notna()]
     if inquiry is not None:
@@ -114,14 +116,15 @@ def rows_of(simulations: pd.DataFrame, key: pd.Series, cols: list[str]) -> np.nd
 
 def failed(simulations: pd.DataFrame) -> np.ndarray:
     """Rows whose ``error`` column holds a message (they are left out of diagnosands)."""
-    from ..design.diagnosis import _flag
-
-    return _flag(simulations, "error")
+    return message_rows(simulations, "error")
 
 
 def se_of(diagnosands: pd.DataFrame, name: str) -> np.ndarray:
-    """Monte Carlo SEs of diagnosand ``name``: the bootstrap's, or for power/coverage
-    without a bootstrap the binomial ``sqrt(p (1 - p) / n)``; NaN otherwise."""
+    """Return the Monte Carlo SEs of diagnosand ``name``.
+
+    The bootstrap's, or for power/coverage without a bootstrap the binomial
+    ``sqrt(p (1 - p) / n)``; NaN otherwise.
+    """
     if name + "_se" in diagnosands.columns:
         return diagnosands[name + "_se"].to_numpy(dtype=float)
     if name in ("power", "coverage") and "n_sims" in diagnosands.columns:

@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from .._validation import check_positive_int, check_probability, fail
+from ..design.diagnosis import diagnosand_title
 from . import _common as c
 
 __all__ = ["plot_diagnosands", "plot_diagnosis", "plot_power_curve"]
@@ -135,7 +137,7 @@ def plot_power_curve(diagnosis: Any, x: str | None = None, *, diagnosand: str = 
                      inquiry: str | None = None, target: float | None = 0.8,
                      level: float = 0.95, ax: Any = None,
                      figsize: tuple[float, float] = (6.5, 4.0)) -> Any:
-    """A diagnosand (power by default) against a design parameter, one line per estimator.
+    """Plot a diagnosand (power by default) against a design parameter, a line per estimator.
 
     For diagnoses of :func:`~declaredesign.expand_design` grids. Each line carries a
     band of +- z Monte Carlo standard errors (the bootstrap SEs, or the binomial SE
@@ -173,8 +175,6 @@ def plot_power_curve(diagnosis: Any, x: str | None = None, *, diagnosand: str = 
     >>> plot_power_curve(dx, x="N").axes[0].get_xlabel()
     'N'
     """
-    from scipy.stats import norm
-
     func = "plot_power_curve"
     c.check_diagnosis(func, diagnosis)
     level = check_probability(func, "level", level, open_interval=True)
@@ -232,8 +232,9 @@ def plot_diagnosands(diagnosis: Any, diagnosands: Sequence[str] = ("bias", "rmse
                      inquiry: str | None = None, level: float = 0.95,
                      reference: dict[str, float] | None = None,
                      figsize: tuple[float, float] | None = None) -> Any:
-    """Compare estimators: one panel per diagnosand, one bar per estimator, with
-    +- z Monte Carlo standard-error bars.
+    """Compare estimators: one panel per diagnosand, one bar per estimator.
+
+    Bars carry +- z Monte Carlo standard-error bars.
 
     Parameters
     ----------
@@ -263,10 +264,6 @@ def plot_diagnosands(diagnosis: Any, diagnosands: Sequence[str] = ("bias", "rmse
     >>> [a.get_title() for a in plot_diagnosands(dx).axes]
     ['Bias', 'RMSE', 'Power']
     """
-    from scipy.stats import norm
-
-    from ..design.diagnosis import _nice_name
-
     func = "plot_diagnosands"
     c.check_diagnosis(func, diagnosis)
     diagnosands = [diagnosands] if isinstance(diagnosands, str) else list(diagnosands)
@@ -300,8 +297,8 @@ def plot_diagnosands(diagnosis: Any, diagnosands: Sequence[str] = ("bias", "rmse
         if name in reference:
             ax.axvline(reference[name], color="0.3", linestyle="--", linewidth=1)
         ax.axvline(0, color="0.6", linewidth=0.6)
-        ax.set_title(_nice_name(name), fontsize=10)
-        ax.set_xlabel(_nice_name(name))
+        ax.set_title(diagnosand_title(name), fontsize=10)
+        ax.set_xlabel(diagnosand_title(name))
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         ax.grid(axis="x", color="0.9", linewidth=0.8)

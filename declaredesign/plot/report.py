@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from .._validation import fail
+from ..design.diagnosis import Diagnosis
+from . import _common
+from .diagnosis import plot_diagnosands, plot_diagnosis, plot_power_curve
 
 __all__ = ["report_html", "write_report"]
 
@@ -38,8 +41,6 @@ def _png(fig: Any, dpi: int = 110) -> str:
 
 def _figures(diagnosis: Any) -> list[tuple[str, str, str]]:
     """(title, caption, base64 PNG) for each plot that fits this diagnosis."""
-    from .diagnosis import plot_diagnosands, plot_diagnosis, plot_power_curve
-
     d = diagnosis.diagnosands
     if "estimator" not in d.columns or d["estimator"].isna().all():
         return []
@@ -65,7 +66,7 @@ def _figures(diagnosis: Any) -> list[tuple[str, str, str]]:
 
 def report_html(diagnosis: Any, *, title: str = "Design diagnosis", plots: bool = True,
                 command: str | None = None) -> str:
-    """The HTML text of a self-contained report: diagnosis table and embedded PNG plots.
+    """Render a self-contained HTML report: diagnosis table and embedded PNG plots.
 
     Parameters
     ----------
@@ -88,8 +89,6 @@ def report_html(diagnosis: Any, *, title: str = "Design diagnosis", plots: bool 
     >>> "<table" in text and "DIM" in text
     True
     """
-    from ..design.diagnosis import Diagnosis
-
     if not isinstance(diagnosis, Diagnosis):
         fail("report_html", "diagnosis", diagnosis, "a Diagnosis",
              shown=type(diagnosis).__name__)
@@ -103,8 +102,6 @@ def report_html(diagnosis: Any, *, title: str = "Design diagnosis", plots: bool 
     parts.append(diagnosis._repr_html_())
     if plots:
         try:
-            from . import _common
-
             _common.pyplot()
             figures = _figures(diagnosis)
         except ImportError as e:

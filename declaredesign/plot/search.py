@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import fail
+from ..design.search import SearchResult
 from . import _common as c
 
 __all__ = ["plot_search"]
@@ -14,8 +15,10 @@ __all__ = ["plot_search"]
 
 def plot_search(result: Any, *, ax: Any = None,
                 figsize: tuple[float, float] = (6.5, 4.0)) -> Any:
-    """Simulated power at each value (with 95% binomial error bars), the fitted curve
-    with its band, the target line and the answer with its uncertainty interval.
+    """Plot the search behind a ``find_sample_size``/``find_mde`` answer.
+
+    Simulated power at each value (with 95% binomial error bars), the fitted curve with
+    its band, the target line and the answer with its uncertainty interval.
 
     Parameters
     ----------
@@ -37,8 +40,6 @@ def plot_search(result: Any, *, ax: Any = None,
     >>> plot_search(res).axes[0].get_xlabel()
     'ate'
     """
-    from ..design.search import SearchResult
-
     if not isinstance(result, SearchResult):
         fail("plot_search", "result", result, "a SearchResult (from find_sample_size or "
              "find_mde)", shown=type(result).__name__)

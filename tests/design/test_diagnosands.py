@@ -106,7 +106,12 @@ def r_mean(x, na_rm=False) -> float:
 
 
 def r_builtin(df: pd.DataFrame, name: str, alpha: float = 0.05, na_rm: bool = False) -> float:
-    """DeclareDesign 1.0.10's expressions, literally (``na_rm`` adds na.rm = TRUE)."""
+    """DeclareDesign 1.0.10's expressions, literally (``na_rm`` adds na.rm = TRUE).
+
+    One documented departure: power and coverage use only rows with a p-value.
+    """
+    if name in ("power", "coverage"):
+        df = df[df.p_value.notna()]
     e, d = df.estimate.to_numpy(float), df.estimand.to_numpy(float)
     p, se = df.p_value.to_numpy(float), df.std_error.to_numpy(float)
     lo, hi = df.conf_low.to_numpy(float), df.conf_high.to_numpy(float)
@@ -200,7 +205,10 @@ def test_na_follows_r_three_valued_logic():
     d = _check_all(_na_sims()).diagnosands.set_index("estimator")
     assert np.isfinite(d.loc["est0", "coverage"])
     assert np.isnan(d.loc["est0", "mean_ci_length"])
-    assert np.isnan(d.loc["est1", "power"]) and np.isnan(d.loc["est1", "type_s_rate"])
+    # A row without a p-value is counted and left out of power (and coverage), not
+    # allowed to turn them into NaN; the other p-based diagnosands follow R.
+    assert np.isfinite(d.loc["est1", "power"]) and np.isnan(d.loc["est1", "type_s_rate"])
+    assert d["n_nan_p"].tolist() == [0, 1, 0, 0]
     assert np.isfinite(d.loc["est1", "bias"])
     assert np.isnan(d.loc["est2", "bias"]) and np.isfinite(d.loc["est2", "type_s_rate"])
     assert d.loc["est3", "mean_estimate"] == np.inf and np.isnan(d.loc["est3", "sd_estimate"])

@@ -4,12 +4,18 @@ object's tables."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import declaredesign as dd
+from declaredesign.design import diagnosis as diagnosis_module
 from declaredesign.design.diagnosands import DEFAULT_DIAGNOSANDS, declare_diagnosands
 from declaredesign.design.diagnosis import (
     Diagnosis,
@@ -309,3 +315,87 @@ def test_diagnoses_50k_sims_4_estimators(r_sims):
     d = diagnose_simulations(big, R_NAMES, bootstrap_sims=100, seed=1)
     assert isinstance(d, Diagnosis) and d.diagnosands["n_sims"].tolist() == [50_000] * 4
     assert d.diagnosands["bias_se"].notna().all()
+
+
+# ------------------------------------------------------------ bounded memory
+def _noisy_sims(n: int, groups: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    est = rng.normal(0.2, 0.1, n * groups)
+    return pd.DataFrame({"sim_id": np.repeat(np.arange(1, n + 1), groups), "inquiry": "ate",
+                         "estimand": 0.2, "estimator": np.tile([f"e{i}" for i in range(groups)], n),
+                         "term": "Z", "estimate": est, "std_error": 0.1,
+                         "p_value": rng.uniform(size=n * groups), "conf_low": est - 0.2,
+                         "conf_high": est + 0.2})
+
+
+def test_bootstrap_in_replicate_blocks_equals_one_block(monkeypatch):
+    sims = _noisy_sims(400)
+    ds = declare_diagnosands("bias", "power", "coverage",
+                             med=lambda df: float(np.median(df.estimate)))
+    whole = diagnose_simulations(sims, ds, bootstrap_sims=23, seed=4)
+    monkeypatch.setattr(diagnosis_module, "WEIGHT_CELLS", 900)  # blocks of 2 replicates
+    blocks = diagnose_simulations(sims, ds, bootstrap_sims=23, seed=4)
+    # The same weights; sums of the same terms, grouped differently by BLAS.
+    pd.testing.assert_frame_equal(blocks.diagnosands, whole.diagnosands, rtol=1e-12, atol=1e-15)
+    pd.testing.assert_frame_equal(blocks.bootstrap_replicates, whole.bootstrap_replicates,
+                                  rtol=1e-12, atol=1e-15)
+    # A custom diagnosand sees the very same resampled rows.
+    pd.testing.assert_series_equal(blocks.bootstrap_replicates["med"],
+                                   whole.bootstrap_replicates["med"], check_exact=True)
+
+
+def test_a_generator_seed_advances_as_one_draw_of_all_weights():
+    sims = _noisy_sims(50)
+    a, b = np.random.default_rng(9), np.random.default_rng(9)
+    diagnose_simulations(sims, ["bias"], bootstrap_sims=7, seed=a)
+    bootstrap_weights(50, 7, b)
+    assert a.random() == b.random()
+
+
+def test_memory_benchmark_tiny_mode():
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "memory.py"), "--sims",
+                          "2000", "--bootstrap-sims", "20"], capture_output=True, text=True,
+                         cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "PEAK MEMORY" in out.stdout
+
+
+# ------------------------------------------------------------ fits without a p-value
+def test_rows_without_p_values_are_counted_and_left_out_of_power_and_coverage():
+    sims = _noisy_sims(100, groups=2)
+    e1 = sims.index[sims.estimator == "e1"]
+    sims.loc[e1[:10], ["std_error", "p_value"]] = np.nan
+    # A zero-width interval, which never covers: left out with its p-value.
+    sims.loc[e1[:10], "conf_low"] = sims.loc[e1[:10], "estimate"]
+    sims.loc[e1[:10], "conf_high"] = sims.loc[e1[:10], "estimate"]
+    d = diagnose_simulations(sims, ["power", "coverage", "bias"], bootstrap_sims=10, seed=1)
+    t = d.diagnosands.set_index("estimator")
+    assert t["n_nan_p"].tolist() == [0, 10]
+    rest = sims.loc[e1[10:]]
+    assert t.loc["e1", "power"] == pytest.approx((rest.p_value <= 0.05).mean(), abs=1e-15)
+    cov = ((rest.estimand <= rest.conf_high) & (rest.estimand >= rest.conf_low)).mean()
+    assert t.loc["e1", "coverage"] == pytest.approx(cov, abs=1e-15)
+    assert t.loc["e1", "bias"] == pytest.approx((sims.loc[e1].estimate - 0.2).mean())
+    text = str(d)
+    assert "Power and coverage use only simulations with a p-value (10 rows without one; " \
+           "see N NaN P)." in text and "N NaN P" in text
+
+
+def test_fits_that_all_have_p_values_keep_the_table_as_it_was():
+    d = diagnose_simulations(_noisy_sims(30), ["power"], bootstrap_sims=0)
+    assert "n_nan_p" not in d.diagnosands.columns and "NaN P" not in str(d)
+
+
+def test_two_cluster_design_diagnoses_with_nan_p_values_counted():
+    design = dd.examples.cluster_randomized(N_clusters=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the estimator may warn about its SE
+        dx = dd.diagnose_design(design, sims=40, seed=1, bootstrap_sims=10)
+    row = dx.diagnosands.iloc[0]
+    assert row["n_sims"] == 40
+    assert row["n_nan_p"] + row.get("n_failed", 0) == 40
+    assert np.isnan(row["power"]) and np.isnan(row["coverage"])
+    assert np.isfinite(row["bias"])
+    assert "see N NaN P" in str(dx)

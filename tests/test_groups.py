@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from declaredesign.batch import group_codes
+from declaredesign.groups import group_codes
 
 
 def _reference(sim, *keys):

@@ -8,7 +8,7 @@ import pytest
 
 import declaredesign as dd
 from declaredesign.batch import Batch
-from declaredesign.estimate._protocol import TIDY_COLUMNS
+from declaredesign.estimate.protocol import TIDY_COLUMNS
 
 
 def base_batch(seed=0):

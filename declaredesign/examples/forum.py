@@ -30,7 +30,7 @@ def multilevel(n_classes: int = 10, n_students: float = 20, n_tests: int = 3, *,
                varying_tests: bool = False, effect: float = 0.0, prob: float = 0.5,
                estimators: tuple[str, ...] = ("lmer", "test_level", "dim", "student_means"),
                ) -> Design:
-    """The forum's design, with its defaults.
+    """Build the forum's multilevel design (defaults as in the forum post).
 
     One school; ``n_classes`` classes with Poisson(``n_students``) + 5 students each;
     each student takes ``n_tests`` tests (or, with ``varying_tests``, 1 + Poisson(
@@ -120,8 +120,10 @@ def multilevel(n_classes: int = 10, n_students: float = 20, n_tests: int = 3, *,
 
 def multilevel_varying(n_classes: int = 10, n_students: float = 20, n_tests: int = 3, *,
                        effect: float = 0.02, **kwargs) -> Design:
-    """The forum's design where students take 1 + Poisson(n_tests - 1) tests and the
-    treatment has a real effect, so the random-intercept and student-mean estimators differ.
+    """Build the forum's design with varying numbers of tests per student and a real effect.
+
+    Students take 1 + Poisson(n_tests - 1) tests and the treatment has an effect, so the
+    random-intercept and student-mean estimators differ.
 
     Examples
     --------

@@ -1,0 +1,167 @@
+"""The ``declare_*`` functions: R's names for declaring each kind of step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._validation import fail
+from ...fabricate import reveal_outcomes
+from .data import (
+    AssignmentStep,
+    CustomStep,
+    MeasurementStep,
+    ModelStep,
+    PotentialOutcomesStep,
+    SamplingStep,
+)
+from .estimator import EstimatorStep, TestStep
+from .inquiry import InquiryStep
+
+__all__ = [
+    "declare_assignment", "declare_estimand", "declare_estimator", "declare_inquiry",
+    "declare_measurement", "declare_model", "declare_population", "declare_potential_outcomes",
+    "declare_reveal", "declare_sampling", "declare_step", "declare_test",
+]
+
+
+def declare_model(*args: Any, N: Any = None, label: str | None = None, data: Any = None,
+                  **levels: Any) -> ModelStep:
+    """Declare the model: levels, nesting and variables of the data (R: ``declare_model``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> from declaredesign.fabricate import normal
+    >>> m = dd.declare_model(N=100, u=normal())
+    >>> m.kind
+    'model'
+    """
+    if args:
+        fail("declare_model", "args", args, "keyword arguments (levels or variables)",
+             shown=repr(args))
+    return ModelStep(levels, N=N, label=label, data=data)
+
+
+declare_population = declare_model
+
+
+def declare_potential_outcomes(formula: str | None = None, **kwargs: Any) -> PotentialOutcomesStep:
+    """Declare potential outcomes from a formula (R: ``declare_potential_outcomes``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> dd.declare_potential_outcomes("Y ~ 0.5 * Z + u").kind
+    'potential_outcomes'
+    """
+    return PotentialOutcomesStep(formula, **kwargs)
+
+
+def declare_inquiry(*args: Any, label: str | None = None, **inquiries: Any) -> InquiryStep:
+    """Declare inquiries (R: ``declare_inquiry``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> dd.declare_inquiry(ate="mean(Y_Z_1 - Y_Z_0)")
+    declare_inquiry(ate='mean(Y_Z_1 - Y_Z_0)')
+    """
+    if args:
+        fail("declare_inquiry", "args", args, "keyword arguments name=expression",
+             shown=repr(args))
+    return InquiryStep(inquiries, label=label)
+
+
+declare_estimand = declare_inquiry
+
+
+def declare_sampling(*, filter: Any = None, label: str | None = None,
+                     **variables: Any) -> SamplingStep:
+    """Declare sampling (R: ``declare_sampling``); rows with ``filter`` false are dropped.
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> dd.declare_sampling(S=dd.complete_rs(n=50)).kind
+    'sampling'
+    """
+    return SamplingStep(variables, filter=filter, label=label)
+
+
+def declare_assignment(*, label: str | None = None, **variables: Any) -> AssignmentStep:
+    """Declare random assignment (R: ``declare_assignment``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> dd.declare_assignment(Z=dd.complete_ra(prob=0.5)).kind
+    'assignment'
+    """
+    return AssignmentStep(variables, label=label)
+
+
+def declare_measurement(*, label: str | None = None, **variables: Any) -> MeasurementStep:
+    """Declare measurement (R: ``declare_measurement``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> dd.declare_measurement(Y=dd.reveal_outcomes("Y ~ Z")).kind
+    'measurement'
+    """
+    return MeasurementStep(variables, label=label)
+
+
+def declare_reveal(outcome_variables: str = "Y", assignment_variables: str = "Z", *,
+                   label: str | None = None) -> MeasurementStep:
+    """Reveal observed outcomes from potential outcomes (R: ``declare_reveal``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> dd.declare_reveal("Y", "Z").kind
+    'measurement'
+    """
+    for arg, v in (("outcome_variables", outcome_variables),
+                   ("assignment_variables", assignment_variables)):
+        if not isinstance(v, str) or not v.isidentifier():
+            fail("declare_reveal", arg, v, "a column name")
+    return MeasurementStep({outcome_variables: reveal_outcomes(
+        f"{outcome_variables} ~ {assignment_variables}")}, label=label)
+
+
+def declare_step(handler: Any = None, *, label: str | None = None, **kwargs: Any) -> CustomStep:
+    """Declare a custom data step (R: ``declare_step``).
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> step = dd.declare_step(dd.summarize(by=["cls"], y="mean(y)"))
+    >>> step.kind
+    'step'
+    """
+    return CustomStep(handler, label=label, **kwargs)
+
+
+def declare_estimator(formula: str | None = None, **kwargs: Any) -> EstimatorStep:
+    """Declare an estimator (R: ``declare_estimator``); see :class:`EstimatorStep`.
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> dd.declare_estimator("Y ~ Z", inquiry="ate", label="dim").label
+    'dim'
+    """
+    return EstimatorStep(formula, **kwargs)
+
+
+def declare_test(formula: str | None = None, **kwargs: Any) -> TestStep:
+    """Declare a test (R: ``declare_test``): an estimator with no inquiry.
+
+    Examples
+    --------
+    >>> import declaredesign as dd
+    >>> dd.declare_test("Y ~ Z", label="t").kind
+    'test'
+    """
+    return TestStep(formula, **kwargs)

@@ -1,0 +1,296 @@
+"""Estimator and test steps: an answer strategy fitted to every simulation.
+
+Models run through the public estimator protocol
+(:mod:`declaredesign.estimate.protocol`): the step resolves the model to its
+registered estimator (``functools.partial`` wrappers keep the batched kernel) and
+parses the arguments into a spec once, when it is declared; a run fits the whole
+batch with :func:`~declaredesign.estimate.protocol.fit_batch`. A ``handler`` (a
+per-dataset function returning tidy rows) goes through the protocol's one
+per-simulation fallback, with its failure contract.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..._validation import fail
+from ...batch import Batch
+from ...errors import EstimationError
+from ...estimate import lm_robust
+from ...estimate.protocol import Estimator, fit_batch, fit_per_simulation, resolve_model
+from ...expressions import check
+from ..design import Step, check_label
+
+__all__ = ["EstimatorStep", "TestStep"]
+
+#: Keywords naming a data column, which the design checks at ``+`` time.
+_COLUMN_KEYWORDS = ("clusters", "blocks", "weights", "fixed_effects")
+
+
+class EstimatorStep(Step):
+    """An estimator: a model fitted to each simulated dataset (R: ``declare_estimator``).
+
+    Parameters
+    ----------
+    formula : str, optional
+        Model formula, passed to ``model``.
+    model : callable, default lm_robust
+        ``model(formula, data, **kwargs)`` returning a fit with ``tidy()`` or a DataFrame.
+        Estimators registered with
+        :func:`~declaredesign.estimate.protocol.register_estimator` (every built-in
+        one) fit all simulations at once, also through ``functools.partial``.
+    inquiry : str or list of str, optional
+        Inquiry label(s) this estimator targets. A list paired with a list of ``term``
+        links each term to its inquiry.
+    term : str, list of str or bool, optional
+        Coefficient(s) to keep. ``None``/``False``: the first non-intercept term (R's
+        default); ``True``: all terms.
+    label : str, default "estimator"
+        The estimator's label in results.
+    handler : callable, optional
+        Instead of ``model``: ``handler(df) -> DataFrame`` of tidy rows, per dataset.
+    estimand : str or list of str, optional
+        The old name of ``inquiry``.
+    **model_kwargs
+        Further arguments for the model (e.g. ``clusters="classroom"``).
+    """
+
+    kind = "estimator"
+    role = "estimator"
+    _params = ("formula", "model", "inquiry", "term", "label", "handler", "model_kwargs")
+
+    def __init__(self, formula: str | None = None, *, model: Callable | None = None,
+                 inquiry: str | Sequence[str] | None = None, term: Any = None,
+                 label: str | None = None, handler: Callable | None = None,
+                 estimand: str | Sequence[str] | None = None, **model_kwargs: Any):
+        func = f"declare_{self.kind}"
+        inquiry = _inquiry_or_estimand(func, inquiry, estimand)
+        model = _check_model(func, formula, model, handler)
+        inquiries = _as_list(inquiry, func, "inquiry")
+        terms = _check_terms(func, term, inquiries)
+        check(model_kwargs.get("subset"), f"{func}(subset=...)")
+        self.formula = formula
+        self.model = model
+        self.inquiry = inquiry
+        self.term = term
+        self.handler = handler
+        self.model_kwargs = model_kwargs
+        self._label = check_label(func, label)
+        self._inquiries = inquiries
+        self._terms = terms
+        self._derive()
+        self._freeze()
+
+    def _derive(self) -> None:
+        """Resolve the model and parse its arguments once (state derived from params)."""
+        estimator: Estimator | None = None
+        spec: Any = None
+        if self.handler is None:
+            estimator, bound = resolve_model(self.model)
+            spec = estimator.spec(self.formula, **{**bound, **self.model_kwargs})
+        object.__setattr__(self, "_estimator", estimator)
+        object.__setattr__(self, "_spec", spec)
+
+    # The estimator and spec are derived from the parameters: pickles carry only the
+    # parameters and unpickling derives them again (registered parsers and kernels
+    # need not be picklable).
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_estimator", None)
+        state.pop("_spec", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._derive()
+
+    @property
+    def estimator(self) -> Estimator | None:
+        """The registered estimator behind ``model`` (None for a ``handler``)."""
+        return self._estimator
+
+    def get_params(self) -> dict[str, Any]:
+        """Return the step's parameters as given at declaration."""
+        return {"formula": self.formula, "model": self.model, "inquiry": self.inquiry,
+                "term": self.term, "label": self._label, "handler": self.handler,
+                "model_kwargs": dict(self.model_kwargs)}
+
+    def _rebuild(self, params: dict[str, Any]) -> Step:
+        kw = dict(params.pop("model_kwargs"))
+        return type(self)(**params, **kw)
+
+    def _repr_items(self) -> list[tuple[str | None, Any]]:
+        items: list[tuple[str | None, Any]] = []
+        if self.formula is not None:
+            items.append((None, self.formula))
+        for k in ("model", "handler", "inquiry", "term"):
+            v = getattr(self, k)
+            if v is not None:
+                items.append((k, v))
+        items += list(self.model_kwargs.items())
+        if self._label:
+            items.append(("label", self._label))
+        return items
+
+    @property
+    def label(self) -> str:
+        """The estimator's label in results."""
+        return self._label or self.kind
+
+    def inquiry_labels(self) -> list[str]:
+        """Inquiries this estimator targets."""
+        return list(self._inquiries)
+
+    def requires(self) -> set[str]:
+        """Columns named by the formula and by column keywords such as ``clusters``."""
+        cols: set[str] = set()
+        if self.formula is not None:
+            cols |= _formula_names(self.formula)
+        for k in _COLUMN_KEYWORDS:
+            v = self.model_kwargs.get(k)
+            if isinstance(v, str) and v.isidentifier():
+                cols.add(v)
+        return cols
+
+    # -- running --------------------------------------------------------
+    def estimate(self, batch: Batch) -> pd.DataFrame:
+        """Tidy rows for every simulation: sim, estimator, term, ..., inquiry."""
+        if self.handler is None:
+            out = fit_batch(self._estimator, self._spec, batch)
+        else:
+            handler, kwargs = self.handler, self.model_kwargs
+            out = fit_per_simulation(lambda df: handler(df, **kwargs), batch,
+                                     range(batch.n_sims), outcome=self._outcome())
+        if len(out) and out["error"].notna().all():
+            # Failing in every simulation is a bug in the declaration, not bad luck.
+            raise EstimationError(f"the estimator failed in every simulation; first error: "
+                                  f"{out['error'].iloc[0]}")
+        out = self._select_terms(self._name_failed_rows(out))
+        out.insert(1, "estimator", self.label)
+        return out.reset_index(drop=True)
+
+    def _name_failed_rows(self, out: pd.DataFrame) -> pd.DataFrame:
+        """Count a failed fit under the term the estimator was declared to report."""
+        terms = self._terms
+        if isinstance(terms, list) and len(terms) == 1:
+            failed = out["term"].isna() & out["error"].notna()
+            if failed.any():
+                out = out.copy()
+                out.loc[failed, "term"] = terms[0]
+        return out
+
+    def _outcome(self) -> str | None:
+        if self.formula is None:
+            return None
+        lhs = self.formula.split("~")[0].strip()
+        return lhs if lhs.isidentifier() else None
+
+    def _select_terms(self, out: pd.DataFrame) -> pd.DataFrame:
+        terms = self._terms
+        # Rows of a failed fit have no real term: keep them, under the reported term.
+        failed = out["term"].isna() | out["error"].notna()
+        if terms is True:
+            sel = out.copy()
+        elif isinstance(terms, list):
+            sel = out[out["term"].isin(terms) | failed].copy()
+        else:
+            ok = out.loc[~failed, "term"]
+            non_int = ok[ok != "(Intercept)"]
+            first = non_int.iloc[0] if len(non_int) else None
+            sel = out[(out["term"] == first) | (failed & out["term"].isna())].copy()
+            if first is not None:
+                sel.loc[sel["term"].isna(), "term"] = first
+        return self._link_inquiries(sel)
+
+    def _link_inquiries(self, sel: pd.DataFrame) -> pd.DataFrame:
+        """One inquiry for all rows, or pairwise with the term list."""
+        inqs, terms = self._inquiries, self._terms
+        if not inqs:
+            sel["inquiry"] = None
+        elif len(inqs) == 1:
+            sel["inquiry"] = inqs[0]
+        elif isinstance(terms, list):
+            sel["inquiry"] = sel["term"].map(dict(zip(terms, inqs)))
+        else:
+            sel = pd.concat([sel.assign(inquiry=q) for q in inqs], ignore_index=True)
+        return sel
+
+
+class TestStep(EstimatorStep):
+    """A test (R: ``declare_test``): an estimator without an inquiry."""
+
+    __test__ = False  # not a pytest class
+    kind = "test"
+
+    def __init__(self, formula: str | None = None, **kwargs: Any):
+        if kwargs.get("inquiry") is not None:
+            fail("declare_test", "inquiry", kwargs["inquiry"], "None (tests have no inquiry)")
+        super().__init__(formula, **kwargs)
+
+
+# ------------------------------------------------------------- argument checks
+def _inquiry_or_estimand(func: str, inquiry: Any, estimand: Any) -> Any:
+    if estimand is None:
+        return inquiry
+    if inquiry is not None:
+        fail(func, "estimand", estimand, "None when inquiry is given (estimand is its old name)")
+    return estimand
+
+
+def _check_model(func: str, formula: Any, model: Any, handler: Any) -> Callable | None:
+    """Validate model/handler/formula together; the model defaults to lm_robust."""
+    if handler is not None and model is not None:
+        fail(func, "handler", handler, "None when model is given")
+    if handler is not None and not callable(handler):
+        fail(func, "handler", handler, "a callable f(df) -> DataFrame")
+    if model is None and handler is None:
+        model = lm_robust
+    if model is not None and not callable(model):
+        fail(func, "model", model, "a callable such as dd.lm_robust")
+    if formula is not None and not isinstance(formula, str):
+        fail(func, "formula", formula, "a formula string such as 'Y ~ Z'")
+    if handler is None and formula is None:
+        fail(func, "formula", formula, "a formula string such as 'Y ~ Z'")
+    if formula is not None and "~" not in formula:
+        fail(func, "formula", formula, "a formula with '~', such as 'Y ~ Z'")
+    return model
+
+
+def _check_terms(func: str, term: Any, inquiries: list[str]) -> Any:
+    """``term`` as a list of names, or None/True/False unchanged."""
+    if isinstance(term, str):
+        terms: Any = [term]
+    elif term is None or isinstance(term, bool):
+        terms = term
+    else:
+        terms = _as_list(term, func, "term")
+    if isinstance(terms, list) and len(inquiries) > 1 and len(terms) != len(inquiries):
+        fail(func, "term", term, f"a list as long as inquiry ({len(inquiries)}) to pair them")
+    return terms
+
+
+def _as_list(value: Any, func: str, arg: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return list(value)
+    fail(func, arg, value, "a string or a list of strings")
+
+
+_RANDOM_EFFECT = re.compile(r"\(([^()|]*)\|([^()]*)\)")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+
+
+def _formula_names(formula: str) -> set[str]:
+    body = _RANDOM_EFFECT.sub(r"\1 + \2", formula)
+    tokens = set(_NAME.findall(body))
+    # Function names used as calls are not columns.
+    calls = set(_CALL.findall(body))
+    return {t for t in tokens - calls if t not in {"I", "C", "np", "log", "exp"}}
