@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...expressions import check, evaluate
 from ..._validation import fail
 from ...batch import Batch
 from ...errors import DeclarationError
+from ...expressions import check, evaluate
 from ...fabricate import (
     LevelSpec,
     PotentialOutcomes,

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...expressions import check, evaluate
 from ..._validation import fail
 from ...batch import Batch
 from ...errors import DeclarationError
+from ...expressions import check, evaluate
 from ..design import Step, check_label
 
 __all__ = ["InquiryStep"]
