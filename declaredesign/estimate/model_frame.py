@@ -21,13 +21,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
+import formulaic
 import numpy as np
 import pandas as pd
+from formulaic.errors import FormulaicError
+from formulaic.parser.types import Factor
 
 from ..errors import FormulaError
+from ..formula import formulaic_formula, variables
 
 __all__ = ["ModelFrame", "model_frame", "formula_variables"]
 
@@ -76,39 +79,18 @@ class ModelFrame:
         return int(self.X.shape[0])
 
 
-def _parse(formula: str):
-    if not isinstance(formula, str) or "~" not in formula:
-        raise FormulaError(
-            f"model_frame(formula={formula!r}): formula must be a string like 'y ~ x'; "
-            f"got {formula!r}."
-        )
-    return _parse_cached(formula)
-
-
-@lru_cache(maxsize=256)
-def _parse_cached(formula: str):
-    # Parsing costs milliseconds; designs call the same formula thousands of times.
-    import formulaic
-    from formulaic.errors import FormulaicError
-
-    try:
-        return formulaic.Formula(formula)
-    except FormulaicError as e:
-        raise FormulaError(f"Could not parse formula {formula!r}: {e}") from e
-
-
 def formula_variables(formula: str) -> tuple[list[str], list[str]]:
     """Data variables read by the left- and right-hand sides of ``formula``.
 
-    Names of functions (``np.log``, ``I``) are not included.
+    Names of functions (``np.log``, ``I``) are not included (see
+    :func:`declaredesign.formula.variables`).
 
     Examples
     --------
     >>> formula_variables("y ~ x + np.log(z)")
     (['y'], ['x', 'z'])
     """
-    f = _parse(formula)
-    return sorted(f.lhs.required_variables), sorted(f.rhs.required_variables)
+    return variables(formula)
 
 
 def _is_missing(values: np.ndarray) -> np.ndarray:
@@ -146,7 +128,6 @@ def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | N
     Returns the right-hand-side column names (formula order) and whether there is an
     intercept, or None when the general path is needed.
     """
-    from formulaic.parser.types import Factor
 
     lhs = list(f.lhs)
     if len(lhs) != 1 or len(lhs[0].factors) != 1:
@@ -206,10 +187,7 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     >>> mf.columns, mf.mask.tolist()
     (['(Intercept)', 'x', 'gb'], [True, True, True, False])
     """
-    import formulaic
-    from formulaic.errors import FormulaicError
-
-    f = _parse(formula)
+    f = formulaic_formula(formula)
     lhs_vars = sorted(f.lhs.required_variables)
     rhs_vars = sorted(f.rhs.required_variables)
     extra = [c for c in extra_columns if c is not None]

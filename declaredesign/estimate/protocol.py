@@ -175,8 +175,24 @@ def register_estimator(function: Callable[..., Any] | None = None, *,
             parse=parse or (lambda formula, **kw: CallSpec(formula, dict(kw))),
             fit=fit or functools.partial(_call_function, func), kernel=kernel)
         _REGISTRY[func] = est
+        if kernel is not None:
+            _attach_legacy_kernel(func, est)
         return func
     return deco if function is None else deco(function)
+
+
+def _attach_legacy_kernel(func: Callable[..., Any], est: Estimator) -> None:
+    # Designs still on the legacy ``_protocol.get_batched`` path call
+    # ``func._dd_batched(batch, formula, **kwargs)``; removed with ``_protocol``.
+    try:
+        func._dd_batched = functools.partial(_legacy_kernel_call, est)
+    except (AttributeError, TypeError):     # a callable that takes no attributes
+        pass
+
+
+def _legacy_kernel_call(est: Estimator, batch: Batch, formula: str | None,
+                        **kwargs: Any) -> pd.DataFrame:
+    return fit_batch(est, est.parse(formula, **kwargs), batch)
 
 
 def _call_function(func: Callable[..., Any], spec: CallSpec, df: pd.DataFrame) -> Any:

@@ -9,7 +9,8 @@ import pytest
 from declaredesign.batch import Batch
 from declaredesign.errors import DeclarationError, EstimationError, FormulaError
 from declaredesign.estimate import difference_in_means, lm_robust
-from declaredesign.estimate._protocol import get_batched
+
+from ._util import batched
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_lm_robust_bad_arguments(df, kw, match):
     with pytest.raises(DeclarationError, match=match):
         lm_robust("y ~ z", df, **kw)
     with pytest.raises(DeclarationError, match=match):
-        get_batched(lm_robust)(Batch.from_pandas(df), "y ~ z", **kw)
+        batched(lm_robust)(Batch.from_pandas(df), "y ~ z", **kw)
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, np.nan])

@@ -8,11 +8,12 @@ import pytest
 
 from declaredesign.batch import Batch
 from declaredesign.estimate import difference_in_means, lm_robust
-from declaredesign.estimate._kernels import lm_core
-from declaredesign.estimate._linalg import sandwich
-from declaredesign.estimate._protocol import TIDY_COLUMNS, get_batched
+from declaredesign.estimate.grouped_sums import sim_index
+from declaredesign.estimate.sandwich import sandwich
+from declaredesign.estimate.stacked_ols import lm_core
+from declaredesign.groups import GroupIndex
 
-NUM = ["estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high", "df"]
+from ._util import NUM, batched, compare, standalone
 
 
 def _frames(seed, n_sims=6, min_j=3, max_j=14):
@@ -35,28 +36,7 @@ def _frames(seed, n_sims=6, min_j=3, max_j=14):
     return frames
 
 
-def _standalone(func, formula, frames, **kw):
-    return pd.concat([func(formula, f, **kw).tidy().assign(sim=i) for i, f in enumerate(frames)],
-                     ignore_index=True)
 
-
-def _compare(out, ref, rtol=1e-10):
-    assert list(out.columns[:len(TIDY_COLUMNS) + 1]) == ["sim", *TIDY_COLUMNS]
-    assert out["sim"].tolist() == ref["sim"].tolist()
-    assert out["term"].tolist() == ref["term"].tolist()
-    np.testing.assert_allclose(out[NUM].to_numpy(float), ref[NUM].to_numpy(float), rtol=rtol,
-                               atol=1e-300, equal_nan=True)
-
-
-@pytest.fixture
-def no_fallback(monkeypatch):
-    """Fail if the kernel sends any simulation to the per-simulation exact path."""
-    import declaredesign.estimate._kernels as K
-
-    def refuse(func, batch, sims, *args, **kwargs):
-        assert len(sims) == 0, f"simulations {list(sims)} took the per-simulation path"
-        return []
-    monkeypatch.setattr(K, "_fallback", refuse)
 
 
 LM_KW = [
@@ -74,8 +54,8 @@ LM_KW = [
 @pytest.mark.parametrize("kw", LM_KW, ids=[str(k) for k in LM_KW])
 def test_lm_robust_kernel_equals_standalone(formula, kw, no_fallback):
     frames = _frames(1)
-    out = get_batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
-    _compare(out, _standalone(lm_robust, formula, frames, **kw))
+    out = batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
+    compare(out, standalone(lm_robust, formula, frames, **kw))
 
 
 FE_KW = [{}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
@@ -92,8 +72,8 @@ def test_fixed_effects_kernel_equals_standalone(kw, request):
     for f in frames:
         f["blk"] = np.asarray(f["g"])
     kw = dict(kw, fixed_effects="~ blk")
-    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
-    _compare(out, _standalone(lm_robust, "y ~ z + x", frames, **kw))
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
+    compare(out, standalone(lm_robust, "y ~ z + x", frames, **kw))
 
 
 @pytest.mark.parametrize("formula", ["y ~ z + x", "y ~ z * x + g"])
@@ -102,10 +82,10 @@ def test_weighted_cr2_kernel_equals_standalone(formula, weights_vary, no_fallbac
     frames = _frames(2, n_sims=5)
     if weights_vary == "between":        # constant within clusters (cluster-level IPW)
         frames = [f.assign(w=(1 + f["cl"] % 3) * 0.7) for f in frames]
-    out = get_batched(lm_robust)(Batch.from_frames(frames), formula, clusters="cl",
+    out = batched(lm_robust)(Batch.from_frames(frames), formula, clusters="cl",
                                  weights="w")
-    assert "error" not in out.columns
-    _compare(out, _standalone(lm_robust, formula, frames, clusters="cl", weights="w"))
+    assert out["error"].isna().all()   # no simulation failed
+    compare(out, standalone(lm_robust, formula, frames, clusters="cl", weights="w"))
 
 
 def test_cr2_clusters_of_size_one_and_singular_blocks(no_fallback):
@@ -113,8 +93,8 @@ def test_cr2_clusters_of_size_one_and_singular_blocks(no_fallback):
     frames = _frames(3, n_sims=4)
     for f in frames:
         f["d"] = (f["cl"] == f["cl"].iloc[0]).astype(float)
-    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x + d", clusters="cl")
-    _compare(out, _standalone(lm_robust, "y ~ z + x + d", frames, clusters="cl"))
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x + d", clusters="cl")
+    compare(out, standalone(lm_robust, "y ~ z + x + d", frames, clusters="cl"))
 
 
 def test_rank_deficient_sims_follow_the_exact_path():
@@ -123,9 +103,9 @@ def test_rank_deficient_sims_follow_the_exact_path():
         f["x2"] = 2 * f["x"] if i in (1, 3) else f["x"] ** 2
     frames[2]["z"] = 0.0      # treatment constant: its column is dropped
     frames[4] = frames[4].iloc[:4]   # too few rows for the fast path, but full rank
-    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x + x2", clusters="cl")
-    ref = _standalone(lm_robust, "y ~ z + x + x2", frames, clusters="cl")
-    _compare(out, ref)
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x + x2", clusters="cl")
+    ref = standalone(lm_robust, "y ~ z + x + x2", frames, clusters="cl")
+    compare(out, ref)
     assert out.loc[out["sim"] == 2, "estimate"].isna().sum() == 1
     warned = out.groupby("sim")["warning"].apply(lambda v: v.notna().all())
     assert warned.tolist() == [False, True, True, True, False]
@@ -136,7 +116,7 @@ def test_failing_sim_gives_nan_rows_with_error():
     frames = _frames(5, n_sims=3)
     frames[1] = frames[1].iloc[:2]           # 2 rows, 3 coefficients: cannot be fitted
     frames[1].loc[:, "y"] = np.nan           # ... and no complete rows at all
-    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", clusters="cl")
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", clusters="cl")
     assert set(out["sim"]) == {0, 1, 2}
     bad = out[out["sim"] == 1]
     assert bad[NUM].isna().all().all()
@@ -150,8 +130,8 @@ def test_kernel_respects_subset_and_na():
     for f in frames:
         f.loc[f.index[:3], "x"] = np.nan
     kw = {"clusters": "cl", "subset": "x > -2"}
-    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
-    _compare(out, _standalone(lm_robust, "y ~ z + x", frames, **kw))
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
+    compare(out, standalone(lm_robust, "y ~ z + x", frames, **kw))
 
 
 def test_cr2_kxk_pieces_equal_direct_computation():
@@ -163,8 +143,9 @@ def test_cr2_kxk_pieces_equal_direct_computation():
     X = np.column_stack([np.ones(n), rng.normal(size=n), (cl % 2).astype(float),
                          rng.normal(size=n) ** 2])
     y = X @ np.array([1.0, 0.5, -1.0, 0.2]) + rng.normal(size=n)
-    res = lm_core(np.zeros(n, dtype=np.int64), 1, y, X, cl_codes=cl,
-                  cl_sim=np.zeros(len(sizes), dtype=np.int64), se_type="CR2")
+    clusters = GroupIndex(cl, np.zeros(len(sizes), dtype=np.int64), 1)
+    res = lm_core(sim_index(np.zeros(n, dtype=np.int64), 1), y, X, clusters=clusters,
+                  se_type="CR2")
     M = np.linalg.inv(X.T @ X)
     b = M @ X.T @ y
     direct = sandwich(X, y - X @ b, M, "CR2", cluster=cl)
@@ -180,8 +161,8 @@ DIM_KW = [{}, {"clusters": "cl"}, {"weights": "w"}, {"alpha": 0.01},
 @pytest.mark.parametrize("kw", DIM_KW, ids=[str(k) for k in DIM_KW])
 def test_difference_in_means_kernel_equals_standalone(kw, no_fallback):
     frames = _frames(8)
-    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", **kw)
-    _compare(out, _standalone(difference_in_means, "y ~ z", frames, **kw))
+    out = batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", **kw)
+    compare(out, standalone(difference_in_means, "y ~ z", frames, **kw))
 
 
 def _blocked_frames(seed, n_sims=6):
@@ -209,17 +190,17 @@ def test_difference_in_means_kernel_blocked(kw):
     frames = _blocked_frames(9)
     if "weights" in kw:
         frames = [f for f in frames if f.groupby("blk").size().min() > 2]
-    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ t", **kw)
+    out = batched(difference_in_means)(Batch.from_frames(frames), "y ~ t", **kw)
     ref = pd.concat([difference_in_means("y ~ t", f, **kw).tidy().assign(sim=i)
                      for i, f in enumerate(frames)], ignore_index=True)
-    _compare(out, ref)
+    compare(out, ref)
 
 
 def test_difference_in_means_kernel_blocked_error_sim():
     frames = _blocked_frames(11, n_sims=3)
     f = frames[1]
     f.loc[f["blk"] == f["blk"].iloc[0], "t"] = 0   # a block without treated units
-    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ t", blocks="blk")
+    out = batched(difference_in_means)(Batch.from_frames(frames), "y ~ t", blocks="blk")
     assert out.loc[out["sim"] == 1, "estimate"].isna().all()
     assert out.loc[out["sim"] == 1, "error"].str.contains("both treatment").all()
     assert out.loc[out["sim"] != 1, "estimate"].notna().all()
@@ -257,9 +238,9 @@ def test_level_id_columns_behave_as_in_the_split_frames():
     for func, kw in ((lm_robust, {"clusters": "classroom", "subset": "classroom != '3'"}),
                      (difference_in_means, {"clusters": "classroom",
                                             "subset": "classroom != '3'"})):
-        out = get_batched(func)(batch, "y ~ treat", **kw)
-        _compare(out, _standalone(func, "y ~ treat", frames, **kw))
+        out = batched(func)(batch, "y ~ treat", **kw)
+        compare(out, standalone(func, "y ~ treat", frames, **kw))
     # a factor made from an ID column gets fabricatr's level names (padded per sim)
-    out = get_batched(lm_robust)(batch, "y ~ classroom")
+    out = batched(lm_robust)(batch, "y ~ classroom")
     assert "classroom2" in set(out["term"])
-    _compare(out, _standalone(lm_robust, "y ~ classroom", frames))
+    compare(out, standalone(lm_robust, "y ~ classroom", frames))

@@ -7,11 +7,14 @@ import pandas as pd
 import pytest
 
 from declaredesign.batch import Batch
-from declaredesign.estimate import difference_in_means
-from declaredesign.estimate._kernels import _cluster_codes, _clustered_dim, lm_core
-from declaredesign.estimate._protocol import get_batched
+from declaredesign.estimate import difference_in_means, lm_robust, sandwich, stacked_ols
+from declaredesign.estimate.grouped_sums import sim_index
+from declaredesign.estimate.stacked_ols import lm_core
+from declaredesign.estimate.two_arm import binary_cluster_treatment, clustered_dim
+from declaredesign.groups import GroupIndex
 
-from .test_kernels import _compare, _standalone, no_fallback  # noqa: F401
+from ._util import batched, compare, standalone
+from .test_kernels import _frames
 
 
 def _cluster_batch(seed, n_sims=40):
@@ -52,12 +55,13 @@ def test_clustered_dim_closed_form_equals_lm_core(seed):
     frames = _cluster_batch(seed)
     sim, y, z, cl = _stack(frames)
     S = len(frames)
-    codes, cl_sim = _cluster_codes(sim, S, cl)
+    g = GroupIndex.from_keys(sim, S, cl)
+    codes, cl_sim = g.codes, g.group_sim
     size = np.bincount(codes)
     treated = np.bincount(codes, weights=z) > 0
-    est, se, df, ok = _clustered_dim(S, y, codes, cl_sim, size, treated)
+    est, se, df, ok = clustered_dim(S, y, g, size, treated)
     X = np.column_stack([np.ones(len(y)), z])
-    ref = lm_core(sim, S, y, X, cl_codes=codes, cl_sim=cl_sim, se_type="CR2", intercept_col=0)
+    ref = lm_core(sim_index(sim, S), y, X, clusters=g, se_type="CR2", intercept_col=0)
     assert ok.all() and ref["ok"].all()
     np.testing.assert_allclose(est, ref["coef"][:, 1], rtol=1e-10, atol=1e-12)
     # one cluster per arm: SE 0 here, rounding noise (1e-31) in the general path
@@ -72,26 +76,25 @@ def test_clustered_dim_closed_form_equals_lm_core(seed):
 def test_clustered_dim_kernel_equals_standalone_with_odd_clusters():
     frames = [f for f in _cluster_batch(5, n_sims=25)
               if min((f["z"] == 1).sum(), (f["z"] == 0).sum()) >= 2]
-    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", clusters="cl")
-    _compare(out, _standalone(difference_in_means, "y ~ z", frames, clusters="cl"))
+    out = batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", clusters="cl")
+    compare(out, standalone(difference_in_means, "y ~ z", frames, clusters="cl"))
 
 
 def test_clustered_dim_kernel_sim_with_one_arm_takes_exact_path():
     frames = [f for f in _cluster_batch(3, n_sims=20)
               if min((f["z"] == 1).sum(), (f["z"] == 0).sum()) >= 2][:6]
     frames[2] = frames[2].assign(z=1.0)
-    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", clusters="cl")
+    out = batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", clusters="cl")
     assert out["sim"].tolist() == list(range(6))
     assert np.isnan(out.loc[2, "estimate"]) and "error" in out.columns
     good = [f for i, f in enumerate(frames) if i != 2]
-    ref = _standalone(difference_in_means, "y ~ z", good, clusters="cl")
+    ref = standalone(difference_in_means, "y ~ z", good, clusters="cl")
     np.testing.assert_allclose(out.drop(index=2)["estimate"], ref["estimate"], rtol=1e-10)
 
 
 def _k2_frames(seed, n_sims=8):
     """Two-coefficient CR2 fits: size-1 clusters, a leverage-one cluster (a dummy that is
     non-zero only there), cluster-constant regressors (rank-1 ``A_g``)."""
-    from .test_kernels import _frames
     frames = _frames(seed, n_sims=n_sims)
     for i, f in enumerate(frames):
         f["d"] = (f["cl"] == f["cl"].iloc[0]).astype(float)
@@ -104,26 +107,24 @@ def _k2_frames(seed, n_sims=8):
 @pytest.mark.usefixtures("no_fallback")
 @pytest.mark.parametrize("formula", ["y ~ x", "y ~ z", "y ~ d", "y ~ xc", "y ~ 0 + x + z"])
 def test_cr2_two_coefficients_equals_standalone(formula):
-    from declaredesign.estimate import lm_robust
     frames = _k2_frames(11)
-    out = get_batched(lm_robust)(Batch.from_frames(frames), formula, clusters="cl")
-    _compare(out, _standalone(lm_robust, formula, frames, clusters="cl"), rtol=1e-9)
+    out = batched(lm_robust)(Batch.from_frames(frames), formula, clusters="cl")
+    compare(out, standalone(lm_robust, formula, frames, clusters="cl"), rtol=1e-9)
 
 
 @pytest.mark.parametrize("col", ["x", "z", "d", "xc"])
 def test_cr2_two_coefficients_equals_general_kxk(col, monkeypatch):
-    import declaredesign.estimate._kernels as K
     frames = _k2_frames(12, n_sims=10)
     sim = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
     y = np.concatenate([f["y"].to_numpy() for f in frames])
     x = np.concatenate([f[col].to_numpy() for f in frames])
     cl = np.concatenate([f["cl"].to_numpy() for f in frames])
     S = len(frames)
-    codes, cl_sim = _cluster_codes(sim, S, cl)
+    g = GroupIndex.from_keys(sim, S, cl)
     X = np.column_stack([np.ones(len(y)), x])
-    fast = lm_core(sim, S, y, X, cl_codes=codes, cl_sim=cl_sim, se_type="CR2", intercept_col=0)
-    monkeypatch.setattr(K, "_cr2", K._cr2_general)
-    ref = lm_core(sim, S, y, X, cl_codes=codes, cl_sim=cl_sim, se_type="CR2", intercept_col=0)
+    fast = lm_core(sim_index(sim, S), y, X, clusters=g, se_type="CR2", intercept_col=0)
+    monkeypatch.setattr(stacked_ols, "cr2_stacked", sandwich._cr2_general)
+    ref = lm_core(sim_index(sim, S), y, X, clusters=g, se_type="CR2", intercept_col=0)
     np.testing.assert_allclose(fast["coef"], ref["coef"], rtol=1e-12)
     np.testing.assert_allclose(fast["se"], ref["se"], rtol=1e-9)
     np.testing.assert_allclose(fast["df"], ref["df"], rtol=1e-9, equal_nan=True)
@@ -144,8 +145,8 @@ def test_dim_kernel_rows_dropped_by_na_subset_and_third_condition(kw):
               if f.query(kw.get("subset", "y == y")).query("z < 2").groupby("z")["cl"]
               .nunique().min() >= 2]
     assert len(frames) >= 3
-    out = get_batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", **kw)
-    _compare(out, _standalone(difference_in_means, "y ~ z", frames, **kw))
+    out = batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", **kw)
+    compare(out, standalone(difference_in_means, "y ~ z", frames, **kw))
 
 
 def test_cluster_codes_sorted_and_unsorted_rows_give_dense_sim_key_ranks():
@@ -158,14 +159,14 @@ def test_cluster_codes_sorted_and_unsorted_rows_give_dense_sim_key_ranks():
         if rng.random() < 0.5:                      # rows in (sim, key) order
             o = np.lexsort((key, sim))
             sim, key = sim[o], key[o]
-        codes, cl_sim = _cluster_codes(sim, S, key)
+        g = GroupIndex.from_keys(sim, S, key)
+        codes, cl_sim = g.codes, g.group_sim
         u, inv = np.unique(np.stack([sim, key], 1), axis=0, return_inverse=True)
         np.testing.assert_array_equal(codes, inv.ravel())
         np.testing.assert_array_equal(cl_sim, u[:, 0])
 
 
 def test_group_sums_by_reduceat_equal_bincount():
-    from declaredesign.estimate._kernels import _gsum
     rng = np.random.default_rng(4)
     for _ in range(100):
         n_groups = int(rng.integers(1, 8))
@@ -173,42 +174,41 @@ def test_group_sums_by_reduceat_equal_bincount():
         if rng.random() < 0.6:
             codes = np.sort(codes)                  # sorted, maybe with empty groups
         v = rng.normal(size=codes.size)
-        np.testing.assert_allclose(_gsum(codes, n_groups, v),
+        np.testing.assert_allclose(GroupIndex(codes, np.zeros(n_groups), 1).sum(v),
                                    np.bincount(codes, weights=v, minlength=n_groups),
                                    rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lm_robust_binary_cluster_treatment_closed_form_equals_lm_core(seed):
-    from declaredesign.estimate._kernels import _binary_cluster_treatment
     frames = _cluster_batch(seed)
     sim, y, z, cl = _stack(frames)
     S = len(frames)
-    codes, cl_sim = _cluster_codes(sim, S, cl)
-    fast = _binary_cluster_treatment(sim, S, y, z, codes, cl_sim)
+    g = GroupIndex.from_keys(sim, S, cl)
+    codes, cl_sim = g.codes, g.group_sim
+    fast = binary_cluster_treatment(sim_index(sim, S), y, z, g)
     X = np.column_stack([np.ones(len(y)), z])
-    ref = lm_core(sim, S, y, X, cl_codes=codes, cl_sim=cl_sim, se_type="CR2", intercept_col=0)
+    ref = lm_core(sim_index(sim, S), y, X, clusters=g, se_type="CR2", intercept_col=0)
     np.testing.assert_array_equal(fast["ok"], ref["ok"])
     np.testing.assert_allclose(fast["coef"], ref["coef"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(fast["se"], ref["se"], rtol=1e-9, atol=1e-14)
     both = np.bincount(cl_sim, minlength=S) == 2       # 0/0 df, noise in the general path
     np.testing.assert_allclose(fast["df"][~both], ref["df"][~both], rtol=1e-9, equal_nan=True)
     # not 0/1, or not constant within clusters: not taken
-    assert _binary_cluster_treatment(sim, S, y, 2 * z, codes, cl_sim) is None
+    assert binary_cluster_treatment(sim_index(sim, S), y, 2 * z, g) is None
     z2 = z.copy()
     i = np.flatnonzero(np.bincount(codes)[codes] > 1)[0]   # a row of a cluster of 2+
     z2[i] = 1 - z2[i]
-    assert _binary_cluster_treatment(sim, S, y, z2, codes, cl_sim) is None
+    assert binary_cluster_treatment(sim_index(sim, S), y, z2, g) is None
 
 
 @pytest.mark.usefixtures("no_fallback")
 @pytest.mark.parametrize("kw", [{"clusters": "cl"}, {"clusters": "cl", "subset": "y > -1"},
                                 {"clusters": "cl", "alpha": 0.1}])
 def test_lm_robust_binary_cluster_treatment_kernel_equals_standalone(kw):
-    from declaredesign.estimate import lm_robust
     frames = [f for f in _cluster_batch(9, n_sims=40)
               if f.query(kw.get("subset", "y == y")).groupby("z")["cl"].nunique().min() >= 2
               and f.query(kw.get("subset", "y == y"))["z"].nunique() == 2][:10]
     assert len(frames) >= 5
-    out = get_batched(lm_robust)(Batch.from_frames(frames), "y ~ z", **kw)
-    _compare(out, _standalone(lm_robust, "y ~ z", frames, **kw), rtol=1e-9)
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z", **kw)
+    compare(out, standalone(lm_robust, "y ~ z", frames, **kw), rtol=1e-9)

@@ -8,12 +8,11 @@ import pytest
 
 from declaredesign.batch import Batch
 from declaredesign.estimate import horvitz_thompson, iv_robust, lm_lin
-from declaredesign.estimate._protocol import get_batched
 
-from .test_kernels import _compare
+from ._util import batched, compare, standalone
 
 
-def _frames(seed, n_sims=4):
+def _treatment_frames(seed, n_sims=4):
     """Varied data sets: 4-14 clusters of 1-20 units, clusters nested in 3 blocks."""
     rng = np.random.default_rng(seed)
     frames = []
@@ -42,19 +41,6 @@ def _frames(seed, n_sims=4):
     return frames
 
 
-def _standalone(func, formula, frames, **kw):
-    return pd.concat([func(formula, data=f, **kw).tidy().assign(sim=i)
-                      for i, f in enumerate(frames)], ignore_index=True)
-
-
-@pytest.fixture
-def no_fallback(monkeypatch):
-    import declaredesign.estimate._kernels_more as K
-
-    def refuse(func, batch, sims, *args, **kwargs):
-        assert len(sims) == 0, f"simulations {list(sims)} took the per-simulation path"
-        return []
-    monkeypatch.setattr(K, "_fallback", refuse)
 
 
 LIN_KW = [{}, {"se_type": "classical"}, {"se_type": "HC1"}, {"se_type": "HC3"},
@@ -68,17 +54,17 @@ LIN_CASES = [("~ x", kw) for kw in LIN_KW] + [("~ x + x1 + g", kw) for kw in (
 
 @pytest.mark.parametrize("cov,kw", LIN_CASES, ids=[f"{c} {k}" for c, k in LIN_CASES])
 def test_lm_lin_kernel_equals_standalone(cov, kw, no_fallback):
-    frames = _frames(3)
-    out = get_batched(lm_lin)(Batch.from_frames(frames), "y ~ z", covariates=cov, **kw)
-    _compare(out, _standalone(lm_lin, "y ~ z", frames, covariates=cov, **kw))
+    frames = _treatment_frames(3)
+    out = batched(lm_lin)(Batch.from_frames(frames), "y ~ z", covariates=cov, **kw)
+    compare(out, standalone(lm_lin, "y ~ z", frames, covariates=cov, **kw))
 
 
 def test_lm_lin_kernel_multivalued_treatment_uses_standalone():
-    frames = _frames(4, n_sims=3)
+    frames = _treatment_frames(4, n_sims=3)
     for f in frames:
         f["arm"] = (np.arange(len(f)) % 3).astype(float)
-    out = get_batched(lm_lin)(Batch.from_frames(frames), "y ~ arm", covariates="~ x")
-    _compare(out, _standalone(lm_lin, "y ~ arm", frames, covariates="~ x"))
+    out = batched(lm_lin)(Batch.from_frames(frames), "y ~ arm", covariates="~ x")
+    compare(out, standalone(lm_lin, "y ~ arm", frames, covariates="~ x"))
 
 
 IV_KW = [{}, {"se_type": "classical"}, {"se_type": "HC0"}, {"se_type": "HC3"},
@@ -90,16 +76,16 @@ IV_KW = [{}, {"se_type": "classical"}, {"se_type": "HC0"}, {"se_type": "HC3"},
 @pytest.mark.parametrize("formula", ["y ~ x | z1 + z2", "y ~ x + x1 | z1 + z2 + x1"])
 @pytest.mark.parametrize("kw", IV_KW, ids=[str(k) for k in IV_KW])
 def test_iv_robust_kernel_equals_standalone(formula, kw, no_fallback):
-    frames = _frames(5)
-    out = get_batched(iv_robust)(Batch.from_frames(frames), formula, **kw)
-    _compare(out, _standalone(iv_robust, formula, frames, **kw))
+    frames = _treatment_frames(5)
+    out = batched(iv_robust)(Batch.from_frames(frames), formula, **kw)
+    compare(out, standalone(iv_robust, formula, frames, **kw))
 
 
 def test_iv_robust_kernel_fixed_effects_use_standalone():
-    frames = _frames(6, n_sims=3)
-    out = get_batched(iv_robust)(Batch.from_frames(frames), "y ~ x | z1 + z2",
+    frames = _treatment_frames(6, n_sims=3)
+    out = batched(iv_robust)(Batch.from_frames(frames), "y ~ x | z1 + z2",
                                  fixed_effects="~ blk")
-    _compare(out, _standalone(iv_robust, "y ~ x | z1 + z2", frames, fixed_effects="~ blk"))
+    compare(out, standalone(iv_robust, "y ~ x | z1 + z2", frames, fixed_effects="~ blk"))
 
 
 HT_KW = [({"condition_prs": "ps"}, "y ~ t"), ({"condition_prs": "ps", "se_type": "constant"},
@@ -115,12 +101,12 @@ HT_KW = [({"condition_prs": "ps"}, "y ~ t"), ({"condition_prs": "ps", "se_type":
 
 @pytest.mark.parametrize("kw,formula", HT_KW, ids=[str(k) for k, _ in HT_KW])
 def test_horvitz_thompson_kernel_equals_standalone(kw, formula, no_fallback):
-    frames = _frames(7)
-    out = get_batched(horvitz_thompson)(Batch.from_frames(frames), formula, **kw)
-    _compare(out, _standalone(horvitz_thompson, formula, frames, **kw))
+    frames = _treatment_frames(7)
+    out = batched(horvitz_thompson)(Batch.from_frames(frames), formula, **kw)
+    compare(out, standalone(horvitz_thompson, formula, frames, **kw))
 
 
-def _decl_frames(seed, n_sims=3, n=40):
+def _decl_treatment_frames(seed, n_sims=3, n=40):
     rng = np.random.default_rng(seed)
     frames = []
     for _ in range(n_sims):
@@ -146,25 +132,25 @@ DECLS = [({"N": 40, "m": 20}, "y ~ t"), ({"N": 40, "prob": 0.4, "simple": True},
 @pytest.mark.parametrize("decl,formula", DECLS, ids=[str(d) for d, _ in DECLS])
 def test_horvitz_thompson_kernel_declarations(decl, formula, no_fallback):
     from declaredesign.assign import declare_ra
-    frames = _decl_frames(8)
+    frames = _decl_treatment_frames(8)
     d = declare_ra(**decl)
-    out = get_batched(horvitz_thompson)(Batch.from_frames(frames), formula, ra_declaration=d)
-    _compare(out, _standalone(horvitz_thompson, formula, frames, ra_declaration=d))
+    out = batched(horvitz_thompson)(Batch.from_frames(frames), formula, ra_declaration=d)
+    compare(out, standalone(horvitz_thompson, formula, frames, ra_declaration=d))
 
 
 def test_horvitz_thompson_kernel_declaration_with_missing_rows_uses_standalone():
     from declaredesign.assign import declare_ra
-    frames = _decl_frames(9)
+    frames = _decl_treatment_frames(9)
     frames[1].loc[3, "y"] = np.nan
     d = declare_ra(N=40, m=20)
-    out = get_batched(horvitz_thompson)(Batch.from_frames(frames), "y ~ t", ra_declaration=d)
-    _compare(out, _standalone(horvitz_thompson, "y ~ t", frames, ra_declaration=d))
+    out = batched(horvitz_thompson)(Batch.from_frames(frames), "y ~ t", ra_declaration=d)
+    compare(out, standalone(horvitz_thompson, "y ~ t", frames, ra_declaration=d))
 
 
 def test_lm_robust_kernel_several_outcomes_per_simulation():
     from declaredesign.estimate import lm_robust
-    frames = _frames(9, n_sims=3)
-    out = get_batched(lm_robust)(Batch.from_frames(frames), "cbind(y, x1) ~ z + x",
+    frames = _treatment_frames(9, n_sims=3)
+    out = batched(lm_robust)(Batch.from_frames(frames), "cbind(y, x1) ~ z + x",
                                  clusters="cl")
-    _compare(out, _standalone(lm_robust, "cbind(y, x1) ~ z + x", frames, clusters="cl"))
+    compare(out, standalone(lm_robust, "cbind(y, x1) ~ z + x", frames, clusters="cl"))
     assert out["outcome"].tolist()[:6] == ["y"] * 3 + ["x1"] * 3

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from declaredesign.estimate import difference_in_means, lm_robust
 
+from ._util import batched
+
 
 def _data(seed, n1, n2):
     rng = np.random.default_rng(seed)
@@ -58,7 +60,6 @@ def test_inputs_not_mutated_and_fits_pickle():
        weighted=st.booleans(), factor=st.booleans())
 def test_kernel_equals_standalone_on_random_designs(seed, n_sims, se, weighted, factor):
     from declaredesign.batch import Batch
-    from declaredesign.estimate._protocol import get_batched
 
     rng = np.random.default_rng(seed)
     frames = []
@@ -74,7 +75,7 @@ def test_kernel_equals_standalone_on_random_designs(seed, n_sims, se, weighted, 
     kw = {"se_type": se, "weights": "w" if weighted else None,
           "clusters": "cl" if se in ("CR2", "CR0", "stata") else None}
     formula = "y ~ z + x + g" if factor else "y ~ z + x"
-    out = get_batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
+    out = batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
     for s, f in enumerate(frames):
         got = out[out["sim"] == s]
         try:

@@ -7,9 +7,8 @@ import pytest
 
 from declaredesign.batch import Batch
 from declaredesign.estimate import difference_in_means, lm_robust
-from declaredesign.estimate._protocol import get_batched
 
-from ._util import TIDY_R, assert_close
+from ._util import TIDY_R, assert_close, batched
 
 LM_CASES = {
     "lm_robust_HC2": {},
@@ -47,7 +46,7 @@ def test_lm_robust_matches_r(seed_data, seed_fits, key):
 
 @pytest.mark.parametrize("key", list(LM_CASES))
 def test_lm_robust_kernel_matches_r(seed_data, seed_fits, key):
-    kernel = get_batched(lm_robust)
+    kernel = batched(lm_robust)
     out = kernel(Batch.from_pandas(seed_data), "score ~ treatment", **LM_CASES[key])
     assert (out["sim"] == 0).all()
     _check_tidy(out, seed_fits[key], key)
@@ -60,7 +59,7 @@ def test_difference_in_means_matches_r(seed_data, seed_fits, key):
     _check_tidy(fit.tidy(), ref, key)
     assert fit.design == ref["design"]
     assert fit.nobs == ref["nobs"]
-    out = get_batched(difference_in_means)(Batch.from_pandas(seed_data), "score ~ treatment",
+    out = batched(difference_in_means)(Batch.from_pandas(seed_data), "score ~ treatment",
                                            **DIM_CASES[key])
     _check_tidy(out, ref, key + " (batched)")
 
@@ -77,7 +76,7 @@ def test_student_means_cr2(seed_data, seed_fits):
     assert fit.nobs == 270 and fit.nclusters == 10
     assert_close(fit.r_squared, ref["r.squared"])
     assert_close(fit.adj_r_squared, ref["adj.r.squared"])
-    batch_out = get_batched(lm_robust)(Batch.from_pandas(means), "av_score ~ treatment",
+    batch_out = batched(lm_robust)(Batch.from_pandas(means), "av_score ~ treatment",
                                        clusters="class")
     _check_tidy(batch_out, ref, "student means (batched)")
     assert np.all(batch_out["outcome"] == "av_score")
