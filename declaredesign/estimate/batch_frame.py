@@ -16,11 +16,12 @@ import numpy as np
 from ..batch import Batch
 from ..groups import GroupIndex
 from .arguments import check_numeric, check_weights, subset_mask
+from .grouped_sums import sim_index
 from .model_frame import ModelFrame, formula_variables, model_frame
 from .protocol import KernelResult, empty_tidy
 
-__all__ = ["columns_for", "decline_all", "frame", "group_index", "subset_view",
-           "weights_and_clusters"]
+__all__ = ["columns_for", "decline", "decline_all", "frame", "group_index", "simulations",
+           "subset_view", "weights_and_clusters"]
 
 
 def columns_for(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
@@ -48,6 +49,15 @@ def group_index(batch: Batch, name: str, sim: np.ndarray, values: np.ndarray) ->
     if sim is batch.sim and values is batch.columns.get(name):
         return batch.groups(name)
     return GroupIndex.from_keys(sim, batch.n_sims, values)
+
+
+def simulations(batch: Batch, sim: np.ndarray) -> GroupIndex:
+    """One group per simulation of the rows ``sim``; the batch's memo when all rows are used."""
+    if sim is batch.sim:
+        g = batch.groups()
+        if g.n_groups == batch.n_sims:      # no empty simulation: codes are the sims
+            return g
+    return sim_index(sim, batch.n_sims)
 
 
 def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]

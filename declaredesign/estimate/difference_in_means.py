@@ -30,8 +30,7 @@ from .arguments import (
     subset_mask,
     two_sided_variables,
 )
-from .batch_frame import decline, decline_all, group_index, subset_view
-from .grouped_sums import sim_index
+from .batch_frame import decline, decline_all, group_index, simulations, subset_view
 from .inference import add_cis, tidy_rows
 from .model_frame import _is_missing
 from .ols import fit_arrays
@@ -316,9 +315,9 @@ def _two_values(t: np.ndarray) -> list[Any] | None:
     return None
 
 
-def _clustered(batch: Batch, spec: DifferenceInMeansSpec, sims, y, t2, w, key, sim):
+def _clustered(batch: Batch, spec: DifferenceInMeansSpec, sims, y, t2, t2f, w, key, sim):
     clusters = group_index(batch, spec.clusters, sim, key)
-    n_t = clusters.sum(t2.astype(float))
+    n_t = clusters.sum(t2f)
     size = clusters.count()
     if np.any((n_t > 0) & (n_t < size)):
         raise DeclarationError(f"{_FUNC}(clusters={spec.clusters!r}): every unit of a cluster "
@@ -326,7 +325,7 @@ def _clustered(batch: Batch, spec: DifferenceInMeansSpec, sims, y, t2, w, key, s
                                "them.")
     if w is None:
         return clustered_dim(batch.n_sims, y, clusters, size, n_t > 0)
-    X = np.column_stack([np.ones(len(y)), t2.astype(float)])
+    X = np.column_stack([np.ones(len(y)), t2f])
     res = lm_core(sims, y, X, weights=w, clusters=clusters, se_type="CR2",
                   df_for=np.array([False, True]), intercept_col=0)
     return res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
@@ -385,17 +384,18 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
         w = used(np.asarray(cols[spec.weights], dtype=float))
         check_weights(_FUNC, spec.weights, w)
     term = _term(treat, c1, c2)
-    sims = sim_index(sim, S)
+    sims = simulations(batch, sim)
     if spec.blocks is not None and (spec.clusters is not None or w is not None):
         return decline_all(batch)     # block-clustered, weighted blocked: per simulation
     if spec.blocks is not None:
         blocks = group_index(batch, spec.blocks, sim, used(np.asarray(cols[spec.blocks])))
         est, se, df, ok = blocked_dim(S, y, t2, blocks)
     else:
-        n2 = sims.sum(t2.astype(float))
+        t2f = t2.astype(float)
+        n2 = sims.sum(t2f)
         n1 = sims.count() - n2
         if spec.clusters is not None:
-            est, se, df, ok = _clustered(batch, spec, sims, y, t2, w,
+            est, se, df, ok = _clustered(batch, spec, sims, y, t2, t2f, w,
                                          used(np.asarray(cols[spec.clusters])), sim)
         else:
             est, se, df, ok = _simple(S, sims, y, t2, w)

@@ -743,7 +743,8 @@ def horvitz_thompson_kernel(batch: Batch, spec: HorvitzThompsonSpec) -> KernelRe
     zs, pv, lo, hi = z_tests(est[sims], se[sims], spec.alpha, spec.ci)
     main = pd.DataFrame({"sim": sims, "term": _term(treat, c1, c2), "estimate": est[sims],
                          "std_error": se[sims], "statistic": zs, "p_value": pv,
-                         "conf_low": lo, "conf_high": hi, "df": np.nan, "outcome": outcome})
+                         "conf_low": lo, "conf_high": hi, "df": np.nan, "outcome": outcome,
+                         "error": None, "warning": None})
     return KernelResult(main, {int(s): None for s in np.flatnonzero(~ok)})
 
 

@@ -63,13 +63,16 @@ def tidy_rows(sims: np.ndarray, terms: list[str], res: dict[str, np.ndarray], al
     """Tidy rows (``sim`` first) of the listed simulations from ``coef``/``se``/``df``.
 
     ``res`` holds ``(n_sims, k)`` arrays of estimates, standard errors and degrees of
-    freedom; rows come simulation by simulation, terms in order, t-based inference.
+    freedom; rows come simulation by simulation, terms in order, t-based inference, with
+    empty ``error`` and ``warning`` columns.
     """
     k = len(terms)
     coef, se, df = res["coef"][sims], res["se"][sims], res["df"][sims]
     stat, p, lo, hi, dfo = add_cis(coef, se, df, alpha, ci)
+    # no message on a fitted row; built here, as columns, rather than inserted later
+    none = np.full(k * len(sims), None, dtype=object)
     return pd.DataFrame({
         "sim": np.repeat(sims, k), "term": np.tile(np.asarray(terms, dtype=object), len(sims)),
         "estimate": coef.ravel(), "std_error": se.ravel(), "statistic": stat.ravel(),
         "p_value": p.ravel(), "conf_low": lo.ravel(), "conf_high": hi.ravel(),
-        "df": dfo.ravel(), "outcome": outcome})
+        "df": dfo.ravel(), "outcome": outcome, "error": none, "warning": none})

@@ -45,8 +45,15 @@ from .arguments import (
     spec_keywords,
     subset_mask,
 )
-from .batch_frame import columns_for, decline, decline_all, subset_view, weights_and_clusters
-from .grouped_sums import column_sums, outer_sums, sim_index
+from .batch_frame import (
+    columns_for,
+    decline,
+    decline_all,
+    simulations,
+    subset_view,
+    weights_and_clusters,
+)
+from .grouped_sums import column_sums, outer_sums
 from .inference import tidy_rows
 from .lm_robust import LMRobustFit, drop_intercept, make_fit, prepare
 from .model_frame import formula_variables, model_frame
@@ -346,7 +353,7 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
     check_instrument_count(spec.formula, list(mf.columns), list(mz.columns))
     sim = sim if bool(mf.mask.all()) else sim[mf.mask]
     w, cl = weights_and_clusters(_FUNC, batch, view, mf, sim, weights, clusters)
-    sims = sim_index(sim, batch.n_sims)
+    sims = simulations(batch, sim)
     if w is not None:
         wm = np.bincount(sim, weights=w, minlength=batch.n_sims) / np.maximum(sims.count(), 1)
         sw = np.sqrt(w / wm[sim])

@@ -25,8 +25,7 @@ from ..batch import Batch
 from ..errors import DeclarationError
 from ..formula import parse_formula
 from .arguments import check_alpha, check_column_arg, check_se_type, spec_keywords
-from .batch_frame import decline, decline_all, frame, weights_and_clusters
-from .grouped_sums import sim_index
+from .batch_frame import decline, decline_all, frame, simulations, weights_and_clusters
 from .inference import tidy_rows
 from .lm_robust import LMRobustFit, make_fit, prepare
 from .model_frame import formula_variables, model_frame
@@ -244,7 +243,7 @@ def lm_lin_kernel(batch: Batch, spec: LmLinSpec) -> KernelResult:
     c_names = _centred_names(cov_names)
     X = np.column_stack([np.ones(len(T)), T, Cc, T[:, None] * Cc])
     names = ["(Intercept)", tnames[0], *c_names, *[f"{tnames[0]}:{c}" for c in c_names]]
-    res = lm_core(sim_index(sim, S), mf.y, X, weights=w, clusters=cl, se_type=spec.se_type,
+    res = lm_core(simulations(batch, sim), mf.y, X, weights=w, clusters=cl, se_type=spec.se_type,
                   intercept_col=0)
     ok = res["ok"]
     return decline(tidy_rows(np.flatnonzero(ok), names, res, spec.alpha, spec.ci,

@@ -35,8 +35,7 @@ from .arguments import (
     spec_keywords,
     subset_mask,
 )
-from .batch_frame import decline, decline_all, frame, group_index, weights_and_clusters
-from .grouped_sums import sim_index
+from .batch_frame import decline, decline_all, frame, group_index, simulations, weights_and_clusters
 from .inference import add_cis, tidy_rows
 from .linear_hypothesis import linear_hypothesis
 from .model_frame import ModelFrame, formula_variables, model_frame
@@ -465,7 +464,7 @@ def lm_robust_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:
         key = np.asarray(view[fe_names[0]])
         fe = group_index(batch, fe_names[0], sim, key if bool(mf.mask.all()) else key[mf.mask])
         X, columns = drop_intercept(X, columns)
-    sims = sim_index(sim, batch.n_sims)
+    sims = simulations(batch, sim)
     res = None
     if se == "CR2" and w is None and fe is None and columns[:1] == ["(Intercept)"] \
             and len(columns) == 2:
