@@ -1,4 +1,4 @@
-"""Batched kernels of lm_lin, iv_robust and horvitz_thompson == their standalone paths."""
+"""horvitz_thompson's kernel == the standalone fit, simulation by simulation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from declaredesign.batch import Batch
-from declaredesign.estimate import horvitz_thompson, iv_robust, lm_lin
+from declaredesign.estimate import horvitz_thompson
 
 from ._util import batched, compare, standalone
 
@@ -39,53 +39,6 @@ def _treatment_frames(seed, n_sims=4):
             "cl": cl, "blk": blk, "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
             .reset_index(drop=True))
     return frames
-
-
-
-
-LIN_KW = [{}, {"se_type": "classical"}, {"se_type": "HC1"}, {"se_type": "HC3"},
-          {"clusters": "cl"}, {"clusters": "cl", "se_type": "CR0"}, {"weights": "w"},
-          {"weights": "w", "clusters": "cl"}, {"alpha": 0.2}]
-
-
-LIN_CASES = [("~ x", kw) for kw in LIN_KW] + [("~ x + x1 + g", kw) for kw in (
-    {}, {"clusters": "cl"}, {"weights": "w", "clusters": "cl"})]
-
-
-@pytest.mark.parametrize("cov,kw", LIN_CASES, ids=[f"{c} {k}" for c, k in LIN_CASES])
-def test_lm_lin_kernel_equals_standalone(cov, kw, no_fallback):
-    frames = _treatment_frames(3)
-    out = batched(lm_lin)(Batch.from_frames(frames), "y ~ z", covariates=cov, **kw)
-    compare(out, standalone(lm_lin, "y ~ z", frames, covariates=cov, **kw))
-
-
-def test_lm_lin_kernel_multivalued_treatment_uses_standalone():
-    frames = _treatment_frames(4, n_sims=3)
-    for f in frames:
-        f["arm"] = (np.arange(len(f)) % 3).astype(float)
-    out = batched(lm_lin)(Batch.from_frames(frames), "y ~ arm", covariates="~ x")
-    compare(out, standalone(lm_lin, "y ~ arm", frames, covariates="~ x"))
-
-
-IV_KW = [{}, {"se_type": "classical"}, {"se_type": "HC0"}, {"se_type": "HC3"},
-         {"clusters": "cl"}, {"clusters": "cl", "se_type": "CR0"},
-         {"clusters": "cl", "se_type": "stata"}, {"weights": "w"},
-         {"weights": "w", "clusters": "cl"}, {"weights": "w", "se_type": "classical"}]
-
-
-@pytest.mark.parametrize("formula", ["y ~ x | z1 + z2", "y ~ x + x1 | z1 + z2 + x1"])
-@pytest.mark.parametrize("kw", IV_KW, ids=[str(k) for k in IV_KW])
-def test_iv_robust_kernel_equals_standalone(formula, kw, no_fallback):
-    frames = _treatment_frames(5)
-    out = batched(iv_robust)(Batch.from_frames(frames), formula, **kw)
-    compare(out, standalone(iv_robust, formula, frames, **kw))
-
-
-def test_iv_robust_kernel_fixed_effects_use_standalone():
-    frames = _treatment_frames(6, n_sims=3)
-    out = batched(iv_robust)(Batch.from_frames(frames), "y ~ x | z1 + z2",
-                                 fixed_effects="~ blk")
-    compare(out, standalone(iv_robust, "y ~ x | z1 + z2", frames, fixed_effects="~ blk"))
 
 
 HT_KW = [({"condition_prs": "ps"}, "y ~ t"), ({"condition_prs": "ps", "se_type": "constant"},
@@ -145,12 +98,3 @@ def test_horvitz_thompson_kernel_declaration_with_missing_rows_uses_standalone()
     d = declare_ra(N=40, m=20)
     out = batched(horvitz_thompson)(Batch.from_frames(frames), "y ~ t", ra_declaration=d)
     compare(out, standalone(horvitz_thompson, "y ~ t", frames, ra_declaration=d))
-
-
-def test_lm_robust_kernel_several_outcomes_per_simulation():
-    from declaredesign.estimate import lm_robust
-    frames = _treatment_frames(9, n_sims=3)
-    out = batched(lm_robust)(Batch.from_frames(frames), "cbind(y, x1) ~ z + x",
-                                 clusters="cl")
-    compare(out, standalone(lm_robust, "cbind(y, x1) ~ z + x", frames, clusters="cl"))
-    assert out["outcome"].tolist()[:6] == ["y"] * 3 + ["x1"] * 3
