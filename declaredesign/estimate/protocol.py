@@ -331,4 +331,7 @@ def _with_messages(out: pd.DataFrame) -> pd.DataFrame:
     for c in ("error", "warning"):
         if c not in out:
             out[c] = None
-    return out
+    # the standard order (sim, tidy columns, messages, then any extra columns)
+    order = [c for c in ("sim", *TIDY_COLUMNS, "error", "warning") if c in out]
+    order += [c for c in out.columns if c not in order]
+    return out if list(out.columns) == order else out[order]
