@@ -118,11 +118,11 @@ class Formula:
         return None if self.instruments is None else f"{self.lhs} ~ {self.instruments}"
 
     def with_rhs(self, rhs: str) -> str:
-        """The formula text with another right-hand side (``lhs ~ rhs``)."""
+        """Return the formula text with another right-hand side (``lhs ~ rhs``)."""
         return f"{self.lhs} ~ {rhs}"
 
     def variables(self) -> tuple[list[str], list[str]]:
-        """Data columns read by the left- and the (fixed) right-hand side, sorted."""
+        """Return data columns read by the left- and the (fixed) right-hand side, sorted."""
         lhs = sorted(set(self.outcomes)) if self.is_multi_outcome else \
             variables(self.fixed_formula)[0]
         return lhs, variables(self.fixed_formula)[1]
@@ -182,7 +182,7 @@ def split_terms(rhs: str) -> list[tuple[str, str]]:
 
 
 def _strip_outer(term: str) -> str | None:
-    """The inside of ``( ... )`` when the parentheses wrap the whole term, else None."""
+    """Return the inside of ``( ... )`` when the parentheses wrap the whole term, else None."""
     t = term.strip()
     if not (t.startswith("(") and t.endswith(")")):
         return None
@@ -221,7 +221,7 @@ def _intercept_removed(expr: str) -> bool:
 
 
 def _bar_terms(term: str, inner: str, formula: str, func: str) -> list[RandomEffect]:
-    """The expanded random effects of one ``(expr | group)`` term."""
+    """Return the expanded random effects of one ``(expr | group)`` term."""
     double = "||" in inner
     pieces = inner.split("||") if double else split_top_level(inner, "|", func=func)
     if len(pieces) != 2:
@@ -317,7 +317,7 @@ def _parse(formula: str, func: str) -> Formula:
 
 
 def formulaic_formula(formula: str) -> formulaic.Formula:
-    """The formulaic parse of an ordinary formula (cached; errors as FormulaError)."""
+    """Return the formulaic parse of an ordinary formula (cached; errors as FormulaError)."""
     if not isinstance(formula, str) or "~" not in formula:
         raise FormulaError(
             f"model_frame(formula={formula!r}): formula must be a string like 'y ~ x'; "
@@ -335,7 +335,7 @@ def _formulaic(formula: str) -> formulaic.Formula:
 
 
 def variables(formula: str) -> tuple[list[str], list[str]]:
-    """Data variables read by the left- and right-hand sides of an ordinary formula.
+    """Return the data variables read by the left- and right-hand sides of an ordinary formula.
 
     Names of functions (``np.log``, ``I``) are not included.
 

@@ -31,7 +31,7 @@ _HC_SE = ("classical", "HC0", "HC1", "HC2", "HC3", "stata")
 
 # ---------------------------------------------------------------------- keywords
 def accepted_arguments(spec_cls: type) -> list[str]:
-    """The keyword arguments a spec class accepts (its fields other than the formula)."""
+    """Return the keyword arguments a spec class accepts (its fields other than the formula)."""
     return [f.name for f in fields(spec_cls) if f.init and f.name != "formula"]
 
 
@@ -79,7 +79,7 @@ def check_alpha(func: str, alpha: Any) -> float:
 
 
 def check_column_arg(func: str, arg: str, value: Any, data: Mapping[str, Any]) -> str | None:
-    """A column-name argument (clusters, weights...): None or a name present in ``data``."""
+    """Return a column-name argument (clusters, weights...): None or a name present in ``data``."""
     if value is None:
         return None
     if not isinstance(value, str) or not value:
@@ -125,7 +125,7 @@ def subset_mask(func: str, subset: Any, data: Mapping[str, Any], n: int) -> np.n
 
 
 def data_columns(func: str, data: Any) -> Mapping[str, Any]:
-    """The estimator's ``data`` as a mapping of column name to array (checked)."""
+    """Return the estimator's ``data`` as a mapping of column name to array (checked)."""
     if isinstance(data, pd.DataFrame):
         return {str(c): data[c].to_numpy() for c in data.columns}
     if isinstance(data, Mapping):
@@ -186,7 +186,7 @@ def parse_conditions(func: str, t: np.ndarray, condition1: Any, condition2: Any,
 
 
 def outcome_and_treatment(func: str, formula: str, cols: Mapping[str, Any]) -> tuple[str, str]:
-    """The two names of an ``outcome ~ treatment`` formula, both columns of the data."""
+    """Return the two names of an ``outcome ~ treatment`` formula, both columns of the data."""
     lhs, rhs = variables(formula)
     if len(lhs) != 1 or len(rhs) != 1:
         fail(func, "formula", formula, "of the form 'outcome ~ treatment' (one variable on "
@@ -201,7 +201,7 @@ def outcome_and_treatment(func: str, formula: str, cols: Mapping[str, Any]) -> t
 
 
 def two_sided_variables(func: str, formula: Any) -> tuple[str, str] | None:
-    """The names of an ``outcome ~ treatment`` formula, or None when it is not one."""
+    """Return the names of an ``outcome ~ treatment`` formula, or None when it is not one."""
     if not isinstance(formula, str) or "~" not in formula:
         fail(func, "formula", formula, "of the form 'outcome ~ treatment' (one variable on "
              "each side)")

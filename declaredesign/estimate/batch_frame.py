@@ -42,7 +42,7 @@ def subset_view(batch: Batch, subset: Any) -> dict[str, np.ndarray]:
 
 
 def group_index(batch: Batch, name: str, sim: np.ndarray, values: np.ndarray) -> GroupIndex:
-    """The (simulation, ``values``) groups; the batch's memoised index when all rows are used.
+    """Return the (simulation, ``values``) groups, memoised on the batch when all rows are used.
 
     Every estimator clustering on one column of one batch then shares one index.
     """
@@ -79,7 +79,7 @@ def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]
 def weights_and_clusters(func: str, batch: Batch, view: dict[str, np.ndarray], mf: ModelFrame,
                          sim: np.ndarray, weights: str | None, clusters: str | None
                          ) -> tuple[np.ndarray | None, GroupIndex | None]:
-    """The weights and the cluster groups of the rows a model frame kept."""
+    """Return the weights and the cluster groups of the rows a model frame kept."""
     all_rows = bool(mf.mask.all())
     w = None
     if weights is not None:
@@ -95,7 +95,7 @@ def weights_and_clusters(func: str, batch: Batch, view: dict[str, np.ndarray], m
 
 
 def decline_all(batch: Batch, reason: str | None = None) -> KernelResult:
-    """A kernel result leaving every simulation to the per-simulation fallback."""
+    """Return a kernel result leaving every simulation to the per-simulation fallback."""
     return KernelResult(empty_tidy(), {s: reason for s in range(batch.n_sims)})
 
 

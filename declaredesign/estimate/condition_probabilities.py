@@ -85,6 +85,7 @@ def cluster_level(p2: np.ndarray, simple: bool) -> np.ndarray:
 
 
 def codes_of(values: np.ndarray) -> np.ndarray:
+    """Return dense integer codes of ``values`` in sorted order (objects compared as text)."""
     v = np.asarray(values)
     if v.dtype.kind == "O":
         v = v.astype(str)
@@ -92,6 +93,7 @@ def codes_of(values: np.ndarray) -> np.ndarray:
 
 
 def first_per_code(codes: np.ndarray) -> np.ndarray:
+    """Return the row of the first occurrence of each code."""
     first = np.full(int(codes.max()) + 1, -1)
     first[codes[::-1]] = np.arange(len(codes))[::-1]
     return first
@@ -191,6 +193,7 @@ def declaration_to_condition_pr_mat(ra_declaration: Any, condition1: Any = None,
 
 
 def resolve_column(decl_value: Any, data: Any) -> np.ndarray | None:
+    """Return a declaration's blocks or clusters as values (a column name looked up)."""
     if decl_value is None:
         return None
     if isinstance(decl_value, str):
@@ -248,6 +251,7 @@ def permutations_to_condition_pr_mat(permutations: Any) -> pd.DataFrame:
 
 
 def var_partial(y: np.ndarray, P: np.ndarray) -> float:
+    """Return ``v(y, P) = sum_{i != j} y_i y_j (P_ij - P_ii P_jj) / P_ij`` (module docstring)."""
     d = np.diag(P)
     cov = P - np.outer(d, d)
     zero = P == 0
@@ -260,6 +264,7 @@ def var_partial(y: np.ndarray, P: np.ndarray) -> float:
 
 def covar_partial(y1: np.ndarray, y0: np.ndarray, P10: np.ndarray, p1: np.ndarray,
                    p0: np.ndarray) -> float:
+    """Return the cross term ``c(y1, y0, P10)`` of the variance (module docstring)."""
     num = np.outer(y1, y0) * (P10 - np.outer(p1, p0))
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.where(P10 == 0, num, num / P10).sum())

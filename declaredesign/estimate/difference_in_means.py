@@ -99,6 +99,7 @@ class DifferenceInMeansFit(SingleEstimateFit):
         return f"Design:  {self.design}\n" + self.tidy().to_string(index=False)
 
     def __repr__(self) -> str:
+        """Show the summary."""
         return self.summary()
 
 
@@ -213,7 +214,7 @@ def _blocked(y: np.ndarray, t2: np.ndarray, cl: np.ndarray | None, w: np.ndarray
 
 
 def fit_difference_in_means(spec: DifferenceInMeansSpec, data: Any) -> DifferenceInMeansFit:
-    """The standalone fit of a validated spec on one dataset."""
+    """Return the standalone fit of a validated spec on one dataset."""
     cols, outcome, treat, rows = _prepare(spec, data)
     y = np.asarray(cols[outcome], dtype=float)[rows]
     t = np.asarray(cols[treat])[rows]
@@ -254,7 +255,7 @@ def fit_difference_in_means(spec: DifferenceInMeansSpec, data: Any) -> Differenc
 
 
 def _term(treat: str, c1: Any, c2: Any) -> str:
-    """The term name: the treatment, with the condition pasted unless it is 0/1."""
+    """Return the term name: the treatment, with the condition pasted unless it is 0/1."""
     return treat if (c2 == 1 and c1 == 0) else f"{treat}{c2}"
 
 
@@ -307,7 +308,7 @@ def difference_in_means(formula: str, data: pd.DataFrame, blocks: str | None = N
 
 # ------------------------------------------------------------------------ batched
 def _two_values(t: np.ndarray) -> list[Any] | None:
-    """The sorted values of a numeric treatment with two values (no hashing), else None."""
+    """Return the sorted values of a numeric treatment with two values (no hashing), else None."""
     if t.dtype.kind in "iuf" and t.size:
         lo, hi = t.min(), t.max()
         if bool(((t == lo) | (t == hi)).all()):

@@ -44,7 +44,7 @@ def outer_sums(index: GroupIndex, cols: list[np.ndarray], v: np.ndarray | None =
 
 
 def stack_sums(codes: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-    """Sums of the rows of a stack by sorted ``codes`` (clusters -> simulations)."""
+    """Sum the rows of a stack by sorted ``codes`` (clusters -> simulations)."""
     out = np.zeros((n, *values.shape[1:]))
     if len(codes) == 0:
         return out

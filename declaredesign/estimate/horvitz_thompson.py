@@ -151,6 +151,7 @@ class HorvitzThompsonFit(SingleEstimateFit):
     condition_pr_mat: np.ndarray | None = None
 
     def __repr__(self) -> str:
+        """Show the tidy table."""
         return self.tidy().to_string(index=False)
 
 
@@ -348,7 +349,7 @@ def _learned_design(d: _Design, t2: np.ndarray, spec: HorvitzThompsonSpec
 
 def _given_matrix(spec: HorvitzThompsonSpec, data: Any, d: _Design, c1: Any, c2: Any
                   ) -> np.ndarray | None:
-    """The joint matrix of a declaration, or the one given, on the rows used."""
+    """Return the joint matrix of a declaration, or the one given, on the rows used."""
     n = len(d.y)
     decl = spec.ra_declaration
     if decl is not None:
@@ -410,7 +411,7 @@ def _keep_conditions(d: _Design, keep: np.ndarray, p2: np.ndarray, P: np.ndarray
 
 
 def fit_horvitz_thompson(spec: HorvitzThompsonSpec, data: Any) -> HorvitzThompsonFit:
-    """The standalone fit of a validated spec on one dataset."""
+    """Return the standalone fit of a validated spec on one dataset."""
     cols = data_columns(_FUNC, data)
     outcome, treat = outcome_and_treatment(_FUNC, spec.formula, cols)
     check_numeric(_FUNC, "formula", outcome, np.asarray(cols[outcome]))

@@ -17,7 +17,7 @@ __all__ = ["add_cis", "tidy_rows", "z_cis", "z_tests"]
 
 def add_cis(est: np.ndarray, se: np.ndarray, df: np.ndarray, alpha: float,
             ci: bool) -> tuple[np.ndarray, ...]:
-    """t statistics, two-sided p-values and CIs as estimatr's ``add_cis_pvals``.
+    """Compute t statistics, two-sided p-values and CIs as estimatr's ``add_cis_pvals``.
 
     Returns ``(statistic, p_value, conf_low, conf_high, df)``; all NaN when ``ci`` is
     false, and ``df`` NaN where it is not positive.
@@ -35,7 +35,7 @@ def add_cis(est: np.ndarray, se: np.ndarray, df: np.ndarray, alpha: float,
 
 
 def z_cis(est: float, se: float, alpha: float, ci: bool) -> tuple[float, float, float, float]:
-    """z statistic, two-sided normal p-value and normal CI (estimatr's ttest = FALSE)."""
+    """Compute the z statistic, two-sided p-value and normal CI (estimatr's ttest = FALSE)."""
     if not ci:
         return np.nan, np.nan, np.nan, np.nan
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -126,7 +126,7 @@ def _project(Z: np.ndarray, A: np.ndarray, sw: np.ndarray | None) -> np.ndarray:
 
 
 def fit_iv_robust(spec: IvRobustSpec, data: Any) -> LMRobustFit:
-    """The standalone fit of a validated spec on one dataset."""
+    """Return the standalone fit of a validated spec on one dataset."""
     f_x, f_z = split_instruments(spec.formula)
     _, zvars = formula_variables(f_z)
     p = prepare(_FUNC, f_x, data, weights=spec.weights, subset=spec.subset,

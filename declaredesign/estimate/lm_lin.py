@@ -39,7 +39,7 @@ _FUNC = "lm_lin"
 
 
 def _r_num(v: float) -> str:
-    """A number as R's ``paste0`` prints it (15 significant digits, no trailing zeros)."""
+    """Return a number as R's ``paste0`` prints it (15 significant digits, no trailing zeros)."""
     v = float(v)
     if v.is_integer() and abs(v) < 1e15:
         return str(int(v))
@@ -57,7 +57,7 @@ def _covariate_rhs(covariates: Any) -> str:
 
 
 def _centred_names(cov_names: list[str]) -> list[str]:
-    """estimatr's names of centred covariates: ``x_c``, ``(a:b)_c``, ``(log(x))_c``."""
+    """Name centred covariates as estimatr does: ``x_c``, ``(a:b)_c``, ``(log(x))_c``."""
     return [(f"({c})" if re.search(r":|^.+\(", c) else c) + "_c" for c in cov_names]
 
 
@@ -104,7 +104,7 @@ class LmLinSpec:
 
 def _treatment_columns(T: np.ndarray, names: list[str], has_int: bool
                        ) -> tuple[np.ndarray, list[str]]:
-    """A 0/1 treatment as is; other values one dummy per (non-reference) condition."""
+    """Return a 0/1 treatment as is; other values one dummy per (non-reference) condition."""
     if np.all(np.isin(T, (0.0, 1.0))):
         return T, names
     vals = np.unique(T[:, 0])
@@ -114,7 +114,7 @@ def _treatment_columns(T: np.ndarray, names: list[str], has_int: bool
 
 
 def fit_lm_lin(spec: LmLinSpec, data: Any) -> LMRobustFit:
-    """The standalone fit of a validated spec on one dataset."""
+    """Return the standalone fit of a validated spec on one dataset."""
     p = prepare(_FUNC, spec.full_formula, data, weights=spec.weights, subset=spec.subset,
                 clusters=spec.clusters, fixed_effects=None)
     mf = p.mf

@@ -172,7 +172,7 @@ class LMRobustFit:
         return linear_hypothesis(self, hypothesis)
 
     def summary(self) -> str:
-        """A printable summary like R's ``summary(lm_robust(...))``."""
+        """Return a printable summary like R's ``summary(lm_robust(...))``."""
         t = self.tidy().set_index("term")[["estimate", "std_error", "statistic", "p_value",
                                             "conf_low", "conf_high", "df"]]
         lines = [f"Standard error type:  {self.se_type}", "",
@@ -185,6 +185,7 @@ class LMRobustFit:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
+        """Show the summary."""
         return self.summary()
 
 
@@ -230,6 +231,7 @@ class MultiOutcomeFit:
         return linear_hypothesis(self, hypothesis)
 
     def __repr__(self) -> str:
+        """Show the tidy table."""
         return self.tidy().to_string(index=False)
 
 
@@ -279,7 +281,7 @@ def _level_codes(values: np.ndarray) -> np.ndarray:
 
 
 def drop_intercept(X: np.ndarray, columns: list[str]) -> tuple[np.ndarray, list[str]]:
-    """The design without its intercept column (fixed effects absorb it)."""
+    """Return the design without its intercept column (fixed effects absorb it)."""
     if "(Intercept)" not in columns:
         return X, columns
     i = columns.index("(Intercept)")
@@ -307,7 +309,7 @@ def make_fit(cls: type, columns: list[str], core: CoreFit, outcome: str, se_type
 
 
 def fit_lm_robust(spec: LmRobustSpec, data: Any) -> LMRobustFit | MultiOutcomeFit:
-    """The standalone fit of a validated spec on one dataset."""
+    """Return the standalone fit of a validated spec on one dataset."""
     if isinstance(spec.formula, str) and "~" in spec.formula and \
             parse_formula(spec.formula, func=_FUNC).is_multi_outcome:
         return _fit_multi(spec, data)
@@ -358,7 +360,7 @@ def _fit_multi(spec: LmRobustSpec, data: Any) -> MultiOutcomeFit:
 
 def _joint_vcov(ys: list[str], cores: list[CoreFit], kept: list[str], se_type: str
                 ) -> pd.DataFrame:
-    """The joint sandwich of several outcomes' coefficients (estimatr's names)."""
+    """Return the joint sandwich of several outcomes' coefficients (estimatr's names)."""
     blocks = [[None] * len(ys) for _ in ys]
     for a, ca in enumerate(cores):
         for b, cb in enumerate(cores):
@@ -441,7 +443,7 @@ def lm_robust_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:
     >>> b = Batch({"y": rng.normal(size=40), "z": np.tile([0.0, 1.0], 20),
     ...            "g": np.repeat(np.arange(8), 5) % 4}, sim=np.repeat([0, 1], 20), n_sims=2)
     >>> lm_robust_kernel(b, LmRobustSpec.parse("y ~ z", clusters="g")).tidy.shape
-    (4, 10)
+    (4, 12)
     """
     if parse_formula(spec.formula, func=_FUNC).is_multi_outcome:
         return decline_all(batch)          # several outcomes: exact per-simulation fits

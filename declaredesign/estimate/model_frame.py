@@ -80,7 +80,7 @@ class ModelFrame:
 
 
 def formula_variables(formula: str) -> tuple[list[str], list[str]]:
-    """Data variables read by the left- and right-hand sides of ``formula``.
+    """Return the data variables read by the left- and right-hand sides of ``formula``.
 
     Names of functions (``np.log``, ``I``) are not included (see
     :func:`declaredesign.formula.variables`).
@@ -128,7 +128,6 @@ def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | N
     Returns the right-hand-side column names (formula order) and whether there is an
     intercept, or None when the general path is needed.
     """
-
     lhs = list(f.lhs)
     if len(lhs) != 1 or len(lhs[0].factors) != 1:
         return None
@@ -151,6 +150,24 @@ def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | N
             return None
         names.append(name)
     return names, intercept
+
+
+def _fast_frame(formula: str, fast: tuple[list[str], int], arrays: Mapping[str, np.ndarray],
+                mask: np.ndarray, outcome: str, used: list[str]) -> ModelFrame:
+    """Build the model frame of plain numeric columns directly (no formulaic)."""
+    names, intercept = fast
+    all_rows = bool(mask.all())
+    X = np.empty((int(mask.sum()), len(names) + intercept), order="F")
+    if intercept:
+        X[:, 0] = 1.0
+    for j, v in enumerate(names):
+        X[:, j + intercept] = arrays[v] if all_rows else arrays[v][mask]
+    yv = arrays[outcome]
+    y = np.asarray(yv if all_rows else yv[mask], dtype=float)
+    columns = (["(Intercept)"] if intercept else []) + names
+    return ModelFrame(formula=formula, outcome=[outcome], y=y, X=X, columns=columns,
+                      mask=mask, has_intercept=bool(intercept), variables=used,
+                      term_columns={c: [c] for c in columns})
 
 
 def model_frame(formula: str, data_columns: Mapping[str, Any], *,
@@ -209,20 +226,7 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
 
     fast = _fast_path(f, arrays)
     if fast is not None:
-        names, intercept = fast
-        n_used = int(mask.sum())
-        all_rows = bool(mask.all())
-        X = np.empty((n_used, len(names) + intercept), order="F")
-        if intercept:
-            X[:, 0] = 1.0
-        for j, v in enumerate(names):
-            X[:, j + intercept] = arrays[v] if all_rows else arrays[v][mask]
-        yv = arrays[lhs_vars[0]]
-        y = np.asarray(yv if all_rows else yv[mask], dtype=float)
-        columns = (["(Intercept)"] if intercept else []) + names
-        return ModelFrame(formula=formula, outcome=[lhs_vars[0]], y=y, X=X, columns=columns,
-                          mask=mask, has_intercept=bool(intercept), variables=used,
-                          term_columns={c: [c] for c in columns})
+        return _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used)
 
     factor_vars: dict[str, str] = {}
     frame = {}

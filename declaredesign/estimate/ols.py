@@ -32,7 +32,7 @@ _CLUSTER_SE = ("CR0", "CR2", "stata")
 
 
 def pivoted_rank(X: np.ndarray) -> np.ndarray:
-    """Indices of the columns kept by a column-pivoting QR, in their original order.
+    """Return the indices of the columns kept by a column-pivoting QR, in their original order.
 
     Mirrors Eigen's ``ColPivHouseholderQR`` used by estimatr: pivot on the largest
     remaining column norm and call a pivot zero when ``|R_ii| <= eps * min(n, k) *
@@ -101,7 +101,7 @@ def demean(A: np.ndarray, fe_codes: list[np.ndarray], w: np.ndarray,
 
 
 def fe_dummies(fe_codes: list[np.ndarray]) -> np.ndarray:
-    """Dummy matrix of the fixed effects: all levels of the first, the others less one."""
+    """Build the dummy matrix of the fixed effects: all levels of the first, the others less one."""
     blocks = []
     for i, c in enumerate(fe_codes):
         D = np.zeros((len(c), int(c.max()) + 1))

@@ -74,7 +74,7 @@ TIDY_COLUMNS = ["term", "estimate", "std_error", "statistic", "p_value", "conf_l
 
 # ----------------------------------------------------------------- tidy frames
 def empty_tidy(with_sim: bool = True, with_messages: bool = False) -> pd.DataFrame:
-    """An empty tidy frame with the standard columns (and ``error``/``warning``)."""
+    """Return an empty tidy frame with the standard columns (and ``error``/``warning``)."""
     cols = (["sim"] if with_sim else []) + TIDY_COLUMNS + \
         (["error", "warning"] if with_messages else [])
     text = ("term", "outcome", "error", "warning")
@@ -91,7 +91,7 @@ def tidy_frame(**cols: Any) -> pd.DataFrame:
 
 
 def rank_deficient_message(n_dropped: int) -> str:
-    """The warning for a fit with ``n_dropped`` inestimable coefficients (every path)."""
+    """Return the warning for a fit with ``n_dropped`` inestimable coefficients (every path)."""
     return (f"{n_dropped} coefficient(s) not defined because the design matrix is "
             "rank deficient")
 
@@ -205,7 +205,7 @@ def estimators() -> dict[str, Estimator]:
 
 
 def get_estimator(model: Callable[..., Any]) -> Estimator | None:
-    """The registered estimator of a model function, or None."""
+    """Return the registered estimator of a model function, or None."""
     try:
         return _REGISTRY.get(model)
     except TypeError:                      # unhashable callables are never registered
@@ -213,7 +213,7 @@ def get_estimator(model: Callable[..., Any]) -> Estimator | None:
 
 
 def resolve_model(model: Callable[..., Any]) -> tuple[Estimator, dict[str, Any]]:
-    """The estimator behind ``model`` and the keywords bound by its wrappers.
+    """Return the estimator behind ``model`` and the keywords bound by its wrappers.
 
     ``functools.partial`` layers are unwrapped (their keywords merged, outer ones
     winning), so ``partial(lm_robust, clusters="g")`` keeps the batched kernel. A
@@ -310,7 +310,7 @@ def _one_simulation(fit: Callable[[pd.DataFrame], Any], df: pd.DataFrame,
 
 
 def to_tidy(res: Any) -> pd.DataFrame:
-    """A fit's tidy frame (or a returned DataFrame), with broom's dots as underscores."""
+    """Return a fit's tidy frame (or a returned DataFrame), with broom's dots as underscores."""
     if isinstance(res, pd.DataFrame):
         df = res.copy()
     elif hasattr(res, "tidy"):
