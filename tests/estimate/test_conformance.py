@@ -10,6 +10,7 @@ specs pickle.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import pickle
 from dataclasses import dataclass, fields
@@ -188,8 +189,6 @@ def test_fits_and_specs_pickle(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_partial_keeps_the_kernel(name):
-    import functools
-
     est, formula, kw = _example(name)
     model = functools.partial(est.function, **kw)
     resolved, bound = protocol.resolve_model(model)
