@@ -35,13 +35,14 @@ A user's estimator with a batched kernel (here the mean of ``Y`` per simulation)
 
 >>> import numpy as np, pandas as pd
 >>> from declaredesign.estimate import protocol
+>>> from declaredesign.formula import parse_formula
 >>> def mean_kernel(batch, spec):
 ...     g = batch.groups()
-...     y = batch[spec.formula.split("~")[0].strip()]
+...     y = batch[parse_formula(spec.formula).outcome]
 ...     return protocol.tidy_frame(sim=g.group_sim, term="mean", estimate=g.mean(y))
 >>> @protocol.register_estimator(kernel=mean_kernel)
 ... def sample_mean(formula, data):
-...     y = data[formula.split("~")[0].strip()]
+...     y = data[parse_formula(formula).outcome]
 ...     return pd.DataFrame({"term": ["mean"], "estimate": [y.mean()]})
 >>> protocol.get_estimator(sample_mean).kernel is mean_kernel
 True
@@ -59,7 +60,8 @@ import numpy as np
 import pandas as pd
 
 from ..batch import Batch
-from ..errors import EstimationError
+from ..errors import EstimationError, FormulaError
+from ..formula import parse_formula
 
 __all__ = [
     "TIDY_COLUMNS", "CallSpec", "Estimator", "KernelResult", "empty_tidy", "estimators",
@@ -107,10 +109,12 @@ class CallSpec:
     @property
     def outcome(self) -> str | None:
         """The formula's left-hand side when it is a plain name, else None."""
-        if not self.formula or "~" not in self.formula:
+        if not isinstance(self.formula, str) or "~" not in self.formula:
             return None
-        lhs = self.formula.split("~")[0].strip()
-        return lhs if lhs.isidentifier() else None
+        try:
+            return parse_formula(self.formula).outcome
+        except FormulaError:
+            return None
 
 
 @dataclass(frozen=True)

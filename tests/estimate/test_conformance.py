@@ -24,6 +24,7 @@ from declaredesign.batch import Batch
 from declaredesign.errors import DeclarationError
 from declaredesign.estimate import protocol
 from declaredesign.estimate.arguments import spec_keywords
+from declaredesign.formula import parse_formula
 
 from ._util import NUM
 
@@ -36,11 +37,11 @@ class _MeanSpec:
 
     @classmethod
     def parse(cls, formula: str, **kwargs: Any) -> _MeanSpec:
-        return cls(formula=formula, **spec_keywords("sample_mean", cls, kwargs))
+        return cls(formula=formula, **spec_keywords("user_mean", cls, kwargs))
 
     @property
     def outcome(self) -> str:
-        return self.formula.split("~")[0].strip()
+        return parse_formula(self.formula).outcome
 
 
 def _mean_fit(spec: _MeanSpec, df: pd.DataFrame) -> pd.DataFrame:
@@ -62,7 +63,7 @@ def _mean_kernel(batch: Batch, spec: _MeanSpec) -> protocol.KernelResult:
 
 
 @protocol.register_estimator(parse=_MeanSpec.parse, fit=_mean_fit, kernel=_mean_kernel)
-def sample_mean(formula: str, data: pd.DataFrame, trim: float = 0.0) -> pd.DataFrame:
+def user_mean(formula: str, data: pd.DataFrame, trim: float = 0.0) -> pd.DataFrame:
     """The mean of the outcome (a user's estimator, for the conformance suite)."""
     return _mean_fit(_MeanSpec.parse(formula, trim=trim), data)
 
@@ -85,7 +86,7 @@ EXAMPLES = {
     "horvitz_thompson": ("y ~ z", {"condition_prs": "p"}),
     "lm_lin": ("y ~ z", {"covariates": "~ x"}),
     "iv_robust": ("y ~ x | inst", {}),
-    "sample_mean": ("y ~ 1", {}),
+    "user_mean": ("y ~ 1", {}),
     "lmer": ("y ~ z + (1 | cl)", {}),
     "glmer": None,
 }
@@ -107,7 +108,7 @@ def _frames(seed: int = 0, n_sims: int = 4) -> list[pd.DataFrame]:
 
 def test_registry_holds_every_estimatr_estimator_and_the_users():
     assert {"lm_robust", "difference_in_means", "horvitz_thompson", "lm_lin", "iv_robust",
-            "sample_mean"} <= set(NAMES)
+            "user_mean"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
