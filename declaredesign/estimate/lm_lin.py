@@ -66,7 +66,7 @@ class LmLinSpec:
     """The validated arguments of :func:`lm_lin` (build with :meth:`parse`)."""
 
     formula: str
-    covariates: str = None
+    covariates: str | None = None
     weights: str | None = None
     subset: Any = None
     clusters: str | None = None

@@ -203,3 +203,10 @@ def test_student_means_cr2(seed_data, seed_fits):
                                        clusters="class")
     _check_seed_tidy(batch_out, ref, "student means (batched)")
     assert np.all(batch_out["outcome"] == "av_score")
+
+
+def test_estimatr_fits_are_split_between_lm_robust_and_difference_in_means():
+    # estimatr_fits.json holds both estimators; test_difference_in_means_r.py runs the rest
+    cases = json.loads((HERE / "estimatr_fits.json").read_text())["cases"]
+    assert {c["estimator"] for c in cases} == {"lm_robust", "difference_in_means"}
+    assert len(FITS) == sum(c["estimator"] == "lm_robust" for c in cases) > 0
