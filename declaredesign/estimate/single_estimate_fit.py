@@ -1,4 +1,4 @@
-"""Behaviour shared by fits that report one estimate (difference in means, HT)."""
+"""Behaviour shared by the fits that report one estimate (difference in means, HT)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from typing import Any
 
 import pandas as pd
 
-from ._protocol import TIDY_COLUMNS
+from .linear_hypothesis import linear_hypothesis
+from .protocol import TIDY_COLUMNS
 
 
 class SingleEstimateFit:
-    """Mixin for dataclass fits with ``term``, ``estimate``, ``std_error`` and the tidy
-    columns as fields."""
+    """Mixin for dataclass fits holding one estimate and the tidy columns as fields."""
 
     term: str
     estimate: float
@@ -32,6 +32,16 @@ class SingleEstimateFit:
         return pd.DataFrame({c: [getattr(self, c)] for c in TIDY_COLUMNS}, columns=TIDY_COLUMNS)
 
     def linear_hypothesis(self, hypothesis: Any) -> pd.DataFrame:
-        """Test a linear hypothesis on the estimate, e.g. ``"z = 0.1"``."""
-        from ._lh import linear_hypothesis
+        """Test a linear hypothesis on the estimate, e.g. ``"z = 0.1"``.
+
+        Parameters
+        ----------
+        hypothesis : str or array_like
+            An equation in the term name, or a weight.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One tidy row.
+        """
         return linear_hypothesis(self, hypothesis)

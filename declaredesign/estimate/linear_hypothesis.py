@@ -19,7 +19,8 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DeclarationError
-from ._protocol import TIDY_COLUMNS
+from .inference import z_cis
+from .protocol import TIDY_COLUMNS
 
 __all__ = ["linear_hypothesis", "parse_hypothesis"]
 
@@ -63,6 +64,20 @@ def _split_signed(side: str) -> list[tuple[int, str]]:
 
 def parse_hypothesis(hypothesis: str, terms: list[str]) -> tuple[np.ndarray, float]:
     """Weights ``L`` on ``terms`` and constant ``c`` of ``L b = c``.
+
+    Parameters
+    ----------
+    hypothesis : str
+        One equation in the term names.
+    terms : list of str
+        The fit's terms.
+
+    Returns
+    -------
+    L : ndarray
+        Weights on the terms (left side minus right side).
+    c : float
+        The constant of ``L b = c``.
 
     Examples
     --------
@@ -109,10 +124,19 @@ def parse_hypothesis(hypothesis: str, terms: list[str]) -> tuple[np.ndarray, flo
 def linear_hypothesis(fit: Any, hypothesis: Any) -> pd.DataFrame:
     """Estimate, SE, statistic, p-value and CI of a linear combination of coefficients.
 
-    See :meth:`LMRobustFit.linear_hypothesis`.
-    """
-    from ._ht import HorvitzThompsonFit, z_cis
+    Parameters
+    ----------
+    fit : fit object
+        A fit with ``coefficients``, ``vcov``, ``alpha`` and ``outcome`` (any estimator
+        of this package).
+    hypothesis : str or array_like
+        An equation in the fit's term names (``"z = 0.1"``) or a vector of weights.
 
+    Returns
+    -------
+    pandas.DataFrame
+        One tidy row; see :meth:`~declaredesign.estimate.LMRobustFit.linear_hypothesis`.
+    """
     coefs = fit.coefficients
     terms = [str(t) for t in coefs.index]
     V = fit.vcov
@@ -141,7 +165,7 @@ def linear_hypothesis(fit: Any, hypothesis: Any) -> pd.DataFrame:
         est = float(L[L != 0] @ b[L != 0] - c)
         se = float(np.sqrt(Lv @ V.to_numpy() @ Lv))
     alpha = fit.alpha
-    if isinstance(fit, HorvitzThompsonFit):
+    if getattr(fit, "normal_inference", False):     # Horvitz-Thompson: z-based
         stat, p, lo, hi = z_cis(est, se, alpha, True)
         df = np.nan
     else:
