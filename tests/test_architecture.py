@@ -48,8 +48,8 @@ PLOT_HOOK = {("declaredesign.design.diagnosis", "declaredesign.plot"),
 # ---------------------------------------------------------------------------------
 # TEMPORARY: violations in parts of the tree other engineers are rewriting on their
 # branches (engine/design runner: reliability; estimate/**: estimators). Each entry is
-# exactly what the test prints. The lead empties this at merge; an entry that no longer
-# occurs fails the test, so the list cannot go stale.
+# exactly what the test prints. The lead empties this at merge; an entry that no longer occurs fails the
+# test, so the list cannot go stale.
 _PENDING: set[str] = {
     # -- estimator engineers: estimate/**
     'cycle: declaredesign.estimate.mixed._glmer_kernel, declaredesign.estimate.mixed.glmer',
