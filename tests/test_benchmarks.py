@@ -18,6 +18,7 @@ TINY = {
     "estimators.py": ["--sims", "20", "--loop-sims", "2"],
     "forum_design.py": ["--sims", "200", "--backend", "serial", "--batch", "20",
                         "--repeat", "1"],
+    "memory.py": ["--sims", "2000", "--bootstrap-sims", "20"],
     "lmer.py": ["--sims", "20", "--slow-sims", "1", "--glmer-sims", "10"],
     "profile_forum.py": ["--sims", "20", "--repeat", "1", "--top", "2"],
 }

@@ -42,7 +42,7 @@ def get_batched(model: Callable) -> Callable[..., pd.DataFrame] | None:
 
 
 def empty_tidy(with_sim: bool = True, with_messages: bool = False) -> pd.DataFrame:
-    """An empty tidy frame with the standard columns (and ``error``/``warning``)."""
+    """Return an empty tidy frame with the standard columns (and ``error``/``warning``)."""
     cols = (["sim"] if with_sim else []) + TIDY_COLUMNS + \
         (["error", "warning"] if with_messages else [])
     text = ("term", "outcome", "error", "warning")

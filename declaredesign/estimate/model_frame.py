@@ -21,13 +21,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
+import formulaic
 import numpy as np
 import pandas as pd
+from formulaic.errors import FormulaicError
+from formulaic.parser.types import Factor
 
 from ..errors import FormulaError
+from ..expressions import check_formula
+from ..formula import formulaic_formula, variables
 
 __all__ = ["ModelFrame", "model_frame", "formula_variables"]
 
@@ -76,39 +80,18 @@ class ModelFrame:
         return int(self.X.shape[0])
 
 
-def _parse(formula: str):
-    if not isinstance(formula, str) or "~" not in formula:
-        raise FormulaError(
-            f"model_frame(formula={formula!r}): formula must be a string like 'y ~ x'; "
-            f"got {formula!r}."
-        )
-    return _parse_cached(formula)
-
-
-@lru_cache(maxsize=256)
-def _parse_cached(formula: str):
-    # Parsing costs milliseconds; designs call the same formula thousands of times.
-    import formulaic
-    from formulaic.errors import FormulaicError
-
-    try:
-        return formulaic.Formula(formula)
-    except FormulaicError as e:
-        raise FormulaError(f"Could not parse formula {formula!r}: {e}") from e
-
-
 def formula_variables(formula: str) -> tuple[list[str], list[str]]:
-    """Data variables read by the left- and right-hand sides of ``formula``.
+    """Return the data variables read by the left- and right-hand sides of ``formula``.
 
-    Names of functions (``np.log``, ``I``) are not included.
+    Names of functions (``np.log``, ``I``) are not included (see
+    :func:`declaredesign.formula.variables`).
 
     Examples
     --------
     >>> formula_variables("y ~ x + np.log(z)")
     (['y'], ['x', 'z'])
     """
-    f = _parse(formula)
-    return sorted(f.lhs.required_variables), sorted(f.rhs.required_variables)
+    return variables(formula)
 
 
 def _is_missing(values: np.ndarray) -> np.ndarray:
@@ -146,8 +129,6 @@ def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | N
     Returns the right-hand-side column names (formula order) and whether there is an
     intercept, or None when the general path is needed.
     """
-    from formulaic.parser.types import Factor
-
     lhs = list(f.lhs)
     if len(lhs) != 1 or len(lhs[0].factors) != 1:
         return None
@@ -170,6 +151,24 @@ def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | N
             return None
         names.append(name)
     return names, intercept
+
+
+def _fast_frame(formula: str, fast: tuple[list[str], int], arrays: Mapping[str, np.ndarray],
+                mask: np.ndarray, outcome: str, used: list[str]) -> ModelFrame:
+    """Build the model frame of plain numeric columns directly (no formulaic)."""
+    names, intercept = fast
+    all_rows = bool(mask.all())
+    X = np.empty((int(mask.sum()), len(names) + intercept), order="F")
+    if intercept:
+        X[:, 0] = 1.0
+    for j, v in enumerate(names):
+        X[:, j + intercept] = arrays[v] if all_rows else arrays[v][mask]
+    yv = arrays[outcome]
+    y = np.asarray(yv if all_rows else yv[mask], dtype=float)
+    columns = (["(Intercept)"] if intercept else []) + names
+    return ModelFrame(formula=formula, outcome=[outcome], y=y, X=X, columns=columns,
+                      mask=mask, has_intercept=bool(intercept), variables=used,
+                      term_columns={c: [c] for c in columns})
 
 
 def model_frame(formula: str, data_columns: Mapping[str, Any], *,
@@ -206,10 +205,8 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     >>> mf.columns, mf.mask.tolist()
     (['(Intercept)', 'x', 'gb'], [True, True, True, False])
     """
-    import formulaic
-    from formulaic.errors import FormulaicError
-
-    f = _parse(formula)
+    check_formula(formula, func)  # formulaic evaluates terms with Python's eval
+    f = formulaic_formula(formula)
     lhs_vars = sorted(f.lhs.required_variables)
     rhs_vars = sorted(f.rhs.required_variables)
     extra = [c for c in extra_columns if c is not None]
@@ -231,20 +228,7 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
 
     fast = _fast_path(f, arrays)
     if fast is not None:
-        names, intercept = fast
-        n_used = int(mask.sum())
-        all_rows = bool(mask.all())
-        X = np.empty((n_used, len(names) + intercept), order="F")
-        if intercept:
-            X[:, 0] = 1.0
-        for j, v in enumerate(names):
-            X[:, j + intercept] = arrays[v] if all_rows else arrays[v][mask]
-        yv = arrays[lhs_vars[0]]
-        y = np.asarray(yv if all_rows else yv[mask], dtype=float)
-        columns = (["(Intercept)"] if intercept else []) + names
-        return ModelFrame(formula=formula, outcome=[lhs_vars[0]], y=y, X=X, columns=columns,
-                          mask=mask, has_intercept=bool(intercept), variables=used,
-                          term_columns={c: [c] for c in columns})
+        return _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used)
 
     factor_vars: dict[str, str] = {}
     frame = {}

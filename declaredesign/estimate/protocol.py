@@ -35,13 +35,14 @@ A user's estimator with a batched kernel (here the mean of ``Y`` per simulation)
 
 >>> import numpy as np, pandas as pd
 >>> from declaredesign.estimate import protocol
+>>> from declaredesign.formula import parse_formula
 >>> def mean_kernel(batch, spec):
 ...     g = batch.groups()
-...     y = batch[spec.formula.split("~")[0].strip()]
+...     y = batch[parse_formula(spec.formula).outcome]
 ...     return protocol.tidy_frame(sim=g.group_sim, term="mean", estimate=g.mean(y))
 >>> @protocol.register_estimator(kernel=mean_kernel)
 ... def sample_mean(formula, data):
-...     y = data[formula.split("~")[0].strip()]
+...     y = data[parse_formula(formula).outcome]
 ...     return pd.DataFrame({"term": ["mean"], "estimate": [y.mean()]})
 >>> protocol.get_estimator(sample_mean).kernel is mean_kernel
 True
@@ -59,7 +60,8 @@ import numpy as np
 import pandas as pd
 
 from ..batch import Batch
-from ..errors import EstimationError
+from ..errors import EstimationError, FormulaError
+from ..formula import parse_formula
 
 __all__ = [
     "TIDY_COLUMNS", "CallSpec", "Estimator", "KernelResult", "empty_tidy", "estimators",
@@ -74,7 +76,7 @@ TIDY_COLUMNS = ["term", "estimate", "std_error", "statistic", "p_value", "conf_l
 
 # ----------------------------------------------------------------- tidy frames
 def empty_tidy(with_sim: bool = True, with_messages: bool = False) -> pd.DataFrame:
-    """An empty tidy frame with the standard columns (and ``error``/``warning``)."""
+    """Return an empty tidy frame with the standard columns (and ``error``/``warning``)."""
     cols = (["sim"] if with_sim else []) + TIDY_COLUMNS + \
         (["error", "warning"] if with_messages else [])
     text = ("term", "outcome", "error", "warning")
@@ -91,7 +93,7 @@ def tidy_frame(**cols: Any) -> pd.DataFrame:
 
 
 def rank_deficient_message(n_dropped: int) -> str:
-    """The warning for a fit with ``n_dropped`` inestimable coefficients (every path)."""
+    """Return the warning for a fit with ``n_dropped`` inestimable coefficients (every path)."""
     return (f"{n_dropped} coefficient(s) not defined because the design matrix is "
             "rank deficient")
 
@@ -107,10 +109,12 @@ class CallSpec:
     @property
     def outcome(self) -> str | None:
         """The formula's left-hand side when it is a plain name, else None."""
-        if not self.formula or "~" not in self.formula:
+        if not isinstance(self.formula, str) or "~" not in self.formula:
             return None
-        lhs = self.formula.split("~")[0].strip()
-        return lhs if lhs.isidentifier() else None
+        try:
+            return parse_formula(self.formula).outcome
+        except FormulaError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -175,8 +179,24 @@ def register_estimator(function: Callable[..., Any] | None = None, *,
             parse=parse or (lambda formula, **kw: CallSpec(formula, dict(kw))),
             fit=fit or functools.partial(_call_function, func), kernel=kernel)
         _REGISTRY[func] = est
+        if kernel is not None:
+            _attach_legacy_kernel(func, est)
         return func
     return deco if function is None else deco(function)
+
+
+def _attach_legacy_kernel(func: Callable[..., Any], est: Estimator) -> None:
+    # Designs still on the legacy ``_protocol.get_batched`` path call
+    # ``func._dd_batched(batch, formula, **kwargs)``; removed with ``_protocol``.
+    try:
+        func._dd_batched = functools.partial(_legacy_kernel_call, est)
+    except (AttributeError, TypeError):     # a callable that takes no attributes
+        pass
+
+
+def _legacy_kernel_call(est: Estimator, batch: Batch, formula: str | None,
+                        **kwargs: Any) -> pd.DataFrame:
+    return fit_batch(est, est.parse(formula, **kwargs), batch)
 
 
 def _call_function(func: Callable[..., Any], spec: CallSpec, df: pd.DataFrame) -> Any:
@@ -189,7 +209,7 @@ def estimators() -> dict[str, Estimator]:
 
 
 def get_estimator(model: Callable[..., Any]) -> Estimator | None:
-    """The registered estimator of a model function, or None."""
+    """Return the registered estimator of a model function, or None."""
     try:
         return _REGISTRY.get(model)
     except TypeError:                      # unhashable callables are never registered
@@ -197,7 +217,7 @@ def get_estimator(model: Callable[..., Any]) -> Estimator | None:
 
 
 def resolve_model(model: Callable[..., Any]) -> tuple[Estimator, dict[str, Any]]:
-    """The estimator behind ``model`` and the keywords bound by its wrappers.
+    """Return the estimator behind ``model`` and the keywords bound by its wrappers.
 
     ``functools.partial`` layers are unwrapped (their keywords merged, outer ones
     winning), so ``partial(lm_robust, clusters="g")`` keeps the batched kernel. A
@@ -294,7 +314,7 @@ def _one_simulation(fit: Callable[[pd.DataFrame], Any], df: pd.DataFrame,
 
 
 def to_tidy(res: Any) -> pd.DataFrame:
-    """A fit's tidy frame (or a returned DataFrame), with broom's dots as underscores."""
+    """Return a fit's tidy frame (or a returned DataFrame), with broom's dots as underscores."""
     if isinstance(res, pd.DataFrame):
         df = res.copy()
     elif hasattr(res, "tidy"):
@@ -315,4 +335,7 @@ def _with_messages(out: pd.DataFrame) -> pd.DataFrame:
     for c in ("error", "warning"):
         if c not in out:
             out[c] = None
-    return out
+    # the standard order (sim, tidy columns, messages, then any extra columns)
+    order = [c for c in ("sim", *TIDY_COLUMNS, "error", "warning") if c in out]
+    order += [c for c in out.columns if c not in order]
+    return out if list(out.columns) == order else out[order]

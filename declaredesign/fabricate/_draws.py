@@ -16,8 +16,11 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, ndtr
 
-from .._expr import Context, Lazy, _needs_data, _short_repr
 from .._validation import fail
+from ..expressions import Context, Lazy, register_draws
+from ..expressions import needs_data as _needs_data
+from ..expressions import reducers as _reducers
+from ..expressions import short_repr as _short_repr
 from ..groups import GroupIndex
 
 __all__ = [
@@ -320,7 +323,6 @@ def _s_draw_normal_icc(ctx, mean, clusters, ICC, sd, sd_between, total_sd):
     out = _per_cluster(mean, codes, k, ctx.n_rows) + alpha[codes] + sd_w * eps
     if total_sd is not None:
         # fabricatr rescales to the requested total sd within the dataset.
-        from .._expr import _reducers
         red = _reducers(ctx)
         m, s = red["mean"](out), red["sd"](out)
         out = (out - m) * total_sd / s + m
@@ -714,3 +716,6 @@ DRAW_FUNCTIONS = {
     "split_quantile": split_quantile, "draw_quantile": draw_quantile,
     "draw_normal_icc": draw_normal_icc, "draw_binary_icc": draw_binary_icc,
 }
+
+# The expression language calls these by name; it never imports fabricate.
+register_draws(DRAW_FUNCTIONS)

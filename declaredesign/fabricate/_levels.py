@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from .._expr import Lazy, _short_repr, evaluate
 from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclarationError
+from ..expressions import Lazy, check, evaluate
+from ..expressions import short_repr as _short_repr
 from ..groups import sim_starts
 
 __all__ = [
@@ -65,6 +66,7 @@ def _check_variables(func: str, variables: Mapping[str, Any]) -> None:
         if not ok:
             fail(func, name, v, "a number, an array, a string expression, a draw such as "
                  "normal() or a callable", shown=f"<{type(v).__name__}>")
+        check(v, f"{func}({name}=...)")
 
 
 def _freeze(v: Any) -> Any:

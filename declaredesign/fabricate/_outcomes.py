@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._expr import Context, Lazy, evaluate
 from .._validation import fail
 from ..batch import Batch
 from ..errors import FormulaError
+from ..expressions import Context, Lazy, check, evaluate
 
 __all__ = ["PotentialOutcomes", "RevealOutcomes", "potential_outcomes", "reveal_outcomes"]
 
@@ -49,6 +49,7 @@ def _split_formula(func: str, formula: str) -> tuple[str, str]:
         fail(func, "formula", formula, "named on its left-hand side (e.g. 'Y ~ 0.5 * Z')")
     if not rhs:
         fail(func, "formula", formula, "an expression on its right-hand side")
+    check(rhs, f"{func}(formula={formula!r})")
     return lhs, rhs
 
 

@@ -4,9 +4,6 @@ object's tables."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -350,16 +347,6 @@ def test_a_generator_seed_advances_as_one_draw_of_all_weights():
     diagnose_simulations(sims, ["bias"], bootstrap_sims=7, seed=a)
     bootstrap_weights(50, 7, b)
     assert a.random() == b.random()
-
-
-def test_memory_benchmark_tiny_mode():
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, str(root / "benchmarks" / "memory.py"), "--sims",
-                          "2000", "--bootstrap-sims", "20"], capture_output=True, text=True,
-                         cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "PEAK MEMORY" in out.stdout
 
 
 # ------------------------------------------------------------ fits without a p-value

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["declaredesign._expr", "declaredesign.fabricate._draws",
+MODULES = ["declaredesign.fabricate._draws",
            "declaredesign.fabricate._levels", "declaredesign.fabricate._outcomes",
            "declaredesign.fabricate._resample"]
 

@@ -9,7 +9,7 @@ import pytest
 from scipy.special import expit, ndtr
 
 from declaredesign import Batch, DeclarationError
-from declaredesign._expr import evaluate
+from declaredesign.expressions import evaluate
 from declaredesign.fabricate import (
     bernoulli,
     binomial,

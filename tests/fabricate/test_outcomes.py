@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from declaredesign import Batch, DeclarationError, FormulaError
-from declaredesign._expr import evaluate
+from declaredesign.expressions import evaluate
 from declaredesign.fabricate import (
     add_level,
     fabricate,

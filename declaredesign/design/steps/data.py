@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..._expr import evaluate
 from ..._validation import fail
 from ...batch import Batch
 from ...errors import DeclarationError
+from ...expressions import check, evaluate
 from ...fabricate import (
     LevelSpec,
     PotentialOutcomes,
@@ -52,6 +52,7 @@ class VariablesStep(Step):
         for name in variables:
             if not name.isidentifier():
                 fail(func, name, name, "a valid Python identifier as variable name")
+            check(variables[name], f"{func}({name}=...)")
         self.variables = variables
         self._label = check_label(func, label)
         self._freeze()
@@ -131,6 +132,8 @@ class ModelStep(Step):
 
     def _check(self) -> None:
         has_levels = any(isinstance(v, LevelSpec) for v in self.levels.values())
+        for name, value in self.levels.items():
+            check(value, f"declare_model({name}=...)")
         if has_levels and self.N is not None:
             fail("declare_model", "N", self.N, "None when levels are declared with add_level")
         if not has_levels and self.N is None and self.data is None:
@@ -254,6 +257,7 @@ class SamplingStep(VariablesStep):
 
     def __init__(self, variables: Mapping[str, Any] | None = None, *, filter: Any = None,
                  label: str | None = None, **kwargs: Any):
+        check(filter, "declare_sampling(filter=...)")
         object.__setattr__(self, "filter", filter)
         super().__init__(variables, label=label, **kwargs)
 

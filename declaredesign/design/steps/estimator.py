@@ -23,6 +23,7 @@ from ...batch import Batch
 from ...errors import EstimationError
 from ...estimate import lm_robust
 from ...estimate.protocol import Estimator, fit_batch, fit_per_simulation, resolve_model
+from ...expressions import check
 from ..design import Step, check_label
 from ..handlers import call_handler
 from .summary import check_summary, summarize_fit
@@ -88,6 +89,7 @@ class EstimatorStep(Step):
         if summary is not None and handler is not None:
             fail(func, "summary", summary, "None when handler is given (the handler returns "
                  "its rows itself)")
+        check(model_kwargs.get("subset"), f"{func}(subset=...)")
         self.formula = formula
         self.model = model
         self.inquiry = inquiry

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..._expr import evaluate
 from ..._validation import fail
 from ...batch import Batch
 from ...errors import DeclarationError
+from ...expressions import check, evaluate
 from ..design import Step, check_label
 from ..handlers import call_handler
 
@@ -149,8 +149,10 @@ def _check(inquiries: dict[str, Any], subset: Any, handler: Any,
         if not (isinstance(value, (str, int, float)) or callable(value)):
             fail("declare_inquiry", name, value,
                  "a string expression, a number or a callable f(df) -> float")
+        check(value, f"declare_inquiry({name}=...)")
     if subset is not None and not isinstance(subset, str) and not callable(subset):
         fail("declare_inquiry", "subset", subset, "an expression such as 'X == 1'")
+    check(subset, "declare_inquiry(subset=...)")
 
 
 def _handler_frame(out: Any, default: str) -> pd.DataFrame:

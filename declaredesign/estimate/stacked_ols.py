@@ -1,0 +1,263 @@
+"""Least squares and sandwich variances for every simulation of a batch at once.
+
+Everything is computed from per-simulation and per-(simulation, cluster) sufficient
+statistics (grouped sums of products of columns, :mod:`.grouped_sums`), then closed forms
+on stacks of ``k x k`` matrices. No Python loop runs over simulations or clusters.
+
+Simulations the normal equations cannot take safely (rank-deficient or nearly so, too
+few rows) are flagged in ``ok``; the estimators leave them to the exact single-dataset
+path (:mod:`.ols`, with column-pivoting QR) through the per-simulation fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..groups import GroupIndex
+from .grouped_sums import column_sums, outer_sums, stack_sums
+from .sandwich import LEVERAGE_ONE, cr2_stacked, cr2_weighted_stacked
+
+__all__ = ["StackedFit", "lm_core", "solve_normal"]
+
+# Below this smallest eigenvalue of the unit-diagonal X'X a simulation goes to the exact
+# (pivoting QR) path: collinear or so ill-conditioned that normal equations could lose digits.
+_COND_TOL = 1e-10
+_CLUSTER_SE = ("CR0", "CR2", "stata")
+
+
+def solve_normal(XtX: np.ndarray, Xty: np.ndarray, n_s: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-simulation ``M = (X'X)^{-1}`` and ``beta``; ``ok`` flags well-posed sims."""
+    S, k, _ = XtX.shape
+    d = np.sqrt(np.einsum("sii->si", XtX))
+    ok = (n_s > k) & np.all(d > 0, axis=1)
+    dd = np.where(d > 0, d, 1.0)
+    C = XtX / (dd[:, :, None] * dd[:, None, :])
+    C[~ok] = np.eye(k)
+    ok &= np.linalg.eigvalsh(C)[:, 0] > _COND_TOL
+    C[~ok] = np.eye(k)
+    M = np.linalg.inv(C) / (dd[:, :, None] * dd[:, None, :])
+    M = 0.5 * (M + np.swapaxes(M, 1, 2))
+    return M, np.einsum("sab,sb->sa", M, Xty), ok
+
+
+def _fitted(cols: list[np.ndarray], beta_rows: np.ndarray) -> np.ndarray:
+    out = cols[0] * beta_rows[:, 0]
+    for j in range(1, len(cols)):
+        out += cols[j] * beta_rows[:, j]
+    return out
+
+
+@dataclass
+class StackedFit:
+    """Working state of :func:`lm_core`: the (weighted) design and its solution."""
+
+    sims: GroupIndex
+    raw: list[np.ndarray]          # columns after fixed-effect demeaning, unweighted
+    cols: list[np.ndarray]         # columns times sqrt(weights)
+    yf: np.ndarray
+    sw: np.ndarray | None
+    wm: np.ndarray | None
+    n_s: np.ndarray
+    df_res: np.ndarray
+    fe_rank: np.ndarray
+    M: np.ndarray | None = None
+    beta: np.ndarray | None = None
+    ok: np.ndarray | None = None
+    e: np.ndarray | None = None
+    A: np.ndarray | None = None    # per-cluster X_g'X_g
+    XtE: np.ndarray | None = None  # per-cluster X_g'e_g
+
+
+def _demean(y: np.ndarray, raw: list[np.ndarray], fe: GroupIndex, weights: np.ndarray | None
+            ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Remove the (weighted) fixed-effect level means; also returns the level weights."""
+    F = fe.n_groups
+    den = np.bincount(fe.codes, weights=weights, minlength=F)
+
+    def dm(v: np.ndarray) -> np.ndarray:
+        wv = v if weights is None else weights * v
+        return v - (np.bincount(fe.codes, weights=wv, minlength=F) / den)[fe.codes]
+
+    return dm(y), [dm(c) for c in raw], den
+
+
+def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray | None,
+           fe: GroupIndex | None) -> tuple[StackedFit, np.ndarray | None]:
+    S = sims.n_sims
+    sim = sims.codes
+    n_s = np.bincount(sim, minlength=S)
+    raw = [X[:, j] for j in range(X.shape[1])]
+    fe_rank = np.zeros(S)
+    den = None
+    if fe is not None:
+        y, raw, den = _demean(y, raw, fe, weights)
+        fe_rank = np.bincount(fe.group_sim, minlength=S).astype(float)
+    wm = sw = None
+    if weights is not None:
+        wm = np.bincount(sim, weights=weights, minlength=S) / np.maximum(n_s, 1)
+        sw = np.sqrt(weights / wm[sim])
+        cols = [c * sw for c in raw]
+        yf = y * sw
+    else:
+        cols = [np.ascontiguousarray(c) for c in raw]
+        yf = y
+    st = StackedFit(sims=sims, raw=raw, cols=cols, yf=yf, sw=sw, wm=wm, n_s=n_s,
+                    df_res=n_s - X.shape[1] - fe_rank, fe_rank=fe_rank)
+    return st, den
+
+
+def _solve_by_clusters(st: StackedFit, clusters: GroupIndex, intercept_col: int | None
+                       ) -> None:
+    """Cluster sums are sufficient: ``X'X = sum_g A_g``, ``X_g'e_g = X_g'y_g - A_g beta``."""
+    S = st.sims.n_sims
+    shift = None
+    yf = st.yf                      # unweighted here: the (demeaned) outcome
+    if intercept_col is not None:
+        # centring y per simulation moves only the intercept; cluster sums keep digits
+        shift = st.sims.sum(yf) / np.maximum(st.n_s, 1)
+        yf = yf - shift[st.sims.codes]
+    A = outer_sums(clusters, st.cols)
+    Xy_g = column_sums(clusters, st.cols, yf)
+    cl_sim = clusters.group_sim
+    st.M, beta, st.ok = solve_normal(stack_sums(cl_sim, S, A), stack_sums(cl_sim, S, Xy_g),
+                                     st.n_s - st.fe_rank)
+    st.XtE = Xy_g - np.einsum("gab,gb->ga", A, beta[cl_sim])
+    if shift is not None:
+        beta[:, intercept_col] += shift
+    st.A, st.beta = A, beta
+
+
+def _solve_by_rows(st: StackedFit, X_resid: np.ndarray | None) -> None:
+    sims = st.sims
+    sim = sims.codes
+    st.M, beta, st.ok = solve_normal(outer_sums(sims, st.cols),
+                                     column_sums(sims, st.cols, st.yf), st.n_s - st.fe_rank)
+    # one step of iterative refinement recovers the digits the normal equations lose
+    e = st.yf - _fitted(st.cols, beta[sim])
+    beta = beta + np.einsum("sab,sb->sa", st.M, column_sums(sims, st.cols, e))
+    e = st.yf - _fitted(st.cols, beta[sim])
+    if X_resid is not None:
+        rc = [X_resid[:, j] for j in range(X_resid.shape[1])]
+        if st.sw is not None:
+            rc = [c * st.sw for c in rc]
+        e = st.yf - _fitted(rc, beta[sim])
+    st.beta, st.e = beta, e
+
+
+def _hc_variance(st: StackedFit, se_type: str, fe: GroupIndex | None,
+                 weights: np.ndarray | None, den: np.ndarray | None) -> np.ndarray:
+    sims, cols, M = st.sims, st.cols, st.M
+    sim = sims.codes
+    omega = st.e ** 2
+    if se_type in ("HC2", "HC3"):
+        h = np.zeros(len(sim))
+        k = len(cols)
+        for a in range(k):
+            h += cols[a] * cols[a] * M[:, a, a][sim]
+            for b in range(a + 1, k):
+                h += 2.0 * cols[a] * cols[b] * M[:, a, b][sim]
+        if fe is not None:
+            # each row's share of its fixed-effect level: estimatr's appended dummies
+            h += 1.0 / np.bincount(fe.codes, minlength=fe.n_groups)[fe.codes] \
+                if weights is None else weights / den[fe.codes]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            omega = omega / (1 - h) if se_type == "HC2" else omega / (1 - h) ** 2
+        # leverage-one rows have e = 0 and 1 - h = 0 up to rounding; estimatr's 0/0
+        # is NaN or a rounding-sized number, we use its own fallback value 0
+        omega = np.where(np.isfinite(omega) & (1.0 - h > LEVERAGE_ONE), omega, 0.0)
+    V = M @ outer_sums(sims, cols, omega) @ M
+    if se_type == "HC1":
+        V = V * (st.n_s / np.where(st.df_res > 0, st.df_res, np.nan))[:, None, None]
+    return V
+
+
+def _cluster_variance(st: StackedFit, se_type: str, clusters: GroupIndex,
+                      weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    S = st.sims.n_sims
+    cl_sim = clusters.group_sim
+    J = np.bincount(cl_sim, minlength=S).astype(float)
+    k = len(st.cols)
+    if st.XtE is None:
+        st.XtE = column_sums(clusters, st.cols, st.e)
+    if se_type in ("CR0", "stata"):
+        V = st.M @ stack_sums(cl_sim, S, st.XtE[:, :, None] * st.XtE[:, None, :]) @ st.M
+        if se_type == "stata":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fac = J * (st.n_s - 1) / ((J - 1) * st.df_res)
+                V = V * fac[:, None, None]   # one cluster or no residual df: NaN/Inf as R
+        return V, np.repeat((J - 1)[:, None], k, axis=1)
+    if weights is not None:
+        wt = weights / st.wm[st.sims.codes]
+        return cr2_weighted_stacked(st.M, st.wm, st.raw, wt, st.e / st.sw, clusters, S)
+    if st.A is None:
+        st.A = outer_sums(clusters, st.cols)
+    return cr2_stacked(st.M, st.A, st.XtE, cl_sim, S)
+
+
+def lm_core(sims: GroupIndex, y: np.ndarray, X: np.ndarray, *,
+            weights: np.ndarray | None = None, clusters: GroupIndex | None = None,
+            se_type: str = "HC2", df_for: np.ndarray | None = None,
+            intercept_col: int | None = None, fixed_effect: GroupIndex | None = None,
+            X_resid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """OLS + sandwich variance for every simulation of a stacked design.
+
+    Parameters
+    ----------
+    sims : GroupIndex
+        One group per simulation (:func:`.grouped_sums.sim_index`): ``sims.codes`` is the
+        simulation of each row.
+    y, X : arrays (n,), (n, k)
+        Outcome and design matrix (unweighted).
+    weights : array (n,), optional
+        Positive weights; normalised by their mean within each simulation.
+    clusters : GroupIndex, optional
+        The (simulation, cluster) groups of the rows.
+    se_type : str
+        A resolved estimatr ``se_type``.
+    df_for : bool array (k,), optional
+        Coefficients that need CR2 degrees of freedom (default all).
+    intercept_col : int, optional
+        Index of an all-ones column; lets the clustered path centre ``y`` per simulation
+        (only the intercept moves) so cluster sums lose no digits to a large mean.
+    fixed_effect : GroupIndex, optional
+        The (simulation, level) groups of one fixed effect. ``X`` must then have no
+        intercept; ``y`` and ``X`` are demeaned within levels (weighted), the absorbed
+        rank is the number of levels, and HC2/HC3 leverages add each row's share
+        ``w_i / sum(w)`` of its level, which is what estimatr's appended dummies
+        contribute (the demeaned ``X`` is orthogonal to them).
+    X_resid : array (n, k), optional
+        Two-stage least squares: ``X`` holds the first-stage fitted regressors and
+        ``X_resid`` the original ones, from which the residuals are computed (no fixed
+        effects; weighted CR2 not supported).
+
+    Returns
+    -------
+    dict
+        ``coef``, ``se``, ``df`` (n_sims, k), ``ok`` (n_sims,), false where the
+        simulation must be fitted by the exact path instead, and ``n`` (rows per sim).
+    """
+    k = X.shape[1]
+    clustered = se_type in _CLUSTER_SE
+    st, den = _setup(sims, y, X, weights, fixed_effect)
+    if clustered and weights is None and X_resid is None:
+        _solve_by_clusters(st, clusters, intercept_col)
+    else:
+        _solve_by_rows(st, X_resid)
+    if se_type == "classical":
+        s2 = np.bincount(sims.codes, weights=st.e ** 2, minlength=sims.n_sims) / \
+            np.where(st.df_res > 0, st.df_res, np.nan)
+        V = s2[:, None, None] * st.M
+        df = np.repeat(st.df_res[:, None], k, axis=1)
+    elif not clustered:
+        V = _hc_variance(st, se_type, fixed_effect, weights, den)
+        df = np.repeat(st.df_res[:, None], k, axis=1)
+    else:
+        V, df = _cluster_variance(st, se_type, clusters, weights)
+        if se_type == "CR2" and df_for is not None:
+            df = np.where(df_for[None, :], df, np.nan)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.einsum("sii->si", V))
+    return {"coef": st.beta, "se": se, "df": df, "ok": st.ok, "n": st.n_s}

@@ -1,0 +1,62 @@
+"""horvitz_thompson on one data set: argument errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from declaredesign.assign import declare_ra
+from declaredesign.errors import DeclarationError
+from declaredesign.estimate import (
+    declaration_to_condition_pr_mat,
+    horvitz_thompson,
+)
+
+
+@pytest.fixture
+def df():
+    rng = np.random.default_rng(0)
+    n = 24
+    return pd.DataFrame({"y": rng.normal(size=n), "z": np.tile([0, 1], n // 2),
+                         "x": rng.normal(size=n), "z1": rng.normal(size=n),
+                         "z2": rng.normal(size=n), "cl": np.repeat(np.arange(12), 2),
+                         "blk": np.repeat([1, 2], 12), "p": 0.5,
+                         "clz": np.arange(n) % 2 + 2 * (np.arange(n) // 6),
+                         "arm": np.tile(["a", "b", "c"], 8)})
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"se_type": "HC2"}, r"horvitz_thompson\(se_type='HC2'\): se_type must be one of"),
+    ({"clusters": "clz", "se_type": "constant"}, r"se_type must be 'youngs' for clustered"),
+    ({"blocks": "blk", "se_type": "constant"}, r"se_type must be 'youngs' unless"),
+    ({"simple": False, "se_type": "constant"}, r"se_type must be 'youngs' unless"),
+    ({"condition_prs": "nope"}, r"condition_prs must be a column"),
+    ({"condition_prs": 1.5}, r"condition_prs must be probabilities in \(0, 1\]"),
+    ({"ra_declaration": declare_ra(N=24, m=12), "clusters": "cl"},
+     r"clusters must be None when ra_declaration is given"),
+    ({"ra_declaration": declare_ra(N=10, m=5)}, r"N must be equal to the number of rows"),
+    ({"ra_declaration": "decl"}, r"ra_declaration must be a declaration from declare_ra"),
+    ({"condition_pr_mat": np.eye(10)}, r"condition_pr_mat must be 2N x 2N with N = 24"),
+    ({"alpha": 0}, r"alpha must be a number in \(0, 1\)"),
+])
+def test_horvitz_thompson_errors(df, kw, match):
+    with pytest.raises(DeclarationError, match=match):
+        horvitz_thompson("y ~ z", df, **kw)
+
+
+def test_horvitz_thompson_three_arm_declaration(df):
+    with pytest.raises(DeclarationError, match="two-arm"):
+        horvitz_thompson("y ~ arm", df, ra_declaration=declare_ra(N=24, num_arms=3))
+    with pytest.raises(DeclarationError, match="two-arm"):
+        declaration_to_condition_pr_mat(declare_ra(N=24, num_arms=3))
+
+
+def test_horvitz_thompson_clusters_must_be_constant(df):
+    with pytest.raises(DeclarationError, match="constant within clusters"):
+        horvitz_thompson("y ~ z", df, clusters="blk")
+
+
+def test_declaration_conditions_both_or_neither():
+    with pytest.raises(DeclarationError, match="give both condition1 and condition2"):
+        declaration_to_condition_pr_mat(declare_ra(N=4, m=2), condition2=1)

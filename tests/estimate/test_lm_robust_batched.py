@@ -1,0 +1,293 @@
+"""lm_robust's kernel == the standalone fit, simulation by simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from declaredesign.batch import Batch
+from declaredesign.estimate import (
+    difference_in_means,
+    lm_robust,
+)
+
+from ._util import NUM, batched, compare, standalone
+
+
+def _frames(seed, n_sims=6, min_j=3, max_j=14):
+    """Data sets of different sizes and numbers of clusters (sizes 1 to 30)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n_sims):
+        J = int(rng.integers(min_j, max_j))
+        sizes = rng.integers(1, 30, size=J)
+        cl = np.repeat(np.arange(J), sizes)
+        n = len(cl)
+        zc = rng.permutation(np.arange(J) % 2)[cl].astype(float)
+        x = rng.normal(size=n) * 3 + 1
+        g = rng.choice(["a", "b", "c"], size=n).astype(object)
+        y = 1 + zc + 0.5 * x + rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl]
+        order = rng.permutation(n)   # clusters need not be contiguous
+        frames.append(pd.DataFrame({"y": y, "z": zc, "x": x, "g": g, "cl": cl,
+                                    "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
+                      .reset_index(drop=True))
+    return frames
+
+
+LM_KW = [
+    {}, {"se_type": "classical"}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
+    {"clusters": "cl"}, {"clusters": "cl", "se_type": "CR0"},
+    {"clusters": "cl", "se_type": "stata"}, {"weights": "w"},
+    {"weights": "w", "se_type": "classical"},
+    {"weights": "w", "clusters": "cl", "se_type": "CR0"},
+    {"weights": "w", "clusters": "cl", "se_type": "stata"},
+    {"clusters": "cl", "alpha": 0.2},
+]
+
+
+@pytest.mark.parametrize("formula", ["y ~ z + x", "y ~ z * x + g"])
+@pytest.mark.parametrize("kw", LM_KW, ids=[str(k) for k in LM_KW])
+def test_lm_robust_kernel_equals_standalone(formula, kw, no_fallback):
+    frames = _frames(1)
+    out = batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
+    compare(out, standalone(lm_robust, formula, frames, **kw))
+
+
+FE_KW = [{}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
+         {"se_type": "classical"}, {"weights": "w"}, {"weights": "w", "se_type": "HC3"},
+         {"clusters": "cl", "se_type": "CR0"}, {"clusters": "cl", "se_type": "stata"},
+         {"clusters": "cl"}, {"weights": "w", "clusters": "cl", "se_type": "stata"}]
+
+
+@pytest.mark.parametrize("kw", FE_KW, ids=[str(k) for k in FE_KW])
+def test_fixed_effects_kernel_equals_standalone(kw, request):
+    if not ("clusters" in kw and "se_type" not in kw):   # FE + CR2 is per simulation
+        request.getfixturevalue("no_fallback")
+    frames = _frames(12, n_sims=5)
+    for f in frames:
+        f["blk"] = np.asarray(f["g"])
+    kw = dict(kw, fixed_effects="~ blk")
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
+    compare(out, standalone(lm_robust, "y ~ z + x", frames, **kw))
+
+
+@pytest.mark.parametrize("formula", ["y ~ z + x", "y ~ z * x + g"])
+@pytest.mark.parametrize("weights_vary", ["within", "between"])
+def test_weighted_cr2_kernel_equals_standalone(formula, weights_vary, no_fallback):
+    frames = _frames(2, n_sims=5)
+    if weights_vary == "between":        # constant within clusters (cluster-level IPW)
+        frames = [f.assign(w=(1 + f["cl"] % 3) * 0.7) for f in frames]
+    out = batched(lm_robust)(Batch.from_frames(frames), formula, clusters="cl",
+                                 weights="w")
+    assert out["error"].isna().all()   # no simulation failed
+    compare(out, standalone(lm_robust, formula, frames, clusters="cl", weights="w"))
+
+
+def test_cr2_clusters_of_size_one_and_singular_blocks(no_fallback):
+    # a dummy that is non-zero in one singleton cluster makes I - H_gg singular there
+    frames = _frames(3, n_sims=4)
+    for f in frames:
+        f["d"] = (f["cl"] == f["cl"].iloc[0]).astype(float)
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x + d", clusters="cl")
+    compare(out, standalone(lm_robust, "y ~ z + x + d", frames, clusters="cl"))
+
+
+def test_rank_deficient_sims_follow_the_exact_path():
+    frames = _frames(4, n_sims=5)
+    for i, f in enumerate(frames):
+        f["x2"] = 2 * f["x"] if i in (1, 3) else f["x"] ** 2
+    frames[2]["z"] = 0.0      # treatment constant: its column is dropped
+    frames[4] = frames[4].iloc[:4]   # too few rows for the fast path, but full rank
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x + x2", clusters="cl")
+    ref = standalone(lm_robust, "y ~ z + x + x2", frames, clusters="cl")
+    compare(out, ref)
+    assert out.loc[out["sim"] == 2, "estimate"].isna().sum() == 1
+    warned = out.groupby("sim")["warning"].apply(lambda v: v.notna().all())
+    assert warned.tolist() == [False, True, True, True, False]
+    assert out["warning"].dropna().str.contains("rank deficient").all()
+
+
+def test_failing_sim_gives_nan_rows_with_error():
+    frames = _frames(5, n_sims=3)
+    frames[1] = frames[1].iloc[:2]           # 2 rows, 3 coefficients: cannot be fitted
+    frames[1].loc[:, "y"] = np.nan           # ... and no complete rows at all
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", clusters="cl")
+    assert set(out["sim"]) == {0, 1, 2}
+    bad = out[out["sim"] == 1]
+    assert bad[NUM].isna().all().all()
+    assert bad["error"].str.len().gt(0).all()
+    assert (bad["outcome"] == "y").all()
+    assert out.loc[out["sim"] != 1, "error"].isna().all()
+
+
+def test_kernel_respects_subset_and_na():
+    frames = _frames(6, n_sims=4)
+    for f in frames:
+        f.loc[f.index[:3], "x"] = np.nan
+    kw = {"clusters": "cl", "subset": "x > -2"}
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
+    compare(out, standalone(lm_robust, "y ~ z + x", frames, **kw))
+
+
+def test_level_id_columns_behave_as_in_the_split_frames():
+    """IDs are int codes in a batch but fabricatr strings in data frames: same answers."""
+    rng = np.random.default_rng(13)
+    n_cls = np.array([6, 8, 7])
+    sizes = rng.integers(3, 9, size=n_cls.sum())
+    sim = np.repeat(np.repeat(np.arange(3), n_cls), sizes)
+    cls = np.repeat(np.concatenate([np.arange(1, m + 1) for m in n_cls]), sizes)
+    treat = np.repeat(np.concatenate([rng.permutation(np.arange(m) % 2) for m in n_cls]),
+                      sizes).astype(float)
+    batch = Batch({"y": rng.normal(size=len(sim)) + treat, "treat": treat, "classroom": cls},
+                  sim=sim, n_sims=3, id_columns=["classroom"])
+    frames = batch.split()
+    for func, kw in ((lm_robust, {"clusters": "classroom", "subset": "classroom != '3'"}),
+                     (difference_in_means, {"clusters": "classroom",
+                                            "subset": "classroom != '3'"})):
+        out = batched(func)(batch, "y ~ treat", **kw)
+        compare(out, standalone(func, "y ~ treat", frames, **kw))
+    # a factor made from an ID column gets fabricatr's level names (padded per sim)
+    out = batched(lm_robust)(batch, "y ~ classroom")
+    assert "classroom2" in set(out["term"])
+    compare(out, standalone(lm_robust, "y ~ classroom", frames))
+
+
+def _cluster_batch(seed, n_sims=40):
+    """Stacked sims with unequal clusters, clusters of size 1, a cluster alone in its arm,
+    large outcome means, unsorted rows."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for s in range(n_sims):
+        J = int(rng.integers(2, 12))
+        sizes = rng.integers(1, 25, size=J)
+        if s % 5 == 0:
+            sizes[0] = 1
+        z = rng.permutation(np.arange(J) % 2)
+        if s % 7 == 3 and J > 2:
+            z = np.zeros(J, dtype=int)
+            z[int(rng.integers(J))] = 1                     # one treated cluster
+            sizes[z == 1] = max(int(sizes[z == 1][0]), 2)
+        cl = np.repeat(np.arange(J), sizes)
+        n = len(cl)
+        zc = z[cl].astype(float)
+        y = rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl] + 1e3 * (s % 3)
+        order = rng.permutation(n)
+        frames.append(pd.DataFrame({"y": y, "z": zc, "cl": cl * 3 + 1}).iloc[order]
+                      .reset_index(drop=True))
+    return frames
+
+
+def _k2_frames(seed, n_sims=8):
+    """Two-coefficient CR2 fits: size-1 clusters, a leverage-one cluster (a dummy that is
+    non-zero only there), cluster-constant regressors (rank-1 ``A_g``)."""
+    frames = _frames(seed, n_sims=n_sims)
+    for i, f in enumerate(frames):
+        f["d"] = (f["cl"] == f["cl"].iloc[0]).astype(float)
+        f["xc"] = f.groupby("cl")["x"].transform("mean")
+        if i % 2:
+            f["y"] = f["y"] + 1e4
+    return frames
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("formula", ["y ~ x", "y ~ z", "y ~ d", "y ~ xc", "y ~ 0 + x + z"])
+def test_cr2_two_coefficients_equals_standalone(formula):
+    frames = _k2_frames(11)
+    out = batched(lm_robust)(Batch.from_frames(frames), formula, clusters="cl")
+    compare(out, standalone(lm_robust, formula, frames, clusters="cl"), rtol=1e-9)
+
+
+@pytest.mark.usefixtures("no_fallback")
+@pytest.mark.parametrize("kw", [{"clusters": "cl"}, {"clusters": "cl", "subset": "y > -1"},
+                                {"clusters": "cl", "alpha": 0.1}])
+def test_lm_robust_binary_cluster_treatment_kernel_equals_standalone(kw):
+    frames = [f for f in _cluster_batch(9, n_sims=40)
+              if f.query(kw.get("subset", "y == y")).groupby("z")["cl"].nunique().min() >= 2
+              and f.query(kw.get("subset", "y == y"))["z"].nunique() == 2][:10]
+    assert len(frames) >= 5
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z", **kw)
+    compare(out, standalone(lm_robust, "y ~ z", frames, **kw), rtol=1e-9)
+
+
+def _treatment_frames(seed, n_sims=4):
+    """Varied data sets: 4-14 clusters of 1-20 units, clusters nested in 3 blocks."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n_sims):
+        J = int(rng.integers(6, 14))
+        sizes = rng.integers(1, 20, size=J)
+        cl = np.repeat(np.arange(J), sizes)
+        n = len(cl)
+        blk = cl % 3
+        zc = np.zeros(J)
+        for b in range(3):   # at least one treated and one control cluster per block
+            ids = np.flatnonzero(np.arange(J) % 3 == b)
+            zc[rng.permutation(ids)[: max(1, len(ids) // 2)]] = 1
+        ps = rng.uniform(0.2, 0.8, size=n)
+        t = (rng.random(n) < ps).astype(float)
+        z1, z2 = rng.normal(size=n), rng.normal(size=n)
+        u = rng.normal(size=n)
+        x = 0.7 * z1 + 0.4 * z2 + u + rng.normal(size=n)
+        y = 1 + zc[cl] + 0.5 * x + u + rng.normal(size=J)[cl]
+        order = rng.permutation(n)
+        frames.append(pd.DataFrame({
+            "y": y, "z": zc[cl], "t": t, "ps": ps, "pc": 0.5, "x": x, "x1": rng.normal(size=n),
+            "g": rng.choice(["a", "b", "c"], size=n).astype(object), "z1": z1, "z2": z2,
+            "cl": cl, "blk": blk, "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
+            .reset_index(drop=True))
+    return frames
+
+
+def test_lm_robust_kernel_several_outcomes_per_simulation():
+    from declaredesign.estimate import lm_robust
+    frames = _treatment_frames(9, n_sims=3)
+    out = batched(lm_robust)(Batch.from_frames(frames), "cbind(y, x1) ~ z + x",
+                                 clusters="cl")
+    compare(out, standalone(lm_robust, "cbind(y, x1) ~ z + x", frames, clusters="cl"))
+    assert out["outcome"].tolist()[:6] == ["y"] * 3 + ["x1"] * 3
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 100_000), n_sims=st.integers(1, 4),
+       se=st.sampled_from(["CR2", "CR0", "stata", "HC2", "HC3", "classical"]),
+       weighted=st.booleans(), factor=st.booleans())
+def test_kernel_equals_standalone_on_random_designs(seed, n_sims, se, weighted, factor):
+    from declaredesign.batch import Batch
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n_sims):
+        J = int(rng.integers(2, 8))
+        cl = np.repeat(np.arange(J), rng.integers(1, 6, size=J))
+        n = len(cl)
+        frames.append(pd.DataFrame({
+            "y": rng.normal(size=n), "x": rng.normal(size=n),
+            "z": rng.integers(0, 2, size=J)[cl].astype(float),
+            "g": rng.choice(["a", "b"], size=n).astype(object), "cl": cl,
+            "w": rng.uniform(0.2, 3, size=n)}))
+    kw = {"se_type": se, "weights": "w" if weighted else None,
+          "clusters": "cl" if se in ("CR2", "CR0", "stata") else None}
+    formula = "y ~ z + x + g" if factor else "y ~ z + x"
+    out = batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
+    for s, f in enumerate(frames):
+        got = out[out["sim"] == s]
+        try:
+            fit = lm_robust(formula, f, **kw)
+        except Exception:
+            assert got["error"].notna().all()
+            continue
+        if not 1e-20 < fit.res_var < np.inf:
+            continue          # perfect fit (or no residual df): SEs are rounding noise in R too
+        if kw["clusters"] and f["cl"].nunique() <= fit.rank:
+            continue          # fewer clusters than coefficients: a rank-deficient meat whose
+            #                   CR2 df sit on a near-singular G (df ~ 1 +- rounding noise)
+        ref = fit.tidy()
+        if np.nanmax(ref["std_error"]) < 1e-12 * max(1.0, np.nanmax(np.abs(ref["estimate"]))):
+            continue          # SEs zero in exact arithmetic (e.g. two clusters): noise
+        assert got["term"].tolist() == ref["term"].tolist()
+        cols = ["estimate", "std_error", "df", "p_value"]
+        np.testing.assert_allclose(got[cols].to_numpy(float), ref[cols].to_numpy(float),
+                                   rtol=1e-8, atol=1e-12, equal_nan=True)
