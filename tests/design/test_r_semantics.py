@@ -254,3 +254,35 @@ def test_step_call_needs_data_for_inquiries():
 
 R_GLANCE = {"r.squared": 0.506451881451881, "adj.r.squared": 0.309032634032634,
             "statistic": 4.57672814072587, "p.value": 0.0741769106094854}
+
+
+def test_mask_subscript_inquiry_matches_r():
+    # R: declare_inquiry(cate = mean(Y_Z_1[X == 1] - Y_Z_0[X == 1]))(df) -> 2
+    out = dd.declare_inquiry(cate="mean(Y_Z_1[X == 1] - Y_Z_0[X == 1])")(DF)
+    assert out["estimand"].iloc[0] == pytest.approx(2.0)
+
+
+# R: set.seed(1); df <- data.frame(Y = rnorm(20), Z = rep(0:1, 10), X = rnorm(20));
+#    df$g <- rep(0:4, 4)
+GL = pd.DataFrame({
+    "Y": [-0.626453810742332, 0.183643324222082, -0.835628612410047, 1.59528080213779,
+          0.329507771815361, -0.820468384118015, 0.487429052428485, 0.738324705129217,
+          0.575781351653492, -0.305388387156356, 1.51178116845085, 0.389843236411431,
+          -0.621240580541804, -2.2146998871775, 1.12493091814311, -0.044933609015231,
+          -0.016190263098946, 0.943836210685299, 0.821221195098089, 0.593901321217509],
+    "Z": [0, 1] * 10, "g": [0, 1, 2, 3, 4] * 4})
+
+
+def test_glance_of_difference_in_means_and_lmer_match_r():
+    # R: glance(difference_in_means(Y ~ Z, df)) -> Standard, df 16.65792, nobs 20
+    g = dd.glance(dd.difference_in_means("Y ~ Z", GL)).iloc[0]
+    assert g["design"] == "Standard" and g["nobs"] == 20
+    assert g["df"] == pytest.approx(16.65792, abs=1e-5)
+    assert g["condition1"] == 0 and g["condition2"] == 1
+    # R: broom.mixed::glance(lmer(Y ~ Z + (1 | g), df)) -> nobs 20, sigma 0.9340326,
+    #    logLik -26.61509, AIC 61.23018, BIC 65.21311, REMLcrit 53.23018, df.residual 16
+    m = dd.glance(dd.lmer("Y ~ Z + (1|g)", GL)).iloc[0]
+    assert m["nobs"] == 20 and m["df_residual"] == 16
+    for col, r in (("sigma", 0.9340326), ("logLik", -26.61509), ("AIC", 61.23018),
+                   ("BIC", 65.21311), ("REMLcrit", 53.23018)):
+        assert m[col] == pytest.approx(r, abs=2e-5), col
