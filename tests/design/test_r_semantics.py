@@ -286,3 +286,15 @@ def test_glance_of_difference_in_means_and_lmer_match_r():
     for col, r in (("sigma", 0.9340326), ("logLik", -26.61509), ("AIC", 61.23018),
                    ("BIC", 65.21311), ("REMLcrit", 53.23018)):
         assert m[col] == pytest.approx(r, abs=2e-5), col
+
+
+def test_glance_with_clusters_matches_estimatr():
+    # R: glance(lm_robust(Y ~ Z, df, clusters = cl)) with cl <- rep(1:10, 2):
+    #    r.squared 0.009030898, statistic 0.2328979, p.value 0.6409045, df.residual 4
+    #    (estimatr reports the first coefficient's CR2 df), nobs 20, CR2
+    df = GL.assign(Z=[0, 1] * 10, cl=list(range(1, 11)) * 2)
+    g = dd.glance(dd.lm_robust("Y ~ Z", df, clusters="cl")).iloc[0]
+    assert g["r_squared"] == pytest.approx(0.009030898, rel=1e-6)
+    assert g["statistic"] == pytest.approx(0.2328979, rel=1e-6)
+    assert g["p_value"] == pytest.approx(0.6409045, rel=1e-6)
+    assert g["df_residual"] == pytest.approx(4.0) and g["se_type"] == "CR2"

@@ -27,7 +27,9 @@ def glance(fit: Any) -> pd.DataFrame:
     fit : fit object
         A fit of :func:`~declaredesign.lm_robust` (also ``lm_lin``, ``iv_robust``):
         ``r_squared, adj_r_squared, statistic, p_value, df_residual, nobs, se_type``
-        (the statistic is the model's robust F test, NaN for an intercept-only model);
+        (the statistic is the model's robust F test, NaN for an intercept-only model;
+        ``df_residual`` is, as estimatr's, the first coefficient's degrees of freedom,
+        which differ from ``n - k`` with clusters);
         of :func:`~declaredesign.difference_in_means`: ``design, df, nobs, nblocks,
         nclusters, condition2, condition1``; of :func:`~declaredesign.lmer`:
         ``nobs, sigma, logLik, AIC, BIC, REMLcrit`` (``deviance`` for ML) and
@@ -70,7 +72,8 @@ def _glance_linear(fit: Any) -> pd.DataFrame:
         stat = p = np.nan
     return pd.DataFrame({"r_squared": [fit.r_squared], "adj_r_squared": [fit.adj_r_squared],
                          "statistic": [stat], "p_value": [p],
-                         "df_residual": [fit.df_residual], "nobs": [fit.nobs],
+                         "df_residual": [_first(getattr(fit, "df", fit.df_residual))],
+                         "nobs": [fit.nobs],
                          "se_type": [fit.se_type]})
 
 
