@@ -372,7 +372,7 @@ def _restore_design(steps: tuple[Step, ...], meta: dict[str, Any]) -> Design:
 
 def _estimate(step: Step, batch: Batch, rng: np.random.Generator) -> pd.DataFrame:
     """Run an estimator step, giving it the generator when its ``estimate`` takes one."""
-    if accepts_rng(step.estimate):
+    if accepts_rng(type(step).estimate):
         return step.estimate(batch, rng=rng)
     return step.estimate(batch)
 

@@ -9,6 +9,7 @@ reproducible, and each simulation draws different numbers.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,19 @@ __all__ = ["accepts_rng", "call_handler"]
 
 def accepts_rng(func: Callable[..., Any]) -> bool:
     """Whether ``func`` has a parameter named ``rng`` (then it is given the generator)."""
+    try:
+        return _accepts_rng(func)
+    except TypeError:  # unhashable callables are inspected every time
+        return _inspect_rng(func)
+
+
+@functools.lru_cache(maxsize=1024)
+def _accepts_rng(func: Callable[..., Any]) -> bool:
+    # Handlers are called once per simulation: inspect each signature once.
+    return _inspect_rng(func)
+
+
+def _inspect_rng(func: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):  # builtins without a signature
