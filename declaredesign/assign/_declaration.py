@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._expr import evaluate
 from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclarationError
@@ -223,7 +224,7 @@ class _Declaration:
         # The key is the arrays the plan reads, not the batch object: a batch made
         # by with_columns (e.g. after the assignment is added) shares them.
         key = (batch.sim, batch.n_sims, *(
-            batch.columns.get(v) if isinstance(v, str) else None
+            batch.columns.get(v, batch.columns) if isinstance(v, str) else None
             for v in (getattr(self, n) for n in (self._block_arg, "clusters",
                                                  *self._unit_args))))
         cached = self._state.get("cache")
@@ -298,21 +299,56 @@ def _resolve_rows(decl: _Declaration, arg: str, value: Any, batch: Batch,
     if value is None:
         return None
     if isinstance(value, str):
-        if value not in batch:
-            cols = ", ".join(sorted(batch.names)) or "(none)"
-            raise DeclarationError(
-                f"{func}({arg}={value!r}): {arg} must name a column of the data; got "
-                f"{value!r}, and the columns are: {cols}.")
+        rows = _column_or_expression(func, arg, value, batch)
+    else:
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            return np.broadcast_to(arr, (batch.n_rows,))
+        n = arr.shape[0]
+        if sizes.size and not np.all(sizes == n):
+            bad = int(sizes[sizes != n][0])
+            fail(func, arg, value, f"of length N (the number of rows, {bad})",
+                 shown=shown(value) + f" (length {n})")
+        rows = np.tile(arr, batch.n_sims) if arr.ndim == 1 else np.tile(arr, (batch.n_sims, 1))
+    _check_not_missing(func, arg, value, rows)
+    return rows
+
+
+def _column_or_expression(func: str, arg: str, value: str, batch: Batch) -> np.ndarray:
+    """A column of the batch, or an expression over its columns (R: ``strata = paste(X, Y)``)."""
+    if value in batch:
         return np.asarray(batch[value])
-    arr = np.asarray(value)
-    if arr.ndim == 0:
-        return np.broadcast_to(arr, (batch.n_rows,))
-    n = arr.shape[0]
-    if sizes.size and not np.all(sizes == n):
-        bad = int(sizes[sizes != n][0])
-        fail(func, arg, value, f"of length N (the number of rows, {bad})",
-             shown=shown(value) + f" (length {n})")
-    return np.tile(arr, batch.n_sims) if arr.ndim == 1 else np.tile(arr, (batch.n_sims, 1))
+    if value.isidentifier():
+        cols = ", ".join(sorted(batch.names)) or "(none)"
+        raise DeclarationError(
+            f"{func}({arg}={value!r}): {arg} must name a column of the data; got "
+            f"{value!r}, and the columns are: {cols}.")
+    try:
+        return np.asarray(evaluate(value, batch, label=f"{func}({arg}={value!r})"))
+    except DeclarationError:
+        raise
+    except Exception as exc:
+        raise DeclarationError(
+            f"{func}({arg}={value!r}): {arg} must be a column name or an expression over "
+            f"the columns; evaluating it failed: {exc}") from exc
+
+
+def _check_not_missing(func: str, arg: str, value: Any, rows: np.ndarray) -> None:
+    """Refuse NaN/None in grouping and per-unit arguments.
+
+    randomizr silently drops the units whose block or cluster is NA (its result is
+    shorter than the data); a missing value is never a block of its own here.
+    """
+    if rows.dtype.kind in "iub" or rows.size == 0:
+        return
+    if rows.dtype.kind in "fc":
+        missing = np.isnan(rows)
+    else:
+        missing = pd.isna(rows)
+    if np.any(missing):
+        where = np.argwhere(missing)[0]
+        fail(func, arg, value, f"free of missing values (NaN/None); row {int(where[0])} "
+             "of the data is missing", shown=shown(value))
 
 
 def build_plan(decl: _Declaration, batch: Batch) -> Plan:
@@ -435,7 +471,7 @@ class _Resolution:
 
 def _row_groups(batch: Batch, declared: Any, rows: np.ndarray) -> GroupIndex:
     """Group rows by (simulation, key), with the batch's own index for a column."""
-    if isinstance(declared, str):
+    if isinstance(declared, str) and declared in batch:
         return batch.groups(declared)
     return GroupIndex.from_keys(batch.sim, batch.n_sims, rows)
 
