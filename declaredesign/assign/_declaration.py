@@ -315,7 +315,11 @@ def _resolve_rows(decl: _Declaration, arg: str, value: Any, batch: Batch,
 
 
 def _column_or_expression(func: str, arg: str, value: str, batch: Batch) -> np.ndarray:
-    """A column of the batch, or an expression over its columns (R: ``strata = paste(X, Y)``)."""
+    """Return a column of the batch, or evaluate an expression over its columns.
+
+    R evaluates ``strata = paste(X, Y)`` in the data; so do we, for a string that is
+    not a column name.
+    """
     if value in batch:
         return np.asarray(batch[value])
     if value.isidentifier():
