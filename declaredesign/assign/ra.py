@@ -349,8 +349,10 @@ class RADeclaration(_Declaration):
             return np.asarray(self.conditions)
         arg = self._arg
         if self.num_arms is not None:
+            # randomizr: num_arms given names the arms T1..Tk, even with two arms.
             k = int(self.num_arms)
-        elif arg is None or not arg.endswith("_each"):
+            return np.array([f"T{i}" for i in range(1, k + 1)])
+        if arg is None or not arg.endswith("_each"):
             k = 2
         else:
             k = np.shape(getattr(self, arg))[-1]

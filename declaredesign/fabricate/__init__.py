@@ -42,6 +42,12 @@ from ._levels import (
     modify_level,
     nest_level,
 )
+from ._multivariate import (
+    MultivariateNormal,
+    correlate,
+    draw_multivariate,
+    mvrnorm,
+)
 from ._outcomes import (
     PotentialOutcomes,
     RevealOutcomes,
@@ -57,6 +63,7 @@ __all__ = [
     "split_quantile", "uniform",
     "LevelSpec", "add_level", "cross_levels", "fabricate", "fabricate_batch", "join_using",
     "link_levels", "modify_level", "nest_level",
+    "MultivariateNormal", "correlate", "draw_multivariate", "mvrnorm",
     "PotentialOutcomes", "RevealOutcomes", "potential_outcomes", "reveal_outcomes",
     "ALL", "resample_batch", "resample_data",
 ]

@@ -178,12 +178,16 @@ def _s_draw_binary(ctx, prob, latent, link):
     return (ctx.rng.random(ctx.n_rows) < prob).astype(np.int64)
 
 
-def _s_draw_count(ctx, mean):
+def _s_draw_count(ctx, mean=None, latent=None):
+    if latent is not None:
+        mean = latent          # fabricatr: mean = link(latent), identity link only
     _check_rows("draw_count", "mean", mean, "non-negative", _nonneg)
     return ctx.rng.poisson(mean, size=ctx.n_rows)
 
 
-def _s_draw_categorical(ctx, prob, category_labels):
+def _s_draw_categorical(ctx, prob, category_labels, latent=None):
+    if latent is not None:
+        prob = latent          # fabricatr: prob = link(latent), identity link only
     p = np.asarray(prob, dtype=float)
     if p.ndim == 1:
         p = p[None, :]
@@ -514,20 +518,46 @@ def draw_binary(prob: Any = None, *, latent: Any = None, link: str = "identity",
                  seed=seed)
 
 
-def draw_count(mean: Any = 1.0, *, N: int | None = None, seed: Any = None):
+def _identity_only(kind: str, link: str, what: str) -> None:
+    """Refuse any link but the identity (fabricatr 1.0 takes ``link`` here, identity only)."""
+    _check_link(kind, link)
+    if link != "identity":
+        fail(kind, "link", link, f"'identity' ({what} take no link function, as in "
+             "fabricatr)")
+
+
+def _latent_or(kind: str, arg: str, value: Any, latent: Any, default: Any) -> Any:
+    if latent is not None and value is not None:
+        fail(kind, arg, value, "omitted when latent is given (fabricatr: "
+             f"{arg} = link(latent))")
+    return default if value is None and latent is None else value
+
+
+def draw_count(mean: Any = None, *, latent: Any = None, link: str = "identity",
+               N: int | None = None, seed: Any = None):
     """Poisson counts with the given mean (fabricatr ``draw_count``).
+
+    As in fabricatr 1.0, ``mean`` may be given as ``latent`` with the identity link
+    (any other link is refused: count data take no link function). The mean
+    defaults to 1.
 
     Examples
     --------
     >>> draw_count(mean=0, N=2, seed=1).tolist()
     [0, 0]
+    >>> draw_count(latent="x")
+    draw_count(latent='x')
     """
+    _identity_only("draw_count", link, "count data")
+    mean = _latent_or("draw_count", "mean", mean, latent, 1.0)
     _check_scalar("draw_count", "mean", mean, "non-negative", lambda v: v >= 0)
-    return _make("draw_count", {"mean": mean}, N=N, seed=seed)
+    _check_scalar("draw_count", "latent", latent, "non-negative", lambda v: v >= 0)
+    params = {"mean": mean} if latent is None else {"latent": latent}
+    return _make("draw_count", params, N=N, seed=seed)
 
 
-def draw_categorical(prob: Any, *, category_labels: Any = None, N: int | None = None,
-                     seed: Any = None):
+def draw_categorical(prob: Any = None, *, category_labels: Any = None, latent: Any = None,
+                     link: str = "identity", N: int | None = None, seed: Any = None):
     """Categorical draws, codes ``1..k`` or ``category_labels`` (fabricatr).
 
     Parameters
@@ -535,23 +565,42 @@ def draw_categorical(prob: Any, *, category_labels: Any = None, N: int | None = 
     prob : sequence of k numbers or matrix (rows x k)
         Category probabilities (normalised per row, as R's ``sample`` does).
     category_labels : sequence of k labels, optional
+    latent : optional
+        The probabilities under fabricatr 1.0's other name (``prob = link(latent)``);
+        only the identity ``link`` is accepted, as in fabricatr.
+    link : {"identity"}
 
     Examples
     --------
     >>> draw_categorical([0, 1, 0], N=2, seed=1).tolist()
     [2, 2]
+    >>> draw_categorical(latent=[0, 0, 1], N=1, seed=1).tolist()
+    [3]
     """
+    _identity_only("draw_categorical", link, "categorical data")
+    prob = _latent_or("draw_categorical", "prob", prob, latent, None)
+    if prob is None and latent is None:
+        fail("draw_categorical", "prob", None, "given (or latent)")
+    if latent is not None:
+        return _make("draw_categorical", _categorical_params(latent, category_labels, "latent"),
+                     N=N, seed=seed)
+    return _make("draw_categorical", _categorical_params(prob, category_labels, "prob"),
+                 N=N, seed=seed)
+
+
+def _categorical_params(prob: Any, category_labels: Any, arg: str) -> dict[str, Any]:
     p = np.asarray(prob, dtype=float) if not isinstance(prob, (str, Lazy)) else None
     if p is not None:
         if p.ndim not in (1, 2) or np.any(p < 0):
-            fail("draw_categorical", "prob", prob, "non-negative category probabilities")
+            fail("draw_categorical", arg, prob, "non-negative category probabilities")
         k = p.shape[-1]
         if category_labels is not None and len(category_labels) != k:
             fail("draw_categorical", "category_labels", category_labels,
                  f"of length {k} (one per category)")
         prob = p
-    return _make("draw_categorical", {"prob": prob, "category_labels": category_labels},
-                 N=N, seed=seed)
+    if arg == "latent":
+        return {"prob": None, "category_labels": category_labels, "latent": prob}
+    return {"prob": prob, "category_labels": category_labels}
 
 
 def draw_ordered(x: Any = None, breaks: Any = (-1, 0, 1), break_labels: Any = None, *,

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["declaredesign._expr", "declaredesign.fabricate._draws",
-           "declaredesign.fabricate._levels", "declaredesign.fabricate._outcomes",
+           "declaredesign.fabricate._levels", "declaredesign.fabricate._multivariate",
+           "declaredesign.fabricate._outcomes",
            "declaredesign.fabricate._resample"]
 
 

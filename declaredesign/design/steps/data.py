@@ -69,7 +69,10 @@ class VariablesStep(Step):
 
     def creates(self) -> set[str] | object:
         """Return the columns this step adds (:data:`UNKNOWN` when unknowable)."""
-        return set(self.variables)
+        names: set[str] = set()
+        for var, v in self.variables.items():
+            names |= _created(var, v)
+        return names
 
     def requires(self) -> set[str]:
         """Columns revealed outcomes are read from: their assignment variables."""
@@ -85,6 +88,15 @@ class VariablesStep(Step):
             raise DeclarationError(f"{self._declare_name()}: there is no data yet; declare a "
                                    "model (declare_model) before this step.")
         return add_variables(batch, self.variables, rng)
+
+
+def _created(var: str, value: Any) -> set[str]:
+    """Columns a variable adds: its name, or the columns of a multi-column generator."""
+    # potential_outcomes(...) or draw_multivariate(...) add their own columns.
+    if isinstance(value, PotentialOutcomes) or (
+            hasattr(value, "apply") and isinstance(getattr(value, "names", None), list)):
+        return set(value.names)
+    return {var}
 
 
 def add_variables(batch: Batch, variables: Mapping[str, Any], rng: np.random.Generator) -> Batch:
@@ -168,8 +180,7 @@ class ModelStep(Step):
             names.add(key)
             if isinstance(value, LevelSpec):
                 for var, v in value.variable_dict.items():
-                    # A potential_outcomes(...) inside a level adds its own columns.
-                    names |= set(v.names) if isinstance(v, PotentialOutcomes) else {var}
+                    names |= _created(var, v)
         return names
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
