@@ -51,6 +51,8 @@ def shown(value: Any) -> str:
     """Short text for a value in messages and reprs."""
     if isinstance(value, str):
         return repr(value)
+    if isinstance(value, NamedValues) and value.names is not None:
+        return value.shown()
     if isinstance(value, np.ndarray | list | tuple | pd.Series):
         arr = np.asarray(value)
         if arr.ndim == 0:
@@ -60,6 +62,59 @@ def shown(value: Any) -> str:
     if isinstance(value, np.generic):
         return repr(value.item())
     return repr(value)
+
+
+class NamedValues(np.ndarray):
+    """Per-block values given with names (a dict or Series keyed by block label).
+
+    randomizr ignores the names of ``strata_n = c(a = 1, b = 2)`` and takes the
+    values in sorted block order; here names that are the block labels select each
+    block's value, and names that are none of them are ignored as in R.
+    """
+
+    names: tuple | None
+
+    def __new__(cls, values: Any, names: Any) -> NamedValues:
+        obj = np.asarray(values).view(cls)
+        obj.names = tuple(names)
+        return obj
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.names = getattr(obj, "names", None)
+
+    def __reduce__(self):
+        return (NamedValues, (np.asarray(self), self.names))
+
+    @classmethod
+    def of(cls, value: Any) -> Any:
+        """Wrap a dict or Series; return anything else unchanged."""
+        if isinstance(value, pd.Series):
+            return cls(value.to_numpy(), value.index.tolist())
+        if isinstance(value, pd.DataFrame):
+            return cls(value.to_numpy(), value.index.tolist())
+        if isinstance(value, dict):
+            return cls(list(value.values()), list(value.keys()))
+        return value
+
+    def shown(self) -> str:
+        """Show the values with their names (messages and reprs)."""
+        return repr(dict(zip(self.names, np.asarray(self).tolist(), strict=True)))
+
+    def per_group(self, labels: np.ndarray, func: str, arg: str) -> np.ndarray | None:
+        """Return the value of each group's block label (None when no name is a label)."""
+        base = np.asarray(self)
+        keys = [str(k) for k in self.names]
+        labs = [str(v) for v in labels.tolist()]
+        if not set(keys) & set(labs):
+            return None                              # names ignored, as randomizr does
+        missing = sorted(set(labs) - set(keys))
+        if missing or len(keys) != len(set(keys)):
+            word = "strata" if arg.startswith("strata") else "blocks"
+            fail(func, arg, None, f"named by the {word} ({', '.join(sorted(set(labs)))}), "
+                 f"one value each (missing: {', '.join(missing) or 'none; names repeat'})",
+                 shown=self.shown())
+        pos = {k: i for i, k in enumerate(keys)}
+        return base[[pos[lab] for lab in labs]]
 
 
 def is_array(value: Any) -> bool:
@@ -144,7 +199,10 @@ class _Declaration:
     def __init__(self, func: str, **params: Any):
         object.__setattr__(self, "_func", func)
         for name in self._params:
-            object.__setattr__(self, name, params.get(name, self._defaults().get(name)))
+            value = params.get(name, self._defaults().get(name))
+            if name in _NAMED_ARGS:
+                value = NamedValues.of(value)
+            object.__setattr__(self, name, value)
         object.__setattr__(self, "_state", {})
         self._validate()
 
@@ -374,13 +432,29 @@ def build_plan(decl: _Declaration, batch: Batch) -> Plan:
     elif spec.how == "unit":
         vals = r.per_group(spec.arg).astype(float)
     else:
-        vals = r.per_block(np.asarray(spec.value), spec.arg)
+        vals = _per_block_values(r, spec.arg, spec.value)
     floor, weight, rem, reported = _COUNTS[spec.kind](r, spec, vals)
     return Plan(batch.n_sims, conditions, r.unit_of_row, r.units.codes, r.units.group_sim,
                 r.group_n, False,
                 floor=np.ascontiguousarray(floor, dtype=np.int64),
                 weight=np.ascontiguousarray(weight, dtype=float), rem=rem,
                 reported=np.ascontiguousarray(reported, dtype=float))
+
+
+#: Per-block arguments that may be given by name (dict or Series keyed by block label).
+_NAMED_ARGS = ("block_m", "block_prob", "block_m_each", "block_prob_each", "strata_n",
+               "strata_prob")
+
+
+def _per_block_values(r: _Resolution, arg: str, value: Any) -> np.ndarray:
+    """One value per group of a per-block argument, by block name when named."""
+    given = getattr(r.decl, arg)
+    if isinstance(given, NamedValues) and given.names is not None and r.units.n_groups:
+        labels = r.block_rows[r.unit_first[r.units.first]]
+        vals = given.per_group(labels, r.decl._func, arg)
+        if vals is not None:
+            return vals
+    return r.per_block(np.asarray(value), arg)
 
 
 @dataclasses.dataclass
@@ -402,6 +476,7 @@ class _Resolution:
     unit_first: np.ndarray           # (n_units,) first row of each unit
     units: GroupIndex                # units grouped by (simulation, block)
     by_cluster: GroupIndex | None    # rows grouped into clusters (None: units are rows)
+    block_rows: np.ndarray | None = None   # block of each row
 
     @classmethod
     def of(cls, decl: _Declaration, batch: Batch, sizes: np.ndarray) -> _Resolution:
@@ -426,7 +501,7 @@ class _Resolution:
                 _check_nested(decl, clusters, unit_group[unit_of_row], by_block.codes)
             units = GroupIndex(unit_group, by_block.group_sim, batch.n_sims)
         return cls(decl, batch, sizes, clusters, blocks is not None, unit_of_row, unit_first,
-                   units, by_cluster)
+                   units, by_cluster, blocks)
 
     @property
     def n_units(self) -> int:

@@ -95,3 +95,46 @@ def test_an_unknown_bare_name_still_names_the_columns():
         strata_rs(strata="W", n=1).conduct(df)
     with pytest.raises(DeclarationError):
         strata_rs(strata="W + 1", n=1).conduct(df)
+
+
+# ------------------------------------------------------- per-block values by name
+def test_named_strata_n_matches_strata_by_name():
+    s = np.array(["b", "b", "a", "a", "a"])
+    got = strata_rs_probabilities(strata=s, strata_n={"b": 2, "a": 1})
+    assert got.tolist() == pytest.approx([1, 1, 1 / 3, 1 / 3, 1 / 3])
+    series = pd.Series([1, 2], index=["b", "a"])
+    assert strata_rs_probabilities(strata=s, strata_n=series).tolist() == \
+        pytest.approx([0.5, 0.5, 2 / 3, 2 / 3, 2 / 3])
+
+
+def test_names_that_are_no_stratum_are_ignored_as_randomizr_does():
+    # R: strata_rs_probabilities(strata = s, strata_n = c(x = 2, y = 1)) takes the values
+    # in sorted stratum order (a: 2, b: 1), as DesignLibrary's process_tracing relies on.
+    s = np.array(["b", "b", "a", "a", "a"])
+    got = strata_rs_probabilities(strata=s, strata_n={"x": 2, "y": 1})
+    assert got.tolist() == pytest.approx([0.5, 0.5, 2 / 3, 2 / 3, 2 / 3])
+
+
+def test_partly_matching_names_are_an_error():
+    s = np.array(["b", "b", "a", "a", "a"])
+    with pytest.raises(DeclarationError, match=r"strata_n must be named by the strata \(a, b\)"):
+        strata_rs_probabilities(strata=s, strata_n={"b": 2, "c": 1})
+
+
+def test_named_block_arguments_in_a_batch_and_after_pickling():
+    import pickle
+
+    d = declare_rs(strata="s", strata_n={"b": 2, "a": 1})
+    assert repr(d) == "declare_rs(strata='s', strata_n={'b': 2, 'a': 1})"
+    d = pickle.loads(pickle.dumps(d))
+    # Simulation 1 has only stratum a: names still pick the right value.
+    b = Batch({"s": np.array(["b", "b", "a", "a", "a", "a", "a"])},
+              np.array([0, 0, 0, 0, 0, 1, 1]), 2)
+    s = d.conduct_batch(b, np.random.default_rng(1))
+    assert s[:2].sum() == 2 and s[2:5].sum() == 1 and s[5:].sum() == 1
+    bm = block_ra_probabilities(blocks=["b", "b", "a", "a", "a"],
+                                block_m_each=pd.DataFrame([[1, 1], [2, 1]], index=["b", "a"]))
+    assert bm["prob_1"].tolist() == pytest.approx([0.5, 0.5, 1 / 3, 1 / 3, 1 / 3])
+    assert block_ra_probabilities(blocks=["b", "b", "a", "a", "a"],
+                                  block_prob={"a": 0.2, "b": 1.0})["prob_1"].tolist() == \
+        pytest.approx([1, 1, 0.2, 0.2, 0.2])
