@@ -55,6 +55,7 @@ from ._outcomes import (
     reveal_outcomes,
 )
 from ._resample import ALL, resample_batch, resample_data
+from ._vectors import rep
 
 __all__ = [
     "bernoulli", "binomial", "draw_binary", "draw_binary_icc", "draw_binomial",
@@ -65,7 +66,7 @@ __all__ = [
     "link_levels", "modify_level", "nest_level",
     "MultivariateNormal", "correlate", "draw_multivariate", "mvrnorm",
     "PotentialOutcomes", "RevealOutcomes", "potential_outcomes", "reveal_outcomes",
-    "ALL", "resample_batch", "resample_data",
+    "ALL", "resample_batch", "resample_data", "rep",
 ]
 
 

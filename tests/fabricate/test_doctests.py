@@ -10,7 +10,7 @@ import pytest
 MODULES = ["declaredesign._expr", "declaredesign.fabricate._draws",
            "declaredesign.fabricate._levels", "declaredesign.fabricate._multivariate",
            "declaredesign.fabricate._outcomes",
-           "declaredesign.fabricate._resample"]
+           "declaredesign.fabricate._resample", "declaredesign.fabricate._vectors"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -160,3 +160,16 @@ def test_draw_count_and_categorical_take_latent_with_the_identity_link_only():
     # Streams of the existing form are unchanged: mean= and latent= draw the same values.
     assert draw_count(mean=[1.0, 5.0], seed=4).tolist() == \
         draw_count(latent=[1.0, 5.0], seed=4).tolist()
+
+
+def test_rep_as_r():
+    from declaredesign.fabricate import rep
+
+    assert rep(0.125, 8).tolist() == [0.125] * 8
+    assert rep([1, 2], times=2, each=2).tolist() == [1, 1, 2, 2, 1, 1, 2, 2]
+    assert rep(["a", "b"], times=[2, 1]).tolist() == ["a", "a", "b"]
+    assert rep([1, 2, 3], length_out=5).tolist() == [1, 2, 3, 1, 2]
+    with pytest.raises(DeclarationError, match="times must be one count or one per element"):
+        rep([1, 2], times=[1, 2, 3])
+    with pytest.raises(DeclarationError, match="times must be a non-negative integer"):
+        rep(1, times=-1)
