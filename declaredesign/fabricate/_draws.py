@@ -196,6 +196,10 @@ def _s_draw_categorical(ctx, prob, category_labels, latent=None):
              "matrix with one row per observation", shown=f"<shape {p.shape}>")
     if np.any(p < 0):
         fail("draw_categorical", "prob", prob, "non-negative", shown="<negative entries>")
+    if np.any(~(p.sum(axis=1) > 0)):
+        # R's sample() stops: "too few positive probabilities".
+        fail("draw_categorical", "prob", prob, "positive in at least one category on every "
+             "row", shown="<a row with no positive probability>")
     # R's sample(prob=) normalises each row.
     cum = np.cumsum(p, axis=1)
     cum = cum / cum[:, -1:]

@@ -173,3 +173,9 @@ def test_rep_as_r():
         rep([1, 2], times=[1, 2, 3])
     with pytest.raises(DeclarationError, match="times must be a non-negative integer"):
         rep(1, times=-1)
+
+
+def test_draw_categorical_refuses_a_row_without_positive_probability():
+    # R: sample() stops with "too few positive probabilities".
+    with pytest.raises(DeclarationError, match="positive in at least one category"):
+        draw_categorical([[0, 0], [1, 1]], seed=1)
