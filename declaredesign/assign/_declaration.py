@@ -484,6 +484,10 @@ class _Resolution:
         block_arg = decl._block_arg
         blocks = _resolve_rows(decl, block_arg, getattr(decl, block_arg), batch, sizes)
         clusters = _resolve_rows(decl, "clusters", decl.clusters, batch, sizes)
+        for arg, rows in ((block_arg, blocks), ("clusters", clusters)):
+            if rows is not None and rows.ndim != 1:
+                fail(decl._func, arg, getattr(decl, arg), "a vector (one value per unit)",
+                     shown=f"<array of shape {np.shape(getattr(decl, arg))}>")
         by_cluster = None
         if clusters is not None:
             by_cluster = _row_groups(batch, decl.clusters, clusters)

@@ -123,17 +123,37 @@ def _s_normal(ctx, mean, sd):
 
 
 def _s_uniform(ctx, min, max):
-    return min + (np.asarray(max) - min) * ctx.rng.random(ctx.n_rows)
+    out = min + (np.asarray(max) - min) * ctx.rng.random(ctx.n_rows)
+    bad = np.broadcast_to(np.asarray(max) < min, out.shape)
+    if np.any(bad):
+        out = np.where(bad, np.nan, out)      # R's runif: NaN where max < min
+    return out
+
+
+def _nan_rows(draw, n_rows: int, *params: Any) -> np.ndarray:
+    """Draw with NaN parameters giving NaN rows (R's rpois/rbinom give NA), not a crash."""
+    arrays = [np.asarray(p, dtype=float) for p in params]
+    missing = np.zeros(n_rows, dtype=bool)
+    for a in arrays:
+        if a.ndim and np.isnan(a).any():
+            missing = missing | np.broadcast_to(np.isnan(a), (n_rows,))
+        elif not a.ndim and np.isnan(a):
+            missing[:] = True
+    if not missing.any():
+        return draw(*params)
+    filled = [np.where(np.isnan(a), 0.0, a) for a in arrays]
+    return np.where(missing, np.nan, draw(*filled))
 
 
 def _s_poisson(ctx, lam):
     _check_rows("poisson", "lam", lam, "non-negative", _nonneg)
-    return ctx.rng.poisson(lam, size=ctx.n_rows)
+    return _nan_rows(lambda m: ctx.rng.poisson(m, size=ctx.n_rows), ctx.n_rows, lam)
 
 
 def _s_binomial(ctx, size, prob):
     _check_rows("binomial", "prob", prob, "in [0, 1]", _prob_ok)
-    return ctx.rng.binomial(np.asarray(size).astype(np.int64), prob, size=ctx.n_rows)
+    return _nan_rows(lambda n, p: ctx.rng.binomial(np.asarray(n).astype(np.int64), p,
+                                                   size=ctx.n_rows), ctx.n_rows, size, prob)
 
 
 def _s_bernoulli(ctx, prob):
@@ -170,7 +190,8 @@ def _s_draw_binomial(ctx, prob, trials, latent, link):
     if np.any(trials <= 0) or np.any(trials % 1 != 0):
         fail("draw_binomial", "trials", trials, "positive integers",
              shown=repr(trials.tolist()))
-    return ctx.rng.binomial(trials.astype(np.int64), prob, size=ctx.n_rows)
+    return _nan_rows(lambda p: ctx.rng.binomial(trials.astype(np.int64), p, size=ctx.n_rows),
+                     ctx.n_rows, prob)
 
 
 def _s_draw_binary(ctx, prob, latent, link):
@@ -182,7 +203,7 @@ def _s_draw_count(ctx, mean=None, latent=None):
     if latent is not None:
         mean = latent          # fabricatr: mean = link(latent), identity link only
     _check_rows("draw_count", "mean", mean, "non-negative", _nonneg)
-    return ctx.rng.poisson(mean, size=ctx.n_rows)
+    return _nan_rows(lambda m: ctx.rng.poisson(m, size=ctx.n_rows), ctx.n_rows, mean)
 
 
 def _s_draw_categorical(ctx, prob, category_labels, latent=None):

@@ -138,3 +138,8 @@ def test_named_block_arguments_in_a_batch_and_after_pickling():
     assert block_ra_probabilities(blocks=["b", "b", "a", "a", "a"],
                                   block_prob={"a": 0.2, "b": 1.0})["prob_1"].tolist() == \
         pytest.approx([1, 1, 0.2, 0.2, 0.2])
+
+
+def test_blocks_must_be_a_vector():
+    with pytest.raises(DeclarationError, match="blocks must be a vector"):
+        block_ra(blocks=np.zeros((2, 2)))

@@ -179,3 +179,17 @@ def test_draw_categorical_refuses_a_row_without_positive_probability():
     # R: sample() stops with "too few positive probabilities".
     with pytest.raises(DeclarationError, match="positive in at least one category"):
         draw_categorical([[0, 0], [1, 1]], seed=1)
+
+
+def test_missing_parameters_give_missing_draws_as_in_r():
+    # R: rpois(2, c(NA, 1)) and rbinom(...) give NA (with a warning), not a crash.
+    out = draw_count(mean=[np.nan, 1.0], seed=1)
+    assert np.isnan(out[0]) and out[1] >= 0
+    assert np.isnan(poisson([np.nan, 1.0], seed=1)[0])
+    assert np.isnan(draw_binomial(prob=[np.nan, 0.5], trials=2, seed=1)[0])
+    # Without NaN the stream is the one drawn before (integers, same values).
+    assert poisson([2.0, 1.0], seed=1).tolist() == \
+        np.random.default_rng(1).poisson([2.0, 1.0]).tolist()
+    # R's runif gives NaN where max < min.
+    u = uniform([0, 2], [1, 1], seed=1)
+    assert 0 <= u[0] < 1 and np.isnan(u[1])
