@@ -240,16 +240,69 @@ class _Declaration:
                  if v is not None and not (n in defaults and _same(v, defaults[n]))]
         return f"{self._func}({', '.join(parts)})"
 
+    # ------------------------------------------------- custom procedures
+    # randomizr's custom_ra / custom_rs: the procedure is a uniformly random column of a
+    # given permutation matrix (one row per unit, one column per possible assignment).
+    @property
+    def _custom(self) -> Any:
+        return getattr(self, "permutation_matrix", None)
+
+    def _custom_probabilities(self) -> tuple[np.ndarray, np.ndarray]:
+        """(conditions, n_units x K probabilities) of a permutation matrix."""
+        mat = np.asarray(self._custom)
+        conds, codes = np.unique(mat, return_inverse=True)
+        codes = codes.reshape(mat.shape)
+        counts = np.stack([(codes == k).sum(axis=1) for k in range(conds.shape[0])], axis=1)
+        return conds, counts / mat.shape[1]
+
+    def _custom_rows(self, batch: Batch) -> int:
+        n, k = np.shape(self._custom)
+        sizes = batch.sim_sizes()
+        if sizes.size and not np.all(sizes == n):
+            bad = int(sizes[sizes != n][0])
+            fail(self._func, "permutation_matrix", self._custom,
+                 f"a matrix with one row per unit of the data ({bad})",
+                 shown=f"<{n} x {k} matrix>")
+        return int(n)
+
+    def _custom_row_probabilities(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """(conditions, n_rows x K probabilities) over every simulation of a batch."""
+        n = self._custom_rows(batch)
+        conds, probs = self._custom_probabilities()
+        unit = np.arange(batch.n_rows) % n if n else np.zeros(0, dtype=np.int64)
+        return conds, probs[unit]
+
+    def _validate_custom(self, others: tuple[str, ...]) -> None:
+        f = self._func
+        mat = np.asarray(self._custom)
+        if mat.ndim != 2 or mat.shape[0] < 1 or mat.shape[1] < 1:
+            fail(f, "permutation_matrix", self._custom, "a matrix with one row per unit "
+                 "and one column per possible assignment", shown=shown(mat))
+        if np.any(pd.isna(mat)):
+            fail(f, "permutation_matrix", self._custom, "free of missing values",
+                 shown=shown(mat))
+        given = [a for a in others if getattr(self, a) is not None]
+        if self.simple:
+            given.append("simple")
+        if given:
+            fail(f, given[0], getattr(self, given[0]), "omitted with permutation_matrix "
+                 "(the matrix is the whole procedure)", shown=shown(getattr(self, given[0])))
+        if self.N is not None and self.N != mat.shape[0]:
+            fail(f, "N", self.N, f"the number of rows of permutation_matrix ({mat.shape[0]})")
+        object.__setattr__(self, "_arg", None)
+
     # -------------------------------------------------------------- data
     @property
     def is_declarative(self) -> bool:
         """True when the declaration needs data (column names, or no ``N``)."""
-        if self.N is not None:
+        if self.N is not None or self._custom is not None:
             return False
         cols = [getattr(self, n) for n in (self._block_arg, "clusters", *self._unit_args)]
         return not any(is_array(c) for c in cols)
 
     def _fixed_n(self) -> int | None:
+        if self._custom is not None:
+            return int(np.shape(self._custom)[0])
         if self.N is not None:
             return int(self.N)
         for n in (self._block_arg, "clusters", *self._unit_args):
@@ -281,6 +334,11 @@ class _Declaration:
         # followed by probabilities_batch on the same batch resolves it once.
         # The key is the arrays the plan reads, not the batch object: a batch made
         # by with_columns (e.g. after the assignment is added) shares them.
+        if self._custom is not None:
+            raise DeclarationError(
+                f"{self._func}(permutation_matrix=...): a custom procedure has no "
+                "randomizr plan; use conduct_batch, probabilities or "
+                "obtain_permutation_matrix.")
         key = (batch.sim, batch.n_sims, *(
             batch.columns.get(v, batch.columns) if isinstance(v, str) else None
             for v in (getattr(self, n) for n in (self._block_arg, "clusters",
@@ -309,11 +367,20 @@ class _Declaration:
         ndarray
             One condition per row of the batch.
         """
+        if self._custom is not None:
+            self._custom_rows(batch)
+            mat = np.asarray(self._custom)
+            cols = rng.integers(0, mat.shape[1], size=batch.n_sims)
+            return mat[:, cols].T.reshape(-1)
         p = self.plan(batch)
         return p.conditions[p.draw_index(rng)]
 
     def probabilities_batch(self, batch: Batch, assignment: Any) -> np.ndarray:
         """Probability of each row's realised condition (DeclareDesign's ``Z_cond_prob``)."""
+        if self._custom is not None:
+            conds, probs = self._custom_row_probabilities(batch)
+            idx = label_index(conds, assignment, self._func)
+            return probs[np.arange(batch.n_rows), idx]
         p = self.plan(batch)
         return p.row_prob_of(label_index(p.conditions, assignment, self._func))
 
@@ -330,6 +397,10 @@ class _Declaration:
 
     def probabilities(self, data: Any = None) -> pd.DataFrame:
         """Matrix of condition probabilities, one row per unit, columns ``prob_<cond>``."""
+        if self._custom is not None:
+            self._custom_rows(self._to_batch(data))
+            conds, probs = self._custom_probabilities()
+            return pd.DataFrame(probs, columns=[f"prob_{c}" for c in conds.tolist()])
         p = self.plan(self._to_batch(data))
         mat = p.row_prob_matrix()
         return pd.DataFrame(mat, columns=[f"prob_{c}" for c in p.conditions.tolist()])

@@ -28,7 +28,6 @@ from ._declaration import (
     check_scalar_count,
     check_scalar_prob,
     is_array,
-    label_index,
     shown,
 )
 from .permutations import obtain_num_permutations
@@ -142,100 +141,12 @@ class RADeclaration(_Declaration):
                          "use inverse probability weights in the analysis.")
         return "\n".join(lines)
 
-    # ------------------------------------------------- custom assignment
-    # randomizr's custom_ra: the procedure is a uniformly random column of a given
-    # permutation matrix (one row per unit, one column per possible assignment).
-    @property
-    def is_declarative(self) -> bool:
-        """True when the declaration needs data (column names, or no ``N``)."""
-        if self.permutation_matrix is not None:
-            return False
-        return super().is_declarative
-
-    def _fixed_n(self) -> int | None:
-        if self.permutation_matrix is not None:
-            return int(np.shape(self.permutation_matrix)[0])
-        return super()._fixed_n()
-
-    def _custom_probabilities(self) -> tuple[np.ndarray, np.ndarray]:
-        """(conditions, n_units x K probabilities) of a permutation matrix."""
-        mat = np.asarray(self.permutation_matrix)
-        conds, codes = np.unique(mat, return_inverse=True)
-        codes = codes.reshape(mat.shape)
-        counts = np.stack([(codes == k).sum(axis=1) for k in range(conds.shape[0])], axis=1)
-        return conds, counts / mat.shape[1]
-
-    def _custom_rows(self, batch: Batch) -> int:
-        n = int(np.shape(self.permutation_matrix)[0])
-        sizes = batch.sim_sizes()
-        if sizes.size and not np.all(sizes == n):
-            bad = int(sizes[sizes != n][0])
-            fail(self._func, "permutation_matrix", self.permutation_matrix,
-                 f"a matrix with one row per unit of the data ({bad})",
-                 shown=f"<{n} x {np.shape(self.permutation_matrix)[1]} matrix>")
-        return n
-
-    def plan(self, batch: Batch):
-        """Resolve the declaration against a batch (cached for the last batch)."""
-        if self.permutation_matrix is not None:
-            raise DeclarationError(
-                f"{self._func}(permutation_matrix=...): a custom assignment has no "
-                "randomizr plan; use conduct_batch, probabilities or "
-                "obtain_permutation_matrix.")
-        return super().plan(batch)
-
-    def conduct_batch(self, batch: Batch, rng: np.random.Generator) -> np.ndarray:
-        """Draw one assignment per simulation of ``batch``, all at once."""
-        if self.permutation_matrix is None:
-            return super().conduct_batch(batch, rng)
-        self._custom_rows(batch)
-        mat = np.asarray(self.permutation_matrix)
-        cols = rng.integers(0, mat.shape[1], size=batch.n_sims)
-        return mat[:, cols].T.reshape(-1)
-
-    def probabilities_batch(self, batch: Batch, assignment: Any) -> np.ndarray:
-        """Probability of each row's realised condition (DeclareDesign's ``Z_cond_prob``)."""
-        if self.permutation_matrix is None:
-            return super().probabilities_batch(batch, assignment)
-        n = self._custom_rows(batch)
-        conds, probs = self._custom_probabilities()
-        idx = label_index(conds, assignment, self._func)
-        unit = np.arange(batch.n_rows) % n if n else np.zeros(0, dtype=np.int64)
-        return probs[unit, idx]
-
-    def probabilities(self, data: Any = None) -> pd.DataFrame:
-        """Matrix of condition probabilities, one row per unit, columns ``prob_<cond>``."""
-        if self.permutation_matrix is None:
-            return super().probabilities(data)
-        self._custom_rows(self._to_batch(data))
-        conds, probs = self._custom_probabilities()
-        return pd.DataFrame(probs, columns=[f"prob_{c}" for c in conds.tolist()])
-
-    def _validate_custom(self) -> None:
-        f = self._func
-        mat = np.asarray(self.permutation_matrix)
-        if mat.ndim != 2 or mat.shape[0] < 1 or mat.shape[1] < 1:
-            fail(f, "permutation_matrix", self.permutation_matrix, "a matrix with one row "
-                 "per unit and one column per possible assignment", shown=shown(mat))
-        if np.any(pd.isna(mat)):
-            fail(f, "permutation_matrix", self.permutation_matrix, "free of missing values",
-                 shown=shown(mat))
-        others = [a for a in (*_CONFLICT, "blocks", "clusters", "num_arms", "conditions")
-                  if getattr(self, a) is not None]
-        if self.simple:
-            others.append("simple")
-        if others:
-            fail(f, others[0], getattr(self, others[0]), "omitted with permutation_matrix "
-                 "(the matrix is the whole procedure)", shown=shown(getattr(self, others[0])))
-        if self.N is not None and self.N != mat.shape[0]:
-            fail(f, "N", self.N, f"the number of rows of permutation_matrix ({mat.shape[0]})")
-        object.__setattr__(self, "_arg", None)
-
     # ---------------------------------------------------------- validation
     def _validate(self) -> None:
         """Check every argument that needs no data (in this order, first failure wins)."""
         if self.permutation_matrix is not None:
-            self._validate_custom()
+            self._validate_custom((*_CONFLICT, "blocks", "clusters", "num_arms",
+                                   "conditions"))
             return
         self._validate_design()
         arg = self._arg

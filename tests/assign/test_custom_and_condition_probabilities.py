@@ -103,3 +103,21 @@ def test_condition_probabilities_of_a_custom_declaration_in_a_step():
               + dd.declare_assignment(Z=d, p=obtain_condition_probabilities(d, "Z")))
     df = dd.draw_data(design, seed=3)
     assert np.allclose(df["p"], obtain_condition_probabilities(d, df["Z"].to_numpy()))
+
+
+def test_custom_sampling_declare_rs_permutation_matrix():
+    from declaredesign.assign import declare_rs, draw_rs, obtain_inclusion_probabilities
+
+    S = np.array([[1, 0, 1], [1, 1, 0], [0, 1, 1], [0, 0, 0]])
+    d = declare_rs(permutation_matrix=S)
+    assert d.rs_type == "custom"
+    assert np.allclose(obtain_inclusion_probabilities(d), [2 / 3, 2 / 3, 2 / 3, 0])
+    s = draw_rs(d, seed=5)
+    assert any(np.array_equal(s, S[:, j]) for j in range(3))
+    assert obtain_num_permutations(d) == 3
+    b = Batch({}, np.repeat(np.arange(5), 4), 5)
+    assert np.allclose(d.inclusion_probabilities_batch(b), np.tile([2 / 3, 2 / 3, 2 / 3, 0], 5))
+    with pytest.raises(DeclarationError, match="a matrix of 0s and 1s"):
+        declare_rs(permutation_matrix=[[0, 2], [1, 1]])
+    with pytest.raises(DeclarationError, match="n must be omitted with permutation_matrix"):
+        declare_rs(permutation_matrix=S, n=2)
