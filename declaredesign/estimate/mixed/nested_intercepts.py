@@ -22,7 +22,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._fast import RIStats, _chol_inv_small, _pinv_sym
+from .derivatives import richardson_batched
+from .random_intercept import RIStats
+from .small_matrices import chol_inv_small, pinv_sym
 
 __all__ = ["nested_fit"]
 
@@ -81,7 +83,7 @@ def _evaluate(ns: NestedStats, tb: np.ndarray, ta: np.ndarray) -> dict:
                                                                                      m * k * k)
     Q = Qin - (ns.E_s @ outer).reshape(S, m, k, k)
     L = L + np.asarray(ns.E_s @ np.log1p(taa * taa * ma))
-    Lc, Li = _chol_inv_small(Q)
+    Lc, Li = chol_inv_small(Q)
     logd = 2.0 * np.log(np.diagonal(Lc, axis1=-2, axis2=-1))
     lM = logd[..., :p].sum(-1)
     lr = 2.0 * np.log(Lc[..., p, p])
@@ -99,7 +101,10 @@ def _crit(ns, tb, ta, REML):
 
 
 def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
-    """Fit every dataset; returns the same keys as :func:`._fast.ri_fit` (theta is (S, 2))."""
+    """Fit every dataset.
+
+    Returns the same keys as :func:`.random_intercept.ri_fit` (theta is (S, 2)).
+    """
     st = ns.st
     S = st.n_sims
     with np.errstate(all="ignore"):
@@ -176,48 +181,6 @@ def _grad_hess(f, x, fx):
     return g, H
 
 
-def _richardson(fun, x, d=1e-4, eps=1e-4, r=4):
-    """Richardson first derivatives and Hessian of a vector function in theta (S, 2).
-
-    ``fun(x) -> (S, q)``; returns (S, q, 2) derivatives and (S, q, 2, 2) Hessians.
-    """
-    S = x.shape[0]
-    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
-    h0 = np.abs(d * x) + eps * (np.abs(x) < zero_tol)
-    f0 = fun(x)
-    q = f0.shape[1]
-    J = np.empty((S, q, 2))
-    Hs = np.empty((S, q, 2, 2))
-
-    def extrap(a):
-        a = np.stack(a)
-        for mm in range(1, r):
-            a = (a[1:] * 4.0**mm - a[:-1]) / (4.0**mm - 1)
-        return a[0]
-
-    for i in range(2):
-        a1, a2 = [], []
-        h = h0[:, i].copy()
-        for _ in range(r):
-            e = np.zeros((S, 2))
-            e[:, i] = h
-            fp, fm = fun(x + e), fun(x - e)
-            a1.append((fp - fm) / (2 * h[:, None]))
-            a2.append((fp - 2 * f0 + fm) / h[:, None] ** 2)
-            h = h / 2
-        J[:, :, i] = extrap(a1)
-        Hs[:, :, i, i] = extrap(a2)
-    a = []
-    h = h0.copy()
-    for _ in range(r):
-        fp, fm = fun(x + h), fun(x - h)
-        a.append((fp - 2 * f0 + fm - Hs[:, :, 0, 0] * h[:, 0:1] ** 2
-                  - Hs[:, :, 1, 1] * h[:, 1:2] ** 2) / (2 * h[:, 0:1] * h[:, 1:2]))
-        h = h / 2
-    Hs[:, :, 0, 1] = Hs[:, :, 1, 0] = extrap(a)
-    return J, Hs
-
-
 def _finish(ns: NestedStats, x: np.ndarray, REML: bool) -> dict:
     st = ns.st
     p = st.p
@@ -243,12 +206,12 @@ def _finish(ns: NestedStats, x: np.ndarray, REML: bool) -> dict:
             return np.column_stack([phi, ev["r"][:, 0],
                                     np.diagonal(ev["Minv"][:, 0], axis1=1, axis2=2)])
 
-        J, Hs = _richardson(fun, x)
+        J, Hs = richardson_batched(fun, x)
         H = np.empty((x.shape[0], 3, 3))
         H[:, :2, :2] = Hs[:, 0]
         H[:, :2, 2] = H[:, 2, :2] = -2.0 * J[:, 1, :] / sigma[:, None] ** 3
         H[:, 2, 2] = -2.0 * dfres / sigma2 + 6.0 * r / sigma2**2
-        A = 2.0 * _pinv_sym(H)
+        A = 2.0 * pinv_sym(H)
         var = np.diagonal(vcov, axis1=1, axis2=2)
         g_t = sigma2[:, None, None] * J[:, 2:, :]                        # (S, p, 2)
         g_s = 2.0 * sigma[:, None] * np.diagonal(Minv, axis1=1, axis2=2)  # (S, p)

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .small_matrices import batched_lstsq, chol_inv_small, logdet_derivs, pinv_sym
+
 __all__ = ["RIStats", "ri_stats", "ri_fit"]
 
 #: log-spaced starting grid for theta (0 is handled separately as the boundary)
@@ -158,7 +160,7 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     # v_n = 1/(n (1 + n theta^2)) > 0 has no cancellation, whereas
     # [X y]'[X y] - sum_n w_n C_n loses ~4 digits when theta is large.
     with np.errstate(all="ignore"):
-        b0 = _batched_lstsq(XtX, tot[:, :p, p])
+        b0 = batched_lstsq(XtX, tot[:, :p, p])
     b0 = np.where(np.isfinite(b0), b0, 0.0)
     T = np.zeros((n_sims, k, k))
     T[:, np.arange(k), np.arange(k)] = 1.0
@@ -201,14 +203,6 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
                    ngrps, p, b0, XtX, S_g, n_g)
 
 
-def _batched_lstsq(A, b):
-    """Solve A x = b per dataset; singular systems get a least-squares answer."""
-    try:
-        return np.linalg.solve(A, b[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        return (np.linalg.pinv(A) @ b[..., None])[..., 0]
-
-
 class _Eval:
     """Criterion pieces at given theta (one theta per dataset, or an (S, m) grid)."""
 
@@ -235,7 +229,7 @@ class _Eval:
         self.Q = st.W[:, None] + agg(v)
         # One Cholesky factor of Q serves both determinants: its leading p x p
         # block is the factor of M.
-        Lc, Li = _chol_inv_small(self.Q)
+        Lc, Li = chol_inv_small(self.Q)
         logd = 2.0 * np.log(np.diagonal(Lc, axis1=-2, axis2=-1))
         self.lM = logd[..., :p].sum(-1)
         self.lQ = self.lM + logd[..., p]
@@ -248,11 +242,11 @@ class _Eval:
             Q1, Q2 = -agg(w1), -agg(w2)
             self.Q1 = Q1
             Qi = np.swapaxes(Li, -1, -2) @ Li
-            self.lQ1, self.lQ2 = _logdet_derivs(Qi, Q1, Q2)
+            self.lQ1, self.lQ2 = logdet_derivs(Qi, Q1, Q2)
             if p:
                 Lp = Li[..., :p, :p]
                 self.Minv = np.swapaxes(Lp, -1, -2) @ Lp
-                self.lM1, self.lM2 = _logdet_derivs(self.Minv, Q1[..., :p, :p],
+                self.lM1, self.lM2 = logdet_derivs(self.Minv, Q1[..., :p, :p],
                                                     Q2[..., :p, :p])
             else:
                 self.lM1 = self.lM2 = np.zeros((S, m))
@@ -267,71 +261,6 @@ def _class_sums(st: RIStats):
     """(S, K) sparse 0/1 matrix summing size classes into their dataset."""
     return sp.csr_matrix((np.ones_like(st.cls_n), (st.cls_sim, np.arange(st.cls_n.size))),
                          shape=(st.n_sims, st.cls_n.size))
-
-
-def _chol_inv_small(A):
-    """Cholesky factor L and its inverse for stacks of small SPD matrices.
-
-    Python loops over the (tiny) matrix order and vector operations over the
-    stack: for 3 x 3 matrices this is ~10x faster than LAPACK's per-matrix calls.
-    Non-positive-definite matrices give NaN.
-    """
-    k = A.shape[-1]
-    if k <= 3:
-        return _chol_inv_3(A)
-    L = np.zeros_like(A)
-    for j in range(k):
-        d = A[..., j, j] - np.sum(L[..., j, :j] ** 2, axis=-1)
-        L[..., j, j] = np.sqrt(d)
-        for i in range(j + 1, k):
-            L[..., i, j] = (A[..., i, j] - np.sum(L[..., i, :j] * L[..., j, :j], axis=-1)) \
-                / L[..., j, j]
-    Li = np.zeros_like(A)
-    for i in range(k):
-        Li[..., i, i] = 1.0 / L[..., i, i]
-        for j in range(i):
-            Li[..., i, j] = -np.sum(L[..., i, j:i] * Li[..., j:i, j], axis=-1) / L[..., i, i]
-    return L, Li
-
-
-def _chol_inv_3(A):
-    """:func:`_chol_inv_small` for order <= 3 without the per-element reductions.
-
-    Every inner product there has at most two terms, whose sum has one order:
-    the results are the same bits.
-    """
-    k = A.shape[-1]
-    L = np.zeros_like(A)
-    Li = np.zeros_like(A)
-    for j in range(k):
-        s = 0.0
-        if j == 1:
-            s = L[..., 1, 0] ** 2
-        elif j == 2:
-            s = L[..., 2, 0] ** 2 + L[..., 2, 1] ** 2
-        L[..., j, j] = ljj = np.sqrt(A[..., j, j] - s)
-        for i in range(j + 1, k):
-            t = 0.0
-            if j == 1:
-                t = L[..., i, 0] * L[..., 1, 0]
-            L[..., i, j] = (A[..., i, j] - t) / ljj
-    for i in range(k):
-        Li[..., i, i] = 1.0 / L[..., i, i]
-        for j in range(i):
-            if i - j == 1:
-                t = L[..., i, j] * Li[..., j, j]
-            else:  # i = 2, j = 0
-                t = L[..., 2, 0] * Li[..., 0, 0] + L[..., 2, 1] * Li[..., 1, 0]
-            Li[..., i, j] = -t / L[..., i, i]
-    return L, Li
-
-
-def _logdet_derivs(Ai, A1, A2):
-    """First and second derivatives of log|A(theta)| from A^-1, A', A''."""
-    B = Ai @ A1
-    d1 = np.trace(B, axis1=-2, axis2=-1)
-    d2 = np.trace(Ai @ A2, axis1=-2, axis2=-1) - np.einsum("...ij,...ji->...", B, B)
-    return d1, d2
 
 
 def _coefs(st: RIStats, REML: bool):
@@ -420,7 +349,7 @@ def _finish(st: RIStats, ev: _Eval, theta: np.ndarray, REML: bool) -> dict:
         Hts = -2.0 * r1 / sigma**3
         Hss = -2.0 * dfres / sigma2 + 6.0 * r / sigma2**2
         H = np.stack([np.stack([Htt, Hts], -1), np.stack([Hts, Hss], -1)], -2)
-        A = _pinv_sym(H) * 2.0
+        A = pinv_sym(H) * 2.0
         # Gradient of vcov(beta)_jj in (theta, sigma).
         M1 = ev.Q1[:, :p, :p]
         dV_t = -sigma2[:, None] * np.einsum("sij,sjk,ski->si", Minv, M1, Minv)
@@ -431,17 +360,6 @@ def _finish(st: RIStats, ev: _Eval, theta: np.ndarray, REML: bool) -> dict:
         df = 2.0 * var**2 / gAg
     return dict(beta=beta, vcov=vcov, sigma=sigma, theta=theta, crit=crit, df=df,
                 hess=H, nobs=st.nobs, ngrps=st.ngrps)
-
-
-def _pinv_sym(H: np.ndarray, tol: float = 1e-8) -> np.ndarray:
-    """Moore-Penrose inverse keeping eigenvalues above ``tol`` (as lmerTest)."""
-    ok = np.all(np.isfinite(H), axis=(-2, -1))
-    Hs = np.where(ok[:, None, None], H, 0.0)
-    vals, vecs = np.linalg.eigh(Hs)
-    inv = np.where(vals > tol, 1.0 / np.where(vals > tol, vals, 1.0), 0.0)
-    out = np.einsum("sij,sj,skj->sik", vecs, inv, vecs)
-    out[~ok] = np.nan
-    return out
 
 
 def ri_kenward_roger(st: RIStats, res: dict) -> tuple[np.ndarray, np.ndarray]:
