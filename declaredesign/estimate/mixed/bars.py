@@ -56,7 +56,7 @@ class LmerFormula:
         return f"{self.response} ~ {self.fixed}"
 
     def variables(self, func: str = "lmer") -> list[str]:
-        """Data columns the formula reads (response, fixed part, bars, grouping factors)."""
+        """List the data columns the formula reads (response, fixed part, bars, groups)."""
         cols: set[str] = set()
         for rhs in [self.fixed_formula] + [f"{LHS_PLACEHOLDER} ~ {b.expr}" for b in self.bars]:
             try:
@@ -257,12 +257,13 @@ class GlmerFormula:
         self.lmer = LmerFormula(response=LHS_PLACEHOLDER, fixed=self.fixed, bars=f.bars)
 
     def __repr__(self) -> str:
+        """Show the formula as glmer reads it."""
         off = "".join(f" + offset({o})" for o in self.offsets)
         bars = " + ".join(f"({b.expr} | {b.group_name})" for b in self.bars)
         return f"{self.response} ~ {self.fixed}{off} + {bars}"
 
     def variables(self) -> list[str]:
-        """Data columns the formula reads (fixed, random, response, offsets, groups)."""
+        """List the data columns the formula reads (fixed, random, response, offsets)."""
         exprs = [f"{LHS_PLACEHOLDER} ~ {self.fixed}"] + \
             [f"{LHS_PLACEHOLDER} ~ {b.expr}" for b in self.bars]
         resp = list(self.cbind) if self.cbind else [self.response]
@@ -287,7 +288,7 @@ def _cbind(response: str, formula: str, func: str) -> tuple[str, str] | None:
 
 
 def strip_call(text: str, name: str) -> str | None:
-    """The argument text of ``name(...)`` when ``text`` is that call, else None."""
+    """Return the argument text of ``name(...)`` when ``text`` is that call, else None."""
     t = text.strip()
     if not t.startswith(name):
         return None

@@ -30,6 +30,7 @@ class Family:
     link: str
 
     def linkfun(self, mu):
+        """Apply the link function, ``eta = g(mu)``."""
         if self.link == "logit":
             return special.logit(mu)
         if self.link == "probit":
@@ -43,6 +44,7 @@ class Family:
         return y + 0.1
 
     def linkinv(self, eta):
+        """Apply the inverse link, ``mu = g^-1(eta)``, kept inside R's bounds."""
         if self.link == "logit":
             return np.clip(special.expit(eta), _EPS, 1 - _EPS)
         if self.link == "probit":
@@ -50,6 +52,7 @@ class Family:
         return np.maximum(np.exp(eta), _EPS)
 
     def mu_eta(self, eta):
+        """``d mu / d eta``, bounded below by machine epsilon as R does."""
         if self.link == "logit":
             e = np.exp(-np.abs(eta))
             return np.maximum(e / (1 + e) ** 2, _EPS)
@@ -58,6 +61,7 @@ class Family:
         return np.maximum(np.exp(eta), _EPS)
 
     def variance(self, mu):
+        """Evaluate the variance function ``V(mu)``."""
         return mu * (1 - mu) if self.family == "binomial" else mu
 
     def loglik(self, y, mu, wt):
@@ -73,8 +77,10 @@ class Family:
         return wt * (special.xlogy(y, y) - y)
 
     def log_norm(self, y, wt):
-        """Per-row terms of the log density free of mu (log binomial coefficients,
-        ``-log y!``)."""
+        """Per-row terms of the log density free of mu.
+
+        Log binomial coefficients, or ``-log y!``.
+        """
         if self.family == "binomial":
             m = np.round(wt)
             k = np.round(m * y)

@@ -210,6 +210,7 @@ class GlmerFit(MerFitMixin):
         self.conf_level = 0.95
 
     def __repr__(self) -> str:
+        """Show the formula, the criterion and the sizes."""
         return (f"<GlmerFit {self.formula!r} family={self.family}({self.link}) "
                 f"nAGQ={self.nAGQ}: nobs={self.nobs}, ngrps={self.ngrps}>")
 
@@ -337,7 +338,7 @@ def _prepare(spec: GlmerSpec, data: pd.DataFrame):
 
 
 def fit_glmer(spec: GlmerSpec, data: pd.DataFrame) -> GlmerFit:
-    """The standalone fit of a validated spec on one DataFrame (what :func:`glmer` runs).
+    """Fit a validated spec to one DataFrame (what :func:`glmer` runs).
 
     Parameters
     ----------
@@ -426,7 +427,7 @@ def _assemble(m: GLMM, gf: GlmerFormula, xnames, par, crit, H, nAGQ, messages) -
 
 
 def _design_fit(spec: GlmerSpec, data: pd.DataFrame) -> FixedEffectRows:
-    """The per-simulation fallback's fit: fixed-effect rows and lme4's messages."""
+    """Fit one simulation for the per-simulation fallback (fixed-effect rows, messages)."""
     return FixedEffectRows(fit_quietly("glmer", lambda: fit_glmer(spec, data)),
                            spec.conf_level)
 

@@ -24,7 +24,7 @@ __all__ = ["kenward_roger", "lb_ddf", "contest_kenward_roger"]
 
 
 def _G_list(pls, theta: np.ndarray, sigma: float):
-    """The G_r matrices (sparse) and their coefficients gamma_r."""
+    """Build the G_r matrices (sparse) and their coefficients gamma_r."""
     n = pls.n
     Gs, gam = [], []
     for t, T in zip(pls.re.terms, pls.re.T_list(theta), strict=True):
@@ -47,7 +47,7 @@ def _G_list(pls, theta: np.ndarray, sigma: float):
 
 
 def kenward_roger(pls, theta: np.ndarray, sigma: float, Phi: np.ndarray):
-    """Adjusted covariance ``PhiA``, the KR df of each fixed effect, and P, W."""
+    """Compute the adjusted covariance ``PhiA``, the KR df of each fixed effect, P, W."""
     X = pls.X
     p = X.shape[1]
     Gs, gam = _G_list(pls, theta, sigma)

@@ -145,7 +145,7 @@ def _check_columns(spec: LmerSpec, names) -> None:
 
 
 def wald_columns(est, se, df, ddf: str, level: float):
-    """t (or normal) statistics, p-values and interval bounds of fixed effects.
+    """T (or normal) statistics, p-values and interval bounds of fixed effects.
 
     ``"asymptotic"`` and ``"lme4"`` use normal quantiles, ``"lme4"`` gives no p-value
     (as broom.mixed on a plain lme4 fit); the others use t with ``df``.
@@ -210,6 +210,7 @@ class LmerFit(MerFitMixin):
         self.conf_level = 0.95
 
     def __repr__(self) -> str:
+        """Show the formula, the criterion and the sizes."""
         kind = "REML" if self.REML else "ML"
         return f"<LmerFit {self.formula!r} fit by {kind}: nobs={self.nobs}, ngrps={self.ngrps}>"
 
@@ -274,7 +275,7 @@ class LmerFit(MerFitMixin):
                                      self._vcov_varpar)
 
     def anova(self, ddf: str | None = None) -> pd.DataFrame:
-        """lmerTest's ``anova(fit)`` F tests for each fixed-effect term.
+        """LmerTest's ``anova(fit)`` F tests for each fixed-effect term.
 
         Each term's coefficients are tested jointly, which is lmerTest's type
         III test when no other term contains it (no interactions with it).
@@ -412,7 +413,7 @@ def _prepare(spec: LmerSpec, data: pd.DataFrame):
 
 
 def fit_lmer(spec: LmerSpec, data: pd.DataFrame) -> LmerFit:
-    """The standalone fit of a validated spec on one DataFrame (what :func:`lmer` runs).
+    """Fit a validated spec to one DataFrame (what :func:`lmer` runs).
 
     Parameters
     ----------
@@ -466,14 +467,17 @@ def _assemble(pls: PLS, f: LmerFormula, xnames, theta, ddf, messages) -> LmerFit
 
 
 def _design_fit(spec: LmerSpec, data: pd.DataFrame) -> FixedEffectRows:
-    """The per-simulation fallback's fit: fixed-effect rows and lme4's messages."""
+    """Fit one simulation for the per-simulation fallback (fixed-effect rows, messages)."""
     return FixedEffectRows(fit_quietly("lmer", lambda: fit_lmer(spec, data)), spec.conf_level)
 
 
 # ------------------------------------------------------------------ batched kernel
 def _fast_kind(f: LmerFormula, batch: Batch, needed) -> tuple[str, ...] | None:
-    """``("single", g)`` for one random intercept, ``("nested", outer, inner)`` for
-    ``(1 | a/b)`` (or ``(1 | a) + (1 | a:b)``), None otherwise."""
+    """Name the batched path of a formula, if any.
+
+    ``("single", g)`` for one random intercept, ``("nested", outer, inner)`` for
+    ``(1 | a/b)`` (or ``(1 | a) + (1 | a:b)``), None otherwise.
+    """
     if any(b.expr.strip() != "1" for b in f.bars):
         return None
     groups = [b.group for b in f.bars]
@@ -522,7 +526,7 @@ def lmer_kernel(batch: Batch, spec: LmerSpec) -> KernelResult:
 
 
 def _group_index(batch: Batch, ok: np.ndarray, sim: np.ndarray, cols, names) -> GroupIndex:
-    """The batch's memoised index of ``names``, or one over the complete rows."""
+    """Index ``names``: the batch's memoised index, or one over the complete rows."""
     if ok.all():
         return batch.groups(*names)
     return GroupIndex.from_keys(sim, batch.n_sims, *(cols[c] for c in names))
@@ -545,7 +549,7 @@ def _stats(batch: Batch, spec: LmerSpec, kind):
 
 
 def _declined(st: RIStats, good: np.ndarray) -> dict[int, str]:
-    """The simulations the batched paths leave to the general fit, with the reason."""
+    """List the simulations the batched paths leave to the general fit, with reasons."""
     rank_ok = full_rank(st.XtX)
     out = {}
     for s in np.flatnonzero(~good):

@@ -50,6 +50,7 @@ class MerFitMixin:
 
     @property
     def npar(self) -> int:  # pragma: no cover - each fit counts its own
+        """Number of parameters counted by logLik."""
         raise NotImplementedError
 
     @property
@@ -217,7 +218,7 @@ def ran_pars_table(varcorr: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------ designs
 def complete_rows(batch: Batch, needed: list[str]
                   ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """The needed columns on rows without missing values (R's na.omit).
+    """Keep the needed columns on rows without missing values (R's na.omit).
 
     Returns the columns, the kept-row mask and the kept rows' simulation index.
     """
@@ -269,8 +270,11 @@ class FixedEffectRows:
 
 
 def fit_quietly(func: str, fit: Callable[[], Any]) -> Any:
-    """Run ``fit()`` keeping its messages as data: warnings that repeat one of the fit's
-    own ``messages`` (``"lmer: <message>"``) are not raised again, others are."""
+    """Run ``fit()`` keeping its messages as data.
+
+    Warnings that repeat one of the fit's own ``messages`` (``"lmer: <message>"``)
+    are not raised again; others are.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = fit()

@@ -56,14 +56,17 @@ class RandomTerm:
 
     @property
     def k(self) -> int:
+        """Number of columns of the term's model matrix."""
         return len(self.cnames)
 
     @property
     def nl(self) -> int:
+        """Number of levels of the grouping factor."""
         return len(self.levels)
 
     @property
     def ntheta(self) -> int:
+        """Number of theta parameters (the lower triangle of a k x k factor)."""
         return self.k * (self.k + 1) // 2
 
 
@@ -76,6 +79,7 @@ class ReTerms:
     lower: np.ndarray = field(init=False)
 
     def __post_init__(self):
+        """Lay out theta: lme4's start (identity factors) and lower bounds."""
         t0, lo = [], []
         for t in self.terms:
             for j in range(t.k):          # column-major lower triangle, as lme4's Lind
@@ -87,9 +91,11 @@ class ReTerms:
 
     @property
     def q(self) -> int:
+        """Number of random effects."""
         return sum(t.k * t.nl for t in self.terms)
 
     def T_list(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Each term's lower-triangular relative covariance factor at ``theta``."""
         out, pos = [], 0
         for t in self.terms:
             T = np.zeros((t.k, t.k))

@@ -153,6 +153,7 @@ class GLMM:
         return 2.0 * float(np.sum(np.log(L if L.ndim == 1 else np.diag(L))))
 
     def pdev(self, eta, u):
+        """Penalized deviance: deviance residuals plus ``|u|^2``."""
         return float(np.sum(self.fam.dev_resid(self.y, self.fam.linkinv(eta), self.wt))
                      + u @ u)
 
@@ -299,6 +300,7 @@ class GLMM:
 
     # ------------------------------------------------------------- criteria
     def laplace(self, u, eta, L):
+        """Evaluate the Laplace approximation of ``-2 log L`` at the conditional modes."""
         mu = self.fam.linkinv(eta)
         return self._ldL2(L) + float(u @ u) + float(np.sum(self.fam.aic_terms(self.y, mu,
                                                                                self.wt)))

@@ -46,6 +46,7 @@ class PLS:
         self.Xty = X.T @ self.y0
 
     def ZLambda(self, theta: np.ndarray) -> sp.csr_matrix:
+        """Build the sparse product ``Z Lambda(theta)`` (n x q)."""
         vals = []
         for t, T in zip(self.re.terms, self.re.T_list(theta), strict=True):
             XT = t.Xi @ T
@@ -54,8 +55,11 @@ class PLS:
                              shape=(self.n, self.re.q))
 
     def _solve_blocks(self, theta: np.ndarray) -> dict:
-        """One grouping factor: Lambda'Z'Z Lambda + I is block diagonal (k x k per
-        level), so its Cholesky factor is a stack of small ones."""
+        """Solve the PLS problem for one grouping factor.
+
+        Lambda'Z'Z Lambda + I is block diagonal (k x k per level), so its Cholesky
+        factor is a stack of small ones.
+        """
         t = self.re.terms[0]
         T = self.re.T_list(theta)[0]
         k, nl = t.k, t.nl
@@ -191,9 +195,11 @@ class PLS:
         return th
 
     def _newton_polish(self, th: np.ndarray, steps: int = 4) -> np.ndarray:
-        """Newton steps on the free coordinates: the criterion is flat near its
-        minimum, so derivative-free stopping rules leave theta ~1e-6 off; the
-        stationarity condition pins it down to ~1e-10."""
+        """Take Newton steps on the free coordinates.
+
+        The criterion is flat near its minimum, so derivative-free stopping rules
+        leave theta ~1e-6 off; the stationarity condition pins it down to ~1e-10.
+        """
         f, lower = self.criterion, self.re.lower
         fbest = f(th)
         for _ in range(steps):

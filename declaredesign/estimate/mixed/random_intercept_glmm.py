@@ -36,7 +36,7 @@ class Stacked:
         self.norm = self._sum_rows(fam.log_norm(y, wt))
 
     def subset(self, keep: np.ndarray) -> Stacked:
-        """The simulations flagged in ``keep`` (bool, (S,)) as a smaller stack."""
+        """Take the simulations flagged in ``keep`` (bool, (S,)) as a smaller stack."""
         pos = np.cumsum(keep) - 1
         rm, gm = keep[self.rsim], keep[self.gsim]
         gpos = np.cumsum(gm) - 1
@@ -50,6 +50,7 @@ class Stacked:
         return np.bincount(self.gcode, weights=v, minlength=self.G)
 
     def pdev(self, eta, u):
+        """Penalized deviance of every simulation."""
         ll = self._sum_rows(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt))
         return 2 * (self.sat - ll) + np.bincount(self.gsim, weights=u * u, minlength=self.S)
 
@@ -103,12 +104,14 @@ class Stacked:
         return U, ETA, LL, fail
 
     def laplace(self, u, eta, L):
+        """Laplace criterion of every simulation."""
         mu = self.fam.linkinv(eta)
         ll = self._sum_rows(self.fam.loglik(self.y, mu, self.wt))
         return (np.bincount(self.gsim, weights=2 * np.log(L) + u * u, minlength=self.S)
                 - 2 * (self.norm + ll))
 
     def agq(self, theta, u, eta, L, rule):
+        """Adaptive Gauss-Hermite criterion of every simulation (lme4's glmerAGQ)."""
         fam = self.fam
         th_r = theta[self.rsim]
 
@@ -138,9 +141,12 @@ class Stacked:
 
     # ------------------------------------------------------------ stage one
     def lme4_start_fails(self) -> np.ndarray:
-        """Simulations where lme4's first PIRLS (joint, theta = 1, from R's mustart,
-        relative tolerance 1e-7, 100 iterations) does not converge: lme4 stops there
-        with "pwrssUpdate did not converge", e.g. under complete separation."""
+        """Flag simulations where lme4's first PIRLS does not converge.
+
+        That PIRLS is joint, at theta = 1, from R's mustart, with relative tolerance
+        1e-7 and 100 iterations; lme4 stops there with "pwrssUpdate did not
+        converge", e.g. under complete separation.
+        """
         eta0 = self.fam.linkfun(self.fam.mustart(self.y, self.wt))
         return ~self.stage0(np.ones(self.S), np.zeros((self.S, self.p)), np.zeros(self.G),
                             eta0=eta0, lme4_rule=True)

@@ -49,7 +49,7 @@ def satterthwaite(pls: PLS, theta: np.ndarray, sigma: float, V: np.ndarray):
 
 
 def _combined_df(nu: np.ndarray, q: int) -> float:
-    """lmerTest's denominator df of a q-df F test from the df of its q 1-df parts."""
+    """LmerTest's denominator df of a q-df F test from the df of its q 1-df parts."""
     if q == 1:
         return float(nu[0])
     if np.all(np.abs(np.diff(nu)) < 1e-8):
