@@ -31,12 +31,12 @@ from ...groups import GroupIndex
 from ..protocol import KernelResult, empty_tidy, fit_batch, get_estimator, register_estimator
 from .bars import LHS_PLACEHOLDER, GlmerFormula
 from .families import Family, make_family
-from .lmer import check_keywords
 from .merfit import (
     SINGULAR_MESSAGE,
     VARCORR_COLUMNS,
     FixedEffectRows,
     MerFitMixin,
+    check_keywords,
     check_levels,
     complete_rows,
     drop_rank_deficient,

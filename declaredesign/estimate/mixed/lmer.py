@@ -26,7 +26,7 @@ from scipy import stats
 
 from ..._validation import check_one_of, fail
 from ...batch import Batch
-from ...errors import DeclarationError, EstimationError, FitWarning, FormulaError
+from ...errors import EstimationError, FitWarning, FormulaError
 from ...groups import GroupIndex
 from ..protocol import KernelResult, empty_tidy, fit_batch, get_estimator, register_estimator
 from .bars import LmerFormula, parse_lmer_formula
@@ -36,6 +36,7 @@ from .merfit import (
     VARCORR_COLUMNS,
     FixedEffectRows,
     MerFitMixin,
+    check_keywords,
     check_levels,
     complete_rows,
     drop_rank_deficient,
@@ -88,15 +89,6 @@ class LmerSpec:
     def outcome(self) -> str:
         """The response (left of ``~``), for the rows of a failed fit."""
         return self.parsed.response
-
-
-def check_keywords(func: str, kwargs: dict[str, Any], accepted: tuple[str, ...]) -> None:
-    """Refuse keywords ``func`` does not take, naming them and the accepted ones."""
-    unknown = [k for k in kwargs if k not in accepted]
-    if unknown:
-        raise DeclarationError(
-            f"{func}({unknown[0]}={kwargs[unknown[0]]!r}): {unknown[0]!r} is not an argument "
-            f"of {func}; accepted keywords are {', '.join(accepted)}.")
 
 
 def parse_lmer(formula: str, **kwargs: Any) -> LmerSpec:

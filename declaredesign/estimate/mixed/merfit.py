@@ -21,14 +21,14 @@ import pandas as pd
 import scipy.linalg as sla
 
 from ...batch import Batch
-from ...errors import EstimationError
+from ...errors import DeclarationError, EstimationError
 from ..protocol import TIDY_COLUMNS
 from .model_matrices import ReTerms
 
 __all__ = ["SINGULAR_MESSAGE", "VARCORR_COLUMNS", "MerFitMixin", "FixedEffectRows",
-           "check_levels", "complete_rows", "drop_rank_deficient", "dropped_message",
-           "fit_quietly", "full_rank", "is_singular", "ran_pars_table", "singular_rows",
-           "variance_components"]
+           "check_keywords", "check_levels", "complete_rows", "drop_rank_deficient",
+           "dropped_message", "fit_quietly", "full_rank", "is_singular", "ran_pars_table",
+           "singular_rows", "variance_components"]
 
 #: lme4's message for a fit with a variance (or a correlation's factor) on the boundary;
 #: the same words from the batched paths and the per-simulation fits.
@@ -78,6 +78,15 @@ class MerFitMixin:
 
 
 # ------------------------------------------------------------- lme4's checks
+def check_keywords(func: str, kwargs: dict[str, Any], accepted: tuple[str, ...]) -> None:
+    """Refuse keywords ``func`` does not take, naming them and the accepted ones."""
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+        raise DeclarationError(
+            f"{func}({unknown[0]}={kwargs[unknown[0]]!r}): {unknown[0]!r} is not an argument "
+            f"of {func}; accepted keywords are {', '.join(accepted)}.")
+
+
 def drop_rank_deficient(X: np.ndarray, names: list[str]):
     """Keep a full-rank subset of columns, as lme4's pivoted-QR check.
 

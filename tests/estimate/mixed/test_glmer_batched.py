@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from declaredesign.batch import Batch
+from declaredesign.errors import DeclarationError
 from declaredesign.estimate import protocol
-from declaredesign.estimate.mixed import glmer
+from declaredesign.estimate.mixed import glmer, parse_glmer
+from declaredesign.estimate.mixed.glmer import glmer_kernel
 
 TIDY_COLUMNS = protocol.TIDY_COLUMNS
 
@@ -135,8 +137,6 @@ def test_empty_batch_and_bad_arguments():
     rng = np.random.default_rng(1)
     b = _batch([_dataset(rng, 5, (3, 3), 1.0)])
     assert KERNEL(b.select_sims([]), "y ~ x + (1 | g)").shape[0] == 0
-    from declaredesign.errors import DeclarationError
-
     with pytest.raises(DeclarationError, match="family"):
         KERNEL(b, "y ~ x + (1 | g)", family="gamma")
 
@@ -182,3 +182,46 @@ def test_fast_equals_general(case, nagq):
     # data (SEs of 5 on the logit scale) its last digits move with the optimum's.
     np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-4)
     assert set(got.warning.fillna("")) == {"; ".join(fit.messages)}
+
+
+def test_degenerate_simulations_report_alike_on_both_paths():
+    # clean, singular, one group (fails), complete separation (lme4 fails), x aliased
+    # (rank-deficient): the same error and warning through the batched path and through
+    # the protocol's per-simulation fallback on every simulation.
+    rng = np.random.default_rng(3)
+    good = _dataset(rng, 20, (4, 8), 1.0)
+    singular = _dataset(rng, 20, (4, 8), 0.0)
+    one_group = _dataset(rng, 1, (10, 10), 1.0)
+    sep = _dataset(rng, 12, (4, 8), 1.0)
+    sep["y"] = (sep["x"] > 0).astype(float)
+    aliased = good.assign(x=1.0)
+    b = _batch([good, singular, one_group, sep, aliased])
+    est = protocol.get_estimator(glmer)
+    spec = est.spec("y ~ x + (1 | g)", family="binomial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batched = protocol.fit_batch(est, spec, b)
+        alone = protocol.fit_per_simulation(lambda df: est.fit(spec, df), b,
+                                            range(b.n_sims), outcome=spec.outcome)
+    assert set(batched.columns) == set(alone.columns)
+    for s in range(b.n_sims):
+        x, y = batched[batched.sim == s], alone[alone.sim == s]
+        assert x.term.tolist() == y.term.tolist(), s
+        assert x.error.fillna("").tolist() == y.error.fillna("").tolist(), s
+        assert x.warning.fillna("").tolist() == y.warning.fillna("").tolist(), s
+        np.testing.assert_allclose(x.estimate, y.estimate, rtol=1e-5)
+    assert batched[batched.sim == 0].warning.isna().all()
+    assert batched[batched.sim == 2].error.str.contains("grouping factor").all()
+    assert batched[batched.sim == 3].error.str.contains("pwrssUpdate").all()
+    assert batched[batched.sim == 4].warning.str.contains("rank deficient").all()
+    res = glmer_kernel(b, spec)
+    assert {2, 4} <= set(res.fallback) and 0 not in res.fallback
+
+
+def test_glmer_spec_and_registration():
+    est = protocol.get_estimator(glmer)
+    assert est.kernel is glmer_kernel and est.parse is parse_glmer
+    spec = parse_glmer("cbind(k, m) ~ x + (1 | g)", family="binomial", link="probit", nAGQ=3)
+    assert (spec.family.link, spec.nAGQ, spec.outcome) == ("probit", 3, "cbind(k, m)")
+    with pytest.raises(DeclarationError, match=r"glmer\(REML=True\).*family, link, nAGQ"):
+        parse_glmer("y ~ x + (1 | g)", REML=True)

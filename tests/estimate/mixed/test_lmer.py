@@ -1,50 +1,19 @@
-"""The lme4 bar parser and formula errors."""
+"""lmer alone: its argument spec, errors, the fit object, and its registration."""
 
 from __future__ import annotations
+
+import dataclasses
+import functools
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from declaredesign.batch import Batch
 from declaredesign.errors import DeclarationError, FormulaError
-from declaredesign.estimate.mixed import lmer, parse_lmer_formula
-
-
-def _bars(formula):
-    return [(b.expr, b.group_name) for b in parse_lmer_formula(formula).bars]
-
-
-@pytest.mark.parametrize("formula,fixed,bars", [
-    ("y ~ x + (1 | g)", "x", [("1", "g")]),
-    ("y ~ x + (1 + x | g)", "x", [("1 + x", "g")]),
-    ("y ~ x + (x || g)", "x", [("1", "g"), ("0 + x", "g")]),
-    ("y ~ x + (0 + x || g)", "x", [("0 + x", "g")]),
-    ("y ~ 1 + (1 | a/b)", "1", [("1", "a"), ("1", "b:a")]),
-    ("y ~ t + (1 | a) + (1 | b)", "t", [("1", "a"), ("1", "b")]),
-    ("y ~ (1 | g)", "1", [("1", "g")]),
-    ("y ~ x*z + (1|g:h)", "x*z", [("1", "g:h")]),
-    ("y ~ x - 1 + (1 | g)", "x - 1", [("1", "g")]),
-    ("y~(1|a/b/c)+w", "w", [("1", "a"), ("1", "b:a"), ("1", "c:b:a")]),
-])
-def test_parse(formula, fixed, bars):
-    f = parse_lmer_formula(formula)
-    assert f.fixed == fixed
-    assert _bars(formula) == bars
-    assert f.response == formula.split("~")[0].strip()
-
-
-@pytest.mark.parametrize("formula,match", [
-    ("y ~ x + (1 | )", "grouping factor"),
-    ("y ~ x + ( | g)", "nothing before"),
-    ("y ~ x", "no random-effect terms"),
-    ("~ x + (1 | g)", "no response"),
-    ("y ~ x + (1 | g", "unbalanced"),
-    ("y ~ x + (1 | g + h)", "grouping factor"),
-    ("y x (1 | g)", "response ~ terms"),
-])
-def test_bad_formulas(formula, match):
-    with pytest.raises(FormulaError, match=match):
-        parse_lmer_formula(formula)
+from declaredesign.estimate import protocol
+from declaredesign.estimate.mixed import LmerSpec, lmer, parse_lmer
+from declaredesign.estimate.mixed.lmer import lmer_kernel
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +65,45 @@ def test_fit_object_accessors(data):
     assert "conf_low" not in t.columns
     assert t.term.tolist() == ["(Intercept)", "x", "sd__(Intercept)", "cor__(Intercept).x",
                                "sd__x", "sd__Observation"]
+
+
+# ------------------------------------------------------------------ the spec
+def test_spec_is_parsed_once_and_frozen():
+    spec = parse_lmer("y ~ x + (1 | g)", REML=False, ddf="residual", conf_level=0.9)
+    assert isinstance(spec, LmerSpec)
+    assert (spec.REML, spec.ddf, spec.conf_level, spec.outcome) == (False, "residual", 0.9, "y")
+    assert spec.variables == ("g", "x", "y")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.REML = True
+
+
+def test_unknown_keyword_names_it_and_the_accepted_ones():
+    with pytest.raises(DeclarationError, match=r"lmer\(clusters='g'\).*REML, ddf, conf_level"):
+        parse_lmer("y ~ x + (1 | g)", clusters="g")
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(REML="yes"), r"lmer\(REML="), (dict(ddf="KR"), r"lmer\(ddf="),
+    (dict(conf_level=95), r"lmer\(conf_level="),
+])
+def test_spec_names_the_bad_argument(kw, match):
+    with pytest.raises(DeclarationError, match=match):
+        parse_lmer("y ~ x + (1 | g)", **kw)
+
+
+def test_registered_with_the_protocol():
+    est = protocol.get_estimator(lmer)
+    assert est.name == "lmer" and est.kernel is lmer_kernel and est.parse is parse_lmer
+    # a partial keeps the kernel and its keywords
+    est2, bound = protocol.resolve_model(functools.partial(lmer, REML=False))
+    assert est2 is est and bound == {"REML": False}
+
+
+def test_kernel_declines_what_it_cannot_fit(data):
+    b = Batch.from_frames([data, data.assign(g=1), data.assign(x=0.0)])
+    res = lmer_kernel(b, parse_lmer("y ~ x + (1 | g)"))
+    assert set(res.fallback) == {1, 2}            # one group; x aliased with the intercept
+    assert "rank-deficient" in res.fallback[2]
+    assert set(res.tidy["sim"]) == {0}
+    other = lmer_kernel(b, parse_lmer("y ~ x + (1 + x | g)"))
+    assert set(other.fallback) == {0, 1, 2} and len(other.tidy) == 0

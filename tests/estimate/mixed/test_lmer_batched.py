@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from declaredesign.batch import Batch
 from declaredesign.estimate import protocol
 from declaredesign.estimate.mixed import lmer
+from declaredesign.estimate.mixed.lmer import lmer_kernel
 from declaredesign.estimate.mixed.random_intercept import ri_fit, ri_stats
 
 TIDY_COLUMNS = protocol.TIDY_COLUMNS
@@ -305,3 +306,47 @@ def test_fast_equals_general(d, reml):
     np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-6)
     np.testing.assert_allclose(got.df, want.df, rtol=1e-5)
     assert (got.warning.notna() == fit.is_singular).all()
+
+
+# -------------------------------------------------- one contract on both paths
+def _singular_dataset(rng):
+    g = np.repeat(np.arange(1, 21), 4)
+    e = rng.normal(size=g.size)
+    e = e - pd.Series(e).groupby(g).transform("mean").to_numpy()  # negative ICC -> theta = 0
+    x = rng.normal(size=g.size)
+    return pd.DataFrame({"g": g, "x": x, "t": 0.0, "y": 1 + x + e})
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + t + (1 | g)", "y ~ x + t + (1 | g/h)"])
+def test_degenerate_simulations_report_alike_on_both_paths(varied, formula):
+    # singular (kept by the batched path), rank-deficient (t constant), failing (one
+    # group), clean: the same error and warning through the batched path and through
+    # the protocol's per-simulation fallback on every simulation.
+    rng = np.random.default_rng(8)
+    sing = _singular_dataset(rng)
+    frames = [sing.assign(t=(sing.g % 2).astype(float)), sing, varied[0].assign(g=1),
+              varied[4]]
+    frames = [d.assign(h=np.arange(len(d)) % 2) for d in frames]
+    clean = frames[3]
+    frames[3] = clean.assign(y=clean.y + rng.normal(0, 0.8, 2 * 41)[2 * clean.g + clean.h])
+    b = _batch(frames)
+    est = protocol.get_estimator(lmer)
+    spec = est.spec(formula)
+    batched = protocol.fit_batch(est, spec, b)
+    alone = protocol.fit_per_simulation(lambda df: est.fit(spec, df), b, range(b.n_sims),
+                                        outcome=spec.outcome)
+    assert set(batched.columns) == set(alone.columns)
+    for s in range(b.n_sims):
+        x, y = batched[batched.sim == s], alone[alone.sim == s]
+        assert x.term.tolist() == y.term.tolist(), s
+        # (missing: None or NaN, as pandas' string columns store it)
+        assert x.error.fillna("").tolist() == y.error.fillna("").tolist(), s
+        assert x.warning.fillna("").tolist() == y.warning.fillna("").tolist(), s
+        np.testing.assert_allclose(x.estimate, y.estimate, rtol=1e-6)
+    first = batched[batched.sim == 0]
+    assert first.warning.str.fullmatch(r"boundary \(singular\) fit: see help\('isSingular'\)").all()
+    assert batched[batched.sim == 1].warning.str.contains("rank deficient").all()
+    assert batched[batched.sim == 2].error.str.startswith("EstimationError").all()
+    if formula.endswith("(1 | g)"):
+        # the singular simulation came from the batched path itself, not the fallback
+        assert 0 not in lmer_kernel(b, spec).fallback
