@@ -21,10 +21,19 @@ import numpy as np
 import pandas as pd
 
 from declaredesign.batch import Batch
-from declaredesign.estimate._protocol import get_batched
+from declaredesign.estimate import protocol
 from declaredesign.estimate.mixed import glmer, lmer
 
 FORMULA = "score ~ treatment + (1 | student)"
+
+
+def get_batched(model):
+    """The batched path of ``model`` as a design runs it: kernel, then the fallback."""
+    est = protocol.get_estimator(model)
+
+    def run(batch, formula, **kwargs):
+        return protocol.fit_batch(est, est.spec(formula, **kwargs), batch)
+    return run
 
 
 def make_batch(n_sims: int, seed: int = 1) -> Batch:
