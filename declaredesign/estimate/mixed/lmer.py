@@ -27,7 +27,6 @@ from scipy import stats
 from ..._validation import check_one_of, fail
 from ...batch import Batch
 from ...errors import EstimationError, FitWarning, FormulaError
-from ...groups import GroupIndex
 from ..protocol import KernelResult, empty_tidy, fit_batch, get_estimator, register_estimator
 from .bars import LmerFormula, parse_lmer_formula
 from .kenward_roger import contest_kenward_roger, kenward_roger
@@ -49,9 +48,10 @@ from .merfit import (
     variance_components,
 )
 from .model_matrices import build_reterms, fixed_matrix
-from .nested_intercepts import NestedStats, nested_fit
+from .nested_intercepts import nested_fit
 from .pls import PLS
-from .random_intercept import RIStats, ri_fit, ri_kenward_roger, ri_stats
+from .random_intercept import RIStats, ri_fit, ri_kenward_roger
+from .random_intercepts import InterceptLayout, intercept_layout, layout_statistics, resolve_layout
 from .satterthwaite import contest_satterthwaite, satterthwaite
 
 __all__ = ["lmer", "LmerFit", "LmerSpec", "parse_lmer", "lmer_kernel"]
@@ -464,32 +464,6 @@ def _design_fit(spec: LmerSpec, data: pd.DataFrame) -> FixedEffectRows:
 
 
 # ------------------------------------------------------------------ batched kernel
-def _fast_kind(f: LmerFormula, batch: Batch, needed) -> tuple[str, ...] | None:
-    """Name the batched path of a formula, if any.
-
-    ``("single", g)`` for one random intercept, ``("nested", outer, inner)`` for
-    ``(1 | a/b)`` (or ``(1 | a) + (1 | a:b)``), None otherwise.
-    """
-    if any(b.expr.strip() != "1" for b in f.bars):
-        return None
-    groups = [b.group for b in f.bars]
-    gcols = {c for g in groups for c in g}
-    if not all(batch[c].dtype.kind in "biuf" for c in needed if c not in gcols):
-        return None
-    if len(groups) == 1 and len(groups[0]) == 1:
-        return ("single", groups[0][0])
-    if len(groups) != 2:
-        return None
-    one = [g for g in groups if len(g) == 1]
-    two = [g for g in groups if len(g) == 2]
-    if len(one) == 1 and len(two) == 1 and one[0][0] in two[0]:
-        outer = one[0][0]
-        inner = [c for c in two[0] if c != outer]
-        if len(inner) == 1:
-            return ("nested", outer, inner[0])
-    return None
-
-
 def lmer_kernel(batch: Batch, spec: LmerSpec) -> KernelResult:
     """Fixed-effect rows of ``lmer`` for every simulation of ``batch`` it can fit at once.
 
@@ -507,37 +481,27 @@ def lmer_kernel(batch: Batch, spec: LmerSpec) -> KernelResult:
     _check_columns(spec, batch.names)
     if batch.n_sims == 0:
         return KernelResult(empty_tidy(with_messages=True))
-    kind = _fast_kind(spec.parsed, batch, spec.variables)
-    if spec.ddf == "Kenward-Roger" and (kind is None or kind[0] != "single" or not spec.REML):
-        kind = None
-    if kind is None:
+    layout = intercept_layout(spec.parsed, batch, spec.variables)
+    if spec.ddf == "Kenward-Roger" and (layout is None or layout.kind != "single"
+                                        or not spec.REML):
+        layout = None
+    res = None if layout is None else _fast_path(batch, spec, layout)
+    if res is None:
         reason = "lmer: no batched path for this formula and ddf"
         return KernelResult(empty_tidy(with_messages=True),
                             dict.fromkeys(range(batch.n_sims), reason))
-    return _fast_path(batch, spec, kind)
+    return res
 
 
-def _group_index(batch: Batch, ok: np.ndarray, sim: np.ndarray, cols, names) -> GroupIndex:
-    """Index ``names``: the batch's memoised index, or one over the complete rows."""
-    if ok.all():
-        return batch.groups(*names)
-    return GroupIndex.from_keys(sim, batch.n_sims, *(cols[c] for c in names))
-
-
-def _stats(batch: Batch, spec: LmerSpec, kind):
+def _stats(batch: Batch, spec: LmerSpec, layout: InterceptLayout):
     cols, ok, sim = complete_rows(batch, list(spec.variables))
+    layout = resolve_layout(layout, batch, cols, ok, sim)
+    if layout is None:
+        return None
     # model_frame stacks plain numeric columns without formulaic's materialiser.
     y, X, names = fixed_matrix(spec.parsed, cols)
-    S = batch.n_sims
-    if kind[0] == "single":
-        g = _group_index(batch, ok, sim, cols, kind[1:])
-        return ri_stats(X, y, g.codes, g.group_sim, S), None, names
-    outer = _group_index(batch, ok, sim, cols, kind[1:2])
-    inner = _group_index(batch, ok, sim, cols, kind[1:3])
-    b_outer = np.zeros(inner.n_groups, dtype=np.int64)
-    b_outer[inner.codes] = outer.codes
-    st = ri_stats(X, y, inner.codes, inner.group_sim, S)
-    return st, NestedStats(st, b_outer, outer.group_sim), names
+    st, ns = layout_statistics(layout, X, y, batch, cols, ok, sim)
+    return st, ns, names, layout
 
 
 def _declined(st: RIStats, good: np.ndarray) -> dict[int, str]:
@@ -550,8 +514,12 @@ def _declined(st: RIStats, good: np.ndarray) -> dict[int, str]:
     return out
 
 
-def _fast_path(batch: Batch, spec: LmerSpec, kind) -> KernelResult:
-    st, ns, names = _stats(batch, spec, kind)
+def _fast_path(batch: Batch, spec: LmerSpec, layout: InterceptLayout) -> KernelResult | None:
+    """Fit what the batched paths can; None when the data rule the layout out."""
+    stats = _stats(batch, spec, layout)
+    if stats is None:
+        return None
+    st, ns, names, layout = stats
     p = len(names)
     # Rank-deficient X, fewer than two groups, as many groups as rows: lme4 refuses
     # or drops columns, so the general fit reports them.
@@ -564,7 +532,7 @@ def _fast_path(batch: Batch, spec: LmerSpec, kind) -> KernelResult:
     keep = np.flatnonzero(good)
     if ns is not None and not good.all():
         # the class sums span all sims: refit the good ones as a sub-batch
-        sub = _fast_path(batch.select_sims(keep), spec, kind)
+        sub = _fast_path(batch.select_sims(keep), spec, layout)
         tidy = sub.tidy.assign(sim=keep[sub.tidy["sim"].to_numpy()])
         return KernelResult(tidy, declined)
     if ns is None:

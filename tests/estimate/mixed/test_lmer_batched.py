@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from declaredesign.batch import Batch
 from declaredesign.estimate import protocol
-from declaredesign.estimate.mixed import lmer
+from declaredesign.estimate.mixed import lmer, parse_lmer
 from declaredesign.estimate.mixed.lmer import lmer_kernel
 from declaredesign.estimate.mixed.random_intercept import ri_fit, ri_stats
 
@@ -186,6 +186,51 @@ def _nested_dataset(rng, n_outer, sd_outer, sd_inner):
                 x = rng.normal()
                 rows.append((a, b, x, 1 + 0.5 * x + ua + ub + rng.normal()))
     return pd.DataFrame(rows, columns=["a", "b", "x", "y"])
+
+
+def _nested_ids(d):
+    # student ids unique across classes: (1 | a) + (1 | s) is the nested model
+    return d.assign(s=d.groupby(["a", "b"], sort=False).ngroup() + 1)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | a) + (1 | s)", "y ~ x + (1 | s) + (1 | a)"])
+def test_two_intercepts_nested_in_the_data_take_the_nested_path(formula):
+    rng = np.random.default_rng(21)
+    frames = [_nested_ids(_nested_dataset(rng, n, so, si))
+              for n, so, si in [(8, 1.0, 0.7), (6, 0.3, 1.0), (10, 2.0, 0.5), (20, 0.5, 0.8)]]
+    b = Batch.from_frames(frames)
+    spec = parse_lmer(formula)
+    assert lmer_kernel(b, spec).fallback == {}          # no simulation left to the fallback
+    out = KERNEL(b, formula)
+    spelled = KERNEL(b, "y ~ x + (1 | a/b)")
+    for s, d in enumerate(frames):
+        fit = lmer(formula, d)
+        want = fit.tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        for c in ("estimate", "std_error", "statistic"):
+            err = np.abs(got[c] - want[c]) / (want["std_error"] if c == "estimate" else
+                                               want[c].abs())
+            assert err.max() < 1e-8, (s, c, err.max())
+        np.testing.assert_allclose(got.df, want.df, rtol=1e-4)   # numerical derivatives
+        assert (got.warning.notna() == fit.is_singular).all()
+        other = spelled[spelled.sim == s].set_index("term").loc[want.index]
+        np.testing.assert_allclose(got.estimate, other.estimate, rtol=1e-10)
+        np.testing.assert_allclose(got.df, other.df, rtol=1e-8)
+
+
+def test_crossed_intercepts_are_left_to_the_general_fit():
+    rng = np.random.default_rng(22)
+    nested = _nested_ids(_nested_dataset(rng, 6, 1.0, 0.7))
+    crossed = nested.assign(s=rng.integers(1, 6, len(nested)))   # s cuts across a
+    spec = parse_lmer("y ~ x + (1 | a) + (1 | s)")
+    res = lmer_kernel(Batch.from_frames([crossed, crossed]), spec)
+    assert set(res.fallback) == {0, 1} and len(res.tidy) == 0
+    # nested in one simulation but not the other: no batched path for the batch
+    res = lmer_kernel(Batch.from_frames([nested, crossed]), spec)
+    assert set(res.fallback) == {0, 1}
+    out = KERNEL(Batch.from_frames([nested, crossed]), "y ~ x + (1 | a) + (1 | s)")
+    want = lmer("y ~ x + (1 | a) + (1 | s)", crossed).fixef
+    np.testing.assert_allclose(out[out.sim == 1].estimate, want, rtol=1e-12)
 
 
 @pytest.mark.parametrize("REML", [True, False])
