@@ -100,55 +100,77 @@ def _crit(ns, tb, ta, REML):
     return np.where(np.isfinite(c), c, np.inf)
 
 
+def _grid(ns: NestedStats, REML: bool):
+    """Criterion of every dataset on the (theta_b, theta_a) grid: (S, m) and the grid."""
+    st = ns.st
+    S = st.n_sims
+    gb, ga = np.meshgrid(_GRID, _GRID, indexing="ij")
+    gb, ga = gb.ravel(), ga.ravel()
+    k2 = (st.p + 1) ** 2
+    step = max(1, min(gb.size, int(2e6 // max((st.cls_n.size + ns.nouter.sum()) * k2, 1))))
+    cg = np.concatenate([
+        _crit(ns, np.broadcast_to(gb[c0:c0 + step], (S, gb[c0:c0 + step].size)).copy(),
+              np.broadcast_to(ga[c0:c0 + step], (S, ga[c0:c0 + step].size)).copy(), REML)
+        for c0 in range(0, gb.size, step)], axis=1)
+    return cg, gb, ga
+
+
+def _newton(f, x: np.ndarray, iters: int):
+    """Newton on the unconstrained (even) criterion, backtracking line search."""
+    S = x.shape[0]
+    fx = f(x)
+    active = np.ones(S, dtype=bool)
+    for _ in range(iters):
+        if not active.any():
+            break
+        g, H = _grad_hess(f, x, fx)
+        det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
+        pd_ = (H[:, 0, 0] > 0) & (det > 0)
+        step = np.where(pd_[:, None],
+                        -np.linalg.solve(np.where(pd_[:, None, None], H, np.eye(2)),
+                                         g[..., None])[..., 0],
+                        -g / np.maximum(np.abs(np.diagonal(H, axis1=1, axis2=2)), 1.0))
+        step = np.where(active[:, None], step, 0.0)
+        lam = np.ones(S)
+        for _ in range(30):
+            xn = x + lam[:, None] * step
+            fn = f(xn)
+            ok = fn <= fx + 1e-14 * np.abs(fx)
+            if ok.all():
+                break
+            lam = np.where(ok, lam, lam / 2)
+        ok = fn <= fx + 1e-14 * np.abs(fx)
+        x = np.where(ok[:, None], xn, x)
+        small = np.max(np.abs(lam[:, None] * step) / np.maximum(np.abs(x), 1e-3), axis=1)
+        gain = fx - np.where(ok, fn, fx)
+        fx = np.where(ok, fn, fx)
+        # Finite-difference noise sets the floor: stop on a tiny step or on
+        # no measurable decrease.
+        active &= ok & (small > 1e-9) & (gain > 1e-13 * np.abs(fx))
+    return x, fx
+
+
 def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
     """Fit every dataset.
 
     Returns the same keys as :func:`.random_intercept.ri_fit` (theta is (S, 2)).
     """
-    st = ns.st
-    S = st.n_sims
     with np.errstate(all="ignore"):
-        gb, ga = np.meshgrid(_GRID, _GRID, indexing="ij")
-        gb, ga = gb.ravel(), ga.ravel()
-        k2 = (st.p + 1) ** 2
-        step = max(1, min(gb.size, int(2e6 // max((st.cls_n.size + ns.nouter.sum()) * k2, 1))))
-        cg = np.concatenate([
-            _crit(ns, np.broadcast_to(gb[c0:c0 + step], (S, gb[c0:c0 + step].size)).copy(),
-                  np.broadcast_to(ga[c0:c0 + step], (S, ga[c0:c0 + step].size)).copy(), REML)
-            for c0 in range(0, gb.size, step)], axis=1)
+        cg, gb, ga = _grid(ns, REML)
         j = np.argmin(cg, axis=1)
-        x = np.stack([gb[j], ga[j]], axis=1)
-        # Newton on the unconstrained (even) criterion, backtracking line search.
         f = lambda xx: _crit(ns, xx[:, 0:1], xx[:, 1:2], REML)[:, 0]  # noqa: E731
-        fx = f(x)
-        active = np.ones(S, dtype=bool)
-        for _ in range(iters):
-            if not active.any():
-                break
-            g, H = _grad_hess(f, x, fx)
-            det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
-            pd_ = (H[:, 0, 0] > 0) & (det > 0)
-            step = np.where(pd_[:, None],
-                            -np.linalg.solve(np.where(pd_[:, None, None], H, np.eye(2)),
-                                             g[..., None])[..., 0],
-                            -g / np.maximum(np.abs(np.diagonal(H, axis1=1, axis2=2)), 1.0))
-            step = np.where(active[:, None], step, 0.0)
-            lam = np.ones(S)
-            for _ in range(30):
-                xn = x + lam[:, None] * step
-                fn = f(xn)
-                ok = fn <= fx + 1e-14 * np.abs(fx)
-                if ok.all():
-                    break
-                lam = np.where(ok, lam, lam / 2)
-            ok = fn <= fx + 1e-14 * np.abs(fx)
-            x = np.where(ok[:, None], xn, x)
-            small = np.max(np.abs(lam[:, None] * step) / np.maximum(np.abs(x), 1e-3), axis=1)
-            gain = fx - np.where(ok, fn, fx)
-            fx = np.where(ok, fn, fx)
-            # Finite-difference noise sets the floor: stop on a tiny step or on
-            # no measurable decrease.
-            active &= ok & (small > 1e-9) & (gain > 1e-13 * np.abs(fx))
+        x, fx = _newton(f, np.stack([gb[j], ga[j]], axis=1), iters)
+        # The criterion is even in each theta, so a start with a zero theta keeps it
+        # (near) zero: where the best grid point has one, also start from the best
+        # point inside and keep that optimum when it is lower (a boundary local
+        # minimum next to an interior global one).
+        edge = (gb[j] == 0) | (ga[j] == 0)
+        if edge.any():
+            j2 = np.argmin(np.where((gb > 0) & (ga > 0), cg, np.inf), axis=1)
+            x2, fx2 = _newton(f, np.where(edge[:, None], np.stack([gb[j2], ga[j2]], axis=1),
+                                          x), iters)
+            better = edge & (fx2 < fx - 1e-9 * np.maximum(np.abs(fx), 1.0))
+            x, fx = np.where(better[:, None], x2, x), np.where(better, fx2, fx)
         x = np.abs(x)
         # A boundary (zero) variance: lme4 reports exactly 0 there.
         for i in range(2):

@@ -218,6 +218,20 @@ def test_two_intercepts_nested_in_the_data_take_the_nested_path(formula):
         np.testing.assert_allclose(got.df, other.df, rtol=1e-8)
 
 
+def test_nested_path_leaves_a_boundary_local_minimum(varied):
+    # Here the best grid point has theta_b = 0, a local minimum of the (even)
+    # criterion; the optimum is inside (theta_b ~ 0.1), as the general fit finds.
+    d = varied[4].assign(h=np.arange(len(varied[4])) % 2)
+    formula = "y ~ x + t + (1 | g/h)"
+    fit = lmer(formula, d)
+    assert not fit.is_singular and fit.theta.min() > 0.05
+    want = fit.tidy(effects="fixed").set_index("term")
+    got = KERNEL(_batch([d]), formula).set_index("term").loc[want.index]
+    assert (np.abs(got.estimate - want.estimate) / want.std_error).max() < 1e-8
+    np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-8)
+    assert got.warning.isna().all()
+
+
 def test_crossed_intercepts_are_left_to_the_general_fit():
     rng = np.random.default_rng(22)
     nested = _nested_ids(_nested_dataset(rng, 6, 1.0, 0.7))
