@@ -427,6 +427,9 @@ def fit_lmer(spec: LmerSpec, data: pd.DataFrame) -> LmerFit:
     pls = PLS(X, y, re, spec.REML)
     theta = pls.optimize()
     fit = _assemble(pls, spec.parsed, xnames, theta, spec.ddf, messages)
+    if fit.is_singular:
+        # as glmer (and lme4) do; designs keep it as the simulation's warning instead
+        warnings.warn(f"lmer: {SINGULAR_MESSAGE}", FitWarning, stacklevel=3)
     fit.dropped = dropped
     fit.fixed_terms = terms
     fit._pls = pls
