@@ -150,6 +150,38 @@ def _newton(f, x: np.ndarray, iters: int):
     return x, fx
 
 
+def _restart(f, x, fx, where_, start, iters):
+    """Run Newton again from ``start`` where flagged; keep a clearly lower optimum."""
+    x2, fx2 = _newton(f, np.where(where_[:, None], start, x), iters)
+    better = where_ & (fx2 < fx - 1e-9 * np.maximum(np.abs(fx), 1.0))
+    return np.where(better[:, None], x2, x), np.where(better, fx2, fx)
+
+
+def _escape(ns: NestedStats, f, x, fx, REML: bool, iters: int, rounds: int = 2):
+    """Leave a flat or non-convex stretch where Newton stopped short.
+
+    Scan each theta over the grid with the other held at the optimum found; where a
+    scanned point is clearly lower (the criterion can be nearly flat in one theta
+    over a decade, e.g. a small class variance beside a large student one), restart
+    Newton there.
+    """
+    m = _GRID.size
+    for _ in range(rounds):
+        tb = np.concatenate([np.broadcast_to(_GRID, (x.shape[0], m)),
+                             np.repeat(np.abs(x[:, 0:1]), m, axis=1)], axis=1)
+        ta = np.concatenate([np.repeat(np.abs(x[:, 1:2]), m, axis=1),
+                             np.broadcast_to(_GRID, (x.shape[0], m))], axis=1)
+        fc = _crit(ns, tb, ta, REML)
+        k = np.argmin(fc, axis=1)
+        rows = np.arange(x.shape[0])
+        lower = fc[rows, k] < fx - 1e-9 * np.maximum(np.abs(fx), 1.0)
+        if not lower.any():
+            break
+        x, fx = _restart(f, x, fx, lower, np.stack([tb[rows, k], ta[rows, k]], axis=1),
+                         iters)
+    return x, fx
+
+
 def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
     """Fit every dataset.
 
@@ -167,10 +199,8 @@ def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
         edge = (gb[j] == 0) | (ga[j] == 0)
         if edge.any():
             j2 = np.argmin(np.where((gb > 0) & (ga > 0), cg, np.inf), axis=1)
-            x2, fx2 = _newton(f, np.where(edge[:, None], np.stack([gb[j2], ga[j2]], axis=1),
-                                          x), iters)
-            better = edge & (fx2 < fx - 1e-9 * np.maximum(np.abs(fx), 1.0))
-            x, fx = np.where(better[:, None], x2, x), np.where(better, fx2, fx)
+            x, fx = _restart(f, x, fx, edge, np.stack([gb[j2], ga[j2]], axis=1), iters)
+        x, fx = _escape(ns, f, x, fx, REML, iters)
         x = np.abs(x)
         # A boundary (zero) variance: lme4 reports exactly 0 there.
         for i in range(2):

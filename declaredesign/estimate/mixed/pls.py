@@ -20,6 +20,9 @@ from .model_matrices import ReTerms
 
 __all__ = ["PLS"]
 
+#: Values a zero diagonal theta is scanned over when checking a boundary optimum.
+_BOUNDARY_SCAN = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
 
 class PLS:
     """Profiled criterion of one dataset as a function of theta."""
@@ -185,13 +188,47 @@ class PLS:
         starts = [s * re.theta0 for s in (1.0, 0.0, 0.01, 0.1, 0.3, 3.0, 10.0, 100.0)]
         vals = [f(t) for t in starts]
         start = starts[int(np.argmin(vals))]
-        best = so.minimize(f, start, method="L-BFGS-B", jac=grad, bounds=bounds,
-                           options=dict(ftol=1e-13, gtol=1e-8, maxiter=2000))
-        th = best.x
-        th = np.where(np.isfinite(re.lower), np.maximum(th, re.lower), th)
-        th = self._newton_polish(th)
+        th = self._escape_boundary(self._local(start, grad, bounds), grad, bounds)
         if not np.isfinite(f(th)):
             raise EstimationError("lmer: the optimiser found no finite criterion value.")
+        return th
+
+    def _local(self, start: np.ndarray, grad, bounds) -> np.ndarray:
+        """Run L-BFGS-B from ``start`` within the bounds, then polish by Newton steps."""
+        lower = self.re.lower
+        best = so.minimize(self.criterion, start, method="L-BFGS-B", jac=grad, bounds=bounds,
+                           options=dict(ftol=1e-13, gtol=1e-8, maxiter=2000))
+        th = np.where(np.isfinite(lower), np.maximum(best.x, lower), best.x)
+        return self._newton_polish(th)
+
+    def _escape_boundary(self, th: np.ndarray, grad, bounds, rounds: int = 2) -> np.ndarray:
+        """Leave a boundary local minimum for a clearly lower interior one.
+
+        The criterion depends on each diagonal theta through its square, so zero is
+        a stationary point in that coordinate and a local search that reaches it
+        stays (a small class variance beside a large student one, say). Scan each
+        zero diagonal theta over a log grid, the others held; restart from a point
+        clearly lower than the optimum found.
+        """
+        f, lower = self.criterion, self.re.lower
+        fth = f(th)
+        for _ in range(rounds):
+            tol = 1e-9 * max(abs(fth), 1.0)
+            best, start = fth - tol, None
+            for i in np.flatnonzero((lower == 0) & (th < 1e-4)):
+                for v in _BOUNDARY_SCAN:
+                    t = th.copy()
+                    t[i] = v
+                    fv = f(t)
+                    if fv < best:
+                        best, start = fv, t
+            if start is None:
+                return th
+            new = self._local(start, grad, bounds)
+            fn = f(new)
+            if not fn < fth - tol:
+                return th
+            th, fth = new, fn
         return th
 
     def _newton_polish(self, th: np.ndarray, steps: int = 4) -> np.ndarray:
