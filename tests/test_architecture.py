@@ -51,35 +51,6 @@ PLOT_HOOK = {("declaredesign.design.diagnosis", "declaredesign.plot"),
 # exactly what the test prints. The lead empties this at merge; an entry that no longer occurs fails the
 # test, so the list cannot go stale.
 _PENDING: set[str] = {
-    # -- estimator engineers: estimate/**
-    'cycle: declaredesign.estimate.mixed._glmer_kernel, declaredesign.estimate.mixed.glmer',
-    'cycle: declaredesign.estimate.mixed._kernel, declaredesign.estimate.mixed.lmer',
-    'import inside function: declaredesign.estimate.mixed._formula.fixed_matrix -> declaredesign.estimate.model_frame',
-    'import inside function: declaredesign.estimate.mixed._formula.term_matrix -> declaredesign.estimate.model_frame',
-    'import inside function: declaredesign.estimate.mixed._glmer_kernel._conv_messages -> declaredesign.estimate.mixed._glmm',
-    'import inside function: declaredesign.estimate.mixed._glmer_kernel._fast_path -> declaredesign.estimate.mixed._formula',
-    'import inside function: declaredesign.estimate.mixed._glmer_kernel._fast_path -> declaredesign.estimate.mixed._kernel',
-    'import inside function: declaredesign.estimate.mixed._glmer_kernel._fast_path -> declaredesign.estimate.mixed.glmer',
-    'import inside function: declaredesign.estimate.mixed._glmer_kernel._general_path -> declaredesign.estimate.mixed._kernel',
-    'import inside function: declaredesign.estimate.mixed._glmer_kernel._general_path -> declaredesign.estimate.mixed.glmer',
-    'import inside function: declaredesign.estimate.mixed._glmer_kernel.glmer_kernel -> declaredesign.errors',
-    'import inside function: declaredesign.estimate.mixed._glmer_kernel.glmer_kernel -> declaredesign.estimate.mixed.glmer',
-    'import inside function: declaredesign.estimate.mixed._glmer_kernel.ri_glmer_fit -> declaredesign.estimate.mixed._glmm',
-    'import inside function: declaredesign.estimate.mixed._glmm.GLMM.__init__ -> declaredesign.estimate.mixed._pls',
-    'import inside function: declaredesign.estimate.mixed._glmm.make_family -> declaredesign._validation',
-    'import inside function: declaredesign.estimate.mixed._kernel._general_path -> declaredesign.estimate.mixed.lmer',
-    'import inside function: declaredesign.estimate.mixed._kernel._subset -> declaredesign.estimate.mixed._fast',
-    'import inside function: declaredesign.estimate.mixed._kernel.fit_each -> warnings',
-    'import inside function: declaredesign.estimate.mixed._kernel.lmer_kernel -> declaredesign.estimate.mixed.lmer',
-    'import inside function: declaredesign.estimate.mixed.glmer.GlmerFit.tidy -> declaredesign.estimate.mixed.lmer',
-    'import inside function: declaredesign.estimate.mixed.glmer.GlmerFormula.variables -> declaredesign.estimate.model_frame',
-    'import inside function: declaredesign.estimate.mixed.glmer._glmer_batched -> declaredesign.estimate.mixed._glmer_kernel',
-    'import inside function: declaredesign.estimate.mixed.glmer._prepare -> declaredesign.estimate.mixed.lmer',
-    'import inside function: declaredesign.estimate.mixed.glmer.glmer -> declaredesign.estimate.mixed._pls',
-    'import inside function: declaredesign.estimate.mixed.lmer.LmerFit._kenward_roger -> declaredesign.estimate.mixed._kr',
-    'import inside function: declaredesign.estimate.mixed.lmer.LmerFit.contest -> declaredesign.estimate.mixed._kr',
-    'import inside function: declaredesign.estimate.mixed.lmer._lmer_batched -> declaredesign.estimate.mixed._kernel',
-    'import inside function: declaredesign.estimate.mixed.lmer._needed_columns -> formulaic',
 }
 # ---------------------------------------------------------------------------------
 

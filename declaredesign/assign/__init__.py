@@ -13,6 +13,7 @@ from .permutations import (
     obtain_permutation_probabilities,
 )
 from .ra import (
+    ConditionProbabilities,
     RADeclaration,
     block_and_cluster_ra,
     block_and_cluster_ra_probabilities,
@@ -46,6 +47,7 @@ from .rs import (
 )
 
 __all__ = [
+    "ConditionProbabilities",
     "RADeclaration",
     "RSDeclaration",
     "block_and_cluster_ra",

@@ -29,6 +29,7 @@ import pandas as pd
 from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclarationError
+from ..expressions import evaluate
 from ..groups import GroupIndex
 from ._plan import Plan, remainder_marginals
 
@@ -50,6 +51,8 @@ def shown(value: Any) -> str:
     """Short text for a value in messages and reprs."""
     if isinstance(value, str):
         return repr(value)
+    if isinstance(value, NamedValues) and value.names is not None:
+        return value.shown()
     if isinstance(value, np.ndarray | list | tuple | pd.Series):
         arr = np.asarray(value)
         if arr.ndim == 0:
@@ -59,6 +62,59 @@ def shown(value: Any) -> str:
     if isinstance(value, np.generic):
         return repr(value.item())
     return repr(value)
+
+
+class NamedValues(np.ndarray):
+    """Per-block values given with names (a dict or Series keyed by block label).
+
+    randomizr ignores the names of ``strata_n = c(a = 1, b = 2)`` and takes the
+    values in sorted block order; here names that are the block labels select each
+    block's value, and names that are none of them are ignored as in R.
+    """
+
+    names: tuple | None
+
+    def __new__(cls, values: Any, names: Any) -> NamedValues:
+        obj = np.asarray(values).view(cls)
+        obj.names = tuple(names)
+        return obj
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.names = getattr(obj, "names", None)
+
+    def __reduce__(self):
+        return (NamedValues, (np.asarray(self), self.names))
+
+    @classmethod
+    def of(cls, value: Any) -> Any:
+        """Wrap a dict or Series; return anything else unchanged."""
+        if isinstance(value, pd.Series):
+            return cls(value.to_numpy(), value.index.tolist())
+        if isinstance(value, pd.DataFrame):
+            return cls(value.to_numpy(), value.index.tolist())
+        if isinstance(value, dict):
+            return cls(list(value.values()), list(value.keys()))
+        return value
+
+    def shown(self) -> str:
+        """Show the values with their names (messages and reprs)."""
+        return repr(dict(zip(self.names, np.asarray(self).tolist(), strict=True)))
+
+    def per_group(self, labels: np.ndarray, func: str, arg: str) -> np.ndarray | None:
+        """Return the value of each group's block label (None when no name is a label)."""
+        base = np.asarray(self)
+        keys = [str(k) for k in self.names]
+        labs = [str(v) for v in labels.tolist()]
+        if not set(keys) & set(labs):
+            return None                              # names ignored, as randomizr does
+        missing = sorted(set(labs) - set(keys))
+        if missing or len(keys) != len(set(keys)):
+            word = "strata" if arg.startswith("strata") else "blocks"
+            fail(func, arg, None, f"named by the {word} ({', '.join(sorted(set(labs)))}), "
+                 f"one value each (missing: {', '.join(missing) or 'none; names repeat'})",
+                 shown=self.shown())
+        pos = {k: i for i, k in enumerate(keys)}
+        return base[[pos[lab] for lab in labs]]
 
 
 def is_array(value: Any) -> bool:
@@ -143,7 +199,10 @@ class _Declaration:
     def __init__(self, func: str, **params: Any):
         object.__setattr__(self, "_func", func)
         for name in self._params:
-            object.__setattr__(self, name, params.get(name, self._defaults().get(name)))
+            value = params.get(name, self._defaults().get(name))
+            if name in _NAMED_ARGS:
+                value = NamedValues.of(value)
+            object.__setattr__(self, name, value)
         object.__setattr__(self, "_state", {})
         self._validate()
 
@@ -181,16 +240,69 @@ class _Declaration:
                  if v is not None and not (n in defaults and _same(v, defaults[n]))]
         return f"{self._func}({', '.join(parts)})"
 
+    # ------------------------------------------------- custom procedures
+    # randomizr's custom_ra / custom_rs: the procedure is a uniformly random column of a
+    # given permutation matrix (one row per unit, one column per possible assignment).
+    @property
+    def _custom(self) -> Any:
+        return getattr(self, "permutation_matrix", None)
+
+    def _custom_probabilities(self) -> tuple[np.ndarray, np.ndarray]:
+        """(conditions, n_units x K probabilities) of a permutation matrix."""
+        mat = np.asarray(self._custom)
+        conds, codes = np.unique(mat, return_inverse=True)
+        codes = codes.reshape(mat.shape)
+        counts = np.stack([(codes == k).sum(axis=1) for k in range(conds.shape[0])], axis=1)
+        return conds, counts / mat.shape[1]
+
+    def _custom_rows(self, batch: Batch) -> int:
+        n, k = np.shape(self._custom)
+        sizes = batch.sim_sizes()
+        if sizes.size and not np.all(sizes == n):
+            bad = int(sizes[sizes != n][0])
+            fail(self._func, "permutation_matrix", self._custom,
+                 f"a matrix with one row per unit of the data ({bad})",
+                 shown=f"<{n} x {k} matrix>")
+        return int(n)
+
+    def _custom_row_probabilities(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """(conditions, n_rows x K probabilities) over every simulation of a batch."""
+        n = self._custom_rows(batch)
+        conds, probs = self._custom_probabilities()
+        unit = np.arange(batch.n_rows) % n if n else np.zeros(0, dtype=np.int64)
+        return conds, probs[unit]
+
+    def _validate_custom(self, others: tuple[str, ...]) -> None:
+        f = self._func
+        mat = np.asarray(self._custom)
+        if mat.ndim != 2 or mat.shape[0] < 1 or mat.shape[1] < 1:
+            fail(f, "permutation_matrix", self._custom, "a matrix with one row per unit "
+                 "and one column per possible assignment", shown=shown(mat))
+        if np.any(pd.isna(mat)):
+            fail(f, "permutation_matrix", self._custom, "free of missing values",
+                 shown=shown(mat))
+        given = [a for a in others if getattr(self, a) is not None]
+        if self.simple:
+            given.append("simple")
+        if given:
+            fail(f, given[0], getattr(self, given[0]), "omitted with permutation_matrix "
+                 "(the matrix is the whole procedure)", shown=shown(getattr(self, given[0])))
+        if self.N is not None and self.N != mat.shape[0]:
+            fail(f, "N", self.N, f"the number of rows of permutation_matrix ({mat.shape[0]})")
+        object.__setattr__(self, "_arg", None)
+
     # -------------------------------------------------------------- data
     @property
     def is_declarative(self) -> bool:
         """True when the declaration needs data (column names, or no ``N``)."""
-        if self.N is not None:
+        if self.N is not None or self._custom is not None:
             return False
         cols = [getattr(self, n) for n in (self._block_arg, "clusters", *self._unit_args)]
         return not any(is_array(c) for c in cols)
 
     def _fixed_n(self) -> int | None:
+        if self._custom is not None:
+            return int(np.shape(self._custom)[0])
         if self.N is not None:
             return int(self.N)
         for n in (self._block_arg, "clusters", *self._unit_args):
@@ -222,8 +334,13 @@ class _Declaration:
         # followed by probabilities_batch on the same batch resolves it once.
         # The key is the arrays the plan reads, not the batch object: a batch made
         # by with_columns (e.g. after the assignment is added) shares them.
+        if self._custom is not None:
+            raise DeclarationError(
+                f"{self._func}(permutation_matrix=...): a custom procedure has no "
+                "randomizr plan; use conduct_batch, probabilities or "
+                "obtain_permutation_matrix.")
         key = (batch.sim, batch.n_sims, *(
-            batch.columns.get(v) if isinstance(v, str) else None
+            batch.columns.get(v, batch.columns) if isinstance(v, str) else None
             for v in (getattr(self, n) for n in (self._block_arg, "clusters",
                                                  *self._unit_args))))
         cached = self._state.get("cache")
@@ -250,11 +367,20 @@ class _Declaration:
         ndarray
             One condition per row of the batch.
         """
+        if self._custom is not None:
+            self._custom_rows(batch)
+            mat = np.asarray(self._custom)
+            cols = rng.integers(0, mat.shape[1], size=batch.n_sims)
+            return mat[:, cols].T.reshape(-1)
         p = self.plan(batch)
         return p.conditions[p.draw_index(rng)]
 
     def probabilities_batch(self, batch: Batch, assignment: Any) -> np.ndarray:
         """Probability of each row's realised condition (DeclareDesign's ``Z_cond_prob``)."""
+        if self._custom is not None:
+            conds, probs = self._custom_row_probabilities(batch)
+            idx = label_index(conds, assignment, self._func)
+            return probs[np.arange(batch.n_rows), idx]
         p = self.plan(batch)
         return p.row_prob_of(label_index(p.conditions, assignment, self._func))
 
@@ -271,6 +397,10 @@ class _Declaration:
 
     def probabilities(self, data: Any = None) -> pd.DataFrame:
         """Matrix of condition probabilities, one row per unit, columns ``prob_<cond>``."""
+        if self._custom is not None:
+            self._custom_rows(self._to_batch(data))
+            conds, probs = self._custom_probabilities()
+            return pd.DataFrame(probs, columns=[f"prob_{c}" for c in conds.tolist()])
         p = self.plan(self._to_batch(data))
         mat = p.row_prob_matrix()
         return pd.DataFrame(mat, columns=[f"prob_{c}" for c in p.conditions.tolist()])
@@ -298,21 +428,60 @@ def _resolve_rows(decl: _Declaration, arg: str, value: Any, batch: Batch,
     if value is None:
         return None
     if isinstance(value, str):
-        if value not in batch:
-            cols = ", ".join(sorted(batch.names)) or "(none)"
-            raise DeclarationError(
-                f"{func}({arg}={value!r}): {arg} must name a column of the data; got "
-                f"{value!r}, and the columns are: {cols}.")
+        rows = _column_or_expression(func, arg, value, batch)
+    else:
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            return np.broadcast_to(arr, (batch.n_rows,))
+        n = arr.shape[0]
+        if sizes.size and not np.all(sizes == n):
+            bad = int(sizes[sizes != n][0])
+            fail(func, arg, value, f"of length N (the number of rows, {bad})",
+                 shown=shown(value) + f" (length {n})")
+        rows = np.tile(arr, batch.n_sims) if arr.ndim == 1 else np.tile(arr, (batch.n_sims, 1))
+    _check_not_missing(func, arg, value, rows)
+    return rows
+
+
+def _column_or_expression(func: str, arg: str, value: str, batch: Batch) -> np.ndarray:
+    """Return a column of the batch, or evaluate an expression over its columns.
+
+    R evaluates ``strata = paste(X, Y)`` in the data; so do we, for a string that is
+    not a column name.
+    """
+    if value in batch:
         return np.asarray(batch[value])
-    arr = np.asarray(value)
-    if arr.ndim == 0:
-        return np.broadcast_to(arr, (batch.n_rows,))
-    n = arr.shape[0]
-    if sizes.size and not np.all(sizes == n):
-        bad = int(sizes[sizes != n][0])
-        fail(func, arg, value, f"of length N (the number of rows, {bad})",
-             shown=shown(value) + f" (length {n})")
-    return np.tile(arr, batch.n_sims) if arr.ndim == 1 else np.tile(arr, (batch.n_sims, 1))
+    if value.isidentifier():
+        cols = ", ".join(sorted(batch.names)) or "(none)"
+        raise DeclarationError(
+            f"{func}({arg}={value!r}): {arg} must name a column of the data; got "
+            f"{value!r}, and the columns are: {cols}.")
+    try:
+        return np.asarray(evaluate(value, batch, label=f"{func}({arg}={value!r})"))
+    except DeclarationError:
+        raise
+    except Exception as exc:
+        raise DeclarationError(
+            f"{func}({arg}={value!r}): {arg} must be a column name or an expression over "
+            f"the columns; evaluating it failed: {exc}") from exc
+
+
+def _check_not_missing(func: str, arg: str, value: Any, rows: np.ndarray) -> None:
+    """Refuse NaN/None in grouping and per-unit arguments.
+
+    randomizr silently drops the units whose block or cluster is NA (its result is
+    shorter than the data); a missing value is never a block of its own here.
+    """
+    if rows.dtype.kind in "iub" or rows.size == 0:
+        return
+    if rows.dtype.kind in "fc":
+        missing = np.isnan(rows)
+    else:
+        missing = pd.isna(rows)
+    if np.any(missing):
+        where = np.argwhere(missing)[0]
+        fail(func, arg, value, f"free of missing values (NaN/None); row {int(where[0])} "
+             "of the data is missing", shown=shown(value))
 
 
 def build_plan(decl: _Declaration, batch: Batch) -> Plan:
@@ -334,13 +503,29 @@ def build_plan(decl: _Declaration, batch: Batch) -> Plan:
     elif spec.how == "unit":
         vals = r.per_group(spec.arg).astype(float)
     else:
-        vals = r.per_block(np.asarray(spec.value), spec.arg)
+        vals = _per_block_values(r, spec.arg, spec.value)
     floor, weight, rem, reported = _COUNTS[spec.kind](r, spec, vals)
     return Plan(batch.n_sims, conditions, r.unit_of_row, r.units.codes, r.units.group_sim,
                 r.group_n, False,
                 floor=np.ascontiguousarray(floor, dtype=np.int64),
                 weight=np.ascontiguousarray(weight, dtype=float), rem=rem,
                 reported=np.ascontiguousarray(reported, dtype=float))
+
+
+#: Per-block arguments that may be given by name (dict or Series keyed by block label).
+_NAMED_ARGS = ("block_m", "block_prob", "block_m_each", "block_prob_each", "strata_n",
+               "strata_prob")
+
+
+def _per_block_values(r: _Resolution, arg: str, value: Any) -> np.ndarray:
+    """One value per group of a per-block argument, by block name when named."""
+    given = getattr(r.decl, arg)
+    if isinstance(given, NamedValues) and given.names is not None and r.units.n_groups:
+        labels = r.block_rows[r.unit_first[r.units.first]]
+        vals = given.per_group(labels, r.decl._func, arg)
+        if vals is not None:
+            return vals
+    return r.per_block(np.asarray(value), arg)
 
 
 @dataclasses.dataclass
@@ -362,6 +547,7 @@ class _Resolution:
     unit_first: np.ndarray           # (n_units,) first row of each unit
     units: GroupIndex                # units grouped by (simulation, block)
     by_cluster: GroupIndex | None    # rows grouped into clusters (None: units are rows)
+    block_rows: np.ndarray | None = None   # block of each row
 
     @classmethod
     def of(cls, decl: _Declaration, batch: Batch, sizes: np.ndarray) -> _Resolution:
@@ -369,6 +555,10 @@ class _Resolution:
         block_arg = decl._block_arg
         blocks = _resolve_rows(decl, block_arg, getattr(decl, block_arg), batch, sizes)
         clusters = _resolve_rows(decl, "clusters", decl.clusters, batch, sizes)
+        for arg, rows in ((block_arg, blocks), ("clusters", clusters)):
+            if rows is not None and rows.ndim != 1:
+                fail(decl._func, arg, getattr(decl, arg), "a vector (one value per unit)",
+                     shown=f"<array of shape {np.shape(getattr(decl, arg))}>")
         by_cluster = None
         if clusters is not None:
             by_cluster = _row_groups(batch, decl.clusters, clusters)
@@ -386,7 +576,7 @@ class _Resolution:
                 _check_nested(decl, clusters, unit_group[unit_of_row], by_block.codes)
             units = GroupIndex(unit_group, by_block.group_sim, batch.n_sims)
         return cls(decl, batch, sizes, clusters, blocks is not None, unit_of_row, unit_first,
-                   units, by_cluster)
+                   units, by_cluster, blocks)
 
     @property
     def n_units(self) -> int:
@@ -435,7 +625,7 @@ class _Resolution:
 
 def _row_groups(batch: Batch, declared: Any, rows: np.ndarray) -> GroupIndex:
     """Group rows by (simulation, key), with the batch's own index for a column."""
-    if isinstance(declared, str):
+    if isinstance(declared, str) and declared in batch:
         return batch.groups(declared)
     return GroupIndex.from_keys(batch.sim, batch.n_sims, rows)
 

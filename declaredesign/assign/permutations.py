@@ -77,6 +77,8 @@ def obtain_num_permutations(declaration: Any, data: Any = None) -> int:
     >>> obtain_num_permutations(declare_ra(N=5, prob=0.5))
     20
     """
+    if getattr(declaration, "permutation_matrix", None) is not None:
+        return int(np.shape(declaration.permutation_matrix)[1])
     plan = _plan("obtain_num_permutations", declaration, data)
     if plan.simple:
         total = 1
@@ -150,6 +152,8 @@ def obtain_permutation_matrix(declaration: Any, data: Any = None, *,
     >>> obtain_permutation_matrix(declare_ra(N=3, m=1)).tolist()
     [[0, 0, 1], [0, 1, 0], [1, 0, 0]]
     """
+    if getattr(declaration, "permutation_matrix", None) is not None:
+        return np.asarray(declaration.permutation_matrix)     # randomizr returns it as is
     plan = _plan("obtain_permutation_matrix", declaration, data)
     if obtain_num_permutations(declaration, data) > maximum_permutations:
         rng = rng_from(seed)
@@ -174,5 +178,7 @@ def obtain_permutation_probabilities(declaration: Any, data: Any = None, *,
         fail("obtain_permutation_probabilities", "declaration", declaration,
              f"a design with at most {maximum_permutations} assignments",
              shown=f"{declaration!r} ({n} assignments)")
+    if getattr(declaration, "permutation_matrix", None) is not None:
+        return np.full(n, 1.0 / n)
     plan = _plan("obtain_permutation_probabilities", declaration, data)
     return _enumerate(plan)[1]

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .._validation import fail
+from ..batch import Batch
 from ..errors import DeclarationError
+from ..expressions import Context, Lazy
 from ._declaration import (
     SeedLike,
     Spec,
@@ -31,6 +33,7 @@ from ._declaration import (
 from .permutations import obtain_num_permutations
 
 __all__ = [
+    "ConditionProbabilities",
     "RADeclaration",
     "block_and_cluster_ra",
     "block_and_cluster_ra_probabilities",
@@ -49,7 +52,7 @@ __all__ = [
 
 _RA_PARAMS = ("N", "blocks", "clusters", "m", "m_unit", "m_each", "prob", "prob_unit",
               "prob_each", "block_m", "block_m_each", "block_prob", "block_prob_each",
-              "num_arms", "conditions", "simple")
+              "num_arms", "conditions", "simple", "permutation_matrix")
 _CONFLICT = ("prob", "prob_each", "prob_unit", "m", "m_unit", "m_each", "block_prob",
              "block_prob_each", "block_m", "block_m_each")
 
@@ -78,6 +81,8 @@ class RADeclaration(_Declaration):
     @property
     def ra_type(self) -> str:
         """Kind of procedure, inferred as randomizr does."""
+        if self.permutation_matrix is not None:
+            return "custom"
         if self.blocks is not None and self.clusters is not None:
             return "blocked_and_clustered"
         if self.clusters is not None:
@@ -111,17 +116,19 @@ class RADeclaration(_Declaration):
         The probabilities of assignment are constant across units: prob_0 0.5, prob_1 0.5
         """
         kind = {"simple": "Simple", "complete": "Complete", "blocked": "Block",
-                "clustered": "Cluster", "blocked_and_clustered": "Blocked and clustered"}
+                "clustered": "Cluster", "blocked_and_clustered": "Blocked and clustered",
+                "custom": "Custom"}
         pm = self.probabilities(data)
         batch = self._to_batch(data)
-        plan = self.plan(batch)
         lines = [f"Random assignment procedure: {kind[self.ra_type]} random assignment",
                  f"Number of units: {batch.n_rows}"]
-        if self.blocks is not None:
-            lines.append(f"Number of blocks: {plan.group_n.shape[0]}")
-        if self.clusters is not None:
-            lines.append(f"Number of clusters: {plan.n_units}")
-        conds = plan.conditions.tolist()
+        if self.permutation_matrix is None:
+            plan = self.plan(batch)
+            if self.blocks is not None:
+                lines.append(f"Number of blocks: {plan.group_n.shape[0]}")
+            if self.clusters is not None:
+                lines.append(f"Number of clusters: {plan.n_units}")
+        conds = self._conditions().tolist()
         lines += [f"Number of treatment arms: {len(conds)}",
                   f"The possible treatment categories are {' and '.join(map(str, conds))}.",
                   "The number of possible random assignments is "
@@ -137,6 +144,10 @@ class RADeclaration(_Declaration):
     # ---------------------------------------------------------- validation
     def _validate(self) -> None:
         """Check every argument that needs no data (in this order, first failure wins)."""
+        if self.permutation_matrix is not None:
+            self._validate_custom((*_CONFLICT, "blocks", "clusters", "num_arms",
+                                   "conditions"))
+            return
         self._validate_design()
         arg = self._arg
         v = getattr(self, arg) if arg else None
@@ -243,12 +254,16 @@ class RADeclaration(_Declaration):
                      f"({len(self.conditions)})")
 
     def _conditions(self) -> np.ndarray:
+        if self.permutation_matrix is not None:
+            return self._custom_probabilities()[0]
         if self.conditions is not None:
             return np.asarray(self.conditions)
         arg = self._arg
         if self.num_arms is not None:
+            # randomizr: num_arms given names the arms T1..Tk, even with two arms.
             k = int(self.num_arms)
-        elif arg is None or not arg.endswith("_each"):
+            return np.array([f"T{i}" for i in range(1, k + 1)])
+        if arg is None or not arg.endswith("_each"):
             k = 2
         else:
             k = np.shape(getattr(self, arg))[-1]
@@ -331,7 +346,8 @@ def declare_ra(N: int | None = None, blocks: Any = None, clusters: Any = None,
                prob: float | None = None, prob_unit: Any = None, prob_each: Any = None,
                block_m: Any = None, block_m_each: Any = None, block_prob: Any = None,
                block_prob_each: Any = None, num_arms: int | None = None,
-               conditions: Any = None, simple: bool = False) -> RADeclaration:
+               conditions: Any = None, simple: bool = False,
+               permutation_matrix: Any = None) -> RADeclaration:
     """Declare a random assignment procedure (randomizr's ``declare_ra``).
 
     The type is inferred from the arguments: blocks and clusters give
@@ -353,6 +369,10 @@ block_prob_each : optional
         Condition labels. Two arms default to ``0, 1``, more to ``"T1".."Tk"``.
     simple : bool, default False
         Independent (Bernoulli/multinomial) draws instead of complete assignment.
+    permutation_matrix : 2-D array_like, optional
+        A custom procedure (randomizr's ``custom_ra``): one row per unit, one column
+        per possible assignment; conducting it picks a column uniformly at random.
+        Given alone (with ``N`` at most).
 
     Returns
     -------
@@ -363,12 +383,15 @@ block_prob_each : optional
     >>> from declaredesign.assign import declare_ra, obtain_num_permutations
     >>> obtain_num_permutations(declare_ra(N=5, prob=0.5))
     20
+    >>> d = declare_ra(permutation_matrix=[[1, 0, 1], [0, 1, 1], [0, 0, 0]])
+    >>> d.ra_type, d.probabilities()["prob_1"].round(4).tolist()
+    ('custom', [0.6667, 0.6667, 0.0])
     """
     return _declare("declare_ra", dict(
         N=N, blocks=blocks, clusters=clusters, m=m, m_unit=m_unit, m_each=m_each, prob=prob,
         prob_unit=prob_unit, prob_each=prob_each, block_m=block_m, block_m_each=block_m_each,
         block_prob=block_prob, block_prob_each=block_prob_each, num_arms=num_arms,
-        conditions=conditions, simple=simple))
+        conditions=conditions, simple=simple, permutation_matrix=permutation_matrix))
 
 
 def simple_ra(N: int | None = None, prob: float | None = None, prob_unit: Any = None,
@@ -604,18 +627,89 @@ def conduct_ra(declaration: RADeclaration, data: Any = None, *,
     return declaration.conduct(data, seed=seed)
 
 
-def obtain_condition_probabilities(declaration: RADeclaration, assignment: Any,
-                                   data: Any = None) -> np.ndarray:
+def obtain_condition_probabilities(declaration: RADeclaration | None = None,
+                                   assignment: Any = None, data: Any = None,
+                                   **ra_args: Any) -> Any:
     """Probability of each unit's realised condition under the declaration.
+
+    As in randomizr, the procedure is a declaration or, with ``declaration``
+    omitted, :func:`declare_ra`'s arguments (``conditions=``, ``prob_each=``,
+    ``blocks=``...). Given ``assignment`` as an array, returns the probabilities now;
+    given it as a column name or expression (``assignment="Z"``, as R users write
+    ``obtain_condition_probabilities(assignment = Z, ...)`` inside
+    ``declare_assignment``), returns a lazy value computed on each simulated dataset.
+
+    Parameters
+    ----------
+    declaration : RADeclaration, optional
+    assignment : array_like, str or lazy value
+        The realised conditions.
+    data : DataFrame or int, optional
+        Needed for an eager call when the declaration names columns.
+    **ra_args
+        :func:`declare_ra`'s arguments when ``declaration`` is omitted.
+
+    Returns
+    -------
+    numpy.ndarray or ConditionProbabilities
 
     Examples
     --------
     >>> from declaredesign.assign import declare_ra, obtain_condition_probabilities
     >>> obtain_condition_probabilities(declare_ra(N=4, m=1), [1, 0, 0, 0]).tolist()
     [0.25, 0.75, 0.75, 0.75]
+    >>> obtain_condition_probabilities(assignment=[1, 2, 3], conditions=[1, 2, 3]).tolist()
+    [0.3333333333333333, 0.3333333333333333, 0.3333333333333333]
+    >>> obtain_condition_probabilities(assignment="Z", prob=0.3)
+    obtain_condition_probabilities(declare_ra(prob=0.3), assignment='Z')
     """
-    _check_decl("obtain_condition_probabilities", declaration)
+    func = "obtain_condition_probabilities"
+    if assignment is None:
+        fail(func, "assignment", None, "given (an array, or a column name inside a step)")
+    lazy = isinstance(assignment, str | Lazy)
+    if declaration is None:
+        if not lazy and ra_args.get("N") is None and all(
+                not is_array(ra_args.get(a)) for a in ("blocks", "clusters")):
+            ra_args["N"] = len(assignment)       # randomizr: N <- length(assignment)
+        try:
+            declaration = declare_ra(**ra_args)
+        except TypeError as exc:
+            raise DeclarationError(f"{func}(): {exc}") from None
+    elif ra_args:
+        name = sorted(ra_args)[0]
+        fail(func, name, ra_args[name], "omitted when a declaration is given")
+    _check_decl(func, declaration)
+    if lazy:
+        return ConditionProbabilities(declaration, assignment)
     return declaration.condition_probabilities(assignment, data)
+
+
+class ConditionProbabilities(Lazy):
+    """Lazy :func:`obtain_condition_probabilities` of a column, for use in a step.
+
+    Evaluated on a batch, gives each row the probability of the condition it was
+    assigned under the declaration (all simulations at once).
+    """
+
+    __slots__ = ("declaration", "assignment")
+
+    def __init__(self, declaration: RADeclaration, assignment: Any):
+        self.declaration = declaration
+        self.assignment = assignment
+
+    def __reduce__(self):
+        return (ConditionProbabilities, (self.declaration, self.assignment))
+
+    def __repr__(self) -> str:
+        return (f"obtain_condition_probabilities({self.declaration!r}, "
+                f"assignment={self.assignment!r})")
+
+    def _eval(self, ctx: Context) -> np.ndarray:
+        cols = {k: v for k, v in ctx.columns.items()
+                if np.ndim(v) == 1 and np.shape(v)[0] == ctx.n_rows}
+        batch = Batch(cols, ctx.sim, ctx.n_sims)
+        z = np.broadcast_to(ctx.value(self.assignment, "assignment"), (ctx.n_rows,))
+        return self.declaration.probabilities_batch(batch, z)
 
 
 def _check_decl(func: str, declaration: Any) -> None:

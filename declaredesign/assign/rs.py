@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 _RS_PARAMS = ("N", "strata", "clusters", "n", "n_unit", "prob", "prob_unit", "strata_n",
-              "strata_prob", "simple")
+              "strata_prob", "simple", "permutation_matrix")
 _CONFLICT = ("prob", "prob_unit", "n", "n_unit", "strata_prob", "strata_n")
 
 
@@ -72,6 +72,8 @@ class RSDeclaration(_Declaration):
     @property
     def rs_type(self) -> str:
         """Kind of procedure, inferred as randomizr does."""
+        if self.permutation_matrix is not None:
+            return "custom"
         if self.strata is not None and self.clusters is not None:
             return "stratified_and_clustered"
         if self.clusters is not None:
@@ -84,6 +86,15 @@ class RSDeclaration(_Declaration):
         return np.array([0, 1])
 
     def _validate(self) -> None:
+        if self.permutation_matrix is not None:
+            self._validate_custom((*_CONFLICT, "strata", "clusters"))
+            if not np.isin(np.asarray(self.permutation_matrix), [0, 1]).all():
+                fail(self._func, "permutation_matrix", self.permutation_matrix,
+                     "a matrix of 0s and 1s (1 = sampled)", shown="<matrix>")
+            return
+        self._validate_design()
+
+    def _validate_design(self) -> None:
         f = self._func
         if self.N is not None:
             ok = isinstance(self.N, numbers.Integral) and not isinstance(self.N, bool) \
@@ -149,6 +160,8 @@ class RSDeclaration(_Declaration):
 
     def inclusion_probabilities_batch(self, batch) -> np.ndarray:
         """Inclusion probability of every row of a batch."""
+        if self.permutation_matrix is not None:
+            return self.probabilities_batch(batch, np.ones(batch.n_rows, dtype=np.int64))
         return self.plan(batch).row_prob_matrix()[:, 1]
 
 
@@ -170,8 +183,11 @@ def _probabilities(func: str, params: dict[str, Any]) -> np.ndarray:
 def declare_rs(N: int | None = None, strata: Any = None, clusters: Any = None,
                n: int | None = None, n_unit: Any = None, prob: float | None = None,
                prob_unit: Any = None, strata_n: Any = None, strata_prob: Any = None,
-               simple: bool = False) -> RSDeclaration:
+               simple: bool = False, permutation_matrix: Any = None) -> RSDeclaration:
     """Declare a random sampling procedure (randomizr's ``declare_rs``).
+
+    ``permutation_matrix`` (0/1, one row per unit, one column per possible sample)
+    gives randomizr's custom sampling: a uniformly random column, given alone.
 
     Examples
     --------
@@ -179,10 +195,13 @@ def declare_rs(N: int | None = None, strata: Any = None, clusters: Any = None,
     >>> d = declare_rs(strata=[1, 1, 2, 2, 2], strata_n=[1, 2])
     >>> d.inclusion_probabilities().round(3).tolist()
     [0.5, 0.5, 0.667, 0.667, 0.667]
+    >>> declare_rs(permutation_matrix=[[1, 0], [1, 1], [0, 1]]).inclusion_probabilities().tolist()
+    [0.5, 1.0, 0.5]
     """
     return RSDeclaration("declare_rs", N=N, strata=strata, clusters=clusters, n=n,
                          n_unit=n_unit, prob=prob, prob_unit=prob_unit, strata_n=strata_n,
-                         strata_prob=strata_prob, simple=simple)
+                         strata_prob=strata_prob, simple=simple,
+                         permutation_matrix=permutation_matrix)
 
 
 def draw_rs(declaration: RSDeclaration, data: Any = None, *,

@@ -341,7 +341,7 @@ def diagnose_design(*designs: Any, diagnosands: Any = None, sims: int = 500,
 
 
 def _own_diagnosands(named: list[tuple[str, Design]]) -> Any:
-    """The designs' own diagnosands (set_diagnosands), when they agree."""
+    """Return the designs' own diagnosands (set_diagnosands), when they agree."""
     own = [d.diagnosands for _, d in named]
     if all(o is None for o in own):
         return None

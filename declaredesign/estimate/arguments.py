@@ -41,7 +41,8 @@ def reject_unknown(func: str, accepted: list[str], kwargs: Mapping[str, Any]) ->
     unknown = [k for k in kwargs if k not in accepted]
     if unknown:
         raise DeclarationError(
-            f"{func}({unknown[0]}=...): {unknown[0]!r} is not an argument of {func}; "
+            f"{func}({unknown[0]}={kwargs[unknown[0]]!r}): {unknown[0]!r} is not an argument "
+            f"of {func}; "
             f"the accepted arguments are: {', '.join(accepted)}.")
 
 

@@ -179,24 +179,8 @@ def register_estimator(function: Callable[..., Any] | None = None, *,
             parse=parse or (lambda formula, **kw: CallSpec(formula, dict(kw))),
             fit=fit or functools.partial(_call_function, func), kernel=kernel)
         _REGISTRY[func] = est
-        if kernel is not None:
-            _attach_legacy_kernel(func, est)
         return func
     return deco if function is None else deco(function)
-
-
-def _attach_legacy_kernel(func: Callable[..., Any], est: Estimator) -> None:
-    # Designs still on the legacy ``_protocol.get_batched`` path call
-    # ``func._dd_batched(batch, formula, **kwargs)``; removed with ``_protocol``.
-    try:
-        func._dd_batched = functools.partial(_legacy_kernel_call, est)
-    except (AttributeError, TypeError):     # a callable that takes no attributes
-        pass
-
-
-def _legacy_kernel_call(est: Estimator, batch: Batch, formula: str | None,
-                        **kwargs: Any) -> pd.DataFrame:
-    return fit_batch(est, est.parse(formula, **kwargs), batch)
 
 
 def _call_function(func: Callable[..., Any], spec: CallSpec, df: pd.DataFrame) -> Any:
@@ -228,25 +212,13 @@ def resolve_model(model: Callable[..., Any]) -> tuple[Estimator, dict[str, Any]]
     while isinstance(inner, functools.partial) and not inner.args:
         bound = {**inner.keywords, **bound}
         inner = inner.func
-    est = get_estimator(inner) or _legacy_estimator(inner)
+    est = get_estimator(inner)
     if est is None:
         return (Estimator(name=getattr(model, "__name__", type(model).__name__),
                           function=model,
                           parse=lambda formula, **kw: CallSpec(formula, dict(kw)),
                           fit=functools.partial(_call_function, model)), {})
     return est, bound
-
-
-def _legacy_estimator(func: Callable[..., Any]) -> Estimator | None:
-    # Bridge for estimators still decorated with the old ``_protocol.batched`` while the
-    # estimate package moves to the registry; removed with ``_protocol``.
-    legacy = getattr(func, "_dd_batched", None)
-    if legacy is None:
-        return None
-    return Estimator(name=func.__name__, function=func,
-                     parse=lambda formula, **kw: CallSpec(formula, dict(kw)),
-                     fit=functools.partial(_call_function, func),
-                     kernel=lambda batch, spec: legacy(batch, spec.formula, **spec.kwargs))
 
 
 # ---------------------------------------------------------------- running a batch
@@ -333,8 +305,8 @@ def _with_messages(out: pd.DataFrame) -> pd.DataFrame:
         if c not in out:
             out[c] = np.nan
     for c in ("error", "warning"):
-        if c not in out:
-            out[c] = None
+        # one missing value (None) for a clean fit, whichever path made the row
+        out[c] = out[c].astype(object).where(out[c].notna(), None) if c in out else None
     # the standard order (sim, tidy columns, messages, then any extra columns)
     order = [c for c in ("sim", *TIDY_COLUMNS, "error", "warning") if c in out]
     order += [c for c in out.columns if c not in order]

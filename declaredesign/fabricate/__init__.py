@@ -42,6 +42,12 @@ from ._levels import (
     modify_level,
     nest_level,
 )
+from ._multivariate import (
+    MultivariateNormal,
+    correlate,
+    draw_multivariate,
+    mvrnorm,
+)
 from ._outcomes import (
     PotentialOutcomes,
     RevealOutcomes,
@@ -49,6 +55,7 @@ from ._outcomes import (
     reveal_outcomes,
 )
 from ._resample import ALL, resample_batch, resample_data
+from ._vectors import rep
 
 __all__ = [
     "bernoulli", "binomial", "draw_binary", "draw_binary_icc", "draw_binomial",
@@ -57,8 +64,9 @@ __all__ = [
     "split_quantile", "uniform",
     "LevelSpec", "add_level", "cross_levels", "fabricate", "fabricate_batch", "join_using",
     "link_levels", "modify_level", "nest_level",
+    "MultivariateNormal", "correlate", "draw_multivariate", "mvrnorm",
     "PotentialOutcomes", "RevealOutcomes", "potential_outcomes", "reveal_outcomes",
-    "ALL", "resample_batch", "resample_data",
+    "ALL", "resample_batch", "resample_data", "rep",
 ]
 
 

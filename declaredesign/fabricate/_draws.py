@@ -126,17 +126,37 @@ def _s_normal(ctx, mean, sd):
 
 
 def _s_uniform(ctx, min, max):
-    return min + (np.asarray(max) - min) * ctx.rng.random(ctx.n_rows)
+    out = min + (np.asarray(max) - min) * ctx.rng.random(ctx.n_rows)
+    bad = np.broadcast_to(np.asarray(max) < min, out.shape)
+    if np.any(bad):
+        out = np.where(bad, np.nan, out)      # R's runif: NaN where max < min
+    return out
+
+
+def _nan_rows(draw, n_rows: int, *params: Any) -> np.ndarray:
+    """Draw with NaN parameters giving NaN rows (R's rpois/rbinom give NA), not a crash."""
+    arrays = [np.asarray(p, dtype=float) for p in params]
+    missing = np.zeros(n_rows, dtype=bool)
+    for a in arrays:
+        if a.ndim and np.isnan(a).any():
+            missing = missing | np.broadcast_to(np.isnan(a), (n_rows,))
+        elif not a.ndim and np.isnan(a):
+            missing[:] = True
+    if not missing.any():
+        return draw(*params)
+    filled = [np.where(np.isnan(a), 0.0, a) for a in arrays]
+    return np.where(missing, np.nan, draw(*filled))
 
 
 def _s_poisson(ctx, lam):
     _check_rows("poisson", "lam", lam, "non-negative", _nonneg)
-    return ctx.rng.poisson(lam, size=ctx.n_rows)
+    return _nan_rows(lambda m: ctx.rng.poisson(m, size=ctx.n_rows), ctx.n_rows, lam)
 
 
 def _s_binomial(ctx, size, prob):
     _check_rows("binomial", "prob", prob, "in [0, 1]", _prob_ok)
-    return ctx.rng.binomial(np.asarray(size).astype(np.int64), prob, size=ctx.n_rows)
+    return _nan_rows(lambda n, p: ctx.rng.binomial(np.asarray(n).astype(np.int64), p,
+                                                   size=ctx.n_rows), ctx.n_rows, size, prob)
 
 
 def _s_bernoulli(ctx, prob):
@@ -173,7 +193,8 @@ def _s_draw_binomial(ctx, prob, trials, latent, link):
     if np.any(trials <= 0) or np.any(trials % 1 != 0):
         fail("draw_binomial", "trials", trials, "positive integers",
              shown=repr(trials.tolist()))
-    return ctx.rng.binomial(trials.astype(np.int64), prob, size=ctx.n_rows)
+    return _nan_rows(lambda p: ctx.rng.binomial(trials.astype(np.int64), p, size=ctx.n_rows),
+                     ctx.n_rows, prob)
 
 
 def _s_draw_binary(ctx, prob, latent, link):
@@ -181,12 +202,16 @@ def _s_draw_binary(ctx, prob, latent, link):
     return (ctx.rng.random(ctx.n_rows) < prob).astype(np.int64)
 
 
-def _s_draw_count(ctx, mean):
+def _s_draw_count(ctx, mean=None, latent=None):
+    if latent is not None:
+        mean = latent          # fabricatr: mean = link(latent), identity link only
     _check_rows("draw_count", "mean", mean, "non-negative", _nonneg)
-    return ctx.rng.poisson(mean, size=ctx.n_rows)
+    return _nan_rows(lambda m: ctx.rng.poisson(m, size=ctx.n_rows), ctx.n_rows, mean)
 
 
-def _s_draw_categorical(ctx, prob, category_labels):
+def _s_draw_categorical(ctx, prob, category_labels, latent=None):
+    if latent is not None:
+        prob = latent          # fabricatr: prob = link(latent), identity link only
     p = np.asarray(prob, dtype=float)
     if p.ndim == 1:
         p = p[None, :]
@@ -195,6 +220,10 @@ def _s_draw_categorical(ctx, prob, category_labels):
              "matrix with one row per observation", shown=f"<shape {p.shape}>")
     if np.any(p < 0):
         fail("draw_categorical", "prob", prob, "non-negative", shown="<negative entries>")
+    if np.any(~(p.sum(axis=1) > 0)):
+        # R's sample() stops: "too few positive probabilities".
+        fail("draw_categorical", "prob", prob, "positive in at least one category on every "
+             "row", shown="<a row with no positive probability>")
     # R's sample(prob=) normalises each row.
     cum = np.cumsum(p, axis=1)
     cum = cum / cum[:, -1:]
@@ -516,20 +545,46 @@ def draw_binary(prob: Any = None, *, latent: Any = None, link: str = "identity",
                  seed=seed)
 
 
-def draw_count(mean: Any = 1.0, *, N: int | None = None, seed: Any = None):
+def _identity_only(kind: str, link: str, what: str) -> None:
+    """Refuse any link but the identity (fabricatr 1.0 takes ``link`` here, identity only)."""
+    _check_link(kind, link)
+    if link != "identity":
+        fail(kind, "link", link, f"'identity' ({what} take no link function, as in "
+             "fabricatr)")
+
+
+def _latent_or(kind: str, arg: str, value: Any, latent: Any, default: Any) -> Any:
+    if latent is not None and value is not None:
+        fail(kind, arg, value, "omitted when latent is given (fabricatr: "
+             f"{arg} = link(latent))")
+    return default if value is None and latent is None else value
+
+
+def draw_count(mean: Any = None, *, latent: Any = None, link: str = "identity",
+               N: int | None = None, seed: Any = None):
     """Poisson counts with the given mean (fabricatr ``draw_count``).
+
+    As in fabricatr 1.0, ``mean`` may be given as ``latent`` with the identity link
+    (any other link is refused: count data take no link function). The mean
+    defaults to 1.
 
     Examples
     --------
     >>> draw_count(mean=0, N=2, seed=1).tolist()
     [0, 0]
+    >>> draw_count(latent="x")
+    draw_count(latent='x')
     """
+    _identity_only("draw_count", link, "count data")
+    mean = _latent_or("draw_count", "mean", mean, latent, 1.0)
     _check_scalar("draw_count", "mean", mean, "non-negative", lambda v: v >= 0)
-    return _make("draw_count", {"mean": mean}, N=N, seed=seed)
+    _check_scalar("draw_count", "latent", latent, "non-negative", lambda v: v >= 0)
+    params = {"mean": mean} if latent is None else {"latent": latent}
+    return _make("draw_count", params, N=N, seed=seed)
 
 
-def draw_categorical(prob: Any, *, category_labels: Any = None, N: int | None = None,
-                     seed: Any = None):
+def draw_categorical(prob: Any = None, *, category_labels: Any = None, latent: Any = None,
+                     link: str = "identity", N: int | None = None, seed: Any = None):
     """Categorical draws, codes ``1..k`` or ``category_labels`` (fabricatr).
 
     Parameters
@@ -537,23 +592,42 @@ def draw_categorical(prob: Any, *, category_labels: Any = None, N: int | None = 
     prob : sequence of k numbers or matrix (rows x k)
         Category probabilities (normalised per row, as R's ``sample`` does).
     category_labels : sequence of k labels, optional
+    latent : optional
+        The probabilities under fabricatr 1.0's other name (``prob = link(latent)``);
+        only the identity ``link`` is accepted, as in fabricatr.
+    link : {"identity"}
 
     Examples
     --------
     >>> draw_categorical([0, 1, 0], N=2, seed=1).tolist()
     [2, 2]
+    >>> draw_categorical(latent=[0, 0, 1], N=1, seed=1).tolist()
+    [3]
     """
+    _identity_only("draw_categorical", link, "categorical data")
+    prob = _latent_or("draw_categorical", "prob", prob, latent, None)
+    if prob is None and latent is None:
+        fail("draw_categorical", "prob", None, "given (or latent)")
+    if latent is not None:
+        return _make("draw_categorical", _categorical_params(latent, category_labels, "latent"),
+                     N=N, seed=seed)
+    return _make("draw_categorical", _categorical_params(prob, category_labels, "prob"),
+                 N=N, seed=seed)
+
+
+def _categorical_params(prob: Any, category_labels: Any, arg: str) -> dict[str, Any]:
     p = np.asarray(prob, dtype=float) if not isinstance(prob, (str, Lazy)) else None
     if p is not None:
         if p.ndim not in (1, 2) or np.any(p < 0):
-            fail("draw_categorical", "prob", prob, "non-negative category probabilities")
+            fail("draw_categorical", arg, prob, "non-negative category probabilities")
         k = p.shape[-1]
         if category_labels is not None and len(category_labels) != k:
             fail("draw_categorical", "category_labels", category_labels,
                  f"of length {k} (one per category)")
         prob = p
-    return _make("draw_categorical", {"prob": prob, "category_labels": category_labels},
-                 N=N, seed=seed)
+    if arg == "latent":
+        return {"prob": None, "category_labels": category_labels, "latent": prob}
+    return {"prob": prob, "category_labels": category_labels}
 
 
 def draw_ordered(x: Any = None, breaks: Any = (-1, 0, 1), break_labels: Any = None, *,

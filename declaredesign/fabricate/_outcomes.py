@@ -23,6 +23,7 @@ from .._validation import fail
 from ..batch import Batch
 from ..errors import FormulaError
 from ..expressions import Context, Lazy, check, evaluate
+from ..expressions import short_repr as _short_repr
 
 __all__ = ["PotentialOutcomes", "RevealOutcomes", "potential_outcomes", "reveal_outcomes"]
 
@@ -55,15 +56,22 @@ def _split_formula(func: str, formula: str) -> tuple[str, str]:
 
 @dataclass(frozen=True, repr=False, eq=False)
 class PotentialOutcomes:
-    """Potential outcome columns, one per condition (see :func:`potential_outcomes`)."""
+    """Potential outcome columns, one per condition (see :func:`potential_outcomes`).
 
-    formula: str
+    Either a formula with conditions, or (``formula`` None) the column form: named
+    columns ``(("Y_Z_0", expr), ("Y_Z_1", expr))`` evaluated in order.
+    """
+
+    formula: str | None
     conditions: tuple[tuple[str, tuple[Any, ...]], ...]
     sep: str = "_"
+    columns: tuple[tuple[str, Any], ...] = ()
 
     @property
     def outcome(self) -> str:
-        """The outcome name (left of ``~``)."""
+        """The outcome name (left of ``~``; in the column form, the first column's prefix)."""
+        if self.formula is None:
+            return self.columns[0][0].split(self.sep)[0]
         return _split_formula("potential_outcomes", self.formula)[0]
 
     @property
@@ -86,6 +94,8 @@ class PotentialOutcomes:
     @property
     def names(self) -> list[str]:
         """The columns this makes, in order."""
+        if self.formula is None:
+            return [name for name, _ in self.columns]
         return [self.column_name(c) for c in self.grid()]
 
     def apply(self, batch: Batch, rng: np.random.Generator | None = None) -> Batch:
@@ -99,12 +109,21 @@ class PotentialOutcomes:
         >>> potential_outcomes("Y ~ 0.5 * Z + u").apply(b).names
         ['u', 'Y_Z_0', 'Y_Z_1']
         """
+        if self.formula is None:
+            return self._apply_columns(batch, rng)
         _, rhs = _split_formula("potential_outcomes", self.formula)
         new = {}
         for cond in self.grid():
             new[self.column_name(cond)] = evaluate(
                 rhs, batch, rng, extra=cond, label=f"potential_outcomes({self.formula!r})")
         return batch.with_columns(new)
+
+    def _apply_columns(self, batch: Batch, rng: np.random.Generator | None) -> Batch:
+        """Column form: each column in order, later ones seeing the earlier (as fabricate)."""
+        for name, expr in self.columns:
+            value = evaluate(expr, batch, rng, label=f"potential_outcomes({name}=...)")
+            batch = batch.with_columns({name: value})
+        return batch
 
     def __call__(self, data: pd.DataFrame, seed: Any = None) -> pd.DataFrame:
         """Add the columns to a DataFrame (standalone use)."""
@@ -115,20 +134,29 @@ class PotentialOutcomes:
         return res
 
     def __repr__(self) -> str:
+        if self.formula is None:
+            cols = ", ".join(f"{k}={_short_repr(v)}" for k, v in self.columns)
+            return f"potential_outcomes({cols})"
         conds = "{" + ", ".join(f"{k!r}: {list(v)!r}" for k, v in self.conditions) + "}"
         return f"potential_outcomes({self.formula!r}, conditions={conds})"
 
 
-def potential_outcomes(formula: str, conditions: Any = None,
+def potential_outcomes(formula: str | None = None, conditions: Any = None,
                        assignment_variables: str | Sequence[str] | None = None,
-                       sep: str = "_") -> PotentialOutcomes:
+                       sep: str = "_", **columns: Any) -> PotentialOutcomes:
     """Declare potential outcomes (fabricatr/DeclareDesign ``potential_outcomes``).
+
+    Two forms, as in R: a formula expanded over the conditions, or the potential
+    outcome columns written out one by one (``potential_outcomes(Y_Z_0="U",
+    Y_Z_1="U + 1")``, R's ``declare_potential_outcomes(Y_Z_0 = U, Y_Z_1 = U + 1)``),
+    each an expression, draw, array or callable evaluated in order, so a later
+    column may use an earlier one.
 
     Parameters
     ----------
-    formula : str
+    formula : str, optional
         ``"Y ~ expression"``; the expression may use the assignment variables, the
-        data's columns and draws such as ``normal()``.
+        data's columns and draws such as ``normal()``. Omit it for the column form.
     conditions : sequence or dict, optional
         Values of the single assignment variable (``[0, 1]`` by default), or a dict
         ``{variable: values}`` for several.
@@ -136,6 +164,9 @@ def potential_outcomes(formula: str, conditions: Any = None,
         Names of the assignment variables (default ``"Z"`` or the dict's keys).
     sep : str, default "_"
         Separator in the column names.
+    **columns
+        The column form: ``name=expression`` for each potential outcome column
+        (no ``formula``, ``conditions`` or ``assignment_variables`` then).
 
     Returns
     -------
@@ -146,7 +177,11 @@ def potential_outcomes(formula: str, conditions: Any = None,
     --------
     >>> potential_outcomes("Y ~ Z1 + Z2", conditions={"Z1": [0, 1], "Z2": [0, 1]}).names
     ['Y_Z1_0_Z2_0', 'Y_Z1_1_Z2_0', 'Y_Z1_0_Z2_1', 'Y_Z1_1_Z2_1']
+    >>> potential_outcomes(Y_Z_0="U", Y_Z_1="U + 1").names
+    ['Y_Z_0', 'Y_Z_1']
     """
+    if formula is None or columns:
+        return _column_form(formula, conditions, assignment_variables, sep, columns)
     _split_formula("potential_outcomes", formula)
     if isinstance(assignment_variables, str):
         assignment_variables = [assignment_variables]
@@ -179,6 +214,27 @@ def potential_outcomes(formula: str, conditions: Any = None,
     if not isinstance(sep, str):
         fail("potential_outcomes", "sep", sep, "a string")
     return PotentialOutcomes(formula, tuple(conds.items()), sep)
+
+
+def _column_form(formula: Any, conditions: Any, assignment_variables: Any, sep: Any,
+                 columns: dict[str, Any]) -> PotentialOutcomes:
+    """Check and build the column form of :func:`potential_outcomes`."""
+    if formula is not None:
+        fail("potential_outcomes", "formula", formula, "omitted when the potential outcome "
+             f"columns are given by name ({', '.join(columns)})")
+    if not columns:
+        fail("potential_outcomes", "formula", None, "a string 'Y ~ expression', or the "
+             "columns given by name (potential_outcomes(Y_Z_0='U', Y_Z_1='U + 1'))")
+    for arg, v in (("conditions", conditions), ("assignment_variables", assignment_variables)):
+        if v is not None:
+            fail("potential_outcomes", arg, v, "omitted in the column form (the column "
+                 "names say the conditions)")
+    for name in columns:
+        if not _NAME.match(name):
+            fail("potential_outcomes", name, name, "a valid column name")
+    if not isinstance(sep, str):
+        fail("potential_outcomes", "sep", sep, "a string")
+    return PotentialOutcomes(None, (), sep, tuple(columns.items()))
 
 
 @dataclass(frozen=True, repr=False, eq=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 import declaredesign as dd
-from declaredesign.estimate._protocol import batched, tidy_frame
+from declaredesign.estimate.protocol import register_estimator, tidy_frame
 
 
 def two_arm(n: int = 40, effect: float = 0.2) -> dd.Design:
@@ -41,7 +41,7 @@ def flaky(n: int = 20) -> dd.Design:
             + dd.declare_estimator(handler=_flaky, inquiry="ate", label="flaky"))
 
 
-def _fussy_kernel(batch, formula, **kwargs):
+def _fussy_kernel(batch, spec):
     """A batched kernel that fails in sims whose first U is high and warns when low."""
     first = np.searchsorted(batch.sim, np.arange(batch.n_sims))
     u = batch.columns["U"][first]
@@ -58,7 +58,7 @@ def _fussy_kernel(batch, formula, **kwargs):
     return out
 
 
-@batched(_fussy_kernel)
+@register_estimator(kernel=_fussy_kernel)
 def fussy(formula, data, **kwargs):
     """Standalone twin of the fussy kernel (never called in simulations)."""
     raise NotImplementedError

@@ -8,8 +8,9 @@ import importlib
 import pytest
 
 MODULES = ["declaredesign.fabricate._draws",
-           "declaredesign.fabricate._levels", "declaredesign.fabricate._outcomes",
-           "declaredesign.fabricate._resample"]
+           "declaredesign.fabricate._levels", "declaredesign.fabricate._multivariate",
+           "declaredesign.fabricate._outcomes",
+           "declaredesign.fabricate._resample", "declaredesign.fabricate._vectors"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -72,7 +72,10 @@ class VariablesStep(Step):
 
     def creates(self) -> set[str] | object:
         """Return the columns this step adds (:data:`UNKNOWN` when unknowable)."""
-        return set(self.variables)
+        names: set[str] = set()
+        for var, v in self.variables.items():
+            names |= _created(var, v)
+        return names
 
     def requires(self) -> set[str]:
         """Columns revealed outcomes are read from: their assignment variables."""
@@ -88,6 +91,15 @@ class VariablesStep(Step):
             raise DeclarationError(f"{self._declare_name()}: there is no data yet; declare a "
                                    "model (declare_model) before this step.")
         return add_variables(batch, self.variables, rng)
+
+
+def _created(var: str, value: Any) -> set[str]:
+    """Columns a variable adds: its name, or the columns of a multi-column generator."""
+    # potential_outcomes(...) or draw_multivariate(...) add their own columns.
+    if isinstance(value, PotentialOutcomes) or (
+            hasattr(value, "apply") and isinstance(getattr(value, "names", None), list)):
+        return set(value.names)
+    return {var}
 
 
 def add_variables(batch: Batch, variables: Mapping[str, Any], rng: np.random.Generator) -> Batch:
@@ -173,8 +185,7 @@ class ModelStep(Step):
             names.add(key)
             if isinstance(value, LevelSpec):
                 for var, v in value.variable_dict.items():
-                    # A potential_outcomes(...) inside a level adds its own columns.
-                    names |= set(v.names) if isinstance(v, PotentialOutcomes) else {var}
+                    names |= _created(var, v)
         return names
 
     def run(self, batch: Batch | None, rng: np.random.Generator, n_sims: int) -> Batch:
@@ -198,22 +209,35 @@ class _Shown:
 
 
 class PotentialOutcomesStep(Step):
-    """Potential outcomes from a formula (R: ``declare_potential_outcomes``)."""
+    """Potential outcomes (R: ``declare_potential_outcomes``).
+
+    From a formula (``"Y ~ 0.5 * Z + u"``), or in the column form, the columns by name
+    (``Y_Z_0="u", Y_Z_1="u + 0.5"``), as R's ``declare_potential_outcomes`` takes both.
+    """
 
     kind = "potential_outcomes"
     _params = ("formula", "conditions", "assignment_variables", "label")
 
     def __init__(self, formula: str | None = None, *, conditions: Any = None,
                  assignment_variables: Any = None, label: str | None = None, **kwargs: Any):
-        if not isinstance(formula, str):
-            fail("declare_potential_outcomes", "formula", formula,
-                 "a formula string such as 'Y ~ 0.5 * Z + u'")
         if "assignment" in kwargs:  # the ARCHITECTURE spelling
             assignment_variables = kwargs.pop("assignment")
-        if kwargs:
-            k = sorted(kwargs)[0]
-            fail("declare_potential_outcomes", k, kwargs[k],
-                 "one of formula, conditions, assignment_variables, label")
+        if kwargs.get("columns") is not None and isinstance(kwargs["columns"], dict):
+            kwargs = {**kwargs.pop("columns"), **kwargs}   # from get_params / replace
+        kwargs.pop("columns", None)
+        if formula is None and kwargs:
+            self.columns = dict(kwargs)
+        else:
+            if not isinstance(formula, str):
+                fail("declare_potential_outcomes", "formula", formula,
+                     "a formula string such as 'Y ~ 0.5 * Z + u', or the potential "
+                     "outcome columns by name (Y_Z_0='u', Y_Z_1='u + 0.5')")
+            if kwargs:
+                k = sorted(kwargs)[0]
+                fail("declare_potential_outcomes", k, kwargs[k],
+                     "one of formula, conditions, assignment_variables, label (or give "
+                     "the columns by name without a formula)")
+            self.columns = None
         self.formula = formula
         self.conditions = conditions
         self.assignment_variables = assignment_variables
@@ -223,17 +247,24 @@ class PotentialOutcomesStep(Step):
             kw["conditions"] = conditions
         if assignment_variables is not None:
             kw["assignment_variables"] = assignment_variables
-        self._po = potential_outcomes(formula, **kw)
+        self._po = potential_outcomes(formula, **kw, **(self.columns or {}))
         self._freeze()
 
     def get_params(self) -> dict[str, Any]:
         """Return the step's parameters as given at declaration."""
-        return {"formula": self.formula, "conditions": self.conditions,
-                "assignment_variables": self.assignment_variables, "label": self._label}
+        params = {"formula": self.formula, "conditions": self.conditions,
+                  "assignment_variables": self.assignment_variables, "label": self._label}
+        if self.columns is not None:
+            params["columns"] = dict(self.columns)
+        return params
 
     def _repr_items(self) -> list[tuple[str | None, Any]]:
-        items: list[tuple[str | None, Any]] = [(None, self.formula)]
-        items += [(k, v) for k, v in self.get_params().items() if k != "formula" and v is not None]
+        if self.columns is not None:
+            items: list[tuple[str | None, Any]] = list(self.columns.items())
+        else:
+            items = [(None, self.formula)]
+        items += [(k, v) for k, v in self.get_params().items()
+                  if k not in ("formula", "columns") and v is not None]
         return items
 
     def creates(self) -> set[str] | object:

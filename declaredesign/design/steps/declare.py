@@ -142,19 +142,24 @@ def declare_measurement(*, label: str | None = None, **variables: Any) -> Measur
     return MeasurementStep(variables, label=label)
 
 
-def declare_reveal(outcome_variables: str = "Y", assignment_variables: str = "Z", *,
+def declare_reveal(outcome_variables: Any = "Y", assignment_variables: Any = "Z", *,
                    label: str | None = None, handler: Any = None,
                    **kwargs: Any) -> MeasurementStep | MeasurementHandlerStep:
     """Reveal observed outcomes from potential outcomes (R: ``declare_reveal``).
 
-    With ``handler=f``, ``f(df, **kwargs)`` returns the dataset with the revealed
-    outcomes (it receives ``rng=`` when it accepts one).
+    ``outcome_variables`` and ``assignment_variables`` are a column name or a list of
+    them: ``declare_reveal("Y", ["M", "Z"])`` reads ``Y_M_<m>_Z_<z>`` (R:
+    ``declare_reveal(Y, assignment_variables = c("M", "Z"))``). With ``handler=f``,
+    ``f(df, **kwargs)`` returns the dataset with the revealed outcomes (it receives
+    ``rng=`` when it accepts one).
 
     Examples
     --------
     >>> import declaredesign as dd
     >>> dd.declare_reveal("Y", "Z").kind
     'measurement'
+    >>> dd.declare_reveal("Y", ["M", "Z"])
+    declare_measurement(Y=reveal_outcomes(outcome_variables='Y', assignment_variables=['M', 'Z']))
     """
     if handler is not None:
         return MeasurementHandlerStep(handler, label=label, **kwargs)
@@ -162,12 +167,15 @@ def declare_reveal(outcome_variables: str = "Y", assignment_variables: str = "Z"
         k = sorted(kwargs)[0]
         fail("declare_reveal", k, kwargs[k], "one of outcome_variables, assignment_variables, "
              "label, handler")
+    names = {}
     for arg, v in (("outcome_variables", outcome_variables),
                    ("assignment_variables", assignment_variables)):
-        if not isinstance(v, str) or not v.isidentifier():
-            fail("declare_reveal", arg, v, "a column name")
-    return MeasurementStep({outcome_variables: reveal_outcomes(
-        f"{outcome_variables} ~ {assignment_variables}")}, label=label)
+        vs = [v] if isinstance(v, str) else list(v) if isinstance(v, list | tuple) else [v]
+        if not vs or not all(isinstance(x, str) and x.isidentifier() for x in vs):
+            fail("declare_reveal", arg, v, "a column name or a list of column names")
+        names[arg] = vs
+    return MeasurementStep({y: reveal_outcomes(y, names["assignment_variables"])
+                            for y in names["outcome_variables"]}, label=label)
 
 
 def declare_step(handler: Any = None, *, label: str | None = None, **kwargs: Any) -> CustomStep:

@@ -1,109 +1,134 @@
-"""``glmer``: generalized linear mixed models as lme4 fits and broom.mixed reports them."""
+"""``glmer``: generalized linear mixed models as lme4 fits and broom.mixed reports them.
+
+This module holds the estimator: its argument spec (:class:`GlmerSpec`, validated
+once by :func:`parse_glmer`), the public :func:`glmer`, the fit (:class:`GlmerFit`)
+and the batched kernel (:func:`glmer_kernel`) registered with
+:mod:`declaredesign.estimate.protocol`. The maths lives in :mod:`.pirls` (the
+general fit), :mod:`.families` and :mod:`.random_intercept_glmm` (the batched path).
+
+The kernel fits one random intercept ``(1 | g)`` with a numeric fixed part (offsets
+and a ``cbind`` response allowed), Laplace or adaptive Gauss-Hermite, for a whole
+batch at once; it declines every other formula, and every simulation it cannot
+settle (rank-deficient fixed effects, fewer than two groups, boundary or singular
+fits, non-positive Hessians), which the protocol's per-simulation fallback then
+fits with :func:`glmer`.
+"""
 
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..._validation import fail
+from ...batch import Batch
 from ...errors import EstimationError, FitWarning, FormulaError
-from .._protocol import batched
-from ._formula import (
-    LmerFormula,
-    _split_terms,
-    _strip_outer,
-    fixed_matrix,
-    parse_lmer_formula,
-    term_matrix,
+from ...groups import GroupIndex
+from ..protocol import KernelResult, empty_tidy, register_estimator
+from .bars import LHS_PLACEHOLDER, GlmerFormula
+from .families import Family, make_family
+from .merfit import (
+    SINGULAR_MESSAGE,
+    VARCORR_COLUMNS,
+    FixedEffectRows,
+    MerFitMixin,
+    check_keywords,
+    check_levels,
+    complete_rows,
+    drop_rank_deficient,
+    dropped_message,
+    fit_quietly,
+    full_rank,
+    is_singular,
+    ran_pars_table,
+    variance_components,
 )
-from ._glmm import GLMM, Family, conv_messages, make_family
-from ._merfit import MerFitMixin
+from .model_matrices import build_reterms, fixed_matrix, term_matrix
+from .pirls import GLMM, conv_messages
+from .random_intercept_glmm import Stacked, ri_glmer_fit
 
-__all__ = ["glmer", "GlmerFit"]
+__all__ = ["glmer", "GlmerFit", "GlmerSpec", "parse_glmer", "glmer_kernel"]
 
-_SINGULAR_TOL = 1e-4
-_SINGULAR_MSG = "boundary (singular) fit: see help('isSingular')"
-_LHS = "_dd_lhs_"
-
-
-# --------------------------------------------------------------------- parsing
-class GlmerFormula:
-    """An lme4 formula split for glmer: response (maybe ``cbind``), offsets, fixed, bars."""
-
-    def __init__(self, formula: str, func: str = "glmer"):
-        f = parse_lmer_formula(formula)
-        self.bars = f.bars
-        self.response = f.response
-        resp = _strip_call(f.response, "cbind")
-        if resp is not None:
-            parts = _split_args(resp)
-            if len(parts) != 2:
-                raise FormulaError(f"{func}(formula={formula!r}): cbind() needs two "
-                                   f"arguments (successes, failures); got {f.response!r}.")
-            self.cbind: tuple[str, str] | None = (parts[0], parts[1])
-        else:
-            self.cbind = None
-        fixed, offsets = [], []
-        for sign, term in _split_terms(f.fixed):
-            inner = _strip_call(term, "offset")
-            if inner is not None:
-                if sign == "-":
-                    raise FormulaError(f"{func}(formula={formula!r}): an offset cannot be "
-                                       "subtracted.")
-                offsets.append(inner)
-            else:
-                fixed.append(term if sign == "+" else f"- {term}")
-        if not fixed:
-            fixed = ["1"]
-        elif all(t.startswith("-") for t in fixed):
-            fixed = ["1", *fixed]
-        self.offsets = offsets
-        self.fixed = " + ".join(fixed).replace("+ -", "-")
-        self.lmer = LmerFormula(response=_LHS, fixed=self.fixed, bars=f.bars)
-
-    def __repr__(self) -> str:
-        off = "".join(f" + offset({o})" for o in self.offsets)
-        bars = " + ".join(f"({b.expr} | {b.group_name})" for b in self.bars)
-        return f"{self.response} ~ {self.fixed}{off} + {bars}"
-
-    def variables(self) -> list[str]:
-        """Data columns the formula reads (fixed, random, response, offsets, groups)."""
-        from ..model_frame import formula_variables
-
-        exprs = [f"{_LHS} ~ {self.fixed}"] + [f"{_LHS} ~ {b.expr}" for b in self.bars]
-        resp = list(self.cbind) if self.cbind else [self.response]
-        exprs += [f"{_LHS} ~ 0 + I({e})" for e in [*resp, *self.offsets]]
-        cols: set[str] = set()
-        for e in exprs:
-            cols |= set(formula_variables(e)[1])
-        for b in self.bars:
-            cols |= set(b.group)
-        return sorted(cols - {_LHS})
+_KEYWORDS = ("family", "link", "nAGQ", "conf_level")
 
 
-def _strip_call(text: str, name: str) -> str | None:
-    t = text.strip()
-    if not t.startswith(name):
-        return None
-    return _strip_outer(t[len(name):])
+# ------------------------------------------------------------------ arguments
+@dataclass(frozen=True)
+class GlmerSpec:
+    """:func:`glmer`'s arguments, validated once; feeds the standalone fit and the kernel.
+
+    Parameters
+    ----------
+    formula : str
+    parsed : GlmerFormula
+        Response (maybe ``cbind``), offsets, fixed part and bars.
+    variables : tuple of str
+        Data columns the formula reads.
+    family : Family
+        Family and link.
+    nAGQ : int
+    conf_level : float
+    """
+
+    formula: str
+    parsed: GlmerFormula
+    variables: tuple[str, ...]
+    family: Family
+    nAGQ: int = 1
+    conf_level: float = 0.95
+
+    @property
+    def outcome(self) -> str:
+        """The response as written (left of ``~``), for the rows of a failed fit."""
+        return self.parsed.response
 
 
-def _split_args(text: str) -> list[str]:
-    out, depth, cur = [], 0, []
-    for ch in text:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur).strip())
-    return out
+def parse_glmer(formula: str, **kwargs: Any) -> GlmerSpec:
+    """Validate :func:`glmer`'s arguments (all but the data) into a :class:`GlmerSpec`.
+
+    Parameters
+    ----------
+    formula : str
+    **kwargs
+        ``family``, ``link``, ``nAGQ``, ``conf_level``.
+
+    Returns
+    -------
+    GlmerSpec
+
+    Raises
+    ------
+    DeclarationError
+        Naming the argument: a bad value, or a keyword glmer does not take.
+    FormulaError
+        A formula lme4 would not read.
+    """
+    func = "glmer"
+    check_keywords(func, kwargs, _KEYWORDS)
+    nAGQ = kwargs.get("nAGQ", 1)
+    conf_level = kwargs.get("conf_level", 0.95)
+    if not isinstance(formula, str):
+        fail(func, "formula", formula, "a string such as 'y ~ x + (1 | g)'")
+    fam = make_family(func, kwargs.get("family", "binomial"), kwargs.get("link"))
+    if isinstance(nAGQ, bool) or not isinstance(nAGQ, int | np.integer) or \
+            not 0 <= nAGQ <= 100:
+        fail(func, "nAGQ", nAGQ, "an integer between 0 and 100")
+    if not (isinstance(conf_level, float | int) and 0 < conf_level < 1):
+        fail(func, "conf_level", conf_level, "a number in (0, 1)")
+    parsed = GlmerFormula(formula, func)
+    return GlmerSpec(formula, parsed, tuple(parsed.variables()), fam, int(nAGQ),
+                     float(conf_level))
+
+
+def _check_columns(spec: GlmerSpec, names) -> None:
+    missing = [c for c in spec.variables if c not in names]
+    if missing:
+        raise FormulaError(f"glmer(formula={spec.parsed!r}): column(s) "
+                           f"{', '.join(map(repr, missing))} not found in the data.")
 
 
 def _eval(expr: str, data) -> np.ndarray:
@@ -185,6 +210,7 @@ class GlmerFit(MerFitMixin):
         self.conf_level = 0.95
 
     def __repr__(self) -> str:
+        """Show the formula, the criterion and the sizes."""
         return (f"<GlmerFit {self.formula!r} family={self.family}({self.link}) "
                 f"nAGQ={self.nAGQ}: nobs={self.nobs}, ngrps={self.ngrps}>")
 
@@ -222,8 +248,6 @@ class GlmerFit(MerFitMixin):
         Fixed-effect rows are Wald z tests (``df`` is infinite), random-effect rows
         ``sd__(Intercept)`` / ``cor__(Intercept).x`` per grouping factor.
         """
-        from .lmer import ran_pars_table
-
         if isinstance(effects, str):
             effects = (effects,)
         parts = []
@@ -248,41 +272,9 @@ class GlmerFit(MerFitMixin):
         return out
 
 
+
+
 # ---------------------------------------------------------------------- fitting
-def _check_common(func, formula, family, link, nAGQ, conf_level):
-    if not isinstance(formula, str):
-        fail(func, "formula", formula, "a string such as 'y ~ x + (1 | g)'")
-    fam = make_family(func, family, link)
-    if isinstance(nAGQ, bool) or not isinstance(nAGQ, int | np.integer) or \
-            not 0 <= nAGQ <= 100:
-        fail(func, "nAGQ", nAGQ, "an integer between 0 and 100")
-    if not (isinstance(conf_level, float | int) and 0 < conf_level < 1):
-        fail(func, "conf_level", conf_level, "a number in (0, 1)")
-    return fam
-
-
-def _prepare(gf: GlmerFormula, data, fam: Family, func: str = "glmer"):
-    """Complete rows, response, weights, offset and full-rank X of one dataset."""
-    from .lmer import _drop_rank_deficient
-
-    cols = gf.variables()
-    missing = [c for c in cols if c not in data.columns]
-    if missing:
-        raise FormulaError(f"{func}(formula={gf!r}): column(s) "
-                           f"{', '.join(map(repr, missing))} not found in the data.")
-    keep = ~data[cols].isna().any(axis=1).to_numpy()
-    d = data.loc[keep, cols].reset_index(drop=True) if not keep.all() else data[cols]
-    dd = {c: d[c].to_numpy() for c in cols}
-    y, wt = _response(gf, dd, fam)
-    dd[_LHS] = y
-    _, X, xnames = fixed_matrix(gf.lmer, dd, func=func)
-    offset = np.zeros(len(y))
-    for o in gf.offsets:
-        offset += _eval(o, dd)
-    X, xnames, dropped = _drop_rank_deficient(X, xnames)
-    return d, y, wt, offset, X, xnames, dropped
-
-
 def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson"] = "binomial",
           link: str | None = None, nAGQ: int = 1, *, conf_level: float = 0.95) -> GlmerFit:
     """Fit a generalized linear mixed model, as ``lme4::glmer``.
@@ -296,6 +288,7 @@ def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson
     data : pandas.DataFrame
         Rows with a missing value in a used column are dropped (R's na.omit).
     family : {"binomial", "poisson"}
+        The response's distribution.
     link : str, optional
         ``"logit"`` (default) or ``"probit"`` for binomial, ``"log"`` for Poisson.
     nAGQ : int, default 1
@@ -321,42 +314,63 @@ def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson
     >>> list(fit.tidy()["term"])
     ['(Intercept)', 'x', 'sd__(Intercept)']
     """
-    from ._pls import build_reterms
-
-    func = "glmer"
-    fam = _check_common(func, formula, family, link, nAGQ, conf_level)
+    spec = parse_glmer(formula, family=family, link=link, nAGQ=nAGQ, conf_level=conf_level)
     if not isinstance(data, pd.DataFrame):
-        fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
-    gf = GlmerFormula(formula, func)
-    d, y, wt, offset, X, xnames, dropped = _prepare(gf, data, fam, func)
+        fail("glmer", "data", data, "a pandas DataFrame", shown=type(data).__name__)
+    return fit_glmer(spec, data)
+
+
+def _prepare(spec: GlmerSpec, data: pd.DataFrame):
+    """Complete rows, response, weights, offset and full-rank X of one dataset."""
+    _check_columns(spec, data.columns)
+    cols = list(spec.variables)
+    keep = ~data[cols].isna().any(axis=1).to_numpy()
+    d = data.loc[keep, cols].reset_index(drop=True) if not keep.all() else data[cols]
+    dd = {c: d[c].to_numpy() for c in cols}
+    y, wt = _response(spec.parsed, dd, spec.family)
+    dd[LHS_PLACEHOLDER] = y
+    _, X, xnames = fixed_matrix(spec.parsed.lmer, dd, func="glmer")
+    offset = np.zeros(len(y))
+    for o in spec.parsed.offsets:
+        offset += _eval(o, dd)
+    X, xnames, dropped = drop_rank_deficient(X, xnames)
+    return d, y, wt, offset, X, xnames, dropped
+
+
+def fit_glmer(spec: GlmerSpec, data: pd.DataFrame) -> GlmerFit:
+    """Fit a validated spec to one DataFrame (what :func:`glmer` runs).
+
+    Parameters
+    ----------
+    spec : GlmerSpec
+    data : pandas.DataFrame
+
+    Returns
+    -------
+    GlmerFit
+    """
+    nAGQ = spec.nAGQ
+    d, y, wt, offset, X, xnames, dropped = _prepare(spec, data)
     messages = []
     if dropped:
-        messages.append(f"fixed-effect model matrix is rank deficient so dropping "
-                        f"{len(dropped)} column(s): {', '.join(dropped)}")
-        warnings.warn(f"glmer: {messages[-1]}", FitWarning, stacklevel=2)
-    re = build_reterms(gf.bars, d)
+        messages.append(dropped_message(dropped))
+        warnings.warn(f"glmer: {messages[-1]}", FitWarning, stacklevel=3)
+    re = build_reterms(spec.parsed.bars, d)
     n = X.shape[0]
-    for t in re.terms:
-        if t.nl < 2:
-            raise EstimationError(f"glmer: grouping factor {t.group!r} must have > 1 sampled "
-                                  f"level; got {t.nl}.")
-        if t.nl >= n:
-            raise EstimationError(
-                f"glmer: number of levels of each grouping factor must be < number of "
-                f"observations (grouping factor {t.group!r} has {t.nl} levels, {n} rows).")
+    check_levels("glmer", re, n)
     if nAGQ > 1 and not (len(re.terms) == 1 and re.terms[0].k == 1):
         raise EstimationError("glmer: nAGQ > 1 is only available for models with a single, "
                               "scalar random-effects term.")
-    m = GLMM(X, y, wt, offset, re, fam)
-    par, crit, H, g = m.fit(int(nAGQ))
+    m = GLMM(X, y, wt, offset, re, spec.family)
+    par, crit, H, g = m.fit(nAGQ)
     if H is not None and n <= 10000:
         # lme4's convergence checks (checkConv) on the final derivatives
         messages.extend(conv_messages(g, H, re.theta0.size))
-    fit = _assemble(m, gf, xnames, par, crit, H, int(nAGQ), messages)
+    fit = _assemble(m, spec.parsed, xnames, par, crit, H, nAGQ, messages)
     for msg in fit.messages[len(dropped) > 0:]:
-        warnings.warn(f"glmer: {msg}", FitWarning, stacklevel=2)
+        warnings.warn(f"glmer: {msg}", FitWarning, stacklevel=3)
     fit.dropped = dropped
-    fit.conf_level = float(conf_level)
+    fit.conf_level = spec.conf_level
     return fit
 
 
@@ -395,35 +409,15 @@ def _assemble(m: GLMM, gf: GlmerFormula, xnames, par, crit, H, nAGQ, messages) -
     re = m.re
     nt = re.theta0.size
     theta = par[:nt]
-    singular = bool(np.any(theta[re.lower == 0] < _SINGULAR_TOL))
+    singular = is_singular(re, theta)
     if singular:
-        messages.append(_SINGULAR_MSG)
+        messages.append(SINGULAR_MESSAGE)
     beta = par[nt:]
     V = _vcov(m, par, H, nAGQ)
     u, eta, *_ = m.pirls_u(theta, beta)
     deviance = float(np.sum(m.fam.dev_resid(m.y, m.fam.linkinv(eta), m.wt)))
-    rows, ranef, off = [], {}, 0
-    seen: dict[str, int] = {}
-    for t, T in zip(re.terms, re.T_list(theta), strict=True):
-        c = seen.get(t.group, 0)
-        label = t.group if c == 0 else f"{t.group}.{c}"
-        seen[t.group] = c + 1
-        Sig = T @ T.T
-        sd = np.sqrt(np.diag(Sig))
-        for i in range(t.k):
-            rows.append((label, t.cnames[i], None, Sig[i, i], sd[i]))
-        for j in range(t.k):
-            for i in range(j + 1, t.k):
-                cor = Sig[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                rows.append((label, t.cnames[j], t.cnames[i], Sig[i, j], cor))
-        b = u[off:off + t.k * t.nl].reshape(t.nl, t.k) @ T.T
-        frame = pd.DataFrame(b, index=pd.Index(t.levels, name=t.group), columns=t.cnames)
-        ranef[t.group] = frame if t.group not in ranef else ranef[t.group].join(frame)
-        off += t.k * t.nl
-    varcorr = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-    ngrps: dict[str, int] = {}
-    for t in re.terms:
-        ngrps.setdefault(t.group, t.nl)
+    rows, ranef, ngrps = variance_components(re, theta, u)
+    varcorr = pd.DataFrame(rows, columns=VARCORR_COLUMNS)
     return GlmerFit(formula=repr(gf), response=gf.response, family=m.fam.family,
                     link=m.fam.link, nAGQ=nAGQ,
                     fixef=pd.Series(beta, index=xnames, dtype=float),
@@ -432,14 +426,110 @@ def _assemble(m: GLMM, gf: GlmerFormula, xnames, par, crit, H, nAGQ, messages) -
                     varcorr=varcorr, ranef=ranef, is_singular=singular, messages=messages)
 
 
+def _design_fit(spec: GlmerSpec, data: pd.DataFrame) -> FixedEffectRows:
+    """Fit one simulation for the per-simulation fallback (fixed-effect rows, messages)."""
+    return FixedEffectRows(fit_quietly("glmer", lambda: fit_glmer(spec, data)),
+                           spec.conf_level)
+
+
 # ------------------------------------------------------------------ batched kernel
-def _glmer_batched(batch, formula: str, family: str = "binomial", link: str | None = None,
-                   nAGQ: int = 1, *, conf_level: float = 0.95) -> pd.DataFrame:
-    """Batched kernel of :func:`glmer` (see :func:`._glmer_kernel.glmer_kernel`)."""
-    from ._glmer_kernel import glmer_kernel
+def glmer_kernel(batch: Batch, spec: GlmerSpec) -> KernelResult:
+    """Fixed-effect rows of ``glmer`` for every simulation of ``batch`` it can fit at once.
 
-    return glmer_kernel(batch, formula, family=family, link=link, nAGQ=nAGQ,
-                        conf_level=conf_level)
+    Parameters
+    ----------
+    batch : Batch
+    spec : GlmerSpec
+
+    Returns
+    -------
+    KernelResult
+        Rows with ``sim``, the tidy columns, ``error`` and ``warning`` (lme4's
+        convergence messages); the simulations it declines, with the reason, in
+        ``fallback``.
+    """
+    _check_columns(spec, batch.names)
+    if batch.n_sims == 0:
+        return KernelResult(empty_tidy(with_messages=True))
+    bars = spec.parsed.bars
+    fast = (len(bars) == 1 and bars[0].expr.strip() == "1" and len(bars[0].group) == 1
+            and spec.nAGQ >= 1)
+    gcol = bars[0].group[0] if fast else None
+    if fast:
+        fast = all(batch[c].dtype.kind in "biuf" for c in spec.variables if c != gcol)
+    if not fast:
+        return _decline(range(batch.n_sims), "glmer: no batched path for this formula")
+    return _fast_path(batch, spec, gcol)
 
 
-glmer = batched(_glmer_batched)(glmer)
+def _decline(sims, reason: str) -> KernelResult:
+    return KernelResult(empty_tidy(with_messages=True), {int(s): reason for s in sims})
+
+
+def _stacked_data(batch: Batch, spec: GlmerSpec, gcol: str):
+    cols, ok, sim = complete_rows(batch, list(spec.variables))
+    y, wt = _response(spec.parsed, cols, spec.family)
+    cols[LHS_PLACEHOLDER] = y
+    _, X, names = fixed_matrix(spec.parsed.lmer, cols, func="glmer")
+    offset = np.zeros(y.size)
+    for o in spec.parsed.offsets:
+        offset += _eval(o, cols)
+    g = batch.groups(gcol) if ok.all() else \
+        GroupIndex.from_keys(sim, batch.n_sims, cols[gcol])
+    return X, y, wt, offset, sim, g, names
+
+
+def _fast_path(batch: Batch, spec: GlmerSpec, gcol: str) -> KernelResult:
+    S = batch.n_sims
+    try:
+        X, y, wt, offset, sim, g, names = _stacked_data(batch, spec, gcol)
+    except Exception:  # noqa: BLE001 -- a bad response in some simulation: each fit says which
+        return _decline(range(S), "glmer: the response needs checking one simulation at a time")
+    p = X.shape[1]
+    gcode, gsim = g.codes, g.group_sim
+    ngrps = np.bincount(gsim, minlength=S)
+    nobs = np.bincount(sim, minlength=S)
+    # Full column rank per simulation and at least two groups (fewer than rows).
+    XtX = np.zeros((S, p, p))
+    np.add.at(XtX, sim, X[:, :, None] * X[:, None, :])
+    good = full_rank(XtX) & (ngrps >= 2) & (ngrps < nobs)
+    declined = dict.fromkeys(np.flatnonzero(~good).tolist(),
+                             "glmer: rank-deficient fixed effects or too few groups")
+    keep = np.flatnonzero(good)
+    if not keep.size:
+        return KernelResult(empty_tidy(with_messages=True), declined)
+    pos = np.full(S, -1)
+    pos[keep] = np.arange(keep.size)
+    rm = pos[sim] >= 0
+    gpos = np.full(gsim.size, -1)
+    gm = pos[gsim] >= 0
+    gpos[gm] = np.arange(int(gm.sum()))
+    st = Stacked(X[rm], y[rm], wt[rm], offset[rm], pos[sim[rm]], gpos[gcode[rm]],
+                 pos[gsim[gm]], keep.size, spec.family)
+    with np.errstate(all="ignore"):
+        res = ri_glmer_fit(st, spec.nAGQ)
+    done = res["ok"]
+    declined.update(dict.fromkeys(keep[~done].tolist(),
+                                  "glmer: the batched fit did not settle (boundary, Hessian)"))
+    tidy = _rows(keep[done], names, res["beta"][done], res["vcov"][done], spec,
+                 res["messages"][done])
+    return KernelResult(tidy, declined)
+
+
+def _rows(sims, names, est, V, spec: GlmerSpec, messages) -> pd.DataFrame:
+    S, p = est.shape
+    se = np.sqrt(np.diagonal(V, axis1=1, axis2=2))
+    z = est / se
+    crit = stats.norm.ppf(1 - (1 - spec.conf_level) / 2)
+    return pd.DataFrame({
+        "sim": np.repeat(sims, p),
+        "term": np.tile(np.asarray(names, dtype=object), S),
+        "estimate": est.ravel(), "std_error": se.ravel(), "statistic": z.ravel(),
+        "p_value": (2 * stats.norm.sf(np.abs(z))).ravel(),
+        "conf_low": (est - crit * se).ravel(), "conf_high": (est + crit * se).ravel(),
+        "df": np.inf, "outcome": spec.outcome, "error": None,
+        "warning": np.repeat(messages, p),
+    })
+
+
+register_estimator(glmer, parse=parse_glmer, fit=_design_fit, kernel=glmer_kernel)

@@ -1,57 +1,158 @@
-"""``lmer``: linear mixed models as lme4 + lmerTest + broom.mixed fit and report them."""
+"""``lmer``: linear mixed models as lme4 + lmerTest + broom.mixed fit and report them.
+
+This module holds the estimator: its argument spec (:class:`LmerSpec`, validated
+once by :func:`parse_lmer`), the public :func:`lmer`, the fit (:class:`LmerFit`) and
+the batched kernel (:func:`lmer_kernel`) registered with
+:mod:`declaredesign.estimate.protocol`. The maths lives in modules named for it:
+:mod:`.pls` (the general fit), :mod:`.satterthwaite`, :mod:`.kenward_roger`,
+:mod:`.random_intercept` and :mod:`.nested_intercepts` (the batched paths).
+
+The kernel fits one random intercept ``(1 | g)`` (Satterthwaite or Kenward-Roger df)
+and nested intercepts ``(1 | a/b)`` (Satterthwaite) with a numeric fixed part for a
+whole batch at once; it declines every other formula, and every simulation its paths
+cannot take (rank-deficient fixed effects, fewer than two groups, as many groups as
+rows), which the protocol's per-simulation fallback then fits with :func:`lmer`.
+"""
 
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 from scipy import stats
 
 from ..._validation import check_one_of, fail
+from ...batch import Batch
 from ...errors import EstimationError, FitWarning, FormulaError
-from .._protocol import batched
-from ._formula import LmerFormula, fixed_matrix, parse_lmer_formula
-from ._merfit import MerFitMixin
-from ._pls import PLS, build_reterms, richardson_hessian, richardson_jacobian
+from ..protocol import KernelResult, empty_tidy, register_estimator
+from .bars import LmerFormula, parse_lmer_formula
+from .kenward_roger import contest_kenward_roger, kenward_roger
+from .merfit import (
+    SINGULAR_MESSAGE,
+    VARCORR_COLUMNS,
+    FixedEffectRows,
+    MerFitMixin,
+    check_keywords,
+    check_levels,
+    complete_rows,
+    drop_rank_deficient,
+    dropped_message,
+    fit_quietly,
+    full_rank,
+    is_singular,
+    ran_pars_table,
+    singular_rows,
+    variance_components,
+)
+from .model_matrices import build_reterms, fixed_matrix
+from .nested_intercepts import nested_fit
+from .pls import PLS
+from .random_intercept import RIStats, ri_fit, ri_kenward_roger
+from .random_intercepts import InterceptLayout, intercept_layout, layout_statistics, resolve_layout
+from .satterthwaite import contest_satterthwaite, satterthwaite
 
-__all__ = ["lmer", "LmerFit"]
+__all__ = ["lmer", "LmerFit", "LmerSpec", "parse_lmer", "lmer_kernel"]
 
 DDF = Literal["Satterthwaite", "Kenward-Roger", "residual", "asymptotic", "lme4"]
 _DDF_OPTIONS = ("Satterthwaite", "Kenward-Roger", "residual", "asymptotic", "lme4")
-_SINGULAR_TOL = 1e-4  # lme4's isSingular default
+_KEYWORDS = ("REML", "ddf", "conf_level")
 
 
-def _check_common(func, formula, REML, ddf, conf_level):
+# ------------------------------------------------------------------ arguments
+@dataclass(frozen=True)
+class LmerSpec:
+    """:func:`lmer`'s arguments, validated once; feeds the standalone fit and the kernel.
+
+    Parameters
+    ----------
+    formula : str
+    parsed : LmerFormula
+        The formula split into response, fixed part and bars.
+    variables : tuple of str
+        Data columns the formula reads.
+    REML : bool
+    ddf : str
+    conf_level : float
+    """
+
+    formula: str
+    parsed: LmerFormula
+    variables: tuple[str, ...]
+    REML: bool = True
+    ddf: str = "Satterthwaite"
+    conf_level: float = 0.95
+
+    @property
+    def outcome(self) -> str:
+        """The response (left of ``~``), for the rows of a failed fit."""
+        return self.parsed.response
+
+
+def parse_lmer(formula: str, **kwargs: Any) -> LmerSpec:
+    """Validate :func:`lmer`'s arguments (all but the data) into an :class:`LmerSpec`.
+
+    Parameters
+    ----------
+    formula : str
+    **kwargs
+        ``REML``, ``ddf``, ``conf_level`` as :func:`lmer` takes them.
+
+    Returns
+    -------
+    LmerSpec
+
+    Raises
+    ------
+    DeclarationError
+        Naming the argument: a bad value, or a keyword lmer does not take.
+    FormulaError
+        A formula lme4 would not read.
+    """
+    func = "lmer"
+    check_keywords(func, kwargs, _KEYWORDS)
+    REML = kwargs.get("REML", True)
+    ddf = kwargs.get("ddf", "Satterthwaite")
+    conf_level = kwargs.get("conf_level", 0.95)
     if not isinstance(formula, str):
         fail(func, "formula", formula, "a string such as 'y ~ x + (1 | g)'")
-    if not isinstance(REML, (bool, np.bool_)):
+    if not isinstance(REML, bool | np.bool_):
         fail(func, "REML", REML, "True or False")
     check_one_of(func, "ddf", ddf, _DDF_OPTIONS)
     if not (isinstance(conf_level, float | int) and 0 < conf_level < 1):
         fail(func, "conf_level", conf_level, "a number in (0, 1)")
+    parsed = parse_lmer_formula(formula)
+    return LmerSpec(formula, parsed, tuple(parsed.variables(func)), bool(REML), ddf,
+                    float(conf_level))
 
 
-def _needed_columns(f: LmerFormula, data_cols) -> list[str]:
-    import formulaic
-
-    cols = set()
-    for rhs in [f.fixed_formula] + [b.expr for b in f.bars]:
-        try:
-            spec = formulaic.Formula(rhs)
-        except Exception as e:
-            raise FormulaError(f"lmer(formula=...): cannot parse {rhs!r}: {e}") from e
-        cols |= {str(v) for v in spec.required_variables}
-    for b in f.bars:
-        cols |= set(b.group)
-    missing = sorted(c for c in cols if c not in data_cols)
+def _check_columns(spec: LmerSpec, names) -> None:
+    missing = sorted(c for c in spec.variables if c not in names)
     if missing:
         raise FormulaError(
-            f"lmer(formula={f.fixed_formula!r} + random terms): column(s) "
+            f"lmer(formula={spec.parsed.fixed_formula!r} + random terms): column(s) "
             f"{', '.join(map(repr, missing))} not found in the data.")
-    return sorted(cols)
+
+
+def wald_columns(est, se, df, ddf: str, level: float):
+    """T (or normal) statistics, p-values and interval bounds of fixed effects.
+
+    ``"asymptotic"`` and ``"lme4"`` use normal quantiles, ``"lme4"`` gives no p-value
+    (as broom.mixed on a plain lme4 fit); the others use t with ``df``.
+    """
+    stat = est / se
+    q = 1 - (1 - level) / 2
+    if ddf in ("asymptotic", "lme4"):
+        crit = stats.norm.ppf(q)
+        p = 2 * stats.norm.sf(np.abs(stat)) if ddf == "asymptotic" else \
+            np.full_like(est, np.nan)
+    else:
+        crit = stats.t.ppf(q, df)
+        p = 2 * stats.t.sf(np.abs(stat), df)
+    return stat, p, est - crit * se, est + crit * se
+
 
 
 class LmerFit(MerFitMixin):
@@ -101,6 +202,7 @@ class LmerFit(MerFitMixin):
         self.conf_level = 0.95
 
     def __repr__(self) -> str:
+        """Show the formula, the criterion and the sizes."""
         kind = "REML" if self.REML else "ML"
         return f"<LmerFit {self.formula!r} fit by {kind}: nobs={self.nobs}, ngrps={self.ngrps}>"
 
@@ -147,6 +249,8 @@ class LmerFit(MerFitMixin):
         ----------
         L : array_like, shape (q, p)
             Contrast rows over the fixed effects.
+        ddf : {"Satterthwaite", "Kenward-Roger"}, optional
+            Default: the fit's ``ddf``.
 
         Returns
         -------
@@ -156,46 +260,14 @@ class LmerFit(MerFitMixin):
         check_one_of("LmerFit.contest", "ddf", ddf, ("Satterthwaite", "Kenward-Roger"))
         L = np.atleast_2d(np.asarray(L, dtype=float))
         beta = self.fixef.to_numpy()
-        p = beta.size
         if ddf == "Kenward-Roger":
-            from ._kr import _lb_ddf
-
             PhiA, _, P, W = self._kenward_roger()
-            q = np.linalg.matrix_rank(L)
-            if q > 1:
-                # pbkrtest scales F for q > 1; only single-df tests are provided.
-                raise EstimationError("lmer: multi-df Kenward-Roger F tests are not "
-                                      "implemented; use ddf='Satterthwaite'.")
-            Lb = L @ beta
-            F = float(Lb @ np.linalg.solve(L @ PhiA @ L.T, Lb))
-            den = _lb_ddf(L, self.vcov.to_numpy(), P, W)
-            return dict(F=F, NumDF=1, DenDF=den, p_value=float(stats.f.sf(F, 1, den)))
-        V = self.vcov.to_numpy()
-        VL = L @ V @ L.T
-        d, P = np.linalg.eigh(VL)
-        d, P = d[::-1], P[:, ::-1]
-        q = int(np.sum(d > max(np.sqrt(np.finfo(float).eps) * d[0], 0)))
-        PtL = (P.T @ L)[:q]
-        J = self._jac_vcov.reshape(p, p, -1)
-        t2 = (PtL @ beta) ** 2 / d[:q]
-        F = float(t2.sum() / q)
-        nu = np.empty(q)
-        for m in range(q):
-            g = np.einsum("i,ijk,j->k", PtL[m], J, PtL[m])
-            nu[m] = 2 * d[m] ** 2 / (g @ self._vcov_varpar @ g)
-        if q == 1:
-            den = nu[0]
-        elif np.all(np.abs(np.diff(nu)) < 1e-8):
-            den = float(nu.mean())
-        elif np.any(nu <= 2):
-            den = 2.0
-        else:
-            E = np.sum(nu / (nu - 2))
-            den = float(2 * E / (E - q))
-        return dict(F=F, NumDF=q, DenDF=float(den), p_value=float(stats.f.sf(F, q, den)))
+            return contest_kenward_roger(L, beta, PhiA, self.vcov.to_numpy(), P, W)
+        return contest_satterthwaite(L, beta, self.vcov.to_numpy(), self._jac_vcov,
+                                     self._vcov_varpar)
 
     def anova(self, ddf: str | None = None) -> pd.DataFrame:
-        """lmerTest's ``anova(fit)`` F tests for each fixed-effect term.
+        """LmerTest's ``anova(fit)`` F tests for each fixed-effect term.
 
         Each term's coefficients are tested jointly, which is lmerTest's type
         III test when no other term contains it (no interactions with it).
@@ -233,8 +305,6 @@ class LmerFit(MerFitMixin):
             if self._pls is None:
                 raise EstimationError("lmer: this fit holds no model matrices for "
                                       "Kenward-Roger.")
-            from ._kr import kenward_roger
-
             self._kr = kenward_roger(self._pls, self.theta, self.sigma, self.vcov.to_numpy())
         return self._kr
 
@@ -267,20 +337,12 @@ class LmerFit(MerFitMixin):
             V = self._kenward_roger()[0] if ddf == "Kenward-Roger" else self.vcov.to_numpy()
             se = np.sqrt(np.diag(V))
             df = self.df(ddf).to_numpy()
-            stat = est / se
             level = self.conf_level if conf_level is None else conf_level
-            q = 1 - (1 - level) / 2
-            if ddf in ("asymptotic", "lme4"):
-                crit = stats.norm.ppf(q)
-                p = 2 * stats.norm.sf(np.abs(stat)) if ddf == "asymptotic" else \
-                    np.full_like(est, np.nan)
-            else:
-                crit = stats.t.ppf(q, df)
-                p = 2 * stats.t.sf(np.abs(stat), df)
+            stat, p, lo, hi = wald_columns(est, se, df, ddf, level)
             parts.append(pd.DataFrame({
                 "effect": "fixed", "group": None, "term": self.fixef.index.to_numpy(),
                 "estimate": est, "std_error": se, "statistic": stat, "df": df, "p_value": p,
-                "conf_low": est - crit * se, "conf_high": est + crit * se}))
+                "conf_low": lo, "conf_high": hi}))
         if "ran_pars" in effects:
             parts.append(ran_pars_table(self._varcorr))
         out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -290,61 +352,7 @@ class LmerFit(MerFitMixin):
         return out
 
 
-def ran_pars_table(varcorr: pd.DataFrame) -> pd.DataFrame:
-    """broom.mixed's ``ran_pars`` rows from an ``as.data.frame(VarCorr(fit))`` table.
-
-    Per group, each sd is followed by its correlations with the later terms
-    (sd1, cor12, cor13, sd2, cor23, sd3); the residual sd is ``sd__Observation``.
-    """
-    vc = varcorr
-    order = []
-    for grp in pd.unique(vc["grp"]):
-        block = vc.index[vc["grp"] == grp]
-        for i in block:
-            if pd.isna(vc.at[i, "var2"]):
-                order.append(i)
-                order.extend(j for j in block if not pd.isna(vc.at[j, "var2"])
-                             and vc.at[j, "var1"] == vc.at[i, "var1"])
-    vc = vc.loc[order]
-    terms = []
-    for _, r in vc.iterrows():
-        if r["grp"] == "Residual":
-            terms.append("sd__Observation")
-        elif pd.isna(r["var2"]):
-            terms.append(f"sd__{r['var1']}")
-        else:
-            terms.append(f"cor__{r['var1']}.{r['var2']}")
-    return pd.DataFrame({
-        "effect": "ran_pars", "group": vc["grp"].to_numpy(), "term": terms,
-        "estimate": vc["sdcor"].to_numpy(), "std_error": np.nan, "statistic": np.nan,
-        "df": np.nan, "p_value": np.nan, "conf_low": np.nan, "conf_high": np.nan})
-
-
 # ---------------------------------------------------------------------- fitting
-def _prepare(formula: str, data: pd.DataFrame):
-    f = parse_lmer_formula(formula)
-    cols = _needed_columns(f, data.columns)
-    sub = data[cols]
-    keep = ~sub.isna().any(axis=1).to_numpy()
-    d = data.loc[keep].reset_index(drop=True) if not keep.all() else data
-    y, X, xnames, terms = fixed_matrix(f, d, with_terms=True)
-    return f, d, y, X, xnames, terms
-
-
-def _drop_rank_deficient(X, names):
-    """Keep a full-rank subset of columns, as lme4's pivoted-QR check."""
-    if X.shape[1] == 0:
-        return X, names, []
-    _, R, piv = sla.qr(X, mode="economic", pivoting=True)
-    d = np.abs(np.diag(R))
-    rank = int(np.sum(d > 1e-7 * d[0])) if d.size else 0
-    if rank == X.shape[1]:
-        return X, names, []
-    keep = np.sort(piv[:rank])
-    dropped = [names[i] for i in sorted(piv[rank:])]
-    return X[:, keep], [names[i] for i in keep], dropped
-
-
 def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
          ddf: DDF = "Satterthwaite", conf_level: float = 0.95) -> LmerFit:
     """Fit a linear mixed-effects model, as ``lmerTest::lmer``.
@@ -381,112 +389,196 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
     >>> fit.tidy()[["term", "estimate"]].shape
     (4, 2)
     """
-    func = "lmer"
-    _check_common(func, formula, REML, ddf, conf_level)
+    spec = parse_lmer(formula, REML=REML, ddf=ddf, conf_level=conf_level)
     if not isinstance(data, pd.DataFrame):
-        fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
-    f, d, y, X, xnames, terms = _prepare(formula, data)
-    X, xnames, dropped = _drop_rank_deficient(X, xnames)
+        fail("lmer", "data", data, "a pandas DataFrame", shown=type(data).__name__)
+    return fit_lmer(spec, data)
+
+
+def _prepare(spec: LmerSpec, data: pd.DataFrame):
+    _check_columns(spec, data.columns)
+    sub = data[list(spec.variables)]
+    keep = ~sub.isna().any(axis=1).to_numpy()
+    d = data.loc[keep].reset_index(drop=True) if not keep.all() else data
+    y, X, xnames, terms = fixed_matrix(spec.parsed, d, with_terms=True)
+    return d, y, X, xnames, terms
+
+
+def fit_lmer(spec: LmerSpec, data: pd.DataFrame) -> LmerFit:
+    """Fit a validated spec to one DataFrame (what :func:`lmer` runs).
+
+    Parameters
+    ----------
+    spec : LmerSpec
+    data : pandas.DataFrame
+
+    Returns
+    -------
+    LmerFit
+    """
+    d, y, X, xnames, terms = _prepare(spec, data)
+    X, xnames, dropped = drop_rank_deficient(X, xnames)
     messages = []
     if dropped:
-        messages.append(f"fixed-effect model matrix is rank deficient so dropping "
-                        f"{len(dropped)} column(s): {', '.join(dropped)}")
-        warnings.warn(f"lmer: {messages[-1]}", FitWarning, stacklevel=2)
-    re = build_reterms(f.bars, d)
-    n, p = X.shape
-    for t in re.terms:
-        if t.nl < 2:
-            raise EstimationError(f"lmer: grouping factor {t.group!r} must have > 1 sampled "
-                                  f"level; got {t.nl}.")
-        if t.nl >= n:
-            raise EstimationError(
-                f"lmer: number of levels of each grouping factor must be < number of "
-                f"observations (grouping factor {t.group!r} has {t.nl} levels, {n} rows).")
-    pls = PLS(X, y, re, bool(REML))
+        messages.append(dropped_message(dropped))
+        warnings.warn(f"lmer: {messages[-1]}", FitWarning, stacklevel=3)
+    re = build_reterms(spec.parsed.bars, d)
+    check_levels("lmer", re, X.shape[0])
+    pls = PLS(X, y, re, spec.REML)
     theta = pls.optimize()
-    fit = _assemble(pls, f, xnames, theta, ddf, messages)
+    fit = _assemble(pls, spec.parsed, xnames, theta, spec.ddf, messages)
+    if fit.is_singular:
+        # as glmer (and lme4) do; designs keep it as the simulation's warning instead
+        warnings.warn(f"lmer: {SINGULAR_MESSAGE}", FitWarning, stacklevel=3)
     fit.dropped = dropped
     fit.fixed_terms = terms
     fit._pls = pls
-    fit.conf_level = float(conf_level)
+    fit.conf_level = spec.conf_level
     return fit
 
 
 def _assemble(pls: PLS, f: LmerFormula, xnames, theta, ddf, messages) -> LmerFit:
     s = pls.solve(theta)
-    n, p = pls.n, pls.p
+    n = pls.n
     crit = pls._crit(s)
-    sigma2 = s["pwrss"] / (n - p if pls.REML else n)
+    sigma2 = s["pwrss"] / (n - pls.p if pls.REML else n)
     sigma = float(np.sqrt(sigma2))
     V = sigma2 * np.linalg.inv(s["MX"])
     fixef = pd.Series(s["beta"], index=xnames, dtype=float)
     vcov = pd.DataFrame(V, index=xnames, columns=xnames)
-    re = pls.re
-    is_singular = bool(np.any(theta[re.lower == 0] < _SINGULAR_TOL))
-    if is_singular:
-        messages.append("boundary (singular) fit: see help('isSingular')")
-    # Variance components and conditional modes.
-    rows, ranef, off = [], {}, 0
-    u = s["u"]
-    # Repeated grouping factors are told apart as R's make.unique does (g, g.1).
-    seen: dict[str, int] = {}
-    labels = []
-    for t in re.terms:
-        c = seen.get(t.group, 0)
-        labels.append(t.group if c == 0 else f"{t.group}.{c}")
-        seen[t.group] = c + 1
-    for t, T, label in zip(re.terms, re.T_list(theta), labels, strict=True):
-        Sig = sigma2 * T @ T.T
-        sd = np.sqrt(np.diag(Sig))
-        for i in range(t.k):
-            rows.append((label, t.cnames[i], None, Sig[i, i], sd[i]))
-        for j in range(t.k):
-            for i in range(j + 1, t.k):
-                cor = Sig[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                rows.append((label, t.cnames[j], t.cnames[i], Sig[i, j], cor))
-        ut = u[off:off + t.k * t.nl].reshape(t.nl, t.k)
-        b = ut @ T.T
-        frame = pd.DataFrame(b, index=pd.Index(t.levels, name=t.group), columns=t.cnames)
-        # lme4's ranef joins the terms of one grouping factor into one frame.
-        ranef[t.group] = frame if t.group not in ranef else ranef[t.group].join(frame)
-        off += t.k * t.nl
+    singular = is_singular(pls.re, theta)
+    if singular:
+        messages.append(SINGULAR_MESSAGE)
+    rows, ranef, ngrps = variance_components(pls.re, theta, s["u"], sigma2)
     rows.append(("Residual", None, None, sigma2, sigma))
-    varcorr = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-    ngrps = {}
-    for t in re.terms:
-        ngrps.setdefault(t.group, t.nl)
-    df_satt, (H, A, J) = _satterthwaite(pls, theta, sigma, V, xnames)
+    varcorr = pd.DataFrame(rows, columns=VARCORR_COLUMNS)
+    df_satt, H, A, J = satterthwaite(pls, theta, sigma, V)
     bars = " + ".join(f"({b.expr} | {b.group_name})" for b in f.bars)
     return LmerFit(formula=f"{f.fixed_formula} + {bars}", response=f.response, REML=pls.REML,
-                   ddf=ddf, fixef=fixef,
-                   vcov=vcov, sigma=sigma, theta=theta, crit=crit, nobs=n, ngrps=ngrps,
-                   varcorr=varcorr, ranef=ranef, df_satt=df_satt, hess_varpar=H,
-                   is_singular=is_singular, messages=messages)._set_derivs(A, J)
+                   ddf=ddf, fixef=fixef, vcov=vcov, sigma=sigma, theta=theta, crit=crit,
+                   nobs=n, ngrps=ngrps, varcorr=varcorr, ranef=ranef,
+                   df_satt=pd.Series(df_satt, index=xnames), hess_varpar=H,
+                   is_singular=singular, messages=messages)._set_derivs(A, J)
 
 
-def _satterthwaite(pls: PLS, theta, sigma, V, xnames):
-    """lmerTest's Satterthwaite df via Richardson-extrapolated numerical derivatives."""
-    varpar = np.append(theta, sigma)
-    H = richardson_hessian(pls.dev_varpar, varpar)
-    vals, vecs = np.linalg.eigh(H)
-    pos = vals > 1e-8
-    A = 2.0 * (vecs[:, pos] / vals[pos]) @ vecs[:, pos].T
-    p = V.shape[0]
-    J = richardson_jacobian(lambda vp: pls.covbeta(vp).ravel(), varpar)  # (p*p, k)
-    df = np.empty(p)
-    for j in range(p):
-        g = J[j * p + j, :]
-        df[j] = 2.0 * V[j, j] ** 2 / (g @ A @ g)
-    return pd.Series(df, index=xnames), (H, A, J)
+def _design_fit(spec: LmerSpec, data: pd.DataFrame) -> FixedEffectRows:
+    """Fit one simulation for the per-simulation fallback (fixed-effect rows, messages)."""
+    return FixedEffectRows(fit_quietly("lmer", lambda: fit_lmer(spec, data)), spec.conf_level)
 
 
 # ------------------------------------------------------------------ batched kernel
-def _lmer_batched(batch, formula: str, *, REML: bool = True, ddf: DDF = "Satterthwaite",
-                  conf_level: float = 0.95) -> pd.DataFrame:
-    """Batched kernel of :func:`lmer` (see :func:`._kernel.lmer_kernel`)."""
-    from ._kernel import lmer_kernel
+def lmer_kernel(batch: Batch, spec: LmerSpec) -> KernelResult:
+    """Fixed-effect rows of ``lmer`` for every simulation of ``batch`` it can fit at once.
 
-    return lmer_kernel(batch, formula, REML=REML, ddf=ddf, conf_level=conf_level)
+    Parameters
+    ----------
+    batch : Batch
+    spec : LmerSpec
+
+    Returns
+    -------
+    KernelResult
+        Rows with ``sim``, the tidy columns, ``error`` and ``warning`` (the singular-fit
+        message); the simulations it declines, with the reason, in ``fallback``.
+    """
+    _check_columns(spec, batch.names)
+    if batch.n_sims == 0:
+        return KernelResult(empty_tidy(with_messages=True))
+    layout = intercept_layout(spec.parsed, batch, spec.variables)
+    if spec.ddf == "Kenward-Roger" and (layout is None or layout.kind != "single"
+                                        or not spec.REML):
+        layout = None
+    res = None if layout is None else _fast_path(batch, spec, layout)
+    if res is None:
+        reason = "lmer: no batched path for this formula and ddf"
+        return KernelResult(empty_tidy(with_messages=True),
+                            dict.fromkeys(range(batch.n_sims), reason))
+    return res
 
 
-lmer = batched(_lmer_batched)(lmer)
+def _stats(batch: Batch, spec: LmerSpec, layout: InterceptLayout):
+    cols, ok, sim = complete_rows(batch, list(spec.variables))
+    layout = resolve_layout(layout, batch, cols, ok, sim)
+    if layout is None:
+        return None
+    # model_frame stacks plain numeric columns without formulaic's materialiser.
+    y, X, names = fixed_matrix(spec.parsed, cols)
+    st, ns = layout_statistics(layout, X, y, batch, cols, ok, sim)
+    return st, ns, names, layout
+
+
+def _declined(st: RIStats, good: np.ndarray) -> dict[int, str]:
+    """List the simulations the batched paths leave to the general fit, with reasons."""
+    rank_ok = full_rank(st.XtX)
+    out = {}
+    for s in np.flatnonzero(~good):
+        out[int(s)] = ("lmer: rank-deficient fixed effects" if not rank_ok[s] else
+                       "lmer: too few groups or rows for the batched path")
+    return out
+
+
+def _fast_path(batch: Batch, spec: LmerSpec, layout: InterceptLayout) -> KernelResult | None:
+    """Fit what the batched paths can; None when the data rule the layout out."""
+    stats = _stats(batch, spec, layout)
+    if stats is None:
+        return None
+    st, ns, names, layout = stats
+    p = len(names)
+    # Rank-deficient X, fewer than two groups, as many groups as rows: lme4 refuses
+    # or drops columns, so the general fit reports them.
+    good = full_rank(st.XtX) & (st.ngrps >= 2) & (st.ngrps < st.nobs) & (st.nobs > p)
+    if ns is not None:
+        good &= (ns.nouter >= 2)
+    declined = _declined(st, good)
+    if not good.any():
+        return KernelResult(empty_tidy(with_messages=True), declined)
+    keep = np.flatnonzero(good)
+    if ns is not None and not good.all():
+        # the class sums span all sims: refit the good ones as a sub-batch
+        sub = _fast_path(batch.select_sims(keep), spec, layout)
+        tidy = sub.tidy.assign(sim=keep[sub.tidy["sim"].to_numpy()])
+        return KernelResult(tidy, declined)
+    if ns is None:
+        sub = _subset(st, keep)
+        res = ri_fit(sub, spec.REML)
+        if spec.ddf == "Kenward-Roger":
+            res["vcov"], res["df"] = ri_kenward_roger(sub, res)
+    else:
+        res = nested_fit(ns, spec.REML)
+    return KernelResult(_rows(keep, names, res, spec), declined)
+
+
+def _subset(st: RIStats, keep: np.ndarray) -> RIStats:
+    pos = np.full(st.n_sims, -1)
+    pos[keep] = np.arange(keep.size)
+    m = pos[st.cls_sim] >= 0
+    return RIStats(st.W[keep], st.Cn[m], pos[st.cls_sim[m]], st.cls_n[m], st.cls_count[m],
+                   st.nobs[keep], st.ngrps[keep], st.p, st.b0[keep], st.XtX[keep])
+
+
+def _rows(sims: np.ndarray, names: list[str], res: dict, spec: LmerSpec) -> pd.DataFrame:
+    S, p = res["beta"].shape
+    est = res["beta"]
+    se = np.sqrt(np.diagonal(res["vcov"], axis1=1, axis2=2))
+    n = res["nobs"].astype(float)[:, None]
+    ddf = spec.ddf
+    if ddf in ("Satterthwaite", "Kenward-Roger"):
+        df = res["df"]
+    elif ddf == "residual":
+        df = np.broadcast_to(n - p, (S, p))
+    else:
+        df = np.full((S, p), np.inf if ddf == "asymptotic" else np.nan)
+    with np.errstate(all="ignore"):
+        stat, pv, lo, hi = wald_columns(est, se, df, ddf, spec.conf_level)
+    warn = np.where(singular_rows(res["theta"]), SINGULAR_MESSAGE, None)
+    return pd.DataFrame({
+        "sim": np.repeat(sims, p),
+        "term": np.tile(np.asarray(names, dtype=object), S),
+        "estimate": est.ravel(), "std_error": se.ravel(), "statistic": stat.ravel(),
+        "p_value": pv.ravel(), "conf_low": lo.ravel(), "conf_high": hi.ravel(),
+        "df": np.asarray(df, dtype=float).ravel(),
+        "outcome": spec.outcome, "error": None, "warning": np.repeat(warn, p),
+    })
+
+
+register_estimator(lmer, parse=parse_lmer, fit=_design_fit, kernel=lmer_kernel)

@@ -8,12 +8,24 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from declaredesign.batch import Batch
-from declaredesign.estimate._protocol import TIDY_COLUMNS, get_batched
-from declaredesign.estimate.mixed import glmer
+from declaredesign.errors import DeclarationError
+from declaredesign.estimate import protocol
+from declaredesign.estimate.mixed import glmer, parse_glmer
+from declaredesign.estimate.mixed.glmer import glmer_kernel
 
-KERNEL = get_batched(glmer)
+TIDY_COLUMNS = protocol.TIDY_COLUMNS
+
+
+def KERNEL(batch, formula, **kwargs):
+    """glmer on every simulation of a batch, as a design runs it (kernel + fallback)."""
+    est = protocol.get_estimator(glmer)
+    return protocol.fit_batch(est, est.spec(formula, **kwargs), batch)
+
+
 COLS = ["estimate", "std_error", "statistic", "conf_low", "conf_high"]
 
 
@@ -125,7 +137,105 @@ def test_empty_batch_and_bad_arguments():
     rng = np.random.default_rng(1)
     b = _batch([_dataset(rng, 5, (3, 3), 1.0)])
     assert KERNEL(b.select_sims([]), "y ~ x + (1 | g)").shape[0] == 0
-    from declaredesign.errors import DeclarationError
-
     with pytest.raises(DeclarationError, match="family"):
         KERNEL(b, "y ~ x + (1 | g)", family="gamma")
+
+
+# ------------------------------------------------------------
+# property tests: the batched path agrees with the general fit on random data
+@st.composite
+def datasets(draw):
+    seed = draw(st.integers(0, 2**31 - 1))
+    n_groups = draw(st.integers(4, 30))
+    max_size = draw(st.integers(3, 12))
+    sd_u = draw(st.sampled_from([0.3, 1.0, 2.0]))
+    family = draw(st.sampled_from(["binomial", "poisson"]))
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, max_size + 1, n_groups)
+    g = np.repeat(np.arange(1, n_groups + 1), sizes)
+    x = rng.normal(size=g.size)
+    eta = -0.2 + 0.5 * x + rng.normal(0, sd_u, n_groups)[g - 1]
+    y = rng.binomial(1, 1 / (1 + np.exp(-eta))) if family == "binomial" else \
+        rng.poisson(np.exp(eta))
+    return family, pd.DataFrame({"g": g, "x": x, "y": y.astype(float)})
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=datasets(), nagq=st.sampled_from([1, 5]))
+def test_fast_equals_general(case, nagq):
+    family, d = case
+    out = KERNEL(Batch.from_pandas(d), "y ~ x + (1 | g)", family=family,
+                             nAGQ=nagq)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = glmer("y ~ x + (1 | g)", d, family=family, nAGQ=nagq)
+    except Exception as e:   # the batched kernel reports the same failure
+        assert out["error"].iloc[0].startswith(type(e).__name__)
+        return
+    want = fit.tidy(effects="fixed").set_index("term")
+    got = out.set_index("term").loc[want.index]
+    np.testing.assert_allclose(got.estimate, want.estimate, rtol=0,
+                               atol=1e-6 * want.std_error.max())
+    # SEs come from deriv12's finite-difference Hessian; on tiny, nearly separated
+    # data (SEs of 5 on the logit scale) its last digits move with the optimum's.
+    np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-4)
+    assert set(got.warning.fillna("")) == {"; ".join(fit.messages)}
+
+
+def test_degenerate_simulations_report_alike_on_both_paths():
+    # clean, singular, one group (fails), complete separation (lme4 fails), x aliased
+    # (rank-deficient): the same error and warning through the batched path and through
+    # the protocol's per-simulation fallback on every simulation.
+    rng = np.random.default_rng(3)
+    good = _dataset(rng, 20, (4, 8), 1.0)
+    singular = _dataset(rng, 20, (4, 8), 0.0)
+    one_group = _dataset(rng, 1, (10, 10), 1.0)
+    sep = _dataset(rng, 12, (4, 8), 1.0)
+    sep["y"] = (sep["x"] > 0).astype(float)
+    aliased = good.assign(x=1.0)
+    b = _batch([good, singular, one_group, sep, aliased])
+    est = protocol.get_estimator(glmer)
+    spec = est.spec("y ~ x + (1 | g)", family="binomial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batched = protocol.fit_batch(est, spec, b)
+        alone = protocol.fit_per_simulation(lambda df: est.fit(spec, df), b,
+                                            range(b.n_sims), outcome=spec.outcome)
+    assert set(batched.columns) == set(alone.columns)
+    for s in range(b.n_sims):
+        x, y = batched[batched.sim == s], alone[alone.sim == s]
+        assert x.term.tolist() == y.term.tolist(), s
+        assert x.error.fillna("").tolist() == y.error.fillna("").tolist(), s
+        assert x.warning.fillna("").tolist() == y.warning.fillna("").tolist(), s
+        np.testing.assert_allclose(x.estimate, y.estimate, rtol=1e-5)
+    assert batched[batched.sim == 0].warning.isna().all()
+    assert batched[batched.sim == 2].error.str.contains("grouping factor").all()
+    assert batched[batched.sim == 3].error.str.contains("pwrssUpdate").all()
+    assert batched[batched.sim == 4].warning.str.contains("rank deficient").all()
+    res = glmer_kernel(b, spec)
+    assert {2, 4} <= set(res.fallback) and 0 not in res.fallback
+
+
+def test_glmer_spec_and_registration():
+    est = protocol.get_estimator(glmer)
+    assert est.kernel is glmer_kernel and est.parse is parse_glmer
+    spec = parse_glmer("cbind(k, m) ~ x + (1 | g)", family="binomial", link="probit", nAGQ=3)
+    assert (spec.family.link, spec.nAGQ, spec.outcome) == ("probit", 3, "cbind(k, m)")
+    with pytest.raises(DeclarationError, match=r"glmer\(REML=True\).*family, link, nAGQ"):
+        parse_glmer("y ~ x + (1 | g)", REML=True)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11: the general glmer fit stops at a higher "
+                   "Laplace log-likelihood (-52.5764) than the batched kernel and lme4 "
+                   "(-52.5793) on this weakly identified dataset; fixed effects differ by 3%")
+def test_general_fit_and_kernel_reach_the_same_optimum_on_weak_data():
+    from tests.estimate.test_conformance import _frames
+
+    frame = _frames(1)[3]
+    est = protocol.estimators()["glmer"]
+    spec = est.parse("b ~ z + (1 | cl)", family="binomial")
+    batched = protocol.fit_batch(est, spec, Batch.from_frames([frame]))
+    alone = protocol.to_tidy(est.fit(spec, frame))
+    np.testing.assert_allclose(batched["estimate"], alone["estimate"], rtol=1e-5)

@@ -5,13 +5,28 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from declaredesign.batch import Batch
-from declaredesign.estimate._protocol import TIDY_COLUMNS, get_batched
-from declaredesign.estimate.mixed import lmer
-from declaredesign.estimate.mixed._fast import ri_fit, ri_stats
+from declaredesign.errors import FitWarning
+from declaredesign.estimate import protocol
+from declaredesign.estimate.mixed import lmer, parse_lmer
+from declaredesign.estimate.mixed.lmer import lmer_kernel
+from declaredesign.estimate.mixed.random_intercept import ri_fit, ri_stats
 
-KERNEL = get_batched(lmer)
+# lmer warns on singular fits (as lme4); these tests compare numbers, not warnings
+pytestmark = pytest.mark.filterwarnings("ignore::declaredesign.errors.FitWarning")
+
+TIDY_COLUMNS = protocol.TIDY_COLUMNS
+
+
+def KERNEL(batch, formula, **kwargs):
+    """lmer on every simulation of a batch, as a design runs it (kernel + fallback)."""
+    est = protocol.get_estimator(lmer)
+    return protocol.fit_batch(est, est.spec(formula, **kwargs), batch)
+
+
 COLS = ["estimate", "std_error", "statistic", "conf_low", "conf_high"]
 
 
@@ -83,7 +98,8 @@ def test_singular_sim_keeps_numbers_and_warns():
     s0, s1 = out[out.sim == 0], out[out.sim == 1]
     assert s0.warning.str.contains("singular").all() and s1.warning.isna().all()
     assert np.isfinite(s0.estimate).all()
-    fit = lmer("y ~ x + (1 | g)", d)
+    with pytest.warns(FitWarning, match=r"^lmer: boundary \(singular\) fit"):
+        fit = lmer("y ~ x + (1 | g)", d)
     assert fit.is_singular and fit.theta[0] == 0
     np.testing.assert_allclose(s0.estimate, fit.fixef, rtol=1e-10)
     # lmerTest on a singular fit: df = n - p (the zero variance is held fixed).
@@ -177,6 +193,65 @@ def _nested_dataset(rng, n_outer, sd_outer, sd_inner):
     return pd.DataFrame(rows, columns=["a", "b", "x", "y"])
 
 
+def _nested_ids(d):
+    # student ids unique across classes: (1 | a) + (1 | s) is the nested model
+    return d.assign(s=d.groupby(["a", "b"], sort=False).ngroup() + 1)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | a) + (1 | s)", "y ~ x + (1 | s) + (1 | a)"])
+def test_two_intercepts_nested_in_the_data_take_the_nested_path(formula):
+    rng = np.random.default_rng(21)
+    frames = [_nested_ids(_nested_dataset(rng, n, so, si))
+              for n, so, si in [(8, 1.0, 0.7), (6, 0.3, 1.0), (10, 2.0, 0.5), (20, 0.5, 0.8)]]
+    b = Batch.from_frames(frames)
+    spec = parse_lmer(formula)
+    assert lmer_kernel(b, spec).fallback == {}          # no simulation left to the fallback
+    out = KERNEL(b, formula)
+    spelled = KERNEL(b, "y ~ x + (1 | a/b)")
+    for s, d in enumerate(frames):
+        fit = lmer(formula, d)
+        want = fit.tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        for c in ("estimate", "std_error", "statistic"):
+            err = np.abs(got[c] - want[c]) / (want["std_error"] if c == "estimate" else
+                                               want[c].abs())
+            assert err.max() < 1e-8, (s, c, err.max())
+        np.testing.assert_allclose(got.df, want.df, rtol=1e-4)   # numerical derivatives
+        assert (got.warning.notna() == fit.is_singular).all()
+        other = spelled[spelled.sim == s].set_index("term").loc[want.index]
+        np.testing.assert_allclose(got.estimate, other.estimate, rtol=1e-10)
+        np.testing.assert_allclose(got.df, other.df, rtol=1e-8)
+
+
+def test_nested_path_leaves_a_boundary_local_minimum(varied):
+    # Here the best grid point has theta_b = 0, a local minimum of the (even)
+    # criterion; the optimum is inside (theta_b ~ 0.1), as the general fit finds.
+    d = varied[4].assign(h=np.arange(len(varied[4])) % 2)
+    formula = "y ~ x + t + (1 | g/h)"
+    fit = lmer(formula, d)
+    assert not fit.is_singular and fit.theta.min() > 0.05
+    want = fit.tidy(effects="fixed").set_index("term")
+    got = KERNEL(_batch([d]), formula).set_index("term").loc[want.index]
+    assert (np.abs(got.estimate - want.estimate) / want.std_error).max() < 1e-8
+    np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-8)
+    assert got.warning.isna().all()
+
+
+def test_crossed_intercepts_are_left_to_the_general_fit():
+    rng = np.random.default_rng(22)
+    nested = _nested_ids(_nested_dataset(rng, 6, 1.0, 0.7))
+    crossed = nested.assign(s=rng.integers(1, 6, len(nested)))   # s cuts across a
+    spec = parse_lmer("y ~ x + (1 | a) + (1 | s)")
+    res = lmer_kernel(Batch.from_frames([crossed, crossed]), spec)
+    assert set(res.fallback) == {0, 1} and len(res.tidy) == 0
+    # nested in one simulation but not the other: no batched path for the batch
+    res = lmer_kernel(Batch.from_frames([nested, crossed]), spec)
+    assert set(res.fallback) == {0, 1}
+    out = KERNEL(Batch.from_frames([nested, crossed]), "y ~ x + (1 | a) + (1 | s)")
+    want = lmer("y ~ x + (1 | a) + (1 | s)", crossed).fixef
+    np.testing.assert_allclose(out[out.sim == 1].estimate, want, rtol=1e-12)
+
+
 @pytest.mark.parametrize("REML", [True, False])
 def test_nested_fast_path_equals_general_fit(REML):
     rng = np.random.default_rng(21)
@@ -263,3 +338,79 @@ def test_monte_carlo_calibration():
     assert abs(cover - 0.95) < 4 * np.sqrt(0.95 * 0.05 / S)
     bias = est.estimate.mean() - 0.5
     assert abs(bias) < 4 * est.estimate.std() / np.sqrt(S)
+
+
+# ------------------------------------------------------------
+# property tests: the batched path agrees with the general fit on random data
+@st.composite
+def datasets(draw):
+    seed = draw(st.integers(0, 2**31 - 1))
+    n_groups = draw(st.integers(3, 25))
+    max_size = draw(st.integers(1, 8))
+    sd_u = draw(st.sampled_from([0.0, 0.1, 1.0, 5.0]))
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, max_size + 1, n_groups)
+    if sizes.sum() <= n_groups + 2:        # lme4 needs more rows than groups
+        sizes[0] += 3
+    g = np.repeat(np.arange(1, n_groups + 1), sizes)
+    x = rng.normal(size=g.size)
+    y = 2 + x + rng.normal(0, sd_u, n_groups)[g - 1] + rng.normal(size=g.size)
+    return pd.DataFrame({"g": g, "x": x, "y": y})
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(d=datasets(), reml=st.booleans())
+def test_fast_equals_general(d, reml):
+    out = KERNEL(Batch.from_pandas(d), "y ~ x + (1 | g)", REML=reml)
+    fit = lmer("y ~ x + (1 | g)", d, REML=reml)
+    want = fit.tidy(effects="fixed").set_index("term")
+    got = out.set_index("term").loc[want.index]
+    np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-7,
+                               atol=1e-9 * want.std_error.max())
+    np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-6)
+    np.testing.assert_allclose(got.df, want.df, rtol=1e-5)
+    assert (got.warning.notna() == fit.is_singular).all()
+
+
+# -------------------------------------------------- one contract on both paths
+def _singular_dataset(rng):
+    g = np.repeat(np.arange(1, 21), 4)
+    e = rng.normal(size=g.size)
+    e = e - pd.Series(e).groupby(g).transform("mean").to_numpy()  # negative ICC -> theta = 0
+    x = rng.normal(size=g.size)
+    return pd.DataFrame({"g": g, "x": x, "t": 0.0, "y": 1 + x + e})
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + t + (1 | g)", "y ~ x + t + (1 | g/h)"])
+def test_degenerate_simulations_report_alike_on_both_paths(varied, formula):
+    # singular (kept by the batched path), rank-deficient (t constant), failing (one
+    # group), clean: the same error and warning through the batched path and through
+    # the protocol's per-simulation fallback on every simulation.
+    rng = np.random.default_rng(8)
+    sing = _singular_dataset(rng)
+    frames = [sing.assign(t=(sing.g % 2).astype(float)), sing, varied[0].assign(g=1),
+              varied[4]]
+    frames = [d.assign(h=np.arange(len(d)) % 2) for d in frames]
+    clean = frames[3]
+    frames[3] = clean.assign(y=clean.y + rng.normal(0, 0.8, 2 * 41)[2 * clean.g + clean.h])
+    b = _batch(frames)
+    est = protocol.get_estimator(lmer)
+    spec = est.spec(formula)
+    batched = protocol.fit_batch(est, spec, b)
+    alone = protocol.fit_per_simulation(lambda df: est.fit(spec, df), b, range(b.n_sims),
+                                        outcome=spec.outcome)
+    assert set(batched.columns) == set(alone.columns)
+    for s in range(b.n_sims):
+        x, y = batched[batched.sim == s], alone[alone.sim == s]
+        assert x.term.tolist() == y.term.tolist(), s
+        # (missing: None or NaN, as pandas' string columns store it)
+        assert x.error.fillna("").tolist() == y.error.fillna("").tolist(), s
+        assert x.warning.fillna("").tolist() == y.warning.fillna("").tolist(), s
+        np.testing.assert_allclose(x.estimate, y.estimate, rtol=1e-6)
+    first = batched[batched.sim == 0]
+    assert first.warning.str.fullmatch(r"boundary \(singular\) fit: see help\('isSingular'\)").all()
+    assert batched[batched.sim == 1].warning.str.contains("rank deficient").all()
+    assert batched[batched.sim == 2].error.str.startswith("EstimationError").all()
+    if formula.endswith("(1 | g)"):
+        # the singular simulation came from the batched path itself, not the fallback
+        assert 0 not in lmer_kernel(b, spec).fallback

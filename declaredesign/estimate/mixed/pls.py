@@ -9,107 +9,19 @@ ML deviance in closed form; only ``theta`` is optimised numerically.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
-import pandas as pd
 import scipy.linalg as sla
 import scipy.optimize as so
 import scipy.sparse as sp
 
 from ...errors import EstimationError
-from ._formula import BarTerm, term_matrix
+from .derivatives import richardson_hessian, richardson_jacobian
+from .model_matrices import ReTerms
 
-__all__ = ["ReTerms", "build_reterms", "PLS", "richardson_jacobian", "richardson_hessian"]
+__all__ = ["PLS"]
 
-
-@dataclass
-class _Term:
-    group: str
-    cnames: list[str]
-    levels: list
-    codes: np.ndarray          # (n,) level code of each row
-    Xi: np.ndarray             # (n, k)
-
-    @property
-    def k(self) -> int:
-        return len(self.cnames)
-
-    @property
-    def nl(self) -> int:
-        return len(self.levels)
-
-    @property
-    def ntheta(self) -> int:
-        return self.k * (self.k + 1) // 2
-
-
-@dataclass
-class ReTerms:
-    """Random-effect terms in lme4's order, with theta's layout."""
-
-    terms: list[_Term]
-    theta0: np.ndarray = field(init=False)
-    lower: np.ndarray = field(init=False)
-
-    def __post_init__(self):
-        t0, lo = [], []
-        for t in self.terms:
-            for j in range(t.k):          # column-major lower triangle, as lme4's Lind
-                for i in range(j, t.k):
-                    t0.append(1.0 if i == j else 0.0)
-                    lo.append(0.0 if i == j else -np.inf)
-        self.theta0 = np.array(t0)
-        self.lower = np.array(lo)
-
-    @property
-    def q(self) -> int:
-        return sum(t.k * t.nl for t in self.terms)
-
-    def T_list(self, theta: np.ndarray) -> list[np.ndarray]:
-        out, pos = [], 0
-        for t in self.terms:
-            T = np.zeros((t.k, t.k))
-            for j in range(t.k):
-                for i in range(j, t.k):
-                    T[i, j] = theta[pos]
-                    pos += 1
-            out.append(T)
-        return out
-
-
-def _factor_codes(data: pd.DataFrame, group: tuple[str, ...]):
-    cols = []
-    for g in group:
-        s = data[g]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            s = s.astype(object)
-        cols.append(s.to_numpy())
-    if len(cols) == 1:
-        levels, codes = np.unique(cols[0].astype(str) if cols[0].dtype.kind == "O" else cols[0],
-                                  return_inverse=True)
-        return list(levels), codes.reshape(-1)
-    keys = pd.MultiIndex.from_arrays(cols)
-    codes, uniq = pd.factorize(keys, sort=True)
-    return [":".join(map(str, u)) for u in uniq], codes
-
-
-def build_reterms(bars: tuple[BarTerm, ...], data: pd.DataFrame) -> ReTerms:
-    """Model matrices and grouping factors of the bars, ordered as lme4's mkReTrms."""
-    terms = []
-    for b in bars:
-        Xi, cn = term_matrix(b.expr, data)
-        if Xi.shape[1] == 0:
-            continue
-        levels, codes = _factor_codes(data, b.group)
-        terms.append(_Term(b.group_name, cn, levels, codes, Xi))
-    nl = np.array([t.nl for t in terms])
-    # lme4 reorders by decreasing number of levels (rev(order(nl)), which also
-    # reverses ties) only when the terms are not already in that order.
-    if np.any(np.diff(nl) > 0):
-        order = np.argsort(nl, kind="stable")[::-1]
-        terms = [terms[i] for i in order]
-    return ReTerms(terms)
+#: Values a zero diagonal theta is scanned over when checking a boundary optimum.
+_BOUNDARY_SCAN = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 class PLS:
@@ -137,6 +49,7 @@ class PLS:
         self.Xty = X.T @ self.y0
 
     def ZLambda(self, theta: np.ndarray) -> sp.csr_matrix:
+        """Build the sparse product ``Z Lambda(theta)`` (n x q)."""
         vals = []
         for t, T in zip(self.re.terms, self.re.T_list(theta), strict=True):
             XT = t.Xi @ T
@@ -145,8 +58,11 @@ class PLS:
                              shape=(self.n, self.re.q))
 
     def _solve_blocks(self, theta: np.ndarray) -> dict:
-        """One grouping factor: Lambda'Z'Z Lambda + I is block diagonal (k x k per
-        level), so its Cholesky factor is a stack of small ones."""
+        """Solve the PLS problem for one grouping factor.
+
+        Lambda'Z'Z Lambda + I is block diagonal (k x k per level), so its Cholesky
+        factor is a stack of small ones.
+        """
         t = self.re.terms[0]
         T = self.re.T_list(theta)[0]
         k, nl = t.k, t.nl
@@ -272,20 +188,55 @@ class PLS:
         starts = [s * re.theta0 for s in (1.0, 0.0, 0.01, 0.1, 0.3, 3.0, 10.0, 100.0)]
         vals = [f(t) for t in starts]
         start = starts[int(np.argmin(vals))]
-        best = so.minimize(f, start, method="L-BFGS-B", jac=grad, bounds=bounds,
-                           options=dict(ftol=1e-13, gtol=1e-8, maxiter=2000))
-        th = best.x
-        th = np.where(np.isfinite(re.lower), np.maximum(th, re.lower), th)
-        th = self._newton_polish(th)
+        th = self._escape_boundary(self._local(start, grad, bounds), grad, bounds)
         if not np.isfinite(f(th)):
             raise EstimationError("lmer: the optimiser found no finite criterion value.")
         return th
 
+    def _local(self, start: np.ndarray, grad, bounds) -> np.ndarray:
+        """Run L-BFGS-B from ``start`` within the bounds, then polish by Newton steps."""
+        lower = self.re.lower
+        best = so.minimize(self.criterion, start, method="L-BFGS-B", jac=grad, bounds=bounds,
+                           options=dict(ftol=1e-13, gtol=1e-8, maxiter=2000))
+        th = np.where(np.isfinite(lower), np.maximum(best.x, lower), best.x)
+        return self._newton_polish(th)
+
+    def _escape_boundary(self, th: np.ndarray, grad, bounds, rounds: int = 2) -> np.ndarray:
+        """Leave a boundary local minimum for a clearly lower interior one.
+
+        The criterion depends on each diagonal theta through its square, so zero is
+        a stationary point in that coordinate and a local search that reaches it
+        stays (a small class variance beside a large student one, say). Scan each
+        zero diagonal theta over a log grid, the others held; restart from a point
+        clearly lower than the optimum found.
+        """
+        f, lower = self.criterion, self.re.lower
+        fth = f(th)
+        for _ in range(rounds):
+            tol = 1e-9 * max(abs(fth), 1.0)
+            best, start = fth - tol, None
+            for i in np.flatnonzero((lower == 0) & (th < 1e-4)):
+                for v in _BOUNDARY_SCAN:
+                    t = th.copy()
+                    t[i] = v
+                    fv = f(t)
+                    if fv < best:
+                        best, start = fv, t
+            if start is None:
+                return th
+            new = self._local(start, grad, bounds)
+            fn = f(new)
+            if not fn < fth - tol:
+                return th
+            th, fth = new, fn
+        return th
 
     def _newton_polish(self, th: np.ndarray, steps: int = 4) -> np.ndarray:
-        """Newton steps on the free coordinates: the criterion is flat near its
-        minimum, so derivative-free stopping rules leave theta ~1e-6 off; the
-        stationarity condition pins it down to ~1e-10."""
+        """Take Newton steps on the free coordinates.
+
+        The criterion is flat near its minimum, so derivative-free stopping rules
+        leave theta ~1e-6 off; the stationarity condition pins it down to ~1e-10.
+        """
         f, lower = self.criterion, self.re.lower
         fbest = f(th)
         for _ in range(steps):
@@ -318,77 +269,3 @@ class PLS:
             if done:
                 break
         return th
-
-
-def _simplex(x, lower):
-    k = x.size
-    S = np.tile(x, (k + 1, 1))
-    for i in range(k):
-        h = 1e-3 * max(abs(x[i]), 1e-2)
-        S[i + 1, i] = x[i] + h
-    return S
-
-
-def richardson_jacobian(f, x: np.ndarray, d: float = 1e-4, eps: float = 1e-4,
-                        r: int = 4, v: float = 2.0) -> np.ndarray:
-    """Jacobian by Richardson extrapolation of central differences (numDeriv's method)."""
-    x = np.asarray(x, dtype=float)
-    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
-    f0 = np.atleast_1d(np.asarray(f(x), dtype=float)).ravel()
-    J = np.empty((f0.size, x.size))
-    for i in range(x.size):
-        h = abs(d * x[i]) + eps * (abs(x[i]) < zero_tol)
-        a = []
-        for _ in range(r):
-            up, dn = x.copy(), x.copy()
-            up[i] += h
-            dn[i] -= h
-            a.append((np.ravel(f(up)) - np.ravel(f(dn))) / (2 * h))
-            h /= v
-        a = np.array(a)
-        for m in range(1, r):
-            a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1)
-        J[:, i] = a[0]
-    return J
-
-
-def richardson_hessian(f, x: np.ndarray, d: float = 0.1, eps: float = 1e-4,
-                       r: int = 4, v: float = 2.0) -> np.ndarray:
-    """Hessian by Richardson extrapolation, following numDeriv's genD."""
-    x = np.asarray(x, dtype=float)
-    k = x.size
-    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
-    f0 = f(x)
-    h0 = np.abs(d * x) + eps * (np.abs(x) < zero_tol)
-    H = np.empty((k, k))
-    for i in range(k):
-        h = h0.copy()
-        a = []
-        for _ in range(r):
-            up, dn = x.copy(), x.copy()
-            up[i] += h[i]
-            dn[i] -= h[i]
-            a.append((f(up) - 2 * f0 + f(dn)) / h[i] ** 2)
-            h /= v
-        a = np.array(a)
-        for m in range(1, r):
-            a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1)
-        H[i, i] = a[0]
-    for i in range(k):
-        for j in range(i):
-            h = h0.copy()
-            a = []
-            for _ in range(r):
-                up, dn = x.copy(), x.copy()
-                up[i] += h[i]
-                up[j] += h[j]
-                dn[i] -= h[i]
-                dn[j] -= h[j]
-                a.append((f(up) - 2 * f0 + f(dn) - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2)
-                         / (2 * h[i] * h[j]))
-                h /= v
-            a = np.array(a)
-            for m in range(1, r):
-                a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1)
-            H[i, j] = H[j, i] = a[0]
-    return H

@@ -16,12 +16,15 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+from scipy import stats
 
-__all__ = ["kenward_roger"]
+from ...errors import EstimationError
+
+__all__ = ["kenward_roger", "lb_ddf", "contest_kenward_roger"]
 
 
 def _G_list(pls, theta: np.ndarray, sigma: float):
-    """The G_r matrices (sparse) and their coefficients gamma_r."""
+    """Build the G_r matrices (sparse) and their coefficients gamma_r."""
     n = pls.n
     Gs, gam = [], []
     for t, T in zip(pls.re.terms, pls.re.T_list(theta), strict=True):
@@ -44,7 +47,7 @@ def _G_list(pls, theta: np.ndarray, sigma: float):
 
 
 def kenward_roger(pls, theta: np.ndarray, sigma: float, Phi: np.ndarray):
-    """Adjusted covariance ``PhiA``, the KR df of each fixed effect, and P, W."""
+    """Compute the adjusted covariance ``PhiA``, the KR df of each fixed effect, P, W."""
     X = pls.X
     p = X.shape[1]
     Gs, gam = _G_list(pls, theta, sigma)
@@ -79,11 +82,11 @@ def kenward_roger(pls, theta: np.ndarray, sigma: float, Phi: np.ndarray):
     for r in range(m):
         U += W[r, r] * (Q[r, r] - P[r] @ Phi @ P[r])
     PhiA = Phi + 2 * Phi @ U @ Phi
-    df = np.array([_lb_ddf(np.eye(p)[j:j + 1], Phi, P, W) for j in range(p)])
+    df = np.array([lb_ddf(np.eye(p)[j:j + 1], Phi, P, W) for j in range(p)])
     return PhiA, df, P, W
 
 
-def _lb_ddf(L: np.ndarray, V0: np.ndarray, P, W) -> float:
+def lb_ddf(L: np.ndarray, V0: np.ndarray, P, W) -> float:
     """KR denominator df of the contrast rows ``L`` (pbkrtest's Lb_ddf)."""
     q = L.shape[0]
     Theta = L.T @ np.linalg.solve(L @ V0 @ L.T, L)
@@ -108,3 +111,22 @@ def _lb_ddf(L: np.ndarray, V0: np.ndarray, P, W) -> float:
     ratio = (1 - A2 / q) / V1 if V1 != 0 else 0.0
     rho = ratio**2 * V0_ / V2 / q
     return 4 + (q + 2) / (q * rho - 1)
+
+
+def contest_kenward_roger(L: np.ndarray, beta: np.ndarray, PhiA: np.ndarray, V0: np.ndarray,
+                          P, W) -> dict:
+    """Single-df F test of ``L beta = 0`` with Kenward-Roger's adjusted covariance and df.
+
+    Returns
+    -------
+    dict with ``F``, ``NumDF``, ``DenDF``, ``p_value``.
+    """
+    q = np.linalg.matrix_rank(L)
+    if q > 1:
+        # pbkrtest scales F for q > 1; only single-df tests are provided.
+        raise EstimationError("lmer: multi-df Kenward-Roger F tests are not "
+                              "implemented; use ddf='Satterthwaite'.")
+    Lb = L @ beta
+    F = float(Lb @ np.linalg.solve(L @ PhiA @ L.T, Lb))
+    den = lb_ddf(L, V0, P, W)
+    return dict(F=F, NumDF=1, DenDF=den, p_value=float(stats.f.sf(F, 1, den)))

@@ -19,102 +19,17 @@ lme4's algorithm (Bates et al. 2015, JSS 67(1); lme4's ``glmer``, ``pwrssUpdate`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.linalg as sla
 import scipy.optimize as so
-from scipy import special, stats
+from scipy import stats
 
 from ...errors import EstimationError
+from .derivatives import deriv12
+from .families import Family
+from .pls import PLS
 
-__all__ = ["Family", "make_family", "GLMM", "gh_rule", "deriv12", "conv_messages"]
-
-_EPS = np.finfo(float).eps
-_PROBIT_THRESH = -stats.norm.ppf(_EPS)
-_LINKS = {"binomial": ("logit", "probit"), "poisson": ("log",)}
-
-
-@dataclass(frozen=True)
-class Family:
-    """A GLM family and link, with R's numerical safeguards."""
-
-    family: str
-    link: str
-
-    def linkfun(self, mu):
-        if self.link == "logit":
-            return special.logit(mu)
-        if self.link == "probit":
-            return special.ndtri(mu)
-        return np.log(mu)
-
-    def mustart(self, y, wt):
-        """R's family$initialize starting values."""
-        if self.family == "binomial":
-            return (wt * y + 0.5) / (wt + 1)
-        return y + 0.1
-
-    def linkinv(self, eta):
-        if self.link == "logit":
-            return np.clip(special.expit(eta), _EPS, 1 - _EPS)
-        if self.link == "probit":
-            return special.ndtr(np.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH))
-        return np.maximum(np.exp(eta), _EPS)
-
-    def mu_eta(self, eta):
-        if self.link == "logit":
-            e = np.exp(-np.abs(eta))
-            return np.maximum(e / (1 + e) ** 2, _EPS)
-        if self.link == "probit":
-            return np.maximum(stats.norm.pdf(eta), _EPS)
-        return np.maximum(np.exp(eta), _EPS)
-
-    def variance(self, mu):
-        return mu * (1 - mu) if self.family == "binomial" else mu
-
-    def loglik(self, y, mu, wt):
-        """Per-row log-likelihood without the terms free of mu."""
-        if self.family == "binomial":
-            return wt * (special.xlogy(y, mu) + special.xlog1py(1 - y, -mu))
-        return wt * (special.xlogy(y, mu) - mu)
-
-    def loglik_saturated(self, y, wt):
-        """``loglik`` at ``mu = y``."""
-        if self.family == "binomial":
-            return wt * (special.xlogy(y, y) + special.xlogy(1 - y, 1 - y))
-        return wt * (special.xlogy(y, y) - y)
-
-    def log_norm(self, y, wt):
-        """Per-row terms of the log density free of mu (log binomial coefficients,
-        ``-log y!``)."""
-        if self.family == "binomial":
-            m = np.round(wt)
-            k = np.round(m * y)
-            return special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
-        return -wt * special.gammaln(y + 1)
-
-    def dev_resid(self, y, mu, wt):
-        """Squared deviance residuals, ``2 (loglik(y) - loglik(mu))``."""
-        return 2 * (self.loglik_saturated(y, wt) - self.loglik(y, mu, wt))
-
-    def aic_terms(self, y, mu, wt):
-        """Per-row ``-2 log density`` (R's ``family$aic`` summands)."""
-        return -2 * (self.log_norm(y, wt) + self.loglik(y, mu, wt))
-
-
-def make_family(func: str, family, link):
-    """Validate ``family``/``link`` and return a :class:`Family`."""
-    from ..._validation import fail
-
-    if not isinstance(family, str) or family not in _LINKS:
-        fail(func, "family", family, "one of 'binomial', 'poisson'")
-    if link is None:
-        link = _LINKS[family][0]
-    if not isinstance(link, str) or link not in _LINKS[family]:
-        allowed = ", ".join(repr(v) for v in _LINKS[family])
-        fail(func, "link", link, f"one of {allowed} for family={family!r}")
-    return Family(family, link)
+__all__ = ["GLMM", "gh_rule", "conv_messages", "stage1_scalar", "THETA_GRID"]
 
 
 def gh_rule(n: int) -> np.ndarray:
@@ -127,42 +42,19 @@ def gh_rule(n: int) -> np.ndarray:
     return np.column_stack([z, w, stats.norm.logpdf(z)])
 
 
-def deriv12(fun, x: np.ndarray, fx: float, delta: float = 1e-4):
-    """Gradient and Hessian by central differences, as lme4's ``deriv12``."""
-    nx = x.size
-    H = np.empty((nx, nx))
-    g = np.empty(nx)
-    for j in range(nx):
-        xa, xs = x.copy(), x.copy()
-        xa[j] += delta
-        xs[j] -= delta
-        fa, fs = fun(xa), fun(xs)
-        H[j, j] = (fa - 2 * fx + fs) / delta**2
-        g[j] = (fa - fs) / (2 * delta)
-        for i in range(j):
-            def at(di, dj, i=i, j=j):
-                t = x.copy()
-                t[i] += di
-                t[j] += dj
-                return fun(t)
-            H[i, j] = H[j, i] = (at(delta, delta) - at(delta, -delta) - at(-delta, delta)
-                                 + at(-delta, -delta)) / (4 * delta**2)
-    return g, H
-
-
-_GRID = np.array([0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
+THETA_GRID = np.array([0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
 
 
 def stage1_scalar(f) -> float:
     """Minimise a criterion of one theta >= 0: best grid point, then bounded Brent."""
-    vals = np.array([f(t) for t in _GRID])
+    vals = np.array([f(t) for t in THETA_GRID])
     i = int(np.argmin(vals))
-    lo, hi = _GRID[max(i - 1, 0)], _GRID[min(i + 1, _GRID.size - 1)]
+    lo, hi = THETA_GRID[max(i - 1, 0)], THETA_GRID[min(i + 1, THETA_GRID.size - 1)]
     if i == 0:
-        hi = _GRID[1]
+        hi = THETA_GRID[1]
     r = so.minimize_scalar(f, bounds=(lo, hi), method="bounded",
                            options=dict(xatol=1e-10, maxiter=200))
-    t = float(r.x) if r.fun <= vals[i] else float(_GRID[i])
+    t = float(r.x) if r.fun <= vals[i] else float(THETA_GRID[i])
     f(t)   # leave the warm-started state at the optimum
     return t
 
@@ -216,13 +108,11 @@ class GLMM:
         Fixed-effects matrix, response (a proportion for binomial), prior
         weights (binomial trials) and offset.
     re : ReTerms
-        Random-effect terms (from :func:`._pls.build_reterms`).
+        Random-effect terms (from :func:`.model_matrices.build_reterms`).
     fam : Family
     """
 
     def __init__(self, X, y, wt, offset, re, fam: Family):
-        from ._pls import PLS
-
         self.X, self.y, self.wt, self.offset, self.re, self.fam = X, y, wt, offset, re, fam
         self.n, self.p = X.shape
         self.q = re.q
@@ -263,6 +153,7 @@ class GLMM:
         return 2.0 * float(np.sum(np.log(L if L.ndim == 1 else np.diag(L))))
 
     def pdev(self, eta, u):
+        """Penalized deviance: deviance residuals plus ``|u|^2``."""
         return float(np.sum(self.fam.dev_resid(self.y, self.fam.linkinv(eta), self.wt))
                      + u @ u)
 
@@ -409,6 +300,7 @@ class GLMM:
 
     # ------------------------------------------------------------- criteria
     def laplace(self, u, eta, L):
+        """Evaluate the Laplace approximation of ``-2 log L`` at the conditional modes."""
         mu = self.fam.linkinv(eta)
         return self._ldL2(L) + float(u @ u) + float(np.sum(self.fam.aic_terms(self.y, mu,
                                                                                self.wt)))

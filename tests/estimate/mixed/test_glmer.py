@@ -10,7 +10,8 @@ import pytest
 
 from declaredesign.errors import DeclarationError, EstimationError, FormulaError
 from declaredesign.estimate.mixed import GlmerFit, glmer
-from declaredesign.estimate.mixed._glmm import Family, gh_rule
+from declaredesign.estimate.mixed.families import Family
+from declaredesign.estimate.mixed.pirls import gh_rule
 
 
 @pytest.fixture(scope="module")

@@ -1,35 +1,29 @@
-"""Batched ``glmer``: every simulation of a batch in one pass.
+"""Random-intercept GLMMs for many datasets at once (the batched ``glmer`` path).
 
-Fast path: one random intercept ``(1 | g)``, numeric fixed part (offsets and a
-``cbind`` response allowed), Laplace or adaptive Gauss-Hermite. All simulations
-are fitted together: PIRLS runs on the stacked data with per-simulation
+One random intercept ``(1 | g)``, numeric fixed part (offsets and a ``cbind``
+response allowed), Laplace or adaptive Gauss-Hermite. All datasets are fitted
+together: PIRLS runs on the stacked data with per-simulation
 parameters and per-simulation stopping (lme4's rule, replayed as in
-:class:`._glmm.GLMM`), stage one (theta, with beta inside PIRLS) is a vectorised
+:class:`.pirls.GLMM`), stage one (theta, with beta inside PIRLS) is a vectorised
 grid-then-golden-section search, stage two a vectorised Newton iteration with
 lme4's ``deriv12`` derivatives, whose last Hessian gives the covariance of the
-fixed effects as lme4's ``vcov``. Simulations that the fast path cannot settle
-(boundary or singular fits, non-positive Hessians, Newton failures, fewer than
-two groups) are fitted one at a time by the general algorithm; a failed fit is a
-row of NaN with the reason in ``error``, a singular fit keeps its numbers and
-says so in ``warning``.
+fixed effects as lme4's ``vcov``. :func:`ri_glmer_fit` flags the datasets it cannot
+settle (boundary or singular fits, non-positive Hessians, Newton failures), which
+the caller fits one at a time by the general algorithm.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-from scipy import stats
 
-from ...batch import Batch
-from .._protocol import empty_tidy
-from ._glmm import Family, gh_rule
+from .derivatives import deriv12_batched
+from .families import Family
+from .pirls import THETA_GRID, conv_messages, gh_rule
 
-__all__ = ["glmer_kernel"]
-
-_SINGULAR_MSG = "boundary (singular) fit: see help('isSingular')"
+__all__ = ["Stacked", "ri_glmer_fit"]
 
 
-class _Stacked:
+class Stacked:
     """Stacked random-intercept GLMM data of S simulations."""
 
     def __init__(self, X, y, wt, offset, rsim, gcode, gsim, S, fam: Family):
@@ -41,12 +35,12 @@ class _Stacked:
         self.sat = self._sum_rows(fam.loglik_saturated(y, wt))
         self.norm = self._sum_rows(fam.log_norm(y, wt))
 
-    def subset(self, keep: np.ndarray) -> _Stacked:
-        """The simulations flagged in ``keep`` (bool, (S,)) as a smaller stack."""
+    def subset(self, keep: np.ndarray) -> Stacked:
+        """Take the simulations flagged in ``keep`` (bool, (S,)) as a smaller stack."""
         pos = np.cumsum(keep) - 1
         rm, gm = keep[self.rsim], keep[self.gsim]
         gpos = np.cumsum(gm) - 1
-        return _Stacked(self.X[rm], self.y[rm], self.wt[rm], self.offset[rm], pos[self.rsim[rm]],
+        return Stacked(self.X[rm], self.y[rm], self.wt[rm], self.offset[rm], pos[self.rsim[rm]],
                         gpos[self.gcode[rm]], pos[self.gsim[gm]], int(keep.sum()), self.fam)
 
     def _sum_rows(self, v):
@@ -56,6 +50,7 @@ class _Stacked:
         return np.bincount(self.gcode, weights=v, minlength=self.G)
 
     def pdev(self, eta, u):
+        """Penalized deviance of every simulation."""
         ll = self._sum_rows(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt))
         return 2 * (self.sat - ll) + np.bincount(self.gsim, weights=u * u, minlength=self.S)
 
@@ -109,12 +104,14 @@ class _Stacked:
         return U, ETA, LL, fail
 
     def laplace(self, u, eta, L):
+        """Laplace criterion of every simulation."""
         mu = self.fam.linkinv(eta)
         ll = self._sum_rows(self.fam.loglik(self.y, mu, self.wt))
         return (np.bincount(self.gsim, weights=2 * np.log(L) + u * u, minlength=self.S)
                 - 2 * (self.norm + ll))
 
     def agq(self, theta, u, eta, L, rule):
+        """Adaptive Gauss-Hermite criterion of every simulation (lme4's glmerAGQ)."""
         fam = self.fam
         th_r = theta[self.rsim]
 
@@ -144,9 +141,12 @@ class _Stacked:
 
     # ------------------------------------------------------------ stage one
     def lme4_start_fails(self) -> np.ndarray:
-        """Simulations where lme4's first PIRLS (joint, theta = 1, from R's mustart,
-        relative tolerance 1e-7, 100 iterations) does not converge: lme4 stops there
-        with "pwrssUpdate did not converge", e.g. under complete separation."""
+        """Flag simulations where lme4's first PIRLS does not converge.
+
+        That PIRLS is joint, at theta = 1, from R's mustart, with relative tolerance
+        1e-7 and 100 iterations; lme4 stops there with "pwrssUpdate did not
+        converge", e.g. under complete separation.
+        """
         eta0 = self.fam.linkfun(self.fam.mustart(self.y, self.wt))
         return ~self.stage0(np.ones(self.S), np.zeros((self.S, self.p)), np.zeros(self.G),
                             eta0=eta0, lme4_rule=True)
@@ -255,37 +255,12 @@ def _minimise1(f, lo, hi, golden_iters=16, newton_iters=4, h=1e-5):
     return x
 
 
-def _deriv12(fun, x, fx, delta=1e-4):
-    """lme4's deriv12 for every row of x (S, k) at once."""
-    S, k = x.shape
-    H = np.empty((S, k, k))
-    g = np.empty((S, k))
-    for j in range(k):
-        xa, xs = x.copy(), x.copy()
-        xa[:, j] += delta
-        xs[:, j] -= delta
-        fa, fs = fun(xa), fun(xs)
-        H[:, j, j] = (fa - 2 * fx + fs) / delta**2
-        g[:, j] = (fa - fs) / (2 * delta)
-        for i in range(j):
-            vals = []
-            for di, dj in ((delta, delta), (delta, -delta), (-delta, delta), (-delta, -delta)):
-                t = x.copy()
-                t[:, i] += di
-                t[:, j] += dj
-                vals.append(fun(t))
-            H[:, i, j] = H[:, j, i] = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * delta**2)
-    return g, H
-
-
-def ri_glmer_fit(st: _Stacked, nAGQ: int):
+def ri_glmer_fit(st: Stacked, nAGQ: int):
     """Fit every simulation; returns beta, vcov, theta, criterion and an ``ok`` mask.
 
     ``ok`` is False for simulations the general path must refit.
     """
     S, p = st.S, st.p
-    from ._glmm import _GRID
-
     start_fails = st.lme4_start_fails()
     # ---- stage one: theta with beta inside PIRLS, vectorised grid + golden section
     u = np.zeros(st.G)
@@ -297,15 +272,15 @@ def ri_glmer_fit(st: _Stacked, nAGQ: int):
         state["u"], state["beta"] = uu, bb
         return np.where(np.isfinite(val), val, np.inf)
 
-    grid_vals = np.stack([f0(np.full(S, t)) for t in _GRID], axis=1)       # (S, m)
+    grid_vals = np.stack([f0(np.full(S, t)) for t in THETA_GRID], axis=1)       # (S, m)
     i = np.argmin(grid_vals, axis=1)
-    lo = _GRID[np.maximum(i - 1, 0)]
-    hi = _GRID[np.minimum(i + 1, _GRID.size - 1)]
-    hi = np.where(i == 0, _GRID[1], hi)
+    lo = THETA_GRID[np.maximum(i - 1, 0)]
+    hi = THETA_GRID[np.minimum(i + 1, THETA_GRID.size - 1)]
+    hi = np.where(i == 0, THETA_GRID[1], hi)
     theta = _minimise1(f0, lo, hi)
     best = np.min(grid_vals, axis=1)
     v = f0(theta)
-    theta = np.where(v <= best, theta, _GRID[i])
+    theta = np.where(v <= best, theta, THETA_GRID[i])
     uu, bb, eta0, _ = st.stage0(theta, state["beta"], state["u"])
     lp0 = eta0 - st.offset
     # ---- stage two: Newton on (theta, beta) with deriv12 derivatives
@@ -333,7 +308,7 @@ def ri_glmer_fit(st: _Stacked, nAGQ: int):
             return sub.criterion(x, lp_sub, rule)
 
         pa, fa = par[idx], fx[idx]
-        g, Hn = _deriv12(fs, pa, fa)
+        g, Hn = deriv12_batched(fs, pa, fa)
         Hf[idx], Gf[idx] = Hn, g
         with np.errstate(invalid="ignore"):
             try:
@@ -387,8 +362,6 @@ def _conv_messages(G, H, ok):
     The conditions are screened for all simulations at once; the messages are
     written only for the few that trip one.
     """
-    from ._glmm import conv_messages
-
     S = G.shape[0]
     out = np.full(S, None, dtype=object)
     if not ok.any():
@@ -406,108 +379,3 @@ def _conv_messages(G, H, ok):
         msgs = conv_messages(G[s], H[s], 1)
         out[s] = "; ".join(msgs) or None
     return out
-
-
-# ------------------------------------------------------------------- kernel
-def glmer_kernel(batch: Batch, formula: str, *, family="binomial", link=None, nAGQ: int = 1,
-                 conf_level: float = 0.95) -> pd.DataFrame:
-    """Fixed-effect rows of ``glmer(formula)`` for every simulation of ``batch``.
-
-    Returns a frame with ``sim`` and the tidy columns, plus ``error`` and
-    ``warning`` (None when the fit is clean).
-    """
-    from .glmer import GlmerFormula, _check_common
-
-    fam = _check_common("glmer", formula, family, link, nAGQ, conf_level)
-    gf = GlmerFormula(formula)
-    from ...errors import FormulaError
-
-    needed = gf.variables()
-    missing = [c for c in needed if c not in batch.names]
-    if missing:
-        raise FormulaError(f"glmer(formula={formula!r}): column(s) "
-                           f"{', '.join(map(repr, missing))} not found in the data.")
-    if batch.n_sims == 0:
-        return empty_tidy(with_messages=True)
-    fast = (len(gf.bars) == 1 and gf.bars[0].expr.strip() == "1" and len(gf.bars[0].group) == 1
-            and nAGQ >= 1)
-    gcol = gf.bars[0].group[0] if fast else None
-    if fast:
-        fast = all(batch[c].dtype.kind in "biuf" for c in needed if c != gcol)
-    if not fast:
-        return _general_path(batch, formula, range(batch.n_sims), fam, nAGQ, conf_level)
-    return _fast_path(batch, gf, needed, gcol, fam, formula, nAGQ, conf_level)
-
-
-def _fast_path(batch, gf, needed, gcol, fam, formula, nAGQ, conf_level) -> pd.DataFrame:
-    from ._formula import fixed_matrix
-    from ._kernel import _group_codes, complete_rows
-    from .glmer import _LHS, _eval, _response
-
-    cols, ok, sim = complete_rows(batch, needed)
-    try:
-        y, wt = _response(gf, cols, fam)
-    except Exception:   # a bad response in some simulation: let each fit report it
-        return _general_path(batch, formula, range(batch.n_sims), fam, nAGQ, conf_level)
-    cols[_LHS] = y
-    _, X, names = fixed_matrix(gf.lmer, cols, func="glmer")
-    offset = np.zeros(y.size)
-    for o in gf.offsets:
-        offset += _eval(o, cols)
-    S, p = batch.n_sims, X.shape[1]
-    gcode, gsim = _group_codes(sim, cols[gcol], S)
-    ngrps = np.bincount(gsim, minlength=S)
-    nobs = np.bincount(sim, minlength=S)
-    # Full column rank per simulation and at least two groups (fewer than rows).
-    XtX = np.zeros((S, p, p))
-    np.add.at(XtX, sim, X[:, :, None] * X[:, None, :])
-    scale = np.maximum(np.max(np.abs(np.diagonal(XtX, axis1=1, axis2=2)), axis=1), 1e-300)
-    ev = np.linalg.eigvalsh(XtX / scale[:, None, None]) if p else np.ones((S, 1))
-    good = (ev[:, 0] > 1e-10) & (ngrps >= 2) & (ngrps < nobs)
-    out = []
-    keep = np.flatnonzero(good)
-    if keep.size:
-        pos = np.full(S, -1)
-        pos[keep] = np.arange(keep.size)
-        rm = pos[sim] >= 0
-        gpos = np.full(gsim.size, -1)
-        gm = pos[gsim] >= 0
-        gpos[gm] = np.arange(int(gm.sum()))
-        st = _Stacked(X[rm], y[rm], wt[rm], offset[rm], pos[sim[rm]], gpos[gcode[rm]],
-                      pos[gsim[gm]], keep.size, fam)
-        with np.errstate(all="ignore"):
-            res = ri_glmer_fit(st, nAGQ)
-        done = res["ok"]
-        if done.any():
-            out.append(_rows(keep[done], names, res["beta"][done], res["vcov"][done],
-                             gf.response, conf_level, res["messages"][done]))
-        good[keep[~done]] = False
-    bad = np.flatnonzero(~good)
-    if bad.size:
-        out.append(_general_path(batch, formula, bad, fam, nAGQ, conf_level))
-    df = pd.concat(out, ignore_index=True) if len(out) > 1 else out[0]
-    return df.sort_values("sim", kind="stable").reset_index(drop=True)
-
-
-def _rows(sims, names, est, V, response, conf_level, messages) -> pd.DataFrame:
-    S, p = est.shape
-    se = np.sqrt(np.diagonal(V, axis1=1, axis2=2))
-    z = est / se
-    crit = stats.norm.ppf(1 - (1 - conf_level) / 2)
-    return pd.DataFrame({
-        "sim": np.repeat(sims, p),
-        "term": np.tile(np.asarray(names, dtype=object), S),
-        "estimate": est.ravel(), "std_error": se.ravel(), "statistic": z.ravel(),
-        "p_value": (2 * stats.norm.sf(np.abs(z))).ravel(),
-        "conf_low": (est - crit * se).ravel(), "conf_high": (est + crit * se).ravel(),
-        "df": np.inf, "outcome": response, "error": None,
-        "warning": np.repeat(messages, p),
-    })
-
-
-def _general_path(batch, formula, sims, fam, nAGQ, conf_level) -> pd.DataFrame:
-    from ._kernel import fit_each
-    from .glmer import glmer
-
-    return fit_each(batch, formula, sims, conf_level,
-                    lambda d: glmer(formula, d, family=fam.family, link=fam.link, nAGQ=nAGQ))

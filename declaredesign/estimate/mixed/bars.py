@@ -2,7 +2,9 @@
 
 formulaic knows nothing of ``|`` bars, so the random-effect terms are cut out of
 the right-hand side here (respecting parentheses) and the rest is handed to
-formulaic as an ordinary fixed-effects formula.
+formulaic as an ordinary fixed-effects formula. glmer's extras (a
+``cbind(successes, failures)`` response, ``offset(...)`` terms) are split off here
+too: this module is the one place the mixed models read formula text.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import numpy as np
-
 from ...errors import FormulaError
+from ..model_frame import formula_variables
 
-__all__ = ["BarTerm", "LmerFormula", "parse_lmer_formula", "fixed_matrix", "term_matrix"]
+__all__ = ["BarTerm", "LmerFormula", "GlmerFormula", "parse_lmer_formula", "split_terms",
+           "LHS_PLACEHOLDER"]
+
+#: Stand-in response for one-sided right-hand sides handed to the model frame.
+LHS_PLACEHOLDER = "_dd_lhs_"
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
@@ -50,6 +55,20 @@ class LmerFormula:
         """The fixed-effects part as a formulaic formula."""
         return f"{self.response} ~ {self.fixed}"
 
+    def variables(self, func: str = "lmer") -> list[str]:
+        """List the data columns the formula reads (response, fixed part, bars, groups)."""
+        cols: set[str] = set()
+        for rhs in [self.fixed_formula] + [f"{LHS_PLACEHOLDER} ~ {b.expr}" for b in self.bars]:
+            try:
+                lhs_vars, rhs_vars = formula_variables(rhs)
+            except FormulaError as e:
+                shown = rhs.split("~", 1)[1].strip() if rhs.startswith(LHS_PLACEHOLDER) else rhs
+                raise FormulaError(f"{func}(formula=...): cannot parse {shown!r}: {e}") from e
+            cols |= set(lhs_vars) | set(rhs_vars)
+        for b in self.bars:
+            cols |= set(b.group)
+        return sorted(cols - {LHS_PLACEHOLDER})
+
 
 def _split_top(text: str, sep: str) -> list[str]:
     """Split on ``sep`` at parenthesis depth zero."""
@@ -72,7 +91,7 @@ def _split_top(text: str, sep: str) -> list[str]:
     return parts
 
 
-def _split_terms(rhs: str) -> list[tuple[str, str]]:
+def split_terms(rhs: str) -> list[tuple[str, str]]:
     """Split a right-hand side into (sign, term) pairs at depth-zero + and -."""
     out, depth, cur, sign = [], 0, [], "+"
     for ch in rhs:
@@ -127,7 +146,7 @@ def _group_names(text: str, formula: str) -> list[tuple[str, ...]]:
 
 
 def _has_intercept_removed(expr: str) -> bool:
-    terms = _split_terms(expr)
+    terms = split_terms(expr)
     return any(t == "0" and s == "+" for s, t in terms) or \
         any(t == "1" and s == "-" for s, t in terms)
 
@@ -163,7 +182,7 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
                            "(left of '~').")
     fixed_terms: list[str] = []
     bars: list[BarTerm] = []
-    for sign, term in _split_terms(rhs):
+    for sign, term in split_terms(rhs):
         inner = _strip_outer(term)
         if inner is None or "|" not in inner:
             fixed_terms.append(term if sign == "+" else f"- {term}")
@@ -184,7 +203,7 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
         if double:
             # lme4's expandDoubleVerts: an intercept term plus one term per variable,
             # each without intercept, so no correlations are estimated.
-            parts = [t for s, t in _split_terms(expr) if s == "+" and t not in ("0", "1")]
+            parts = [t for s, t in split_terms(expr) if s == "+" and t not in ("0", "1")]
             exprs = [] if _has_intercept_removed(expr) else ["1"]
             exprs += [f"0 + {t}" for t in parts]
         else:
@@ -199,33 +218,92 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
     return LmerFormula(response=lhs, fixed=fixed, bars=tuple(bars))
 
 
-_LHS = "_dd_lhs_"
 
 
-def term_matrix(expr: str, data, func: str = "lmer") -> tuple[np.ndarray, list[str]]:
-    """Model matrix of a random-effect term's right-hand side ``expr`` (R's column names).
+# ---------------------------------------------------------------- glmer's formulas
+class GlmerFormula:
+    """An lme4 formula split for glmer: response (maybe ``cbind``), offsets, fixed, bars.
 
-    The shared :func:`~declaredesign.estimate._formula.model_frame` wants a two-sided
-    formula, so a constant placeholder response is supplied.
+    Parameters
+    ----------
+    formula : str
+        ``response ~ fixed + offset(expr) + (expr | group)``; the response may be
+        ``cbind(successes, failures)``.
+    func : str
+        Name used in error messages.
     """
-    from ..model_frame import model_frame
 
-    cols = {c: data[c] for c in data.keys()}
-    n = len(next(iter(cols.values()))) if cols else 0
-    cols[_LHS] = np.zeros(n)
-    mf = model_frame(f"{_LHS} ~ {expr}", cols, func=func)
-    return mf.X, mf.columns
+    def __init__(self, formula: str, func: str = "glmer"):
+        f = parse_lmer_formula(formula)
+        self.bars = f.bars
+        self.response = f.response
+        self.cbind = _cbind(f.response, formula, func)
+        fixed, offsets = [], []
+        for sign, term in split_terms(f.fixed):
+            inner = strip_call(term, "offset")
+            if inner is None:
+                fixed.append(term if sign == "+" else f"- {term}")
+                continue
+            if sign == "-":
+                raise FormulaError(f"{func}(formula={formula!r}): an offset cannot be "
+                                   "subtracted.")
+            offsets.append(inner)
+        if not fixed:
+            fixed = ["1"]
+        elif all(t.startswith("-") for t in fixed):
+            fixed = ["1", *fixed]
+        self.offsets = offsets
+        self.fixed = " + ".join(fixed).replace("+ -", "-")
+        self.lmer = LmerFormula(response=LHS_PLACEHOLDER, fixed=self.fixed, bars=f.bars)
+
+    def __repr__(self) -> str:
+        """Show the formula as glmer reads it."""
+        off = "".join(f" + offset({o})" for o in self.offsets)
+        bars = " + ".join(f"({b.expr} | {b.group_name})" for b in self.bars)
+        return f"{self.response} ~ {self.fixed}{off} + {bars}"
+
+    def variables(self) -> list[str]:
+        """List the data columns the formula reads (fixed, random, response, offsets)."""
+        exprs = [f"{LHS_PLACEHOLDER} ~ {self.fixed}"] + \
+            [f"{LHS_PLACEHOLDER} ~ {b.expr}" for b in self.bars]
+        resp = list(self.cbind) if self.cbind else [self.response]
+        exprs += [f"{LHS_PLACEHOLDER} ~ 0 + I({e})" for e in [*resp, *self.offsets]]
+        cols: set[str] = set()
+        for e in exprs:
+            cols |= set(formula_variables(e)[1])
+        for b in self.bars:
+            cols |= set(b.group)
+        return sorted(cols - {LHS_PLACEHOLDER})
 
 
-def fixed_matrix(f: LmerFormula, data, func: str = "lmer", with_terms: bool = False):
-    """Response vector, fixed-effects matrix and its column names.
+def _cbind(response: str, formula: str, func: str) -> tuple[str, str] | None:
+    resp = strip_call(response, "cbind")
+    if resp is None:
+        return None
+    parts = _split_args(resp)
+    if len(parts) != 2:
+        raise FormulaError(f"{func}(formula={formula!r}): cbind() needs two arguments "
+                           f"(successes, failures); got {response!r}.")
+    return parts[0], parts[1]
 
-    With ``with_terms`` also a dict from each formula term (R's label, e.g.
-    ``"x:f3"``) to the names of its columns. ``data`` has no missing values in the
-    used columns (rows are dropped before, over the random-effect columns too).
-    """
-    from ..model_frame import model_frame
 
-    mf = model_frame(f.fixed_formula, data, func=func)
-    out = (np.asarray(mf.y, dtype=float).reshape(-1), mf.X, mf.columns)
-    return (*out, mf.term_columns) if with_terms else out
+def strip_call(text: str, name: str) -> str | None:
+    """Return the argument text of ``name(...)`` when ``text`` is that call, else None."""
+    t = text.strip()
+    if not t.startswith(name):
+        return None
+    return _strip_outer(t[len(name):])
+
+
+def _split_args(text: str) -> list[str]:
+    out, depth, cur = [], 0, []
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return out

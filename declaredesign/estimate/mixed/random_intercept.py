@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .small_matrices import batched_lstsq, chol_inv_small, logdet_derivs, pinv_sym
+
 __all__ = ["RIStats", "ri_stats", "ri_fit"]
 
 #: log-spaced starting grid for theta (0 is handled separately as the boundary)
@@ -59,36 +61,32 @@ class RIStats:
 
     @property
     def n_sims(self) -> int:
+        """Number of datasets."""
         return self.W.shape[0]
 
 
-def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndarray,
-             n_sims: int) -> RIStats:
-    """Build the sufficient statistics.
+class _GroupSums:
+    """Group sums and group-centred columns, by the fastest route the layout allows.
 
-    Parameters
-    ----------
-    X : (N, p) fixed-effects matrix, y : (N,) response.
-    gcode : (N,) dense group codes, numbered across datasets.
-    group_sim : (G,) dataset of each group.
+    Rows of a group are usually contiguous: then sums are reduceat passes over
+    blocks, else bincounts. Groups all of one size ``m`` (a balanced design) make the
+    rows a (G, m) table: column passes then replace reduceat's and repeat's
+    per-group loops. The sums keep reduceat's order, first + (sum of the rest), so
+    the numbers are the same bits either way.
     """
-    N, p = X.shape
-    k = p + 1
-    G = group_sim.shape[0]
-    # Rows of a group are usually contiguous: then sums are reduceat passes
-    # over blocks, else bincounts.
-    contiguous = N > 0 and bool(np.all(gcode[1:] >= gcode[:-1]))
-    n_g = np.bincount(gcode, minlength=G)
-    starts = np.concatenate([[0], np.cumsum(n_g)[:-1]]) if contiguous else None
 
-    # Groups all of one size m (a balanced design) make the rows a (G, m)
-    # table: column passes then replace reduceat's and repeat's per-group
-    # loops. The sums keep reduceat's order, first + (sum of the rest), so
-    # the numbers are the same bits either way.
-    m = int(n_g[0]) if contiguous and G and N == G * int(n_g[0]) and \
-        n_g.min() == n_g.max() else 0
+    def __init__(self, gcode: np.ndarray, G: int):
+        N = gcode.shape[0]
+        self.gcode, self.G, self.N = gcode, G, N
+        self.contiguous = N > 0 and bool(np.all(gcode[1:] >= gcode[:-1]))
+        self.n_g = n_g = np.bincount(gcode, minlength=G)
+        self.starts = np.concatenate([[0], np.cumsum(n_g)[:-1]]) if self.contiguous else None
+        self.m = int(n_g[0]) if self.contiguous and G and N == G * int(n_g[0]) and \
+            n_g.min() == n_g.max() else 0
 
-    def gsum(v):  # (N,) -> (G,)
+    def sum(self, v: np.ndarray) -> np.ndarray:
+        """Per-group sums of a row vector, (N,) -> (G,)."""
+        m, G = self.m, self.G
         if m:
             V = v.reshape(G, m)
             if m == 1:
@@ -100,31 +98,20 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
             else:
                 rest = V[:, 1:].sum(axis=1)
             return V[:, 0] + rest
-        if contiguous:
-            return np.add.reduceat(v, starts)
-        return np.bincount(gcode, weights=v, minlength=G)
+        if self.contiguous:
+            return np.add.reduceat(v, self.starts)
+        return np.bincount(self.gcode, weights=v, minlength=G)
 
-    def centre(v, mean):  # v minus its group's mean, (N,)
-        if m:
-            return (v.reshape(G, m) - mean[:, None]).reshape(N)
-        return v - (np.repeat(mean, n_g) if contiguous else mean[gcode])
+    def centre(self, v: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """``v`` minus its group's mean, (N,)."""
+        if self.m:
+            return (v.reshape(self.G, self.m) - mean[:, None]).reshape(self.N)
+        return v - (np.repeat(mean, self.n_g) if self.contiguous else mean[self.gcode])
 
-    # A column of ones (the intercept) has group sums n_g and no within-group
-    # variation: skip its row-level passes. Columns are handled as contiguous
-    # 1-D arrays (a strided column of a C-ordered X is much slower).
-    cols = [np.ascontiguousarray(X[:, j], dtype=float) for j in range(p)] + \
-        [np.ascontiguousarray(y, dtype=float)]
-    const = [j < p and bool(np.all(cols[j] == 1.0)) for j in range(k)]
-    S_g = np.empty((G, k), order="F")  # used column by column
-    inv_n = 1.0 / np.maximum(n_g, 1)
-    cen = {}
-    for i in range(k):
-        if const[i]:
-            S_g[:, i] = n_g
-        else:
-            S_g[:, i] = gsum(cols[i])
-            # Within-group cross products come from group-centred columns.
-            cen[i] = centre(cols[i], S_g[:, i] * inv_n)
+
+def _within_products(gs: _GroupSums, cen: dict, p: int, group_sim: np.ndarray,
+                     n_sims: int, k: int) -> np.ndarray:
+    """Within-group cross products of the group-centred columns, per dataset."""
     # A regressor constant within groups (a cluster-level treatment) centres to
     # exact zeros: its within-group products are exact zeros too, so skip their
     # row passes (a partner column with an overflowing product still takes the
@@ -134,31 +121,43 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
     var = sorted(cen)
     for i in var:
         if not zero[i]:
-            Wy[:, i, i] = np.bincount(group_sim, weights=gsum(cen[i] * cen[i]),
+            Wy[:, i, i] = np.bincount(group_sim, weights=gs.sum(cen[i] * cen[i]),
                                       minlength=n_sims)
     for a, i in enumerate(var):
         for j in var[a + 1:]:
             if (zero[i] or zero[j]) and np.isfinite(Wy[:, i, i] + Wy[:, j, j]).all():
                 continue
-            v = np.bincount(group_sim, weights=gsum(cen[i] * cen[j]), minlength=n_sims)
+            v = np.bincount(group_sim, weights=gs.sum(cen[i] * cen[j]), minlength=n_sims)
             Wy[:, i, j] = v
             Wy[:, j, i] = v
-    # Between-group part, at the group level.
-    Bw = np.empty((n_sims, k, k))
+    return Wy
+
+
+def _pair_sums(index: np.ndarray, A: np.ndarray, size: int, k: int,
+               scale: np.ndarray | None = None) -> np.ndarray:
+    """``sum over rows r of class c of A[r, i] A[r, j] (scale[r])`` as (size, k, k)."""
+    out = np.empty((size, k, k))
     for i in range(k):
         for j in range(i, k):
-            v = np.bincount(group_sim, weights=S_g[:, i] * S_g[:, j] * inv_n, minlength=n_sims)
-            Bw[:, i, j] = v
-            Bw[:, j, i] = v
-    tot = Wy + Bw
+            w = A[:, i] * A[:, j] if scale is None else A[:, i] * A[:, j] * scale
+            v = np.bincount(index, weights=w, minlength=size)
+            out[:, i, j] = v
+            out[:, j, i] = v
+    return out
+
+
+def _shift_to_ols(S_g: np.ndarray, Wy: np.ndarray, tot: np.ndarray, group_sim: np.ndarray,
+                  p: int, n_sims: int, k: int):
+    """Replace y by the per-dataset OLS residual ``e0 = y - X b0`` in W and the sums.
+
+    beta shifts by b0; r and vcov are unchanged. Keeping the within-group part W and
+    the group sums apart, ``Q = W + sum_n v_n C_n`` with ``v_n = 1/(n (1 + n
+    theta^2)) > 0`` has no cancellation, whereas ``[X y]'[X y] - sum_n w_n C_n`` loses
+    ~4 digits when theta is large.
+    """
     XtX = tot[:, :p, :p]
-    # Work with the per-dataset OLS residual e0 = y - X b0 instead of y (beta
-    # shifts by b0; r and vcov are unchanged), and keep the within-group part W
-    # and the group sums apart: Q = W + sum_n v_n C_n with
-    # v_n = 1/(n (1 + n theta^2)) > 0 has no cancellation, whereas
-    # [X y]'[X y] - sum_n w_n C_n loses ~4 digits when theta is large.
     with np.errstate(all="ignore"):
-        b0 = _batched_lstsq(XtX, tot[:, :p, p])
+        b0 = batched_lstsq(XtX, tot[:, :p, p])
     b0 = np.where(np.isfinite(b0), b0, 0.0)
     T = np.zeros((n_sims, k, k))
     T[:, np.arange(k), np.arange(k)] = 1.0
@@ -173,8 +172,16 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
         # (einsum's order depends on the layout: keep the row-major one)
         S_g[:, p] = S_g[:, p] - np.einsum("gi,gi->g", np.ascontiguousarray(S_g[:, :p]),
                                           b0[group_sim])
-    # Size classes: unique (dataset, group size), by a lookup table over the
-    # (small) key range rather than a sort.
+    return W, b0, XtX
+
+
+def _size_classes(group_sim: np.ndarray, n_g: np.ndarray, n_sims: int):
+    """Find the (dataset, group size) classes.
+
+    By a lookup table over the (small) key range rather than a sort. Returns each
+    group's class and the classes' datasets and sizes.
+    """
+    G = group_sim.shape[0]
     stride = int(n_g.max(initial=0)) + 1
     key = group_sim.astype(np.int64) * stride + n_g
     if n_sims * stride <= max(4 * G, 1 << 16):
@@ -184,29 +191,64 @@ def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndar
         cls = (np.cumsum(present) - 1)[key]
     else:
         ukey, cls = np.unique(key, return_inverse=True)
-    K = ukey.shape[0]
-    cls_sim = ukey // stride
-    cls_n = ukey % stride
-    cls_count = np.bincount(cls, minlength=K)
-    Cn = np.empty((K, k, k))
+    return cls, ukey // stride, ukey % stride
+
+
+def ri_stats(X: np.ndarray, y: np.ndarray, gcode: np.ndarray, group_sim: np.ndarray,
+             n_sims: int) -> RIStats:
+    """Build the sufficient statistics.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, p)
+        Fixed-effects matrix.
+    y : ndarray, shape (N,)
+        Response.
+    gcode : ndarray, shape (N,)
+        Dense group codes, numbered across datasets.
+    group_sim : ndarray, shape (G,)
+        Dataset of each group.
+    n_sims : int
+        Number of datasets.
+
+    Returns
+    -------
+    RIStats
+    """
+    p = X.shape[1]
+    k = p + 1
+    G = group_sim.shape[0]
+    gs = _GroupSums(gcode, G)
+    n_g = gs.n_g
+    # A column of ones (the intercept) has group sums n_g and no within-group
+    # variation: skip its row-level passes. Columns are handled as contiguous
+    # 1-D arrays (a strided column of a C-ordered X is much slower).
+    cols = [np.ascontiguousarray(X[:, j], dtype=float) for j in range(p)] + \
+        [np.ascontiguousarray(y, dtype=float)]
+    const = [j < p and bool(np.all(cols[j] == 1.0)) for j in range(k)]
+    S_g = np.empty((G, k), order="F")  # used column by column
+    inv_n = 1.0 / np.maximum(n_g, 1)
+    cen = {}
     for i in range(k):
-        for j in range(i, k):
-            v = np.bincount(cls, weights=S_g[:, i] * S_g[:, j], minlength=K)
-            Cn[:, i, j] = v
-            Cn[:, j, i] = v
+        if const[i]:
+            S_g[:, i] = n_g
+        else:
+            S_g[:, i] = gs.sum(cols[i])
+            # Within-group cross products come from group-centred columns.
+            cen[i] = gs.centre(cols[i], S_g[:, i] * inv_n)
+    Wy = _within_products(gs, cen, p, group_sim, n_sims, k)
+    # Between-group part, at the group level.
+    tot = Wy + _pair_sums(group_sim, S_g, n_sims, k, inv_n)
+    W, b0, XtX = _shift_to_ols(S_g, Wy, tot, group_sim, p, n_sims, k)
+    cls, cls_sim, cls_n = _size_classes(group_sim, n_g, n_sims)
+    K = cls_sim.shape[0]
+    cls_count = np.bincount(cls, minlength=K)
+    Cn = _pair_sums(cls, S_g, K, k)
     # Counts from the (few) size classes: integer sums, so exact in floats.
     nobs = np.bincount(cls_sim, weights=cls_n * cls_count, minlength=n_sims).astype(np.int64)
     ngrps = np.bincount(cls_sim, weights=cls_count, minlength=n_sims).astype(np.int64)
     return RIStats(W, Cn, cls_sim, cls_n.astype(float), cls_count.astype(float), nobs,
                    ngrps, p, b0, XtX, S_g, n_g)
-
-
-def _batched_lstsq(A, b):
-    """Solve A x = b per dataset; singular systems get a least-squares answer."""
-    try:
-        return np.linalg.solve(A, b[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        return (np.linalg.pinv(A) @ b[..., None])[..., 0]
 
 
 class _Eval:
@@ -235,7 +277,7 @@ class _Eval:
         self.Q = st.W[:, None] + agg(v)
         # One Cholesky factor of Q serves both determinants: its leading p x p
         # block is the factor of M.
-        Lc, Li = _chol_inv_small(self.Q)
+        Lc, Li = chol_inv_small(self.Q)
         logd = 2.0 * np.log(np.diagonal(Lc, axis1=-2, axis2=-1))
         self.lM = logd[..., :p].sum(-1)
         self.lQ = self.lM + logd[..., p]
@@ -248,11 +290,11 @@ class _Eval:
             Q1, Q2 = -agg(w1), -agg(w2)
             self.Q1 = Q1
             Qi = np.swapaxes(Li, -1, -2) @ Li
-            self.lQ1, self.lQ2 = _logdet_derivs(Qi, Q1, Q2)
+            self.lQ1, self.lQ2 = logdet_derivs(Qi, Q1, Q2)
             if p:
                 Lp = Li[..., :p, :p]
                 self.Minv = np.swapaxes(Lp, -1, -2) @ Lp
-                self.lM1, self.lM2 = _logdet_derivs(self.Minv, Q1[..., :p, :p],
+                self.lM1, self.lM2 = logdet_derivs(self.Minv, Q1[..., :p, :p],
                                                     Q2[..., :p, :p])
             else:
                 self.lM1 = self.lM2 = np.zeros((S, m))
@@ -267,71 +309,6 @@ def _class_sums(st: RIStats):
     """(S, K) sparse 0/1 matrix summing size classes into their dataset."""
     return sp.csr_matrix((np.ones_like(st.cls_n), (st.cls_sim, np.arange(st.cls_n.size))),
                          shape=(st.n_sims, st.cls_n.size))
-
-
-def _chol_inv_small(A):
-    """Cholesky factor L and its inverse for stacks of small SPD matrices.
-
-    Python loops over the (tiny) matrix order and vector operations over the
-    stack: for 3 x 3 matrices this is ~10x faster than LAPACK's per-matrix calls.
-    Non-positive-definite matrices give NaN.
-    """
-    k = A.shape[-1]
-    if k <= 3:
-        return _chol_inv_3(A)
-    L = np.zeros_like(A)
-    for j in range(k):
-        d = A[..., j, j] - np.sum(L[..., j, :j] ** 2, axis=-1)
-        L[..., j, j] = np.sqrt(d)
-        for i in range(j + 1, k):
-            L[..., i, j] = (A[..., i, j] - np.sum(L[..., i, :j] * L[..., j, :j], axis=-1)) \
-                / L[..., j, j]
-    Li = np.zeros_like(A)
-    for i in range(k):
-        Li[..., i, i] = 1.0 / L[..., i, i]
-        for j in range(i):
-            Li[..., i, j] = -np.sum(L[..., i, j:i] * Li[..., j:i, j], axis=-1) / L[..., i, i]
-    return L, Li
-
-
-def _chol_inv_3(A):
-    """:func:`_chol_inv_small` for order <= 3 without the per-element reductions.
-
-    Every inner product there has at most two terms, whose sum has one order:
-    the results are the same bits.
-    """
-    k = A.shape[-1]
-    L = np.zeros_like(A)
-    Li = np.zeros_like(A)
-    for j in range(k):
-        s = 0.0
-        if j == 1:
-            s = L[..., 1, 0] ** 2
-        elif j == 2:
-            s = L[..., 2, 0] ** 2 + L[..., 2, 1] ** 2
-        L[..., j, j] = ljj = np.sqrt(A[..., j, j] - s)
-        for i in range(j + 1, k):
-            t = 0.0
-            if j == 1:
-                t = L[..., i, 0] * L[..., 1, 0]
-            L[..., i, j] = (A[..., i, j] - t) / ljj
-    for i in range(k):
-        Li[..., i, i] = 1.0 / L[..., i, i]
-        for j in range(i):
-            if i - j == 1:
-                t = L[..., i, j] * Li[..., j, j]
-            else:  # i = 2, j = 0
-                t = L[..., 2, 0] * Li[..., 0, 0] + L[..., 2, 1] * Li[..., 1, 0]
-            Li[..., i, j] = -t / L[..., i, i]
-    return L, Li
-
-
-def _logdet_derivs(Ai, A1, A2):
-    """First and second derivatives of log|A(theta)| from A^-1, A', A''."""
-    B = Ai @ A1
-    d1 = np.trace(B, axis1=-2, axis2=-1)
-    d2 = np.trace(Ai @ A2, axis1=-2, axis2=-1) - np.einsum("...ij,...ji->...", B, B)
-    return d1, d2
 
 
 def _coefs(st: RIStats, REML: bool):
@@ -420,7 +397,7 @@ def _finish(st: RIStats, ev: _Eval, theta: np.ndarray, REML: bool) -> dict:
         Hts = -2.0 * r1 / sigma**3
         Hss = -2.0 * dfres / sigma2 + 6.0 * r / sigma2**2
         H = np.stack([np.stack([Htt, Hts], -1), np.stack([Hts, Hss], -1)], -2)
-        A = _pinv_sym(H) * 2.0
+        A = pinv_sym(H) * 2.0
         # Gradient of vcov(beta)_jj in (theta, sigma).
         M1 = ev.Q1[:, :p, :p]
         dV_t = -sigma2[:, None] * np.einsum("sij,sjk,ski->si", Minv, M1, Minv)
@@ -431,17 +408,6 @@ def _finish(st: RIStats, ev: _Eval, theta: np.ndarray, REML: bool) -> dict:
         df = 2.0 * var**2 / gAg
     return dict(beta=beta, vcov=vcov, sigma=sigma, theta=theta, crit=crit, df=df,
                 hess=H, nobs=st.nobs, ngrps=st.ngrps)
-
-
-def _pinv_sym(H: np.ndarray, tol: float = 1e-8) -> np.ndarray:
-    """Moore-Penrose inverse keeping eigenvalues above ``tol`` (as lmerTest)."""
-    ok = np.all(np.isfinite(H), axis=(-2, -1))
-    Hs = np.where(ok[:, None, None], H, 0.0)
-    vals, vecs = np.linalg.eigh(Hs)
-    inv = np.where(vals > tol, 1.0 / np.where(vals > tol, vals, 1.0), 0.0)
-    out = np.einsum("sij,sj,skj->sik", vecs, inv, vecs)
-    out[~ok] = np.nan
-    return out
 
 
 def ri_kenward_roger(st: RIStats, res: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._fast import RIStats, _chol_inv_small, _pinv_sym
+from .derivatives import richardson_batched
+from .random_intercept import RIStats
+from .small_matrices import chol_inv_small, pinv_sym
 
 __all__ = ["nested_fit"]
 
@@ -81,7 +83,7 @@ def _evaluate(ns: NestedStats, tb: np.ndarray, ta: np.ndarray) -> dict:
                                                                                      m * k * k)
     Q = Qin - (ns.E_s @ outer).reshape(S, m, k, k)
     L = L + np.asarray(ns.E_s @ np.log1p(taa * taa * ma))
-    Lc, Li = _chol_inv_small(Q)
+    Lc, Li = chol_inv_small(Q)
     logd = 2.0 * np.log(np.diagonal(Lc, axis1=-2, axis2=-1))
     lM = logd[..., :p].sum(-1)
     lr = 2.0 * np.log(Lc[..., p, p])
@@ -98,52 +100,107 @@ def _crit(ns, tb, ta, REML):
     return np.where(np.isfinite(c), c, np.inf)
 
 
-def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
-    """Fit every dataset; returns the same keys as :func:`._fast.ri_fit` (theta is (S, 2))."""
+def _grid(ns: NestedStats, REML: bool):
+    """Criterion of every dataset on the (theta_b, theta_a) grid: (S, m) and the grid."""
     st = ns.st
     S = st.n_sims
-    with np.errstate(all="ignore"):
-        gb, ga = np.meshgrid(_GRID, _GRID, indexing="ij")
-        gb, ga = gb.ravel(), ga.ravel()
-        k2 = (st.p + 1) ** 2
-        step = max(1, min(gb.size, int(2e6 // max((st.cls_n.size + ns.nouter.sum()) * k2, 1))))
-        cg = np.concatenate([
-            _crit(ns, np.broadcast_to(gb[c0:c0 + step], (S, gb[c0:c0 + step].size)).copy(),
-                  np.broadcast_to(ga[c0:c0 + step], (S, ga[c0:c0 + step].size)).copy(), REML)
-            for c0 in range(0, gb.size, step)], axis=1)
-        j = np.argmin(cg, axis=1)
-        x = np.stack([gb[j], ga[j]], axis=1)
-        # Newton on the unconstrained (even) criterion, backtracking line search.
-        f = lambda xx: _crit(ns, xx[:, 0:1], xx[:, 1:2], REML)[:, 0]  # noqa: E731
-        fx = f(x)
-        active = np.ones(S, dtype=bool)
-        for _ in range(iters):
-            if not active.any():
-                break
-            g, H = _grad_hess(f, x, fx)
-            det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
-            pd_ = (H[:, 0, 0] > 0) & (det > 0)
-            step = np.where(pd_[:, None],
-                            -np.linalg.solve(np.where(pd_[:, None, None], H, np.eye(2)),
-                                             g[..., None])[..., 0],
-                            -g / np.maximum(np.abs(np.diagonal(H, axis1=1, axis2=2)), 1.0))
-            step = np.where(active[:, None], step, 0.0)
-            lam = np.ones(S)
-            for _ in range(30):
-                xn = x + lam[:, None] * step
-                fn = f(xn)
-                ok = fn <= fx + 1e-14 * np.abs(fx)
-                if ok.all():
-                    break
-                lam = np.where(ok, lam, lam / 2)
+    gb, ga = np.meshgrid(_GRID, _GRID, indexing="ij")
+    gb, ga = gb.ravel(), ga.ravel()
+    k2 = (st.p + 1) ** 2
+    step = max(1, min(gb.size, int(2e6 // max((st.cls_n.size + ns.nouter.sum()) * k2, 1))))
+    cg = np.concatenate([
+        _crit(ns, np.broadcast_to(gb[c0:c0 + step], (S, gb[c0:c0 + step].size)).copy(),
+              np.broadcast_to(ga[c0:c0 + step], (S, ga[c0:c0 + step].size)).copy(), REML)
+        for c0 in range(0, gb.size, step)], axis=1)
+    return cg, gb, ga
+
+
+def _newton(f, x: np.ndarray, iters: int):
+    """Newton on the unconstrained (even) criterion, backtracking line search."""
+    S = x.shape[0]
+    fx = f(x)
+    active = np.ones(S, dtype=bool)
+    for _ in range(iters):
+        if not active.any():
+            break
+        g, H = _grad_hess(f, x, fx)
+        det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
+        pd_ = (H[:, 0, 0] > 0) & (det > 0)
+        step = np.where(pd_[:, None],
+                        -np.linalg.solve(np.where(pd_[:, None, None], H, np.eye(2)),
+                                         g[..., None])[..., 0],
+                        -g / np.maximum(np.abs(np.diagonal(H, axis1=1, axis2=2)), 1.0))
+        step = np.where(active[:, None], step, 0.0)
+        lam = np.ones(S)
+        for _ in range(30):
+            xn = x + lam[:, None] * step
+            fn = f(xn)
             ok = fn <= fx + 1e-14 * np.abs(fx)
-            x = np.where(ok[:, None], xn, x)
-            small = np.max(np.abs(lam[:, None] * step) / np.maximum(np.abs(x), 1e-3), axis=1)
-            gain = fx - np.where(ok, fn, fx)
-            fx = np.where(ok, fn, fx)
-            # Finite-difference noise sets the floor: stop on a tiny step or on
-            # no measurable decrease.
-            active &= ok & (small > 1e-9) & (gain > 1e-13 * np.abs(fx))
+            if ok.all():
+                break
+            lam = np.where(ok, lam, lam / 2)
+        ok = fn <= fx + 1e-14 * np.abs(fx)
+        x = np.where(ok[:, None], xn, x)
+        small = np.max(np.abs(lam[:, None] * step) / np.maximum(np.abs(x), 1e-3), axis=1)
+        gain = fx - np.where(ok, fn, fx)
+        fx = np.where(ok, fn, fx)
+        # Finite-difference noise sets the floor: stop on a tiny step or on
+        # no measurable decrease.
+        active &= ok & (small > 1e-9) & (gain > 1e-13 * np.abs(fx))
+    return x, fx
+
+
+def _restart(f, x, fx, where_, start, iters):
+    """Run Newton again from ``start`` where flagged; keep a clearly lower optimum."""
+    x2, fx2 = _newton(f, np.where(where_[:, None], start, x), iters)
+    better = where_ & (fx2 < fx - 1e-9 * np.maximum(np.abs(fx), 1.0))
+    return np.where(better[:, None], x2, x), np.where(better, fx2, fx)
+
+
+def _escape(ns: NestedStats, f, x, fx, REML: bool, iters: int, rounds: int = 2):
+    """Leave a flat or non-convex stretch where Newton stopped short.
+
+    Scan each theta over the grid with the other held at the optimum found; where a
+    scanned point is clearly lower (the criterion can be nearly flat in one theta
+    over a decade, e.g. a small class variance beside a large student one), restart
+    Newton there.
+    """
+    m = _GRID.size
+    for _ in range(rounds):
+        tb = np.concatenate([np.broadcast_to(_GRID, (x.shape[0], m)),
+                             np.repeat(np.abs(x[:, 0:1]), m, axis=1)], axis=1)
+        ta = np.concatenate([np.repeat(np.abs(x[:, 1:2]), m, axis=1),
+                             np.broadcast_to(_GRID, (x.shape[0], m))], axis=1)
+        fc = _crit(ns, tb, ta, REML)
+        k = np.argmin(fc, axis=1)
+        rows = np.arange(x.shape[0])
+        lower = fc[rows, k] < fx - 1e-9 * np.maximum(np.abs(fx), 1.0)
+        if not lower.any():
+            break
+        x, fx = _restart(f, x, fx, lower, np.stack([tb[rows, k], ta[rows, k]], axis=1),
+                         iters)
+    return x, fx
+
+
+def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
+    """Fit every dataset.
+
+    Returns the same keys as :func:`.random_intercept.ri_fit` (theta is (S, 2)).
+    """
+    with np.errstate(all="ignore"):
+        cg, gb, ga = _grid(ns, REML)
+        j = np.argmin(cg, axis=1)
+        f = lambda xx: _crit(ns, xx[:, 0:1], xx[:, 1:2], REML)[:, 0]  # noqa: E731
+        x, fx = _newton(f, np.stack([gb[j], ga[j]], axis=1), iters)
+        # The criterion is even in each theta, so a start with a zero theta keeps it
+        # (near) zero: where the best grid point has one, also start from the best
+        # point inside and keep that optimum when it is lower (a boundary local
+        # minimum next to an interior global one).
+        edge = (gb[j] == 0) | (ga[j] == 0)
+        if edge.any():
+            j2 = np.argmin(np.where((gb > 0) & (ga > 0), cg, np.inf), axis=1)
+            x, fx = _restart(f, x, fx, edge, np.stack([gb[j2], ga[j2]], axis=1), iters)
+        x, fx = _escape(ns, f, x, fx, REML, iters)
         x = np.abs(x)
         # A boundary (zero) variance: lme4 reports exactly 0 there.
         for i in range(2):
@@ -176,48 +233,6 @@ def _grad_hess(f, x, fx):
     return g, H
 
 
-def _richardson(fun, x, d=1e-4, eps=1e-4, r=4):
-    """Richardson first derivatives and Hessian of a vector function in theta (S, 2).
-
-    ``fun(x) -> (S, q)``; returns (S, q, 2) derivatives and (S, q, 2, 2) Hessians.
-    """
-    S = x.shape[0]
-    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
-    h0 = np.abs(d * x) + eps * (np.abs(x) < zero_tol)
-    f0 = fun(x)
-    q = f0.shape[1]
-    J = np.empty((S, q, 2))
-    Hs = np.empty((S, q, 2, 2))
-
-    def extrap(a):
-        a = np.stack(a)
-        for mm in range(1, r):
-            a = (a[1:] * 4.0**mm - a[:-1]) / (4.0**mm - 1)
-        return a[0]
-
-    for i in range(2):
-        a1, a2 = [], []
-        h = h0[:, i].copy()
-        for _ in range(r):
-            e = np.zeros((S, 2))
-            e[:, i] = h
-            fp, fm = fun(x + e), fun(x - e)
-            a1.append((fp - fm) / (2 * h[:, None]))
-            a2.append((fp - 2 * f0 + fm) / h[:, None] ** 2)
-            h = h / 2
-        J[:, :, i] = extrap(a1)
-        Hs[:, :, i, i] = extrap(a2)
-    a = []
-    h = h0.copy()
-    for _ in range(r):
-        fp, fm = fun(x + h), fun(x - h)
-        a.append((fp - 2 * f0 + fm - Hs[:, :, 0, 0] * h[:, 0:1] ** 2
-                  - Hs[:, :, 1, 1] * h[:, 1:2] ** 2) / (2 * h[:, 0:1] * h[:, 1:2]))
-        h = h / 2
-    Hs[:, :, 0, 1] = Hs[:, :, 1, 0] = extrap(a)
-    return J, Hs
-
-
 def _finish(ns: NestedStats, x: np.ndarray, REML: bool) -> dict:
     st = ns.st
     p = st.p
@@ -243,12 +258,12 @@ def _finish(ns: NestedStats, x: np.ndarray, REML: bool) -> dict:
             return np.column_stack([phi, ev["r"][:, 0],
                                     np.diagonal(ev["Minv"][:, 0], axis1=1, axis2=2)])
 
-        J, Hs = _richardson(fun, x)
+        J, Hs = richardson_batched(fun, x)
         H = np.empty((x.shape[0], 3, 3))
         H[:, :2, :2] = Hs[:, 0]
         H[:, :2, 2] = H[:, 2, :2] = -2.0 * J[:, 1, :] / sigma[:, None] ** 3
         H[:, 2, 2] = -2.0 * dfres / sigma2 + 6.0 * r / sigma2**2
-        A = 2.0 * _pinv_sym(H)
+        A = 2.0 * pinv_sym(H)
         var = np.diagonal(vcov, axis1=1, axis2=2)
         g_t = sigma2[:, None, None] * J[:, 2:, :]                        # (S, p, 2)
         g_s = 2.0 * sigma[:, None] * np.diagonal(Minv, axis1=1, axis2=2)  # (S, p)
