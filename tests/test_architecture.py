@@ -50,8 +50,7 @@ PLOT_HOOK = {("declaredesign.design.diagnosis", "declaredesign.plot"),
 # branches (engine/design runner: reliability; estimate/**: estimators). Each entry is
 # exactly what the test prints. The lead empties this at merge; an entry that no longer occurs fails the
 # test, so the list cannot go stale.
-_PENDING: set[str] = {
-}
+_PENDING: set[str] = set()
 # ---------------------------------------------------------------------------------
 
 

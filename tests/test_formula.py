@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from declaredesign.estimate.mixed._formula import parse_lmer_formula
 
 from declaredesign.errors import FormulaError
+from declaredesign.estimate.mixed.bars import parse_lmer_formula
 from declaredesign.formula import formula_columns, parse_formula, variables
 
 
