@@ -31,7 +31,7 @@ from .arguments import (
     two_sided_variables,
 )
 from .batch_frame import decline, decline_all, group_index, simulations, subset_view
-from .inference import add_cis, tidy_rows
+from .inference import add_cis, apply_identification, rms, screen_unidentified, tidy_rows
 from .model_frame import _is_missing
 from .ols import fit_arrays
 from .protocol import KernelResult, register_estimator
@@ -136,7 +136,8 @@ def _dim_internal(y: np.ndarray, t2: np.ndarray, cl: np.ndarray | None, w: np.nd
             return _Part(diff, np.nan, np.nan, nobs, nclusters)
         v2, v1 = np.var(y[t2], ddof=1) / n2, np.var(y[~t2], ddof=1) / n1
         se = float(np.sqrt(v2 + v1))
-        df = se ** 4 / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
+        with np.errstate(divide="ignore", invalid="ignore"):   # constant outcome: 0 / 0
+            df = np.float64(se ** 4) / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
         return _Part(diff, se, float(df), nobs, nclusters)
     if pair_matched:
         raise DeclarationError("difference_in_means(weights=...): weights cannot be used with a "
@@ -244,8 +245,13 @@ def fit_difference_in_means(spec: DifferenceInMeansSpec, data: Any) -> Differenc
         est, se, df, nobs, design, nblocks, nclusters = _blocked(y, t2, cl, w, bl)
     if w is not None:
         design += " (weighted)"
-    stat, p, lo, hi, dfo = add_cis(np.array([est]), np.array([se]), np.array([df]),
-                                   spec.alpha, spec.ci)
+    n2 = int(t2.sum())
+    se_a, df_a = apply_identification(
+        _FUNC, [_term(treat, c1, c2)], np.array([se], dtype=float), np.array([df], dtype=float),
+        np.array([1.0 / (len(t2) - n2) + 1.0 / n2]), rms(y), df_residual=len(y) - 2,
+        n_clusters=None)
+    se = float(se_a[0])
+    stat, p, lo, hi, dfo = add_cis(np.array([est]), se_a, df_a, spec.alpha, spec.ci)
     return DifferenceInMeansFit(
         term=_term(treat, c1, c2), estimate=float(est), std_error=float(se),
         statistic=float(stat[0]), p_value=float(p[0]), conf_low=float(lo[0]),
@@ -344,6 +350,17 @@ def _simple(S: int, sims, y, t2, w):
     return est, se, df, np.ones(S, dtype=bool)
 
 
+def _screen(sims, y: np.ndarray, t2: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Simulations the identification rule may flag: left to the standalone fit."""
+    S = sims.n_sims
+    n = np.bincount(sims.codes, minlength=S).astype(float)
+    n2 = np.bincount(sims.codes, weights=t2.astype(float), minlength=S)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m_diag = 1.0 / (n - n2) + 1.0 / n2
+        y_rms = np.sqrt(np.bincount(sims.codes, weights=y * y, minlength=S) / n)
+    return screen_unidentified(se[:, None], m_diag[:, None], y_rms, df_residual=n - 2)
+
+
 def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> KernelResult:
     """Batched :func:`difference_in_means`.
 
@@ -402,6 +419,7 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
             est, se, df, ok = _simple(S, sims, y, t2, w)
         ok = ok & ~((n1 < 2) | (n2 < 2))
     res = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
+    ok = ok & ~_screen(sims, y, t2, se)
     return decline(tidy_rows(np.flatnonzero(ok), [term], res, spec.alpha, spec.ci, outcome), ok)
 
 

@@ -54,12 +54,12 @@ from .batch_frame import (
     weights_and_clusters,
 )
 from .grouped_sums import column_sums, outer_sums
-from .inference import tidy_rows
+from .inference import rms, tidy_rows
 from .lm_robust import LMRobustFit, drop_intercept, make_fit, prepare
 from .model_frame import formula_variables, model_frame
 from .ols import demean, fit_arrays, pivoted_rank, wald_f
 from .protocol import KernelResult, register_estimator
-from .stacked_ols import lm_core, solve_normal
+from .stacked_ols import identified, lm_core, solve_normal
 
 __all__ = ["IvRobustSpec", "iv_robust", "iv_robust_kernel"]
 
@@ -163,7 +163,8 @@ def fit_iv_robust(spec: IvRobustSpec, data: Any) -> LMRobustFit:
         extra = _diagnostics(mf.y, X, xnames, Z, znames, Xhat, core, w, p.cluster,
                              spec.se_type, sw)
     return make_fit(LMRobustFit, xnames, core, mf.outcome[0], spec.se_type, spec.alpha,
-                    spec.ci, spec.return_vcov, w is not None, **extra)
+                    spec.ci, spec.return_vcov, w is not None, y_rms=rms(mf.y), func=_FUNC,
+                    **extra)
 
 
 def _dendf(core) -> float:
@@ -323,9 +324,10 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
     >>> import numpy as np
     >>> from declaredesign.batch import Batch
     >>> rng = np.random.default_rng(0)
-    >>> z = rng.normal(size=60); x = z + rng.normal(size=60); y = 1 + 2 * x
+    >>> z = rng.normal(size=60); x = z + rng.normal(size=60)
+    >>> y = 1 + 2 * x + 0.01 * rng.normal(size=60)
     >>> b = Batch({"y": y, "x": x, "z": z}, sim=np.repeat([0, 1], 30), n_sims=2)
-    >>> iv_robust_kernel(b, IvRobustSpec.parse("y ~ x | z")).tidy["estimate"].round(6).tolist()
+    >>> iv_robust_kernel(b, IvRobustSpec.parse("y ~ x | z")).tidy["estimate"].round(2).tolist()
     [1.0, 2.0, 1.0, 2.0]
     """
     cols = batch.columns
@@ -363,7 +365,7 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
     icol = mf.columns.index("(Intercept)") if "(Intercept)" in mf.columns else None
     res = lm_core(sims, mf.y, Xhat, weights=w, clusters=cl, se_type=spec.se_type,
                   intercept_col=icol, X_resid=mf.X)
-    ok = res["ok"] & okz
+    ok = res["ok"] & okz & identified(res, sims, mf.y)
     return decline(tidy_rows(np.flatnonzero(ok), list(mf.columns), res, spec.alpha, spec.ci,
                              mf.outcome[0]), ok)
 
