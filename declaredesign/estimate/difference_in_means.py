@@ -19,9 +19,11 @@ import pandas as pd
 from ..batch import Batch
 from ..errors import DeclarationError, EstimationError
 from .arguments import (
+    bind_vectors,
     check_alpha,
     check_column_arg,
     check_numeric,
+    check_observed,
     check_weights,
     data_columns,
     outcome_and_treatment,
@@ -158,6 +160,11 @@ def _prepare(spec: DifferenceInMeansSpec, data: Any):
         check_numeric(_FUNC, "weights", weights, np.asarray(cols[weights]))
     n = len(np.asarray(cols[outcome]))
     rows = subset_mask(_FUNC, spec.subset, cols, n)
+    y_all = np.asarray(cols[outcome])
+    check_observed(_FUNC, outcome, y_all[rows], _is_missing(y_all[rows]))
+    if y_all.dtype.kind == "f" and np.isinf(y_all[rows]).any():
+        raise EstimationError(f"{_FUNC}: the outcome {outcome!r} has infinite values; "
+                              "recode or drop those rows.")
     for v in (outcome, treat, blocks, clusters, weights):
         if v is not None:
             rows &= ~_is_missing(np.asarray(cols[v]))
@@ -306,6 +313,8 @@ def difference_in_means(formula: str, data: pd.DataFrame, blocks: str | None = N
     >>> float(fit.estimate), fit.design
     (3.0, 'Standard')
     """
+    data, vec = bind_vectors(_FUNC, data, blocks=blocks, clusters=clusters, weights=weights)
+    blocks, clusters, weights = vec["blocks"], vec["clusters"], vec["weights"]
     spec = DifferenceInMeansSpec.parse(formula, blocks=blocks, clusters=clusters,
                                        weights=weights, subset=subset, condition1=condition1,
                                        condition2=condition2, ci=ci, alpha=alpha)

@@ -38,7 +38,9 @@ from ..errors import DeclarationError, FitWarning
 from ..formula import parse_formula
 from .arguments import (
     check_alpha,
+    bind_vectors,
     check_column_arg,
+    check_finite_frame,
     check_numeric,
     check_se_type,
     data_columns,
@@ -135,6 +137,7 @@ def fit_iv_robust(spec: IvRobustSpec, data: Any) -> LMRobustFit:
     cols = data_columns(_FUNC, data)
     view = {k: np.asarray(v)[p.rows] for k, v in cols.items()}
     mz = model_frame(f_z, view, func=_FUNC)
+    check_finite_frame(_FUNC, mf.outcome[0], mf.y, mz.X, list(mz.columns))
     X, xnames = mf.X, list(mf.columns)
     Z, znames = mz.X, list(mz.columns)
     check_instrument_count(spec.formula, xnames, znames)
@@ -292,6 +295,8 @@ def iv_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
     >>> round(float(fit.coefficients["x"]), 1)
     2.0
     """
+    data, vec = bind_vectors(_FUNC, data, weights=weights, clusters=clusters)
+    weights, clusters = vec["weights"], vec["clusters"]
     spec = IvRobustSpec.parse(formula, weights=weights, subset=subset, clusters=clusters,
                               fixed_effects=fixed_effects, se_type=se_type, ci=ci, alpha=alpha,
                               diagnostics=diagnostics, return_vcov=return_vcov,
@@ -350,6 +355,8 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
                      func=_FUNC)
     for name in lhs:
         check_numeric(_FUNC, "formula", name, np.asarray(view[name]))
+    check_finite_frame(_FUNC, mf.outcome[0], mf.y, mf.X, list(mf.columns))
+    check_finite_frame(_FUNC, mf.outcome[0], mf.y, mz.X, list(mz.columns))
     if not np.array_equal(mz.mask, mf.mask):
         return decline_all(batch)
     check_instrument_count(spec.formula, list(mf.columns), list(mz.columns))

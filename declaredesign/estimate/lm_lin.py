@@ -24,7 +24,7 @@ from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclarationError
 from ..formula import parse_formula
-from .arguments import check_alpha, check_column_arg, check_se_type, spec_keywords
+from .arguments import bind_vectors, check_alpha, check_column_arg, check_se_type, spec_keywords
 from .batch_frame import decline, decline_all, frame, simulations, weights_and_clusters
 from .inference import rms, tidy_rows
 from .lm_robust import LMRobustFit, make_fit, prepare
@@ -195,6 +195,8 @@ def lm_lin(formula: str, covariates: str, data: pd.DataFrame, weights: str | Non
     >>> lm_lin("y ~ z", "~ x", df).term
     ['(Intercept)', 'z', 'x_c', 'z:x_c']
     """
+    data, vec = bind_vectors(_FUNC, data, weights=weights, clusters=clusters)
+    weights, clusters = vec["weights"], vec["clusters"]
     spec = LmLinSpec.parse(formula, covariates=covariates, weights=weights, subset=subset,
                            clusters=clusters, se_type=se_type, ci=ci, alpha=alpha,
                            return_vcov=return_vcov, try_cholesky=try_cholesky)

@@ -25,9 +25,12 @@ from ..batch import Batch
 from ..errors import DeclarationError
 from ..formula import parse_formula
 from .arguments import (
+    bind_vectors,
     check_alpha,
     check_column_arg,
+    check_finite_frame,
     check_numeric,
+    check_observed,
     check_se_type,
     check_weights,
     data_columns,
@@ -38,7 +41,7 @@ from .arguments import (
 from .batch_frame import decline, decline_all, frame, group_index, simulations, weights_and_clusters
 from .inference import add_cis, apply_identification, rms, tidy_rows
 from .linear_hypothesis import linear_hypothesis
-from .model_frame import ModelFrame, formula_variables, model_frame
+from .model_frame import ModelFrame, _is_missing, formula_variables, model_frame
 from .ols import CoreFit, fit_arrays
 from .protocol import TIDY_COLUMNS, KernelResult, register_estimator
 from .stacked_ols import identified, lm_core
@@ -259,9 +262,13 @@ def prepare(func: str, formula: str, data: Any, *, weights: Any, subset: Any,
     n = len(np.asarray(next(iter(cols.values())))) if cols else 0
     sub = subset_mask(func, subset, cols, n)
     view = {k: np.asarray(v)[sub] for k, v in cols.items()} if subset is not None else cols
+    for name in formula_variables(formula)[0]:
+        if name in view:
+            check_observed(func, name, np.asarray(view[name]), _is_missing(view[name]))
     mf = model_frame(formula, view,
                      extra_columns=[c for c in (clusters, weights, *fe_names, *extra_columns)
                                     if c], func=func)
+    check_finite_frame(func, mf.outcome[0], mf.y, mf.X, list(mf.columns))
     for name in formula_variables(formula)[0]:
         check_numeric(func, "formula", name, np.asarray(view[name]))
     w = None
@@ -446,6 +453,8 @@ def lm_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
     >>> fit.tidy().columns.tolist()[:3]
     ['term', 'estimate', 'std_error']
     """
+    data, vec = bind_vectors(_FUNC, data, weights=weights, clusters=clusters)
+    weights, clusters = vec["weights"], vec["clusters"]
     spec = LmRobustSpec.parse(formula, weights=weights, subset=subset, clusters=clusters,
                               fixed_effects=fixed_effects, se_type=se_type, ci=ci, alpha=alpha,
                               return_vcov=return_vcov, try_cholesky=try_cholesky)

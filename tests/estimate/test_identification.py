@@ -174,3 +174,92 @@ def test_two_cluster_design_counts_nan_p_values_on_both_paths():
     assert int(a.diagnosands["n_nan_p"].iloc[0]) == 40
     assert int(b.diagnosands["n_nan_p"].iloc[0]) == 40
     assert int(a.diagnosands["n_failed"].iloc[0]) == 0
+
+
+# --------------------------------------------- silently accepted nonsense (issue 12)
+@pytest.mark.parametrize("func", [lm_robust, difference_in_means])
+@pytest.mark.parametrize("value", ["no", 1, None, "FALSE"])
+def test_ci_must_be_boolean(func, value):
+    with pytest.raises(dd.DeclarationError, match=r"ci must be True or False"):
+        func("Y ~ Z", _frame(), ci=value)
+
+
+def test_ci_numpy_bool_is_a_boolean():
+    assert np.isnan(lm_robust("Y ~ Z", _frame(), ci=np.bool_(False)).p_value).all()
+
+
+def test_infinity_in_a_regressor_is_named():
+    df = _frame()
+    df.loc[3, "X"] = np.inf
+    with pytest.raises(dd.EstimationError, match=r"regressor\(s\) 'X' have infinite values"):
+        lm_robust("Y ~ Z + X", df)
+    with pytest.raises(dd.EstimationError, match=r"'X' have infinite values"):
+        batched(lm_robust)(Batch.from_frames([df, _frame()]), "Y ~ Z + X")
+
+
+def test_infinity_in_the_outcome_is_named():
+    df = _frame()
+    df.loc[3, "Y"] = -np.inf
+    for func in (lm_robust, difference_in_means):
+        with pytest.raises(dd.EstimationError, match=r"outcome 'Y' has infinite values"):
+            func("Y ~ Z", df)
+
+
+def test_duplicate_column_names_are_named():
+    df = pd.concat([_frame(), _frame()[["X"]]], axis=1)
+    for func in (lm_robust, difference_in_means):
+        with pytest.raises(dd.DeclarationError, match=r"distinct column names \(duplicated: 'X'\)"):
+            func("Y ~ Z", df)
+
+
+@pytest.mark.parametrize("func", [lm_robust, difference_in_means])
+def test_all_missing_outcome_names_the_outcome(func):
+    with pytest.raises(dd.EstimationError, match=r"outcome 'Y' has no non-missing value") as e:
+        func("Y ~ Z", _frame().assign(Y=np.nan))
+    assert "treatment" not in str(e.value)
+
+
+def test_unknown_keyword_lists_the_accepted_arguments_at_declaration():
+    msg = r"'inquire' is not an argument of lm_robust; the accepted arguments are: weights"
+    with pytest.raises(dd.DeclarationError, match=msg):
+        dd.declare_estimator("Y ~ Z", model=lm_robust, inquire="ate")
+    with pytest.raises(dd.DeclarationError, match=r"'inquire' is not an argument of "
+                       r"difference_in_means; the accepted arguments are: blocks"):
+        dd.declare_estimator("Y ~ Z", model=difference_in_means, inquire="ate")
+    with pytest.raises(TypeError, match="inquire"):
+        lm_robust("Y ~ Z", _frame(), inquire="ate")
+
+
+def _clustered_frame():
+    df = _frame(24)
+    df["cl"] = np.repeat(np.arange(6), 4)
+    df["Z"] = (df["cl"] % 2).astype(float)
+    df["w"] = np.linspace(1, 2, 24)
+    df["b"] = np.repeat([0, 1], 12)
+    df["p"] = 0.5
+    return df
+
+
+@pytest.mark.parametrize(("func", "kw"), [
+    (lm_robust, {"clusters": "cl", "weights": "w"}),
+    (difference_in_means, {"clusters": "cl", "blocks": "b"}),
+    (difference_in_means, {"weights": "w"}),
+    (dd.horvitz_thompson, {"condition_prs": "p", "clusters": "cl"}),
+    (lm_robust, {"subset": "X > -1"}),
+])
+def test_column_arguments_accept_vectors(func, kw):
+    df = _clustered_frame()
+    ref = func("Y ~ Z", df, **kw).tidy()
+    as_series = {k: (df.eval(v) if k == "subset" else df[v]) for k, v in kw.items()}
+    as_array = {k: np.asarray(v) for k, v in as_series.items()}
+    pd.testing.assert_frame_equal(func("Y ~ Z", df, **as_series).tidy(), ref)
+    pd.testing.assert_frame_equal(func("Y ~ Z", df, **as_array).tidy(), ref)
+
+
+def test_vector_arguments_must_match_the_data():
+    df = _clustered_frame()
+    with pytest.raises(dd.DeclarationError, match=r"one value per row of the data \(24 values"):
+        lm_robust("Y ~ Z", df, clusters=df["cl"].to_numpy()[:5])
+    # in a design they remain column names
+    with pytest.raises(dd.DeclarationError, match="column name"):
+        batched(lm_robust)(Batch.from_frames([df]), "Y ~ Z", clusters=df["cl"].to_numpy())
