@@ -31,6 +31,8 @@ _CLUSTER_SE = ("CR0", "CR2", "stata")
 _FLAGS = ("ci", "return_vcov", "try_cholesky", "diagnostics", "return_condition_pr_mat",
           "simple")
 _MAYBE_FLAGS = ("simple",)
+# arguments naming a column of the data
+_COLUMN_ARGS = ("weights", "clusters", "blocks", "condition_prs")
 _HC_SE = ("classical", "HC0", "HC1", "HC2", "HC3", "stata")
 
 
@@ -58,7 +60,23 @@ def spec_keywords(func: str, spec_cls: type, kwargs: Mapping[str, Any]) -> dict[
     for name in _FLAGS:
         if name in kw and not (kw[name] is None and name in _MAYBE_FLAGS):
             kw[name] = _check_flag(func, name, kw[name])
+    for name in _COLUMN_ARGS:
+        if name in kw:
+            _check_column_name(func, name, kw[name])
     return kw
+
+
+def _check_column_name(func: str, name: str, value: Any) -> None:
+    """A spec names its columns (the public functions bind vectors to columns first)."""
+    if value is None or (isinstance(value, str) and value):
+        return
+    if name == "condition_prs" and isinstance(value, numbers.Real) \
+            and not isinstance(value, bool):
+        return
+    shown = f"<{type(value).__name__} of length {len(value)}>" \
+        if hasattr(value, "__len__") else repr(value)
+    fail(func, name, value, "a column name (in a design; called directly, "
+         f"{func} also takes a vector with one value per row of the data)", shown=shown)
 
 
 def _check_flag(func: str, name: str, value: Any) -> bool:

@@ -260,6 +260,9 @@ def test_vector_arguments_must_match_the_data():
     df = _clustered_frame()
     with pytest.raises(dd.DeclarationError, match=r"one value per row of the data \(24 values"):
         lm_robust("Y ~ Z", df, clusters=df["cl"].to_numpy()[:5])
-    # in a design they remain column names
+    # in a design they remain column names, checked at declaration
     with pytest.raises(dd.DeclarationError, match="column name"):
         batched(lm_robust)(Batch.from_frames([df]), "Y ~ Z", clusters=df["cl"].to_numpy())
+    with pytest.raises(dd.DeclarationError, match=r"clusters=<ndarray of length 24>\): "
+                       "clusters must be a column name"):
+        dd.declare_estimator("Y ~ Z", model=lm_robust, clusters=df["cl"].to_numpy())
