@@ -324,8 +324,15 @@ def make_fit(cls: type, columns: list[str], core: CoreFit, outcome: str, se_type
     if se_type == "none":
         dfv = np.full(len(columns), np.nan)
     kept_names = [columns[i] for i in core.kept]
-    vcov = pd.DataFrame(core.vcov, index=kept_names, columns=kept_names) \
-        if return_vcov and se_type != "none" else None
+    vcov = None
+    if return_vcov and se_type != "none":
+        # rows and columns of terms whose SE is not identified are NaN too, so a linear
+        # hypothesis on them is not a p-value of rounding noise either
+        lost = (np.isnan(se) & ~np.isnan(core.se))[core.kept]
+        V = np.array(core.vcov, dtype=float, copy=True)
+        V[lost, :] = np.nan
+        V[:, lost] = np.nan
+        vcov = pd.DataFrame(V, index=kept_names, columns=kept_names)
     return cls(
         term=list(columns), coefficients=pd.Series(core.coef, index=columns),
         std_error=se, statistic=stat, p_value=pv, conf_low=lo, conf_high=hi,

@@ -87,6 +87,13 @@ def test_constant_outcome_and_perfect_fit():
     assert out["p_value"].isna().all()
 
 
+def test_vcov_and_linear_hypothesis_of_unidentified_terms_are_nan():
+    with pytest.warns(FitWarning):
+        fit = lm_robust("K ~ Z", _frame())
+    assert fit.vcov.isna().all().all()
+    assert fit.linear_hypothesis("Z = 0")["p_value"].isna().all()
+
+
 def test_more_terms_than_rows():
     df = _frame(n=4)
     df["W"] = [1.0, 4.0, 2.0, 8.0]
