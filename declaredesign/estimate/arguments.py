@@ -21,12 +21,19 @@ from ..errors import DeclarationError, EstimationError, FormulaError
 from ..expressions import evaluate_mask
 from ..formula import variables
 
-__all__ = ["accepted_arguments", "check_alpha", "check_column_arg", "check_numeric",
-           "check_se_type", "check_weights", "data_columns", "outcome_and_treatment",
+__all__ = ["accepted_arguments", "bind_vectors", "check_alpha", "check_column_arg",
+           "check_finite_frame", "check_numeric", "check_observed", "check_se_type",
+           "check_weights", "data_columns", "outcome_and_treatment",
            "parse_conditions", "parse_fixed_effects", "reject_unknown", "spec_keywords",
            "subset_mask", "two_sided_variables"]
 
 _CLUSTER_SE = ("CR0", "CR2", "stata")
+# spec fields that must be True or False (None also allowed for those in _MAYBE_FLAGS)
+_FLAGS = ("ci", "return_vcov", "try_cholesky", "diagnostics", "return_condition_pr_mat",
+          "simple")
+_MAYBE_FLAGS = ("simple",)
+# arguments naming a column of the data
+_COLUMN_ARGS = ("weights", "clusters", "blocks", "condition_prs")
 _HC_SE = ("classical", "HC0", "HC1", "HC2", "HC3", "stata")
 
 
@@ -51,7 +58,34 @@ def spec_keywords(func: str, spec_cls: type, kwargs: Mapping[str, Any]) -> dict[
     accepted = accepted_arguments(spec_cls)
     reject_unknown(func, accepted, kwargs)
     defaults = {f.name: f.default for f in fields(spec_cls) if f.name in accepted}
-    return {**defaults, **kwargs}
+    kw = {**defaults, **kwargs}
+    for name in _FLAGS:
+        if name in kw and not (kw[name] is None and name in _MAYBE_FLAGS):
+            kw[name] = _check_flag(func, name, kw[name])
+    for name in _COLUMN_ARGS:
+        if name in kw:
+            _check_column_name(func, name, kw[name])
+    return kw
+
+
+def _check_column_name(func: str, name: str, value: Any) -> None:
+    """A spec names its columns (the public functions bind vectors to columns first)."""
+    if value is None or (isinstance(value, str) and value):
+        return
+    if name == "condition_prs" and isinstance(value, numbers.Real) \
+            and not isinstance(value, bool):
+        return
+    shown = f"<{type(value).__name__} of length {len(value)}>" \
+        if hasattr(value, "__len__") else repr(value)
+    fail(func, name, value, "a column name (in a design; called directly, "
+         f"{func} also takes a vector with one value per row of the data)", shown=shown)
+
+
+def _check_flag(func: str, name: str, value: Any) -> bool:
+    """A flag must be a boolean: ``ci="no"`` is not silently taken as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        fail(func, name, value, "True or False")
+    return bool(value)
 
 
 # --------------------------------------------------------------------------- validation
@@ -128,7 +162,12 @@ def subset_mask(func: str, subset: Any, data: Mapping[str, Any], n: int) -> np.n
 def data_columns(func: str, data: Any) -> Mapping[str, Any]:
     """Return the estimator's ``data`` as a mapping of column name to array (checked)."""
     if isinstance(data, pd.DataFrame):
-        return {str(c): data[c].to_numpy() for c in data.columns}
+        names = [str(c) for c in data.columns]
+        dup = sorted({c for c in names if names.count(c) > 1})
+        if dup:
+            fail(func, "data", data, "a data frame with distinct column names (duplicated: "
+                 f"{', '.join(map(repr, dup))})", shown="<DataFrame>")
+        return {n: data.iloc[:, i].to_numpy() for i, n in enumerate(names)}
     if isinstance(data, Mapping):
         return data
     fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)
@@ -211,3 +250,52 @@ def two_sided_variables(func: str, formula: Any) -> tuple[str, str] | None:
         fail(func, "formula", formula, "of the form 'outcome ~ treatment' (one variable on "
              "each side)")
     return lhs[0], rhs[0]
+
+
+# ------------------------------------------------------------------ data checks
+def check_observed(func: str, name: str, values: np.ndarray, missing: np.ndarray) -> None:
+    """The outcome must have at least one non-missing value (on the rows considered)."""
+    if values.size and bool(np.all(missing)):
+        raise EstimationError(f"{func}: the outcome {name!r} has no non-missing value (every "
+                              "row used is NA), so there are no complete rows to fit.")
+
+
+def check_finite_frame(func: str, outcome: str, y: np.ndarray, X: np.ndarray,
+                       columns: list[str]) -> None:
+    """Reject infinite values in the outcome or a regressor, naming the column."""
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise EstimationError(f"{func}: the outcome {outcome!r} has infinite values; "
+                              "recode or drop those rows.")
+    if X.size and not np.isfinite(X).all():
+        bad = [c for c, ok in zip(columns, np.isfinite(X).all(axis=0)) if not ok]
+        raise EstimationError(f"{func}: the regressor(s) {', '.join(map(repr, bad))} have "
+                              "infinite values; recode or drop those rows.")
+
+
+def bind_vectors(func: str, data: Any, **arguments: Any) -> tuple[Any, dict[str, Any]]:
+    """Add vector-valued column arguments (``weights=df.w``) to the data as columns.
+
+    estimatr accepts a vector wherever it takes a column; here an array or pandas
+    Series of one value per row of ``data`` becomes a column named ``"(weights)"`` (as
+    R's model frames name it) and the argument that name. Strings and None pass through.
+    """
+    out = dict(arguments)
+    vectors = {k: v for k, v in arguments.items()
+               if v is not None and not isinstance(v, str)
+               and isinstance(v, (np.ndarray, pd.Series, pd.Index, list, tuple))}
+    if not vectors or not isinstance(data, (pd.DataFrame, Mapping)):
+        return data, out
+    cols = data_columns(func, data)
+    n = len(data) if isinstance(data, pd.DataFrame) else \
+        len(np.asarray(next(iter(cols.values())))) if cols else 0
+    added = {}
+    for arg, v in vectors.items():
+        a = v.to_numpy() if isinstance(v, (pd.Series, pd.Index)) else np.asarray(v)
+        if a.ndim != 1 or len(a) != n:
+            fail(func, arg, v, f"a column name or a vector with one value per row of the "
+                 f"data ({n} values)", shown=f"<vector of shape {a.shape}>")
+        added[f"({arg})"] = a
+        out[arg] = f"({arg})"
+    if isinstance(data, pd.DataFrame):
+        return data.assign(**added), out
+    return {**data, **added}, out

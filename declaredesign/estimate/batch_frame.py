@@ -15,9 +15,15 @@ import numpy as np
 
 from ..batch import Batch
 from ..groups import GroupIndex
-from .arguments import check_numeric, check_weights, subset_mask
+from .arguments import (
+    check_finite_frame,
+    check_numeric,
+    check_observed,
+    check_weights,
+    subset_mask,
+)
 from .grouped_sums import sim_index
-from .model_frame import ModelFrame, formula_variables, model_frame
+from .model_frame import ModelFrame, _is_missing, formula_variables, model_frame
 from .protocol import KernelResult, empty_tidy
 
 __all__ = ["columns_for", "decline", "decline_all", "frame", "group_index", "simulations",
@@ -70,9 +76,13 @@ def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]
     if subset is not None:
         view = {k_: v[sub] for k_, v in view.items()}
         sim = sim[sub]
+    for name in lhs:
+        if name in view:
+            check_observed(func, name, np.asarray(view[name]), _is_missing(view[name]))
     mf = model_frame(formula, view, extra_columns=[c for c in extra if c], func=func)
     for name in lhs:
         check_numeric(func, "formula", name, np.asarray(view[name]))
+    check_finite_frame(func, mf.outcome[0], mf.y, mf.X, list(mf.columns))
     return mf, view, (sim if bool(mf.mask.all()) else sim[mf.mask])
 
 

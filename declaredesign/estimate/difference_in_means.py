@@ -19,9 +19,11 @@ import pandas as pd
 from ..batch import Batch
 from ..errors import DeclarationError, EstimationError
 from .arguments import (
+    bind_vectors,
     check_alpha,
     check_column_arg,
     check_numeric,
+    check_observed,
     check_weights,
     data_columns,
     outcome_and_treatment,
@@ -31,7 +33,7 @@ from .arguments import (
     two_sided_variables,
 )
 from .batch_frame import decline, decline_all, group_index, simulations, subset_view
-from .inference import add_cis, tidy_rows
+from .inference import add_cis, apply_identification, rms, screen_unidentified, tidy_rows
 from .model_frame import _is_missing
 from .ols import fit_arrays
 from .protocol import KernelResult, register_estimator
@@ -136,7 +138,8 @@ def _dim_internal(y: np.ndarray, t2: np.ndarray, cl: np.ndarray | None, w: np.nd
             return _Part(diff, np.nan, np.nan, nobs, nclusters)
         v2, v1 = np.var(y[t2], ddof=1) / n2, np.var(y[~t2], ddof=1) / n1
         se = float(np.sqrt(v2 + v1))
-        df = se ** 4 / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
+        with np.errstate(divide="ignore", invalid="ignore"):   # constant outcome: 0 / 0
+            df = np.float64(se ** 4) / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
         return _Part(diff, se, float(df), nobs, nclusters)
     if pair_matched:
         raise DeclarationError("difference_in_means(weights=...): weights cannot be used with a "
@@ -157,6 +160,11 @@ def _prepare(spec: DifferenceInMeansSpec, data: Any):
         check_numeric(_FUNC, "weights", weights, np.asarray(cols[weights]))
     n = len(np.asarray(cols[outcome]))
     rows = subset_mask(_FUNC, spec.subset, cols, n)
+    y_all = np.asarray(cols[outcome])
+    check_observed(_FUNC, outcome, y_all[rows], _is_missing(y_all[rows]))
+    if y_all.dtype.kind == "f" and np.isinf(y_all[rows]).any():
+        raise EstimationError(f"{_FUNC}: the outcome {outcome!r} has infinite values; "
+                              "recode or drop those rows.")
     for v in (outcome, treat, blocks, clusters, weights):
         if v is not None:
             rows &= ~_is_missing(np.asarray(cols[v]))
@@ -244,8 +252,13 @@ def fit_difference_in_means(spec: DifferenceInMeansSpec, data: Any) -> Differenc
         est, se, df, nobs, design, nblocks, nclusters = _blocked(y, t2, cl, w, bl)
     if w is not None:
         design += " (weighted)"
-    stat, p, lo, hi, dfo = add_cis(np.array([est]), np.array([se]), np.array([df]),
-                                   spec.alpha, spec.ci)
+    n2 = int(t2.sum())
+    se_a, df_a = apply_identification(
+        _FUNC, [_term(treat, c1, c2)], np.array([se], dtype=float), np.array([df], dtype=float),
+        np.array([1.0 / (len(t2) - n2) + 1.0 / n2]), rms(y), df_residual=len(y) - 2,
+        n_clusters=None)
+    se = float(se_a[0])
+    stat, p, lo, hi, dfo = add_cis(np.array([est]), se_a, df_a, spec.alpha, spec.ci)
     return DifferenceInMeansFit(
         term=_term(treat, c1, c2), estimate=float(est), std_error=float(se),
         statistic=float(stat[0]), p_value=float(p[0]), conf_low=float(lo[0]),
@@ -300,6 +313,8 @@ def difference_in_means(formula: str, data: pd.DataFrame, blocks: str | None = N
     >>> float(fit.estimate), fit.design
     (3.0, 'Standard')
     """
+    data, vec = bind_vectors(_FUNC, data, blocks=blocks, clusters=clusters, weights=weights)
+    blocks, clusters, weights = vec["blocks"], vec["clusters"], vec["weights"]
     spec = DifferenceInMeansSpec.parse(formula, blocks=blocks, clusters=clusters,
                                        weights=weights, subset=subset, condition1=condition1,
                                        condition2=condition2, ci=ci, alpha=alpha)
@@ -342,6 +357,17 @@ def _simple(S: int, sims, y, t2, w):
         se = np.sqrt(v2 + v1)
         df = se ** 4 / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
     return est, se, df, np.ones(S, dtype=bool)
+
+
+def _screen(sims, y: np.ndarray, t2: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Simulations the identification rule may flag: left to the standalone fit."""
+    S = sims.n_sims
+    n = np.bincount(sims.codes, minlength=S).astype(float)
+    n2 = np.bincount(sims.codes, weights=t2.astype(float), minlength=S)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m_diag = 1.0 / (n - n2) + 1.0 / n2
+        y_rms = np.sqrt(np.bincount(sims.codes, weights=y * y, minlength=S) / n)
+    return screen_unidentified(se[:, None], m_diag[:, None], y_rms, df_residual=n - 2)
 
 
 def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> KernelResult:
@@ -402,6 +428,7 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
             est, se, df, ok = _simple(S, sims, y, t2, w)
         ok = ok & ~((n1 < 2) | (n2 < 2))
     res = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
+    ok = ok & ~_screen(sims, y, t2, se)
     return decline(tidy_rows(np.flatnonzero(ok), [term], res, spec.alpha, spec.ci, outcome), ok)
 
 

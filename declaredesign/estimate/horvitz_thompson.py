@@ -31,6 +31,7 @@ from ..assign import RADeclaration
 from ..batch import Batch
 from ..errors import DeclarationError, EstimationError, FitWarning
 from .arguments import (
+    bind_vectors,
     check_alpha,
     check_column_arg,
     check_numeric,
@@ -510,6 +511,9 @@ def horvitz_thompson(formula: str, data: pd.DataFrame, blocks: str | None = None
     >>> float(fit.estimate), round(fit.std_error, 4)
     (3.0, 3.1798)
     """
+    data, vec = bind_vectors(_FUNC, data, blocks=blocks, clusters=clusters,
+                             condition_prs=condition_prs)
+    blocks, clusters, condition_prs = vec["blocks"], vec["clusters"], vec["condition_prs"]
     spec = HorvitzThompsonSpec.parse(
         formula, blocks=blocks, clusters=clusters, simple=simple, condition_prs=condition_prs,
         condition_pr_mat=condition_pr_mat, ra_declaration=ra_declaration, subset=subset,

@@ -38,7 +38,9 @@ from ..errors import DeclarationError, FitWarning
 from ..formula import parse_formula
 from .arguments import (
     check_alpha,
+    bind_vectors,
     check_column_arg,
+    check_finite_frame,
     check_numeric,
     check_se_type,
     data_columns,
@@ -54,12 +56,12 @@ from .batch_frame import (
     weights_and_clusters,
 )
 from .grouped_sums import column_sums, outer_sums
-from .inference import tidy_rows
+from .inference import rms, tidy_rows
 from .lm_robust import LMRobustFit, drop_intercept, make_fit, prepare
 from .model_frame import formula_variables, model_frame
 from .ols import demean, fit_arrays, pivoted_rank, wald_f
 from .protocol import KernelResult, register_estimator
-from .stacked_ols import lm_core, solve_normal
+from .stacked_ols import identified, lm_core, solve_normal
 
 __all__ = ["IvRobustSpec", "iv_robust", "iv_robust_kernel"]
 
@@ -135,6 +137,7 @@ def fit_iv_robust(spec: IvRobustSpec, data: Any) -> LMRobustFit:
     cols = data_columns(_FUNC, data)
     view = {k: np.asarray(v)[p.rows] for k, v in cols.items()}
     mz = model_frame(f_z, view, func=_FUNC)
+    check_finite_frame(_FUNC, mf.outcome[0], mf.y, mz.X, list(mz.columns))
     X, xnames = mf.X, list(mf.columns)
     Z, znames = mz.X, list(mz.columns)
     check_instrument_count(spec.formula, xnames, znames)
@@ -163,7 +166,8 @@ def fit_iv_robust(spec: IvRobustSpec, data: Any) -> LMRobustFit:
         extra = _diagnostics(mf.y, X, xnames, Z, znames, Xhat, core, w, p.cluster,
                              spec.se_type, sw)
     return make_fit(LMRobustFit, xnames, core, mf.outcome[0], spec.se_type, spec.alpha,
-                    spec.ci, spec.return_vcov, w is not None, **extra)
+                    spec.ci, spec.return_vcov, w is not None, y_rms=rms(mf.y), func=_FUNC,
+                    **extra)
 
 
 def _dendf(core) -> float:
@@ -291,6 +295,8 @@ def iv_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
     >>> round(float(fit.coefficients["x"]), 1)
     2.0
     """
+    data, vec = bind_vectors(_FUNC, data, weights=weights, clusters=clusters)
+    weights, clusters = vec["weights"], vec["clusters"]
     spec = IvRobustSpec.parse(formula, weights=weights, subset=subset, clusters=clusters,
                               fixed_effects=fixed_effects, se_type=se_type, ci=ci, alpha=alpha,
                               diagnostics=diagnostics, return_vcov=return_vcov,
@@ -323,9 +329,10 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
     >>> import numpy as np
     >>> from declaredesign.batch import Batch
     >>> rng = np.random.default_rng(0)
-    >>> z = rng.normal(size=60); x = z + rng.normal(size=60); y = 1 + 2 * x
+    >>> z = rng.normal(size=60); x = z + rng.normal(size=60)
+    >>> y = 1 + 2 * x + 0.01 * rng.normal(size=60)
     >>> b = Batch({"y": y, "x": x, "z": z}, sim=np.repeat([0, 1], 30), n_sims=2)
-    >>> iv_robust_kernel(b, IvRobustSpec.parse("y ~ x | z")).tidy["estimate"].round(6).tolist()
+    >>> iv_robust_kernel(b, IvRobustSpec.parse("y ~ x | z")).tidy["estimate"].round(2).tolist()
     [1.0, 2.0, 1.0, 2.0]
     """
     cols = batch.columns
@@ -348,6 +355,8 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
                      func=_FUNC)
     for name in lhs:
         check_numeric(_FUNC, "formula", name, np.asarray(view[name]))
+    check_finite_frame(_FUNC, mf.outcome[0], mf.y, mf.X, list(mf.columns))
+    check_finite_frame(_FUNC, mf.outcome[0], mf.y, mz.X, list(mz.columns))
     if not np.array_equal(mz.mask, mf.mask):
         return decline_all(batch)
     check_instrument_count(spec.formula, list(mf.columns), list(mz.columns))
@@ -363,7 +372,7 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
     icol = mf.columns.index("(Intercept)") if "(Intercept)" in mf.columns else None
     res = lm_core(sims, mf.y, Xhat, weights=w, clusters=cl, se_type=spec.se_type,
                   intercept_col=icol, X_resid=mf.X)
-    ok = res["ok"] & okz
+    ok = res["ok"] & okz & identified(res, sims, mf.y)
     return decline(tidy_rows(np.flatnonzero(ok), list(mf.columns), res, spec.alpha, spec.ci,
                              mf.outcome[0]), ok)
 

@@ -24,14 +24,14 @@ from .._validation import fail
 from ..batch import Batch
 from ..errors import DeclarationError
 from ..formula import parse_formula
-from .arguments import check_alpha, check_column_arg, check_se_type, spec_keywords
+from .arguments import bind_vectors, check_alpha, check_column_arg, check_se_type, spec_keywords
 from .batch_frame import decline, decline_all, frame, simulations, weights_and_clusters
-from .inference import tidy_rows
+from .inference import rms, tidy_rows
 from .lm_robust import LMRobustFit, make_fit, prepare
 from .model_frame import formula_variables, model_frame
 from .ols import fit_arrays
 from .protocol import KernelResult, register_estimator
-from .stacked_ols import lm_core
+from .stacked_ols import identified, lm_core
 
 __all__ = ["LmLinSpec", "lm_lin", "lm_lin_kernel"]
 
@@ -155,7 +155,7 @@ def fit_lm_lin(spec: LmLinSpec, data: Any) -> LMRobustFit:
     core = fit_arrays(mf.y, X, weights=p.weights, cluster=p.cluster, se_type=spec.se_type,
                       has_intercept=has_int, func=_FUNC)
     fit = make_fit(LMRobustFit, names, core, mf.outcome[0], spec.se_type, spec.alpha, spec.ci,
-                   spec.return_vcov, p.weights is not None)
+                   spec.return_vcov, p.weights is not None, y_rms=rms(mf.y), func=_FUNC)
     fit.scaled_center = pd.Series(center, index=cov_names)
     return fit
 
@@ -195,6 +195,8 @@ def lm_lin(formula: str, covariates: str, data: pd.DataFrame, weights: str | Non
     >>> lm_lin("y ~ z", "~ x", df).term
     ['(Intercept)', 'z', 'x_c', 'z:x_c']
     """
+    data, vec = bind_vectors(_FUNC, data, weights=weights, clusters=clusters)
+    weights, clusters = vec["weights"], vec["clusters"]
     spec = LmLinSpec.parse(formula, covariates=covariates, weights=weights, subset=subset,
                            clusters=clusters, se_type=se_type, ci=ci, alpha=alpha,
                            return_vcov=return_vcov, try_cholesky=try_cholesky)
@@ -245,7 +247,7 @@ def lm_lin_kernel(batch: Batch, spec: LmLinSpec) -> KernelResult:
     names = ["(Intercept)", tnames[0], *c_names, *[f"{tnames[0]}:{c}" for c in c_names]]
     res = lm_core(simulations(batch, sim), mf.y, X, weights=w, clusters=cl, se_type=spec.se_type,
                   intercept_col=0)
-    ok = res["ok"]
+    ok = res["ok"] & identified(res, simulations(batch, sim), mf.y)
     return decline(tidy_rows(np.flatnonzero(ok), names, res, spec.alpha, spec.ci,
                              mf.outcome[0]), ok)
 

@@ -25,9 +25,12 @@ from ..batch import Batch
 from ..errors import DeclarationError
 from ..formula import parse_formula
 from .arguments import (
+    bind_vectors,
     check_alpha,
     check_column_arg,
+    check_finite_frame,
     check_numeric,
+    check_observed,
     check_se_type,
     check_weights,
     data_columns,
@@ -36,16 +39,17 @@ from .arguments import (
     subset_mask,
 )
 from .batch_frame import decline, decline_all, frame, group_index, simulations, weights_and_clusters
-from .inference import add_cis, tidy_rows
+from .inference import add_cis, apply_identification, rms, tidy_rows
 from .linear_hypothesis import linear_hypothesis
-from .model_frame import ModelFrame, formula_variables, model_frame
+from .model_frame import ModelFrame, _is_missing, formula_variables, model_frame
 from .ols import CoreFit, fit_arrays
 from .protocol import TIDY_COLUMNS, KernelResult, register_estimator
-from .stacked_ols import lm_core
+from .stacked_ols import identified, lm_core
 from .two_arm import binary_cluster_treatment
 
 __all__ = ["LMRobustFit", "LmRobustSpec", "MultiOutcomeFit", "lm_robust", "lm_robust_kernel"]
 
+_CLUSTER_SE = ("CR0", "CR2", "stata")
 SeType = Literal["classical", "HC0", "HC1", "HC2", "HC3", "stata", "CR0", "CR2", "none"]
 _FUNC = "lm_robust"
 
@@ -258,9 +262,13 @@ def prepare(func: str, formula: str, data: Any, *, weights: Any, subset: Any,
     n = len(np.asarray(next(iter(cols.values())))) if cols else 0
     sub = subset_mask(func, subset, cols, n)
     view = {k: np.asarray(v)[sub] for k, v in cols.items()} if subset is not None else cols
+    for name in formula_variables(formula)[0]:
+        if name in view:
+            check_observed(func, name, np.asarray(view[name]), _is_missing(view[name]))
     mf = model_frame(formula, view,
                      extra_columns=[c for c in (clusters, weights, *fe_names, *extra_columns)
                                     if c], func=func)
+    check_finite_frame(func, mf.outcome[0], mf.y, mf.X, list(mf.columns))
     for name in formula_variables(formula)[0]:
         check_numeric(func, "formula", name, np.asarray(view[name]))
     w = None
@@ -288,19 +296,46 @@ def drop_intercept(X: np.ndarray, columns: list[str]) -> tuple[np.ndarray, list[
     return np.delete(X, i, axis=1), [c for c in columns if c != "(Intercept)"]
 
 
+def _m_diag(core: CoreFit, k: int) -> np.ndarray | None:
+    """Diagonal of ``(X'X)^{-1}`` over all ``k`` terms (NaN for dropped ones)."""
+    if core.M is None:
+        return None
+    out = np.full(k, np.nan)
+    out[core.kept] = np.diag(core.M)
+    return out
+
+
 def make_fit(cls: type, columns: list[str], core: CoreFit, outcome: str, se_type: str,
-             alpha: float, ci: bool, return_vcov: bool, weighted: bool, **extra: Any) -> Any:
-    """Build an :class:`LMRobustFit` (or subclass) from a :class:`~.ols.CoreFit`."""
-    stat, pv, lo, hi, dfv = add_cis(core.coef, core.se, core.df, alpha,
-                                    ci and se_type != "none")
+             alpha: float, ci: bool, return_vcov: bool, weighted: bool, *,
+             y_rms: float | None = None, func: str = _FUNC, **extra: Any) -> Any:
+    """Build an :class:`LMRobustFit` (or subclass) from a :class:`~.ols.CoreFit`.
+
+    ``y_rms`` (the outcome's root mean square on the rows used) switches on the
+    identification rule of :func:`~.inference.unidentified`; ``func`` names the
+    estimator in its warning.
+    """
+    se, df = core.se, core.df
+    if se_type != "none":
+        se, df = apply_identification(
+            func, list(columns), se, df, _m_diag(core, len(columns)), y_rms,
+            df_residual=core.df_residual,
+            n_clusters=core.nclusters if se_type in _CLUSTER_SE else None, stacklevel=4)
+    stat, pv, lo, hi, dfv = add_cis(core.coef, se, df, alpha, ci and se_type != "none")
     if se_type == "none":
         dfv = np.full(len(columns), np.nan)
     kept_names = [columns[i] for i in core.kept]
-    vcov = pd.DataFrame(core.vcov, index=kept_names, columns=kept_names) \
-        if return_vcov and se_type != "none" else None
+    vcov = None
+    if return_vcov and se_type != "none":
+        # rows and columns of terms whose SE is not identified are NaN too, so a linear
+        # hypothesis on them is not a p-value of rounding noise either
+        lost = (np.isnan(se) & ~np.isnan(core.se))[core.kept]
+        V = np.array(core.vcov, dtype=float, copy=True)
+        V[lost, :] = np.nan
+        V[:, lost] = np.nan
+        vcov = pd.DataFrame(V, index=kept_names, columns=kept_names)
     return cls(
         term=list(columns), coefficients=pd.Series(core.coef, index=columns),
-        std_error=core.se, statistic=stat, p_value=pv, conf_low=lo, conf_high=hi,
+        std_error=se, statistic=stat, p_value=pv, conf_low=lo, conf_high=hi,
         df=dfv, outcome=outcome, vcov=vcov, nobs=core.nobs,
         df_residual=core.df_residual, rank=len(core.kept), res_var=core.res_var,
         r_squared=core.r_squared, adj_r_squared=core.adj_r_squared,
@@ -325,7 +360,7 @@ def fit_lm_robust(spec: LmRobustSpec, data: Any) -> LMRobustFit | MultiOutcomeFi
     core = fit_arrays(mf.y, X, weights=p.weights, cluster=p.cluster, se_type=spec.se_type,
                       has_intercept=mf.has_intercept, fe_codes=p.fe_codes or None)
     return make_fit(LMRobustFit, columns, core, mf.outcome[0], spec.se_type, spec.alpha,
-                    spec.ci, spec.return_vcov, p.weights is not None)
+                    spec.ci, spec.return_vcov, p.weights is not None, y_rms=rms(mf.y))
 
 
 def _fit_multi(spec: LmRobustSpec, data: Any) -> MultiOutcomeFit:
@@ -350,7 +385,7 @@ def _fit_multi(spec: LmRobustSpec, data: Any) -> MultiOutcomeFit:
                           has_intercept=p.mf.has_intercept, fe_codes=p.fe_codes or None)
         cores.append(core)
         fits[y] = make_fit(LMRobustFit, columns, core, y, spec.se_type, spec.alpha, spec.ci,
-                           spec.return_vcov, p.weights is not None)
+                           spec.return_vcov, p.weights is not None, y_rms=rms(yv))
     vcov = None
     if spec.return_vcov and spec.se_type != "none":
         vcov = _joint_vcov(ys, cores, [columns[i] for i in cores[0].kept], spec.se_type)
@@ -425,6 +460,8 @@ def lm_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
     >>> fit.tidy().columns.tolist()[:3]
     ['term', 'estimate', 'std_error']
     """
+    data, vec = bind_vectors(_FUNC, data, weights=weights, clusters=clusters)
+    weights, clusters = vec["weights"], vec["clusters"]
     spec = LmRobustSpec.parse(formula, weights=weights, subset=subset, clusters=clusters,
                               fixed_effects=fixed_effects, se_type=se_type, ci=ci, alpha=alpha,
                               return_vcov=return_vcov, try_cholesky=try_cholesky)
@@ -475,7 +512,7 @@ def lm_robust_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:
         icol = columns.index("(Intercept)") if "(Intercept)" in columns else None
         res = lm_core(sims, mf.y, X, weights=w, clusters=cl, se_type=se, intercept_col=icol,
                       fixed_effect=fe)
-    ok = res["ok"]
+    ok = res["ok"] & identified(res, sims, mf.y)
     return decline(tidy_rows(np.flatnonzero(ok), columns, res, spec.alpha, spec.ci,
                              mf.outcome[0]), ok)
 

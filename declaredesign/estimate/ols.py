@@ -211,7 +211,8 @@ def _f_statistic(p: _Problem, coef: np.ndarray, vr: VarianceResult, r: int, df_r
         return None
     dendf = (J - 1) if se_type in _CLUSTER_SE else df_res
     if se_type == "classical" and p.X_resid is None:
-        value = r2 * df_res / ((1.0 - r2) * numdf)
+        with np.errstate(divide="ignore", invalid="ignore"):   # perfect fit: Inf, not an error
+            value = np.float64(r2 * df_res) / ((1.0 - r2) * numdf)
     elif se_type == "classical" and p.weights is None:
         # estimatr's IV F: explained sum of squares of the second-stage regression
         value = ((tss - second_stage_rss) / numdf) / res_var

@@ -119,7 +119,11 @@ def sandwich(X: np.ndarray, e: np.ndarray, M: np.ndarray, se_type: str, *,
     if se_type != "CR2":
         half = np.add.reduceat(Xs * es[:, None], starts, axis=0)
         vcov = M @ (half.T @ half) @ M
-        scale = (J * (n - 1)) / ((J - 1) * df_res) if se_type == "stata" else 1.0
+        scale = 1.0
+        if se_type == "stata":
+            # one cluster or no residual df: Inf/NaN (not identified, see inference)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = float(np.float64(J * (n - 1)) / np.float64((J - 1) * df_res))
         return VarianceResult(vcov * scale, np.full(r, float(J - 1)), res_var, half, scale)
 
     # CR2 (Bell-McCaffrey), following estimatr's clubSandwich-derived computation.

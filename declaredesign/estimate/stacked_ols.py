@@ -17,9 +17,10 @@ import numpy as np
 
 from ..groups import GroupIndex
 from .grouped_sums import column_sums, outer_sums, stack_sums
+from .inference import screen_unidentified
 from .sandwich import LEVERAGE_ONE, cr2_stacked, cr2_weighted_stacked
 
-__all__ = ["StackedFit", "lm_core", "solve_normal"]
+__all__ = ["StackedFit", "identified", "lm_core", "solve_normal"]
 
 # Below this smallest eigenvalue of the unit-diagonal X'X a simulation goes to the exact
 # (pivoting QR) path: collinear or so ill-conditioned that normal equations could lose digits.
@@ -260,4 +261,21 @@ def lm_core(sims: GroupIndex, y: np.ndarray, X: np.ndarray, *,
             df = np.where(df_for[None, :], df, np.nan)
     with np.errstate(invalid="ignore"):
         se = np.sqrt(np.einsum("sii->si", V))
-    return {"coef": st.beta, "se": se, "df": df, "ok": st.ok, "n": st.n_s}
+    n_clusters = np.bincount(clusters.group_sim, minlength=sims.n_sims) if clustered else None
+    return {"coef": st.beta, "se": se, "df": df, "ok": st.ok, "n": st.n_s,
+            "m_diag": np.einsum("sii->si", st.M), "df_res": st.df_res,
+            "n_clusters": n_clusters}
+
+
+def identified(res: dict[str, np.ndarray], sims: GroupIndex, y: np.ndarray) -> np.ndarray:
+    """Flag the simulations whose SEs are identified (the others go to the standalone fit).
+
+    ``res`` is what :func:`lm_core` returned (or a closed form with the same keys);
+    ``y`` the outcome of the rows used. The standalone fit then applies
+    :func:`~.inference.unidentified` and warns, so both paths report the same NaNs.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y_rms = np.sqrt(np.bincount(sims.codes, weights=y * y, minlength=sims.n_sims)
+                        / np.bincount(sims.codes, minlength=sims.n_sims))
+    return ~screen_unidentified(res["se"], res["m_diag"], y_rms, df_residual=res["df_res"],
+                                n_clusters=res.get("n_clusters"))

@@ -99,8 +99,16 @@ def binary_cluster_treatment(sims: GroupIndex, y: np.ndarray, z: np.ndarray,
         return None
     coef, se, df, ok = clustered_dim(S, y, clusters, size, n_t > 0, intercept=True)
     # lm_core's conditions for the normal equations: more rows than coefficients
-    ok = ok & (sims.count() > 2)
-    return {"coef": coef, "se": se, "df": df, "ok": ok}
+    n_s = sims.count()
+    ok = ok & (n_s > 2)
+    # the pieces of the identification screen: diag (X'X)^{-1} = (1/N0, 1/N0 + 1/N1)
+    arm = np.bincount(2 * clusters.group_sim + (n_t > 0), weights=size,
+                      minlength=2 * S).reshape(S, 2)
+    with np.errstate(divide="ignore"):
+        inv = 1.0 / arm
+    return {"coef": coef, "se": se, "df": df, "ok": ok,
+            "m_diag": np.column_stack([inv[:, 0], inv[:, 0] + inv[:, 1]]),
+            "df_res": n_s - 2.0, "n_clusters": np.bincount(clusters.group_sim, minlength=S)}
 
 
 def blocked_dim(S: int, y: np.ndarray, t2: np.ndarray, blocks: GroupIndex

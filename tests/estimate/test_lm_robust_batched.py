@@ -106,8 +106,11 @@ def test_rank_deficient_sims_follow_the_exact_path():
     compare(out, ref)
     assert out.loc[out["sim"] == 2, "estimate"].isna().sum() == 1
     warned = out.groupby("sim")["warning"].apply(lambda v: v.notna().all())
-    assert warned.tolist() == [False, True, True, True, False]
-    assert out["warning"].dropna().str.contains("rank deficient").all()
+    # sim 4 has as many terms as rows: no residual df, so no SE (issue 12)
+    assert warned.tolist() == [False, True, True, True, True]
+    assert out.loc[out["sim"] < 4, "warning"].dropna().str.contains("rank deficient").all()
+    assert out.loc[out["sim"] == 4, "warning"].str.contains("no residual degrees").all()
+    assert out.loc[out["sim"] == 4, "std_error"].isna().all()
 
 
 def test_failing_sim_gives_nan_rows_with_error():
