@@ -69,7 +69,7 @@ def spec_keywords(func: str, spec_cls: type, kwargs: Mapping[str, Any]) -> dict[
 
 
 def _check_column_name(func: str, name: str, value: Any) -> None:
-    """A spec names its columns (the public functions bind vectors to columns first)."""
+    """Check that a spec names its columns (the public functions bind vectors first)."""
     if value is None or (isinstance(value, str) and value):
         return
     if name == "condition_prs" and isinstance(value, numbers.Real) \
@@ -82,7 +82,7 @@ def _check_column_name(func: str, name: str, value: Any) -> None:
 
 
 def _check_flag(func: str, name: str, value: Any) -> bool:
-    """A flag must be a boolean: ``ci="no"`` is not silently taken as true."""
+    """Check that a flag is a boolean: ``ci="no"`` is not silently taken as true."""
     if not isinstance(value, (bool, np.bool_)):
         fail(func, name, value, "True or False")
     return bool(value)
@@ -254,7 +254,7 @@ def two_sided_variables(func: str, formula: Any) -> tuple[str, str] | None:
 
 # ------------------------------------------------------------------ data checks
 def check_observed(func: str, name: str, values: np.ndarray, missing: np.ndarray) -> None:
-    """The outcome must have at least one non-missing value (on the rows considered)."""
+    """Check that the outcome has a non-missing value (on the rows considered)."""
     if values.size and bool(np.all(missing)):
         raise EstimationError(f"{func}: the outcome {name!r} has no non-missing value (every "
                               "row used is NA), so there are no complete rows to fit.")

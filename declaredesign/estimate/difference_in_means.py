@@ -360,7 +360,7 @@ def _simple(S: int, sims, y, t2, w):
 
 
 def _screen(sims, y: np.ndarray, t2: np.ndarray, se: np.ndarray) -> np.ndarray:
-    """Simulations the identification rule may flag: left to the standalone fit."""
+    """Return the simulations the identification rule may flag (for the standalone fit)."""
     S = sims.n_sims
     n = np.bincount(sims.codes, minlength=S).astype(float)
     n2 = np.bincount(sims.codes, weights=t2.astype(float), minlength=S)

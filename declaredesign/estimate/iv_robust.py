@@ -37,8 +37,8 @@ from ..batch import Batch
 from ..errors import DeclarationError, FitWarning
 from ..formula import parse_formula
 from .arguments import (
-    check_alpha,
     bind_vectors,
+    check_alpha,
     check_column_arg,
     check_finite_frame,
     check_numeric,
