@@ -37,6 +37,13 @@ def pivoted_rank(X: np.ndarray) -> np.ndarray:
     Mirrors Eigen's ``ColPivHouseholderQR`` used by estimatr: pivot on the largest
     remaining column norm and call a pivot zero when ``|R_ii| <= eps * min(n, k) *
     |R_11|``. The columns pivoted last are the ones dropped.
+
+    LAPACK's ``dgeqp3`` and Eigen make the same choices (greedy on the downdated column
+    norms, the first column on ties, the same norm downdating of LAPACK Working Note
+    176), so the dropped columns agree with estimatr except where two remaining
+    columns have exactly equal residual norms (``x3 = x1 - x2`` leaves ``x1`` and ``x2``
+    with equal residuals once ``x3`` is pivoted): there each library's rounding, which
+    depends on its summation order, picks the column (tests/estimate/test_collinearity_r.py).
     """
     n, k = X.shape
     if k == 0 or n == 0:
