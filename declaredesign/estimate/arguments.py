@@ -127,7 +127,10 @@ def subset_mask(func: str, subset: Any, data: Mapping[str, Any], n: int) -> np.n
 def data_columns(func: str, data: Any) -> Mapping[str, Any]:
     """Return the estimator's ``data`` as a mapping of column name to array (checked)."""
     if isinstance(data, pd.DataFrame):
-        return {str(c): data[c].to_numpy() for c in data.columns}
+        # a categorical column stays a pandas Categorical: its category order is R's level
+        # order, read by the model frame (the first category is the baseline)
+        return {str(c): data[c].array if isinstance(data[c].dtype, pd.CategoricalDtype)
+                else data[c].to_numpy() for c in data.columns}
     if isinstance(data, Mapping):
         return data
     fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)

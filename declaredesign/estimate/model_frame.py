@@ -30,11 +30,11 @@ from formulaic.errors import FormulaicError
 from formulaic.parser.types import Factor
 
 from ..errors import FormulaError
-from ..formula import formulaic_formula, variables
+from ..formula import R_FUNCTIONS, formulaic_formula, r_label, to_formulaic, variables
 
 __all__ = ["ModelFrame", "model_frame", "formula_variables"]
 
-_LEVEL = re.compile(r"^(?P<var>.+?)\[(?:T\.)?(?P<level>.*)\]$")
+_LEVEL = re.compile(r"^(?P<var>.+?)\[(?:T\.)?(?P<level>.*)\]$", re.S)
 
 
 @dataclass(frozen=True)
@@ -106,20 +106,52 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
     return np.zeros(values.shape[0], dtype=bool)
 
 
-def _r_name(col: str, factor_vars: Mapping[str, Any]) -> str:
+def _split_interaction(col: str) -> list[str]:
+    """Split a formulaic column name at the ``:`` joining the factors of an interaction."""
+    parts, depth, cur = [], 0, []
+    for ch in col:
+        depth += (ch in "([") - (ch in ")]")
+        if ch == ":" and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+def _r_name(col: str, labels: Mapping[str, str], bools: set[str]) -> str:
+    """Rename a formulaic column as R names it.
+
+    ``labels`` maps each formulaic factor (``C(Z)``, ``I(x ** 2)``) to R's spelling
+    (``factor(Z)``, ``I(x^2)``); a level or matrix column is pasted to it (``factor(Z)1``,
+    ``poly(x, 2)1``), logical levels as ``TRUE``/``FALSE`` (``bools``: factors of logicals).
+    """
     if col == "Intercept":
         return "(Intercept)"
     parts = []
-    for part in col.split(":"):
+    for part in _split_interaction(col):
+        if part in labels:
+            parts.append(labels[part])
+            continue
         m = _LEVEL.match(part)
-        if m and m.group("var") in factor_vars:
+        if m and m.group("var") in labels:
             level = m.group("level")
-            if factor_vars[m.group("var")] == "bool":
-                level = "TRUE" if level == "True" else "FALSE"
-            parts.append(f"{m.group('var')}{level}")
+            if m.group("var") in bools and level in ("True", "False"):
+                level = level.upper()
+            parts.append(f"{labels[m.group('var')]}{level}")
         else:
             parts.append(part)
     return ":".join(parts)
+
+
+def _categories(values: Any) -> pd.Index | None:
+    """The categories of a pandas Categorical (or categorical Series), else None."""
+    if isinstance(values, pd.Categorical):
+        return values.categories
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.categories
+    return None
 
 
 def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | None:
@@ -170,6 +202,80 @@ def _fast_frame(formula: str, fast: tuple[list[str], int], arrays: Mapping[str, 
                       term_columns={c: [c] for c in columns})
 
 
+def _data_frame(used: list[str], arrays: Mapping[str, np.ndarray],
+                data_columns: Mapping[str, Any], mask: np.ndarray
+                ) -> tuple[dict[str, str], pd.DataFrame]:
+    """The used columns on the kept rows, strings and logicals as categoricals.
+
+    A pandas Categorical keeps its category order (R's factor level order, so its first
+    category is the baseline); strings are sorted. Levels absent from the kept rows are
+    dropped, as R's ``model.frame`` drops unused levels.
+    """
+    factor_vars: dict[str, str] = {}
+    frame = {}
+    for v in used:
+        a = arrays[v][mask]
+        cats = _categories(data_columns[v])
+        if cats is not None:
+            factor_vars[v] = "factor"
+            a = pd.Categorical(a, categories=cats).remove_unused_categories()
+        elif a.dtype.kind == "b":
+            factor_vars[v] = "bool"
+            a = pd.Categorical(a, categories=[False, True])
+        elif a.dtype.kind in "OUS":
+            factor_vars[v] = "factor"
+            a = pd.Categorical(a.astype(str) if a.dtype.kind != "O" else a)
+            a = a.remove_unused_categories()
+        frame[v] = a
+    if not used:
+        return factor_vars, pd.DataFrame(index=np.arange(int(mask.sum())))
+    return factor_vars, pd.DataFrame(frame, index=np.arange(int(mask.sum())))
+
+
+def _factor_variable(fac: Any) -> str | None:
+    """The column a categorical factor of the formula reads: ``g`` or ``C(g)``, else None."""
+    text = str(fac)
+    if fac.eval_method == Factor.EvalMethod.LOOKUP:
+        return text
+    m = re.fullmatch(r"C\(\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*\)", text)
+    return m.group(1) if m else None
+
+
+def _check_levels(f: Any, df: pd.DataFrame, factor_vars: Mapping[str, str], formula: str,
+                  func: str) -> None:
+    """Refuse a factor with a single level in the rows used, with R's message."""
+    for term in f.rhs:
+        for fac in term.factors:
+            v = _factor_variable(fac)
+            if v is None or v not in df.columns:
+                continue
+            if str(fac) == v and factor_vars.get(v) != "factor":
+                continue  # a numeric or logical column used as it is
+            values = df[v].cat.categories if isinstance(df[v].dtype, pd.CategoricalDtype) \
+                else pd.unique(df[v].dropna())
+            if len(values) < 2:
+                raise FormulaError(
+                    f"{func}(formula={formula!r}): contrasts can be applied only to factors "
+                    f"with 2 or more levels; {r_label(str(fac))} has "
+                    f"{'no level' if len(values) == 0 else f'the one level {str(values[0])!r}'} "
+                    "in the rows used.")
+
+
+def _labels(f: Any, factor_vars: Mapping[str, str], as_factor: frozenset[str]
+            ) -> tuple[dict[str, str], set[str]]:
+    """R's spelling of every factor of the formula, and the factors of logical columns."""
+    labels: dict[str, str] = {}
+    bools: set[str] = set()
+    for side in (f.lhs, f.rhs):
+        for term in side:
+            for fac in term.factors:
+                text = str(fac)
+                labels[text] = r_label(text, as_factor)
+                if factor_vars.get(_factor_variable(fac) or "") == "bool":
+                    bools.add(text)
+    return labels, bools
+
+
 def model_frame(formula: str, data_columns: Mapping[str, Any], *,
                 extra_columns: Iterable[str] = (), func: str = "model_frame") -> ModelFrame:
     """Materialise ``formula`` on ``data_columns`` as R's ``model.frame`` + ``model.matrix``.
@@ -205,8 +311,7 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     (['(Intercept)', 'x', 'gb'], [True, True, True, False])
     """
     f = formulaic_formula(formula)
-    lhs_vars = sorted(f.lhs.required_variables)
-    rhs_vars = sorted(f.rhs.required_variables)
+    lhs_vars, rhs_vars = variables(formula)
     extra = [c for c in extra_columns if c is not None]
     available = set(map(str, data_columns.keys()))
     missing = [v for v in [*lhs_vars, *rhs_vars, *extra] if v not in available]
@@ -228,29 +333,16 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     if fast is not None:
         return _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used)
 
-    factor_vars: dict[str, str] = {}
-    frame = {}
-    for v in used:
-        a = arrays[v][mask]
-        if a.dtype.kind == "b":
-            factor_vars[v] = "bool"
-            a = pd.Categorical(a, categories=[False, True])
-        elif a.dtype.kind in "OUS":
-            factor_vars[v] = "factor"
-            a = pd.Categorical(a.astype(str) if a.dtype.kind != "O" else a)
-            a = a.remove_unused_categories()
-        frame[v] = a
-    df = pd.DataFrame(frame, index=np.arange(int(mask.sum())))
-    if not used:
-        df = pd.DataFrame(index=np.arange(int(mask.sum())))
+    factor_vars, df = _data_frame(used, arrays, data_columns, mask)
 
     def materialise(d: pd.DataFrame):
         try:
-            return formulaic.model_matrix(f, d, na_action="ignore")
+            return formulaic.model_matrix(f, d, na_action="ignore", context=R_FUNCTIONS)
         except FormulaicError as e:
             raise FormulaError(f"{func}(formula={formula!r}): could not build the model "
                                f"matrix: {e}") from e
 
+    _check_levels(f, df, factor_vars, formula, func)
     mm = materialise(df)
     lhs = mm.lhs.to_numpy(dtype=float) if len(mm.lhs.columns) else np.zeros((len(df), 0))
     rhs = mm.rhs
@@ -270,12 +362,14 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
         rhs = mm.rhs
         X = rhs.to_numpy(dtype=float)
 
-    columns = [_r_name(c, factor_vars) for c in rhs.columns]
+    labels, bools = _labels(f, factor_vars, to_formulaic(formula)[1])
+    columns = [_r_name(c, labels, bools) for c in rhs.columns]
     term_columns: dict[str, list[str]] = {}
     for ts in rhs.model_spec.structure:
-        label = "(Intercept)" if str(ts.term) == "1" else str(ts.term)
-        term_columns[label] = [_r_name(c, factor_vars) for c in ts.columns]
-    outcome = [str(t) for t in f.lhs] if len(mm.lhs.columns) else []
+        label = "(Intercept)" if str(ts.term) == "1" else \
+            ":".join(labels.get(str(fac), str(fac)) for fac in ts.term.factors)
+        term_columns[label] = [_r_name(c, labels, bools) for c in ts.columns]
+    outcome = [labels.get(str(t), str(t)) for t in f.lhs] if len(mm.lhs.columns) else []
     y = lhs[:, 0] if lhs.shape[1] == 1 else lhs
     return ModelFrame(formula=formula, outcome=outcome, y=y, X=np.ascontiguousarray(X),
                       columns=columns, mask=mask,

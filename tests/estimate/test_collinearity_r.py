@@ -34,7 +34,6 @@ _DEFAULT = {f["layout"]: f for f in _FIX["fits"] if f["variant"] == "default"}
 
 # exact ties between residual norms: Eigen's choice is made by rounding noise
 _ROUNDING_TIES = {"diff_x3", "diff_x3_reordered", "two_groups"}
-_NEEDS_FACTOR = {"cluster_dummies"}
 
 
 def _as_list(v):
@@ -79,8 +78,6 @@ def _agrees(name: str) -> bool:
 
 @pytest.mark.parametrize("name", sorted(_DEFAULT))
 def test_dropped_columns_are_estimatrs(name):
-    if name in _NEEDS_FACTOR:
-        pytest.xfail("factor() in formulas not read yet")
     if name in _ROUNDING_TIES:
         pytest.xfail("exact tie between residual norms, decided by Eigen's rounding")
     ref = _DEFAULT[name]
@@ -95,5 +92,5 @@ def test_dropped_columns_are_estimatrs(name):
 
 
 def test_most_layouts_agree():
-    agree = [n for n in _DEFAULT if n not in _NEEDS_FACTOR and _agrees(n)]
-    assert len(agree) >= len(_DEFAULT) - len(_ROUNDING_TIES) - len(_NEEDS_FACTOR) >= 6
+    agree = [n for n in _DEFAULT if _agrees(n)]
+    assert len(agree) >= len(_DEFAULT) - len(_ROUNDING_TIES) >= 6
