@@ -308,6 +308,9 @@ def _parse(formula: str, func: str) -> Formula:
     if not lhs:
         raise FormulaError(f"{func}(formula={formula!r}): the formula has no outcome "
                            "(left of '~').")
+    if not rhs.strip():
+        raise FormulaError(f"{func}(formula={formula!r}): the formula has no right-hand "
+                           "side; write 'y ~ 1' for an intercept-only model.")
     m = _CBIND.match(lhs)
     outcomes = tuple(v.strip() for v in m.group("ys").split(",")) if m else (lhs,)
     top = split_top_level(rhs, "|", func=func)
@@ -345,6 +348,7 @@ def _as_factor_inners(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
+@lru_cache(maxsize=512)
 def to_formulaic(text: str) -> tuple[str, frozenset[str]]:
     """Translate R spellings in a formula to formulaic's, in this one place.
 
@@ -425,6 +429,7 @@ def _deparse_text(code: str) -> str:
         return code.strip()
 
 
+@lru_cache(maxsize=1024)
 def r_label(code: str, as_factor: frozenset[str] = frozenset()) -> str:
     """Name a formulaic factor (``C(Z)``, ``I(x ** 2)``, ``poly(x, 2)``) as R names it.
 

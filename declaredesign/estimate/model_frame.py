@@ -11,8 +11,19 @@ outcome vector and design matrix that ``lm``/``lm_robust`` would build in R:
   (or in any of ``extra_columns`` such as clusters or weights) is left out, and factor
   levels are taken from the remaining rows only (R's ``na.omit`` then ``model.matrix``).
 
-Parsing and materialisation are delegated to formulaic; this module adds the R naming,
-the NA handling and error messages that name the formula. It is shared by every
+* R's formula language: ``poly(x, 2)`` (orthogonal, R's values and signs; columns
+  ``poly(x, 2)1``...), ``factor(z)``/``as.factor(z)`` (``factor(z)1``), ``I(x^2)`` (``^``
+  is power), ``log``, ``exp``, ``sqrt``, ``abs``, ``scale`` (sd with n - 1), ``center``;
+  Python spellings (``np.log(x)``, ``C(z)``, ``I(x ** 2)``) are read too and named as R
+  would name the same term;
+* a pandas Categorical keeps its category order (R's level order: the first category is
+  the baseline); a factor with a single level in the rows used is refused with R's
+  message ("contrasts can be applied only to factors with 2 or more levels").
+
+Parsing and materialisation are delegated to formulaic (R spellings are translated in
+:func:`declaredesign.formula.to_formulaic`, terms named back by
+:func:`declaredesign.formula.r_label`); this module adds the R naming, the NA handling and
+error messages that name the formula. It is shared by every
 estimator (``lm_robust``, ``difference_in_means``, the mixed models' fixed part).
 """
 
