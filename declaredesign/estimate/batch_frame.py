@@ -70,7 +70,9 @@ def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]
     if subset is not None:
         view = {k_: v[sub] for k_, v in view.items()}
         sim = sim[sub]
-    mf = model_frame(formula, view, extra_columns=[c for c in extra if c], func=func)
+    # a factor with one level over every simulation: left to the per-simulation fits
+    mf = model_frame(formula, view, extra_columns=[c for c in extra if c], func=func,
+                     check_levels=False)
     for name in lhs:
         check_numeric(func, "formula", name, np.asarray(view[name]))
     return mf, view, (sim if bool(mf.mask.all()) else sim[mf.mask])

@@ -253,8 +253,13 @@ def _factor_variable(fac: Any) -> str | None:
 
 
 def _check_levels(f: Any, df: pd.DataFrame, factor_vars: Mapping[str, str], formula: str,
-                  func: str) -> None:
-    """Refuse a factor with a single level in the rows used, with R's message."""
+                  func: str, refuse: bool = True) -> None:
+    """Refuse a factor with a single level in the rows used, with R's message.
+
+    With ``refuse=False`` (a batch's stacked frame) the factor is given an empty second
+    level instead: its column is all zeros, so the kernel finds the simulations rank
+    deficient and leaves them to the per-simulation fit, which raises R's error.
+    """
     for term in f.rhs:
         for fac in term.factors:
             v = _factor_variable(fac)
@@ -264,7 +269,9 @@ def _check_levels(f: Any, df: pd.DataFrame, factor_vars: Mapping[str, str], form
                 continue  # a numeric or logical column used as it is
             values = df[v].cat.categories if isinstance(df[v].dtype, pd.CategoricalDtype) \
                 else pd.unique(df[v].dropna())
-            if len(values) < 2:
+            if len(values) == 1 and not refuse and str(fac) == v:
+                df[v] = df[v].cat.add_categories([f"{values[0]}\u2060"])
+            elif len(values) < 2 and refuse:
                 raise FormulaError(
                     f"{func}(formula={formula!r}): contrasts can be applied only to factors "
                     f"with 2 or more levels; {r_label(str(fac))} has "
@@ -288,7 +295,8 @@ def _labels(f: Any, factor_vars: Mapping[str, str], as_factor: frozenset[str]
 
 
 def model_frame(formula: str, data_columns: Mapping[str, Any], *,
-                extra_columns: Iterable[str] = (), func: str = "model_frame") -> ModelFrame:
+                extra_columns: Iterable[str] = (), func: str = "model_frame",
+                check_levels: bool = True) -> ModelFrame:
     """Materialise ``formula`` on ``data_columns`` as R's ``model.frame`` + ``model.matrix``.
 
     Parameters
@@ -302,6 +310,10 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
         Further columns whose missing values also drop the row (clusters, weights...).
     func : str, optional
         Name of the public function, used in error messages.
+    check_levels : bool, optional
+        Refuse a factor with a single level in the rows used, as R does (default). A
+        batched kernel's frame over all simulations passes False: such a factor then
+        gives an all-zero column, so the simulations go to the per-simulation fit.
 
     Returns
     -------
@@ -353,7 +365,7 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
             raise FormulaError(f"{func}(formula={formula!r}): could not build the model "
                                f"matrix: {e}") from e
 
-    _check_levels(f, df, factor_vars, formula, func)
+    _check_levels(f, df, factor_vars, formula, func, refuse=check_levels)
     mm = materialise(df)
     lhs = mm.lhs.to_numpy(dtype=float) if len(mm.lhs.columns) else np.zeros((len(df), 0))
     rhs = mm.rhs
