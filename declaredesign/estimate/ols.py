@@ -32,7 +32,7 @@ __all__ = ["CoreFit", "demean", "fe_dummies", "fit_arrays", "pivoted_rank", "wal
 _CLUSTER_SE = ("CR0", "CR2", "stata")
 
 
-def pivoted_rank(X: np.ndarray) -> np.ndarray:
+def pivoted_rank(X: np.ndarray, *, replay: bool = True) -> np.ndarray:
     """Return the indices of the columns kept by a column-pivoting QR, in their original order.
 
     The columns are those estimatr keeps: its Eigen ``ColPivHouseholderQR`` pivots on the
@@ -43,7 +43,8 @@ def pivoted_rank(X: np.ndarray) -> np.ndarray:
     ``1e-6`` of the first (a rank-deficient design, or nearly so) is Eigen's factorisation
     replayed (:func:`_eigen_pivots`): where two columns are tied in exact arithmetic
     (``x3 = x1 - x2`` leaves ``x1`` and ``x2`` with equal residual norms) the choice is
-    made by rounding, so the replay adds in Eigen's order.
+    made by rounding, so the replay adds in Eigen's order. ``replay=False`` keeps LAPACK's
+    choice, for callers that need only the column space (a hat matrix's leverages).
     """
     n, k = X.shape
     if k == 0 or n == 0:
@@ -54,6 +55,9 @@ def pivoted_rank(X: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if d.size == k and d[-1] > _REPLAY_MARGIN * d[0]:
         return np.arange(k, dtype=np.int64)
+    if not replay:
+        rank = int(np.sum(d > np.finfo(float).eps * min(n, k) * d[0]))
+        return np.sort(piv[:rank]).astype(np.int64)
     perm, rank = _eigen_pivots(X)
     return np.sort(perm[:rank]).astype(np.int64)
 
@@ -323,7 +327,8 @@ def _meat_kwargs(p: _Problem, kept: np.ndarray, Xk: np.ndarray, b: np.ndarray,
         if p.weights is not None:
             D = D * p.sw[:, None]
         Xc = np.hstack([Xk, D])
-        Xc = Xc[:, pivoted_rank(Xc)]
+        # leverages depend on the column space only: LAPACK's choice of columns will do
+        Xc = Xc[:, pivoted_rank(Xc, replay=False)]
         Rc = np.linalg.qr(Xc, mode="r")
         Rci = _solve_upper(Rc, np.eye(Rc.shape[0]))
         kw.update(X_meat=Xc, M_meat=Rci @ Rci.T)
