@@ -323,12 +323,12 @@ def _parse(formula: str, func: str) -> Formula:
 
 
 # ------------------------------------------------------------- R spellings
-#: Functions of R's formula language that formulaic lacks, given to it as context when
-#: the model matrix is built (formulaic has ``log``, ``exp``, ``scale``, ``center``,
-#: ``poly`` and ``I`` itself; its ``scale`` and ``poly`` are R's: divisor n - 1, and
-#: orthogonal polynomials with R's signs).
+#: Functions (and R's ``TRUE``/``FALSE``) of R's formula language that formulaic lacks,
+#: given to it as context when the model matrix is built. formulaic has ``log``, ``exp``,
+#: ``scale`` (divisor n - 1, as R), ``center`` and ``I``; the model frame gives its own
+#: ``poly`` (R's orthogonal polynomials and column names).
 R_FUNCTIONS = {"sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p, "expm1": np.expm1,
-               "log2": np.log2, "log10": np.log10}
+               "log2": np.log2, "log10": np.log10, "TRUE": True, "FALSE": False}
 
 _FACTOR_CALL = re.compile(r"(?<![\w.])(as\.factor|factor)\s*\(")
 

@@ -70,9 +70,10 @@ def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]
     if subset is not None:
         view = {k_: v[sub] for k_, v in view.items()}
         sim = sim[sub]
-    # a factor with one level over every simulation: left to the per-simulation fits
+    # a factor with one level over every simulation: left to the per-simulation fits;
+    # poly(), scale(), center() computed within each simulation
     mf = model_frame(formula, view, extra_columns=[c for c in extra if c], func=func,
-                     check_levels=False)
+                     check_levels=False, groups=sim)
     for name in lhs:
         check_numeric(func, "formula", name, np.asarray(view[name]))
     return mf, view, (sim if bool(mf.mask.all()) else sim[mf.mask])

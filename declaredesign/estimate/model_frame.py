@@ -213,6 +213,58 @@ def _fast_frame(formula: str, fast: tuple[list[str], int], arrays: Mapping[str, 
                       term_columns={c: [c] for c in columns})
 
 
+# ------------------------------------------------ transforms computed per simulation
+def r_poly(x: np.ndarray, degree: int = 1, raw: bool = False) -> dict[str, np.ndarray]:
+    """R's ``poly(x, degree)``: orthogonal polynomials (or raw powers), columns "1", "2"...
+
+    The orthogonal basis is the QR basis of the centred powers, each column scaled by
+    its diagonal entry of R and then to unit length, which fixes the signs as R does.
+    """
+    x = np.asarray(x, dtype=float)
+    if raw:
+        return {str(d): x ** d for d in range(1, degree + 1)}
+    xc = x - x.mean()
+    V = np.vander(xc, degree + 1, increasing=True)
+    q, r = np.linalg.qr(V)
+    Z = q * np.diag(r)
+    Z = Z / np.sqrt(np.sum(Z ** 2, axis=0))
+    return {str(d): Z[:, d] for d in range(1, degree + 1)}
+
+
+def _grouped_transforms(groups: np.ndarray) -> dict[str, Any]:
+    """``poly``, ``scale`` and ``center`` computed within each group (simulation).
+
+    A batched kernel's frame stacks many simulations; these transforms depend on the
+    data, so each simulation's rows get the values its own fit would.
+    """
+    codes = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    counts = np.bincount(codes).astype(float)
+
+    def center(x):
+        x = np.asarray(x, dtype=float)
+        return x - (np.bincount(codes, weights=x, minlength=len(counts)) / counts)[codes]
+
+    def scale(x, center=True, scale=True, ddof=1):  # noqa: FBT002 - R's and formulaic's
+        xc = center_(x) if center else np.asarray(x, dtype=float)
+        if not scale:
+            return xc
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ss = np.bincount(codes, weights=xc ** 2, minlength=len(counts))
+            return xc / np.sqrt(ss / (counts - ddof))[codes]
+
+    def poly(x, degree=1, raw=False):
+        x = np.asarray(x, dtype=float)
+        out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
+        order = np.argsort(codes, kind="stable")
+        for rows in np.split(order, np.cumsum(np.bincount(codes))[:-1]):
+            for key, values in r_poly(x[rows], degree, raw).items():
+                out[key][rows] = values
+        return out
+
+    center_ = center
+    return {"center": center, "scale": scale, "poly": poly}
+
+
 def _data_frame(used: list[str], arrays: Mapping[str, np.ndarray],
                 data_columns: Mapping[str, Any], mask: np.ndarray
                 ) -> tuple[dict[str, str], pd.DataFrame]:
@@ -296,7 +348,7 @@ def _labels(f: Any, factor_vars: Mapping[str, str], as_factor: frozenset[str]
 
 def model_frame(formula: str, data_columns: Mapping[str, Any], *,
                 extra_columns: Iterable[str] = (), func: str = "model_frame",
-                check_levels: bool = True) -> ModelFrame:
+                check_levels: bool = True, groups: np.ndarray | None = None) -> ModelFrame:
     """Materialise ``formula`` on ``data_columns`` as R's ``model.frame`` + ``model.matrix``.
 
     Parameters
@@ -314,6 +366,10 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
         Refuse a factor with a single level in the rows used, as R does (default). A
         batched kernel's frame over all simulations passes False: such a factor then
         gives an all-zero column, so the simulations go to the per-simulation fit.
+    groups : ndarray, optional
+        The simulation of each row when the data stack several simulations (a batched
+        kernel's frame): ``poly``, ``scale`` and ``center`` are then computed within each
+        simulation, as its own fit computes them.
 
     Returns
     -------
@@ -358,9 +414,15 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
 
     factor_vars, df = _data_frame(used, arrays, data_columns, mask)
 
+    row_groups = None if groups is None else np.asarray(groups)[mask]
+
     def materialise(d: pd.DataFrame):
+        # R's poly (columns named 1, 2... raw or not); per simulation in a stacked frame
+        context = {**R_FUNCTIONS, "poly": r_poly}
+        if row_groups is not None:
+            context.update(_grouped_transforms(row_groups))
         try:
-            return formulaic.model_matrix(f, d, na_action="ignore", context=R_FUNCTIONS)
+            return formulaic.model_matrix(f, d, na_action="ignore", context=context)
         except FormulaicError as e:
             raise FormulaError(f"{func}(formula={formula!r}): could not build the model "
                                f"matrix: {e}") from e
@@ -377,6 +439,7 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
         mask = mask.copy()
         mask[keep_idx[bad]] = False
         df = df.loc[~bad].reset_index(drop=True)
+        row_groups = None if row_groups is None else row_groups[~bad]
         for v, kind in factor_vars.items():
             if kind == "factor":
                 df[v] = df[v].cat.remove_unused_categories()

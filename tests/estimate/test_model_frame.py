@@ -146,3 +146,26 @@ def test_python_spellings_still_read():
     mf = model_frame("Y ~ np.log(X) + I(X ** 2) + C(Z)", d)
     assert mf.columns == ["(Intercept)", "np.log(X)", "I(X^2)", "factor(Z)1"]
     np.testing.assert_allclose(mf.X[:, 2], d["X"] ** 2)
+
+
+@pytest.mark.parametrize("formula", ["Y ~ poly(X, 2) + Z", "Y ~ scale(W) * Z",
+                                     "Y ~ center(X) + poly(W, 2, raw=True)"])
+def test_stacked_simulations_transform_within_each(formula):
+    # a batched kernel stacks simulations: data-dependent transforms are per simulation
+    d = _fl_data()
+    sim = np.repeat([0, 1, 2, 3], 10)
+    d.loc[3, "Y"] = np.nan
+    stacked = model_frame(formula, d, groups=sim)
+    for s in range(4):
+        own = model_frame(formula, d[sim == s])
+        np.testing.assert_allclose(stacked.X[sim[stacked.mask] == s], own.X, rtol=1e-12,
+                                   atol=1e-14)
+        assert own.columns == stacked.columns
+
+
+def test_r_poly_matches_formulaic_and_r_signs():
+    from declaredesign.estimate.model_frame import r_poly
+    d = _fl_data()
+    ours = model_frame("Y ~ poly(X, 3)", d).X[:, 1:]
+    np.testing.assert_allclose(np.column_stack(list(r_poly(d["X"].to_numpy(), 3).values())),
+                               ours, rtol=1e-10, atol=1e-13)
