@@ -41,8 +41,8 @@ from formulaic.errors import FormulaicError
 from .errors import FormulaError
 
 __all__ = ["R_FUNCTIONS", "Formula", "RandomEffect", "formula_columns", "formulaic_formula",
-           "parse_formula", "r_label", "split_terms", "split_top_level", "to_formulaic",
-           "variables"]
+           "parse_formula", "r_label", "split_terms", "split_top_level", "strip_outer",
+           "to_formulaic", "variables"]
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _CBIND = re.compile(r"^cbind\((?P<ys>[^()]*)\)$", re.S)
@@ -184,7 +184,7 @@ def split_terms(rhs: str) -> list[tuple[str, str]]:
     return out
 
 
-def _strip_outer(term: str) -> str | None:
+def strip_outer(term: str) -> str | None:
     """Return the inside of ``( ... )`` when the parentheses wrap the whole term, else None."""
     t = term.strip()
     if not (t.startswith("(") and t.endswith(")")):
@@ -253,7 +253,7 @@ def _split_bars(rhs: str, formula: str, func: str
     fixed: list[str] = []
     bars: list[RandomEffect] = []
     for sign, term in split_terms(rhs):
-        inner = _strip_outer(term)
+        inner = strip_outer(term)
         if inner is None or "|" not in inner:
             fixed.append(term if sign == "+" else f"- {term}")
             continue

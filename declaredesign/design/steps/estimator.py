@@ -11,7 +11,6 @@ per-simulation fallback, with its failure contract.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,10 +19,11 @@ import pandas as pd
 
 from ..._validation import fail
 from ...batch import Batch
-from ...errors import EstimationError
+from ...errors import EstimationError, FormulaError
 from ...estimate import lm_robust
 from ...estimate.protocol import Estimator, fit_batch, fit_per_simulation, resolve_model
 from ...expressions import check
+from ...formula import formula_columns
 from ..design import Step, check_label
 from ..handlers import call_handler
 from .summary import check_summary, summarize_fit
@@ -167,7 +167,7 @@ class EstimatorStep(Step):
         """Columns named by the formula and by column keywords such as ``clusters``."""
         cols: set[str] = set()
         if self.formula is not None:
-            cols |= _formula_names(self.formula)
+            cols |= _formula_columns(self.formula)
         for k in _COLUMN_KEYWORDS:
             v = self.model_kwargs.get(k)
             if isinstance(v, str) and v.isidentifier():
@@ -382,14 +382,13 @@ def _as_list(value: Any, func: str, arg: str) -> list[str]:
     fail(func, arg, value, "a string or a list of strings")
 
 
-_RANDOM_EFFECT = re.compile(r"\(([^()|]*)\|([^()]*)\)")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+def _formula_columns(formula: str) -> set[str]:
+    """Return the columns the formula reads (the one formula parser); none if it cannot tell.
 
-
-def _formula_names(formula: str) -> set[str]:
-    body = _RANDOM_EFFECT.sub(r"\1 + \2", formula)
-    tokens = set(_NAME.findall(body))
-    # Function names used as calls are not columns.
-    calls = set(_CALL.findall(body))
-    return {t for t in tokens - calls if t not in {"I", "C", "np", "log", "exp"}}
+    A custom model may read formulas in a syntax of its own: those are checked when the
+    model runs, not when the design is built.
+    """
+    try:
+        return formula_columns(formula)
+    except FormulaError:
+        return set()

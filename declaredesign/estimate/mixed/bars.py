@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 
 from ...errors import FormulaError
+from ...formula import RandomEffect, parse_formula, split_terms, strip_outer
 from ..model_frame import formula_variables
 
-__all__ = ["BarTerm", "LmerFormula", "GlmerFormula", "parse_lmer_formula", "split_terms",
+__all__ = ["BarTerm", "LmerFormula", "GlmerFormula", "parse_lmer_formula",
            "LHS_PLACEHOLDER"]
 
 #: Stand-in response for one-sided right-hand sides handed to the model frame.
@@ -24,22 +25,8 @@ LHS_PLACEHOLDER = "_dd_lhs_"
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
 
-@dataclass(frozen=True)
-class BarTerm:
-    """One random-effect term ``(expr | group)`` after expansion.
-
-    ``group`` is a tuple of column names whose interaction forms the grouping
-    factor (``a:b`` gives ``("a", "b")``); ``expr`` is the formulaic right-hand
-    side of the term's model matrix.
-    """
-
-    expr: str
-    group: tuple[str, ...]
-
-    @property
-    def group_name(self) -> str:
-        """The grouping factor's name as lme4 prints it (``a:b``)."""
-        return ":".join(self.group)
+#: One random-effect term ``(expr | group)`` after expansion (the one parser's type).
+BarTerm = RandomEffect
 
 
 @dataclass(frozen=True)
@@ -70,87 +57,6 @@ class LmerFormula:
         return sorted(cols - {LHS_PLACEHOLDER})
 
 
-def _split_top(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` at parenthesis depth zero."""
-    parts, depth, cur = [], 0, []
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise FormulaError(f"lmer(formula=...): unbalanced parentheses in {text!r}.")
-        if ch == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    if depth != 0:
-        raise FormulaError(f"lmer(formula=...): unbalanced parentheses in {text!r}.")
-    parts.append("".join(cur))
-    return parts
-
-
-def split_terms(rhs: str) -> list[tuple[str, str]]:
-    """Split a right-hand side into (sign, term) pairs at depth-zero + and -."""
-    out, depth, cur, sign = [], 0, [], "+"
-    for ch in rhs:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch in "+-" and depth == 0:
-            if "".join(cur).strip():
-                out.append((sign, "".join(cur).strip()))
-            elif ch == "-" and sign == "+" and not out:
-                pass
-            cur, sign = [], ch
-            continue
-        cur.append(ch)
-    if "".join(cur).strip():
-        out.append((sign, "".join(cur).strip()))
-    return out
-
-
-def _strip_outer(term: str) -> str | None:
-    """Return the inside of ``( ... )`` when the parentheses wrap the whole term."""
-    t = term.strip()
-    if not (t.startswith("(") and t.endswith(")")):
-        return None
-    depth = 0
-    for i, ch in enumerate(t):
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth == 0 and i < len(t) - 1:
-            return None
-    return t[1:-1]
-
-
-def _group_names(text: str, formula: str) -> list[tuple[str, ...]]:
-    """Expand a grouping expression: ``a/b`` -> ``a``, ``a:b``; ``a:b`` stays one factor."""
-    text = text.strip()
-    if not text:
-        raise FormulaError(f"lmer(formula={formula!r}): a random-effect term has no grouping "
-                           "factor after '|'.")
-    nest = [p.strip() for p in text.split("/")]
-    groups, prefix = [], []
-    for part in nest:
-        names = tuple(s.strip() for s in part.split(":"))
-        if not all(_NAME.match(n) for n in names):
-            raise FormulaError(f"lmer(formula={formula!r}): cannot read the grouping factor "
-                               f"{text!r}.")
-        prefix = [*prefix, *names]
-        # lme4 names the nested factor inner-first: (1 | a/b) gives "b:a".
-        groups.append(tuple(reversed(prefix)) if len(nest) > 1 else tuple(prefix))
-    return groups
-
-
-def _has_intercept_removed(expr: str) -> bool:
-    terms = split_terms(expr)
-    return any(t == "0" and s == "+" for s, t in terms) or \
-        any(t == "1" and s == "-" for s, t in terms)
-
-
 def parse_lmer_formula(formula: str) -> LmerFormula:
     """Parse an lme4 formula string.
 
@@ -173,51 +79,14 @@ def parse_lmer_formula(formula: str) -> LmerFormula:
     if not isinstance(formula, str) or "~" not in formula:
         raise FormulaError(f"lmer(formula={formula!r}): formula must be a string "
                            f"'response ~ terms'; got {formula!r}.")
-    if formula.count("(") != formula.count(")"):
-        raise FormulaError(f"lmer(formula={formula!r}): unbalanced parentheses.")
-    lhs, _, rhs = formula.partition("~")
-    lhs = lhs.strip()
-    if not lhs:
-        raise FormulaError(f"lmer(formula={formula!r}): the formula has no response "
-                           "(left of '~').")
-    fixed_terms: list[str] = []
-    bars: list[BarTerm] = []
-    for sign, term in split_terms(rhs):
-        inner = _strip_outer(term)
-        if inner is None or "|" not in inner:
-            fixed_terms.append(term if sign == "+" else f"- {term}")
-            continue
-        if sign == "-":
-            raise FormulaError(f"lmer(formula={formula!r}): a random-effect term cannot be "
-                               "subtracted.")
-        double = "||" in inner
-        pieces = inner.split("||") if double else _split_top(inner, "|")
-        if len(pieces) != 2:
-            raise FormulaError(f"lmer(formula={formula!r}): cannot read the random-effect term "
-                               f"{term!r}.")
-        expr, grp = pieces[0].strip(), pieces[1]
-        if not expr:
-            raise FormulaError(f"lmer(formula={formula!r}): the random-effect term {term!r} has "
-                               "nothing before '|'.")
-        groups = _group_names(grp, formula)
-        if double:
-            # lme4's expandDoubleVerts: an intercept term plus one term per variable,
-            # each without intercept, so no correlations are estimated.
-            parts = [t for s, t in split_terms(expr) if s == "+" and t not in ("0", "1")]
-            exprs = [] if _has_intercept_removed(expr) else ["1"]
-            exprs += [f"0 + {t}" for t in parts]
-        else:
-            exprs = [expr]
-        for g in groups:
-            for e in exprs:
-                bars.append(BarTerm(expr=e, group=g))
-    if not bars:
+    f = parse_formula(formula, func="lmer")
+    if f.instruments is not None:
+        raise FormulaError(f"lmer(formula={formula!r}): cannot read the term after the "
+                           "top-level '|'; write random effects in parentheses, '(1 | g)'.")
+    if not f.random_effects:
         raise FormulaError(f"lmer(formula={formula!r}): no random-effect terms (e.g. "
                            "'(1 | group)') in the formula.")
-    fixed = " + ".join(fixed_terms).replace("+ -", "-") if fixed_terms else "1"
-    return LmerFormula(response=lhs, fixed=fixed, bars=tuple(bars))
-
-
+    return LmerFormula(response=f.lhs, fixed=f.rhs, bars=f.random_effects)
 
 
 # ---------------------------------------------------------------- glmer's formulas
@@ -292,7 +161,7 @@ def strip_call(text: str, name: str) -> str | None:
     t = text.strip()
     if not t.startswith(name):
         return None
-    return _strip_outer(t[len(name):])
+    return strip_outer(t[len(name):])
 
 
 def _split_args(text: str) -> list[str]:

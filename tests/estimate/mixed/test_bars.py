@@ -36,7 +36,7 @@ def test_parse(formula, fixed, bars):
     ("y ~ x + (1 | )", "grouping factor"),
     ("y ~ x + ( | g)", "nothing before"),
     ("y ~ x", "no random-effect terms"),
-    ("~ x + (1 | g)", "no response"),
+    ("~ x + (1 | g)", "no outcome"),
     ("y ~ x + (1 | g", "unbalanced"),
     ("y ~ x + (1 | g + h)", "grouping factor"),
     ("y x (1 | g)", "response ~ terms"),
