@@ -45,13 +45,6 @@ OPTIONAL = {"matplotlib", "dask", "distributed", "tqdm", "pyarrow", "statsmodels
 PLOT_HOOK = {("declaredesign.design.diagnosis", "declaredesign.plot"),
              ("declaredesign.design.search", "declaredesign.plot")}
 
-# ---------------------------------------------------------------------------------
-# TEMPORARY: violations in parts of the tree other engineers are rewriting on their
-# branches (engine/design runner: reliability; estimate/**: estimators). Each entry is
-# exactly what the test prints. The lead empties this at merge; an entry that no longer occurs fails the
-# test, so the list cannot go stale.
-_PENDING: set[str] = set()
-# ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -231,7 +224,7 @@ def _one_cycle(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
 
 
 def _violations() -> list[tuple[str, str]]:
-    """Every violation as (text, detail); the text is what ``_PENDING`` lists."""
+    """Every violation as (text, detail)."""
     found: dict[str, str] = {}
     graph: dict[str, set[str]] = {}
     where: dict[tuple[str, str], str] = {}
@@ -268,16 +261,8 @@ def test_every_module_has_a_layer() -> None:
 
 @pytest.mark.parametrize("kind", ["cycle", "layer", "import inside function"])
 def test_import_graph(kind: str) -> None:
-    bad = [(t, e) for t, e in _violations()
-           if t.startswith(kind + ":") and t not in _PENDING]
+    bad = [(t, e) for t, e in _violations() if t.startswith(kind + ":")]
     assert not bad, f"{len(bad)} {kind} violation(s):\n{_report(bad)}"
-
-
-def test_pending_allowlist_is_not_stale() -> None:
-    texts = {t for t, _ in _violations()}
-    stale = sorted(_PENDING - texts)
-    assert not stale, ("these _PENDING entries no longer occur; delete them from "
-                       "tests/test_architecture.py:\n  " + "\n  ".join(stale))
 
 
 def test_checker_finds_what_it_should(tmp_path: Path) -> None:
