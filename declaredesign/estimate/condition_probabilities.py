@@ -187,7 +187,13 @@ def declaration_to_condition_pr_mat(ra_declaration: Any, condition1: Any = None,
         # labels match by value (treatment 1.0 is the declaration's condition 1)
         p1 = probs[f"prob_{next(c for c in conds if c == condition1)}"].to_numpy()
         p2 = probs[f"prob_{next(c for c in conds if c == condition2)}"].to_numpy()
-    mat = _declaration_matrix(func, ra_declaration, p1, p2, data)
+    if ra_declaration.ra_type == "custom" and prob_matrix is None:
+        # randomizr's custom procedure: a uniformly random column of the permutation
+        # matrix, so the joint probabilities are the matrix's own (estimatr does the same)
+        perms = (np.asarray(ra_declaration.permutation_matrix) == condition2).astype(int)
+        mat = permutations_to_condition_pr_mat(perms).to_numpy()
+    else:
+        mat = _declaration_matrix(func, ra_declaration, p1, p2, data)
     names = _names(condition1, condition2, len(p2))
     return pd.DataFrame(mat, index=names, columns=names)
 

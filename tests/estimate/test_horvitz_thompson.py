@@ -60,3 +60,16 @@ def test_horvitz_thompson_clusters_must_be_constant(df):
 def test_declaration_conditions_both_or_neither():
     with pytest.raises(DeclarationError, match="give both condition1 and condition2"):
         declaration_to_condition_pr_mat(declare_ra(N=4, m=2), condition2=1)
+
+
+def test_custom_declaration_uses_its_permutation_matrix():
+    # R (estimatr 1.0 + randomizr 1.0): declaration_to_condition_pr_mat(declare_ra(
+    # permutation_matrix = matrix(c(1,0,1,0, 0,1,0,1), 4, 2))) has treated-block rows
+    # (0.5, 0, 0.5, 0) and (0, 0.5, 0, 0.5): units 1 and 3 are always treated together.
+    import declaredesign as dd
+
+    pm = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
+    got = dd.declaration_to_condition_pr_mat(dd.declare_ra(permutation_matrix=pm)).to_numpy()
+    want_treated = np.array([[0.5, 0, 0.5, 0], [0, 0.5, 0, 0.5]] * 2)
+    np.testing.assert_allclose(got[4:, 4:], want_treated)
+    np.testing.assert_allclose(got, dd.permutations_to_condition_pr_mat(pm).to_numpy())
