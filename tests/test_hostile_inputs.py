@@ -1,10 +1,22 @@
-"""Issue 12's hostile inputs: each case of its "Why" that is fixed, one test each.
+"""Issue 12's hostile inputs: every case of its "Why", one test each.
 
 A design tool's worst failure is a confident wrong number: degenerate fits must not
-report significance, and nonsense must be refused with one clear line. The cases owned
-by other parts of the package (expression sandbox, randomizr NaN blocks, formula and
-factor checks, unknown ``term``, workers, memory, checkpoints, chunking) are tested
-where they are fixed; the ones already fixed and cheap to check are repeated here.
+report significance, and nonsense must be refused with one clear line. Cases whose test
+needs a subprocess or a long run live beside the code that fixes them, and are named
+here so this module is the index of the whole list:
+
+- processes-backend workers die with their parent (SIGKILL and SIGTERM):
+  ``tests/engine/test_shutdown.py``;
+- bootstrap memory O(sims) and 1M simulations under 1.5 GiB: ``benchmarks/memory.py``
+  (run tiny by ``tests/test_benchmarks.py``) and ``tests/design/test_diagnosis.py``;
+- truncated, empty, foreign and edited checkpoints, an uncreatable checkpoint path:
+  ``tests/engine/test_checkpoint.py``;
+- ``chunk_size=250`` equals the default: ``tests/engine/test_blocks.py``;
+- ``--out /proc/x.csv``, ``draw --out /nonexistent/d.csv``, Dask without a main guard:
+  ``tests/test_cli.py``;
+- every expression escape (``np.ctypeslib...``, ``np.load``/``np.save``, ``@`` locals in
+  ``subset``, ``I(np....)``) in every place strings are read, plus fuzzed chains:
+  ``tests/expressions/test_security.py`` (one of each is repeated below).
 """
 
 from __future__ import annotations
@@ -135,3 +147,62 @@ def test_misspelled_estimator_keyword_fails_at_declaration():
 def test_impossible_number_of_simulations_is_refused_up_front():
     with pytest.raises(DeclarationError, match="fit in memory"):
         dd.diagnose_design(dd.examples.cluster_randomized(N_clusters=4), sims=10 ** 13)
+
+
+# ------------------------------------------------------------ silently accepted nonsense
+@pytest.mark.parametrize("func,arg", [(dd.block_ra, "blocks"), (dd.cluster_ra, "clusters")])
+def test_missing_blocks_or_clusters_are_named(func, arg):
+    with pytest.raises(DeclarationError, match=rf"{arg} must be free of missing values"):
+        func(**{arg: np.array([1.0, 1.0, np.nan, 2.0])}, seed=1)
+
+
+def test_unknown_term_lists_the_terms():
+    design = dd.examples.two_arm() + dd.declare_estimator("Y ~ Z", term="W", inquiry="ate",
+                                                          label="w")
+    with pytest.raises(dd.StepError, match=r"term 'W' is not among the estimator's terms "
+                       r"\('\(Intercept\)', 'Z'\)"):
+        dd.simulate_design(design, sims=5, seed=1, progress=False)
+
+
+def test_rare_binary_outcome_counts_the_simulations_without_a_p_value():
+    design = (dd.declare_model(N=50, U=dd.normal())
+              + dd.declare_potential_outcomes("Y ~ (U > 2.5) + 0 * Z")
+              + dd.declare_inquiry(ate="mean(Y_Z_1 - Y_Z_0)")
+              + dd.declare_assignment(Z=dd.complete_ra(prob=0.5))
+              + dd.declare_measurement(Y=dd.reveal_outcomes("Y ~ Z"))
+              + dd.declare_estimator("Y ~ Z", inquiry="ate"))
+    dx = dd.diagnose_design(design, sims=100, seed=1, bootstrap_sims=0)
+    row = dx.diagnosands.iloc[0]
+    # a constant outcome in a simulation is no p-value (counted), not rounding noise
+    assert row["n_nan_p"] > 0 and row["n_failed"] == 0
+    assert np.isfinite(row["power"])
+    assert "without" in str(dx) and "p-value" in str(dx)
+
+
+def test_empty_right_hand_side_is_a_formula_error():
+    with pytest.raises(dd.FormulaError, match="no right-hand side"):
+        lm_robust("Y ~", _data())
+
+
+def test_single_level_factor_is_rs_contrasts_error():
+    with pytest.raises(dd.FormulaError, match="contrasts can be applied only to factors "
+                       "with 2 or more levels"):
+        lm_robust("Y ~ Z + g", _data().assign(g="a"))
+
+
+def test_draw_data_with_a_string_is_one_clear_line():
+    with pytest.raises(DeclarationError, match=r"draw_data\(data=str\): data must be a "
+                       "pandas DataFrame"):
+        dd.draw_data(dd.examples.two_arm(), data="x")
+
+
+@pytest.mark.parametrize("where", ["fabricate", "inquiry", "subset"])
+def test_expression_escapes_are_refused(where):
+    escape = "np.ctypeslib.ctypes.pythonapi.PyRun_SimpleString('x')"
+    with pytest.raises(dd.DeclareDesignError, match="attribute access"):
+        if where == "fabricate":
+            dd.fabricate(N=3, x=escape)
+        elif where == "inquiry":
+            dd.declare_inquiry(a=f"mean({escape})")
+        else:
+            lm_robust("Y ~ Z", _data(), subset=f"{escape} == 0")

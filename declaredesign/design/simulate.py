@@ -67,6 +67,9 @@ def draw_data(design: Design, data: pd.DataFrame | None = None, *, start: int = 
     (4, 2)
     """
     design = _check_design("draw_data", design)
+    if data is not None and not isinstance(data, pd.DataFrame):
+        fail("draw_data", "data", type(data).__name__, "a pandas DataFrame or None",
+             shown=type(data).__name__)
     rng = _one_sim_rng(seed, "draw_data")
     batch = Batch.from_pandas(data) if data is not None else None
     stop = len(design) if end is None else design.step_index(end) + 1
