@@ -24,6 +24,9 @@ __all__ = ["PLS", "SparsePLS", "DENSE_MAX_Q"]
 #: is solved by :class:`SparsePLS`; below, a dense q x q Cholesky is faster.
 DENSE_MAX_Q = 150
 
+#: Number of PLS solves kept per fit, by theta.
+_CACHE_SIZE = 64
+
 #: Values a zero diagonal theta is scanned over when checking a boundary optimum.
 _BOUNDARY_SCAN = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -52,6 +55,7 @@ class PLS:
         self.XtX = X.T @ X
         self.Xty = X.T @ self.y0
         self._sparse = None
+        self._cache: dict[bytes, dict] = {}
 
     def ZLambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """Build the sparse product ``Z Lambda(theta)`` (n x q)."""
@@ -112,8 +116,23 @@ class PLS:
         One dispatch: one grouping factor -> stacked k x k blocks; several with few
         random effects in all (``q <= DENSE_MAX_Q``) -> a dense Cholesky; otherwise
         the sparse block path (:class:`SparsePLS`), whose memory grows with the
-        non-zeros of ``Z'Z``.
+        non-zeros of ``Z'Z``. The last few solves are kept by theta: lmerTest's
+        derivatives in ``(theta, sigma)`` and the Newton polish's Richardson steps
+        revisit the same theta many times (the pieces depend on theta only).
+        Callers must not modify the returned dict.
         """
+        theta = np.asarray(theta, dtype=float)
+        key = theta.tobytes()
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._solve_uncached(theta)
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = hit
+        return hit
+
+    def _solve_uncached(self, theta: np.ndarray) -> dict:
+        """Dispatch one PLS solve (see :meth:`solve`)."""
         if len(self.re.terms) == 1:
             return self._solve_blocks(theta)
         if self.re.q > DENSE_MAX_Q:
