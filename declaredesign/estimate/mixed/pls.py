@@ -360,7 +360,7 @@ class SparsePLS:
         self._lam_cols = np.concatenate(cols)
 
     def Lambda(self, theta: np.ndarray) -> sp.csr_matrix:
-        """The sparse relative covariance factor ``Lambda(theta)`` (q x q)."""
+        """Build the sparse relative covariance factor ``Lambda(theta)`` (q x q)."""
         vals = np.concatenate([np.tile(theta[p:p + m], nl) for p, m, nl in self._lam_pos])
         q = self.pls.re.q
         return sp.csr_matrix((vals, (self._lam_rows, self._lam_cols)), shape=(q, q))
