@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 import scipy.optimize as so
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 from scipy import stats
 
 from ...errors import EstimationError
@@ -40,6 +42,44 @@ def gh_rule(n: int) -> np.ndarray:
     w = (w + w[::-1]) / 2
     w = w / w.sum()
     return np.column_stack([z, w, stats.norm.logpdf(z)])
+
+
+# Above this many random effects the PIRLS systems are factorised sparse (crossed
+# and observation-level intercepts give thousands of mostly empty columns).
+SPARSE_Q = 100
+
+
+class SparseFactor:
+    """Sparse LU of a symmetric positive definite matrix, with its log-determinant.
+
+    SuperLU with a symmetric fill-reducing ordering and no pivoting away from the
+    diagonal: on a positive definite matrix this is a Cholesky factorisation in
+    disguise, so ``log|A|`` is the sum of the logs of U's diagonal.
+    """
+
+    ndim = 0
+
+    def __init__(self, A):
+        self._lu = spla.splu(sp.csc_matrix(A), permc_spec="MMD_AT_PLUS_A",
+                             diag_pivot_thresh=0.0, options=dict(SymmetricMode=True))
+
+    def solve(self, b):
+        """Solve ``A x = b`` (b a vector or a matrix)."""
+        return self._lu.solve(np.asarray(b, dtype=float))
+
+    def logdet(self) -> float:
+        """``log|A|``."""
+        return float(np.sum(np.log(np.abs(self._lu.U.diagonal()))))
+
+
+def _solve_normal(A, w, pen, rhs):
+    """Solve ``(A' W A + diag(pen)) x = rhs`` for a dense or sparse ``A``."""
+    if sp.issparse(A):
+        M = (A.T @ A.multiply(w[:, None])).tocsc() + sp.diags(pen, format="csc")
+        return SparseFactor(M).solve(rhs)
+    M = A.T @ (A * w[:, None])
+    M[np.diag_indices_from(M)] += pen
+    return sla.solve(M, rhs, assume_a="pos", check_finite=False)
 
 
 THETA_GRID = np.array([0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
@@ -140,16 +180,23 @@ class GLMM:
             zl = np.asarray(ZL.sum(axis=1)).ravel()    # one entry per row
             d = 1.0 + np.bincount(t.codes, weights=w * zl**2, minlength=t.nl)
             return np.sqrt(d)
+        if self.q > SPARSE_Q:
+            return SparseFactor((ZL.T @ ZL.multiply(w[:, None])).tocsc()
+                                + sp.identity(self.q, format="csc"))
         A = (ZL.T @ ZL.multiply(w[:, None])).toarray()
         A[np.diag_indices_from(A)] += 1.0
         return sla.cholesky(A, lower=True, check_finite=False)
 
     def _solveL(self, L, b):
+        if isinstance(L, SparseFactor):
+            return L.solve(b)
         if L.ndim == 1:
             return b / (L**2 if b.ndim == 1 else L[:, None] ** 2)
         return sla.cho_solve((L, True), b, check_finite=False)
 
     def _ldL2(self, L):
+        if isinstance(L, SparseFactor):
+            return L.logdet()
         return 2.0 * float(np.sum(np.log(L if L.ndim == 1 else np.diag(L))))
 
     def pdev(self, eta, u):
@@ -229,6 +276,12 @@ class GLMM:
             oldpdev, u_old = pdev, u
         raise EstimationError("glmer: PIRLS did not converge.")
 
+    def _joint(self, ZL):
+        """``[Z Lambda, X]``, sparse when there are many random effects."""
+        if self.q > SPARSE_Q:
+            return sp.hstack([ZL, sp.csr_matrix(self.X)], format="csr")
+        return np.hstack([ZL.toarray(), self.X])
+
     def pirls_ub_lme4(self, theta, lp0, tol=1e-7, maxit=100):
         """lme4's joint (u, beta) pwrssUpdate replayed (the nAGQ = 0 criterion).
 
@@ -237,7 +290,7 @@ class GLMM:
         """
         ZL = self._ZL(theta)
         q = self.q
-        A = np.hstack([ZL.toarray(), self.X])
+        A = self._joint(ZL)
         pen = np.r_[np.ones(q), np.zeros(self.p)]
         eta = self.offset + lp0
         mu = self.fam.linkinv(eta)
@@ -246,9 +299,7 @@ class GLMM:
             me = self.fam.mu_eta(eta)
             w = self.wt * me**2 / self.fam.variance(mu)
             z = eta - self.offset + (self.y - mu) / me
-            M = A.T @ (A * w[:, None])
-            M[np.diag_indices_from(M)] += pen
-            par = sla.solve(M, A.T @ (w * z), assume_a="pos", check_finite=False)
+            par = _solve_normal(A, w, pen, A.T @ (w * z))
             eta = A @ par + self.offset
             mu = self.fam.linkinv(eta)
             pdev = self.pdev(eta, par[:q])
@@ -270,7 +321,7 @@ class GLMM:
     def pirls_ub(self, theta, tol=1e-12, maxit=200):
         """Conditional modes and beta together (lme4's nAGQ = 0 step)."""
         ZL = self._ZL(theta)
-        A = np.hstack([ZL.toarray(), self.X])
+        A = self._joint(ZL)
         q = self.q
         pen = np.r_[np.ones(q), np.zeros(self.p)]
         par = np.r_[self.u, self.beta]
@@ -279,9 +330,7 @@ class GLMM:
         for _ in range(maxit):
             mu, me, w = self._weights(eta)
             z = eta - self.offset + (self.y - mu) / me
-            M = A.T @ (A * w[:, None])
-            M[np.diag_indices_from(M)] += pen
-            new = sla.solve(M, A.T @ (w * z), assume_a="pos", check_finite=False)
+            new = _solve_normal(A, w, pen, A.T @ (w * z))
             step, fac = new - par, 1.0
             while True:
                 pc = par + fac * step
@@ -451,8 +500,11 @@ class GLMM:
             if not fnew <= fx + 1e-10 * abs(fx):
                 return par, fx, H, g
             small = np.max(np.abs(new - par) / np.maximum(np.abs(par), 1e-2)) < 1e-8
-            par, fx = new, fnew
             if small:
-                break
+                # A step below 1e-8: the Hessian just taken is the one at the
+                # optimum to deriv12's precision (its steps are 1e-4), so it is
+                # not taken again; the gradient is first order in the step.
+                return new, fnew, H, g + H @ (new - par)
+            par, fx = new, fnew
         g, H = deriv12(fn, par, fx)
         return par, fx, H, g
