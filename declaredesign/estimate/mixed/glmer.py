@@ -359,6 +359,16 @@ def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson
     return fit_glmer(spec, data)
 
 
+def _factor_response(col: pd.Series) -> np.ndarray:
+    """A factor response as R's binomial takes it: the first level is failure.
+
+    The first level is the first category of a pandas Categorical (R's level
+    order), else the first in sorted order, as R's ``factor()``.
+    """
+    cat = col.astype("category")
+    return (cat.cat.codes.to_numpy() != 0).astype(float)
+
+
 def _prepare(spec: GlmerSpec, data: pd.DataFrame):
     """Complete rows, response, weights, offset and full-rank X of one dataset."""
     _check_columns(spec, data.columns)
@@ -366,6 +376,9 @@ def _prepare(spec: GlmerSpec, data: pd.DataFrame):
     keep = ~data[cols].isna().any(axis=1).to_numpy()
     d = data.loc[keep, cols].reset_index(drop=True) if not keep.all() else data[cols]
     dd = {c: d[c].to_numpy() for c in cols}
+    resp = spec.parsed.response
+    if spec.family.family == "binomial" and resp in d and d[resp].dtype.kind not in "biuf":
+        dd[resp] = _factor_response(d[resp])
     y, wt = _response(spec.parsed, dd, spec.family, spec.weights)
     dd[LHS_PLACEHOLDER] = y
     _, X, xnames = fixed_matrix(spec.parsed.lmer, dd, func="glmer")
