@@ -72,6 +72,62 @@ class SparseFactor:
         return float(np.sum(np.log(np.abs(self._lu.U.diagonal()))))
 
 
+class GramPattern:
+    """``Lambda'Z'WZ Lambda + I`` from a fixed sparsity pattern, without sparse algebra.
+
+    ``Z Lambda`` has the same non-zero layout at every theta (``K`` entries a row),
+    so every product of two entries of a row lands in a fixed slot of the Gram
+    matrix: the slots are found once, then each evaluation is one weighted
+    ``bincount``. Small systems are then factorised dense, large ones sparse.
+
+    Parameters
+    ----------
+    ZL : scipy.sparse.csr_matrix
+        ``Z Lambda`` at any theta (only its layout is used).
+    """
+
+    def __init__(self, ZL):
+        n, q = ZL.shape
+        self.n, self.q = n, q
+        self.K = ZL.nnz // n if n else 0
+        self.indices = ZL.indices.copy()
+        self.indptr = ZL.indptr.copy()
+        cols = self.indices.reshape(n, self.K)
+        a, b = np.meshgrid(np.arange(self.K), np.arange(self.K), indexing="ij")
+        a, b = a.ravel(), b.ravel()
+        # column-major keys, so that the sorted unique keys are in CSC order
+        keys = np.concatenate([(cols[:, b] * q + cols[:, a]).ravel(),
+                               np.arange(q) * (q + 1)])
+        uniq, pos = np.unique(keys, return_inverse=True)
+        self._pos = pos
+        self._pairs = (a, b)
+        self._rows_csc = uniq % q
+        self._indptr_csc = np.r_[0, np.cumsum(np.bincount(uniq // q, minlength=q))]
+        self._nnz = uniq.size
+        self.dense = q <= 300 or self._nnz > 0.1 * q * q
+
+    def usable(self, ZL) -> bool:
+        """Is ``ZL`` laid out as the pattern was built for."""
+        return (self.K > 0 and ZL.nnz == self.n * self.K
+                and np.array_equal(ZL.indptr, self.indptr)
+                and np.array_equal(ZL.indices, self.indices))
+
+    def factor(self, ZL, w):
+        """Cholesky factor (dense, lower) or :class:`SparseFactor` of the Gram matrix."""
+        V = ZL.data.reshape(self.n, self.K)
+        a, b = self._pairs
+        prod = (w[:, None] * V[:, a] * V[:, b]).ravel()    # rows, then pairs
+        data = np.bincount(self._pos, weights=np.r_[prod, np.ones(self.q)],
+                           minlength=self._nnz)
+        if self.dense:
+            A = np.zeros((self.q, self.q))
+            cols = np.repeat(np.arange(self.q), np.diff(self._indptr_csc))
+            A[self._rows_csc, cols] = data
+            return sla.cholesky(A, lower=True, check_finite=False)
+        return SparseFactor(sp.csc_matrix((data, self._rows_csc, self._indptr_csc),
+                                          shape=(self.q, self.q)))
+
+
 def _solve_normal(A, w, pen, rhs):
     """Solve ``(A' W A + diag(pen)) x = rhs`` for a dense or sparse ``A``."""
     if sp.issparse(A):
@@ -158,14 +214,59 @@ class GLMM:
         self.q = re.q
         self._pls = PLS(X, y, re, False)   # only for its sparse Z Lambda layout
         self._scalar1 = len(re.terms) == 1 and re.terms[0].k == 1
+        self._zl_template = None
+        self._zl_template = self._zl_layout()
+        self._gram = None if self._scalar1 else GramPattern(self._ZL(re.theta0))
+        # Terms of the penalized deviance and of the Laplace criterion free of mu,
+        # summed once: evaluations then need only the log-likelihood at mu.
+        self._sat = float(np.sum(fam.loglik_saturated(y, wt)))
+        self._norm = float(np.sum(fam.log_norm(y, wt)))
         self.u = np.zeros(self.q)
         self.beta = np.zeros(self.p)
         self.lp0 = np.zeros(self.n)
         self.w_rx = None      # nAGQ = 0: the weights lme4's RX belongs to
 
     # ------------------------------------------------------------------ PIRLS
+    def _zl_values(self, theta):
+        """Non-zeros of ``Z Lambda`` in the row-and-column order of the layout."""
+        vals = []
+        for t, T in zip(self.re.terms, self.re.T_list(theta), strict=True):
+            XT = t.Xi @ T
+            vals.extend(XT[:, c] for c in range(t.k))
+        return np.concatenate(vals)
+
+    def _zl_layout(self):
+        """``Z Lambda``'s CSR layout and where each non-zero goes (None if unusable).
+
+        Building the sparse matrix from coordinates at every evaluation costs more
+        than the PIRLS step, and its layout does not change with theta. The layout
+        is checked against :meth:`.PLS.ZLambda` at a test point.
+        """
+        rows, cols, off = [], [], 0
+        for t in self.re.terms:
+            for c in range(t.k):
+                rows.append(np.arange(self.n))
+                cols.append(off + t.codes * t.k + c)
+            off += t.k * t.nl
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        order = sp.csr_matrix((np.arange(1.0, rows.size + 1), (rows, cols)),
+                              shape=(self.n, self.q))
+        if order.nnz != rows.size:
+            return None
+        layout = (order.indices, order.indptr, order.data.astype(np.intp) - 1)
+        theta = 0.5 + np.arange(self.re.theta0.size, dtype=float)
+        diff = self._zl_fast(theta, layout) - self._pls.ZLambda(theta)
+        return layout if diff.nnz == 0 or np.max(np.abs(diff.data)) == 0 else None
+
+    def _zl_fast(self, theta, layout):
+        indices, indptr, perm = layout
+        return sp.csr_matrix((self._zl_values(theta)[perm], indices, indptr),
+                             shape=(self.n, self.q))
+
     def _ZL(self, theta):
-        return self._pls.ZLambda(theta)
+        if self._zl_template is None:
+            return self._pls.ZLambda(theta)
+        return self._zl_fast(np.asarray(theta, dtype=float), self._zl_template)
 
     def _weights(self, eta):
         mu = self.fam.linkinv(eta)
@@ -180,6 +281,8 @@ class GLMM:
             zl = np.asarray(ZL.sum(axis=1)).ravel()    # one entry per row
             d = 1.0 + np.bincount(t.codes, weights=w * zl**2, minlength=t.nl)
             return np.sqrt(d)
+        if self._gram is not None and self._gram.usable(ZL):
+            return self._gram.factor(ZL, w)
         if self.q > SPARSE_Q:
             return SparseFactor((ZL.T @ ZL.multiply(w[:, None])).tocsc()
                                 + sp.identity(self.q, format="csc"))
@@ -201,8 +304,8 @@ class GLMM:
 
     def pdev(self, eta, u):
         """Penalized deviance: deviance residuals plus ``|u|^2``."""
-        return float(np.sum(self.fam.dev_resid(self.y, self.fam.linkinv(eta), self.wt))
-                     + u @ u)
+        ll = float(np.sum(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt)))
+        return 2.0 * (self._sat - ll) + float(u @ u)
 
     def pirls_u(self, theta, beta, u0=None, tol=1e-12, maxit=200):
         """Conditional modes for fixed (theta, beta). Returns (u, eta, L)."""
@@ -350,9 +453,8 @@ class GLMM:
     # ------------------------------------------------------------- criteria
     def laplace(self, u, eta, L):
         """Evaluate the Laplace approximation of ``-2 log L`` at the conditional modes."""
-        mu = self.fam.linkinv(eta)
-        return self._ldL2(L) + float(u @ u) + float(np.sum(self.fam.aic_terms(self.y, mu,
-                                                                               self.wt)))
+        ll = float(np.sum(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt)))
+        return self._ldL2(L) + float(u @ u) - 2.0 * (self._norm + ll)
 
     def agq(self, u, eta, L, ZL, rule):
         """lme4's glmerAGQ for one scalar term."""
