@@ -601,11 +601,12 @@ class GLMM:
             fnew = fn(new)
             if not fnew <= fx + 1e-10 * abs(fx):
                 return par, fx, H, g
-            small = np.max(np.abs(new - par) / np.maximum(np.abs(par), 1e-2)) < 1e-8
+            small = np.max(np.abs(new - par) / np.maximum(np.abs(par), 1e-2)) < 1e-6
             if small:
-                # A step below 1e-8: the Hessian just taken is the one at the
-                # optimum to deriv12's precision (its steps are 1e-4), so it is
-                # not taken again; the gradient is first order in the step.
+                # A Newton step below 1e-6 lands within ~1e-10 of the optimum, and
+                # the Hessian just taken is the one there to deriv12's precision
+                # (its steps are 1e-4): it is not taken again (lme4 takes one
+                # Hessian after its optimiser); the gradient is moved by H step.
                 return new, fnew, H, g + H @ (new - par)
             par, fx = new, fnew
         g, H = deriv12(fn, par, fx)
