@@ -360,7 +360,7 @@ def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson
 
 
 def _factor_response(col: pd.Series) -> np.ndarray:
-    """A factor response as R's binomial takes it: the first level is failure.
+    """Code a factor response as R's binomial does: the first level is failure.
 
     The first level is the first category of a pandas Categorical (R's level
     order), else the first in sorted order, as R's ``factor()``.
