@@ -21,6 +21,7 @@ TINY = {
     "memory.py": ["--sims", "2000", "--bootstrap-sims", "20"],
     "lmer.py": ["--sims", "20", "--slow-sims", "1", "--glmer-sims", "10"],
     "profile_forum.py": ["--sims", "20", "--repeat", "1", "--top", "2"],
+    "glmm_datasets.py": ["--repeat", "1", "--only", "cbpp_cbind"],
 }
 
 

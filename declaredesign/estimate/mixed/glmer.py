@@ -37,7 +37,6 @@ from .merfit import (
     FixedEffectRows,
     MerFitMixin,
     check_keywords,
-    check_levels,
     complete_rows,
     drop_rank_deficient,
     dropped_message,
@@ -53,7 +52,8 @@ from .random_intercept_glmm import Stacked, ri_glmer_fit
 
 __all__ = ["glmer", "GlmerFit", "GlmerSpec", "parse_glmer", "glmer_kernel"]
 
-_KEYWORDS = ("family", "link", "nAGQ", "conf_level")
+_KEYWORDS = ("family", "link", "nAGQ", "weights", "conf_level")
+_NON_INTEGER = "non-integer #successes in a binomial glm!"
 
 
 # ------------------------------------------------------------------ arguments
@@ -71,6 +71,8 @@ class GlmerSpec:
     family : Family
         Family and link.
     nAGQ : int
+    weights : str or None
+        Column of prior weights (the number of trials of a proportion response).
     conf_level : float
     """
 
@@ -79,6 +81,7 @@ class GlmerSpec:
     variables: tuple[str, ...]
     family: Family
     nAGQ: int = 1
+    weights: str | None = None
     conf_level: float = 0.95
 
     @property
@@ -94,7 +97,7 @@ def parse_glmer(formula: str, **kwargs: Any) -> GlmerSpec:
     ----------
     formula : str
     **kwargs
-        ``family``, ``link``, ``nAGQ``, ``conf_level``.
+        ``family``, ``link``, ``nAGQ``, ``weights``, ``conf_level``.
 
     Returns
     -------
@@ -119,8 +122,14 @@ def parse_glmer(formula: str, **kwargs: Any) -> GlmerSpec:
         fail(func, "nAGQ", nAGQ, "an integer between 0 and 100")
     if not (isinstance(conf_level, float | int) and 0 < conf_level < 1):
         fail(func, "conf_level", conf_level, "a number in (0, 1)")
+    weights = kwargs.get("weights")
+    if weights is not None and not isinstance(weights, str):
+        fail(func, "weights", weights, "the name of a column of prior weights, or None")
     parsed = GlmerFormula(formula, func)
-    return GlmerSpec(formula, parsed, tuple(parsed.variables()), fam, int(nAGQ),
+    variables = parsed.variables()
+    if weights is not None and weights not in variables:
+        variables = sorted([*variables, weights])
+    return GlmerSpec(formula, parsed, tuple(variables), fam, int(nAGQ), weights,
                      float(conf_level))
 
 
@@ -143,9 +152,32 @@ def _eval(expr: str, data) -> np.ndarray:
     return X[:, 0]
 
 
-def _response(gf: GlmerFormula, data, fam: Family):
-    """Response as a proportion (binomial) and the prior weights, as R's family$initialize."""
+def _prior_weights(data, weights: str | None, n: int) -> np.ndarray:
+    if weights is None:
+        return np.ones(n)
+    pw = _eval(weights, data)
+    if np.any(pw < 0) or not np.all(np.isfinite(pw)):
+        raise EstimationError("glmer: negative weights not allowed.")
+    return pw
+
+
+def _response(gf: GlmerFormula, data, fam: Family, weights: str | None = None):
+    """Response as a proportion (binomial) and the prior weights, as R's family$initialize.
+
+    Prior weights multiply the number of trials of a ``cbind`` response and are the
+    number of trials of a proportion response; a number of successes that is not
+    an integer draws R's warning, as ``binomial()$initialize`` does.
+    """
     n = len(data[next(iter(data.keys()))])
+    pw = _prior_weights(data, weights, n)
+    y, wt = _counts(gf, data, fam, n)
+    wt = wt * pw
+    if fam.family == "binomial" and np.any(np.abs(wt * y - np.round(wt * y)) > 1e-3):
+        warnings.warn(f"glmer: {_NON_INTEGER}", FitWarning, stacklevel=4)
+    return y, wt
+
+
+def _counts(gf: GlmerFormula, data, fam: Family, n: int):
     if gf.cbind is not None:
         if fam.family != "binomial":
             raise FormulaError(f"glmer: a cbind() response needs family='binomial'; got "
@@ -276,7 +308,8 @@ class GlmerFit(MerFitMixin):
 
 # ---------------------------------------------------------------------- fitting
 def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson"] = "binomial",
-          link: str | None = None, nAGQ: int = 1, *, conf_level: float = 0.95) -> GlmerFit:
+          link: str | None = None, nAGQ: int = 1, *, weights: str | None = None,
+          conf_level: float = 0.95) -> GlmerFit:
     """Fit a generalized linear mixed model, as ``lme4::glmer``.
 
     Parameters
@@ -295,6 +328,11 @@ def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson
         1 for the Laplace approximation, > 1 for adaptive Gauss-Hermite quadrature
         with that many nodes (one scalar random effect only), 0 for lme4's
         faster, cruder fit with beta inside PIRLS.
+    weights : str, optional
+        Column of prior weights, as lme4's ``weights``: for a proportion response
+        the number of trials (``incidence/size ~ ...`` with ``weights="size"``
+        is the ``cbind(incidence, size - incidence)`` fit); they multiply the
+        trials of a ``cbind`` response and the log-likelihood of a Poisson one.
     conf_level : float, default 0.95
         Default confidence level of ``tidy``.
 
@@ -314,10 +352,21 @@ def glmer(formula: str, data: pd.DataFrame, family: Literal["binomial", "poisson
     >>> list(fit.tidy()["term"])
     ['(Intercept)', 'x', 'sd__(Intercept)']
     """
-    spec = parse_glmer(formula, family=family, link=link, nAGQ=nAGQ, conf_level=conf_level)
+    spec = parse_glmer(formula, family=family, link=link, nAGQ=nAGQ, weights=weights,
+                       conf_level=conf_level)
     if not isinstance(data, pd.DataFrame):
         fail("glmer", "data", data, "a pandas DataFrame", shown=type(data).__name__)
     return fit_glmer(spec, data)
+
+
+def _factor_response(col: pd.Series) -> np.ndarray:
+    """Code a factor response as R's binomial does: the first level is failure.
+
+    The first level is the first category of a pandas Categorical (R's level
+    order), else the first in sorted order, as R's ``factor()``.
+    """
+    cat = col.astype("category")
+    return (cat.cat.codes.to_numpy() != 0).astype(float)
 
 
 def _prepare(spec: GlmerSpec, data: pd.DataFrame):
@@ -327,7 +376,10 @@ def _prepare(spec: GlmerSpec, data: pd.DataFrame):
     keep = ~data[cols].isna().any(axis=1).to_numpy()
     d = data.loc[keep, cols].reset_index(drop=True) if not keep.all() else data[cols]
     dd = {c: d[c].to_numpy() for c in cols}
-    y, wt = _response(spec.parsed, dd, spec.family)
+    resp = spec.parsed.response
+    if spec.family.family == "binomial" and resp in d and d[resp].dtype.kind not in "biuf":
+        dd[resp] = _factor_response(d[resp])
+    y, wt = _response(spec.parsed, dd, spec.family, spec.weights)
     dd[LHS_PLACEHOLDER] = y
     _, X, xnames = fixed_matrix(spec.parsed.lmer, dd, func="glmer")
     offset = np.zeros(len(y))
@@ -357,7 +409,12 @@ def fit_glmer(spec: GlmerSpec, data: pd.DataFrame) -> GlmerFit:
         warnings.warn(f"glmer: {messages[-1]}", FitWarning, stacklevel=3)
     re = build_reterms(spec.parsed.bars, d)
     n = X.shape[0]
-    check_levels("glmer", re, n)
+    # glmerControl ignores the number of levels against the number of rows
+    # (observation-level random effects are a common GLMM), but not one level.
+    for t in re.terms:
+        if t.nl < 2:
+            raise EstimationError(f"glmer: grouping factor {t.group!r} must have > 1 sampled "
+                                  f"level; got {t.nl}.")
     if nAGQ > 1 and not (len(re.terms) == 1 and re.terms[0].k == 1):
         raise EstimationError("glmer: nAGQ > 1 is only available for models with a single, "
                               "scalar random-effects term.")
@@ -468,7 +525,7 @@ def _decline(sims, reason: str) -> KernelResult:
 
 def _stacked_data(batch: Batch, spec: GlmerSpec, gcol: str):
     cols, ok, sim = complete_rows(batch, list(spec.variables))
-    y, wt = _response(spec.parsed, cols, spec.family)
+    y, wt = _response(spec.parsed, cols, spec.family, spec.weights)
     cols[LHS_PLACEHOLDER] = y
     _, X, names = fixed_matrix(spec.parsed.lmer, cols, func="glmer")
     offset = np.zeros(y.size)

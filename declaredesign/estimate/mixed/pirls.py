@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 import scipy.optimize as so
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 from scipy import stats
 
 from ...errors import EstimationError
@@ -40,6 +42,100 @@ def gh_rule(n: int) -> np.ndarray:
     w = (w + w[::-1]) / 2
     w = w / w.sum()
     return np.column_stack([z, w, stats.norm.logpdf(z)])
+
+
+# Above this many random effects the PIRLS systems are factorised sparse (crossed
+# and observation-level intercepts give thousands of mostly empty columns).
+SPARSE_Q = 100
+
+
+class SparseFactor:
+    """Sparse LU of a symmetric positive definite matrix, with its log-determinant.
+
+    SuperLU with a symmetric fill-reducing ordering and no pivoting away from the
+    diagonal: on a positive definite matrix this is a Cholesky factorisation in
+    disguise, so ``log|A|`` is the sum of the logs of U's diagonal.
+    """
+
+    ndim = 0
+
+    def __init__(self, A):
+        self._lu = spla.splu(sp.csc_matrix(A), permc_spec="MMD_AT_PLUS_A",
+                             diag_pivot_thresh=0.0, options=dict(SymmetricMode=True))
+
+    def solve(self, b):
+        """Solve ``A x = b`` (b a vector or a matrix)."""
+        return self._lu.solve(np.asarray(b, dtype=float))
+
+    def logdet(self) -> float:
+        """``log|A|``."""
+        return float(np.sum(np.log(np.abs(self._lu.U.diagonal()))))
+
+
+class GramPattern:
+    """``Lambda'Z'WZ Lambda + I`` from a fixed sparsity pattern, without sparse algebra.
+
+    ``Z Lambda`` has the same non-zero layout at every theta (``K`` entries a row),
+    so every product of two entries of a row lands in a fixed slot of the Gram
+    matrix: the slots are found once, then each evaluation is one weighted
+    ``bincount``. Small systems are then factorised dense, large ones sparse.
+
+    Parameters
+    ----------
+    ZL : scipy.sparse.csr_matrix
+        ``Z Lambda`` at any theta (only its layout is used).
+    """
+
+    def __init__(self, ZL):
+        n, q = ZL.shape
+        self.n, self.q = n, q
+        self.K = ZL.nnz // n if n else 0
+        self.indices = ZL.indices.copy()
+        self.indptr = ZL.indptr.copy()
+        cols = self.indices.reshape(n, self.K)
+        a, b = np.meshgrid(np.arange(self.K), np.arange(self.K), indexing="ij")
+        a, b = a.ravel(), b.ravel()
+        # column-major keys, so that the sorted unique keys are in CSC order
+        keys = np.concatenate([(cols[:, b] * q + cols[:, a]).ravel(),
+                               np.arange(q) * (q + 1)])
+        uniq, pos = np.unique(keys, return_inverse=True)
+        self._pos = pos
+        self._pairs = (a, b)
+        self._rows_csc = uniq % q
+        self._indptr_csc = np.r_[0, np.cumsum(np.bincount(uniq // q, minlength=q))]
+        self._nnz = uniq.size
+        self.dense = q <= 300 or self._nnz > 0.1 * q * q
+
+    def usable(self, ZL) -> bool:
+        """Is ``ZL`` laid out as the pattern was built for."""
+        return (self.K > 0 and ZL.nnz == self.n * self.K
+                and np.array_equal(ZL.indptr, self.indptr)
+                and np.array_equal(ZL.indices, self.indices))
+
+    def factor(self, ZL, w):
+        """Cholesky factor (dense, lower) or :class:`SparseFactor` of the Gram matrix."""
+        V = ZL.data.reshape(self.n, self.K)
+        a, b = self._pairs
+        prod = (w[:, None] * V[:, a] * V[:, b]).ravel()    # rows, then pairs
+        data = np.bincount(self._pos, weights=np.r_[prod, np.ones(self.q)],
+                           minlength=self._nnz)
+        if self.dense:
+            A = np.zeros((self.q, self.q))
+            cols = np.repeat(np.arange(self.q), np.diff(self._indptr_csc))
+            A[self._rows_csc, cols] = data
+            return sla.cholesky(A, lower=True, check_finite=False)
+        return SparseFactor(sp.csc_matrix((data, self._rows_csc, self._indptr_csc),
+                                          shape=(self.q, self.q)))
+
+
+def _solve_normal(A, w, pen, rhs):
+    """Solve ``(A' W A + diag(pen)) x = rhs`` for a dense or sparse ``A``."""
+    if sp.issparse(A):
+        M = (A.T @ A.multiply(w[:, None])).tocsc() + sp.diags(pen, format="csc")
+        return SparseFactor(M).solve(rhs)
+    M = A.T @ (A * w[:, None])
+    M[np.diag_indices_from(M)] += pen
+    return sla.solve(M, rhs, assume_a="pos", check_finite=False)
 
 
 THETA_GRID = np.array([0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
@@ -118,14 +214,59 @@ class GLMM:
         self.q = re.q
         self._pls = PLS(X, y, re, False)   # only for its sparse Z Lambda layout
         self._scalar1 = len(re.terms) == 1 and re.terms[0].k == 1
+        self._zl_template = None
+        self._zl_template = self._zl_layout()
+        self._gram = None if self._scalar1 else GramPattern(self._ZL(re.theta0))
+        # Terms of the penalized deviance and of the Laplace criterion free of mu,
+        # summed once: evaluations then need only the log-likelihood at mu.
+        self._sat = float(np.sum(fam.loglik_saturated(y, wt)))
+        self._norm = float(np.sum(fam.log_norm(y, wt)))
         self.u = np.zeros(self.q)
         self.beta = np.zeros(self.p)
         self.lp0 = np.zeros(self.n)
         self.w_rx = None      # nAGQ = 0: the weights lme4's RX belongs to
 
     # ------------------------------------------------------------------ PIRLS
+    def _zl_values(self, theta):
+        """Non-zeros of ``Z Lambda`` in the row-and-column order of the layout."""
+        vals = []
+        for t, T in zip(self.re.terms, self.re.T_list(theta), strict=True):
+            XT = t.Xi @ T
+            vals.extend(XT[:, c] for c in range(t.k))
+        return np.concatenate(vals)
+
+    def _zl_layout(self):
+        """``Z Lambda``'s CSR layout and where each non-zero goes (None if unusable).
+
+        Building the sparse matrix from coordinates at every evaluation costs more
+        than the PIRLS step, and its layout does not change with theta. The layout
+        is checked against :meth:`.PLS.ZLambda` at a test point.
+        """
+        rows, cols, off = [], [], 0
+        for t in self.re.terms:
+            for c in range(t.k):
+                rows.append(np.arange(self.n))
+                cols.append(off + t.codes * t.k + c)
+            off += t.k * t.nl
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        order = sp.csr_matrix((np.arange(1.0, rows.size + 1), (rows, cols)),
+                              shape=(self.n, self.q))
+        if order.nnz != rows.size:
+            return None
+        layout = (order.indices, order.indptr, order.data.astype(np.intp) - 1)
+        theta = 0.5 + np.arange(self.re.theta0.size, dtype=float)
+        diff = self._zl_fast(theta, layout) - self._pls.ZLambda(theta)
+        return layout if diff.nnz == 0 or np.max(np.abs(diff.data)) == 0 else None
+
+    def _zl_fast(self, theta, layout):
+        indices, indptr, perm = layout
+        return sp.csr_matrix((self._zl_values(theta)[perm], indices, indptr),
+                             shape=(self.n, self.q))
+
     def _ZL(self, theta):
-        return self._pls.ZLambda(theta)
+        if self._zl_template is None:
+            return self._pls.ZLambda(theta)
+        return self._zl_fast(np.asarray(theta, dtype=float), self._zl_template)
 
     def _weights(self, eta):
         mu = self.fam.linkinv(eta)
@@ -140,22 +281,31 @@ class GLMM:
             zl = np.asarray(ZL.sum(axis=1)).ravel()    # one entry per row
             d = 1.0 + np.bincount(t.codes, weights=w * zl**2, minlength=t.nl)
             return np.sqrt(d)
+        if self._gram is not None and self._gram.usable(ZL):
+            return self._gram.factor(ZL, w)
+        if self.q > SPARSE_Q:
+            return SparseFactor((ZL.T @ ZL.multiply(w[:, None])).tocsc()
+                                + sp.identity(self.q, format="csc"))
         A = (ZL.T @ ZL.multiply(w[:, None])).toarray()
         A[np.diag_indices_from(A)] += 1.0
         return sla.cholesky(A, lower=True, check_finite=False)
 
     def _solveL(self, L, b):
+        if isinstance(L, SparseFactor):
+            return L.solve(b)
         if L.ndim == 1:
             return b / (L**2 if b.ndim == 1 else L[:, None] ** 2)
         return sla.cho_solve((L, True), b, check_finite=False)
 
     def _ldL2(self, L):
+        if isinstance(L, SparseFactor):
+            return L.logdet()
         return 2.0 * float(np.sum(np.log(L if L.ndim == 1 else np.diag(L))))
 
     def pdev(self, eta, u):
         """Penalized deviance: deviance residuals plus ``|u|^2``."""
-        return float(np.sum(self.fam.dev_resid(self.y, self.fam.linkinv(eta), self.wt))
-                     + u @ u)
+        ll = float(np.sum(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt)))
+        return 2.0 * (self._sat - ll) + float(u @ u)
 
     def pirls_u(self, theta, beta, u0=None, tol=1e-12, maxit=200):
         """Conditional modes for fixed (theta, beta). Returns (u, eta, L)."""
@@ -229,6 +379,12 @@ class GLMM:
             oldpdev, u_old = pdev, u
         raise EstimationError("glmer: PIRLS did not converge.")
 
+    def _joint(self, ZL):
+        """``[Z Lambda, X]``, sparse when there are many random effects."""
+        if self.q > SPARSE_Q:
+            return sp.hstack([ZL, sp.csr_matrix(self.X)], format="csr")
+        return np.hstack([ZL.toarray(), self.X])
+
     def pirls_ub_lme4(self, theta, lp0, tol=1e-7, maxit=100):
         """lme4's joint (u, beta) pwrssUpdate replayed (the nAGQ = 0 criterion).
 
@@ -237,7 +393,7 @@ class GLMM:
         """
         ZL = self._ZL(theta)
         q = self.q
-        A = np.hstack([ZL.toarray(), self.X])
+        A = self._joint(ZL)
         pen = np.r_[np.ones(q), np.zeros(self.p)]
         eta = self.offset + lp0
         mu = self.fam.linkinv(eta)
@@ -246,9 +402,7 @@ class GLMM:
             me = self.fam.mu_eta(eta)
             w = self.wt * me**2 / self.fam.variance(mu)
             z = eta - self.offset + (self.y - mu) / me
-            M = A.T @ (A * w[:, None])
-            M[np.diag_indices_from(M)] += pen
-            par = sla.solve(M, A.T @ (w * z), assume_a="pos", check_finite=False)
+            par = _solve_normal(A, w, pen, A.T @ (w * z))
             eta = A @ par + self.offset
             mu = self.fam.linkinv(eta)
             pdev = self.pdev(eta, par[:q])
@@ -270,7 +424,7 @@ class GLMM:
     def pirls_ub(self, theta, tol=1e-12, maxit=200):
         """Conditional modes and beta together (lme4's nAGQ = 0 step)."""
         ZL = self._ZL(theta)
-        A = np.hstack([ZL.toarray(), self.X])
+        A = self._joint(ZL)
         q = self.q
         pen = np.r_[np.ones(q), np.zeros(self.p)]
         par = np.r_[self.u, self.beta]
@@ -279,9 +433,7 @@ class GLMM:
         for _ in range(maxit):
             mu, me, w = self._weights(eta)
             z = eta - self.offset + (self.y - mu) / me
-            M = A.T @ (A * w[:, None])
-            M[np.diag_indices_from(M)] += pen
-            new = sla.solve(M, A.T @ (w * z), assume_a="pos", check_finite=False)
+            new = _solve_normal(A, w, pen, A.T @ (w * z))
             step, fac = new - par, 1.0
             while True:
                 pc = par + fac * step
@@ -301,9 +453,8 @@ class GLMM:
     # ------------------------------------------------------------- criteria
     def laplace(self, u, eta, L):
         """Evaluate the Laplace approximation of ``-2 log L`` at the conditional modes."""
-        mu = self.fam.linkinv(eta)
-        return self._ldL2(L) + float(u @ u) + float(np.sum(self.fam.aic_terms(self.y, mu,
-                                                                               self.wt)))
+        ll = float(np.sum(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt)))
+        return self._ldL2(L) + float(u @ u) - 2.0 * (self._norm + ll)
 
     def agq(self, u, eta, L, ZL, rule):
         """lme4's glmerAGQ for one scalar term."""
@@ -388,7 +539,16 @@ class GLMM:
         fn = lambda x: self.dev(x, rule)  # noqa: E731
         lo2 = np.r_[lower, np.full(self.p, -np.inf)]
         bounds2 = bounds + [(None, None)] * self.p
-        r = so.minimize(fn, np.r_[theta, self.beta], method="L-BFGS-B", bounds=bounds2,
+        start = np.r_[theta, self.beta]
+        # Newton with deriv12 derivatives from the stage-one point first, as the
+        # batched kernel does: lme4's criterion is jagged at the 1e-3 level on
+        # weakly identified data (PIRLS stops at a relative change of 1e-7), and
+        # the same steps from the same start reach the same local minimum of it.
+        # Where Newton does not settle (boundary, indefinite Hessian), L-BFGS-B.
+        newton = self._newton_from_start(fn, start, lo2)
+        if newton is not None:
+            return newton
+        r = so.minimize(fn, start, method="L-BFGS-B", bounds=bounds2,
                         options=dict(ftol=1e-12, gtol=1e-7, maxiter=2000, eps=1e-7))
         par = np.where(np.isfinite(lo2), np.maximum(r.x, lo2), r.x)
         par, val, H, g = self._newton(fn, par, lo2)
@@ -427,6 +587,38 @@ class GLMM:
         return np.r_[theta, beta], self.laplace(u, eta, L), None, None
 
     @staticmethod
+    def _newton_from_start(fn, par, lower, steps=30, halvings=8):
+        """Damped Newton steps from the stage-one point (the batched kernel's stage two).
+
+        Returns ``(par, f, H, g)`` once a step is below 1e-6 (relative) or no
+        step-halving lowers the criterion, or None where Newton does not apply
+        (near a bound, a Hessian that is not positive definite, no convergence).
+        """
+        fx = fn(par)
+        if not np.isfinite(fx):
+            return None
+        for _ in range(steps):
+            if np.any(np.isfinite(lower) & (par - lower < 1e-4)):
+                return None
+            g, H = deriv12(fn, par, fx)
+            if not np.all(np.isfinite(H)) or np.any(np.linalg.eigvalsh(H) <= 0):
+                return None
+            step = -np.linalg.solve(H, g)
+            fac = 1.0
+            for _k in range(halvings + 1):
+                new = par + fac * step
+                fnew = fn(new)
+                if fnew <= fx + 1e-10 * abs(fx):
+                    break
+                fac /= 2
+            else:
+                return par, fx, H, g      # no decrease possible: converged
+            if np.max(np.abs(new - par) / np.maximum(np.abs(par), 1e-2)) < 1e-6:
+                return new, fnew, H, g + H @ (new - par)
+            par, fx = new, fnew
+        return None
+
+    @staticmethod
     def _newton(fn, par, lower, steps=5):
         """Newton steps with lme4's deriv12 derivatives, for ~1e-8 accuracy.
 
@@ -450,9 +642,13 @@ class GLMM:
             fnew = fn(new)
             if not fnew <= fx + 1e-10 * abs(fx):
                 return par, fx, H, g
-            small = np.max(np.abs(new - par) / np.maximum(np.abs(par), 1e-2)) < 1e-8
-            par, fx = new, fnew
+            small = np.max(np.abs(new - par) / np.maximum(np.abs(par), 1e-2)) < 1e-6
             if small:
-                break
+                # A Newton step below 1e-6 lands within ~1e-10 of the optimum, and
+                # the Hessian just taken is the one there to deriv12's precision
+                # (its steps are 1e-4): it is not taken again (lme4 takes one
+                # Hessian after its optimiser); the gradient is moved by H step.
+                return new, fnew, H, g + H @ (new - par)
+            par, fx = new, fnew
         g, H = deriv12(fn, par, fx)
         return par, fx, H, g

@@ -10,8 +10,10 @@ import pytest
 
 from declaredesign.errors import DeclarationError, EstimationError, FormulaError
 from declaredesign.estimate.mixed import GlmerFit, glmer
+from declaredesign.estimate.mixed.bars import parse_lmer_formula
 from declaredesign.estimate.mixed.families import Family
-from declaredesign.estimate.mixed.pirls import gh_rule
+from declaredesign.estimate.mixed.model_matrices import build_reterms
+from declaredesign.estimate.mixed.pirls import GLMM, SparseFactor, gh_rule
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +150,27 @@ def test_family_derivative_and_deviance(fam):
                         else np.maximum(y, 1e-300), wt)
     np.testing.assert_allclose(fam.dev_resid(y, mu, wt), fam.aic_terms(y, mu, wt) - sat,
                                atol=1e-9)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_gram_pattern_factor_is_the_dense_gram_matrix(dense):
+    # slopes and a crossed intercept: several entries a row, off-diagonal blocks
+    rng = np.random.default_rng(5)
+    n = 300
+    d = pd.DataFrame({"x": rng.normal(size=n), "g": rng.integers(0, 40, n),
+                      "h": rng.integers(0, 25, n)})
+    re = build_reterms(parse_lmer_formula("y ~ x + (1 + x | g) + (1 | h)").bars, d)
+    X = np.column_stack([np.ones(n), d.x])
+    m = GLMM(X, rng.binomial(1, 0.4, n).astype(float), np.ones(n), np.zeros(n), re,
+             Family("binomial", "logit"))
+    m._gram.dense = dense
+    theta = np.array([0.7, -0.3, 0.4, 1.3])
+    w = rng.uniform(0.1, 0.3, n)
+    ZL = m._ZL(theta)
+    np.testing.assert_allclose(ZL.toarray(), m._pls.ZLambda(theta).toarray(), rtol=0, atol=0)
+    A = (ZL.T @ ZL.multiply(w[:, None])).toarray() + np.eye(m.q)
+    L = m._chol(ZL, w)
+    assert isinstance(L, SparseFactor) != dense
+    b = rng.normal(size=m.q)
+    np.testing.assert_allclose(m._solveL(L, b), np.linalg.solve(A, b), rtol=1e-10)
+    np.testing.assert_allclose(m._ldL2(L), np.linalg.slogdet(A)[1], rtol=1e-12)
