@@ -29,17 +29,20 @@ Examples
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import formulaic
+import numpy as np
 from formulaic.errors import FormulaicError
 
 from .errors import FormulaError
 
-__all__ = ["Formula", "RandomEffect", "formula_columns", "formulaic_formula",
-           "parse_formula", "split_terms", "split_top_level", "variables"]
+__all__ = ["R_FUNCTIONS", "Formula", "RandomEffect", "formula_columns", "formulaic_formula",
+           "parse_formula", "r_label", "split_terms", "split_top_level", "to_formulaic",
+           "variables"]
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _CBIND = re.compile(r"^cbind\((?P<ys>[^()]*)\)$", re.S)
@@ -305,6 +308,9 @@ def _parse(formula: str, func: str) -> Formula:
     if not lhs:
         raise FormulaError(f"{func}(formula={formula!r}): the formula has no outcome "
                            "(left of '~').")
+    if not rhs.strip():
+        raise FormulaError(f"{func}(formula={formula!r}): the formula has no right-hand "
+                           "side; write 'y ~ 1' for an intercept-only model.")
     m = _CBIND.match(lhs)
     outcomes = tuple(v.strip() for v in m.group("ys").split(",")) if m else (lhs,)
     top = split_top_level(rhs, "|", func=func)
@@ -316,12 +322,148 @@ def _parse(formula: str, func: str) -> Formula:
                    instruments=instruments, random_effects=bars)
 
 
+# ------------------------------------------------------------- R spellings
+#: Functions (and R's ``TRUE``/``FALSE``) of R's formula language that formulaic lacks,
+#: given to it as context when the model matrix is built. formulaic has ``log``, ``exp``,
+#: ``scale`` (divisor n - 1, as R), ``center`` and ``I``; the model frame gives its own
+#: ``poly`` (R's orthogonal polynomials and column names).
+R_FUNCTIONS = {"sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p, "expm1": np.expm1,
+               "log2": np.log2, "log10": np.log10, "TRUE": True, "FALSE": False}
+
+_FACTOR_CALL = re.compile(r"(?<![\w.])(as\.factor|factor)\s*\(")
+
+
+def _as_factor_inners(text: str) -> frozenset[str]:
+    """Return the (deparsed) arguments of the ``as.factor(...)`` calls in ``text``."""
+    out = set()
+    for m in _FACTOR_CALL.finditer(text):
+        if m.group(1) != "as.factor":
+            continue
+        depth, start = 0, m.end() - 1
+        for i in range(start, len(text)):
+            depth += (text[i] == "(") - (text[i] == ")")
+            if depth == 0:
+                out.add(_deparse_text(text[start + 1:i]))
+                break
+    return frozenset(out)
+
+
+@lru_cache(maxsize=512)
+def to_formulaic(text: str) -> tuple[str, frozenset[str]]:
+    """Translate R spellings in a formula to formulaic's, in this one place.
+
+    ``factor(x)`` and ``as.factor(x)`` become ``C(x)`` (a categorical with treatment
+    contrasts); ``^`` inside a function call (``I(x^2)``, ``log(x^2)``) is R's power and
+    becomes ``**`` (a ``^`` between terms, ``(a + b)^2``, stays the formula operator).
+
+    Returns the translated text and the inner expressions spelled ``as.factor``, so the
+    terms can be named back as R names them (:func:`r_label`).
+
+    Examples
+    --------
+    >>> to_formulaic("y ~ factor(Z) * I(x^2) + (a + b)^2")
+    ('y ~ C(Z) * I(x**2) + (a + b)^2', frozenset())
+    """
+    as_factor = _as_factor_inners(text)
+    text = _FACTOR_CALL.sub("C(", text)
+    out: list[str] = []
+    calls: list[bool] = []   # for each open parenthesis: is it a function call's?
+    for i, ch in enumerate(text):
+        if ch == "(":
+            before = text[:i].rstrip()
+            calls.append(bool(before) and (before[-1].isalnum() or before[-1] in "._"))
+        elif ch == ")" and calls:
+            calls.pop()
+        out.append("**" if ch == "^" and any(calls) else ch)
+    return "".join(out), as_factor
+
+
+# R's deparse: operator text and precedence (higher binds tighter)
+_BINARY = {ast.Add: (" + ", 10), ast.Sub: (" - ", 10), ast.Mult: (" * ", 11),
+           ast.Div: (" / ", 11), ast.Mod: (" %% ", 11), ast.FloorDiv: (" %/% ", 11),
+           ast.Pow: ("^", 14)}
+_COMPARE = {ast.Eq: " == ", ast.NotEq: " != ", ast.Lt: " < ", ast.LtE: " <= ",
+            ast.Gt: " > ", ast.GtE: " >= "}
+
+
+def _deparse_constant(value: object) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, str):
+        return '"' + value.replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def _deparse(node: ast.AST, prec: int = 0) -> str:
+    """Write a Python expression node as R's ``deparse`` writes the same expression."""
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        op, p = _BINARY[type(node.op)]
+        right_assoc = isinstance(node.op, ast.Pow)
+        text = (_deparse(node.left, p + right_assoc) + op +
+                _deparse(node.right, p + (not right_assoc)))
+        return f"({text})" if p < prec else text
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        text = ("-" if isinstance(node.op, ast.USub) else "+") + _deparse(node.operand, 13)
+        return f"({text})" if 13 < prec else text
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+        text = (_deparse(node.left, 9) + _COMPARE[type(node.ops[0])] +
+                _deparse(node.comparators[0], 9))
+        return f"({text})" if 8 < prec else text
+    if isinstance(node, ast.Call):
+        args = [_deparse(a) for a in node.args]
+        args += [f"{k.arg} = {_deparse(k.value)}" for k in node.keywords]
+        return f"{_deparse(node.func, 15)}({', '.join(args)})"
+    if isinstance(node, ast.Constant):
+        return _deparse_constant(node.value)
+    if isinstance(node, ast.List):
+        return f"c({', '.join(_deparse(e) for e in node.elts)})"
+    return ast.unparse(node)
+
+
+def _deparse_text(code: str) -> str:
+    try:
+        return _deparse(ast.parse(code.strip(), mode="eval").body)
+    except SyntaxError:
+        return code.strip()
+
+
+@lru_cache(maxsize=1024)
+def r_label(code: str, as_factor: frozenset[str] = frozenset()) -> str:
+    """Name a formulaic factor (``C(Z)``, ``I(x ** 2)``, ``poly(x, 2)``) as R names it.
+
+    ``as_factor`` holds the arguments the user spelled ``as.factor(...)``.
+
+    Examples
+    --------
+    >>> r_label("C(Z)"), r_label("I(x ** 2)"), r_label("poly(x,2)")
+    ('factor(Z)', 'I(x^2)', 'poly(x, 2)')
+    """
+    try:
+        node = ast.parse(code.strip(), mode="eval").body
+    except SyntaxError:
+        return code
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+            node.func.id == "C" and len(node.args) == 1 and not node.keywords:
+        inner = _deparse(node.args[0])
+        return f"{'as.factor' if inner in as_factor else 'factor'}({inner})"
+    return _deparse(node)
+
+
 def formulaic_formula(formula: str) -> formulaic.Formula:
-    """Return the formulaic parse of an ordinary formula (cached; errors as FormulaError)."""
+    """Return the formulaic parse of an ordinary formula (cached; errors as FormulaError).
+
+    R spellings are translated first (:func:`to_formulaic`).
+    """
     if not isinstance(formula, str) or "~" not in formula:
         raise FormulaError(
             f"model_frame(formula={formula!r}): formula must be a string like 'y ~ x'; "
             f"got {formula!r}.")
+    if not formula.partition("~")[2].strip():
+        raise FormulaError(
+            f"model_frame(formula={formula!r}): the formula has no right-hand side; write "
+            "'y ~ 1' for an intercept-only model.")
     return _formulaic(formula)
 
 
@@ -329,7 +471,7 @@ def formulaic_formula(formula: str) -> formulaic.Formula:
 def _formulaic(formula: str) -> formulaic.Formula:
     # Parsing costs milliseconds; designs call the same formula thousands of times.
     try:
-        return formulaic.Formula(formula)
+        return formulaic.Formula(to_formulaic(formula)[0])
     except FormulaicError as e:
         raise FormulaError(f"Could not parse formula {formula!r}: {e}") from e
 
@@ -345,7 +487,30 @@ def variables(formula: str) -> tuple[list[str], list[str]]:
     (['y'], ['x', 'z'])
     """
     f = formulaic_formula(formula)
-    return sorted(f.lhs.required_variables), sorted(f.rhs.required_variables)
+    return _side_variables(f.lhs), _side_variables(f.rhs)
+
+
+def _expression_names(code: str) -> set[str]:
+    """Names an expression reads as values (not the functions it calls, not ``np.``)."""
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError:
+        return set()
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    roots = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+            and id(n) not in called and id(n) not in roots}
+
+
+def _side_variables(side: object) -> list[str]:
+    # formulaic does not look inside its stateful transforms (poly, scale, center) and
+    # lists a called name it does not know (sqrt) as a variable: read the factors' code
+    names = set(side.required_variables)
+    for term in side:
+        for fac in term.factors:
+            if fac.eval_method.value == "python":
+                names |= _expression_names(str(fac))
+    return sorted(names - set(R_FUNCTIONS))
 
 
 def formula_columns(formula: str) -> set[str]:

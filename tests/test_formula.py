@@ -6,7 +6,13 @@ import pytest
 
 from declaredesign.errors import FormulaError
 from declaredesign.estimate.mixed.bars import parse_lmer_formula
-from declaredesign.formula import formula_columns, parse_formula, variables
+from declaredesign.formula import (
+    formula_columns,
+    parse_formula,
+    r_label,
+    to_formulaic,
+    variables,
+)
 
 
 def test_plain_formula():
@@ -47,7 +53,8 @@ def test_columns_include_groups_and_slopes():
                                                                 "class"}
 
 
-@pytest.mark.parametrize("bad", [None, "y", "~ x", "y ~ (x", "y ~ x + (1 | )", "y ~ -(1 | g)"])
+@pytest.mark.parametrize("bad", [None, "y", "~ x", "y ~", "y ~ (x", "y ~ x + (1 | )",
+                                 "y ~ -(1 | g)"])
 def test_errors(bad):
     with pytest.raises(FormulaError):
         parse_formula(bad) if bad != "y ~ x + (1 | )" else formula_columns(bad)
@@ -55,3 +62,40 @@ def test_errors(bad):
 
 def test_variables_excludes_functions():
     assert variables("y ~ I(x ** 2) + np.exp(z)") == (["y"], ["x", "z"])
+
+
+@pytest.mark.parametrize(("r", "formulaic_text"), [
+    ("y ~ factor(Z) * x", "y ~ C(Z) * x"),
+    ("y ~ as.factor(Z)", "y ~ C(Z)"),
+    ("y ~ I(x^2) + log(x^2)", "y ~ I(x**2) + log(x**2)"),
+    ("y ~ (a + b)^2", "y ~ (a + b)^2"),            # the formula operator stays
+    ("y ~ np.log(x) + I(x ** 2)", "y ~ np.log(x) + I(x ** 2)"),
+])
+def test_r_spellings_translated_in_one_place(r, formulaic_text):
+    assert to_formulaic(r)[0] == formulaic_text
+
+
+@pytest.mark.parametrize(("code", "label"), [
+    ("C(Z)", "factor(Z)"), ("I(x ** 2)", "I(x^2)"), ("poly(x,2)", "poly(x, 2)"),
+    ("I((x - 1) ** 2)", "I((x - 1)^2)"), ("log(abs(x))", "log(abs(x))"),
+    ("I(x * 2 + 1)", "I(x * 2 + 1)"), ("I(-x ** 2)", "I(-x^2)"), ("I(x == 1)", "I(x == 1)"),
+])
+def test_terms_named_as_r_deparses_them(code, label):
+    assert r_label(code) == label
+
+
+def test_as_factor_named_back():
+    text, as_factor = to_formulaic("y ~ as.factor(Z) + factor(W)")
+    assert r_label("C(Z)", as_factor) == "as.factor(Z)"
+    assert r_label("C(W)", as_factor) == "factor(W)"
+
+
+def test_variables_inside_stateful_transforms_and_r_functions():
+    assert variables("y ~ poly(x, 2) + scale(w) + center(u) + sqrt(abs(v)) + factor(g)") == \
+        (["y"], ["g", "u", "v", "w", "x"])
+
+
+@pytest.mark.parametrize("bad", ["y ~", "y ~   "])
+def test_empty_right_hand_side(bad):
+    with pytest.raises(FormulaError, match="no right-hand side"):
+        variables(bad)

@@ -167,7 +167,11 @@ def data_columns(func: str, data: Any) -> Mapping[str, Any]:
         if dup:
             fail(func, "data", data, "a data frame with distinct column names (duplicated: "
                  f"{', '.join(map(repr, dup))})", shown="<DataFrame>")
-        return {n: data.iloc[:, i].to_numpy() for i, n in enumerate(names)}
+        # a categorical column stays a pandas Categorical: its category order is R's level
+        # order, read by the model frame (the first category is the baseline)
+        cols = (data.iloc[:, i] for i in range(len(names)))
+        return {n: c.array if isinstance(c.dtype, pd.CategoricalDtype) else c.to_numpy()
+                for n, c in zip(names, cols)}
     if isinstance(data, Mapping):
         return data
     fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)

@@ -79,7 +79,10 @@ def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]
     for name in lhs:
         if name in view:
             check_observed(func, name, np.asarray(view[name]), _is_missing(view[name]))
-    mf = model_frame(formula, view, extra_columns=[c for c in extra if c], func=func)
+    # a factor with one level over every simulation: left to the per-simulation fits;
+    # poly(), scale(), center() computed within each simulation
+    mf = model_frame(formula, view, extra_columns=[c for c in extra if c], func=func,
+                     check_levels=False, groups=sim)
     for name in lhs:
         check_numeric(func, "formula", name, np.asarray(view[name]))
     check_finite_frame(func, mf.outcome[0], mf.y, mf.X, list(mf.columns))

@@ -350,9 +350,9 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
         view = {k_: v[sub] for k_, v in view.items()}
         sim = sim[sub]
     mf = model_frame(f_x, view, extra_columns=[c for c in (clusters, weights, *zvars) if c],
-                     func=_FUNC)
+                     func=_FUNC, groups=sim)
     mz = model_frame(f_z, view, extra_columns=[c for c in (clusters, weights, *xvars) if c],
-                     func=_FUNC)
+                     func=_FUNC, groups=sim)
     for name in lhs:
         check_numeric(_FUNC, "formula", name, np.asarray(view[name]))
     check_finite_frame(_FUNC, mf.outcome[0], mf.y, mf.X, list(mf.columns))

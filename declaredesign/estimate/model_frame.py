@@ -11,8 +11,19 @@ outcome vector and design matrix that ``lm``/``lm_robust`` would build in R:
   (or in any of ``extra_columns`` such as clusters or weights) is left out, and factor
   levels are taken from the remaining rows only (R's ``na.omit`` then ``model.matrix``).
 
-Parsing and materialisation are delegated to formulaic; this module adds the R naming,
-the NA handling and error messages that name the formula. It is shared by every
+* R's formula language: ``poly(x, 2)`` (orthogonal, R's values and signs; columns
+  ``poly(x, 2)1``...), ``factor(z)``/``as.factor(z)`` (``factor(z)1``), ``I(x^2)`` (``^``
+  is power), ``log``, ``exp``, ``sqrt``, ``abs``, ``scale`` (sd with n - 1), ``center``;
+  Python spellings (``np.log(x)``, ``C(z)``, ``I(x ** 2)``) are read too and named as R
+  would name the same term;
+* a pandas Categorical keeps its category order (R's level order: the first category is
+  the baseline); a factor with a single level in the rows used is refused with R's
+  message ("contrasts can be applied only to factors with 2 or more levels").
+
+Parsing and materialisation are delegated to formulaic (R spellings are translated in
+:func:`declaredesign.formula.to_formulaic`, terms named back by
+:func:`declaredesign.formula.r_label`); this module adds the R naming, the NA handling and
+error messages that name the formula. It is shared by every
 estimator (``lm_robust``, ``difference_in_means``, the mixed models' fixed part).
 """
 
@@ -31,11 +42,11 @@ from formulaic.parser.types import Factor
 
 from ..errors import FormulaError
 from ..expressions import check_formula
-from ..formula import formulaic_formula, variables
+from ..formula import R_FUNCTIONS, formulaic_formula, r_label, to_formulaic, variables
 
 __all__ = ["ModelFrame", "model_frame", "formula_variables"]
 
-_LEVEL = re.compile(r"^(?P<var>.+?)\[(?:T\.)?(?P<level>.*)\]$")
+_LEVEL = re.compile(r"^(?P<var>.+?)\[(?:T\.)?(?P<level>.*)\]$", re.S)
 
 
 @dataclass(frozen=True)
@@ -107,20 +118,52 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
     return np.zeros(values.shape[0], dtype=bool)
 
 
-def _r_name(col: str, factor_vars: Mapping[str, Any]) -> str:
+def _split_interaction(col: str) -> list[str]:
+    """Split a formulaic column name at the ``:`` joining the factors of an interaction."""
+    parts, depth, cur = [], 0, []
+    for ch in col:
+        depth += (ch in "([") - (ch in ")]")
+        if ch == ":" and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+def _r_name(col: str, labels: Mapping[str, str], bools: set[str]) -> str:
+    """Rename a formulaic column as R names it.
+
+    ``labels`` maps each formulaic factor (``C(Z)``, ``I(x ** 2)``) to R's spelling
+    (``factor(Z)``, ``I(x^2)``); a level or matrix column is pasted to it (``factor(Z)1``,
+    ``poly(x, 2)1``), logical levels as ``TRUE``/``FALSE`` (``bools``: factors of logicals).
+    """
     if col == "Intercept":
         return "(Intercept)"
     parts = []
-    for part in col.split(":"):
+    for part in _split_interaction(col):
+        if part in labels:
+            parts.append(labels[part])
+            continue
         m = _LEVEL.match(part)
-        if m and m.group("var") in factor_vars:
+        if m and m.group("var") in labels:
             level = m.group("level")
-            if factor_vars[m.group("var")] == "bool":
-                level = "TRUE" if level == "True" else "FALSE"
-            parts.append(f"{m.group('var')}{level}")
+            if m.group("var") in bools and level in ("True", "False"):
+                level = level.upper()
+            parts.append(f"{labels[m.group('var')]}{level}")
         else:
             parts.append(part)
     return ":".join(parts)
+
+
+def _categories(values: Any) -> pd.Index | None:
+    """Return the categories of a pandas Categorical (or categorical Series), else None."""
+    if isinstance(values, pd.Categorical):
+        return values.categories
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.categories
+    return None
 
 
 def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | None:
@@ -171,8 +214,142 @@ def _fast_frame(formula: str, fast: tuple[list[str], int], arrays: Mapping[str, 
                       term_columns={c: [c] for c in columns})
 
 
+# ------------------------------------------------ transforms computed per simulation
+def r_poly(x: np.ndarray, degree: int = 1, raw: bool = False) -> dict[str, np.ndarray]:
+    """R's ``poly(x, degree)``: orthogonal polynomials (or raw powers), columns "1", "2"...
+
+    The orthogonal basis is the QR basis of the centred powers, each column scaled by
+    its diagonal entry of R and then to unit length, which fixes the signs as R does.
+    """
+    x = np.asarray(x, dtype=float)
+    if raw:
+        return {str(d): x ** d for d in range(1, degree + 1)}
+    xc = x - x.mean()
+    V = np.vander(xc, degree + 1, increasing=True)
+    q, r = np.linalg.qr(V)
+    Z = q * np.diag(r)
+    Z = Z / np.sqrt(np.sum(Z ** 2, axis=0))
+    return {str(d): Z[:, d] for d in range(1, degree + 1)}
+
+
+def _grouped_transforms(groups: np.ndarray) -> dict[str, Any]:
+    """``poly``, ``scale`` and ``center`` computed within each group (simulation).
+
+    A batched kernel's frame stacks many simulations; these transforms depend on the
+    data, so each simulation's rows get the values its own fit would.
+    """
+    codes = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    counts = np.bincount(codes).astype(float)
+
+    def center(x):
+        x = np.asarray(x, dtype=float)
+        return x - (np.bincount(codes, weights=x, minlength=len(counts)) / counts)[codes]
+
+    def scale(x, center=True, scale=True, ddof=1):  # noqa: FBT002 - R's and formulaic's
+        xc = center_(x) if center else np.asarray(x, dtype=float)
+        if not scale:
+            return xc
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ss = np.bincount(codes, weights=xc ** 2, minlength=len(counts))
+            return xc / np.sqrt(ss / (counts - ddof))[codes]
+
+    def poly(x, degree=1, raw=False):
+        x = np.asarray(x, dtype=float)
+        out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
+        order = np.argsort(codes, kind="stable")
+        for rows in np.split(order, np.cumsum(np.bincount(codes))[:-1]):
+            for key, values in r_poly(x[rows], degree, raw).items():
+                out[key][rows] = values
+        return out
+
+    center_ = center
+    return {"center": center, "scale": scale, "poly": poly}
+
+
+def _data_frame(used: list[str], arrays: Mapping[str, np.ndarray],
+                data_columns: Mapping[str, Any], mask: np.ndarray
+                ) -> tuple[dict[str, str], pd.DataFrame]:
+    """Return the used columns on the kept rows, strings and logicals as categoricals.
+
+    A pandas Categorical keeps its category order (R's factor level order, so its first
+    category is the baseline); strings are sorted. Levels absent from the kept rows are
+    dropped, as R's ``model.frame`` drops unused levels.
+    """
+    factor_vars: dict[str, str] = {}
+    frame = {}
+    for v in used:
+        a = arrays[v][mask]
+        cats = _categories(data_columns[v])
+        if cats is not None:
+            factor_vars[v] = "factor"
+            a = pd.Categorical(a, categories=cats).remove_unused_categories()
+        elif a.dtype.kind == "b":
+            factor_vars[v] = "bool"
+            a = pd.Categorical(a, categories=[False, True])
+        elif a.dtype.kind in "OUS":
+            factor_vars[v] = "factor"
+            a = pd.Categorical(a.astype(str) if a.dtype.kind != "O" else a)
+            a = a.remove_unused_categories()
+        frame[v] = a
+    if not used:
+        return factor_vars, pd.DataFrame(index=np.arange(int(mask.sum())))
+    return factor_vars, pd.DataFrame(frame, index=np.arange(int(mask.sum())))
+
+
+def _factor_variable(fac: Any) -> str | None:
+    """Return the column a categorical factor reads (``g`` or ``C(g)``), else None."""
+    text = str(fac)
+    if fac.eval_method == Factor.EvalMethod.LOOKUP:
+        return text
+    m = re.fullmatch(r"C\(\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*\)", text)
+    return m.group(1) if m else None
+
+
+def _check_levels(f: Any, df: pd.DataFrame, factor_vars: Mapping[str, str], formula: str,
+                  func: str, refuse: bool = True) -> None:
+    """Refuse a factor with a single level in the rows used, with R's message.
+
+    With ``refuse=False`` (a batch's stacked frame) the factor is given an empty second
+    level instead: its column is all zeros, so the kernel finds the simulations rank
+    deficient and leaves them to the per-simulation fit, which raises R's error.
+    """
+    for term in f.rhs:
+        for fac in term.factors:
+            v = _factor_variable(fac)
+            if v is None or v not in df.columns:
+                continue
+            if str(fac) == v and factor_vars.get(v) != "factor":
+                continue  # a numeric or logical column used as it is
+            values = df[v].cat.categories if isinstance(df[v].dtype, pd.CategoricalDtype) \
+                else pd.unique(df[v].dropna())
+            if len(values) == 1 and not refuse and str(fac) == v:
+                df[v] = df[v].cat.add_categories([f"{values[0]}\u2060"])
+            elif len(values) < 2 and refuse:
+                raise FormulaError(
+                    f"{func}(formula={formula!r}): contrasts can be applied only to factors "
+                    f"with 2 or more levels; {r_label(str(fac))} has "
+                    f"{'no level' if len(values) == 0 else f'the one level {str(values[0])!r}'} "
+                    "in the rows used.")
+
+
+def _labels(f: Any, factor_vars: Mapping[str, str], as_factor: frozenset[str]
+            ) -> tuple[dict[str, str], set[str]]:
+    """R's spelling of every factor of the formula, and the factors of logical columns."""
+    labels: dict[str, str] = {}
+    bools: set[str] = set()
+    for side in (f.lhs, f.rhs):
+        for term in side:
+            for fac in term.factors:
+                text = str(fac)
+                labels[text] = r_label(text, as_factor)
+                if factor_vars.get(_factor_variable(fac) or "") == "bool":
+                    bools.add(text)
+    return labels, bools
+
+
 def model_frame(formula: str, data_columns: Mapping[str, Any], *,
-                extra_columns: Iterable[str] = (), func: str = "model_frame") -> ModelFrame:
+                extra_columns: Iterable[str] = (), func: str = "model_frame",
+                check_levels: bool = True, groups: np.ndarray | None = None) -> ModelFrame:
     """Materialise ``formula`` on ``data_columns`` as R's ``model.frame`` + ``model.matrix``.
 
     Parameters
@@ -186,6 +363,14 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
         Further columns whose missing values also drop the row (clusters, weights...).
     func : str, optional
         Name of the public function, used in error messages.
+    check_levels : bool, optional
+        Refuse a factor with a single level in the rows used, as R does (default). A
+        batched kernel's frame over all simulations passes False: such a factor then
+        gives an all-zero column, so the simulations go to the per-simulation fit.
+    groups : ndarray, optional
+        The simulation of each row when the data stack several simulations (a batched
+        kernel's frame): ``poly``, ``scale`` and ``center`` are then computed within each
+        simulation, as its own fit computes them.
 
     Returns
     -------
@@ -205,10 +390,9 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     >>> mf.columns, mf.mask.tolist()
     (['(Intercept)', 'x', 'gb'], [True, True, True, False])
     """
-    check_formula(formula, func)  # formulaic evaluates terms with Python's eval
-    f = formulaic_formula(formula)
-    lhs_vars = sorted(f.lhs.required_variables)
-    rhs_vars = sorted(f.rhs.required_variables)
+    f = formulaic_formula(formula)   # its shape first ('y ~' has no right-hand side)
+    check_formula(formula, func)     # then its terms: formulaic evaluates them with eval
+    lhs_vars, rhs_vars = variables(formula)
     extra = [c for c in extra_columns if c is not None]
     available = set(map(str, data_columns.keys()))
     missing = [v for v in [*lhs_vars, *rhs_vars, *extra] if v not in available]
@@ -230,29 +414,22 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     if fast is not None:
         return _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used)
 
-    factor_vars: dict[str, str] = {}
-    frame = {}
-    for v in used:
-        a = arrays[v][mask]
-        if a.dtype.kind == "b":
-            factor_vars[v] = "bool"
-            a = pd.Categorical(a, categories=[False, True])
-        elif a.dtype.kind in "OUS":
-            factor_vars[v] = "factor"
-            a = pd.Categorical(a.astype(str) if a.dtype.kind != "O" else a)
-            a = a.remove_unused_categories()
-        frame[v] = a
-    df = pd.DataFrame(frame, index=np.arange(int(mask.sum())))
-    if not used:
-        df = pd.DataFrame(index=np.arange(int(mask.sum())))
+    factor_vars, df = _data_frame(used, arrays, data_columns, mask)
+
+    row_groups = None if groups is None else np.asarray(groups)[mask]
 
     def materialise(d: pd.DataFrame):
+        # R's poly (columns named 1, 2... raw or not); per simulation in a stacked frame
+        context = {**R_FUNCTIONS, "poly": r_poly}
+        if row_groups is not None:
+            context.update(_grouped_transforms(row_groups))
         try:
-            return formulaic.model_matrix(f, d, na_action="ignore")
+            return formulaic.model_matrix(f, d, na_action="ignore", context=context)
         except FormulaicError as e:
             raise FormulaError(f"{func}(formula={formula!r}): could not build the model "
                                f"matrix: {e}") from e
 
+    _check_levels(f, df, factor_vars, formula, func, refuse=check_levels)
     mm = materialise(df)
     lhs = mm.lhs.to_numpy(dtype=float) if len(mm.lhs.columns) else np.zeros((len(df), 0))
     rhs = mm.rhs
@@ -264,6 +441,7 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
         mask = mask.copy()
         mask[keep_idx[bad]] = False
         df = df.loc[~bad].reset_index(drop=True)
+        row_groups = None if row_groups is None else row_groups[~bad]
         for v, kind in factor_vars.items():
             if kind == "factor":
                 df[v] = df[v].cat.remove_unused_categories()
@@ -272,12 +450,14 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
         rhs = mm.rhs
         X = rhs.to_numpy(dtype=float)
 
-    columns = [_r_name(c, factor_vars) for c in rhs.columns]
+    labels, bools = _labels(f, factor_vars, to_formulaic(formula)[1])
+    columns = [_r_name(c, labels, bools) for c in rhs.columns]
     term_columns: dict[str, list[str]] = {}
     for ts in rhs.model_spec.structure:
-        label = "(Intercept)" if str(ts.term) == "1" else str(ts.term)
-        term_columns[label] = [_r_name(c, factor_vars) for c in ts.columns]
-    outcome = [str(t) for t in f.lhs] if len(mm.lhs.columns) else []
+        label = "(Intercept)" if str(ts.term) == "1" else \
+            ":".join(labels.get(str(fac), str(fac)) for fac in ts.term.factors)
+        term_columns[label] = [_r_name(c, labels, bools) for c in ts.columns]
+    outcome = [labels.get(str(t), str(t)) for t in f.lhs] if len(mm.lhs.columns) else []
     y = lhs[:, 0] if lhs.shape[1] == 1 else lhs
     return ModelFrame(formula=formula, outcome=outcome, y=y, X=np.ascontiguousarray(X),
                       columns=columns, mask=mask,

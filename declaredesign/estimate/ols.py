@@ -4,7 +4,8 @@ The reference path for every regression estimator (``lm_robust``, ``lm_lin``,
 ``iv_robust``, the clustered and weighted ``difference_in_means``):
 
 * column-pivoting QR (:func:`pivoted_rank`) decides which collinear columns are dropped,
-  as estimatr's Eigen ``ColPivHouseholderQR``;
+  as estimatr's Eigen ``ColPivHouseholderQR`` (replayed in Eigen's arithmetic order for
+  rank-deficient designs, so exact ties break as in R);
 * the coefficients of the kept columns from the QR factors, then the sandwich variance
   (:func:`~declaredesign.estimate.sandwich.sandwich`);
 * fixed effects are absorbed by (weighted) demeaning (:func:`demean`), HC2/HC3/CR2 taking
@@ -31,23 +32,172 @@ __all__ = ["CoreFit", "demean", "fe_dummies", "fit_arrays", "pivoted_rank", "wal
 _CLUSTER_SE = ("CR0", "CR2", "stata")
 
 
-def pivoted_rank(X: np.ndarray) -> np.ndarray:
+def pivoted_rank(X: np.ndarray, *, replay: bool = True) -> np.ndarray:
     """Return the indices of the columns kept by a column-pivoting QR, in their original order.
 
-    Mirrors Eigen's ``ColPivHouseholderQR`` used by estimatr: pivot on the largest
-    remaining column norm and call a pivot zero when ``|R_ii| <= eps * min(n, k) *
-    |R_11|``. The columns pivoted last are the ones dropped.
+    The columns are those estimatr keeps: its Eigen ``ColPivHouseholderQR`` pivots on the
+    largest remaining column norm and calls a pivot zero when ``|R_ii| <= eps * min(n, k)
+    * max |R_jj|``; the columns pivoted last are dropped.
+
+    LAPACK's pivoted QR decides first. Only when one of its pivots comes within a factor
+    ``1e-6`` of the first (a rank-deficient design, or nearly so) is Eigen's factorisation
+    replayed (:func:`_eigen_pivots`): where two columns are tied in exact arithmetic
+    (``x3 = x1 - x2`` leaves ``x1`` and ``x2`` with equal residual norms) the choice is
+    made by rounding, so the replay adds in Eigen's order. ``replay=False`` keeps LAPACK's
+    choice, for callers that need only the column space (a hat matrix's leverages).
     """
     n, k = X.shape
     if k == 0 or n == 0:
         return np.zeros(0, dtype=np.int64)
     _, r, piv = sla.qr(X, mode="economic", pivoting=True)
     d = np.abs(np.diag(r))
-    thresh = np.finfo(float).eps * min(n, k)
     if d.size == 0 or d[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    rank = int(np.sum(d > thresh * d[0]))
-    return np.sort(piv[:rank]).astype(np.int64)
+    if d.size == k and d[-1] > _REPLAY_MARGIN * d[0]:
+        return np.arange(k, dtype=np.int64)
+    if not replay:
+        rank = int(np.sum(d > np.finfo(float).eps * min(n, k) * d[0]))
+        return np.sort(piv[:rank]).astype(np.int64)
+    perm, rank = _eigen_pivots(X)
+    return np.sort(perm[:rank]).astype(np.int64)
+
+
+# A LAPACK pivot this far above zero relative to the first is full rank for Eigen too
+# (Eigen's threshold is eps * min(n, k), about 1e-13 for the largest usual designs).
+_REPLAY_MARGIN = 1e-6
+
+
+# ----------------------------------------------------------- Eigen's arithmetic order
+# estimatr's QR runs Eigen 3.3 compiled for SSE2 (packets of two doubles, no fused
+# multiply-add); these helpers add in the same order so ties break as they do in R.
+def _ordered_sum(x: np.ndarray) -> np.ndarray:
+    """Sum along the first axis left to right (as a scalar loop adds)."""
+    if x.shape[0] == 0:
+        return np.zeros(x.shape[1:])
+    return np.cumsum(x, axis=0)[-1]
+
+
+def _eigen_sum(x: np.ndarray) -> float:
+    """Sum a vector as Eigen's vectorised reduction does: four lanes, then the rest."""
+    size = len(x)
+    pairs, quads = (size // 2) * 2, (size // 4) * 4
+    if pairs == 0:
+        return float(_ordered_sum(x))
+    if pairs > 2:
+        lanes = [_ordered_sum(x[lane:quads:4]) for lane in range(4)]
+        r0, r1 = lanes[0] + lanes[2], lanes[1] + lanes[3]
+        if pairs > quads:
+            r0, r1 = r0 + x[quads], r1 + x[quads + 1]
+    else:
+        r0, r1 = x[0], x[1]
+    res = r0 + r1
+    for i in range(pairs, size):
+        res = res + x[i]
+    return float(res)
+
+
+def _eigen_norm(x: np.ndarray) -> float:
+    return float(np.sqrt(_eigen_sum(x * x)))
+
+
+def _eigen_row_times(e: np.ndarray, B: np.ndarray, first_aligned: int) -> np.ndarray:
+    """``e' B`` as Eigen's matrix-vector kernel computes each entry.
+
+    Each entry adds the products before the first 16-byte aligned element of ``e``, then
+    two interleaved lanes over the aligned pairs, then the products left over.
+    """
+    depth, n_out = B.shape
+    P = e[:, None] * B
+    if n_out == 1:          # Eigen takes a 1 x 1 product as a dot product (a reduction)
+        return np.array([_eigen_sum(P[:, 0])])
+    start = min(first_aligned, depth)
+    if start == depth:
+        return _ordered_sum(P)
+    end = start + ((depth - start) & ~1)
+    acc = np.zeros(n_out)
+    for j in range(start):
+        acc = acc + P[j]
+    if end > start:
+        acc = acc + (_ordered_sum(P[start:end:2]) + _ordered_sum(P[start + 1:end:2]))
+    for j in range(end, depth):
+        acc = acc + P[j]
+    return acc
+
+
+def _reflect(A: np.ndarray, k: int) -> float:
+    """Householder step ``k`` in place (Eigen's ``makeHouseholder`` and its application).
+
+    Returns ``beta``, the new diagonal entry ``R_kk``.
+    """
+    rows, cols = A.shape
+    c0 = A[k, k]
+    tail = A[k + 1:, k]
+    tail_sq = _eigen_sum(tail * tail) if rows - k > 1 else 0.0
+    if tail_sq <= np.finfo(float).tiny:
+        tau, beta = 0.0, float(c0)
+        A[k + 1:, k] = 0.0
+    else:
+        beta = float(np.sqrt(c0 * c0 + tail_sq))
+        beta = -beta if c0 >= 0 else beta
+        A[k + 1:, k] = tail / (c0 - beta)
+        tau = (beta - c0) / beta
+    A[k, k] = beta
+    if k + 1 >= cols or tau == 0:
+        return beta
+    if rows - k == 1:
+        A[k, k + 1:] *= 1.0 - tau
+        return beta
+    ess = A[k + 1:, k]
+    # the column's element k + 1 sits at flat position k * rows + k + 1 of the
+    # column-major storage: 16-byte aligned when that position is even
+    tmp = _eigen_row_times(ess, A[k + 1:, k + 1:], (k * rows + k + 1) % 2) + A[k, k + 1:]
+    A[k, k + 1:] -= tau * tmp
+    A[k + 1:, k + 1:] -= np.outer(tau * ess, tmp)
+    return beta
+
+
+def _downdate_norms(A: np.ndarray, k: int, updated: np.ndarray, direct: np.ndarray) -> None:
+    """Update the remaining column norms after step ``k`` (LAPACK Working Note 176)."""
+    limit = np.sqrt(np.finfo(float).eps)
+    for j in range(k + 1, A.shape[1]):
+        if updated[j] == 0:
+            continue
+        t = abs(A[k, j]) / updated[j]
+        t = max((1.0 + t) * (1.0 - t), 0.0)
+        if t * (updated[j] / direct[j]) ** 2 <= limit:
+            # the downdated norm has lost its accuracy: recompute it
+            direct[j] = updated[j] = _eigen_norm(A[k + 1:, j])
+        else:
+            updated[j] *= np.sqrt(t)
+
+
+def _eigen_pivots(X: np.ndarray) -> tuple[np.ndarray, int]:
+    """Replay Eigen's ``ColPivHouseholderQR``: the column order and the rank.
+
+    At each step the column with the largest remaining norm is pivoted (the first of
+    equal ones), reflected out of the others and their norms downdated; the rank counts
+    the pivots above ``eps * min(n, k) * max |R_jj|`` taken before the remaining norms
+    fell to rounding level.
+    """
+    A = np.array(X, dtype=float, order="F", copy=True)
+    rows, cols = A.shape
+    size = min(rows, cols)
+    eps = np.finfo(float).eps
+    direct = np.array([_eigen_norm(A[:, j]) for j in range(cols)])
+    updated = direct.copy()
+    negligible = (updated.max() * eps) ** 2 / rows
+    nonzero, perm, diag = size, np.arange(cols), np.zeros(size)
+    for k in range(size):
+        j = k + int(np.argmax(updated[k:]))
+        if nonzero == size and updated[j] ** 2 < negligible * (rows - k):
+            nonzero = k
+        for arr in (perm, updated, direct):
+            arr[[k, j]] = arr[[j, k]]
+        A[:, [k, j]] = A[:, [j, k]]
+        diag[k] = _reflect(A, k)
+        _downdate_norms(A, k, updated, direct)
+    threshold = np.max(np.abs(diag)) * eps * size
+    return perm, int(np.sum(np.abs(diag[:nonzero]) > threshold))
 
 
 @dataclass
@@ -177,7 +327,8 @@ def _meat_kwargs(p: _Problem, kept: np.ndarray, Xk: np.ndarray, b: np.ndarray,
         if p.weights is not None:
             D = D * p.sw[:, None]
         Xc = np.hstack([Xk, D])
-        Xc = Xc[:, pivoted_rank(Xc)]
+        # leverages depend on the column space only: LAPACK's choice of columns will do
+        Xc = Xc[:, pivoted_rank(Xc, replay=False)]
         Rc = np.linalg.qr(Xc, mode="r")
         Rci = _solve_upper(Rc, np.eye(Rc.shape[0]))
         kw.update(X_meat=Xc, M_meat=Rci @ Rci.T)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from declaredesign.errors import DeclarationError, FormulaError
-from declaredesign.estimate import model_frame
+from declaredesign.estimate import lm_robust, model_frame
 from declaredesign.estimate.model_frame import formula_variables
 
 
@@ -82,3 +86,86 @@ def test_bad_formula():
 
 def test_formula_variables():
     assert formula_variables("y ~ x + np.log(z) + I(w ** 2)") == (["y"], ["w", "x", "z"])
+
+
+# --------------------------------------------------------------- R's formula language
+_FL = Path(__file__).resolve().parents[1] / "fixtures" / "formula_language"
+_FL_FIX = json.loads((_FL / "formula_fits.json").read_text())
+
+
+def _fl_data() -> pd.DataFrame:
+    d = pd.read_csv(_FL / "formula_data.csv")
+    # R's factor level order for g ("c", "b", "a"): the first category is the baseline
+    d["g"] = pd.Categorical(d["g"], categories=_FL_FIX["g_levels"])
+    return d
+
+
+@pytest.mark.parametrize("fit", _FL_FIX["fits"], ids=[f["formula"] for f in _FL_FIX["fits"]])
+def test_r_formula_language_matches_lm_robust(fit):
+    tidy = lm_robust(fit["formula"], _fl_data()).tidy()
+    terms = fit["term"] if isinstance(fit["term"], list) else [fit["term"]]
+    assert list(tidy["term"]) == terms
+    np.testing.assert_allclose(tidy["estimate"], np.atleast_1d(fit["estimate"]), rtol=1e-9)
+    np.testing.assert_allclose(tidy["std_error"], np.atleast_1d(fit["std.error"]), rtol=1e-8)
+
+
+def test_single_level_factor_is_rs_contrasts_error():
+    msg = _FL_FIX["errors"][0]["error"]
+    with pytest.raises(FormulaError, match=re.escape(msg)):
+        model_frame("Y ~ factor(one)", _fl_data().assign(one=1))
+    with pytest.raises(FormulaError, match=re.escape(msg)):
+        model_frame("Y ~ g", _fl_data().assign(g="a"))
+
+
+def test_empty_right_hand_side_is_a_formula_error():
+    with pytest.raises(FormulaError, match="no right-hand side"):
+        model_frame("Y ~", _fl_data())
+    with pytest.raises(FormulaError, match="no right-hand side"):
+        model_frame("Y ~  ", _fl_data())
+
+
+def test_center_and_scale_values(data):
+    d = _fl_data()
+    mf = model_frame("Y ~ center(X) + scale(W)", d)
+    assert mf.columns == ["(Intercept)", "center(X)", "scale(W)"]
+    np.testing.assert_allclose(mf.X[:, 1], d["X"] - d["X"].mean())
+    np.testing.assert_allclose(mf.X[:, 2], (d["W"] - d["W"].mean()) / d["W"].std(ddof=1))
+
+
+def test_categorical_order_survives_missing_rows_and_subsets():
+    d = _fl_data()
+    d.loc[0, "Y"] = np.nan
+    mf = model_frame("Y ~ g", d)
+    assert mf.columns == ["(Intercept)", "gb", "ga"]
+    mf = model_frame("Y ~ g", d[d["g"] != "c"])
+    assert mf.columns == ["(Intercept)", "ga"]   # unused "c" dropped, "b" the baseline
+
+
+def test_python_spellings_still_read():
+    d = _fl_data()
+    mf = model_frame("Y ~ np.log(X) + I(X ** 2) + C(Z)", d)
+    assert mf.columns == ["(Intercept)", "np.log(X)", "I(X^2)", "factor(Z)1"]
+    np.testing.assert_allclose(mf.X[:, 2], d["X"] ** 2)
+
+
+@pytest.mark.parametrize("formula", ["Y ~ poly(X, 2) + Z", "Y ~ scale(W) * Z",
+                                     "Y ~ center(X) + poly(W, 2, raw=True)"])
+def test_stacked_simulations_transform_within_each(formula):
+    # a batched kernel stacks simulations: data-dependent transforms are per simulation
+    d = _fl_data()
+    sim = np.repeat([0, 1, 2, 3], 10)
+    d.loc[3, "Y"] = np.nan
+    stacked = model_frame(formula, d, groups=sim)
+    for s in range(4):
+        own = model_frame(formula, d[sim == s])
+        np.testing.assert_allclose(stacked.X[sim[stacked.mask] == s], own.X, rtol=1e-12,
+                                   atol=1e-14)
+        assert own.columns == stacked.columns
+
+
+def test_r_poly_matches_formulaic_and_r_signs():
+    from declaredesign.estimate.model_frame import r_poly
+    d = _fl_data()
+    ours = model_frame("Y ~ poly(X, 3)", d).X[:, 1:]
+    np.testing.assert_allclose(np.column_stack(list(r_poly(d["X"].to_numpy(), 3).values())),
+                               ours, rtol=1e-10, atol=1e-13)
