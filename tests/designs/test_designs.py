@@ -45,6 +45,12 @@ NOT_REPRODUCED = {
     "keep_defaults",
 }
 
+#: Ports that R's idiom cannot run here yet: design -> the failing idiom (README.md).
+GAPS = {
+    "horvitz_thompson": "declare_estimator(weights = 1 / Z_cond_prob): an estimator's "
+                        "weights= must be a column name, not an expression",
+}
+
 KEYS = ["inquiry", "estimator", "term", "diagnosand"]
 
 #: A handler estimator that returns no ``term`` column: R leaves the term NA, we name it
@@ -106,7 +112,13 @@ def disagreements(r: pd.DataFrame, py: pd.DataFrame) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("name", sorted(DESIGNS))
+def cases() -> list:
+    """Every design, those with a recorded gap marked as expected to fail (strictly)."""
+    return [pytest.param(name, marks=pytest.mark.xfail(reason=GAPS[name], strict=True))
+            if name in GAPS else name for name in sorted(DESIGNS)]
+
+
+@pytest.mark.parametrize("name", cases())
 def test_design_agrees_with_r(name):
     r = r_diagnosis(name)
     assert len(r), f"no R diagnosis for {name}"
@@ -115,7 +127,7 @@ def test_design_agrees_with_r(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(DESIGNS))
+@pytest.mark.parametrize("name", cases())
 def test_design_agrees_with_r_at_r_sims(name):
     bad = disagreements(r_diagnosis(name), py_diagnosis(name, 1000, seed=20251300))
     assert not bad, f"{name} disagrees with R:\n" + "\n".join(bad)
