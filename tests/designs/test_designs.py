@@ -22,21 +22,21 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "designlibrary"
 
 #: design -> sims in the default run (chosen for speed; the slow run uses 1,000).
 DESIGNS = {
-    "block_cluster_two_arm": 300,
-    "cluster_sampling": 300,
-    "binary_iv": 300,
-    "factorial": 300,
-    "multi_arm": 300,
-    "regression_discontinuity": 300,
-    "mediation_analysis": 300,
-    "pretest_posttest": 300,
-    "two_arm_covariate": 300,
-    "randomized_response": 300,
-    "process_tracing": 300,
-    "balance_test": 300,
-    "ks_test": 300,
-    "horvitz_thompson": 300,
-    "readme_two_arm": 300,
+    "block_cluster_two_arm": 500,
+    "cluster_sampling": 500,
+    "binary_iv": 500,
+    "factorial": 500,
+    "multi_arm": 500,
+    "regression_discontinuity": 500,
+    "mediation_analysis": 500,
+    "pretest_posttest": 500,
+    "two_arm_covariate": 500,
+    "randomized_response": 500,
+    "process_tracing": 500,
+    "balance_test": 500,
+    "ks_test": 500,
+    "horvitz_thompson": 500,
+    "readme_two_arm": 500,
 }
 
 #: R diagnosands a port does not reproduce, with the reason (see the fixture README).
