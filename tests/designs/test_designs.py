@@ -46,10 +46,7 @@ NOT_REPRODUCED = {
 }
 
 #: Ports that R's idiom cannot run here yet: design -> the failing idiom (README.md).
-GAPS = {
-    "horvitz_thompson": "declare_estimator(weights = 1 / Z_cond_prob): an estimator's "
-                        "weights= must be a column name, not an expression",
-}
+GAPS: dict[str, str] = {}
 
 KEYS = ["inquiry", "estimator", "term", "diagnosand"]
 
