@@ -319,3 +319,18 @@ def test_estimator_column_arguments_may_be_expressions():
     np.testing.assert_allclose(a["std_error"], b["std_error"])
     with pytest.raises(dd.errors.DeclarationError, match="weights"):
         dd.declare_estimator("Y ~ Z", weights="open('x')")
+
+
+def test_declare_step_fabricate_adds_variables_per_simulation():
+    # R: declare_step(fabricate, ...) adds variables to each simulated dataset; it runs
+    # on the whole batch (no per-simulation loop) with reductions still per simulation
+    import declaredesign as dd
+    design = (dd.declare_model(N=5, x="rnorm(N)")
+              + dd.declare_step(dd.fabricate, m="mean(x)", d="x - m", z="rnorm(N)"))
+    data = dd.draw_data(design, seed=3)
+    np.testing.assert_allclose(data["m"], data["x"].mean())
+    np.testing.assert_allclose(data["d"], data["x"] - data["x"].mean())
+    sims = dd.simulate_design(design + dd.declare_inquiry(a="mean(d)", b="sd(z)"),
+                              sims=4, seed=3)
+    np.testing.assert_allclose(sims.loc[sims.inquiry == "a", "estimand"], 0, atol=1e-12)
+    assert sims.loc[sims.inquiry == "b", "estimand"].nunique() == 4
