@@ -84,7 +84,7 @@ _EAGER = contextvars.ContextVar("eager_draws", default=True)
 
 
 def _lazy(helper: Any) -> Any:
-    """``helper`` returning a lazy node even when its arguments are concrete arrays."""
+    """Wrap ``helper`` to return a lazy node even when its arguments are concrete arrays."""
     @functools.wraps(helper)
     def call(*args: Any, **kwargs: Any) -> Any:
         token = _EAGER.set(False)
@@ -105,7 +105,8 @@ def _make(kind: str, params: dict[str, Any], *, N: Any = None, seed: Any = None,
             fail(kind, "N" if N is not None else "seed", N if N is not None else seed,
                  "omitted when an argument names a column (the draw needs data)")
         return node.draw(N=N, seed=seed)
-    if eager_if_concrete and _EAGER.get() and not any(_needs_data(v) or isinstance(v, Lazy) for v in live):
+    if eager_if_concrete and _EAGER.get() and \
+            not any(_needs_data(v) or isinstance(v, Lazy) for v in live):
         return node.draw()
     return node
 

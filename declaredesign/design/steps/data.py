@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ... import fabricate as _fabricate_module
 from ..._validation import fail
 from ...batch import Batch
 from ...errors import DeclarationError
-from ... import fabricate as _fabricate_module
 from ...expressions import Lazy, check, evaluate
 from ...fabricate import (
     LevelSpec,
