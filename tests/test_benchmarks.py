@@ -15,6 +15,7 @@ BENCHMARKS = ROOT / "benchmarks"
 #: Script -> arguments that make it run in a few seconds. Every script must be listed.
 TINY = {
     "components.py": ["--sims", "20", "--copies", "1", "--repeat", "1"],
+    "designlibrary.py": ["--sims", "5"],
     "estimators.py": ["--sims", "20", "--loop-sims", "2"],
     "forum_design.py": ["--sims", "200", "--backend", "serial", "--batch", "20",
                         "--repeat", "1"],

@@ -10,6 +10,8 @@ arrays or other nodes. Passing ``N=`` or ``seed=`` evaluates eagerly instead
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import numbers
 from typing import Any
 
@@ -75,6 +77,24 @@ _RAW_PARAMS = {
 }
 
 
+#: False while the expression language calls a helper: its arguments are already the rows
+#: of a batch (of several simulations), so a deterministic draw must stay a lazy node and
+#: be evaluated on the batch's context (``split_quantile`` is per simulation).
+_EAGER = contextvars.ContextVar("eager_draws", default=True)
+
+
+def _lazy(helper: Any) -> Any:
+    """Wrap ``helper`` to return a lazy node even when its arguments are concrete arrays."""
+    @functools.wraps(helper)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        token = _EAGER.set(False)
+        try:
+            return helper(*args, **kwargs)
+        finally:
+            _EAGER.reset(token)
+    return call
+
+
 def _make(kind: str, params: dict[str, Any], *, N: Any = None, seed: Any = None,
           eager_if_concrete: bool = False) -> Any:
     node = Draw(kind, tuple(params.items()))
@@ -85,7 +105,8 @@ def _make(kind: str, params: dict[str, Any], *, N: Any = None, seed: Any = None,
             fail(kind, "N" if N is not None else "seed", N if N is not None else seed,
                  "omitted when an argument names a column (the draw needs data)")
         return node.draw(N=N, seed=seed)
-    if eager_if_concrete and not any(_needs_data(v) or isinstance(v, Lazy) for v in live):
+    if eager_if_concrete and _EAGER.get() and \
+            not any(_needs_data(v) or isinstance(v, Lazy) for v in live):
         return node.draw()
     return node
 
@@ -792,4 +813,4 @@ DRAW_FUNCTIONS = {
 }
 
 # The expression language calls these by name; it never imports fabricate.
-register_draws(DRAW_FUNCTIONS)
+register_draws({name: _lazy(helper) for name, helper in DRAW_FUNCTIONS.items()})

@@ -298,3 +298,39 @@ def test_glance_with_clusters_matches_estimatr():
     assert g["statistic"] == pytest.approx(0.2328979, rel=1e-6)
     assert g["p_value"] == pytest.approx(0.6409045, rel=1e-6)
     assert g["df_residual"] == pytest.approx(4.0) and g["se_type"] == "CR2"
+
+
+def test_estimator_column_arguments_may_be_expressions():
+    # R: declare_estimator(Y ~ Z, weights = 1 / p, ...): the expression is evaluated on
+    # the data of each simulation, as if the column existed
+    import numpy as np
+
+    import declaredesign as dd
+    base = (dd.declare_model(N=40, p="runif(N, 0.2, 0.8)", g="rep(1:8, each=5)",
+                             Y="rnorm(N)")
+            + dd.declare_assignment(Z=dd.complete_ra()))
+    with_expr = base + dd.declare_estimator("Y ~ Z", weights="1 / p", clusters="g + 0",
+                                            label="e")
+    with_col = (base + dd.declare_measurement(w="1 / p")
+                + dd.declare_estimator("Y ~ Z", weights="w", clusters="g", label="e"))
+    a = dd.simulate_design(with_expr, sims=3, seed=4)
+    b = dd.simulate_design(with_col, sims=3, seed=4)
+    np.testing.assert_allclose(a["estimate"], b["estimate"])
+    np.testing.assert_allclose(a["std_error"], b["std_error"])
+    with pytest.raises(dd.errors.DeclarationError, match="weights"):
+        dd.declare_estimator("Y ~ Z", weights="open('x')")
+
+
+def test_declare_step_fabricate_adds_variables_per_simulation():
+    # R: declare_step(fabricate, ...) adds variables to each simulated dataset; it runs
+    # on the whole batch (no per-simulation loop) with reductions still per simulation
+    import declaredesign as dd
+    design = (dd.declare_model(N=5, x="rnorm(N)")
+              + dd.declare_step(dd.fabricate, m="mean(x)", d="x - m", z="rnorm(N)"))
+    data = dd.draw_data(design, seed=3)
+    np.testing.assert_allclose(data["m"], data["x"].mean())
+    np.testing.assert_allclose(data["d"], data["x"] - data["x"].mean())
+    sims = dd.simulate_design(design + dd.declare_inquiry(a="mean(d)", b="sd(z)"),
+                              sims=4, seed=3)
+    np.testing.assert_allclose(sims.loc[sims.inquiry == "a", "estimand"], 0, atol=1e-12)
+    assert sims.loc[sims.inquiry == "b", "estimand"].nunique() == 4

@@ -263,3 +263,18 @@ def test_cut_semantics_checked_against_base_r():
     y = np.array([3.1, 1, 7, 2, 2, 9, 4.4, 5, 6, 0.5, 8, 8])
     assert split_quantile(y, 4).tolist() == [2, 1, 3, 1, 1, 4, 2, 3, 3, 1, 4, 4]
     assert split_quantile(np.arange(1.0, 11), 3).tolist() == [1, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+
+
+def test_deterministic_draws_inside_expressions_are_evaluated_per_simulation():
+    # draw_ordered / split_quantile on a column inside an expression string: the helper
+    # must not evaluate eagerly on the batch's arrays (it used to, and then crashed)
+    import declaredesign as dd
+    df = dd.fabricate(N=6, x="c(-2, -0.5, 0.5, 2, 3, 4)",
+                      Y="draw_ordered(x=x, breaks=qnorm(seq(0, 1, length_out=5)))",
+                      q="split_quantile(x, 2)")
+    assert df["Y"].tolist() == [1, 2, 3, 4, 4, 4]
+    assert df["q"].tolist() == [1, 1, 1, 2, 2, 2]
+    draws = dd.simulate_design(
+        dd.declare_model(N=4, x="rnorm(N)", q="split_quantile(x, 2)")
+        + dd.declare_inquiry(high="sum(q == 2)"), sims=3, seed=1)
+    assert draws["estimand"].tolist() == [2, 2, 2]

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ... import fabricate as _fabricate_module
 from ..._validation import fail
 from ...batch import Batch
 from ...errors import DeclarationError
-from ...expressions import check, evaluate
+from ...expressions import Lazy, check, evaluate
 from ...fabricate import (
     LevelSpec,
     PotentialOutcomes,
@@ -376,6 +377,10 @@ class CustomStep(Step):
         """Apply the step to a batch (all simulations at once)."""
         if hasattr(self.handler, "run") and not inspect.isfunction(self.handler):
             return self.handler.run(batch, rng, n_sims)
+        if batch is not None and _adds_plain_variables(self.handler, self.kwargs):
+            # declare_step(fabricate, Z = ...) adds variables to each dataset: the same as
+            # a measurement step, evaluated on all simulations at once
+            return add_variables(batch, self.kwargs, rng)
         frames = []
         for df in (batch.split() if batch is not None else [None] * n_sims):
             args = () if df is None else (df,)
@@ -386,6 +391,16 @@ class CustomStep(Step):
                     f"pandas DataFrame; got {type(out).__name__}.")
             frames.append(out)
         return Batch.from_frames(frames)
+
+
+def _adds_plain_variables(handler: Any, kwargs: Mapping[str, Any]) -> bool:
+    """Whether ``handler(df, **kwargs)`` is fabricate adding expression or draw variables."""
+    if handler is not _fabricate_module and handler is not _fabricate_module.fabricate:
+        return False
+    if not kwargs or any(k in ("data", "N", "ID_label") for k in kwargs):
+        return False
+    return all(isinstance(v, (str, int, float, Lazy)) and not isinstance(v, bool)
+               for v in kwargs.values())
 
 
 class _HandlerStep(CustomStep):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from ..._validation import fail
@@ -37,7 +38,12 @@ def declare_model(*args: Any, N: Any = None, label: str | None = None, data: Any
     >>> m = dd.declare_model(N=100, u=normal())
     >>> m.kind
     'model'
+    >>> len(dd.declare_model(5)())  # R's declare_population(N): the size, unnamed
+    5
     """
+    if len(args) == 1 and N is None and isinstance(args[0], numbers.Integral) \
+            and not isinstance(args[0], bool):
+        args, N = (), args[0]
     if args:
         fail("declare_model", "args", args, "keyword arguments (levels or variables)",
              shown=repr(args))

@@ -22,7 +22,7 @@ from ...batch import Batch
 from ...errors import EstimationError, FormulaError
 from ...estimate import lm_robust
 from ...estimate.protocol import Estimator, fit_batch, fit_per_simulation, resolve_model
-from ...expressions import check
+from ...expressions import check, evaluate
 from ...formula import formula_columns
 from ..design import Step, check_label
 from ..handlers import call_handler
@@ -32,6 +32,9 @@ __all__ = ["EstimatorStep", "TestStep"]
 
 #: Keywords naming a data column, which the design checks at ``+`` time.
 _COLUMN_KEYWORDS = ("clusters", "blocks", "weights", "fixed_effects")
+#: Column arguments that may be an expression over the data (R: ``weights = 1 / p``):
+#: evaluated on each batch into a column named as R's model frame names it.
+_EXPRESSION_ARGUMENTS = ("weights", "clusters", "blocks", "condition_prs")
 
 
 class EstimatorStep(Step):
@@ -90,6 +93,10 @@ class EstimatorStep(Step):
             fail(func, "summary", summary, "None when handler is given (the handler returns "
                  "its rows itself)")
         check(model_kwargs.get("subset"), f"{func}(subset=...)")
+        if handler is None:
+            for k in _EXPRESSION_ARGUMENTS:
+                if _is_expression(model_kwargs.get(k)):
+                    check(model_kwargs[k], f"{func}({k}=...)")
         self.formula = formula
         self.model = model
         self.inquiry = inquiry
@@ -107,9 +114,14 @@ class EstimatorStep(Step):
         """Resolve the model and parse its arguments once (state derived from params)."""
         estimator: Estimator | None = None
         spec: Any = None
+        expressions: dict[str, str] = {}
         if self.handler is None:
+            expressions = {k: v for k in _EXPRESSION_ARGUMENTS
+                           if _is_expression(v := self.model_kwargs.get(k))}
+            kwargs = {**self.model_kwargs, **{k: f"({k})" for k in expressions}}
             estimator, bound = resolve_model(self.model)
-            spec = estimator.spec(self.formula, **{**bound, **self.model_kwargs})
+            spec = estimator.spec(self.formula, **{**bound, **kwargs})
+        object.__setattr__(self, "_expressions", expressions)
         object.__setattr__(self, "_estimator", estimator)
         object.__setattr__(self, "_spec", spec)
 
@@ -120,6 +132,7 @@ class EstimatorStep(Step):
         state = dict(self.__dict__)
         state.pop("_estimator", None)
         state.pop("_spec", None)
+        state.pop("_expressions", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -195,6 +208,9 @@ class EstimatorStep(Step):
             handler, kwargs = self.handler, self.model_kwargs
             return fit_per_simulation(lambda df: call_handler(handler, df, rng=rng, **kwargs),
                                       batch, range(batch.n_sims), outcome=self._outcome())
+        if self._expressions:
+            batch = batch.with_columns({f"({k})": evaluate(v, batch, rng, label=k)
+                                        for k, v in self._expressions.items()})
         if self.summary in (None, "tidy"):
             return fit_batch(self._estimator, self._spec, batch)
         est, spec, summ = self._estimator, self._spec, summarize_fit(self.summary)
@@ -392,3 +408,8 @@ def _formula_columns(formula: str) -> set[str]:
         return formula_columns(formula)
     except FormulaError:
         return set()
+
+
+def _is_expression(value: Any) -> bool:
+    """Whether a column argument is an expression (``"1 / p"``) rather than a column name."""
+    return isinstance(value, str) and bool(value.strip()) and not value.isidentifier()
