@@ -140,6 +140,7 @@ from .estimate import (
     lmer,
     model_frame,
     permutations_to_condition_pr_mat,
+    starprep,
 )
 from .fabricate import (
     ALL,
@@ -328,6 +329,7 @@ __all__ = [
     "simple_rs_probabilities",
     "simulate_design",
     "split_quantile",
+    "starprep",
     "strata_and_cluster_rs",
     "strata_and_cluster_rs_probabilities",
     "strata_rs",
