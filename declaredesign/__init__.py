@@ -128,6 +128,7 @@ from .estimate import (
     LMRobustFit,
     ModelFrame,
     MultiOutcomeFit,
+    commarobust,
     declaration_to_condition_pr_mat,
     difference_in_means,
     glmer,
@@ -139,6 +140,7 @@ from .estimate import (
     lmer,
     model_frame,
     permutations_to_condition_pr_mat,
+    starprep,
 )
 from .fabricate import (
     ALL,
@@ -220,6 +222,7 @@ __all__ = [
     "cluster_ra_probabilities",
     "cluster_rs",
     "cluster_rs_probabilities",
+    "commarobust",
     "compare_diagnoses",
     "complete_ra",
     "complete_ra_probabilities",
@@ -326,6 +329,7 @@ __all__ = [
     "simple_rs_probabilities",
     "simulate_design",
     "split_quantile",
+    "starprep",
     "strata_and_cluster_rs",
     "strata_and_cluster_rs_probabilities",
     "strata_rs",

@@ -22,8 +22,9 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(dd.__path__, "declaredesi
 # the package exports the function under that name, as scikit-learn-style packages do; the
 # module stays reachable through importlib / sys.modules.
 _ESTIMATOR_MODULES = {f"declaredesign.estimate.{m}" for m in (
-    "difference_in_means", "horvitz_thompson", "iv_robust", "linear_hypothesis", "lm_lin",
-    "lm_robust", "model_frame", "mixed.glmer", "mixed.lmer")}
+    "commarobust", "difference_in_means", "horvitz_thompson", "iv_robust",
+    "linear_hypothesis", "lm_lin", "lm_robust", "model_frame", "mixed.glmer", "mixed.lmer",
+    "starprep")}
 # Layers whose public names the root re-exports (its __all__ must keep up with theirs).
 REEXPORTED = ["assign", "design", "estimate", "fabricate"]
 

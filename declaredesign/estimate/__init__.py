@@ -8,6 +8,7 @@ spec, public function, fit class and batched kernel, registered with
 :mod:`.condition_probabilities`, :mod:`.model_frame`).
 """
 
+from .commarobust import commarobust
 from .difference_in_means import DifferenceInMeansFit, difference_in_means
 from .horvitz_thompson import (
     HorvitzThompsonFit,
@@ -21,8 +22,10 @@ from .lm_lin import lm_lin
 from .lm_robust import LMRobustFit, MultiOutcomeFit, lm_robust
 from .mixed import GlmerFit, LmerFit, glmer, lmer
 from .model_frame import ModelFrame, model_frame
+from .starprep import starprep
 
 __all__ = ["DifferenceInMeansFit", "GlmerFit", "HorvitzThompsonFit", "LMRobustFit", "LmerFit",
-           "ModelFrame", "MultiOutcomeFit", "declaration_to_condition_pr_mat",
+           "ModelFrame", "MultiOutcomeFit", "commarobust", "declaration_to_condition_pr_mat",
            "difference_in_means", "glmer", "horvitz_thompson", "iv_robust", "linear_hypothesis",
-           "lm_lin", "lm_robust", "lmer", "model_frame", "permutations_to_condition_pr_mat"]
+           "lm_lin", "lm_robust", "lmer", "model_frame", "permutations_to_condition_pr_mat",
+           "starprep"]
