@@ -64,8 +64,8 @@ def test_every_export_is_listed_once_with_a_status():
 
 
 @pytest.mark.parametrize("package, name, python, status",
-                         [r for r in page_rows() if (r[0], r[1]) in set(exports())],
-                         ids=lambda v: v if isinstance(v, str) and " " not in v else "")
+                         [pytest.param(*r, id=f"{r[0]}::{r[1]}") for r in page_rows()
+                          if (r[0], r[1]) in set(exports())])
 def test_python_names_import(package, name, python, status):
     names = re.findall(r"`(dd\.[A-Za-z_][\w.]*)`", python)
     if status.startswith("not planned: "):
