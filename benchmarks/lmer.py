@@ -8,14 +8,25 @@ glmer: 30 clusters of 20 rows, ``passed ~ treatment + x + (1 | cluster)`` (logis
 and ``visits ~ treatment + x + offset(log(expo)) + (1 | cluster)`` (Poisson), Laplace
 and nAGQ = 10; per-dataset times of the batched kernel vs the general fit.
 
+lme4's datasets (issue 11): standalone lmer fits (REML + Satterthwaite) of the linear
+models in tests/fixtures/lme4_datasets/ next to lme4's and lmerTest's times committed
+in its JSON; ``--insteval PATH`` also fits the full InstEval (a CSV written by R, e.g.
+``Rscript -e 'library(lme4); write.csv(InstEval, "/tmp/InstEval.csv", row.names=FALSE)'``;
+never committed) and reports its time and peak memory.
+
 Usage: python benchmarks/lmer.py [--sims 1000] [--slow-sims 20] [--glmer-sims 200]
+       [--datasets-only] [--dataset-repeat 3] [--insteval /tmp/InstEval.csv]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import time
+import tracemalloc
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -94,6 +105,63 @@ def glmer_timings(n_sims: int, slow_sims: int) -> None:
                   f"{t_gen * us:10.1f} us per dataset (x{t_gen / t_fast:.0f})")
 
 
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "lme4_datasets"
+DATASET_FITS = ("sleepstudy_slopes", "sleepstudy_uncorrelated", "penicillin_crossed",
+                "pastes_nested", "dyestuff", "dyestuff2_singular", "insteval_sub")
+
+
+def read_fixture(meta: dict, name: str) -> pd.DataFrame:
+    """A fixture CSV with its factors as strings in R's level order."""
+    info = meta["datasets"][name]
+    d = pd.read_csv(FIXTURES / info["file"], dtype={c: str for c, k in info["columns"].items()
+                                                    if k in ("factor", "ordered")})
+    for c, levels in info.get("levels", {}).items():
+        d[c] = pd.Categorical(d[c], categories=levels)
+    return d
+
+
+def dataset_timings(repeat: int) -> None:
+    """Standalone lmer fits of lme4's datasets next to lme4's committed times."""
+    meta = json.loads((FIXTURES / "lme4_datasets_fits.json").read_text())
+    fits = {f["id"]: f for f in meta["fits"]}
+    print("lme4 datasets: lmer (REML, with Satterthwaite df) vs lme4 / lmerTest (R, "
+          "committed medians)")
+    print(f"  {'fit':26s} {'rows':>6s} {'ours (s)':>9s} {'lme4 (s)':>9s} "
+          f"{'lmerTest+Satt (s)':>18s}")
+    for key in DATASET_FITS:
+        r = fits[key]
+        d = read_fixture(meta, r["data"])
+
+        def fit(r=r, d=d):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lmer(r["formula"], d, REML=r["REML"])
+        t = best_of(fit, repeat=repeat)
+        tm = r["timing"]
+        print(f"  {key:26s} {len(d):6d} {t:9.3f} {tm['lme4_fit']['elapsed_median_s']:9.3f} "
+              f"{tm['lmerTest_fit_and_satterthwaite']['elapsed_median_s']:18.3f}")
+
+
+def insteval_timing(path: str) -> None:
+    """One fit of the full InstEval: elapsed time, traced and resident peak memory."""
+    meta = json.loads((FIXTURES / "lme4_datasets_fits.json").read_text())
+    lme4_s = meta["full_insteval_timing"]["lme4_fit"]["elapsed_s"]
+    d = pd.read_csv(path, dtype={"s": str, "d": str, "service": str, "dept": str})
+    formula = "y ~ service + (1 | s) + (1 | d)"
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = lmer(formula, d)
+    t = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"full InstEval {formula!r}, {len(d)} rows: ours {t:.2f} s (REML + Satterthwaite), "
+          f"lme4 {lme4_s:.2f} s; peak traced {peak:.0f} MiB, peak RSS {rss:.0f} MiB; "
+          f"REML criterion {fit.REMLcrit:.4f}")
+
+
 def best_of(f, repeat=3):
     times = []
     for _ in range(repeat):
@@ -109,7 +177,15 @@ def main() -> None:
     ap.add_argument("--slow-sims", type=int, default=20)
     ap.add_argument("--glmer-sims", type=int, default=200)
     ap.add_argument("--glmer-only", action="store_true")
+    ap.add_argument("--datasets-only", action="store_true")
+    ap.add_argument("--dataset-repeat", type=int, default=3)
+    ap.add_argument("--insteval", default=None)
     args = ap.parse_args()
+    if args.datasets_only:
+        dataset_timings(args.dataset_repeat)
+        if args.insteval:
+            insteval_timing(args.insteval)
+        return
     if args.glmer_only:
         glmer_timings(args.glmer_sims, min(args.slow_sims, 5))
         return
@@ -151,6 +227,9 @@ def main() -> None:
     print(f"  statsmodels MixedLM (no df): {t_sm * us:10.1f} us per dataset "
           f"(x{t_sm / t_fast:.0f} slower)")
     glmer_timings(args.glmer_sims, min(args.slow_sims, 5))
+    dataset_timings(args.dataset_repeat)
+    if args.insteval:
+        insteval_timing(args.insteval)
 
 
 if __name__ == "__main__":

@@ -505,12 +505,27 @@ def _expression_names(code: str) -> set[str]:
 def _side_variables(side: object) -> list[str]:
     # formulaic does not look inside its stateful transforms (poly, scale, center) and
     # lists a called name it does not know (sqrt) as a variable: read the factors' code
-    names = set(side.required_variables)
+    names, called = set(side.required_variables), set()
     for term in side:
         for fac in term.factors:
             if fac.eval_method.value == "python":
                 names |= _expression_names(str(fac))
-    return sorted(names - set(R_FUNCTIONS))
+                called |= _called_names(str(fac))
+            elif fac.eval_method.value == "lookup":
+                # formulaic leaves out a column named like one of its helpers (Q, C, I)
+                names.add(str(fac))
+    # a name is a function only where it is called: a column may be named Q or C
+    return sorted(names - (called & set(R_FUNCTIONS)))
+
+
+def _called_names(code: str) -> set[str]:
+    """Names an expression calls as functions (``sqrt`` in ``sqrt(x)``)."""
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError:
+        return set()
+    return {n.func.id for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
 
 
 def formula_columns(formula: str) -> set[str]:

@@ -8,7 +8,10 @@ bias of ``Phi = (X'V^-1 X)^-1`` is corrected with ``P_r = -X'V^-1 G_r V^-1 X``,
 ``I_rs = tr(V^-1 G_r V^-1 G_s) - 2 tr(Phi Q_rs) + tr(Phi P_r Phi P_s)``
 (``W = 2 I^-1`` estimates the covariance of the gammas); the df of a contrast
 come from matching the moments of the scaled Wald statistic to an F.
-Dense ``n x n`` algebra: meant for moderate ``n`` (a few thousand rows).
+With ``G_r = Z E_r Z'`` (``E_r`` selecting covariance element r in every level) and
+Woodbury's identity for ``V^-1``, every trace and product reduces to ``q x q``
+algebra in the number of random effects: memory ``O(q^2 + n p)``, never ``n x n``;
+above ``KR_MAX_Q`` random effects it refuses.
 """
 
 from __future__ import annotations
@@ -19,53 +22,112 @@ import scipy.sparse as sp
 from scipy import stats
 
 from ...errors import EstimationError
+from .pls import SparsePLS
 
-__all__ = ["kenward_roger", "lb_ddf", "contest_kenward_roger"]
+__all__ = ["kenward_roger", "lb_ddf", "contest_kenward_roger", "KR_MAX_Q"]
 
 
-def _G_list(pls, theta: np.ndarray, sigma: float):
-    """Build the G_r matrices (sparse) and their coefficients gamma_r."""
-    n = pls.n
-    Gs, gam = [], []
-    for t, T in zip(pls.re.terms, pls.re.T_list(theta), strict=True):
-        Sig = sigma**2 * T @ T.T
-        # Z_c: n x nl indicator of the level times the term's c-th column.
-        Zc = [sp.csr_matrix((t.Xi[:, c], (np.arange(n), t.codes)), shape=(n, t.nl))
-              for c in range(t.k)]
+#: Largest number of random effects ``q`` for which Kenward-Roger is computed: the
+#: algebra below holds a few dense ``q x q`` matrices (about 10 of 8 q^2 bytes).
+KR_MAX_Q = 5000
+
+
+def _selectors(re) -> list[sp.csr_matrix]:
+    """Sparse ``q x q`` selectors ``E_r`` with ``G_r = Z E_r Z'``, one per covariance element.
+
+    In the order of theta's lower triangles (column-major per term), which is the
+    order of the ``gamma_r``.
+    """
+    q, off, out = re.q, 0, []
+    for t in re.terms:
+        base = off + np.arange(t.nl) * t.k
         for j in range(t.k):
             for i in range(j, t.k):
-                if i == j:
-                    G = Zc[i] @ Zc[i].T
-                else:
-                    G = Zc[i] @ Zc[j].T
-                    G = G + G.T
-                Gs.append(G.tocsr())
-                gam.append(Sig[i, j])
-    Gs.append(sp.identity(n, format="csr"))
-    gam.append(sigma**2)
-    return Gs, np.array(gam)
+                r, c = base + i, base + j
+                if i != j:
+                    r, c = np.concatenate([r, c]), np.concatenate([c, r])
+                out.append(sp.csr_matrix((np.ones(r.size), (r, c)), shape=(q, q)))
+        off += t.k * t.nl
+    return out
+
+
+def _gammas(re, theta: np.ndarray, sigma: float) -> np.ndarray:
+    """Coefficients ``gamma_r`` of ``V = sum_r gamma_r G_r`` (residual variance last)."""
+    gam = []
+    for t, T in zip(re.terms, re.T_list(theta), strict=True):
+        Sig = sigma**2 * T @ T.T
+        gam.extend(Sig[i, j] for j in range(t.k) for i in range(j, t.k))
+    return np.array([*gam, sigma**2])
+
+
+def _woodbury(pls, theta: np.ndarray, sigma: float) -> dict:
+    """``V^-1`` products through ``q x q`` algebra (no ``n x n`` matrix).
+
+    With ``U = Z Lambda`` and ``C = U'U + I``, ``V^-1 = (I - U C^-1 U') / sigma^2``;
+    so ``M = Z'V^-1 Z``, ``M2 = Z'V^-2 Z`` and ``tr(V^-2)`` follow from ``Z'Z``,
+    ``N = Z'Z Lambda`` and ``C^-1``.
+    """
+    sparse = pls._sparse if pls._sparse is not None else SparsePLS(pls)
+    s2 = sigma**2
+    Lam = sparse.Lambda(theta)
+    Z = sparse.Z
+    ZtZ = sparse.ZtZ.toarray()
+    N = np.asarray((Lam.T @ ZtZ.T).T)                           # Z'Z Lambda
+    C = np.asarray(Lam.T @ N)
+    C[np.diag_indices_from(C)] += 1.0
+    Ci = sla.cho_solve(sla.cho_factor(C, lower=True), np.eye(C.shape[0]))
+    NCi = N @ Ci
+    NCiN = NCi @ N.T
+
+    def vinv(Y):
+        return (Y - Z @ (Lam @ (Ci @ (Lam.T @ (Z.T @ Y))))) / s2
+
+    TT = vinv(pls.X)
+    return dict(
+        M=(ZtZ - NCiN) / s2,
+        M2=(ZtZ - NCiN - NCi @ NCi.T) / s2**2,
+        trV2=(pls.n - C.shape[0] + np.sum(Ci * Ci)) / s2**2,
+        F=np.asarray(Z.T @ TT), F2=np.asarray(Z.T @ vinv(TT)),
+        XV2X=TT.T @ TT, XV3X=TT.T @ vinv(TT))
+
+
+def _moments(pls, theta: np.ndarray, sigma: float):
+    """P_r, Q_rs and tr(V^-1 G_r V^-1 G_s) for the random parameters, then the residual."""
+    w = _woodbury(pls, theta, sigma)
+    E = _selectors(pls.re)
+    F, F2, M = w["F"], w["F2"], w["M"]
+    EF = [Er @ F for Er in E]                                  # E_r Z'V^-1 X
+    ME = [np.asarray((Er.T @ M.T).T) for Er in E]              # M E_r
+    m = len(E) + 1
+    P = [-(F.T @ ef) for ef in EF] + [-w["XV2X"]]
+    P = [(a + a.T) / 2 for a in P]
+    Q, K = {}, np.empty((m, m))
+    for r in range(m - 1):
+        for s in range(r, m - 1):
+            Q[r, s] = F.T @ (E[r] @ (M @ EF[s]))
+            K[r, s] = K[s, r] = np.sum(ME[r].T * ME[s])
+        Q[r, m - 1] = EF[r].T @ F2
+        K[r, m - 1] = K[m - 1, r] = float(np.sum(E[r].multiply(w["M2"])))
+    Q[m - 1, m - 1] = w["XV3X"]
+    K[m - 1, m - 1] = w["trV2"]
+    return P, Q, K
 
 
 def kenward_roger(pls, theta: np.ndarray, sigma: float, Phi: np.ndarray):
-    """Compute the adjusted covariance ``PhiA``, the KR df of each fixed effect, P, W."""
-    X = pls.X
-    p = X.shape[1]
-    Gs, gam = _G_list(pls, theta, sigma)
-    V = sum(g * G for g, G in zip(gam, Gs, strict=True)).toarray()
-    c = sla.cho_factor(V, lower=True)
-    Vinv = sla.cho_solve(c, np.eye(V.shape[0]))
-    TT = Vinv @ X
-    HH = [np.asarray(G @ Vinv) for G in Gs]
-    OO = [H @ X for H in HH]
-    m = len(Gs)
-    P = [-(O.T @ TT) for O in OO]
-    P = [(a + a.T) / 2 for a in P]
-    VO = [Vinv @ O for O in OO]
-    Q = {(r, s): OO[r].T @ VO[s] for r in range(m) for s in range(r, m)}
-    K = np.empty((m, m))
-    for r in range(m):
-        for s in range(r, m):
-            K[r, s] = K[s, r] = np.sum(HH[r].T * HH[s])
+    """Compute the adjusted covariance ``PhiA``, the KR df of each fixed effect, P, W.
+
+    Raises
+    ------
+    EstimationError
+        Above ``KR_MAX_Q`` random effects (the dense ``q x q`` algebra).
+    """
+    if pls.re.q > KR_MAX_Q:
+        raise EstimationError(
+            f"lmer: Kenward-Roger needs dense q x q matrices in the number of random "
+            f"effects q; q = {pls.re.q} exceeds {KR_MAX_Q}. Use ddf='Satterthwaite'.")
+    p = pls.X.shape[1]
+    P, Q, K = _moments(pls, theta, sigma)
+    m = len(P)
     IE = np.empty((m, m))
     for r in range(m):
         PhiP = Phi @ P[r]

@@ -18,7 +18,14 @@ from ...errors import EstimationError
 from .derivatives import richardson_hessian, richardson_jacobian
 from .model_matrices import ReTerms
 
-__all__ = ["PLS"]
+__all__ = ["PLS", "SparsePLS", "DENSE_MAX_Q"]
+
+#: Above this many random effects (and with several grouping factors) the PLS system
+#: is solved by :class:`SparsePLS`; below, a dense q x q Cholesky is faster.
+DENSE_MAX_Q = 150
+
+#: Number of PLS solves kept per fit, by theta.
+_CACHE_SIZE = 64
 
 #: Values a zero diagonal theta is scanned over when checking a boundary optimum.
 _BOUNDARY_SCAN = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -47,6 +54,8 @@ class PLS:
         self.y0 = y - X @ self.b0
         self.XtX = X.T @ X
         self.Xty = X.T @ self.y0
+        self._sparse = None
+        self._cache: dict[bytes, dict] = {}
 
     def ZLambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """Build the sparse product ``Z Lambda(theta)`` (n x q)."""
@@ -102,9 +111,38 @@ class PLS:
         return np.zeros((0, 0)), np.zeros(0), 0.0
 
     def solve(self, theta: np.ndarray) -> dict:
-        """All PLS pieces at theta (lme4's L, RZX, RX, beta, u, pwrss)."""
+        """All PLS pieces at theta (lme4's L, RZX, RX, beta, u, pwrss).
+
+        One dispatch: one grouping factor -> stacked k x k blocks; several with few
+        random effects in all (``q <= DENSE_MAX_Q``) -> a dense Cholesky; otherwise
+        the sparse block path (:class:`SparsePLS`), whose memory grows with the
+        non-zeros of ``Z'Z``. The last few solves are kept by theta: lmerTest's
+        derivatives in ``(theta, sigma)`` and the Newton polish's Richardson steps
+        revisit the same theta many times (the pieces depend on theta only).
+        Callers must not modify the returned dict.
+        """
+        theta = np.asarray(theta, dtype=float)
+        key = theta.tobytes()
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._solve_uncached(theta)
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = hit
+        return hit
+
+    def _solve_uncached(self, theta: np.ndarray) -> dict:
+        """Dispatch one PLS solve (see :meth:`solve`)."""
         if len(self.re.terms) == 1:
             return self._solve_blocks(theta)
+        if self.re.q > DENSE_MAX_Q:
+            if self._sparse is None:
+                self._sparse = SparsePLS(self)
+            return self._sparse.solve(theta)
+        return self._solve_dense(theta)
+
+    def _solve_dense(self, theta: np.ndarray) -> dict:
+        """Solve the PLS problem with a dense Cholesky factor of the q x q system."""
         ZL = self.ZLambda(theta)
         A = (ZL.T @ ZL).toarray()
         A[np.diag_indices_from(A)] += 1.0
@@ -269,3 +307,114 @@ class PLS:
             if done:
                 break
         return th
+
+
+class SparsePLS:
+    """PLS solves on the sparse system ``Lambda' Z'Z Lambda + I``, ordered by blocks.
+
+    lme4 factors this system with CHOLMOD after a fill-reducing ordering. Its
+    structure makes a simpler factorisation just as good: the first term (the
+    grouping factor with most levels, as lme4 orders them) gives a block-diagonal
+    leading part ``A11`` of ``k1 x k1`` blocks, one per level, so eliminating it first
+    creates no fill inside it and leaves a Schur complement
+    ``S = A22 - A21 A11^-1 A12`` of the size of the remaining terms only, which is
+    factored densely. That ordering (largest factor first, then the rest) is
+    itself the fill-reducing choice here, computed once. Everything that does not
+    depend on theta (``Z``, ``Z'Z``, ``Z'y``, ``Z'X``, the index arrays that cut
+    ``Z'Z`` into its blocks) is built once per fit; an evaluation touches only
+    ``nnz(Z'Z)`` values plus one sparse product with ``Z`` for the residual.
+    Memory is ``O(nnz(Z) + nnz(Z'Z) + q2^2)`` with ``q2`` the random effects outside
+    the first term -- never rows x random effects.
+    """
+
+    def __init__(self, pls: PLS):
+        self.pls = pls
+        re = pls.re
+        n = pls.n
+        vals = np.concatenate([t.Xi[:, c] for t in re.terms for c in range(t.k)])
+        self.Z = sp.csr_matrix((vals, (pls._rows, pls._cols)), shape=(n, re.q))
+        ZtZ = (self.Z.T @ self.Z).tocsr()
+        ZtZ.sum_duplicates()
+        ZtZ.sort_indices()
+        self.ZtZ = ZtZ
+        t1 = re.terms[0]
+        self.k1, self.nl1 = t1.k, t1.nl
+        self.q1 = t1.k * t1.nl
+        self.Zty = np.asarray(self.Z.T @ pls.y0).reshape(-1)
+        self.ZtX = np.asarray(self.Z.T @ pls.X) if pls.p else np.zeros((re.q, 0))
+        # Column layout of Lambda: term blocks of k x k per level.
+        rows, cols, self._lam_pos = [], [], []
+        off, pos = 0, 0
+        for t in re.terms:
+            k = t.k
+            ii, jj = np.tril_indices(k)
+            order = np.lexsort((ii, jj))             # column-major, as theta
+            ii, jj = ii[order], jj[order]
+            base = off + np.arange(t.nl) * k
+            rows.append((base[:, None] + ii[None, :]).reshape(-1))
+            cols.append((base[:, None] + jj[None, :]).reshape(-1))
+            self._lam_pos.append((pos, ii.size, t.nl))
+            pos += ii.size
+            off += k * t.nl
+        self._lam_rows = np.concatenate(rows)
+        self._lam_cols = np.concatenate(cols)
+
+    def Lambda(self, theta: np.ndarray) -> sp.csr_matrix:
+        """Build the sparse relative covariance factor ``Lambda(theta)`` (q x q)."""
+        vals = np.concatenate([np.tile(theta[p:p + m], nl) for p, m, nl in self._lam_pos])
+        q = self.pls.re.q
+        return sp.csr_matrix((vals, (self._lam_rows, self._lam_cols)), shape=(q, q))
+
+    def _factor(self, theta: np.ndarray):
+        """Block factorisation of ``A = Lambda' Z'Z Lambda + I``."""
+        q1, k1, nl1 = self.q1, self.k1, self.nl1
+        Lam = self.Lambda(theta)
+        A = (Lam.T @ self.ZtZ @ Lam).tocsr()
+        A11 = A[:q1, :q1]
+        A21 = A[q1:, :q1].tocsr()
+        A22 = A[q1:, q1:].toarray()
+        A22[np.diag_indices_from(A22)] += 1.0
+        if k1 == 1:
+            d = A11.diagonal() + 1.0
+            blocks = d.reshape(nl1, 1, 1)
+        else:
+            blocks = A11.tobsr(blocksize=(k1, k1)).toarray().reshape(
+                nl1, k1, nl1, k1)[np.arange(nl1), :, np.arange(nl1), :]
+            blocks = blocks + np.eye(k1)
+        L11 = np.linalg.cholesky(blocks)
+        inv11 = np.linalg.inv(blocks)
+        B = sp.bsr_matrix((inv11, np.arange(nl1), np.arange(nl1 + 1)), shape=(q1, q1))
+        M = (A21 @ B).tocsr()                       # A21 A11^-1
+        S = A22 - np.asarray((M @ A21.T).todense())
+        LS = sla.cholesky(S, lower=True, check_finite=False)
+        ldL2 = 2.0 * (np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2)))
+                      + np.sum(np.log(np.diag(LS))))
+        return Lam, A21, B, M, LS, ldL2
+
+    @staticmethod
+    def _apply_inverse(parts, R: np.ndarray) -> np.ndarray:
+        """Solve ``A W = R`` with the block factorisation."""
+        _, A21, B, M, LS, _ = parts
+        q1 = B.shape[0]
+        R1, R2 = R[:q1], R[q1:]
+        W2 = sla.cho_solve((LS, True), R2 - M @ R1, check_finite=False)
+        W1 = B @ (R1 - A21.T @ W2)
+        return np.concatenate([W1, W2], axis=0)
+
+    def solve(self, theta: np.ndarray) -> dict:
+        """PLS solution at ``theta``: beta, u, pwrss and the two log-determinants."""
+        pls = self.pls
+        parts = self._factor(theta)
+        Lam, ldL2 = parts[0], parts[5]
+        R = Lam.T @ np.column_stack([self.Zty, self.ZtX])     # Lambda' Z' [y0, X]
+        W = self._apply_inverse(parts, R)
+        wy, WX, RX_ = W[:, 0], W[:, 1:], R[:, 1:]
+        MX = pls.XtX - RX_.T @ WX
+        MX = (MX + MX.T) / 2
+        rhs = pls.Xty - RX_.T @ wy
+        _, beta, ldRX2 = pls._fixed(MX, rhs)
+        u = wy - WX @ beta
+        res = pls.y0 - pls.X @ beta - self.Z @ (Lam @ u)
+        pwrss = float(res @ res + u @ u)
+        return dict(MX=MX, beta=beta + pls.b0, u=u, pwrss=pwrss, ldL2=float(ldL2),
+                    ldRX2=ldRX2)
