@@ -68,7 +68,7 @@ class SlopeLayout:
 
 
 def _slope_term(expr: str) -> tuple[str | None, bool]:
-    """The one slope column of a bar's expression and whether it keeps the intercept."""
+    """Return the one slope column of a bar's expression and whether it keeps the intercept."""
     terms = split_terms(expr)
     if any(s == "-" for s, _ in terms):
         return None, False
@@ -140,7 +140,7 @@ class SlopeStats:
         return self.C.shape[0]
 
     def subset(self, keep: np.ndarray) -> SlopeStats:
-        """The statistics of the datasets ``keep`` (renumbered 0..)."""
+        """Keep the statistics of the datasets ``keep`` (renumbered 0..)."""
         pos = np.full(self.n_sims, -1)
         pos[keep] = np.arange(keep.size)
         m = pos[self.group_sim] >= 0
@@ -230,7 +230,7 @@ class _Criterion:
         return np.concatenate([ld[:, None], (d[:, p] ** 2)[:, None], dMinv], axis=1)
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
-        """The criterion (-2 log-likelihood, profiled) per dataset."""
+        """Evaluate the profiled criterion (-2 log-likelihood) per dataset."""
         v = self.values(theta)
         with np.errstate(all="ignore"):
             return v[:, 0] + self.dfres * (1.0 + np.log(2 * np.pi * v[:, 1] / self.dfres))
@@ -245,11 +245,16 @@ def _start(f: _Criterion, m: int, S: int) -> np.ndarray:
 
 
 def _newton_step(g: np.ndarray, H: np.ndarray) -> np.ndarray:
-    """``-H^+ g`` with |eigenvalues| (a descent direction where H is indefinite)."""
+    """``-H^+ g`` with |eigenvalues| (a descent direction where H is indefinite).
+
+    Directions whose curvature is at the differences' noise level are left alone:
+    they are flat (a slope constant within groups makes the criterion constant
+    along a ridge in theta), and a step along them would follow the noise.
+    """
     vals, vecs = np.linalg.eigh(H)
     big = np.abs(vals).max(axis=1, keepdims=True)
     av = np.abs(vals)
-    inv = np.where(av > 1e-10 * big, 1.0 / np.where(av > 0, av, 1.0), 0.0)
+    inv = np.where(av > 1e-6 * big, 1.0 / np.where(av > 0, av, 1.0), 0.0)
     return -np.einsum("sij,sj,skj,sk->si", vecs, inv, vecs, g)
 
 
@@ -262,6 +267,7 @@ def _optimise(f: _Criterion, x: np.ndarray, iters: int = 80):
     """
     fx = f(x)
     done = np.zeros(x.shape[0], dtype=bool)
+    converged = np.zeros(x.shape[0], dtype=bool)
     alphas = np.array([1.0, 0.5, 0.25, 0.1, 0.03, 0.01])
     for _ in range(iters):
         act = np.flatnonzero(~done)
@@ -283,8 +289,12 @@ def _optimise(f: _Criterion, x: np.ndarray, iters: int = 80):
         fx[act] = np.where(better, fb, fa)
         tol = 1e-12 * np.maximum(1.0, np.abs(fa))
         dec = np.einsum("si,si->s", g, -newton)
-        done[act[(dec < tol) | (better & (fa - fb < tol))]] = True
-    return x, fx, done
+        ok = (dec < tol) | (better & (fa - fb < tol))
+        # no step improves: the optimum up to the differences' noise, or a failure
+        stuck = ~better & (dec < 1e-8 * np.maximum(1.0, np.abs(fa)))
+        converged[act[ok | stuck]] = True
+        done[act[ok | ~better]] = True
+    return x, fx, converged
 
 
 def _fold(theta: np.ndarray, correlated: bool) -> np.ndarray:
@@ -321,9 +331,8 @@ def _zero_boundary(f: _Criterion, x: np.ndarray, fx: np.ndarray) -> np.ndarray:
 
 def _satterthwaite(f: _Criterion, x: np.ndarray, r: np.ndarray, Minv: np.ndarray,
                    vcov: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """lmerTest's df from the Hessian of the deviance in (theta, sigma), all datasets."""
+    """Compute lmerTest's df from the Hessian of the deviance in (theta, sigma), all datasets."""
     S, m = x.shape
-    p = f.st.p
     sigma2 = sigma**2
     # lmerTest's steps: numDeriv's hessian (d = 0.1) for the deviance, its jacobian
     # (d = 1e-4) for vcov(beta)

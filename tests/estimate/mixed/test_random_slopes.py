@@ -149,7 +149,8 @@ def test_declines_go_to_the_fallback(frames):
     res = lmer_kernel(batch, parse_lmer(formula))
     assert set(res.fallback) == {0} and "too few groups" in res.fallback[0]
     t2 = np.random.default_rng(0).normal(size=len(frames[2]))
-    res = lmer_kernel(_batch([frames[2].assign(t2=t2), dup]), parse_lmer("y ~ x + t + t2 + (1 + x | g)"))
+    res = lmer_kernel(_batch([frames[2].assign(t2=t2), dup]),
+                      parse_lmer("y ~ x + t + t2 + (1 + x | g)"))
     assert set(res.fallback) == {1} and "rank-deficient" in res.fallback[1]
     est = protocol.get_estimator(lmer)
     out = protocol.fit_batch(est, est.spec(formula), batch)
