@@ -8,7 +8,12 @@ glmer: 30 clusters of 20 rows, ``passed ~ treatment + x + (1 | cluster)`` (logis
 and ``visits ~ treatment + x + offset(log(expo)) + (1 | cluster)`` (Poisson), Laplace
 and nAGQ = 10; per-dataset times of the batched kernel vs the general fit.
 
+Random slopes: ``score ~ treatment + (1 + treatment | classroom)`` on the forum's
+20-class design with varying tests per student (issue 11), ``--slope-sims`` sims in
+one batch (the data the design's estimator step sees), batched kernel + fallback.
+
 Usage: python benchmarks/lmer.py [--sims 1000] [--slow-sims 20] [--glmer-sims 200]
+                                 [--slope-sims 2000]
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
+import declaredesign as dd
 from declaredesign.batch import Batch
+from declaredesign.design.steps import EstimatorStep
+from declaredesign.engine.seeding import chunk_rng, root_seed_sequence
 from declaredesign.estimate import protocol
 from declaredesign.estimate.mixed import glmer, lmer
 
@@ -94,6 +102,22 @@ def glmer_timings(n_sims: int, slow_sims: int) -> None:
                   f"{t_gen * us:10.1f} us per dataset (x{t_gen / t_fast:.0f})")
 
 
+def slopes_timing(n_sims: int) -> None:
+    """Time ``(1 + treatment | classroom)`` on the 20-class forum design, batched."""
+    design = dd.examples.multilevel_varying(n_classes=20)
+    stop = next(i for i, s in enumerate(design.steps) if isinstance(s, EstimatorStep))
+    batch = design.run_data_steps(n_sims, chunk_rng(root_seed_sequence(1), 0), stop=stop)
+    formula = "score ~ treatment + (1 + treatment | classroom)"
+    run = batched_path(lmer)
+    run(batch.select_sims(range(min(5, n_sims))), formula)  # warm up
+    est = protocol.get_estimator(lmer)
+    declined = len(est.kernel(batch, est.spec(formula)).fallback)
+    t = best_of(lambda: run(batch, formula), repeat=1) / n_sims
+    print(f"lmer {formula!r}, 20-class forum design, {n_sims} sims batched: "
+          f"{t * 1e3:.2f} ms per simulation ({declined} sims to the general fit; "
+          f"R lmerTest ~62 ms)")
+
+
 def best_of(f, repeat=3):
     times = []
     for _ in range(repeat):
@@ -109,7 +133,12 @@ def main() -> None:
     ap.add_argument("--slow-sims", type=int, default=20)
     ap.add_argument("--glmer-sims", type=int, default=200)
     ap.add_argument("--glmer-only", action="store_true")
+    ap.add_argument("--slope-sims", type=int, default=2000)
+    ap.add_argument("--slopes-only", action="store_true")
     args = ap.parse_args()
+    if args.slopes_only:
+        slopes_timing(args.slope_sims)
+        return
     if args.glmer_only:
         glmer_timings(args.glmer_sims, min(args.slow_sims, 5))
         return
@@ -151,6 +180,7 @@ def main() -> None:
     print(f"  statsmodels MixedLM (no df): {t_sm * us:10.1f} us per dataset "
           f"(x{t_sm / t_fast:.0f} slower)")
     glmer_timings(args.glmer_sims, min(args.slow_sims, 5))
+    slopes_timing(args.slope_sims)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ the batched kernel (:func:`lmer_kernel`) registered with
 :mod:`.pls` (the general fit), :mod:`.satterthwaite`, :mod:`.kenward_roger`,
 :mod:`.random_intercept` and :mod:`.nested_intercepts` (the batched paths).
 
-The kernel fits one random intercept ``(1 | g)`` (Satterthwaite or Kenward-Roger df)
-and nested intercepts ``(1 | a/b)`` (Satterthwaite) with a numeric fixed part for a
-whole batch at once; it declines every other formula, and every simulation its paths
-cannot take (rank-deficient fixed effects, fewer than two groups, as many groups as
-rows), which the protocol's per-simulation fallback then fits with :func:`lmer`.
+The kernel fits one random intercept ``(1 | g)`` (Satterthwaite or Kenward-Roger df),
+nested intercepts ``(1 | a/b)`` and a random intercept and slope on one factor,
+``(1 + z | g)`` or ``(z || g)`` (:mod:`.random_slopes`; Satterthwaite), with a
+numeric fixed part, for a whole batch at once; it declines every other formula, and
+every simulation its paths cannot take (rank-deficient fixed effects, fewer than two
+groups, as many random effects as rows, no convergence), which the protocol's
+per-simulation fallback then fits with :func:`lmer`.
 """
 
 from __future__ import annotations
