@@ -20,7 +20,8 @@ TINY = {
     "forum_design.py": ["--sims", "200", "--backend", "serial", "--batch", "20",
                         "--repeat", "1"],
     "memory.py": ["--sims", "2000", "--bootstrap-sims", "20"],
-    "lmer.py": ["--sims", "20", "--slow-sims", "1", "--glmer-sims", "10"],
+    "lmer.py": ["--sims", "20", "--slow-sims", "1", "--glmer-sims", "10", "--dataset-repeat",
+                "1", "--slope-sims", "20"],
     "profile_forum.py": ["--sims", "20", "--repeat", "1", "--top", "2"],
     "glmm_datasets.py": ["--repeat", "1", "--only", "cbpp_cbind"],
 }

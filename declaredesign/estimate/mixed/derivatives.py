@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["richardson_jacobian", "richardson_hessian", "richardson_batched", "deriv12",
-           "deriv12_batched"]
+__all__ = ["richardson_jacobian", "richardson_hessian", "richardson_batched",
+           "richardson_batched_k", "deriv12", "deriv12_batched"]
 
 
 def richardson_jacobian(f, x: np.ndarray, d: float = 1e-4, eps: float = 1e-4,
@@ -122,6 +122,57 @@ def richardson_batched(fun, x, d=1e-4, eps=1e-4, r=4):
                   - Hs[:, :, 1, 1] * h[:, 1:2] ** 2) / (2 * h[:, 0:1] * h[:, 1:2]))
         h = h / 2
     Hs[:, :, 0, 1] = Hs[:, :, 1, 0] = extrap(a)
+    return J, Hs
+
+
+def _extrapolate(a: list, r: int) -> np.ndarray:
+    """Richardson's extrapolation of estimates at steps h, h/2, h/4, ..."""
+    a = np.stack(a)
+    for mm in range(1, r):
+        a = (a[1:] * 4.0**mm - a[:-1]) / (4.0**mm - 1)
+    return a[0]
+
+
+def richardson_batched_k(fun, x, d=1e-4, eps=1e-4, r=4, second=True):
+    """:func:`richardson_batched` for any number of parameters.
+
+    ``x`` is (S, m), one row per dataset; ``fun(x) -> (S, q)``. Returns the (S, q, m)
+    first derivatives and the (S, q, m, m) Hessians (None without ``second``).
+    """
+    S, m = x.shape
+    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
+    h0 = np.abs(d * x) + eps * (np.abs(x) < zero_tol)
+    f0 = fun(x)
+    q = f0.shape[1]
+    J = np.empty((S, q, m))
+    Hs = np.empty((S, q, m, m))
+    for i in range(m):
+        a1, a2 = [], []
+        h = h0[:, i].copy()
+        for _ in range(r):
+            e = np.zeros((S, m))
+            e[:, i] = h
+            fp, fm = fun(x + e), fun(x - e)
+            a1.append((fp - fm) / (2 * h[:, None]))
+            a2.append((fp - 2 * f0 + fm) / h[:, None] ** 2)
+            h = h / 2
+        J[:, :, i] = _extrapolate(a1, r)
+        Hs[:, :, i, i] = _extrapolate(a2, r)
+    if not second:
+        return J, None
+    for i in range(m):
+        for j in range(i):
+            a = []
+            h = h0.copy()
+            for _ in range(r):
+                e = np.zeros((S, m))
+                e[:, i], e[:, j] = h[:, i], h[:, j]
+                fp, fm = fun(x + e), fun(x - e)
+                a.append((fp - 2 * f0 + fm - Hs[:, :, i, i] * h[:, i:i + 1] ** 2
+                          - Hs[:, :, j, j] * h[:, j:j + 1] ** 2)
+                         / (2 * h[:, i:i + 1] * h[:, j:j + 1]))
+                h = h / 2
+            Hs[:, :, i, j] = Hs[:, :, j, i] = _extrapolate(a, r)
     return J, Hs
 
 

@@ -7,11 +7,13 @@ the batched kernel (:func:`lmer_kernel`) registered with
 :mod:`.pls` (the general fit), :mod:`.satterthwaite`, :mod:`.kenward_roger`,
 :mod:`.random_intercept` and :mod:`.nested_intercepts` (the batched paths).
 
-The kernel fits one random intercept ``(1 | g)`` (Satterthwaite or Kenward-Roger df)
-and nested intercepts ``(1 | a/b)`` (Satterthwaite) with a numeric fixed part for a
-whole batch at once; it declines every other formula, and every simulation its paths
-cannot take (rank-deficient fixed effects, fewer than two groups, as many groups as
-rows), which the protocol's per-simulation fallback then fits with :func:`lmer`.
+The kernel fits one random intercept ``(1 | g)`` (Satterthwaite or Kenward-Roger df),
+nested intercepts ``(1 | a/b)`` and a random intercept and slope on one factor,
+``(1 + z | g)`` or ``(z || g)`` (:mod:`.random_slopes`; Satterthwaite), with a
+numeric fixed part, for a whole batch at once; it declines every other formula, and
+every simulation its paths cannot take (rank-deficient fixed effects, fewer than two
+groups, as many random effects as rows, no convergence), which the protocol's
+per-simulation fallback then fits with :func:`lmer`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from scipy import stats
 from ..._validation import check_one_of, fail
 from ...batch import Batch
 from ...errors import EstimationError, FitWarning, FormulaError
+from ...groups import GroupIndex
 from ..protocol import KernelResult, empty_tidy, register_estimator
 from .bars import LmerFormula, parse_lmer_formula
 from .kenward_roger import contest_kenward_roger, kenward_roger
@@ -52,6 +55,7 @@ from .nested_intercepts import nested_fit
 from .pls import PLS
 from .random_intercept import RIStats, ri_fit, ri_kenward_roger
 from .random_intercepts import InterceptLayout, intercept_layout, layout_statistics, resolve_layout
+from .random_slopes import SlopeLayout, slope_fit, slope_layout, slope_stats
 from .satterthwaite import contest_satterthwaite, satterthwaite
 
 __all__ = ["lmer", "LmerFit", "LmerSpec", "parse_lmer", "lmer_kernel"]
@@ -489,6 +493,10 @@ def lmer_kernel(batch: Batch, spec: LmerSpec) -> KernelResult:
                                         or not spec.REML):
         layout = None
     res = None if layout is None else _fast_path(batch, spec, layout)
+    slopes = None if layout is not None or spec.ddf == "Kenward-Roger" else \
+        slope_layout(spec.parsed, batch, spec.variables)
+    if slopes is not None:
+        res = _slopes_path(batch, spec, slopes)
     if res is None:
         reason = "lmer: no batched path for this formula and ddf"
         return KernelResult(empty_tidy(with_messages=True),
@@ -546,6 +554,32 @@ def _fast_path(batch: Batch, spec: LmerSpec, layout: InterceptLayout) -> KernelR
     else:
         res = nested_fit(ns, spec.REML)
     return KernelResult(_rows(keep, names, res, spec), declined)
+
+
+def _slopes_path(batch: Batch, spec: LmerSpec, layout: SlopeLayout) -> KernelResult:
+    """Fit ``(1 + z | g)`` or ``(z || g)`` for the simulations the slopes path takes."""
+    cols, ok, sim = complete_rows(batch, list(spec.variables))
+    y, X, names = fixed_matrix(spec.parsed, cols)
+    g = batch.groups(layout.group) if ok.all() else \
+        GroupIndex.from_keys(sim, batch.n_sims, cols[layout.group])
+    st = slope_stats(X, y, np.asarray(cols[layout.slope], dtype=float), g, sim, batch.n_sims)
+    p = len(names)
+    # lme4 refuses as many random effects as rows; too few groups or rank-deficient X
+    # go to the general fit, which reports them.
+    good = full_rank(st.XtX) & (st.ngrps >= 2) & (2 * st.ngrps < st.nobs) & (st.nobs > p)
+    declined = {int(s): ("lmer: rank-deficient fixed effects" if not full_rank(st.XtX)[s]
+                         else "lmer: too few groups or rows for the batched path")
+                for s in np.flatnonzero(~good)}
+    keep = np.flatnonzero(good)
+    if not keep.size:
+        return KernelResult(empty_tidy(with_messages=True), declined)
+    res = slope_fit(st.subset(keep), layout.correlated, spec.REML)
+    conv = res["converged"]
+    for s in keep[~conv]:
+        declined[int(s)] = "lmer: the batched slopes path did not converge"
+    res = {k: v[conv] for k, v in res.items()}
+    res["theta"] = res["diag"]  # the singular check reads T's diagonal
+    return KernelResult(_rows(keep[conv], names, res, spec), declined)
 
 
 def _subset(st: RIStats, keep: np.ndarray) -> RIStats:

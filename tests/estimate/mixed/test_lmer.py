@@ -108,5 +108,8 @@ def test_kernel_declines_what_it_cannot_fit(data):
     assert set(res.fallback) == {1, 2}            # one group; x aliased with the intercept
     assert "rank-deficient" in res.fallback[2]
     assert set(res.tidy["sim"]) == {0}
-    other = lmer_kernel(b, parse_lmer("y ~ x + (1 + x | g)"))
+    # random slopes take the batched slopes path, with the same declines
+    slopes = lmer_kernel(b, parse_lmer("y ~ x + (1 + x | g)"))
+    assert set(slopes.fallback) == {1, 2} and set(slopes.tidy["sim"]) == {0}
+    other = lmer_kernel(b, parse_lmer("y ~ x + (0 + x | g)"))
     assert set(other.fallback) == {0, 1, 2} and len(other.tidy) == 0

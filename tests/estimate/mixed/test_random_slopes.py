@@ -1,0 +1,163 @@
+"""The batched random-slopes path: equal to the general fit, to R, and its declines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from declaredesign.batch import Batch
+from declaredesign.estimate import protocol
+from declaredesign.estimate.mixed import lmer, parse_lmer
+from declaredesign.estimate.mixed.lmer import lmer_kernel
+from declaredesign.estimate.mixed.model_matrices import fixed_matrix
+from declaredesign.estimate.mixed.random_slopes import (
+    SlopeLayout,
+    slope_fit,
+    slope_layout,
+    slope_stats,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::declaredesign.errors.FitWarning")
+
+R_DIR = Path(__file__).resolve().parents[3] / "benchmarks" / "r"
+
+
+def _dataset(rng, n_groups, size_range, sd_int, sd_slope, rho=0.0):
+    sizes = rng.integers(size_range[0], size_range[1] + 1, n_groups)
+    g = np.repeat(np.arange(1, n_groups + 1), sizes)
+    x = rng.normal(size=g.size)
+    t = (rng.permutation(n_groups) < n_groups // 2).astype(float)[g - 1]
+    a = rng.normal(size=n_groups)
+    b = rho * a + np.sqrt(1 - rho**2) * rng.normal(size=n_groups)
+    y = (1 + 0.4 * x + 0.2 * t + sd_int * a[g - 1] + sd_slope * b[g - 1] * x
+         + rng.normal(size=g.size))
+    return pd.DataFrame({"g": g, "x": x, "t": t, "y": y})
+
+
+def _batch(frames):
+    b = Batch.from_frames(frames)
+    return Batch(b.columns, b.sim, b.n_sims, id_columns=["g"])
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(2026)
+    out = []
+    for sd_slope in (0.0, 0.02, 0.1, 0.5, 1.5):   # zero and near-zero slope variances
+        for sd_int, rho in ((0.0, 0.0), (0.05, 0.5), (0.8, -0.6), (2.0, 0.9)):
+            out.append(_dataset(rng, int(rng.integers(6, 30)), (2, 12), sd_int, sd_slope, rho))
+    return out
+
+
+def _criteria(frames, formula, REML):
+    """The batched path's criterion at its optimum, per dataset."""
+    spec = parse_lmer(formula, REML=REML)
+    batch = _batch(frames)
+    layout = slope_layout(spec.parsed, batch, spec.variables)
+    y, X, _ = fixed_matrix(spec.parsed, {c: batch[c] for c in spec.variables})
+    st = slope_stats(X, y, batch[layout.slope], batch.groups("g"), batch.sim, batch.n_sims)
+    return slope_fit(st, layout.correlated, REML)["crit"]
+
+
+def _compare(out, frames, formula, REML):
+    crit = _criteria(frames, formula, REML)
+    short = 0
+    for s, d in enumerate(frames):
+        fit = lmer(formula, d, REML=REML)
+        # never above the general fit's optimum
+        assert crit[s] <= fit._crit + 1e-9 * abs(fit._crit), s
+        if crit[s] < fit._crit - 1e-6:
+            # the general fit stopped at a boundary point short of the optimum (lme4
+            # finds the batched optimum on two such datasets of this fixture and stops
+            # short too on the third)
+            short += 1
+            continue
+        want = fit.tidy(effects="fixed").set_index("term")
+        got = out[out.sim == s].set_index("term").loc[want.index]
+        # on the scale of the standard error for a coefficient near zero
+        err = np.abs(got.estimate - want.estimate) / np.maximum(want.estimate.abs(),
+                                                                want.std_error)
+        assert err.max() < 1e-6, (s, err.max())
+        np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-6)
+        np.testing.assert_allclose(got.df, want.df, rtol=1e-4)
+    assert short <= 3
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + t + (1 + x | g)", "y ~ x + t + (x || g)",
+                                     "y ~ t + (1 + x || g)"])
+@pytest.mark.parametrize("REML", [True, False])
+def test_batched_slopes_equal_general_fit(frames, formula, REML):
+    res = lmer_kernel(_batch(frames), parse_lmer(formula, REML=REML))
+    assert res.fallback == {}          # the slopes path took every simulation
+    _compare(res.tidy, frames, formula, REML)
+
+
+def test_singular_flag_matches_general_fit(frames):
+    formula = "y ~ x + t + (1 + x | g)"
+    out = lmer_kernel(_batch(frames), parse_lmer(formula)).tidy
+    crit = _criteria(frames, formula, True)
+    for s, d in enumerate(frames):
+        fit = lmer(formula, d)
+        if abs(crit[s] - fit._crit) < 1e-6:
+            assert out[out.sim == s].warning.notna().all() == fit.is_singular, s
+
+
+def test_forum20_matches_r():
+    fits = json.loads((R_DIR / "forum20_fits.json").read_text())["fits"]
+    want = fits["lmer_slope_class"]
+    d = pd.read_csv(R_DIR / "forum20_data.csv")[["score", "treatment", "class"]]
+    res = lmer_kernel(Batch.from_frames([d]), parse_lmer(want["formula"]))
+    assert res.fallback == {}
+    got = res.tidy.set_index("term").loc[want["terms"]]
+    np.testing.assert_allclose(got.estimate, want["fixef"], rtol=1e-6)
+    # treatment is constant within class: the correlation is not identified and the
+    # optimum is a ridge in theta, along which lme4 stops a little short (its REML
+    # criterion 5e-9 above ours): its SEs and df differ in the 5th digit
+    np.testing.assert_allclose(got.std_error, want["se"], rtol=5e-5)
+    np.testing.assert_allclose(got.df, want["df"], rtol=1e-4)
+    fit = lmer(want["formula"], d)
+    assert fit.REMLcrit <= -2 * want["logLik"]
+    general = fit.tidy(effects="fixed")
+    np.testing.assert_allclose(got.estimate, general.estimate, rtol=1e-6)
+    np.testing.assert_allclose(got.std_error, general.std_error, rtol=1e-6)
+    np.testing.assert_allclose(got.df, general.df, rtol=1e-4)
+
+
+def test_layouts():
+    b = _batch([pd.DataFrame({"g": [1, 1, 2, 2], "x": [0.0, 1, 2, 3], "y": [1.0, 2, 3, 5]})])
+
+    def lay(formula):
+        spec = parse_lmer(formula)
+        return slope_layout(spec.parsed, b, spec.variables)
+    assert lay("y ~ x + (1 + x | g)") == SlopeLayout("g", "x", True)
+    assert lay("y ~ x + (x | g)") == SlopeLayout("g", "x", True)
+    assert lay("y ~ 1 + (x || g)") == SlopeLayout("g", "x", False)
+    assert lay("y ~ x + (0 + x | g)") is None
+    assert lay("y ~ x + (1 | g)") is None
+    assert lay("y ~ x + (1 + x | g) + (1 | x)") is None
+
+
+def test_declines_go_to_the_fallback(frames):
+    formula = "y ~ x + t + (1 + x | g)"
+    few = frames[0].assign(g=1)                                 # one group
+    dup = frames[1].assign(t2=frames[1].t)                      # rank-deficient X
+    batch = _batch([few, frames[2], dup.drop(columns="t2")])
+    res = lmer_kernel(batch, parse_lmer(formula))
+    assert set(res.fallback) == {0} and "too few groups" in res.fallback[0]
+    t2 = np.random.default_rng(0).normal(size=len(frames[2]))
+    res = lmer_kernel(_batch([frames[2].assign(t2=t2), dup]),
+                      parse_lmer("y ~ x + t + t2 + (1 + x | g)"))
+    assert set(res.fallback) == {1} and "rank-deficient" in res.fallback[1]
+    est = protocol.get_estimator(lmer)
+    out = protocol.fit_batch(est, est.spec(formula), batch)
+    assert sorted(out.sim.unique()) == [0, 1, 2]
+
+
+def test_kenward_roger_is_not_batched(frames):
+    res = lmer_kernel(_batch(frames[:2]), parse_lmer("y ~ x + (1 + x | g)",
+                                                    ddf="Kenward-Roger"))
+    assert set(res.fallback) == {0, 1}
