@@ -99,6 +99,14 @@ class GroupIndex:
         np.add.at(out, self.codes, values)
         return out
 
+    def sum_by_sim(self, values: np.ndarray) -> np.ndarray:
+        """Sum a column per simulation: length ``n_sims``, zero for a simulation without rows.
+
+        Grouped sums first (``reduceat`` on rows in group order), then one short pass
+        over the groups: much cheaper than a weighted ``bincount`` over every row.
+        """
+        return np.bincount(self.group_sim, weights=self.sum(values), minlength=self.n_sims)
+
     def count(self) -> np.ndarray:
         """Rows per group."""
         st = self.starts

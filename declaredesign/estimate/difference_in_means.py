@@ -361,12 +361,11 @@ def _simple(S: int, sims, y, t2, w):
 
 def _screen(sims, y: np.ndarray, t2: np.ndarray, se: np.ndarray) -> np.ndarray:
     """Return the simulations the identification rule may flag (for the standalone fit)."""
-    S = sims.n_sims
-    n = np.bincount(sims.codes, minlength=S).astype(float)
-    n2 = np.bincount(sims.codes, weights=t2.astype(float), minlength=S)
+    n = sims.sum_by_sim(np.ones(y.shape[0]))
+    n2 = sims.sum_by_sim(t2.astype(float))
     with np.errstate(divide="ignore", invalid="ignore"):
         m_diag = 1.0 / (n - n2) + 1.0 / n2
-        y_rms = np.sqrt(np.bincount(sims.codes, weights=y * y, minlength=S) / n)
+        y_rms = np.sqrt(sims.sum_by_sim(y * y) / n)
     return screen_unidentified(se[:, None], m_diag[:, None], y_rms, df_residual=n - 2)
 
 

@@ -306,7 +306,14 @@ def _with_messages(out: pd.DataFrame) -> pd.DataFrame:
             out[c] = np.nan
     for c in ("error", "warning"):
         # one missing value (None) for a clean fit, whichever path made the row
-        out[c] = out[c].astype(object).where(out[c].notna(), None) if c in out else None
+        if c not in out:
+            out[c] = None
+            continue
+        col = out[c]
+        missing = col.isna().to_numpy()
+        if col.dtype != object or (missing.any() and not col[missing].map(
+                lambda v: v is None).all()):
+            out[c] = col.astype(object).where(~missing, None)
     # the standard order (sim, tidy columns, messages, then any extra columns)
     order = [c for c in ("sim", *TIDY_COLUMNS, "error", "warning") if c in out]
     order += [c for c in out.columns if c not in order]

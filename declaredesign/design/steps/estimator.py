@@ -248,9 +248,10 @@ class EstimatorStep(Step):
         ok = out.loc[~failed, "term"]
         if not len(ok):
             return
-        missing = [t for t in dict.fromkeys(self._terms) if t not in set(ok)]
+        present = set(ok.unique())
+        missing = [t for t in dict.fromkeys(self._terms) if t not in present]
         if missing:
-            available = ", ".join(repr(t) for t in dict.fromkeys(ok))
+            available = ", ".join(repr(t) for t in ok.unique())
             raise EstimationError(
                 f"declare_{self.kind}(label={self.label!r}): term {missing[0]!r} is not among "
                 f"the estimator's terms ({available}).")
