@@ -47,10 +47,14 @@ class GroupIndex:
 
     __slots__ = ("codes", "group_sim", "n_sims", "__dict__")
 
-    def __init__(self, codes: np.ndarray, group_sim: np.ndarray, n_sims: int):
+    def __init__(self, codes: np.ndarray, group_sim: np.ndarray, n_sims: int,
+                 starts: np.ndarray | None = None):
         self.codes = np.asarray(codes, dtype=np.int64)
         self.group_sim = np.asarray(group_sim, dtype=np.int64)
         self.n_sims = int(n_sims)
+        if starts is not None:
+            # rows known to be in group order (found while coding): no second pass
+            self.__dict__["starts"] = starts
 
     @classmethod
     def from_keys(cls, sim: np.ndarray, n_sims: int, *keys: np.ndarray) -> GroupIndex:
@@ -63,7 +67,8 @@ class GroupIndex:
         if len(keys) == 1:
             fast = _small_int_codes(sim, n_sims, np.asarray(keys[0]))
             if fast is not None:
-                return cls(*fast, n_sims)
+                codes, group_sim, starts = fast
+                return cls(codes, group_sim, n_sims, starts)
         return cls(*group_codes(sim, *keys), n_sims)
 
     def __repr__(self) -> str:
@@ -156,7 +161,7 @@ def sim_starts(sim: np.ndarray, n_sims: int) -> np.ndarray:
 
 
 def _small_int_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray] | None:
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """Codes for a small-range integer key (level IDs are 1..n per simulation) in O(n).
 
     Rows already in (sim, key) order (the usual nesting) are coded by runs; otherwise one
@@ -180,12 +185,12 @@ def _small_int_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
         np.not_equal(combined[1:], combined[:-1], out=new[1:])
         codes = np.cumsum(new, dtype=np.int64)
         codes -= 1
-        return codes, sim[new]
+        return codes, sim[new], np.flatnonzero(new)
     present = np.zeros(n_sims * span, dtype=bool)
     present[combined] = True
     rank = np.cumsum(present, dtype=np.int64)
     rank -= 1
-    return np.take(rank, combined), (np.flatnonzero(present) // span).astype(np.int64)
+    return np.take(rank, combined), (np.flatnonzero(present) // span).astype(np.int64), None
 
 
 def group_codes(sim: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

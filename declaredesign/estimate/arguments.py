@@ -267,10 +267,11 @@ def check_observed(func: str, name: str, values: np.ndarray, missing: np.ndarray
 def check_finite_frame(func: str, outcome: str, y: np.ndarray, X: np.ndarray,
                        columns: list[str]) -> None:
     """Reject infinite values in the outcome or a regressor, naming the column."""
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
+    # a finite sum means every value is finite (inf and NaN propagate): one pass, no mask
+    if y.dtype.kind == "f" and not np.isfinite(y.sum()) and not np.isfinite(y).all():
         raise EstimationError(f"{func}: the outcome {outcome!r} has infinite values; "
                               "recode or drop those rows.")
-    if X.size and not np.isfinite(X).all():
+    if X.size and not np.isfinite(X.sum()) and not np.isfinite(X).all():
         bad = [c for c, ok in zip(columns, np.isfinite(X).all(axis=0)) if not ok]
         raise EstimationError(f"{func}: the regressor(s) {', '.join(map(repr, bad))} have "
                               "infinite values; recode or drop those rows.")
