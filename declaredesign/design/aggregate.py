@@ -179,11 +179,15 @@ class summarize:  # noqa: N801  (lower-case: reads like the dplyr verb it mirror
                  "a column of the data (" + ", ".join(batch.names) + ")")
         cells = batch.groups(*self.by)
         codes, gsim, n_groups = cells.codes, cells.group_sim, cells.n_groups
-        order = np.argsort(codes, kind="stable")
-        sorted_codes = codes[order]
-        starts = np.searchsorted(sorted_codes, np.arange(n_groups))
+        starts = cells.starts
+        if starts is not None:   # rows already in group order: no sort, no copies
+            order, sorted_codes, first_rows = slice(None), codes, starts
+        else:
+            order = np.argsort(codes, kind="stable")
+            sorted_codes = codes[order]
+            starts = np.searchsorted(sorted_codes, np.arange(n_groups))
+            first_rows = order[starts]
         counts = np.diff(np.append(starts, len(codes)))
-        first_rows = order[starts]
         cols: dict[str, np.ndarray] = {c: batch[c][first_rows] for c in self.by}
         for name, (fn, col) in self._parsed.items():
             if fn == "n":

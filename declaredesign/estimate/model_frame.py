@@ -201,7 +201,8 @@ def _fast_frame(formula: str, fast: tuple[list[str], int], arrays: Mapping[str, 
     """Build the model frame of plain numeric columns directly (no formulaic)."""
     names, intercept = fast
     all_rows = bool(mask.all())
-    X = np.empty((int(mask.sum()), len(names) + intercept), order="F")
+    n_used = len(mask) if all_rows else int(np.count_nonzero(mask))
+    X = np.empty((n_used, len(names) + intercept), order="F")
     if intercept:
         X[:, 0] = 1.0
     for j, v in enumerate(names):
@@ -408,7 +409,9 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
         np.asarray(next(iter(data_columns.values()))))
     mask = np.ones(n_rows, dtype=bool)
     for v in [*used, *extra]:
-        mask &= ~_is_missing(np.asarray(data_columns[v]))
+        values = np.asarray(data_columns[v])
+        if values.dtype.kind in "fcOmM":   # other kinds have no missing values
+            mask &= ~_is_missing(values)
 
     fast = _fast_path(f, arrays)
     if fast is not None:
