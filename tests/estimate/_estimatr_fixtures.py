@@ -1,0 +1,73 @@
+"""estimatr 1.0's fits of its extra estimators (tests/fixtures/estimatr), shared by the
+R-reference tests of iv_robust, lm_lin, horvitz_thompson and linear_hypothesis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ._util import TIDY_R, assert_close
+
+HERE = Path(__file__).parents[1] / "fixtures" / "estimatr"
+
+
+CASES = json.loads((HERE / "estimatr_more_fits.json").read_text())["cases"]
+
+
+DATA = {k: pd.read_csv(HERE / f"data_{k}.csv") for k in "ABC"}
+
+
+DATA["B"]["p"] = 0.5
+
+
+def by(estimator):
+    cs = [c for c in CASES if c["estimator"] == estimator]
+    return pytest.mark.parametrize("case", cs, ids=[c["name"] for c in cs])
+
+
+def args(case):
+    return dict(case["args"]) if isinstance(case["args"], dict) else {}
+
+
+def names(v):
+    return [v] if isinstance(v, str) else list(v)
+
+
+def check_tidy(tidy, case):
+    ref = pd.DataFrame(case["tidy"])
+    assert list(tidy["term"]) == list(ref["term"])
+    for r_name, py_name in TIDY_R.items():
+        assert_close(tidy[py_name], ref[r_name].to_numpy(dtype=float),
+                     what=f"{case['name']} {r_name}")
+    assert list(tidy["outcome"]) == list(ref["outcome"])
+
+
+def check_stats(fit, case):
+    assert fit.nobs == case["nobs"]
+    assert fit.rank == case["rank"]
+    assert fit.df_residual == case["df_residual"]
+    assert fit.se_type == case["se_type"]
+    if case.get("vcov") is not None:
+        terms = names(case["vcov_names"])
+        assert list(fit.vcov.columns) == terms
+        ref = np.reshape(case["vcov"], (len(terms),) * 2)
+        # entries that are zero in exact arithmetic are rounding noise in both programs
+        assert_close(fit.vcov.to_numpy(), ref, atol=1e-13 * np.abs(ref).max(), what="vcov")
+    else:
+        assert fit.vcov is None
+    for key in ("res_var", "r_squared", "adj_r_squared", "proj_r_squared",
+                "proj_adj_r_squared"):
+        if case.get(key) is not None:
+            assert_close(getattr(fit, key), case[key], what=key)
+    for key in ("fstatistic", "proj_fstatistic"):
+        got = getattr(fit, key)
+        if case.get(key) is None:
+            assert got is None
+        else:
+            assert_close([got["value"], got["numdf"], got["dendf"]], case[key], what=key)
+    if case.get("nclusters") is not None:
+        assert fit.nclusters == case["nclusters"]
