@@ -9,37 +9,7 @@ import pytest
 from declaredesign.batch import Batch
 from declaredesign.estimate import horvitz_thompson
 
-from ._util import batched, compare, standalone
-
-
-def _treatment_frames(seed, n_sims=4):
-    """Varied data sets: 4-14 clusters of 1-20 units, clusters nested in 3 blocks."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n_sims):
-        J = int(rng.integers(6, 14))
-        sizes = rng.integers(1, 20, size=J)
-        cl = np.repeat(np.arange(J), sizes)
-        n = len(cl)
-        blk = cl % 3
-        zc = np.zeros(J)
-        for b in range(3):   # at least one treated and one control cluster per block
-            ids = np.flatnonzero(np.arange(J) % 3 == b)
-            zc[rng.permutation(ids)[: max(1, len(ids) // 2)]] = 1
-        ps = rng.uniform(0.2, 0.8, size=n)
-        t = (rng.random(n) < ps).astype(float)
-        z1, z2 = rng.normal(size=n), rng.normal(size=n)
-        u = rng.normal(size=n)
-        x = 0.7 * z1 + 0.4 * z2 + u + rng.normal(size=n)
-        y = 1 + zc[cl] + 0.5 * x + u + rng.normal(size=J)[cl]
-        order = rng.permutation(n)
-        frames.append(pd.DataFrame({
-            "y": y, "z": zc[cl], "t": t, "ps": ps, "pc": 0.5, "x": x, "x1": rng.normal(size=n),
-            "g": rng.choice(["a", "b", "c"], size=n).astype(object), "z1": z1, "z2": z2,
-            "cl": cl, "blk": blk, "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
-            .reset_index(drop=True))
-    return frames
-
+from ._util import batched, compare, standalone, treatment_frames
 
 HT_KW = [({"condition_prs": "ps"}, "y ~ t"), ({"condition_prs": "ps", "se_type": "constant"},
                                              "y ~ t"),
@@ -54,12 +24,12 @@ HT_KW = [({"condition_prs": "ps"}, "y ~ t"), ({"condition_prs": "ps", "se_type":
 
 @pytest.mark.parametrize("kw,formula", HT_KW, ids=[str(k) for k, _ in HT_KW])
 def test_horvitz_thompson_kernel_equals_standalone(kw, formula, no_fallback):
-    frames = _treatment_frames(7)
+    frames = treatment_frames(7)
     out = batched(horvitz_thompson)(Batch.from_frames(frames), formula, **kw)
     compare(out, standalone(horvitz_thompson, formula, frames, **kw))
 
 
-def _decl_treatment_frames(seed, n_sims=3, n=40):
+def _decltreatment_frames(seed, n_sims=3, n=40):
     rng = np.random.default_rng(seed)
     frames = []
     for _ in range(n_sims):
@@ -85,7 +55,7 @@ DECLS = [({"N": 40, "m": 20}, "y ~ t"), ({"N": 40, "prob": 0.4, "simple": True},
 @pytest.mark.parametrize("decl,formula", DECLS, ids=[str(d) for d, _ in DECLS])
 def test_horvitz_thompson_kernel_declarations(decl, formula, no_fallback):
     from declaredesign.assign import declare_ra
-    frames = _decl_treatment_frames(8)
+    frames = _decltreatment_frames(8)
     d = declare_ra(**decl)
     out = batched(horvitz_thompson)(Batch.from_frames(frames), formula, ra_declaration=d)
     compare(out, standalone(horvitz_thompson, formula, frames, ra_declaration=d))
@@ -93,7 +63,7 @@ def test_horvitz_thompson_kernel_declarations(decl, formula, no_fallback):
 
 def test_horvitz_thompson_kernel_declaration_with_missing_rows_uses_standalone():
     from declaredesign.assign import declare_ra
-    frames = _decl_treatment_frames(9)
+    frames = _decltreatment_frames(9)
     frames[1].loc[3, "y"] = np.nan
     d = declare_ra(N=40, m=20)
     out = batched(horvitz_thompson)(Batch.from_frames(frames), "y ~ t", ra_declaration=d)

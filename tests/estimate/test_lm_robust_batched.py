@@ -14,7 +14,7 @@ from declaredesign.estimate import (
     lm_robust,
 )
 
-from ._util import NUM, batched, compare, standalone
+from ._util import NUM, batched, compare, standalone, treatment_frames
 
 
 def _frames(seed, n_sims=6, min_j=3, max_j=14):
@@ -215,38 +215,9 @@ def test_lm_robust_binary_cluster_treatment_kernel_equals_standalone(kw):
     compare(out, standalone(lm_robust, "y ~ z", frames, **kw), rtol=1e-9)
 
 
-def _treatment_frames(seed, n_sims=4):
-    """Varied data sets: 4-14 clusters of 1-20 units, clusters nested in 3 blocks."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n_sims):
-        J = int(rng.integers(6, 14))
-        sizes = rng.integers(1, 20, size=J)
-        cl = np.repeat(np.arange(J), sizes)
-        n = len(cl)
-        blk = cl % 3
-        zc = np.zeros(J)
-        for b in range(3):   # at least one treated and one control cluster per block
-            ids = np.flatnonzero(np.arange(J) % 3 == b)
-            zc[rng.permutation(ids)[: max(1, len(ids) // 2)]] = 1
-        ps = rng.uniform(0.2, 0.8, size=n)
-        t = (rng.random(n) < ps).astype(float)
-        z1, z2 = rng.normal(size=n), rng.normal(size=n)
-        u = rng.normal(size=n)
-        x = 0.7 * z1 + 0.4 * z2 + u + rng.normal(size=n)
-        y = 1 + zc[cl] + 0.5 * x + u + rng.normal(size=J)[cl]
-        order = rng.permutation(n)
-        frames.append(pd.DataFrame({
-            "y": y, "z": zc[cl], "t": t, "ps": ps, "pc": 0.5, "x": x, "x1": rng.normal(size=n),
-            "g": rng.choice(["a", "b", "c"], size=n).astype(object), "z1": z1, "z2": z2,
-            "cl": cl, "blk": blk, "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
-            .reset_index(drop=True))
-    return frames
-
-
 def test_lm_robust_kernel_several_outcomes_per_simulation():
     from declaredesign.estimate import lm_robust
-    frames = _treatment_frames(9, n_sims=3)
+    frames = treatment_frames(9, n_sims=3)
     out = batched(lm_robust)(Batch.from_frames(frames), "cbind(y, x1) ~ z + x",
                                  clusters="cl")
     compare(out, standalone(lm_robust, "cbind(y, x1) ~ z + x", frames, clusters="cl"))
