@@ -77,3 +77,48 @@ def treatment_frames(seed, n_sims=4):
             "cl": cl, "blk": blk, "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
             .reset_index(drop=True))
     return frames
+
+
+def varied_frames(seed, n_sims=6, min_j=3, max_j=14):
+    """Data sets of different sizes and numbers of clusters (sizes 1 to 30)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n_sims):
+        J = int(rng.integers(min_j, max_j))
+        sizes = rng.integers(1, 30, size=J)
+        cl = np.repeat(np.arange(J), sizes)
+        n = len(cl)
+        zc = rng.permutation(np.arange(J) % 2)[cl].astype(float)
+        x = rng.normal(size=n) * 3 + 1
+        g = rng.choice(["a", "b", "c"], size=n).astype(object)
+        y = 1 + zc + 0.5 * x + rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl]
+        order = rng.permutation(n)   # clusters need not be contiguous
+        frames.append(pd.DataFrame({"y": y, "z": zc, "x": x, "g": g, "cl": cl,
+                                    "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
+                      .reset_index(drop=True))
+    return frames
+
+
+def cluster_batch(seed, n_sims=40):
+    """Stacked sims with unequal clusters, clusters of size 1, a cluster alone in its arm,
+    large outcome means, unsorted rows."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for s in range(n_sims):
+        J = int(rng.integers(2, 12))
+        sizes = rng.integers(1, 25, size=J)
+        if s % 5 == 0:
+            sizes[0] = 1
+        z = rng.permutation(np.arange(J) % 2)
+        if s % 7 == 3 and J > 2:
+            z = np.zeros(J, dtype=int)
+            z[int(rng.integers(J))] = 1                     # one treated cluster
+            sizes[z == 1] = max(int(sizes[z == 1][0]), 2)
+        cl = np.repeat(np.arange(J), sizes)
+        n = len(cl)
+        zc = z[cl].astype(float)
+        y = rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl] + 1e3 * (s % 3)
+        order = rng.permutation(n)
+        frames.append(pd.DataFrame({"y": y, "z": zc, "cl": cl * 3 + 1}).iloc[order]
+                      .reset_index(drop=True))
+    return frames

@@ -9,28 +9,7 @@ import pytest
 from declaredesign.batch import Batch
 from declaredesign.estimate import difference_in_means
 
-from ._util import batched, compare, standalone
-
-
-def _frames(seed, n_sims=6, min_j=3, max_j=14):
-    """Data sets of different sizes and numbers of clusters (sizes 1 to 30)."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n_sims):
-        J = int(rng.integers(min_j, max_j))
-        sizes = rng.integers(1, 30, size=J)
-        cl = np.repeat(np.arange(J), sizes)
-        n = len(cl)
-        zc = rng.permutation(np.arange(J) % 2)[cl].astype(float)
-        x = rng.normal(size=n) * 3 + 1
-        g = rng.choice(["a", "b", "c"], size=n).astype(object)
-        y = 1 + zc + 0.5 * x + rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl]
-        order = rng.permutation(n)   # clusters need not be contiguous
-        frames.append(pd.DataFrame({"y": y, "z": zc, "x": x, "g": g, "cl": cl,
-                                    "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
-                      .reset_index(drop=True))
-    return frames
-
+from ._util import batched, cluster_batch, compare, standalone, varied_frames
 
 DIM_KW = [{}, {"clusters": "cl"}, {"weights": "w"}, {"alpha": 0.01},
           {"clusters": "cl", "weights": "w"}]
@@ -38,7 +17,7 @@ DIM_KW = [{}, {"clusters": "cl"}, {"weights": "w"}, {"alpha": 0.01},
 
 @pytest.mark.parametrize("kw", DIM_KW, ids=[str(k) for k in DIM_KW])
 def test_difference_in_means_kernel_equals_standalone(kw, no_fallback):
-    frames = _frames(8)
+    frames = varied_frames(8)
     out = batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", **kw)
     compare(out, standalone(difference_in_means, "y ~ z", frames, **kw))
 
@@ -84,41 +63,16 @@ def test_difference_in_means_kernel_blocked_error_sim():
     assert out.loc[out["sim"] != 1, "estimate"].notna().all()
 
 
-def _cluster_batch(seed, n_sims=40):
-    """Stacked sims with unequal clusters, clusters of size 1, a cluster alone in its arm,
-    large outcome means, unsorted rows."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for s in range(n_sims):
-        J = int(rng.integers(2, 12))
-        sizes = rng.integers(1, 25, size=J)
-        if s % 5 == 0:
-            sizes[0] = 1
-        z = rng.permutation(np.arange(J) % 2)
-        if s % 7 == 3 and J > 2:
-            z = np.zeros(J, dtype=int)
-            z[int(rng.integers(J))] = 1                     # one treated cluster
-            sizes[z == 1] = max(int(sizes[z == 1][0]), 2)
-        cl = np.repeat(np.arange(J), sizes)
-        n = len(cl)
-        zc = z[cl].astype(float)
-        y = rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl] + 1e3 * (s % 3)
-        order = rng.permutation(n)
-        frames.append(pd.DataFrame({"y": y, "z": zc, "cl": cl * 3 + 1}).iloc[order]
-                      .reset_index(drop=True))
-    return frames
-
-
 @pytest.mark.usefixtures("no_fallback")
 def test_clustered_dim_kernel_equals_standalone_with_odd_clusters():
-    frames = [f for f in _cluster_batch(5, n_sims=25)
+    frames = [f for f in cluster_batch(5, n_sims=25)
               if min((f["z"] == 1).sum(), (f["z"] == 0).sum()) >= 2]
     out = batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", clusters="cl")
     compare(out, standalone(difference_in_means, "y ~ z", frames, clusters="cl"))
 
 
 def test_clustered_dim_kernel_sim_with_one_arm_takes_exact_path():
-    frames = [f for f in _cluster_batch(3, n_sims=20)
+    frames = [f for f in cluster_batch(3, n_sims=20)
               if min((f["z"] == 1).sum(), (f["z"] == 0).sum()) >= 2][:6]
     frames[2] = frames[2].assign(z=1.0)
     out = batched(difference_in_means)(Batch.from_frames(frames), "y ~ z", clusters="cl")
@@ -132,7 +86,7 @@ def test_clustered_dim_kernel_sim_with_one_arm_takes_exact_path():
 @pytest.mark.usefixtures("no_fallback")
 @pytest.mark.parametrize("kw", [{"clusters": "cl"}, {}, {"clusters": "cl", "subset": "y > -1"}])
 def test_dim_kernel_rows_dropped_by_na_subset_and_third_condition(kw):
-    frames = [f for f in _cluster_batch(8, n_sims=30)
+    frames = [f for f in cluster_batch(8, n_sims=30)
               if min((f["z"] == 1).sum(), (f["z"] == 0).sum()) >= 4][:6]
     for i, f in enumerate(frames):
         f.loc[f.index[:2], "y"] = np.nan

@@ -14,28 +14,7 @@ from declaredesign.estimate import (
     lm_robust,
 )
 
-from ._util import NUM, batched, compare, standalone, treatment_frames
-
-
-def _frames(seed, n_sims=6, min_j=3, max_j=14):
-    """Data sets of different sizes and numbers of clusters (sizes 1 to 30)."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n_sims):
-        J = int(rng.integers(min_j, max_j))
-        sizes = rng.integers(1, 30, size=J)
-        cl = np.repeat(np.arange(J), sizes)
-        n = len(cl)
-        zc = rng.permutation(np.arange(J) % 2)[cl].astype(float)
-        x = rng.normal(size=n) * 3 + 1
-        g = rng.choice(["a", "b", "c"], size=n).astype(object)
-        y = 1 + zc + 0.5 * x + rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl]
-        order = rng.permutation(n)   # clusters need not be contiguous
-        frames.append(pd.DataFrame({"y": y, "z": zc, "x": x, "g": g, "cl": cl,
-                                    "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
-                      .reset_index(drop=True))
-    return frames
-
+from ._util import NUM, batched, cluster_batch, compare, standalone, treatment_frames, varied_frames
 
 LM_KW = [
     {}, {"se_type": "classical"}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
@@ -51,7 +30,7 @@ LM_KW = [
 @pytest.mark.parametrize("formula", ["y ~ z + x", "y ~ z * x + g"])
 @pytest.mark.parametrize("kw", LM_KW, ids=[str(k) for k in LM_KW])
 def test_lm_robust_kernel_equals_standalone(formula, kw, no_fallback):
-    frames = _frames(1)
+    frames = varied_frames(1)
     out = batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
     compare(out, standalone(lm_robust, formula, frames, **kw))
 
@@ -66,7 +45,7 @@ FE_KW = [{}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
 def test_fixed_effects_kernel_equals_standalone(kw, request):
     if not ("clusters" in kw and "se_type" not in kw):   # FE + CR2 is per simulation
         request.getfixturevalue("no_fallback")
-    frames = _frames(12, n_sims=5)
+    frames = varied_frames(12, n_sims=5)
     for f in frames:
         f["blk"] = np.asarray(f["g"])
     kw = dict(kw, fixed_effects="~ blk")
@@ -77,7 +56,7 @@ def test_fixed_effects_kernel_equals_standalone(kw, request):
 @pytest.mark.parametrize("formula", ["y ~ z + x", "y ~ z * x + g"])
 @pytest.mark.parametrize("weights_vary", ["within", "between"])
 def test_weighted_cr2_kernel_equals_standalone(formula, weights_vary, no_fallback):
-    frames = _frames(2, n_sims=5)
+    frames = varied_frames(2, n_sims=5)
     if weights_vary == "between":        # constant within clusters (cluster-level IPW)
         frames = [f.assign(w=(1 + f["cl"] % 3) * 0.7) for f in frames]
     out = batched(lm_robust)(Batch.from_frames(frames), formula, clusters="cl",
@@ -88,7 +67,7 @@ def test_weighted_cr2_kernel_equals_standalone(formula, weights_vary, no_fallbac
 
 def test_cr2_clusters_of_size_one_and_singular_blocks(no_fallback):
     # a dummy that is non-zero in one singleton cluster makes I - H_gg singular there
-    frames = _frames(3, n_sims=4)
+    frames = varied_frames(3, n_sims=4)
     for f in frames:
         f["d"] = (f["cl"] == f["cl"].iloc[0]).astype(float)
     out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x + d", clusters="cl")
@@ -96,7 +75,7 @@ def test_cr2_clusters_of_size_one_and_singular_blocks(no_fallback):
 
 
 def test_rank_deficient_sims_follow_the_exact_path():
-    frames = _frames(4, n_sims=5)
+    frames = varied_frames(4, n_sims=5)
     for i, f in enumerate(frames):
         f["x2"] = 2 * f["x"] if i in (1, 3) else f["x"] ** 2
     frames[2]["z"] = 0.0      # treatment constant: its column is dropped
@@ -114,7 +93,7 @@ def test_rank_deficient_sims_follow_the_exact_path():
 
 
 def test_failing_sim_gives_nan_rows_with_error():
-    frames = _frames(5, n_sims=3)
+    frames = varied_frames(5, n_sims=3)
     frames[1] = frames[1].iloc[:2]           # 2 rows, 3 coefficients: cannot be fitted
     frames[1].loc[:, "y"] = np.nan           # ... and no complete rows at all
     out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", clusters="cl")
@@ -127,7 +106,7 @@ def test_failing_sim_gives_nan_rows_with_error():
 
 
 def test_kernel_respects_subset_and_na():
-    frames = _frames(6, n_sims=4)
+    frames = varied_frames(6, n_sims=4)
     for f in frames:
         f.loc[f.index[:3], "x"] = np.nan
     kw = {"clusters": "cl", "subset": "x > -2"}
@@ -158,35 +137,10 @@ def test_level_id_columns_behave_as_in_the_split_frames():
     compare(out, standalone(lm_robust, "y ~ classroom", frames))
 
 
-def _cluster_batch(seed, n_sims=40):
-    """Stacked sims with unequal clusters, clusters of size 1, a cluster alone in its arm,
-    large outcome means, unsorted rows."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for s in range(n_sims):
-        J = int(rng.integers(2, 12))
-        sizes = rng.integers(1, 25, size=J)
-        if s % 5 == 0:
-            sizes[0] = 1
-        z = rng.permutation(np.arange(J) % 2)
-        if s % 7 == 3 and J > 2:
-            z = np.zeros(J, dtype=int)
-            z[int(rng.integers(J))] = 1                     # one treated cluster
-            sizes[z == 1] = max(int(sizes[z == 1][0]), 2)
-        cl = np.repeat(np.arange(J), sizes)
-        n = len(cl)
-        zc = z[cl].astype(float)
-        y = rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl] + 1e3 * (s % 3)
-        order = rng.permutation(n)
-        frames.append(pd.DataFrame({"y": y, "z": zc, "cl": cl * 3 + 1}).iloc[order]
-                      .reset_index(drop=True))
-    return frames
-
-
 def _k2_frames(seed, n_sims=8):
     """Two-coefficient CR2 fits: size-1 clusters, a leverage-one cluster (a dummy that is
     non-zero only there), cluster-constant regressors (rank-1 ``A_g``)."""
-    frames = _frames(seed, n_sims=n_sims)
+    frames = varied_frames(seed, n_sims=n_sims)
     for i, f in enumerate(frames):
         f["d"] = (f["cl"] == f["cl"].iloc[0]).astype(float)
         f["xc"] = f.groupby("cl")["x"].transform("mean")
@@ -207,7 +161,7 @@ def test_cr2_two_coefficients_equals_standalone(formula):
 @pytest.mark.parametrize("kw", [{"clusters": "cl"}, {"clusters": "cl", "subset": "y > -1"},
                                 {"clusters": "cl", "alpha": 0.1}])
 def test_lm_robust_binary_cluster_treatment_kernel_equals_standalone(kw):
-    frames = [f for f in _cluster_batch(9, n_sims=40)
+    frames = [f for f in cluster_batch(9, n_sims=40)
               if f.query(kw.get("subset", "y == y")).groupby("z")["cl"].nunique().min() >= 2
               and f.query(kw.get("subset", "y == y"))["z"].nunique() == 2][:10]
     assert len(frames) >= 5

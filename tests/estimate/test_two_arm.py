@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from declaredesign.estimate.grouped_sums import sim_index
@@ -11,30 +10,7 @@ from declaredesign.estimate.stacked_ols import lm_core
 from declaredesign.estimate.two_arm import binary_cluster_treatment, clustered_dim
 from declaredesign.groups import GroupIndex
 
-
-def _cluster_batch(seed, n_sims=40):
-    """Stacked sims with unequal clusters, clusters of size 1, a cluster alone in its arm,
-    large outcome means, unsorted rows."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for s in range(n_sims):
-        J = int(rng.integers(2, 12))
-        sizes = rng.integers(1, 25, size=J)
-        if s % 5 == 0:
-            sizes[0] = 1
-        z = rng.permutation(np.arange(J) % 2)
-        if s % 7 == 3 and J > 2:
-            z = np.zeros(J, dtype=int)
-            z[int(rng.integers(J))] = 1                     # one treated cluster
-            sizes[z == 1] = max(int(sizes[z == 1][0]), 2)
-        cl = np.repeat(np.arange(J), sizes)
-        n = len(cl)
-        zc = z[cl].astype(float)
-        y = rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl] + 1e3 * (s % 3)
-        order = rng.permutation(n)
-        frames.append(pd.DataFrame({"y": y, "z": zc, "cl": cl * 3 + 1}).iloc[order]
-                      .reset_index(drop=True))
-    return frames
+from ._util import cluster_batch
 
 
 def _stack(frames):
@@ -47,7 +23,7 @@ def _stack(frames):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_clustered_dim_closed_form_equals_lm_core(seed):
-    frames = _cluster_batch(seed)
+    frames = cluster_batch(seed)
     sim, y, z, cl = _stack(frames)
     S = len(frames)
     g = GroupIndex.from_keys(sim, S, cl)
@@ -69,7 +45,7 @@ def test_clustered_dim_closed_form_equals_lm_core(seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lm_robust_binary_cluster_treatment_closed_form_equals_lm_core(seed):
-    frames = _cluster_batch(seed)
+    frames = cluster_batch(seed)
     sim, y, z, cl = _stack(frames)
     S = len(frames)
     g = GroupIndex.from_keys(sim, S, cl)
