@@ -336,6 +336,8 @@ class LmerFit(MerFitMixin):
             ddf = self.ddf if self.ddf in ("Satterthwaite", "Kenward-Roger") else \
                 "Satterthwaite"
         check_one_of("LmerFit.anova", "ddf", ddf, ("Satterthwaite", "Kenward-Roger"))
+        if ddf == "Kenward-Roger":
+            self._kenward_roger()   # refuses ML and weighted fits, whatever the terms
         return anova_table(self, ddf)
 
     def vcov_adjusted(self) -> pd.DataFrame:
@@ -345,11 +347,11 @@ class LmerFit(MerFitMixin):
 
     def _kenward_roger(self):
         if self._kr is None:
+            if self.weights is not None:
+                raise EstimationError(_KR_WEIGHTS)
             if not self.REML:
                 raise EstimationError("lmer: Kenward-Roger's method is only available for "
                                       "REML model fits.")
-            if self.weights is not None:
-                raise EstimationError(_KR_WEIGHTS)
             if self._pls is None:
                 raise EstimationError("lmer: this fit holds no model matrices for "
                                       "Kenward-Roger.")
