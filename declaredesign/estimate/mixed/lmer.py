@@ -32,8 +32,8 @@ from ...errors import EstimationError, FitWarning, FormulaError
 from ...groups import GroupIndex
 from ..arguments import bind_vectors, check_numeric, check_weights
 from ..protocol import KernelResult, empty_tidy, register_estimator
-from .bars import LmerFormula, parse_lmer_formula
 from .anova import anova_table
+from .bars import LmerFormula, parse_lmer_formula
 from .kenward_roger import contest_kenward_roger, kenward_roger
 from .merfit import (
     SINGULAR_MESSAGE,
@@ -462,7 +462,7 @@ def _prepare(spec: LmerSpec, data: pd.DataFrame):
 
 
 def _weights(spec: LmerSpec, d: pd.DataFrame) -> np.ndarray | None:
-    """The precision weights of the rows kept, checked (numeric, positive, finite)."""
+    """Return the precision weights of the rows kept, checked (numeric, positive, finite)."""
     if spec.weights is None:
         return None
     w = d[spec.weights].to_numpy()
