@@ -128,3 +128,19 @@ def test_weighted_fits_are_compared():
     # _tol); tests/estimate/mixed/test_lmer_weights_anova.py compares tight R fits at 1e-6.
     assert WEIGHTED == {"sleepstudy_weighted", "sleepstudy_weighted_ML"}
     assert WEIGHTED <= set(LINEAR)
+
+
+@pytest.mark.parametrize("key", ["anova_satterthwaite", "anova_kenward_roger"])
+def test_anova(case, key):
+    # lmerTest's Type III table (InstEval's dept: a 14-df factor)
+    r, fit = case
+    want = r.get(key)
+    if not want:
+        pytest.skip(f"no {key} in the fixture")
+    tol = _tol(r, fit)
+    ddf = "Satterthwaite" if key == "anova_satterthwaite" else "Kenward-Roger"
+    got = fit.anova(ddf=ddf)
+    assert got["term"].tolist() == _listed(want["term"])
+    assert got["num_df"].tolist() == _listed(want["NumDF"])
+    assert _rel(got["statistic"], _listed(want["F"])) < 10 * tol
+    assert _rel(got["den_df"], _listed(want["DenDF"])) < max(1e-4, 100 * tol)
