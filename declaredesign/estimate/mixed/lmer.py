@@ -403,8 +403,8 @@ class LmerFit(MerFitMixin):
 
 
 # ---------------------------------------------------------------------- fitting
-def lmer(formula: str, data: pd.DataFrame, *, weights=None, REML: bool = True,
-         ddf: DDF = "Satterthwaite", conf_level: float = 0.95) -> LmerFit:
+def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
+         ddf: DDF = "Satterthwaite", conf_level: float = 0.95, weights=None) -> LmerFit:
     """Fit a linear mixed-effects model, as ``lmerTest::lmer``.
 
     Parameters
@@ -414,11 +414,6 @@ def lmer(formula: str, data: pd.DataFrame, *, weights=None, REML: bool = True,
         ``(1 | a/b)``, crossed ``(1 | a) + (1 | b)``.
     data : pandas.DataFrame
         Rows with a missing value in a used column are dropped (R's na.omit).
-    weights : str, array_like or pandas.Series, optional
-        Precision weights, as lme4's ``lmer(weights=)``: row ``i`` has residual
-        variance ``sigma^2 / w_i``. A column of ``data``, or one value per row of
-        ``data`` (taken in row order). Rows with a missing weight are dropped; the
-        others must be positive and finite.
     REML : bool, default True
         Fit by restricted maximum likelihood; False for maximum likelihood.
     ddf : {"Satterthwaite", "Kenward-Roger", "residual", "asymptotic", "lme4"}
@@ -428,6 +423,11 @@ def lmer(formula: str, data: pd.DataFrame, *, weights=None, REML: bool = True,
         p-values, like plain lme4).
     conf_level : float, default 0.95
         Default confidence level of ``tidy`` (broom.mixed's ``conf.level``).
+    weights : str, array_like or pandas.Series, optional
+        Precision weights, as lme4's ``lmer(weights=)``: row ``i`` has residual
+        variance ``sigma^2 / w_i``. A column of ``data``, or one value per row of
+        ``data`` (taken in row order). Rows with a missing weight are dropped; the
+        others must be positive and finite.
 
     Returns
     -------
