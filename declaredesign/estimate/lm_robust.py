@@ -9,7 +9,8 @@ Bell-McCaffrey df), :mod:`.stacked_ols` (every simulation at once), :mod:`.two_a
 The kernel fits every simulation from sufficient statistics and declines (leaves to the
 per-simulation fallback, so their numbers stay R-exact) the simulations whose normal
 equations are unsafe (rank-deficient or nearly so, too few rows) and the designs without
-a batched form: several outcomes, several fixed effects, or fixed effects with CR2.
+a batched form: several outcomes, several fixed effects, or fixed effects with CR2 and
+clusters that cut across the fixed effect's levels.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .arguments import (
 )
 from .batch_frame import decline, decline_all, frame, group_index, simulations, weights_and_clusters
 from .inference import add_cis, apply_identification, rms, tidy_rows
+from .fixed_effects import clusters_nested
 from .linear_hypothesis import linear_hypothesis
 from .model_frame import ModelFrame, _is_missing, formula_variables, model_frame
 from .ols import CoreFit, fit_arrays
@@ -495,13 +497,15 @@ def lm_robust_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:
                                "outcome.")
     w, cl = weights_and_clusters(_FUNC, batch, view, mf, sim, weights, clusters)
     se = spec.se_type
-    if len(fe_names) > 1 or (fe_names and se == "CR2"):
+    if len(fe_names) > 1:
         return decline_all(batch)          # no batched form yet: exact per-simulation fits
     X, columns = mf.X, list(mf.columns)
     fe = None
     if fe_names:
         key = np.asarray(view[fe_names[0]])
         fe = group_index(batch, fe_names[0], sim, key if bool(mf.mask.all()) else key[mf.mask])
+        if se == "CR2" and not clusters_nested(cl, fe):
+            return decline_all(batch)      # clusters across levels: per-simulation fits
         X, columns = drop_intercept(X, columns)
     sims = simulations(batch, sim)
     res = None

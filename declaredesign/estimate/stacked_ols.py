@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..groups import GroupIndex
+from .fixed_effects import cr2_fixed_effect
 from .grouped_sums import column_sums, outer_sums, stack_sums
 from .inference import screen_unidentified
 from .sandwich import LEVERAGE_ONE, cr2_stacked, cr2_weighted_stacked
@@ -176,7 +177,8 @@ def _hc_variance(st: StackedFit, se_type: str, fe: GroupIndex | None,
 
 
 def _cluster_variance(st: StackedFit, se_type: str, clusters: GroupIndex,
-                      weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+                      weights: np.ndarray | None, fe: GroupIndex | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     S = st.sims.n_sims
     cl_sim = clusters.group_sim
     J = np.bincount(cl_sim, minlength=S).astype(float)
@@ -195,6 +197,8 @@ def _cluster_variance(st: StackedFit, se_type: str, clusters: GroupIndex,
         return cr2_weighted_stacked(st.M, st.wm, st.raw, wt, st.e / st.sw, clusters, S)
     if st.A is None:
         st.A = outer_sums(clusters, st.cols)
+    if fe is not None:
+        return cr2_fixed_effect(st.M, st.A, st.XtE, st.cols, st.yf, st.beta, clusters, fe)
     return cr2_stacked(st.M, st.A, st.XtE, cl_sim, S)
 
 
@@ -228,7 +232,8 @@ def lm_core(sims: GroupIndex, y: np.ndarray, X: np.ndarray, *,
         intercept; ``y`` and ``X`` are demeaned within levels (weighted), the absorbed
         rank is the number of levels, and HC2/HC3 leverages add each row's share
         ``w_i / sum(w)`` of its level, which is what estimatr's appended dummies
-        contribute (the demeaned ``X`` is orthogonal to them).
+        contribute (the demeaned ``X`` is orthogonal to them). Unweighted CR2 needs
+        every cluster within one level (:mod:`.fixed_effects`).
     X_resid : array (n, k), optional
         Two-stage least squares: ``X`` holds the first-stage fitted regressors and
         ``X_resid`` the original ones, from which the residuals are computed (no fixed
@@ -256,7 +261,7 @@ def lm_core(sims: GroupIndex, y: np.ndarray, X: np.ndarray, *,
         V = _hc_variance(st, se_type, fixed_effect, weights, den)
         df = np.repeat(st.df_res[:, None], k, axis=1)
     else:
-        V, df = _cluster_variance(st, se_type, clusters, weights)
+        V, df = _cluster_variance(st, se_type, clusters, weights, fixed_effect)
         if se_type == "CR2" and df_for is not None:
             df = np.where(df_for[None, :], df, np.nan)
     with np.errstate(invalid="ignore"):

@@ -43,12 +43,39 @@ FE_KW = [{}, {"se_type": "HC0"}, {"se_type": "HC1"}, {"se_type": "HC3"},
 
 @pytest.mark.parametrize("kw", FE_KW, ids=[str(k) for k in FE_KW])
 def test_fixed_effects_kernel_equals_standalone(kw, request):
-    if not ("clusters" in kw and "se_type" not in kw):   # FE + CR2 is per simulation
-        request.getfixturevalue("no_fallback")
+    if not ("clusters" in kw and "se_type" not in kw):   # FE + CR2 across levels is
+        request.getfixturevalue("no_fallback")             # per simulation
     frames = varied_frames(12, n_sims=5)
     for f in frames:
         f["blk"] = np.asarray(f["g"])
     kw = dict(kw, fixed_effects="~ blk")
+    out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
+    compare(out, standalone(lm_robust, "y ~ z + x", frames, **kw))
+
+
+@pytest.mark.parametrize("formula", ["y ~ z + x", "y ~ z", "y ~ z * x + g"])
+@pytest.mark.parametrize("padded", [True, False])
+def test_fixed_effects_cr2_nested_clusters_kernel_equals_standalone(formula, padded,
+                                                                    monkeypatch, no_fallback):
+    # clusters nested in the fixed effect (blocked cluster designs): batched CR2
+    if not padded:   # the trace identity used for many clusters per simulation
+        from declaredesign.estimate import fixed_effects
+        monkeypatch.setattr(fixed_effects, "_PADDED_LIMIT", 0)
+    frames = varied_frames(21, n_sims=6, min_j=6)
+    for f in frames:        # both arms in every block
+        f["blk"], f["z"] = f["cl"] % 3, (f["cl"] // 3 % 2).astype(float)
+    frames[0]["blk"], frames[0]["z"] = frames[0]["cl"] // 2, frames[0]["cl"] % 2.0  # pairs
+    kw = {"clusters": "cl", "fixed_effects": "~ blk"}
+    out = batched(lm_robust)(Batch.from_frames(frames), formula, **kw)
+    ref = standalone(lm_robust, formula, frames, **kw)
+    compare(out, ref)
+
+
+def test_fixed_effects_cr2_clusters_across_levels_go_per_simulation():
+    frames = varied_frames(22, n_sims=3)
+    for f in frames:
+        f["blk"] = np.asarray(f["g"])
+    kw = {"clusters": "cl", "fixed_effects": "~ blk"}
     out = batched(lm_robust)(Batch.from_frames(frames), "y ~ z + x", **kw)
     compare(out, standalone(lm_robust, "y ~ z + x", frames, **kw))
 
