@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from ..groups import GroupIndex
 from .fixed_effects import cr2_fixed_effect
@@ -21,7 +22,7 @@ from .grouped_sums import column_sums, outer_sums, stack_sums
 from .inference import screen_unidentified
 from .sandwich import LEVERAGE_ONE, cr2_stacked, cr2_weighted_stacked
 
-__all__ = ["StackedFit", "identified", "lm_core", "solve_normal"]
+__all__ = ["StackedFit", "identified", "lm_core", "model_statistics", "solve_normal"]
 
 # Below this smallest eigenvalue of the unit-diagonal X'X a simulation goes to the exact
 # (pivoting QR) path: collinear or so ill-conditioned that normal equations could lose digits.
@@ -269,7 +270,64 @@ def lm_core(sims: GroupIndex, y: np.ndarray, X: np.ndarray, *,
     n_clusters = np.bincount(clusters.group_sim, minlength=sims.n_sims) if clustered else None
     return {"coef": st.beta, "se": se, "df": df, "ok": st.ok, "n": st.n_s,
             "m_diag": np.einsum("sii->si", st.M), "df_res": st.df_res,
-            "n_clusters": n_clusters}
+            "n_clusters": n_clusters, "vcov": V}
+
+
+def model_statistics(sims: GroupIndex, y: np.ndarray, X: np.ndarray,
+                     weights: np.ndarray | None, res: dict[str, np.ndarray], se_type: str,
+                     has_intercept: bool) -> dict[str, np.ndarray]:
+    """R squared, adjusted R squared and the model F test of every simulation (no FE).
+
+    As the standalone fit reports them (:mod:`.ols`): ``1 - RSS / TSS`` (weighted, about
+    the weighted mean with an intercept); the F statistic on the non-intercept terms,
+    ``R^2 df / ((1 - R^2) numdf)`` for classical SEs, else the Wald ``b'V^{-1}b / numdf``
+    with the robust ``V`` on ``J - 1`` (clusters) or ``n - k`` denominator df. ``res`` is
+    what :func:`lm_core` returned; ``ok`` is false where ``V`` is not positive definite
+    (the standalone fit then decides: NA).
+    """
+    S, k = res["coef"].shape
+    sim = sims.codes
+    hi = int(has_intercept)
+    e = y - _fitted([X[:, j] for j in range(k)], res["coef"][sim])
+    wv = np.ones_like(y) if weights is None else weights
+    n, df_res = res["n"].astype(float), res["df_res"]
+    sw = sims.sum_by_sim(wv)
+    if has_intercept:
+        ybar = sims.sum_by_sim(wv * y) / np.where(sw > 0, sw, np.nan)
+        tss = sims.sum_by_sim(wv * (y - ybar[sim]) ** 2)
+    else:
+        tss = sims.sum_by_sim(wv * y * y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res_var = sims.sum_by_sim(wv * e * e) / np.where(df_res > 0, df_res, np.nan)
+        r2 = np.where(tss > 0, 1.0 - df_res * res_var / tss, np.nan)
+        adj = np.where(df_res > 0, 1.0 - (1.0 - r2) * ((n - hi) / df_res), np.nan)
+    numdf = k - hi
+    ok = np.ones(S, dtype=bool)
+    stat = np.full(S, np.nan)
+    p = np.full(S, np.nan)
+    if numdf <= 0:
+        return {"r_squared": r2, "adj_r_squared": adj, "statistic": stat, "p_value": p,
+                "ok": ok}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if se_type == "classical":
+            stat = r2 * df_res / ((1.0 - r2) * numdf)
+        else:
+            stat, ok = _wald_f(res["coef"][:, hi:], res["vcov"][:, hi:, hi:], numdf)
+        dendf = res["n_clusters"] - 1.0 if se_type in _CLUSTER_SE else df_res
+        p = stats.f.sf(stat, numdf, dendf)
+    return {"r_squared": r2, "adj_r_squared": adj, "statistic": stat, "p_value": p, "ok": ok}
+
+
+def _wald_f(b: np.ndarray, V: np.ndarray, numdf: int) -> tuple[np.ndarray, np.ndarray]:
+    """``b'V^{-1}b / numdf`` per simulation; ``ok`` false where ``V`` is not clearly PD."""
+    S, m = b.shape
+    finite = np.isfinite(V).all(axis=(1, 2)) & np.isfinite(b).all(axis=1)
+    Vs = np.where(finite[:, None, None], V, np.eye(m))
+    lam = np.linalg.eigvalsh(Vs)
+    ok = finite & (lam[:, 0] > 1e-10 * np.abs(lam[:, -1]))
+    Vs[~ok] = np.eye(m)
+    stat = np.einsum("sa,sa->s", b, np.linalg.solve(Vs, b[:, :, None])[:, :, 0]) / numdf
+    return np.where(ok, stat, np.nan), ok
 
 
 def identified(res: dict[str, np.ndarray], sims: GroupIndex, y: np.ndarray) -> np.ndarray:

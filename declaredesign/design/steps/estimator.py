@@ -26,7 +26,7 @@ from ...expressions import check, evaluate
 from ...formula import formula_columns
 from ..design import Step, check_label
 from ..handlers import call_handler
-from .summary import check_summary, summarize_fit
+from .summary import check_summary, glance_batch, summarize_fit
 
 __all__ = ["EstimatorStep", "TestStep"]
 
@@ -214,6 +214,10 @@ class EstimatorStep(Step):
         if self.summary in (None, "tidy"):
             return fit_batch(self._estimator, self._spec, batch)
         est, spec, summ = self._estimator, self._spec, summarize_fit(self.summary)
+        if self.summary == "glance":
+            out = glance_batch(est, spec, batch, outcome=self._outcome())
+            if out is not None:
+                return out
         return fit_per_simulation(lambda df: summ(est.fit(spec, df)), batch,
                                   range(batch.n_sims), outcome=self._outcome())
 
