@@ -422,8 +422,12 @@ def _same(a: Any, b: Any) -> bool:
 
 # ------------------------------------------------------------- plan building
 def _resolve_rows(decl: _Declaration, arg: str, value: Any, batch: Batch,
-                  sizes: np.ndarray) -> np.ndarray | None:
-    """Per-row values of a column-or-array argument over the whole batch."""
+                  sizes: np.ndarray, grouped: bool = False) -> np.ndarray | None:
+    """Per-row values of a column-or-array argument over the whole batch.
+
+    ``grouped``: the rows will be grouped by the column anyway, so a missing value is
+    looked for on the first row of each group (groups never mix missing and present).
+    """
     func = decl._func
     if value is None:
         return None
@@ -439,6 +443,9 @@ def _resolve_rows(decl: _Declaration, arg: str, value: Any, batch: Batch,
             fail(func, arg, value, f"of length N (the number of rows, {bad})",
                  shown=shown(value) + f" (length {n})")
         rows = np.tile(arr, batch.n_sims) if arr.ndim == 1 else np.tile(arr, (batch.n_sims, 1))
+    if grouped and isinstance(value, str) and value in batch and rows.dtype.kind == "O" \
+            and not pd.isna(rows[batch.groups(value).first]).any():
+        return rows
     _check_not_missing(func, arg, value, rows)
     return rows
 
@@ -553,8 +560,8 @@ class _Resolution:
     def of(cls, decl: _Declaration, batch: Batch, sizes: np.ndarray) -> _Resolution:
         """Group the batch's rows into units and the units into groups."""
         block_arg = decl._block_arg
-        blocks = _resolve_rows(decl, block_arg, getattr(decl, block_arg), batch, sizes)
-        clusters = _resolve_rows(decl, "clusters", decl.clusters, batch, sizes)
+        blocks = _resolve_rows(decl, block_arg, getattr(decl, block_arg), batch, sizes, True)
+        clusters = _resolve_rows(decl, "clusters", decl.clusters, batch, sizes, True)
         for arg, rows in ((block_arg, blocks), ("clusters", clusters)):
             if rows is not None and rows.ndim != 1:
                 fail(decl._func, arg, getattr(decl, arg), "a vector (one value per unit)",
