@@ -257,7 +257,7 @@ class Batch:
 
 
 def _take_groups(entry: Any, rows: np.ndarray) -> GroupIndex:
-    """A parent's group index (or its pending derivation) on the rows kept, renumbered."""
+    """Subset a parent's group index (or its pending derivation) to the rows kept."""
     idx = entry if isinstance(entry, GroupIndex) else entry()
     codes = idx.codes[rows]
     present = np.zeros(idx.n_groups, dtype=bool)
@@ -268,7 +268,7 @@ def _take_groups(entry: Any, rows: np.ndarray) -> GroupIndex:
 
 
 def _tile_groups(base: Batch, names: tuple[str, ...], n: int) -> GroupIndex:
-    """The index of ``names`` on ``n`` copies of the one-simulation batch ``base``."""
+    """Index ``names`` on ``n`` copies of the one-simulation batch ``base``."""
     idx = base.groups(*names)
     g = idx.n_groups
     codes = np.add.outer(np.arange(n, dtype=np.int64) * g, idx.codes).reshape(-1)

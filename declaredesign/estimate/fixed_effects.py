@@ -113,7 +113,6 @@ def _bm_df(Gdiag: np.ndarray, U: np.ndarray, M: np.ndarray, inv_nf: np.ndarray,
     """``(tr G)^2 / tr G^2`` with ``G_gh = -u_g'M u_h`` off the diagonal (module notes)."""
     cl_sim = clusters.group_sim
     G, k1, kj = U.shape
-    k = k1 - 1
     trG = stack_sums(cl_sim, S, Gdiag)
     sq = stack_sums(cl_sim, S, Gdiag ** 2)
     Jmax = int(np.bincount(cl_sim, minlength=S).max()) if G else 0

@@ -206,8 +206,9 @@ class EstimatorStep(Step):
     def _fit(self, batch: Batch, rng: np.random.Generator | None) -> pd.DataFrame:
         if self.handler is not None:
             handler, kwargs = self.handler, self.model_kwargs
-            return fit_per_simulation(lambda df: call_handler(handler, df, rng=rng, **kwargs),
-                                      batch, range(batch.n_sims), outcome=self._outcome())
+            return fit_per_simulation(
+                lambda df: _na_term(call_handler(handler, df, rng=rng, **kwargs)),
+                batch, range(batch.n_sims), outcome=self._outcome())
         if self._expressions:
             batch = batch.with_columns({f"({k})": evaluate(v, batch, rng, label=k)
                                         for k, v in self._expressions.items()})
@@ -293,6 +294,13 @@ class EstimatorStep(Step):
             if "sim" in sel.columns:
                 sel = sel.sort_values("sim", kind="stable")
         return sel
+
+
+def _na_term(out: Any) -> Any:
+    """Give a handler's rows without a ``term`` column an NA term, as R does."""
+    if isinstance(out, pd.DataFrame) and "term" not in out.columns:
+        return out.assign(term=None)
+    return out
 
 
 def _default_term(out: pd.DataFrame, failed: pd.Series) -> pd.DataFrame:
