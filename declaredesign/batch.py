@@ -75,8 +75,7 @@ class Batch:
         self.sim: np.ndarray = sim
         self.n_sims: int = int(n_sims)
         self.id_columns: frozenset[str] = frozenset(c for c in id_columns if c in cols)
-        # memoised group indexes, or functions deriving one from the batch this was made from
-        self._groups: dict[tuple[str, ...], Any] = {}
+        self._groups: dict[tuple[str, ...], GroupIndex] = {}
 
     # ------------------------------------------------------------------ basics
     @property
@@ -120,6 +119,8 @@ class Batch:
         >>> b.groups("g").codes.tolist(), b.groups("g") is b.groups("g")
         ([0, 0, 1, 2], True)
         """
+        # memo values are indexes, or functions deriving one from the batch this batch
+        # was made from (take, with_columns, a repeated one-simulation batch)
         idx = self._groups.get(names)
         if idx is None:
             idx = GroupIndex.from_keys(self.sim, self.n_sims, *(self.columns[n] for n in names))
@@ -256,6 +257,20 @@ class Batch:
         return [df.iloc[st[s]:st[s + 1]].reset_index(drop=True) for s in range(self.n_sims)]
 
 
+def _format_ids(codes: np.ndarray, sim: np.ndarray, n_sims: int) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.dtype.kind not in "iu" or codes.size == 0:
+        return codes
+    # fabricatr pads to the number of digits of the largest ID in the dataset.
+    maxes = np.zeros(n_sims, dtype=np.int64)
+    np.maximum.at(maxes, sim, codes)
+    widths = np.char.str_len(maxes.astype(str))[sim]
+    text = codes.astype(str)
+    if np.all(widths == widths[0]):
+        return np.char.zfill(text, int(widths[0])).astype(object)
+    return np.array([t.zfill(w) for t, w in zip(text, widths)], dtype=object)
+
+
 def _take_groups(entry: Any, rows: np.ndarray) -> GroupIndex:
     """Subset a parent's group index (or its pending derivation) to the rows kept."""
     idx = entry if isinstance(entry, GroupIndex) else entry()
@@ -277,17 +292,3 @@ def _tile_groups(base: Batch, names: tuple[str, ...], n: int) -> GroupIndex:
         starts = np.add.outer(np.arange(n, dtype=np.int64) * base.n_rows,
                               idx.starts).reshape(-1)
     return GroupIndex(codes, np.repeat(np.arange(n, dtype=np.int64), g), n, starts)
-
-
-def _format_ids(codes: np.ndarray, sim: np.ndarray, n_sims: int) -> np.ndarray:
-    codes = np.asarray(codes)
-    if codes.dtype.kind not in "iu" or codes.size == 0:
-        return codes
-    # fabricatr pads to the number of digits of the largest ID in the dataset.
-    maxes = np.zeros(n_sims, dtype=np.int64)
-    np.maximum.at(maxes, sim, codes)
-    widths = np.char.str_len(maxes.astype(str))[sim]
-    text = codes.astype(str)
-    if np.all(widths == widths[0]):
-        return np.char.zfill(text, int(widths[0])).astype(object)
-    return np.array([t.zfill(w) for t, w in zip(text, widths)], dtype=object)
