@@ -46,10 +46,22 @@ def solve_normal(XtX: np.ndarray, Xty: np.ndarray, n_s: np.ndarray
     return M, np.einsum("sab,sb->sa", M, Xty), ok
 
 
-def _fitted(cols: list[np.ndarray], beta_rows: np.ndarray) -> np.ndarray:
-    out = cols[0] * beta_rows[:, 0]
+def _in_order(sim: np.ndarray) -> bool:
+    """Whether rows come simulation by simulation (then per-row values are repeats)."""
+    return sim.size < 2 or bool((sim[1:] >= sim[:-1]).all())
+
+
+def _per_row(values: np.ndarray, sim: np.ndarray, n_s: np.ndarray | None) -> np.ndarray:
+    """``values[sim]``; a repeat (no gather) when ``n_s`` counts rows in simulation order."""
+    return values[sim] if n_s is None else np.repeat(values, n_s)
+
+
+def _fitted(cols: list[np.ndarray], beta: np.ndarray, sim: np.ndarray,
+            n_s: np.ndarray | None) -> np.ndarray:
+    """``X beta`` row by row, ``beta`` one row per simulation (see :func:`_per_row`)."""
+    out = cols[0] * _per_row(beta[:, 0], sim, n_s)
     for j in range(1, len(cols)):
-        out += cols[j] * beta_rows[:, j]
+        out += cols[j] * _per_row(beta[:, j], sim, n_s)
     return out
 
 
@@ -66,6 +78,8 @@ class StackedFit:
     n_s: np.ndarray
     df_res: np.ndarray
     fe_rank: np.ndarray
+    #: rows per simulation when rows come in simulation order (per-row values by repeat)
+    rep: np.ndarray | None = None
     M: np.ndarray | None = None
     beta: np.ndarray | None = None
     ok: np.ndarray | None = None
@@ -92,7 +106,7 @@ def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray |
     S = sims.n_sims
     sim = sims.codes
     n_s = np.bincount(sim, minlength=S)
-    raw = [X[:, j] for j in range(X.shape[1])]
+    raw = list(np.ascontiguousarray(X.T))      # one transposing copy: contiguous columns
     fe_rank = np.zeros(S)
     den = None
     if fe is not None:
@@ -105,10 +119,11 @@ def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray |
         cols = [c * sw for c in raw]
         yf = y * sw
     else:
-        cols = [np.ascontiguousarray(c) for c in raw]
+        cols = raw
         yf = y
     st = StackedFit(sims=sims, raw=raw, cols=cols, yf=yf, sw=sw, wm=wm, n_s=n_s,
-                    df_res=n_s - X.shape[1] - fe_rank, fe_rank=fe_rank)
+                    df_res=n_s - X.shape[1] - fe_rank, fe_rank=fe_rank,
+                    rep=n_s if _in_order(sim) else None)
     return st, den
 
 
@@ -139,14 +154,14 @@ def _solve_by_rows(st: StackedFit, X_resid: np.ndarray | None) -> None:
     st.M, beta, st.ok = solve_normal(outer_sums(sims, st.cols),
                                      column_sums(sims, st.cols, st.yf), st.n_s - st.fe_rank)
     # one step of iterative refinement recovers the digits the normal equations lose
-    e = st.yf - _fitted(st.cols, beta[sim])
+    e = st.yf - _fitted(st.cols, beta, sim, st.rep)
     beta = beta + np.einsum("sab,sb->sa", st.M, column_sums(sims, st.cols, e))
-    e = st.yf - _fitted(st.cols, beta[sim])
+    e = st.yf - _fitted(st.cols, beta, sim, st.rep)
     if X_resid is not None:
-        rc = [X_resid[:, j] for j in range(X_resid.shape[1])]
+        rc = list(np.ascontiguousarray(X_resid.T))
         if st.sw is not None:
             rc = [c * st.sw for c in rc]
-        e = st.yf - _fitted(rc, beta[sim])
+        e = st.yf - _fitted(rc, beta, sim, st.rep)
     st.beta, st.e = beta, e
 
 
@@ -159,9 +174,9 @@ def _hc_variance(st: StackedFit, se_type: str, fe: GroupIndex | None,
         h = np.zeros(len(sim))
         k = len(cols)
         for a in range(k):
-            h += cols[a] * cols[a] * M[:, a, a][sim]
+            h += cols[a] * cols[a] * _per_row(M[:, a, a], sim, st.rep)
             for b in range(a + 1, k):
-                h += 2.0 * cols[a] * cols[b] * M[:, a, b][sim]
+                h += 2.0 * cols[a] * cols[b] * _per_row(M[:, a, b], sim, st.rep)
         if fe is not None:
             # each row's share of its fixed-effect level: estimatr's appended dummies
             h += 1.0 / np.bincount(fe.codes, minlength=fe.n_groups)[fe.codes] \
@@ -288,7 +303,8 @@ def model_statistics(sims: GroupIndex, y: np.ndarray, X: np.ndarray,
     S, k = res["coef"].shape
     sim = sims.codes
     hi = int(has_intercept)
-    e = y - _fitted([X[:, j] for j in range(k)], res["coef"][sim])
+    rep = np.bincount(sim, minlength=S) if _in_order(sim) else None
+    e = y - _fitted(list(np.ascontiguousarray(X.T)), res["coef"], sim, rep)
     wv = np.ones_like(y) if weights is None else weights
     n, df_res = res["n"].astype(float), res["df_res"]
     sw = sims.sum_by_sim(wv)
