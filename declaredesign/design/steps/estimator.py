@@ -26,7 +26,7 @@ from ...expressions import check, evaluate
 from ...formula import formula_columns
 from ..design import Step, check_label
 from ..handlers import call_handler
-from .summary import check_summary, summarize_fit
+from .summary import check_summary, glance_batch, summarize_fit
 
 __all__ = ["EstimatorStep", "TestStep"]
 
@@ -206,14 +206,19 @@ class EstimatorStep(Step):
     def _fit(self, batch: Batch, rng: np.random.Generator | None) -> pd.DataFrame:
         if self.handler is not None:
             handler, kwargs = self.handler, self.model_kwargs
-            return fit_per_simulation(lambda df: call_handler(handler, df, rng=rng, **kwargs),
-                                      batch, range(batch.n_sims), outcome=self._outcome())
+            return fit_per_simulation(
+                lambda df: _na_term(call_handler(handler, df, rng=rng, **kwargs)),
+                batch, range(batch.n_sims), outcome=self._outcome())
         if self._expressions:
             batch = batch.with_columns({f"({k})": evaluate(v, batch, rng, label=k)
                                         for k, v in self._expressions.items()})
         if self.summary in (None, "tidy"):
             return fit_batch(self._estimator, self._spec, batch)
         est, spec, summ = self._estimator, self._spec, summarize_fit(self.summary)
+        if self.summary == "glance":
+            out = glance_batch(est, spec, batch, outcome=self._outcome())
+            if out is not None:
+                return out
         return fit_per_simulation(lambda df: summ(est.fit(spec, df)), batch,
                                   range(batch.n_sims), outcome=self._outcome())
 
@@ -289,6 +294,13 @@ class EstimatorStep(Step):
             if "sim" in sel.columns:
                 sel = sel.sort_values("sim", kind="stable")
         return sel
+
+
+def _na_term(out: Any) -> Any:
+    """Give a handler's rows without a ``term`` column an NA term, as R does."""
+    if isinstance(out, pd.DataFrame) and "term" not in out.columns:
+        return out.assign(term=None)
+    return out
 
 
 def _default_term(out: pd.DataFrame, failed: pd.Series) -> pd.DataFrame:
