@@ -27,6 +27,11 @@ DENSE_MAX_Q = 150
 #: Number of PLS solves kept per fit, by theta.
 _CACHE_SIZE = 64
 
+#: Multiples of lme4's start theta scanned for the optimiser's start: 1 (lme4's
+#: start) first, so that ties keep it, then 0 and the random-intercept batched
+#: path's log grid (``random_intercept._GRID``).
+_RAY_SCAN = np.concatenate([[1.0, 0.0], np.logspace(-4, 4, 41)])
+
 #: Values a zero diagonal theta is scanned over when checking a boundary optimum.
 _BOUNDARY_SCAN = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -218,12 +223,15 @@ class PLS:
             return g
 
         # The profiled criterion can have a local minimum away from a global
-        # one on the boundary (small or unbalanced data); a coarse scan along
-        # the ray through lme4's start picks the basin. theta = 0 is a
-        # stationary point of the criterion (it depends on theta through
-        # theta^2), so a local method never leaves it: start there only if
-        # it is the best candidate.
-        starts = [s * re.theta0 for s in (1.0, 0.0, 0.01, 0.1, 0.3, 3.0, 10.0, 100.0)]
+        # one on the boundary (small or unbalanced data); a scan along the ray
+        # through lme4's start picks the basin. The interior basin can be
+        # narrow (a few groups: theta in (1.3, 1.9) beside a boundary minimum
+        # at 0 that is only 0.01 higher), so the scan is the batched path's
+        # log grid (ratio 10^0.2), not a coarse one. theta = 0 is a stationary
+        # point of the criterion (it depends on theta through theta^2), so a
+        # local method never leaves it: start there only if it is the best
+        # candidate.
+        starts = [s * re.theta0 for s in _RAY_SCAN]
         vals = [f(t) for t in starts]
         start = starts[int(np.argmin(vals))]
         th = self._escape_boundary(self._local(start, grad, bounds), grad, bounds)
