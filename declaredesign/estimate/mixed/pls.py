@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from ...errors import EstimationError
 from .derivatives import richardson_hessian, richardson_jacobian
+from .deviance_derivatives import DevianceDerivatives
 from .model_matrices import ReTerms
 
 __all__ = ["PLS", "SparsePLS", "DENSE_MAX_Q"]
@@ -60,7 +61,27 @@ class PLS:
         self.XtX = X.T @ X
         self.Xty = X.T @ self.y0
         self._sparse = None
+        self._derivs = None
         self._cache: dict[bytes, dict] = {}
+
+    @property
+    def derivatives(self) -> DevianceDerivatives | None:
+        """Closed-form derivatives in theta (dense q x q algebra), or None.
+
+        None above ``DENSE_MAX_Q`` random effects, where numerical differences are used.
+        """
+        return self._dense() if self.re.q <= DENSE_MAX_Q else None
+
+    def _dense(self) -> DevianceDerivatives:
+        """Make (once) the dense cross products ``Z'Z``, ``Z'[y0 X]`` and derivatives."""
+        if self._derivs is None:
+            self._derivs = DevianceDerivatives(self)
+        return self._derivs
+
+    def criterion_derivatives(self, theta: np.ndarray, second: bool = True):
+        """Closed-form gradient (and Hessian) of :meth:`criterion` at theta."""
+        theta = np.asarray(theta, dtype=float)
+        return self.derivatives.criterion_derivatives(theta, self.solve(theta), second)
 
     def ZLambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """Build the sparse product ``Z Lambda(theta)`` (n x q)."""
@@ -147,33 +168,28 @@ class PLS:
         return self._solve_dense(theta)
 
     def _solve_dense(self, theta: np.ndarray) -> dict:
-        """Solve the PLS problem with a dense Cholesky factor of the q x q system."""
-        ZL = self.ZLambda(theta)
-        A = (ZL.T @ ZL).toarray()
+        """Solve the PLS problem with a dense Cholesky factor of the q x q system.
+
+        ``Z'Z``, ``Z'X`` and ``Z'y`` are formed once (:class:`DevianceDerivatives`),
+        so an evaluation is q x q algebra plus one sparse product for the residual.
+        """
+        dv = self._dense()
+        Lam = dv.Lambda(theta)
+        A = Lam.T @ dv.ZtZ @ Lam
         A[np.diag_indices_from(A)] += 1.0
         L = sla.cholesky(A, lower=True, check_finite=False)
-        cu = sla.solve_triangular(L, ZL.T @ self.y0, lower=True, check_finite=False)
-        ZtX = np.asarray(ZL.T @ self.X)
-        # Column by column: OpenBLAS's threaded multi-column trsm costs ~20x a
-        # vector solve at these sizes.
-        RZX = np.column_stack([sla.solve_triangular(L, ZtX[:, j], lower=True,
-                                                    check_finite=False)
-                               for j in range(self.p)]) if self.p else ZtX
+        R = Lam.T @ dv.ZtyX                                 # Lambda' Z' [y0 X]
+        CR = sla.solve_triangular(L, R, lower=True, check_finite=False)
+        cu, RZX = CR[:, 0], CR[:, 1:]
         MX = self.XtX - RZX.T @ RZX
         rhs = self.Xty - RZX.T @ cu
-        if self.p:
-            RX = sla.cholesky(MX, lower=False, check_finite=False)
-            beta = sla.cho_solve((RX, False), rhs, check_finite=False)
-            ldRX2 = 2.0 * np.sum(np.log(np.diag(RX)))
-        else:
-            RX, beta, ldRX2 = np.zeros((0, 0)), np.zeros(0), 0.0
+        RX, beta, ldRX2 = self._fixed(MX, rhs)
         u = sla.solve_triangular(L.T, cu - RZX @ beta, lower=False, check_finite=False)
-        res = self.y0 - self.X @ beta - ZL @ u
+        res = self.y0 - self.X @ beta - dv.Z @ (Lam @ u)
         pwrss = float(res @ res + u @ u)
-        beta = beta + self.b0
         ldL2 = 2.0 * np.sum(np.log(np.diag(L)))
-        return dict(L=L, cu=cu, RZX=RZX, RX=RX, MX=MX, beta=beta, u=u, pwrss=pwrss, ldL2=ldL2,
-                    ldRX2=ldRX2, ZL=ZL)
+        return dict(L=L, cu=cu, RZX=RZX, RX=RX, MX=MX, beta=beta + self.b0, u=u, pwrss=pwrss,
+                    ldL2=ldL2, ldRX2=ldRX2)
 
     def criterion(self, theta: np.ndarray) -> float:
         """REML criterion or ML deviance, profiled over beta and sigma."""
@@ -213,6 +229,11 @@ class PLS:
         f = self.criterion
 
         def grad(th):
+            if self.derivatives is not None:
+                try:
+                    return self.criterion_derivatives(th, second=False)[0]
+                except (np.linalg.LinAlgError, ValueError):
+                    pass
             g = np.empty_like(th)
             for i in range(th.size):
                 h = 1e-6 * max(1.0, abs(th[i]))
@@ -231,9 +252,11 @@ class PLS:
         # point of the criterion (it depends on theta through theta^2), so a
         # local method never leaves it: start there only if it is the best
         # candidate.
-        starts = [s * re.theta0 for s in _RAY_SCAN]
-        vals = [f(t) for t in starts]
-        start = starts[int(np.argmin(vals))]
+        if self.derivatives is not None:
+            vals = self.derivatives.ray_criterion(_RAY_SCAN)
+        else:
+            vals = [f(s * re.theta0) for s in _RAY_SCAN]
+        start = _RAY_SCAN[int(np.argmin(vals))] * re.theta0
         th = self._escape_boundary(self._local(start, grad, bounds), grad, bounds)
         if not np.isfinite(f(th)):
             raise EstimationError("lmer: the optimiser found no finite criterion value.")
@@ -296,8 +319,12 @@ class PLS:
                 return f(t)
 
             z0 = th[idx]
-            g = richardson_jacobian(fsub, z0, d=1e-3, r=3)[0]
-            Hm = richardson_hessian(fsub, z0, d=1e-3, r=2)
+            if self.derivatives is not None:
+                gf, Hf = self.criterion_derivatives(th)
+                g, Hm = gf[idx], Hf[np.ix_(idx, idx)]
+            else:
+                g = richardson_jacobian(fsub, z0, d=1e-3, r=3)[0]
+                Hm = richardson_hessian(fsub, z0, d=1e-3, r=2)
             try:
                 step = -np.linalg.solve(Hm, g)
             except np.linalg.LinAlgError:
