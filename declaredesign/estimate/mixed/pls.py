@@ -33,6 +33,9 @@ _CACHE_SIZE = 64
 #: path's log grid (``random_intercept._GRID``).
 _RAY_SCAN = np.concatenate([[1.0, 0.0], np.logspace(-4, 4, 41)])
 
+#: The coarse scan of the sparse path, one full factorisation per value.
+_RAY_SCAN_SPARSE = np.array([1.0, 0.0, 0.01, 0.1, 0.3, 3.0, 10.0, 100.0])
+
 #: Values a zero diagonal theta is scanned over when checking a boundary optimum.
 _BOUNDARY_SCAN = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -252,11 +255,15 @@ class PLS:
         # point of the criterion (it depends on theta through theta^2), so a
         # local method never leaves it: start there only if it is the best
         # candidate.
+        # The sparse path (many levels, where such narrow basins are not seen) keeps
+        # a coarse scan: each of its evaluations is a full sparse factorisation.
         if self.derivatives is not None:
-            vals = self.derivatives.ray_criterion(_RAY_SCAN)
+            scales = _RAY_SCAN
+            vals = self.derivatives.ray_criterion(scales)
         else:
-            vals = [f(s * re.theta0) for s in _RAY_SCAN]
-        start = _RAY_SCAN[int(np.argmin(vals))] * re.theta0
+            scales = _RAY_SCAN_SPARSE
+            vals = [f(s * re.theta0) for s in scales]
+        start = scales[int(np.argmin(vals))] * re.theta0
         th = self._escape_boundary(self._local(start, grad, bounds), grad, bounds)
         if not np.isfinite(f(th)):
             raise EstimationError("lmer: the optimiser found no finite criterion value.")
@@ -320,7 +327,10 @@ class PLS:
 
             z0 = th[idx]
             if self.derivatives is not None:
-                gf, Hf = self.criterion_derivatives(th)
+                try:
+                    gf, Hf = self.criterion_derivatives(th)
+                except (np.linalg.LinAlgError, ValueError):
+                    break
                 g, Hm = gf[idx], Hf[np.ix_(idx, idx)]
             else:
                 g = richardson_jacobian(fsub, z0, d=1e-3, r=3)[0]
