@@ -403,6 +403,42 @@ class SparsePLS:
             off += k * t.nl
         self._lam_rows = np.concatenate(rows)
         self._lam_cols = np.concatenate(cols)
+        self._diagonal = None
+        if all(t.k == 1 for t in re.terms):
+            self._diagonal = self._diagonal_layout()
+
+    def _diagonal_layout(self) -> dict:
+        """Blocks of ``Z'Z`` cut once for a diagonal Lambda (scalar random effects only).
+
+        Then ``A = Lambda Z'Z Lambda + I`` is ``Z'Z`` with entry (i, j) scaled by
+        ``lambda_i lambda_j``: an evaluation rescales these fixed blocks instead of
+        forming and slicing sparse products.
+        """
+        q1 = self.q1
+        col_theta = np.concatenate([np.full(t.nl, i) for i, t in enumerate(self.pls.re.terms)])
+        Z21 = self.ZtZ[q1:, :q1].tocsr()
+        Z21.sort_indices()
+        rows21 = np.repeat(np.arange(Z21.shape[0]), np.diff(Z21.indptr))
+        return dict(col_theta=col_theta, d11=self.ZtZ.diagonal()[:q1].copy(), Z21=Z21,
+                    rows21=rows21, Z22=self.ZtZ[q1:, q1:].toarray())
+
+    def _factor_diagonal(self, theta: np.ndarray):
+        """:meth:`_factor` for a diagonal Lambda, by rescaling the fixed blocks."""
+        lay, q1 = self._diagonal, self.q1
+        lam = np.asarray(theta, dtype=float)[lay["col_theta"]]
+        l1, l2 = lam[:q1], lam[q1:]
+        d = l1 * l1 * lay["d11"] + 1.0
+        inv11 = 1.0 / d
+        Z21 = lay["Z21"]
+        vals = Z21.data * l2[lay["rows21"]] * l1[Z21.indices]
+        A21 = sp.csr_matrix((vals, Z21.indices, Z21.indptr), shape=Z21.shape)
+        M = sp.csr_matrix((vals * inv11[Z21.indices], Z21.indices, Z21.indptr),
+                          shape=Z21.shape)                            # A21 A11^-1
+        S = l2[:, None] * lay["Z22"] * l2[None, :] - (M @ A21.T).toarray()
+        S[np.diag_indices_from(S)] += 1.0
+        LS = sla.cholesky(S, lower=True, check_finite=False)
+        ldL2 = np.sum(np.log(d)) + 2.0 * np.sum(np.log(np.diag(LS)))
+        return sp.diags(lam, format="csr"), A21, sp.diags(inv11, format="csr"), M, LS, ldL2
 
     def Lambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """Build the sparse relative covariance factor ``Lambda(theta)`` (q x q)."""
@@ -412,6 +448,8 @@ class SparsePLS:
 
     def _factor(self, theta: np.ndarray):
         """Block factorisation of ``A = Lambda' Z'Z Lambda + I``."""
+        if self._diagonal is not None:
+            return self._factor_diagonal(theta)
         q1, k1, nl1 = self.q1, self.k1, self.nl1
         Lam = self.Lambda(theta)
         A = (Lam.T @ self.ZtZ @ Lam).tocsr()
