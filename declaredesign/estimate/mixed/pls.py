@@ -355,7 +355,7 @@ class PLS:
 
 
 def _diagonal(v: np.ndarray) -> sp.csr_matrix:
-    """A diagonal CSR matrix (what ``sp.diags(v, format="csr")`` makes, at less cost)."""
+    """Build a diagonal CSR matrix (as ``sp.diags(v, format="csr")``, at less cost)."""
     idx = np.arange(v.size + 1, dtype=np.int32)
     return sp.csr_matrix((v, idx[:-1], idx), shape=(v.size, v.size))
 
