@@ -191,12 +191,14 @@ class DevianceDerivatives:
         d = self.derivatives(theta, s, second)
         pw = s["pwrss"]
         mult = pls.n - pls.p if pls.REML else pls.n
-        g = d["ld1"] + mult * d["pw1"] / pw
+        with np.errstate(divide="ignore", invalid="ignore"):   # a perfect fit: pw = 0
+            g = d["ld1"] + mult * d["pw1"] / pw
+            H = (d["ld2"] + mult * (d["pw2"] / pw - np.outer(d["pw1"], d["pw1"]) / pw**2)
+                 if second else None)
         if pls.REML:
             g = g + d["lm1"]
         if not second:
             return g, None
-        H = d["ld2"] + mult * (d["pw2"] / pw - np.outer(d["pw1"], d["pw1"]) / pw**2)
         if pls.REML:
             H = H + d["lm2"]
         return g, (H + H.T) / 2
