@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from ...errors import EstimationError
 from .derivatives import richardson_hessian, richardson_jacobian
+from .deviance_derivatives import DevianceDerivatives
 from .model_matrices import ReTerms
 
 __all__ = ["PLS", "SparsePLS", "DENSE_MAX_Q", "weighted_rows"]
@@ -28,6 +29,14 @@ DENSE_MAX_Q = 150
 
 #: Number of PLS solves kept per fit, by theta.
 _CACHE_SIZE = 64
+
+#: Multiples of lme4's start theta scanned for the optimiser's start: 1 (lme4's
+#: start) first, so that ties keep it, then 0 and the random-intercept batched
+#: path's log grid (``random_intercept._GRID``).
+_RAY_SCAN = np.concatenate([[1.0, 0.0], np.logspace(-4, 4, 41)])
+
+#: The coarse scan of the sparse path, one full factorisation per value.
+_RAY_SCAN_SPARSE = np.array([1.0, 0.0, 0.01, 0.1, 0.3, 3.0, 10.0, 100.0])
 
 #: Values a zero diagonal theta is scanned over when checking a boundary optimum.
 _BOUNDARY_SCAN = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -80,7 +89,27 @@ class PLS:
         self.XtX = X.T @ X
         self.Xty = X.T @ self.y0
         self._sparse = None
+        self._derivs = None
         self._cache: dict[bytes, dict] = {}
+
+    @property
+    def derivatives(self) -> DevianceDerivatives | None:
+        """Closed-form derivatives in theta (dense q x q algebra), or None.
+
+        None above ``DENSE_MAX_Q`` random effects, where numerical differences are used.
+        """
+        return self._dense() if self.re.q <= DENSE_MAX_Q else None
+
+    def _dense(self) -> DevianceDerivatives:
+        """Make (once) the dense cross products ``Z'Z``, ``Z'[y0 X]`` and derivatives."""
+        if self._derivs is None:
+            self._derivs = DevianceDerivatives(self)
+        return self._derivs
+
+    def criterion_derivatives(self, theta: np.ndarray, second: bool = True):
+        """Closed-form gradient (and Hessian) of :meth:`criterion` at theta."""
+        theta = np.asarray(theta, dtype=float)
+        return self.derivatives.criterion_derivatives(theta, self.solve(theta), second)
 
     def ZLambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """Build the sparse product ``Z Lambda(theta)`` (n x q)."""
@@ -167,33 +196,28 @@ class PLS:
         return self._solve_dense(theta)
 
     def _solve_dense(self, theta: np.ndarray) -> dict:
-        """Solve the PLS problem with a dense Cholesky factor of the q x q system."""
-        ZL = self.ZLambda(theta)
-        A = (ZL.T @ ZL).toarray()
+        """Solve the PLS problem with a dense Cholesky factor of the q x q system.
+
+        ``Z'Z``, ``Z'X`` and ``Z'y`` are formed once (:class:`DevianceDerivatives`),
+        so an evaluation is q x q algebra plus one sparse product for the residual.
+        """
+        dv = self._dense()
+        Lam = dv.Lambda(theta)
+        A = Lam.T @ dv.ZtZ @ Lam
         A[np.diag_indices_from(A)] += 1.0
         L = sla.cholesky(A, lower=True, check_finite=False)
-        cu = sla.solve_triangular(L, ZL.T @ self.y0, lower=True, check_finite=False)
-        ZtX = np.asarray(ZL.T @ self.X)
-        # Column by column: OpenBLAS's threaded multi-column trsm costs ~20x a
-        # vector solve at these sizes.
-        RZX = np.column_stack([sla.solve_triangular(L, ZtX[:, j], lower=True,
-                                                    check_finite=False)
-                               for j in range(self.p)]) if self.p else ZtX
+        R = Lam.T @ dv.ZtyX                                 # Lambda' Z' [y0 X]
+        CR = sla.solve_triangular(L, R, lower=True, check_finite=False)
+        cu, RZX = CR[:, 0], CR[:, 1:]
         MX = self.XtX - RZX.T @ RZX
         rhs = self.Xty - RZX.T @ cu
-        if self.p:
-            RX = sla.cholesky(MX, lower=False, check_finite=False)
-            beta = sla.cho_solve((RX, False), rhs, check_finite=False)
-            ldRX2 = 2.0 * np.sum(np.log(np.diag(RX)))
-        else:
-            RX, beta, ldRX2 = np.zeros((0, 0)), np.zeros(0), 0.0
+        RX, beta, ldRX2 = self._fixed(MX, rhs)
         u = sla.solve_triangular(L.T, cu - RZX @ beta, lower=False, check_finite=False)
-        res = self.y0 - self.X @ beta - ZL @ u
+        res = self.y0 - self.X @ beta - dv.Z @ (Lam @ u)
         pwrss = float(res @ res + u @ u)
-        beta = beta + self.b0
         ldL2 = 2.0 * np.sum(np.log(np.diag(L)))
-        return dict(L=L, cu=cu, RZX=RZX, RX=RX, MX=MX, beta=beta, u=u, pwrss=pwrss, ldL2=ldL2,
-                    ldRX2=ldRX2, ZL=ZL)
+        return dict(L=L, cu=cu, RZX=RZX, RX=RX, MX=MX, beta=beta + self.b0, u=u, pwrss=pwrss,
+                    ldL2=ldL2, ldRX2=ldRX2)
 
     def criterion(self, theta: np.ndarray) -> float:
         """REML criterion or ML deviance, profiled over beta and sigma."""
@@ -234,6 +258,11 @@ class PLS:
         f = self.criterion
 
         def grad(th):
+            if self.derivatives is not None:
+                try:
+                    return self.criterion_derivatives(th, second=False)[0]
+                except (np.linalg.LinAlgError, ValueError):
+                    pass
             g = np.empty_like(th)
             for i in range(th.size):
                 h = 1e-6 * max(1.0, abs(th[i]))
@@ -244,14 +273,23 @@ class PLS:
             return g
 
         # The profiled criterion can have a local minimum away from a global
-        # one on the boundary (small or unbalanced data); a coarse scan along
-        # the ray through lme4's start picks the basin. theta = 0 is a
-        # stationary point of the criterion (it depends on theta through
-        # theta^2), so a local method never leaves it: start there only if
-        # it is the best candidate.
-        starts = [s * re.theta0 for s in (1.0, 0.0, 0.01, 0.1, 0.3, 3.0, 10.0, 100.0)]
-        vals = [f(t) for t in starts]
-        start = starts[int(np.argmin(vals))]
+        # one on the boundary (small or unbalanced data); a scan along the ray
+        # through lme4's start picks the basin. The interior basin can be
+        # narrow (a few groups: theta in (1.3, 1.9) beside a boundary minimum
+        # at 0 that is only 0.01 higher), so the scan is the batched path's
+        # log grid (ratio 10^0.2), not a coarse one. theta = 0 is a stationary
+        # point of the criterion (it depends on theta through theta^2), so a
+        # local method never leaves it: start there only if it is the best
+        # candidate.
+        # The sparse path (many levels, where such narrow basins are not seen) keeps
+        # a coarse scan: each of its evaluations is a full sparse factorisation.
+        if self.derivatives is not None:
+            scales = _RAY_SCAN
+            vals = self.derivatives.ray_criterion(scales)
+        else:
+            scales = _RAY_SCAN_SPARSE
+            vals = [f(s * re.theta0) for s in scales]
+        start = scales[int(np.argmin(vals))] * re.theta0
         th = self._escape_boundary(self._local(start, grad, bounds), grad, bounds)
         if not np.isfinite(f(th)):
             raise EstimationError("lmer: the optimiser found no finite criterion value.")
@@ -314,8 +352,15 @@ class PLS:
                 return f(t)
 
             z0 = th[idx]
-            g = richardson_jacobian(fsub, z0, d=1e-3, r=3)[0]
-            Hm = richardson_hessian(fsub, z0, d=1e-3, r=2)
+            if self.derivatives is not None:
+                try:
+                    gf, Hf = self.criterion_derivatives(th)
+                except (np.linalg.LinAlgError, ValueError):
+                    break
+                g, Hm = gf[idx], Hf[np.ix_(idx, idx)]
+            else:
+                g = richardson_jacobian(fsub, z0, d=1e-3, r=3)[0]
+                Hm = richardson_hessian(fsub, z0, d=1e-3, r=2)
             try:
                 step = -np.linalg.solve(Hm, g)
             except np.linalg.LinAlgError:
@@ -333,6 +378,12 @@ class PLS:
             if done:
                 break
         return th
+
+
+def _diagonal(v: np.ndarray) -> sp.csr_matrix:
+    """Build a diagonal CSR matrix (as ``sp.diags(v, format="csr")``, at less cost)."""
+    idx = np.arange(v.size + 1, dtype=np.int32)
+    return sp.csr_matrix((v, idx[:-1], idx), shape=(v.size, v.size))
 
 
 class SparsePLS:
@@ -384,6 +435,42 @@ class SparsePLS:
             off += k * t.nl
         self._lam_rows = np.concatenate(rows)
         self._lam_cols = np.concatenate(cols)
+        self._diagonal = None
+        if all(t.k == 1 for t in re.terms):
+            self._diagonal = self._diagonal_layout()
+
+    def _diagonal_layout(self) -> dict:
+        """Blocks of ``Z'Z`` cut once for a diagonal Lambda (scalar random effects only).
+
+        Then ``A = Lambda Z'Z Lambda + I`` is ``Z'Z`` with entry (i, j) scaled by
+        ``lambda_i lambda_j``: an evaluation rescales these fixed blocks instead of
+        forming and slicing sparse products.
+        """
+        q1 = self.q1
+        col_theta = np.concatenate([np.full(t.nl, i) for i, t in enumerate(self.pls.re.terms)])
+        Z21 = self.ZtZ[q1:, :q1].tocsr()
+        Z21.sort_indices()
+        rows21 = np.repeat(np.arange(Z21.shape[0]), np.diff(Z21.indptr))
+        return dict(col_theta=col_theta, d11=self.ZtZ.diagonal()[:q1].copy(), Z21=Z21,
+                    rows21=rows21, Z22=self.ZtZ[q1:, q1:].toarray())
+
+    def _factor_diagonal(self, theta: np.ndarray):
+        """:meth:`_factor` for a diagonal Lambda, by rescaling the fixed blocks."""
+        lay, q1 = self._diagonal, self.q1
+        lam = np.asarray(theta, dtype=float)[lay["col_theta"]]
+        l1, l2 = lam[:q1], lam[q1:]
+        d = l1 * l1 * lay["d11"] + 1.0
+        inv11 = 1.0 / d
+        Z21 = lay["Z21"]
+        vals = Z21.data * l2[lay["rows21"]] * l1[Z21.indices]
+        A21 = sp.csr_matrix((vals, Z21.indices, Z21.indptr), shape=Z21.shape)
+        M = sp.csr_matrix((vals * inv11[Z21.indices], Z21.indices, Z21.indptr),
+                          shape=Z21.shape)                            # A21 A11^-1
+        S = l2[:, None] * lay["Z22"] * l2[None, :] - (M @ A21.T).toarray()
+        S[np.diag_indices_from(S)] += 1.0
+        LS = sla.cholesky(S, lower=True, check_finite=False)
+        ldL2 = np.sum(np.log(d)) + 2.0 * np.sum(np.log(np.diag(LS)))
+        return _diagonal(lam), A21, _diagonal(inv11), M, LS, ldL2
 
     def Lambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """Build the sparse relative covariance factor ``Lambda(theta)`` (q x q)."""
@@ -393,6 +480,8 @@ class SparsePLS:
 
     def _factor(self, theta: np.ndarray):
         """Block factorisation of ``A = Lambda' Z'Z Lambda + I``."""
+        if self._diagonal is not None:
+            return self._factor_diagonal(theta)
         q1, k1, nl1 = self.q1, self.k1, self.nl1
         Lam = self.Lambda(theta)
         A = (Lam.T @ self.ZtZ @ Lam).tocsr()

@@ -5,9 +5,10 @@ of the variance parameters ``tau = (theta, sigma)``; with ``A = 2 H^-1`` the
 asymptotic covariance of ``tau`` (``H`` the Hessian of the deviance in ``tau``) and
 ``g`` the gradient of ``l' V l``, the degrees of freedom are
 ``2 (l' V l)^2 / (g' A g)`` (lmerTest's ``contest1D``). Multi-df F tests combine the
-eigen-decomposed contrasts as lmerTest's ``contestMD``. The general path takes ``H``
-and the Jacobian of ``vcov(beta)`` by Richardson extrapolation (numDeriv's method,
-as lmerTest); the batched paths have them in closed form.
+eigen-decomposed contrasts as lmerTest's ``contestMD``. The general path has ``H``
+and the Jacobian of ``vcov(beta)`` in closed form (:mod:`.deviance_derivatives`)
+up to ``DENSE_MAX_Q`` random effects and by Richardson extrapolation (numDeriv's
+method, as lmerTest) above; the batched paths have them in closed form.
 """
 
 from __future__ import annotations
@@ -35,12 +36,15 @@ def satterthwaite(pls: PLS, theta: np.ndarray, sigma: float, V: np.ndarray):
         Jacobian of ``vec(vcov(beta))`` in ``(theta, sigma)``.
     """
     varpar = np.append(theta, sigma)
-    H = richardson_hessian(pls.dev_varpar, varpar)
+    if pls.derivatives is not None:
+        H, J = pls.derivatives.varpar_derivatives(np.asarray(theta, dtype=float), sigma)
+    else:
+        H = richardson_hessian(pls.dev_varpar, varpar)
+        J = richardson_jacobian(lambda vp: pls.covbeta(vp).ravel(), varpar)  # (p*p, k)
     vals, vecs = np.linalg.eigh(H)
     pos = vals > 1e-8
     A = 2.0 * (vecs[:, pos] / vals[pos]) @ vecs[:, pos].T
     p = V.shape[0]
-    J = richardson_jacobian(lambda vp: pls.covbeta(vp).ravel(), varpar)  # (p*p, k)
     df = np.empty(p)
     for j in range(p):
         g = J[j * p + j, :]

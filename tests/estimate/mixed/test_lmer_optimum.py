@@ -1,0 +1,40 @@
+"""The general lmer fit finds lme4's optimum where the profiled criterion has two basins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from declaredesign.batch import Batch
+from declaredesign.estimate import protocol
+from declaredesign.estimate.mixed import lmer
+
+HERE = Path(__file__).resolve().parents[2] / "fixtures" / "lme4"
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_narrow_interior_basin_beside_boundary_minimum(method):
+    # 7 rows in 3 groups: the ML deviance is 17.6396 at theta = 0 (a local minimum)
+    # and 17.6300 at theta = 1.536 in a basin only ~0.6 wide. A coarse start scan
+    # (theta0 x 0, 0.01, 0.1, 0.3, 1, 3, ...) sees only the boundary one; lme4
+    # (bobyqa from theta = 1) and the batched path (log grid) find the interior one.
+    # R's numbers: two_basins.R.
+    d = pd.read_csv(HERE / "two_basins.csv")
+    want = json.loads((HERE / "two_basins.json").read_text())[method]
+    reml = method == "REML"
+    fit = lmer("y ~ x + (1 | g)", d, REML=reml)
+    np.testing.assert_allclose(fit.theta, want["theta"], rtol=1e-6)
+    np.testing.assert_allclose(fit.sigma, want["sigma"], rtol=1e-7)
+    crit = fit.REMLcrit if reml else fit.deviance
+    assert crit <= want["criterion"] + 1e-9
+    np.testing.assert_allclose(fit.fixef, want["fixef"], rtol=1e-6)
+    tidy = fit.tidy(effects="fixed")
+    np.testing.assert_allclose(tidy.std_error, want["se"], rtol=1e-6)
+    np.testing.assert_allclose(tidy.df, want["df"], rtol=1e-5)
+    est = protocol.get_estimator(lmer)
+    out = protocol.fit_batch(est, est.spec("y ~ x + (1 | g)", REML=reml), Batch.from_pandas(d))
+    np.testing.assert_allclose(out.df, want["df"], rtol=1e-5)
