@@ -60,7 +60,7 @@ class Batch:
     (3, 2, [2, 1])
     """
 
-    __slots__ = ("columns", "sim", "n_sims", "id_columns", "_groups", "__weakref__")
+    __slots__ = ("columns", "sim", "n_sims", "id_columns", "_groups", "_frame", "__weakref__")
 
     def __init__(self, columns: Mapping[str, Any], sim: Any, n_sims: int,
                  id_columns: Iterable[str] = ()):
@@ -78,6 +78,7 @@ class Batch:
         self.n_sims: int = int(n_sims)
         self.id_columns: frozenset[str] = frozenset(c for c in id_columns if c in cols)
         self._groups: dict[tuple[str, ...], GroupIndex] = {}
+        self._frame: pd.DataFrame | None = None     # split()'s DataFrame, made once
 
     # ------------------------------------------------------------------ basics
     @property
@@ -232,11 +233,15 @@ class Batch:
     def split(self) -> list[pd.DataFrame]:
         """One DataFrame per simulation (IDs formatted), for per-dataset user code."""
         st = self.starts().tolist()
-        df = self.to_pandas()
         if not _COPY_ON_WRITE:
+            df = self.to_pandas()
             return [df.iloc[st[s]:st[s + 1]].reset_index(drop=True) for s in range(self.n_sims)]
         # With copy-on-write a slice is a view that user code may change freely (the
-        # first write copies it): only its row labels need to be 0..n-1.
+        # first write copies it, never the batch's frame): only its row labels need to be
+        # 0..n-1. Several estimators of a design split the same batch: one frame serves all.
+        if self._frame is None:
+            self._frame = self.to_pandas()
+        df = self._frame
         frames = []
         for s in range(self.n_sims):
             part = df.iloc[st[s]:st[s + 1]]

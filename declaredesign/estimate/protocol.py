@@ -275,8 +275,9 @@ def _one_simulation(fit: Callable[[pd.DataFrame], Any],
             res = fit(df)
             tidy = _tidy_rows(res)
         notes = [str(w.message) for w in caught]
-        notes += [m for m in getattr(res, "messages", ()) or () if m not in notes]
-        n_na = _count_missing(tidy["estimate"]) if "estimate" in tidy else 0
+        if not isinstance(res, pd.DataFrame):    # a frame's attributes are its columns
+            notes += [m for m in getattr(res, "messages", ()) or () if m not in notes]
+        n_na = _count_missing(tidy["estimate"]) if "estimate" in tidy.columns else 0
         if n_na and not any("rank deficient" in m for m in notes):
             notes.append(rank_deficient_message(n_na))
         return tidy, ("; ".join(notes) if notes else None)
