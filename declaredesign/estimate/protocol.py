@@ -259,11 +259,11 @@ def fit_per_simulation(fit: Callable[[pd.DataFrame], Any], batch: Batch, sims: A
     # once at the end (per-frame column edits cost more than most fits on small data).
     results = [_one_simulation(fit, df) for df in dfs]
     out = _stack_uniform(results, sims)
-    if out is None:
-        out = pd.concat([_rows_of(tidy, note, outcome).assign(sim=s)
-                         for (tidy, note), s in zip(results, sims)], ignore_index=True)
-        out = out[["sim", *[c for c in out.columns if c != "sim"]]]
-    return _with_messages(out)
+    if out is not None:
+        return out
+    out = pd.concat([_rows_of(tidy, note, outcome).assign(sim=s)
+                     for (tidy, note), s in zip(results, sims)], ignore_index=True)
+    return _with_messages(out[["sim", *[c for c in out.columns if c != "sim"]]])
 
 
 def _one_simulation(fit: Callable[[pd.DataFrame], Any],
@@ -321,17 +321,42 @@ def _stack_uniform(results: list[tuple[pd.DataFrame | None, str | None]],
     if any(f.columns is not frames[0].columns and tuple(f.columns) != columns
            for f in frames[1:]):
         return None
-    out = pd.concat(frames, ignore_index=True)
-    lengths = np.array([len(f) for f in frames])
+    return stack_rows(pd.concat(frames, ignore_index=True), [len(f) for f in frames],
+                      [note for _, note in results], sims)
+
+
+def stack_rows(rows: pd.DataFrame, lengths: Any, notes: list[str | None],
+               sims: list[int]) -> pd.DataFrame:
+    """Finish the stacked rows of successful fits that all returned the same columns.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        The fits' rows one simulation after another (their tidy frames concatenated).
+    lengths : array_like of int
+        Rows of each simulation.
+    notes : list of str or None
+        Each simulation's warning.
+    sims : list of int
+        Each simulation's number.
+
+    Returns
+    -------
+    DataFrame
+        What :func:`fit_per_simulation` returns for these fits: ``term`` defaulting to
+        ``"estimate"``, ``sim``, ``error``, ``warning``, in the standard order.
+    """
+    out = rows
+    lengths = np.asarray(lengths, dtype=np.int64)
     if "term" not in out:
         out["term"] = "estimate"
-    notes = np.empty(len(results), dtype=object)
-    notes[:] = [note for _, note in results]
-    out["warning"] = np.repeat(notes, lengths)
+    warning = np.empty(len(notes), dtype=object)
+    warning[:] = notes
+    out["warning"] = np.repeat(warning, lengths)
     if "error" not in out:
         out["error"] = np.full(len(out), None, dtype=object)
     out["sim"] = np.repeat(np.asarray(sims, dtype=np.int64), lengths)
-    return out
+    return _with_messages(out)
 
 
 def _tidy_rows(res: Any) -> pd.DataFrame:
