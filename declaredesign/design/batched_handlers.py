@@ -96,6 +96,14 @@ class _Values:
     def _refuse(self, what: str) -> Any:
         self._run.refuse(what)
 
+    def __getattr__(self, name: str) -> Any:
+        # a method or attribute of pandas' Series or of a numpy scalar that is not listed
+        # (to_numpy, values, std, item...): refused; private names are probes by numpy
+        # and pandas, which must find nothing
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._refuse(f".{name}")
+
     def __bool__(self) -> bool:
         return self._refuse("truth value")
 
@@ -138,27 +146,27 @@ class _Values:
 class PerSim(_Values):
     """One value per simulation (a mean or a sum), as a numpy scalar is in one simulation."""
 
-    __slots__ = ("values",)
+    __slots__ = ("_values",)
 
     def __init__(self, run: _Run, values: np.ndarray):
         self._run = run
-        self.values = values
+        self._values = values
 
     def _operand(self, other: Any) -> Any:
         if isinstance(other, PerSim) and other._run is self._run:
-            return other.values
+            return other._values
         if _plain_scalar(other):
             return other
         return self._refuse(f"an operation with {type(other).__name__}")
 
     def _arith(self, other: Any, op: Callable[[Any, Any], Any], reflected: bool) -> PerSim:
         o = self._operand(other)
-        if self.values.dtype != np.float64 and np.asarray(o).dtype.kind != "f":
+        if self._values.dtype != np.float64 and np.asarray(o).dtype.kind != "f":
             # numpy integer scalars warn on overflow where arrays wrap silently
             return self._refuse("integer arithmetic on per-simulation values")
         # numpy scalar arithmetic elementwise: the same IEEE operation per simulation;
         # a warning (say, a division by zero) stops the batched run
-        res = op(o, self.values) if reflected else op(self.values, o)
+        res = op(o, self._values) if reflected else op(self._values, o)
         return PerSim(self._run, np.asarray(res))
 
     def __add__(self, o: Any) -> PerSim:
@@ -186,10 +194,10 @@ class PerSim(_Values):
         return self._arith(o, operator.truediv, True)
 
     def __neg__(self) -> PerSim:
-        return PerSim(self._run, -self.values)
+        return PerSim(self._run, -self._values)
 
     def __abs__(self) -> PerSim:
-        return PerSim(self._run, np.abs(self.values))
+        return PerSim(self._run, np.abs(self._values))
 
     def __eq__(self, other: Any) -> Any:
         return self._refuse("comparison")
@@ -201,20 +209,20 @@ class PerSim(_Values):
 class Rows(_Values):
     """A column: every simulation's rows of one selection of the data."""
 
-    __slots__ = ("values", "layout")
+    __slots__ = ("_values", "_layout")
 
     def __init__(self, run: _Run, values: np.ndarray, layout: _Layout):
         self._run = run
-        self.values = values
-        self.layout = layout
+        self._values = values
+        self._layout = layout
 
     def _operand(self, other: Any) -> Any:
         if isinstance(other, Rows) and other._run is self._run:
-            if other.layout is not self.layout:   # pandas would align on the row labels
+            if other._layout is not self._layout:   # pandas would align on the row labels
                 return self._refuse("columns of different row selections")
-            return other.values
+            return other._values
         if isinstance(other, PerSim) and other._run is self._run:
-            return np.repeat(other.values, self.layout.sizes)
+            return np.repeat(other._values, self._layout.sizes)
         if _plain_scalar(other):
             return other
         return self._refuse(f"an operation with {type(other).__name__}")
@@ -222,11 +230,11 @@ class Rows(_Values):
     def _apply(self, other: Any, op: Callable[[Any, Any], Any], reflected: bool = False,
                arithmetic: bool = True) -> Rows:
         o = self._operand(other)
-        if arithmetic and "b" in (self.values.dtype.kind, np.asarray(o).dtype.kind):
+        if arithmetic and "b" in (self._values.dtype.kind, np.asarray(o).dtype.kind):
             return self._refuse("arithmetic on booleans")
         with np.errstate(all="ignore"):      # as pandas' column arithmetic
-            res = op(o, self.values) if reflected else op(self.values, o)
-        return Rows(self._run, np.asarray(res), self.layout)
+            res = op(o, self._values) if reflected else op(self._values, o)
+        return Rows(self._run, np.asarray(res), self._layout)
 
     def __add__(self, o: Any) -> Rows:
         return self._apply(o, operator.add)
@@ -253,9 +261,9 @@ class Rows(_Values):
         return self._apply(o, operator.truediv, True)
 
     def __neg__(self) -> Rows:
-        if self.values.dtype == bool:
+        if self._values.dtype == bool:
             return self._refuse("negation of booleans")
-        return Rows(self._run, -self.values, self.layout)
+        return Rows(self._run, -self._values, self._layout)
 
     def __eq__(self, o: Any) -> Rows:  # type: ignore[override]
         return self._apply(o, operator.eq, arithmetic=False)
@@ -279,10 +287,10 @@ class Rows(_Values):
 
     def _logical(self, other: Any, op: Callable[[Any, Any], Any]) -> Rows:
         if not (isinstance(other, Rows) and other._run is self._run
-                and other.layout is self.layout and self.values.dtype == bool
-                and other.values.dtype == bool):
+                and other._layout is self._layout and self._values.dtype == bool
+                and other._values.dtype == bool):
             return self._refuse("& or | other than of boolean columns")
-        return Rows(self._run, op(self.values, other.values), self.layout)
+        return Rows(self._run, op(self._values, other._values), self._layout)
 
     def __and__(self, o: Any) -> Rows:
         return self._logical(o, operator.and_)
@@ -291,12 +299,12 @@ class Rows(_Values):
         return self._logical(o, operator.or_)
 
     def __invert__(self) -> Rows:
-        if self.values.dtype != bool:
+        if self._values.dtype != bool:
             return self._refuse("~ of a non-boolean column")
-        return Rows(self._run, ~self.values, self.layout)
+        return Rows(self._run, ~self._values, self._layout)
 
     def __getitem__(self, key: Any) -> Rows:
-        values, layout, _ = _select(self._run, self.values, self.layout, key)
+        values, layout, _ = _select(self._run, self._values, self._layout, key)
         return Rows(self._run, values, layout)
 
     def mean(self, *args: Any, **kwargs: Any) -> PerSim:
@@ -310,17 +318,17 @@ class Rows(_Values):
         """Each simulation's sum, as pandas' ``Series.sum()`` computes it."""
         if args or kwargs:
             return self._refuse("sum() with arguments")
-        if self.values.dtype == np.float64:
+        if self._values.dtype == np.float64:
             return PerSim(self._run, self._sums()[0])
         # integers and booleans sum exactly in int64, in any order
-        sums = np.add.reduceat(self.values.astype(np.int64), self._bounds()[:-1])
+        sums = np.add.reduceat(self._values.astype(np.int64), self._bounds()[:-1])
         return PerSim(self._run, sums.astype(np.int64))
 
     def _bounds(self) -> np.ndarray:
-        sizes = self.layout.sizes
+        sizes = self._layout.sizes
         if not len(sizes) or not sizes.all():
             return self._refuse("a simulation without rows")
-        v = self.values
+        v = self._values
         if v.dtype == np.float64 and np.isnan(v).any():
             return self._refuse("missing values")
         if v.dtype == np.int64 and len(v) and \
@@ -331,7 +339,7 @@ class Rows(_Values):
     def _sums(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-simulation float64 sums and row counts (pandas: ``values.sum(dtype=f8)``)."""
         b = self._bounds()
-        v = self.values
+        v = self._values
         if v.dtype == np.float64:
             # pairwise summation within each simulation, as numpy sums one array
             total = np.array([v[b[i]:b[i + 1]].sum() for i in range(len(b) - 1)])
@@ -344,10 +352,10 @@ class Rows(_Values):
 def _select(run: _Run, values: np.ndarray | None, layout: _Layout,
             key: Any) -> tuple[Any, _Layout, np.ndarray]:
     """Rows where a boolean column of the same selection is true."""
-    if not (isinstance(key, Rows) and key._run is run and key.layout is layout
-            and key.values.dtype == bool):
+    if not (isinstance(key, Rows) and key._run is run and key._layout is layout
+            and key._values.dtype == bool):
         run.refuse("indexing other than by a boolean column of the same rows")
-    mask = key.values
+    mask = key._values
     sim = np.repeat(np.arange(len(layout.sizes)), layout.sizes)
     sizes = np.bincount(sim[mask], minlength=len(layout.sizes))
     return (None if values is None else values[mask]), _Layout(sizes), mask
@@ -387,10 +395,13 @@ class BatchedFrame:
 
     def __getattr__(self, name: str) -> Any:
         # pandas reads a column as an attribute unless a DataFrame attribute has its name
-        if not name.startswith("_") and not hasattr(pd.DataFrame, name) and \
-                name in self._columns:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if hasattr(pd.DataFrame, name):
+            return self._run.refuse(f"data.{name}")
+        if name in self._columns:
             return self[name]
-        raise AttributeError(name)
+        raise AttributeError(name)     # as pandas: neither a column nor an attribute
 
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         return self._run.refuse("this use of the data")
@@ -466,11 +477,11 @@ def _expand(run: _Run, res: Any, n_sims: int) -> pd.DataFrame | None:
             continue
         if not all(isinstance(c, PerSim) and c._run is run for c in cells):
             return None
-        dtypes = {c.values.dtype for c in cells}
+        dtypes = {c._values.dtype for c in cells}
         if len(dtypes) != 1 or next(iter(dtypes)) not in _RESULT_DTYPES or \
-                any(c.values.shape != (n_sims,) for c in cells):
+                any(c._values.shape != (n_sims,) for c in cells):
             return None
-        out[name] = np.column_stack([c.values for c in cells]).reshape(-1)
+        out[name] = np.column_stack([c._values for c in cells]).reshape(-1)
     renamed = [n.replace(".", "_") for n in names]   # as the per-simulation run names them
     if len(set(renamed)) != len(renamed):
         return None

@@ -112,6 +112,10 @@ UNSUPPORTED = {
         {"estimate": [(data["Y"][data["Z"] == 1] - data["Y"][data["Z"] == 0]).mean()]}),
     "copy": lambda data: data.copy().assign(estimate=1.0)[["estimate"]].head(1),
     "model_call": lambda data: dd.difference_in_means("Y ~ Z", data=data).tidy(),
+    "values": lambda data: pd.DataFrame({"estimate": [data["Y"].values.mean()]}),
+    "shape": lambda data: pd.DataFrame({"estimate": [data["Y"].sum() / data.shape[0]]}),
+    "caught_attribute": lambda data: pd.DataFrame(
+        {"estimate": [getattr(data["Y"].mean(), "item", lambda: 0.0)()]}),
     "integer_arithmetic": lambda data: pd.DataFrame({"estimate": [data["k"].sum() * 3]}),
 }
 
