@@ -453,10 +453,13 @@ def fit_handler_batched(handler: Callable[..., Any], kwargs: Mapping[str, Any], 
 
 
 def _frame(run: _Run, batch: Batch) -> BatchedFrame:
-    # level IDs are strings in user code: not columns the stand-in does
-    cols = {k: (v if k not in batch.id_columns else np.asarray(v, dtype=object))
-            for k, v in batch.columns.items()}
+    # level IDs are zero-padded strings in user code: not a column the stand-in does
+    cols = {k: (v if k not in batch.id_columns else _ID_COLUMN) for k, v in batch.columns.items()}
     return BatchedFrame(run, cols, None, _Layout(batch.sim_sizes()))
+
+
+#: Stands for a level ID column (strings in user code), which the stand-in refuses.
+_ID_COLUMN = np.zeros(0, dtype=object)
 
 
 def _expand(run: _Run, res: Any, n_sims: int) -> pd.DataFrame | None:

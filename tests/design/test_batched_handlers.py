@@ -116,6 +116,7 @@ UNSUPPORTED = {
     "shape": lambda data: pd.DataFrame({"estimate": [data["Y"].sum() / data.shape[0]]}),
     "caught_attribute": lambda data: pd.DataFrame(
         {"estimate": [getattr(data["Y"].mean(), "item", lambda: 0.0)()]}),
+    "id_column": lambda data: pd.DataFrame({"estimate": [(data["ID"] == "01").mean()]}),
     "integer_arithmetic": lambda data: pd.DataFrame({"estimate": [data["k"].sum() * 3]}),
 }
 
