@@ -411,21 +411,21 @@ class BatchedFrame:
 
 
 # ----------------------------------------------------------------------- running
-def fit_handler_batched(handler: Callable[..., Any], kwargs: Mapping[str, Any], batch: Batch,
-                        fit: Callable[[pd.DataFrame], Any], *,
+def fit_handler_batched(fit: Callable[[Any], Any], batch: Batch, *,
+                        handler: Callable[..., Any],
                         outcome: str | None = None) -> pd.DataFrame | None:
-    """Rows of ``handler`` on every simulation, run once on a :class:`BatchedFrame`.
+    """Rows of a handler estimator on every simulation, from one call on a stand-in.
 
     Parameters
     ----------
-    handler : callable
-        The estimator's handler ``handler(df, **kwargs)``.
-    kwargs : mapping
-        Its further arguments.
+    fit : callable
+        ``fit(df)``: the handler called on one simulation's data, as the per-simulation
+        run calls it; here it is called once with a :class:`BatchedFrame`, and on the
+        first and last simulations as a check.
     batch : Batch
         The simulations.
-    fit : callable
-        ``fit(df)``, the per-simulation call of the handler (for the check).
+    handler : callable
+        The user's function inside ``fit`` (one taking ``rng`` is never batched).
     outcome : str, optional
         As for :func:`~declaredesign.estimate.protocol.fit_per_simulation`.
 
@@ -441,7 +441,7 @@ def fit_handler_batched(handler: Callable[..., Any], kwargs: Mapping[str, Any], 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")     # a warning belongs to some simulations
-            res = handler(_frame(run, batch), **kwargs)
+            res = fit(_frame(run, batch))
             rows = _expand(run, res, batch.n_sims)
     except Exception:  # noqa: BLE001 -- anything unexpected: the per-simulation run
         return None

@@ -134,7 +134,7 @@ def test_rng_handlers_and_stateful_handlers_are_not_batched(monkeypatch):
 
     def stateful(data):
         return pd.DataFrame({"estimate": [float(next(counter))]})
-    assert batched_handlers.fit_handler_batched(stateful, {}, b, stateful) is None
+    assert batched_handlers.fit_handler_batched(stateful, b, handler=stateful) is None
 
 
 def test_errors_and_warnings_keep_the_per_simulation_contract(monkeypatch):
@@ -176,7 +176,7 @@ def test_stand_in_means_and_sums_equal_pandas_bit_for_bit():
         def handler(data, name=name):
             return pd.DataFrame({"estimate": [data[name].mean()], "total": [data[name].sum()],
                                  "sub": [data[name][data["b"]].mean()]})
-        out = batched_handlers.fit_handler_batched(handler, {}, batch, handler)
+        out = batched_handlers.fit_handler_batched(handler, batch, handler=handler)
         ref = fit_per_simulation(handler, batch, range(40))
         assert out is not None
         pd.testing.assert_frame_equal(out, ref, check_exact=True)
@@ -189,3 +189,20 @@ def test_the_randomized_response_port_runs_its_handlers_batched(monkeypatch):
     calls.clear()
     one_by_one = _simulate(randomized_response_design, monkeypatch, False)
     pd.testing.assert_frame_equal(at_once, one_by_one, check_exact=True)
+
+
+def test_the_per_simulation_wrapper_of_the_handler_is_batched_with_it():
+    # the estimator step may post-process each handler result (say, an NA term as R);
+    # the batched call goes through the same function
+    b = Batch({"Y": np.arange(30.0), "Z": np.tile([0, 1], 15)},
+              sim=np.repeat(np.arange(5), 6), n_sims=5)
+
+    def handler(data):
+        return pd.DataFrame({"estimate": [data["Y"][data["Z"] == 1].mean()]})
+
+    def fit(data):
+        return handler(data).assign(term=None)
+    out = batched_handlers.fit_handler_batched(fit, b, handler=handler)
+    assert out is not None
+    assert out["term"].isna().all()
+    pd.testing.assert_frame_equal(out, fit_per_simulation(fit, b, range(5)), check_exact=True)

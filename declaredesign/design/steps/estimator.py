@@ -210,7 +210,8 @@ class EstimatorStep(Step):
 
             def fit(df: pd.DataFrame) -> Any:
                 return call_handler(handler, df, rng=rng, **kwargs)
-            out = fit_handler_batched(handler, kwargs, batch, fit, outcome=self._outcome())
+            # one call on a stand-in for every simulation when that is exactly the same
+            out = fit_handler_batched(fit, batch, handler=handler, outcome=self._outcome())
             if out is not None:
                 return out
             return fit_per_simulation(fit, batch, range(batch.n_sims), outcome=self._outcome())
