@@ -34,6 +34,7 @@ per-simulation run.
 from __future__ import annotations
 
 import operator
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -50,6 +51,8 @@ __all__ = ["BatchedFrame", "fit_handler_batched"]
 #: Switch the batched run off (the per-simulation run is the reference).
 ENABLED = True
 
+#: Code whose arithmetic on per-simulation values is refused (see PerSim._check_caller).
+_LIBRARIES = frozenset({"numpy", "pandas", "scipy"})
 _COLUMN_DTYPES = (np.dtype(bool), np.dtype(np.int64), np.dtype(np.float64))
 _RESULT_DTYPES = (np.dtype(np.int64), np.dtype(np.float64))
 
@@ -160,6 +163,7 @@ class PerSim(_Values):
         return self._refuse(f"an operation with {type(other).__name__}")
 
     def _arith(self, other: Any, op: Callable[[Any, Any], Any], reflected: bool) -> PerSim:
+        self._check_caller(3)
         o = self._operand(other)
         if self._values.dtype != np.float64 and np.asarray(o).dtype.kind != "f":
             # numpy integer scalars warn on overflow where arrays wrap silently
@@ -194,10 +198,23 @@ class PerSim(_Values):
         return self._arith(o, operator.truediv, True)
 
     def __neg__(self) -> PerSim:
+        self._check_caller(2)
         return PerSim(self._run, -self._values)
 
     def __abs__(self) -> PerSim:
+        self._check_caller(2)
         return PerSim(self._run, np.abs(self._values))
+
+    def _check_caller(self, depth: int) -> None:
+        """Refuse arithmetic that numpy, pandas or scipy do with these values.
+
+        Only the handler's own operations are done as written: a library adds, say, a
+        column of per-simulation values in its own order (numpy sums floats pairwise,
+        objects one after another), which need not round as one simulation's sum does.
+        """
+        caller = sys._getframe(depth).f_globals.get("__name__", "")
+        if caller.split(".")[0] in _LIBRARIES:
+            self._refuse(f"arithmetic on per-simulation values inside {caller}")
 
     def __eq__(self, other: Any) -> Any:
         return self._refuse("comparison")

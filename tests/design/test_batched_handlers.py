@@ -63,6 +63,8 @@ SUPPORTED = {
     "attribute_and_ints": lambda data: pd.DataFrame(
         {"estimate": [(data.k * 2 + 1).mean(), data.k.sum() / 3.0, data["B"].sum() * 1.5],
          "term": ["a", "b", "c"], "inquiry": ["q1", "q2", "q3"]}),
+    "python_sum_of_means": lambda data: pd.DataFrame(
+        {"estimate": [sum(data["Y"].mean() * (i + 1) for i in range(9))]}),
     "bools_and_logic": lambda data: pd.DataFrame(
         {"estimate": [(~data["B"] | (data["u"] > 0)).mean(), -abs(data["u"].sum())]}),
     "broadcast_mean": lambda data: pd.DataFrame(
@@ -117,6 +119,10 @@ UNSUPPORTED = {
     "caught_attribute": lambda data: pd.DataFrame(
         {"estimate": [getattr(data["Y"].mean(), "item", lambda: 0.0)()]}),
     "id_column": lambda data: pd.DataFrame({"estimate": [(data["ID"] == "01").mean()]}),
+    "library_sum_of_means": lambda data: pd.DataFrame({"estimate": [pd.Series(
+        [data["Y"].mean() * (i + 1) for i in range(9)], dtype=object).sum()]}),
+    "numpy_mean_of_means": lambda data: pd.DataFrame({"estimate": [np.array(
+        [data["Y"].mean(), data["u"].mean()], dtype=object).mean()]}),
     "integer_arithmetic": lambda data: pd.DataFrame({"estimate": [data["k"].sum() * 3]}),
 }
 
