@@ -212,3 +212,16 @@ def test_the_per_simulation_wrapper_of_the_handler_is_batched_with_it():
     assert out is not None
     assert out["term"].isna().all()
     pd.testing.assert_frame_equal(out, fit_per_simulation(fit, b, range(5)), check_exact=True)
+
+
+def test_a_returned_messages_column_is_a_column_not_fit_messages():
+    # a fit's ``messages`` become warnings; a returned DataFrame's columns are its rows
+    b = Batch({"Y": np.arange(6.0)}, sim=np.repeat(np.arange(3), 2), n_sims=3)
+
+    def fit(data):
+        return pd.DataFrame({"estimate": [data["Y"].mean()], "messages": ["note"]})
+    out = fit_per_simulation(fit, b, range(3))
+    assert out["warning"].isna().all()
+    assert (out["messages"] == "note").all()
+    pd.testing.assert_frame_equal(batched_handlers.fit_handler_batched(fit, b, handler=fit),
+                                  out, check_exact=True)
