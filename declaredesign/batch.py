@@ -18,6 +18,7 @@ zero-padded strings.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -122,11 +123,22 @@ class Batch:
         >>> b.groups("g").codes.tolist(), b.groups("g") is b.groups("g")
         ([0, 0, 1, 2], True)
         """
+        # memo values are indexes, or functions deriving one from the batch this batch
+        # was made from (take, with_columns, a repeated one-simulation batch)
         idx = self._groups.get(names)
         if idx is None:
             idx = GroupIndex.from_keys(self.sim, self.n_sims, *(self.columns[n] for n in names))
             self._groups[names] = idx
+        elif not isinstance(idx, GroupIndex):
+            idx = idx()                     # derived from the batch this one was made from
+            self._groups[names] = idx
         return idx
+
+    def _inherit_groups(self, parent: Batch, changed: Iterable[str] = ()) -> Batch:
+        """Share the parent's group indexes (done or pending) on columns left unchanged."""
+        changed = set(changed)
+        self._groups.update({k: v for k, v in parent._groups.items() if not changed & set(k)})
+        return self
 
     # --------------------------------------------------------------- new batches
     def with_columns(self, columns: Mapping[str, Any] | None = None, *,
@@ -141,13 +153,15 @@ class Batch:
             if arr.ndim == 0:
                 arr = np.full(self.n_rows, arr[()])
             new[name] = arr
-        return Batch(new, self.sim, self.n_sims, self.id_columns | set(id_columns))
+        out = Batch(new, self.sim, self.n_sims, self.id_columns | set(id_columns))
+        return out._inherit_groups(self, {**(columns or {}), **more})
 
     def drop(self, names: Iterable[str]) -> Batch:
         """Return a batch without the named columns."""
         names = set(names)
-        return Batch({k: v for k, v in self.columns.items() if k not in names},
-                     self.sim, self.n_sims, self.id_columns - names)
+        out = Batch({k: v for k, v in self.columns.items() if k not in names},
+                    self.sim, self.n_sims, self.id_columns - names)
+        return out._inherit_groups(self, names)
 
     def take(self, rows: np.ndarray) -> Batch:
         """Return the rows selected by a boolean mask or a sorted integer index.
@@ -155,8 +169,12 @@ class Batch:
         The index must keep simulations in order (a mask always does).
         """
         rows = np.asarray(rows)
-        return Batch({k: v[rows] for k, v in self.columns.items()}, self.sim[rows],
-                     self.n_sims, self.id_columns)
+        out = Batch({k: v[rows] for k, v in self.columns.items()}, self.sim[rows],
+                    self.n_sims, self.id_columns)
+        # the parent's indexes, subset when first asked for (no re-hashing of keys)
+        out._groups.update({k: functools.partial(_take_groups, v, rows)
+                            for k, v in self._groups.items()})
+        return out
 
     def select_sims(self, sims: Sequence[int] | np.ndarray) -> Batch:
         """Return the listed simulations, renumbered ``0..len(sims)-1``."""
@@ -173,12 +191,23 @@ class Batch:
         """Stack batches; simulations are renumbered consecutively."""
         if not batches:
             return Batch({}, np.zeros(0, dtype=np.int64), 0)
+        if batches[0].n_sims == 1 and all(b is batches[0] for b in batches):
+            return batches[0]._repeat(len(batches))
         names = batches[0].names
         offsets = np.cumsum([0] + [b.n_sims for b in batches])
         sim = np.concatenate([b.sim + o for b, o in zip(batches, offsets[:-1])])
         cols = {n: np.concatenate([b.columns[n] for b in batches]) for n in names}
         ids = frozenset().union(*(b.id_columns for b in batches))
         return Batch(cols, sim, int(offsets[-1]), ids)
+
+    def _repeat(self, n: int) -> Batch:
+        """``n`` copies of a one-simulation batch; group indexes tiled from its own."""
+        sim = np.repeat(np.arange(n, dtype=np.int64), self.n_rows)
+        out = Batch({k: np.tile(v, n) for k, v in self.columns.items()}, sim, n,
+                    self.id_columns)
+        keys = {(), *((c,) for c in self.columns), *self._groups}
+        out._groups.update({k: functools.partial(_tile_groups, self, k, n) for k in keys})
+        return out
 
     # ------------------------------------------------------------ pandas bridge
     @classmethod
@@ -278,3 +307,26 @@ def _format_ids(codes: np.ndarray, sim: np.ndarray, n_sims: int) -> np.ndarray:
     if np.all(widths == widths[0]):
         return np.char.zfill(text, int(widths[0])).astype(object)
     return np.array([t.zfill(w) for t, w in zip(text, widths)], dtype=object)
+
+
+def _take_groups(entry: Any, rows: np.ndarray) -> GroupIndex:
+    """Subset a parent's group index (or its pending derivation) to the rows kept."""
+    idx = entry if isinstance(entry, GroupIndex) else entry()
+    codes = idx.codes[rows]
+    present = np.zeros(idx.n_groups, dtype=bool)
+    present[codes] = True
+    rank = np.cumsum(present, dtype=np.int64)
+    rank -= 1
+    return GroupIndex(rank[codes], idx.group_sim[present], idx.n_sims)
+
+
+def _tile_groups(base: Batch, names: tuple[str, ...], n: int) -> GroupIndex:
+    """Index ``names`` on ``n`` copies of the one-simulation batch ``base``."""
+    idx = base.groups(*names)
+    g = idx.n_groups
+    codes = np.add.outer(np.arange(n, dtype=np.int64) * g, idx.codes).reshape(-1)
+    starts = None
+    if idx.starts is not None:
+        starts = np.add.outer(np.arange(n, dtype=np.int64) * base.n_rows,
+                              idx.starts).reshape(-1)
+    return GroupIndex(codes, np.repeat(np.arange(n, dtype=np.int64), g), n, starts)

@@ -238,12 +238,36 @@ def _key_codes(k: np.ndarray) -> np.ndarray:
     if k.dtype.kind in "iub":
         kk = k.astype(np.int64)
         return kk - kk.min() if kk.size else kk
-    if k.dtype.kind in "OUS":
+    if k.dtype.kind == "O":
+        return _object_codes(k)
+    if k.dtype.kind in "US":
         # Hashing then sorting the uniques only: the order np.unique would give.
-        inv, _ = pd.factorize(k.astype(str) if k.dtype.kind == "O" else k, sort=True)
+        inv, _ = pd.factorize(k, sort=True)
         return inv.astype(np.int64)
     _, inv = np.unique(k, return_inverse=True)
     return inv.reshape(-1).astype(np.int64)
+
+
+def _object_codes(k: np.ndarray) -> np.ndarray:
+    """Codes of an object key in the order of its values as text; missing values apart.
+
+    The objects are hashed as they are (no conversion of every row to text); only the
+    distinct values are sorted by their text. A missing value (None, NaN) is never
+    grouped with a string that prints like it, so a group's first row tells whether the
+    group is missing.
+    """
+    codes, uniques = pd.factorize(k, use_na_sentinel=False)
+    na = pd.isna(uniques)
+    if all(type(u) is str for u in uniques[~na]):
+        order = np.lexsort((na, uniques.astype(str)))
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size, dtype=np.int64)
+        return rank[codes]
+    # mixed types (1 and "1", 1 and 1.0): equal when they print alike, as np.unique on
+    # the text would group them
+    inv, _ = pd.factorize(k.astype(str), sort=True)
+    inv = inv.astype(np.int64) * 2 + pd.isna(k)
+    return np.unique(inv, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def _dense_codes(combined: np.ndarray, total: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

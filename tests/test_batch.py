@@ -64,3 +64,34 @@ def test_group_codes_partition_by_sim_and_key(rows):
             assert (codes[i] == codes[j]) == (rows[i] == rows[j])
     assert np.all(np.diff(gsim) >= 0)
     assert np.array_equal(gsim[codes], sim)
+
+
+def test_derived_group_indexes_equal_fresh_ones():
+    """take / with_columns / drop / repeated concat share or derive the parent's indexes."""
+    from declaredesign.groups import GroupIndex
+
+    rng = np.random.default_rng(3)
+    base = Batch({"cl": np.array(["b", "a", "c", "a", "b", "b"], dtype=object),
+                  "x": rng.normal(size=6)}, sim=np.zeros(6, dtype=np.int64), n_sims=1)
+    big = Batch.concat([base] * 4)
+    assert big.sim.tolist() == np.repeat(np.arange(4), 6).tolist()
+
+    def fresh(b, *names):
+        return GroupIndex.from_keys(b.sim, b.n_sims, *(b.columns[n] for n in names))
+
+    def same(a, b):
+        assert a.codes.tolist() == b.codes.tolist()
+        assert a.group_sim.tolist() == b.group_sim.tolist()
+
+    for names in [("cl",), (), ("x",)]:
+        same(big.groups(*names), fresh(big, *names))
+    keep = rng.random(big.n_rows) < 0.6
+    keep[:6] = False                     # a simulation without rows
+    sub = big.take(keep)
+    same(sub.groups("cl"), fresh(sub, "cl"))
+    same(sub.groups(), fresh(sub))
+    wc = big.with_columns(y=np.ones(big.n_rows))
+    assert wc.groups("cl") is big.groups("cl")
+    replaced = big.with_columns(cl=np.arange(big.n_rows) % 2)
+    same(replaced.groups("cl"), fresh(replaced, "cl"))
+    same(big.drop(["x"]).take(keep).groups("cl"), fresh(sub, "cl"))

@@ -46,3 +46,15 @@ def test_group_codes_match_a_sort(data):
         assert codes.dtype == np.int64 and gsim.dtype == np.int64
         np.testing.assert_array_equal(codes, ref_codes)
         np.testing.assert_array_equal(gsim, ref_gsim)
+
+
+def test_object_keys_group_by_text_order_missing_apart():
+    from declaredesign.groups import group_codes
+
+    k = np.array(["b", None, "a", np.nan, "None", "b", "a"], dtype=object)
+    codes, _ = group_codes(np.zeros(7, dtype=np.int64), k)
+    # text order: "None" < "a" < "b" < missing ("nan"); None never joins "None"
+    assert codes.tolist() == [2, 3, 1, 3, 0, 2, 1]
+    mixed = np.array([1, "1", 2.0, "a"], dtype=object)   # printing alike: one group
+    codes, _ = group_codes(np.zeros(4, dtype=np.int64), mixed)
+    assert codes.tolist() == [0, 0, 1, 2]

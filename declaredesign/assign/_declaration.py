@@ -189,6 +189,50 @@ def label_index(conditions: np.ndarray, assignment: Any, func: str) -> np.ndarra
 
 
 # ----------------------------------------------------------- the base class
+class Drawn(np.ndarray):
+    """One draw of ``complete_ra(N, ...)``-style calls: an array a step draws anew.
+
+    R re-evaluates ``declare_assignment(Z = complete_ra(N, prob = 0.5))`` in every
+    simulation. Called with ``N`` (and no ``seed``), our function draws at once and
+    returns this ``ndarray``; a data step that receives it calls its declaration's
+    ``conduct_batch`` instead, so each simulation gets its own draw. Any view or
+    arithmetic result is a plain draw.
+    """
+
+    _declaration: Any = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        """Make views and results plain draws (no declaration to redraw from)."""
+        self._declaration = None
+
+    def __reduce__(self) -> Any:
+        """Pickle as the plain array."""
+        return np.asarray(self).__reduce__()
+
+    def __repr__(self) -> str:
+        """Show as the plain array."""
+        return repr(np.asarray(self))
+
+    @property
+    def conduct_batch(self) -> Any:
+        """The declaration's ``conduct_batch`` (only on the array the call returned)."""
+        if self._declaration is None:
+            raise AttributeError("conduct_batch")
+        return self._declaration.conduct_batch
+
+
+def conduct_or_declare(decl: Any, seed: Any) -> Any:
+    """Return the declaration when it needs the data, else one draw (a step redraws it)."""
+    if decl.is_declarative:
+        return decl
+    out = decl.conduct(seed=seed)
+    if seed is not None:
+        return out
+    drawn = np.asarray(out).view(Drawn)
+    drawn._declaration = decl
+    return drawn
+
+
 class _Declaration:
     """Parameters of a design plus the generic conduct/probabilities methods."""
 
@@ -202,6 +246,10 @@ class _Declaration:
             value = params.get(name, self._defaults().get(name))
             if name in _NAMED_ARGS:
                 value = NamedValues.of(value)
+            if name == "N" and isinstance(value, str) and value == "N":
+                # R's complete_ra(N, ...) inside a step: N is the data's number of rows,
+                # which is what an omitted N means here
+                value = None
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_state", {})
         self._validate()
@@ -422,8 +470,12 @@ def _same(a: Any, b: Any) -> bool:
 
 # ------------------------------------------------------------- plan building
 def _resolve_rows(decl: _Declaration, arg: str, value: Any, batch: Batch,
-                  sizes: np.ndarray) -> np.ndarray | None:
-    """Per-row values of a column-or-array argument over the whole batch."""
+                  sizes: np.ndarray, grouped: bool = False) -> np.ndarray | None:
+    """Per-row values of a column-or-array argument over the whole batch.
+
+    ``grouped``: the rows will be grouped by the column anyway, so a missing value is
+    looked for on the first row of each group (groups never mix missing and present).
+    """
     func = decl._func
     if value is None:
         return None
@@ -439,6 +491,9 @@ def _resolve_rows(decl: _Declaration, arg: str, value: Any, batch: Batch,
             fail(func, arg, value, f"of length N (the number of rows, {bad})",
                  shown=shown(value) + f" (length {n})")
         rows = np.tile(arr, batch.n_sims) if arr.ndim == 1 else np.tile(arr, (batch.n_sims, 1))
+    if grouped and isinstance(value, str) and value in batch and rows.dtype.kind == "O" \
+            and not pd.isna(rows[batch.groups(value).first]).any():
+        return rows
     _check_not_missing(func, arg, value, rows)
     return rows
 
@@ -553,8 +608,8 @@ class _Resolution:
     def of(cls, decl: _Declaration, batch: Batch, sizes: np.ndarray) -> _Resolution:
         """Group the batch's rows into units and the units into groups."""
         block_arg = decl._block_arg
-        blocks = _resolve_rows(decl, block_arg, getattr(decl, block_arg), batch, sizes)
-        clusters = _resolve_rows(decl, "clusters", decl.clusters, batch, sizes)
+        blocks = _resolve_rows(decl, block_arg, getattr(decl, block_arg), batch, sizes, True)
+        clusters = _resolve_rows(decl, "clusters", decl.clusters, batch, sizes, True)
         for arg, rows in ((block_arg, blocks), ("clusters", clusters)):
             if rows is not None and rows.ndim != 1:
                 fail(decl._func, arg, getattr(decl, arg), "a vector (one value per unit)",

@@ -27,6 +27,7 @@ from ._declaration import (
     check_prob_array,
     check_scalar_count,
     check_scalar_prob,
+    conduct_or_declare,
     is_array,
     shown,
 )
@@ -327,10 +328,7 @@ def _declare(func: str, params: dict[str, Any]) -> RADeclaration:
 
 
 def _eager_or_decl(func: str, params: dict[str, Any], seed: SeedLike):
-    decl = _declare(func, params)
-    if decl.is_declarative:
-        return decl
-    return decl.conduct(seed=seed)
+    return conduct_or_declare(_declare(func, params), seed)
 
 
 def _probabilities(func: str, params: dict[str, Any]) -> pd.DataFrame:

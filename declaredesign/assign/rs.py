@@ -23,6 +23,7 @@ from ._declaration import (
     check_prob_array,
     check_scalar_count,
     check_scalar_prob,
+    conduct_or_declare,
     is_array,
     shown,
 )
@@ -166,10 +167,7 @@ class RSDeclaration(_Declaration):
 
 
 def _eager_or_decl(func: str, params: dict[str, Any], seed: SeedLike):
-    decl = RSDeclaration(func, **params)
-    if decl.is_declarative:
-        return decl
-    return decl.conduct(seed=seed)
+    return conduct_or_declare(RSDeclaration(func, **params), seed)
 
 
 def _probabilities(func: str, params: dict[str, Any]) -> np.ndarray:

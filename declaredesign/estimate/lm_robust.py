@@ -9,7 +9,8 @@ Bell-McCaffrey df), :mod:`.stacked_ols` (every simulation at once), :mod:`.two_a
 The kernel fits every simulation from sufficient statistics and declines (leaves to the
 per-simulation fallback, so their numbers stay R-exact) the simulations whose normal
 equations are unsafe (rank-deficient or nearly so, too few rows) and the designs without
-a batched form: several outcomes, several fixed effects, or fixed effects with CR2.
+a batched form: several outcomes, several fixed effects, or fixed effects with CR2 and
+clusters that cut across the fixed effect's levels.
 """
 
 from __future__ import annotations
@@ -39,15 +40,17 @@ from .arguments import (
     subset_mask,
 )
 from .batch_frame import decline, decline_all, frame, group_index, simulations, weights_and_clusters
+from .fixed_effects import clusters_nested
 from .inference import add_cis, apply_identification, rms, tidy_rows
 from .linear_hypothesis import linear_hypothesis
 from .model_frame import ModelFrame, _is_missing, formula_variables, model_frame
 from .ols import CoreFit, fit_arrays
 from .protocol import TIDY_COLUMNS, KernelResult, register_estimator
-from .stacked_ols import identified, lm_core
+from .stacked_ols import identified, lm_core, model_statistics
 from .two_arm import binary_cluster_treatment
 
-__all__ = ["LMRobustFit", "LmRobustSpec", "MultiOutcomeFit", "lm_robust", "lm_robust_kernel"]
+__all__ = ["LMRobustFit", "LmRobustSpec", "MultiOutcomeFit", "lm_robust", "lm_robust_glance_kernel",
+           "lm_robust_kernel"]
 
 _CLUSTER_SE = ("CR0", "CR2", "stata")
 SeType = Literal["classical", "HC0", "HC1", "HC2", "HC3", "stata", "CR0", "CR2", "none"]
@@ -469,6 +472,61 @@ def lm_robust(formula: str, data: pd.DataFrame, weights: str | None = None,
 
 
 # ------------------------------------------------------------------------ batched
+@dataclass
+class _BatchFit:
+    """What the batched fit of every simulation leaves for the tidy and glance kernels."""
+
+    mf: ModelFrame
+    sims: Any                       # GroupIndex of the rows' simulations
+    X: np.ndarray
+    columns: list[str]
+    weights: np.ndarray | None
+    res: dict[str, np.ndarray]
+    ok: np.ndarray
+
+
+def _batch_fit(batch: Batch, spec: LmRobustSpec, closed_form: bool = True
+               ) -> _BatchFit | None:
+    """Fit every simulation at once; None when the design has no batched form.
+
+    ``closed_form=False`` skips the two-arm closed form (which has no full vcov).
+    """
+    if parse_formula(spec.formula, func=_FUNC).is_multi_outcome:
+        return None                        # several outcomes: exact per-simulation fits
+    cols = batch.columns
+    clusters = check_column_arg(_FUNC, "clusters", spec.clusters, cols)
+    weights = check_column_arg(_FUNC, "weights", spec.weights, cols)
+    fe_names = parse_fixed_effects(_FUNC, spec.fixed_effects, cols)
+    mf, view, sim = frame(_FUNC, batch, spec.formula, spec.subset,
+                          [clusters, weights, *fe_names])
+    if mf.y.ndim != 1:
+        raise DeclarationError(f"{_FUNC}(formula={spec.formula!r}): formula must have one "
+                               "outcome.")
+    w, cl = weights_and_clusters(_FUNC, batch, view, mf, sim, weights, clusters)
+    se = spec.se_type
+    if len(fe_names) > 1:
+        return None                        # no batched form yet: exact per-simulation fits
+    X, columns = mf.X, list(mf.columns)
+    fe = None
+    if fe_names:
+        key = np.asarray(view[fe_names[0]])
+        fe = group_index(batch, fe_names[0], sim, key if bool(mf.mask.all()) else key[mf.mask])
+        if se == "CR2" and not clusters_nested(cl, fe):
+            return None                    # clusters across levels: per-simulation fits
+        X, columns = drop_intercept(X, columns)
+    sims = simulations(batch, sim)
+    res = None
+    if closed_form and se == "CR2" and w is None and fe is None and \
+            columns[:1] == ["(Intercept)"] and len(columns) == 2:
+        res = binary_cluster_treatment(sims, mf.y, X[:, 1], cl)
+    if res is None:
+        icol = columns.index("(Intercept)") if "(Intercept)" in columns else None
+        res = lm_core(sims, mf.y, X, weights=w, clusters=cl, se_type=se, intercept_col=icol,
+                      fixed_effect=fe)
+    ok = res["ok"] & identified(res, sims, mf.y)
+    return _BatchFit(mf, sims, X, columns, w, res, ok)
+
+
 def lm_robust_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:
     """Batched :func:`lm_robust`: one tidy row per (simulation, term).
 
@@ -482,39 +540,52 @@ def lm_robust_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:
     >>> lm_robust_kernel(b, LmRobustSpec.parse("y ~ z", clusters="g")).tidy.shape
     (4, 12)
     """
-    if parse_formula(spec.formula, func=_FUNC).is_multi_outcome:
-        return decline_all(batch)          # several outcomes: exact per-simulation fits
-    cols = batch.columns
-    clusters = check_column_arg(_FUNC, "clusters", spec.clusters, cols)
-    weights = check_column_arg(_FUNC, "weights", spec.weights, cols)
-    fe_names = parse_fixed_effects(_FUNC, spec.fixed_effects, cols)
-    mf, view, sim = frame(_FUNC, batch, spec.formula, spec.subset,
-                          [clusters, weights, *fe_names])
-    if mf.y.ndim != 1:
-        raise DeclarationError(f"{_FUNC}(formula={spec.formula!r}): formula must have one "
-                               "outcome.")
-    w, cl = weights_and_clusters(_FUNC, batch, view, mf, sim, weights, clusters)
-    se = spec.se_type
-    if len(fe_names) > 1 or (fe_names and se == "CR2"):
-        return decline_all(batch)          # no batched form yet: exact per-simulation fits
-    X, columns = mf.X, list(mf.columns)
-    fe = None
-    if fe_names:
-        key = np.asarray(view[fe_names[0]])
-        fe = group_index(batch, fe_names[0], sim, key if bool(mf.mask.all()) else key[mf.mask])
-        X, columns = drop_intercept(X, columns)
-    sims = simulations(batch, sim)
-    res = None
-    if se == "CR2" and w is None and fe is None and columns[:1] == ["(Intercept)"] \
-            and len(columns) == 2:
-        res = binary_cluster_treatment(sims, mf.y, X[:, 1], cl)
-    if res is None:
-        icol = columns.index("(Intercept)") if "(Intercept)" in columns else None
-        res = lm_core(sims, mf.y, X, weights=w, clusters=cl, se_type=se, intercept_col=icol,
-                      fixed_effect=fe)
-    ok = res["ok"] & identified(res, sims, mf.y)
-    return decline(tidy_rows(np.flatnonzero(ok), columns, res, spec.alpha, spec.ci,
-                             mf.outcome[0]), ok)
+    bf = _batch_fit(batch, spec)
+    if bf is None:
+        return decline_all(batch)
+    return decline(tidy_rows(np.flatnonzero(bf.ok), bf.columns, bf.res, spec.alpha, spec.ci,
+                             bf.mf.outcome[0]), bf.ok)
+
+
+def lm_robust_glance_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:
+    """Batched ``glance`` of :func:`lm_robust`: one row of model statistics per simulation.
+
+    The columns of :func:`~declaredesign.design.steps.summary.glance` on the standalone
+    fit (R squared, adjusted, the model F test and its p-value, the first coefficient's
+    degrees of freedom, ``nobs``, ``se_type``), with the tidy columns as NaN. Designs
+    with fixed effects, without statistics (``ci=False``, ``se_type="none"``) or with the
+    intercept not first are left to the per-simulation fits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from declaredesign.batch import Batch
+    >>> rng = np.random.default_rng(0)
+    >>> b = Batch({"y": rng.normal(size=40), "x": rng.normal(size=40)},
+    ...           sim=np.repeat([0, 1], 20), n_sims=2)
+    >>> lm_robust_glance_kernel(b, LmRobustSpec.parse("y ~ x")).tidy["nobs"].tolist()
+    [20, 20]
+    """
+    if spec.fixed_effects is not None or not spec.ci or spec.se_type == "none":
+        return decline_all(batch)
+    bf = _batch_fit(batch, spec, closed_form=False)
+    if bf is None or (bf.mf.has_intercept and bf.columns[0] != "(Intercept)"):
+        return decline_all(batch)
+    stats_ = model_statistics(bf.sims, bf.mf.y, bf.X, bf.weights, bf.res, spec.se_type,
+                              bf.mf.has_intercept)
+    ok = bf.ok & stats_.pop("ok")
+    keep = np.flatnonzero(ok)
+    n_rows = len(keep)
+    nan = np.full(n_rows, np.nan)
+    none = np.full(n_rows, None, dtype=object)
+    cols: dict[str, Any] = {"sim": keep, "term": none}
+    cols.update({c: nan for c in TIDY_COLUMNS if c != "term"})
+    cols.update(statistic=stats_["statistic"][keep], p_value=stats_["p_value"][keep],
+                error=none, warning=none, r_squared=stats_["r_squared"][keep],
+                adj_r_squared=stats_["adj_r_squared"][keep],
+                df_residual=bf.res["df"][keep, 0], nobs=bf.res["n"][keep].astype(np.int64),
+                se_type=np.full(n_rows, spec.se_type, dtype=object))
+    return decline(pd.DataFrame(cols), ok)
 
 
 register_estimator(lm_robust, parse=LmRobustSpec.parse, fit=fit_lm_robust,

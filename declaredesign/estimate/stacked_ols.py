@@ -14,13 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from ..groups import GroupIndex
+from .fixed_effects import cr2_fixed_effect
 from .grouped_sums import column_sums, outer_sums, stack_sums
 from .inference import screen_unidentified
 from .sandwich import LEVERAGE_ONE, cr2_stacked, cr2_weighted_stacked
 
-__all__ = ["StackedFit", "identified", "lm_core", "solve_normal"]
+__all__ = ["StackedFit", "identified", "lm_core", "model_statistics", "solve_normal"]
 
 # Below this smallest eigenvalue of the unit-diagonal X'X a simulation goes to the exact
 # (pivoting QR) path: collinear or so ill-conditioned that normal equations could lose digits.
@@ -44,10 +46,22 @@ def solve_normal(XtX: np.ndarray, Xty: np.ndarray, n_s: np.ndarray
     return M, np.einsum("sab,sb->sa", M, Xty), ok
 
 
-def _fitted(cols: list[np.ndarray], beta_rows: np.ndarray) -> np.ndarray:
-    out = cols[0] * beta_rows[:, 0]
+def _in_order(sim: np.ndarray) -> bool:
+    """Whether rows come simulation by simulation (then per-row values are repeats)."""
+    return sim.size < 2 or bool((sim[1:] >= sim[:-1]).all())
+
+
+def _per_row(values: np.ndarray, sim: np.ndarray, n_s: np.ndarray | None) -> np.ndarray:
+    """``values[sim]``; a repeat (no gather) when ``n_s`` counts rows in simulation order."""
+    return values[sim] if n_s is None else np.repeat(values, n_s)
+
+
+def _fitted(cols: list[np.ndarray], beta: np.ndarray, sim: np.ndarray,
+            n_s: np.ndarray | None) -> np.ndarray:
+    """``X beta`` row by row, ``beta`` one row per simulation (see :func:`_per_row`)."""
+    out = cols[0] * _per_row(beta[:, 0], sim, n_s)
     for j in range(1, len(cols)):
-        out += cols[j] * beta_rows[:, j]
+        out += cols[j] * _per_row(beta[:, j], sim, n_s)
     return out
 
 
@@ -64,6 +78,8 @@ class StackedFit:
     n_s: np.ndarray
     df_res: np.ndarray
     fe_rank: np.ndarray
+    #: rows per simulation when rows come in simulation order (per-row values by repeat)
+    rep: np.ndarray | None = None
     M: np.ndarray | None = None
     beta: np.ndarray | None = None
     ok: np.ndarray | None = None
@@ -90,7 +106,7 @@ def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray |
     S = sims.n_sims
     sim = sims.codes
     n_s = np.bincount(sim, minlength=S)
-    raw = [X[:, j] for j in range(X.shape[1])]
+    raw = list(np.ascontiguousarray(X.T))      # one transposing copy: contiguous columns
     fe_rank = np.zeros(S)
     den = None
     if fe is not None:
@@ -103,10 +119,11 @@ def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray |
         cols = [c * sw for c in raw]
         yf = y * sw
     else:
-        cols = [np.ascontiguousarray(c) for c in raw]
+        cols = raw
         yf = y
     st = StackedFit(sims=sims, raw=raw, cols=cols, yf=yf, sw=sw, wm=wm, n_s=n_s,
-                    df_res=n_s - X.shape[1] - fe_rank, fe_rank=fe_rank)
+                    df_res=n_s - X.shape[1] - fe_rank, fe_rank=fe_rank,
+                    rep=n_s if _in_order(sim) else None)
     return st, den
 
 
@@ -137,14 +154,14 @@ def _solve_by_rows(st: StackedFit, X_resid: np.ndarray | None) -> None:
     st.M, beta, st.ok = solve_normal(outer_sums(sims, st.cols),
                                      column_sums(sims, st.cols, st.yf), st.n_s - st.fe_rank)
     # one step of iterative refinement recovers the digits the normal equations lose
-    e = st.yf - _fitted(st.cols, beta[sim])
+    e = st.yf - _fitted(st.cols, beta, sim, st.rep)
     beta = beta + np.einsum("sab,sb->sa", st.M, column_sums(sims, st.cols, e))
-    e = st.yf - _fitted(st.cols, beta[sim])
+    e = st.yf - _fitted(st.cols, beta, sim, st.rep)
     if X_resid is not None:
-        rc = [X_resid[:, j] for j in range(X_resid.shape[1])]
+        rc = list(np.ascontiguousarray(X_resid.T))
         if st.sw is not None:
             rc = [c * st.sw for c in rc]
-        e = st.yf - _fitted(rc, beta[sim])
+        e = st.yf - _fitted(rc, beta, sim, st.rep)
     st.beta, st.e = beta, e
 
 
@@ -157,9 +174,9 @@ def _hc_variance(st: StackedFit, se_type: str, fe: GroupIndex | None,
         h = np.zeros(len(sim))
         k = len(cols)
         for a in range(k):
-            h += cols[a] * cols[a] * M[:, a, a][sim]
+            h += cols[a] * cols[a] * _per_row(M[:, a, a], sim, st.rep)
             for b in range(a + 1, k):
-                h += 2.0 * cols[a] * cols[b] * M[:, a, b][sim]
+                h += 2.0 * cols[a] * cols[b] * _per_row(M[:, a, b], sim, st.rep)
         if fe is not None:
             # each row's share of its fixed-effect level: estimatr's appended dummies
             h += 1.0 / np.bincount(fe.codes, minlength=fe.n_groups)[fe.codes] \
@@ -176,7 +193,8 @@ def _hc_variance(st: StackedFit, se_type: str, fe: GroupIndex | None,
 
 
 def _cluster_variance(st: StackedFit, se_type: str, clusters: GroupIndex,
-                      weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+                      weights: np.ndarray | None, fe: GroupIndex | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     S = st.sims.n_sims
     cl_sim = clusters.group_sim
     J = np.bincount(cl_sim, minlength=S).astype(float)
@@ -195,6 +213,8 @@ def _cluster_variance(st: StackedFit, se_type: str, clusters: GroupIndex,
         return cr2_weighted_stacked(st.M, st.wm, st.raw, wt, st.e / st.sw, clusters, S)
     if st.A is None:
         st.A = outer_sums(clusters, st.cols)
+    if fe is not None:
+        return cr2_fixed_effect(st.M, st.A, st.XtE, st.cols, st.yf, st.beta, clusters, fe)
     return cr2_stacked(st.M, st.A, st.XtE, cl_sim, S)
 
 
@@ -228,7 +248,8 @@ def lm_core(sims: GroupIndex, y: np.ndarray, X: np.ndarray, *,
         intercept; ``y`` and ``X`` are demeaned within levels (weighted), the absorbed
         rank is the number of levels, and HC2/HC3 leverages add each row's share
         ``w_i / sum(w)`` of its level, which is what estimatr's appended dummies
-        contribute (the demeaned ``X`` is orthogonal to them).
+        contribute (the demeaned ``X`` is orthogonal to them). Unweighted CR2 needs
+        every cluster within one level (:mod:`.fixed_effects`).
     X_resid : array (n, k), optional
         Two-stage least squares: ``X`` holds the first-stage fitted regressors and
         ``X_resid`` the original ones, from which the residuals are computed (no fixed
@@ -256,7 +277,7 @@ def lm_core(sims: GroupIndex, y: np.ndarray, X: np.ndarray, *,
         V = _hc_variance(st, se_type, fixed_effect, weights, den)
         df = np.repeat(st.df_res[:, None], k, axis=1)
     else:
-        V, df = _cluster_variance(st, se_type, clusters, weights)
+        V, df = _cluster_variance(st, se_type, clusters, weights, fixed_effect)
         if se_type == "CR2" and df_for is not None:
             df = np.where(df_for[None, :], df, np.nan)
     with np.errstate(invalid="ignore"):
@@ -264,7 +285,65 @@ def lm_core(sims: GroupIndex, y: np.ndarray, X: np.ndarray, *,
     n_clusters = np.bincount(clusters.group_sim, minlength=sims.n_sims) if clustered else None
     return {"coef": st.beta, "se": se, "df": df, "ok": st.ok, "n": st.n_s,
             "m_diag": np.einsum("sii->si", st.M), "df_res": st.df_res,
-            "n_clusters": n_clusters}
+            "n_clusters": n_clusters, "vcov": V}
+
+
+def model_statistics(sims: GroupIndex, y: np.ndarray, X: np.ndarray,
+                     weights: np.ndarray | None, res: dict[str, np.ndarray], se_type: str,
+                     has_intercept: bool) -> dict[str, np.ndarray]:
+    """R squared, adjusted R squared and the model F test of every simulation (no FE).
+
+    As the standalone fit reports them (:mod:`.ols`): ``1 - RSS / TSS`` (weighted, about
+    the weighted mean with an intercept); the F statistic on the non-intercept terms,
+    ``R^2 df / ((1 - R^2) numdf)`` for classical SEs, else the Wald ``b'V^{-1}b / numdf``
+    with the robust ``V`` on ``J - 1`` (clusters) or ``n - k`` denominator df. ``res`` is
+    what :func:`lm_core` returned; ``ok`` is false where ``V`` is not positive definite
+    (the standalone fit then decides: NA).
+    """
+    S, k = res["coef"].shape
+    sim = sims.codes
+    hi = int(has_intercept)
+    rep = np.bincount(sim, minlength=S) if _in_order(sim) else None
+    e = y - _fitted(list(np.ascontiguousarray(X.T)), res["coef"], sim, rep)
+    wv = np.ones_like(y) if weights is None else weights
+    n, df_res = res["n"].astype(float), res["df_res"]
+    sw = sims.sum_by_sim(wv)
+    if has_intercept:
+        ybar = sims.sum_by_sim(wv * y) / np.where(sw > 0, sw, np.nan)
+        tss = sims.sum_by_sim(wv * (y - ybar[sim]) ** 2)
+    else:
+        tss = sims.sum_by_sim(wv * y * y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res_var = sims.sum_by_sim(wv * e * e) / np.where(df_res > 0, df_res, np.nan)
+        r2 = np.where(tss > 0, 1.0 - df_res * res_var / tss, np.nan)
+        adj = np.where(df_res > 0, 1.0 - (1.0 - r2) * ((n - hi) / df_res), np.nan)
+    numdf = k - hi
+    ok = np.ones(S, dtype=bool)
+    stat = np.full(S, np.nan)
+    p = np.full(S, np.nan)
+    if numdf <= 0:
+        return {"r_squared": r2, "adj_r_squared": adj, "statistic": stat, "p_value": p,
+                "ok": ok}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if se_type == "classical":
+            stat = r2 * df_res / ((1.0 - r2) * numdf)
+        else:
+            stat, ok = _wald_f(res["coef"][:, hi:], res["vcov"][:, hi:, hi:], numdf)
+        dendf = res["n_clusters"] - 1.0 if se_type in _CLUSTER_SE else df_res
+        p = stats.f.sf(stat, numdf, dendf)
+    return {"r_squared": r2, "adj_r_squared": adj, "statistic": stat, "p_value": p, "ok": ok}
+
+
+def _wald_f(b: np.ndarray, V: np.ndarray, numdf: int) -> tuple[np.ndarray, np.ndarray]:
+    """``b'V^{-1}b / numdf`` per simulation; ``ok`` false where ``V`` is not clearly PD."""
+    S, m = b.shape
+    finite = np.isfinite(V).all(axis=(1, 2)) & np.isfinite(b).all(axis=1)
+    Vs = np.where(finite[:, None, None], V, np.eye(m))
+    lam = np.linalg.eigvalsh(Vs)
+    ok = finite & (lam[:, 0] > 1e-10 * np.abs(lam[:, -1]))
+    Vs[~ok] = np.eye(m)
+    stat = np.einsum("sa,sa->s", b, np.linalg.solve(Vs, b[:, :, None])[:, :, 0]) / numdf
+    return np.where(ok, stat, np.nan), ok
 
 
 def identified(res: dict[str, np.ndarray], sims: GroupIndex, y: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ class Context:
     """
 
     __slots__ = ("columns", "sim", "n_sims", "n_rows", "_rng", "group", "n_groups",
-                 "N", "label")
+                 "_N", "label")
 
     def __init__(self, columns: Mapping[str, np.ndarray], sim: np.ndarray, n_sims: int,
                  rng: np.random.Generator | None = None, *, N: Any = None,
@@ -59,11 +59,16 @@ class Context:
             group, n_groups = sim, self.n_sims
         self.group = group
         self.n_groups = int(n_groups)
-        if N is None:
-            N = np.bincount(group, minlength=self.n_groups)[group] if self.n_rows else \
-                np.zeros(0, dtype=np.int64)
-        self.N = N
+        self._N = N               # made when an expression reads N (most never do)
         self.label = label
+
+    @property
+    def N(self) -> Any:
+        """Rows of each row's group (simulation), or the ``N`` given."""
+        if self._N is None:
+            self._N = np.bincount(self.group, minlength=self.n_groups)[self.group] \
+                if self.n_rows else np.zeros(0, dtype=np.int64)
+        return self._N
 
     @property
     def rng(self) -> np.random.Generator:
@@ -631,10 +636,13 @@ def _one_per_sim(out: np.ndarray, ctx: Context, what: str) -> np.ndarray:
     first = out[np.minimum(starts, max(ctx.n_rows - 1, 0))] if ctx.n_rows else \
         np.zeros(ctx.n_sims)
     if out.dtype.kind in "fiub":
-        vals = out.astype(np.float64)
+        vals = out.astype(np.float64, copy=False)
         f = first.astype(np.float64)
-        same = (vals == f[ctx.sim]) | (np.isnan(vals) & np.isnan(f[ctx.sim]))
-        if not np.all(same):
+        fs = f[ctx.sim]
+        same = vals == fs
+        if not same.all():        # NaN equals NaN here; only then is it looked for
+            same |= np.isnan(vals) & np.isnan(fs)
+        if not same.all():
             raise FormulaError(
                 f"{what} does not reduce to one value per simulation; wrap it in a "
                 f"reduction such as mean(...)."

@@ -334,3 +334,35 @@ def test_declare_step_fabricate_adds_variables_per_simulation():
                               sims=4, seed=3)
     np.testing.assert_allclose(sims.loc[sims.inquiry == "a", "estimand"], 0, atol=1e-12)
     assert sims.loc[sims.inquiry == "b", "estimand"].nunique() == 4
+
+
+# ------------------------------------------------ gaps found porting DesignLibrary
+@pytest.mark.parametrize("n_arg", ["N", 40])
+def test_complete_ra_with_explicit_n_inside_a_step(n_arg):
+    # R: declare_assignment(Z = complete_ra(N, prob = 0.25)): N is the data's rows
+    d = (dd.declare_model(N=40, U=dd.normal())
+         + dd.declare_assignment(Z=dd.complete_ra(n_arg, prob=0.25)))
+    ref = (dd.declare_model(N=40, U=dd.normal())
+           + dd.declare_assignment(Z=dd.complete_ra(prob=0.25)))
+    a, b = dd.draw_data(d, seed=5), dd.draw_data(ref, seed=5)
+    assert a["Z"].sum() == 10
+    assert a["Z"].tolist() == b["Z"].tolist()
+    s = dd.draw_data(dd.declare_model(N=40, U=dd.normal())
+                     + dd.declare_sampling(S=dd.complete_rs("N", n=7)), seed=5)
+    assert len(s) == 7
+
+
+def test_declare_inquiries_is_declare_inquiry():
+    q = dd.declare_inquiries(ate="mean(Y_Z_1 - Y_Z_0)", att="mean(Y_Z_1[Z == 1] - Y_Z_0[Z == 1])")
+    assert q.inquiry_labels() == ["ate", "att"]
+    assert q(DF)["estimand"].tolist() == pytest.approx([10 / 6, 5 / 3])
+
+
+def test_handler_rows_without_a_term_have_an_na_term():
+    # R: label_estimator(function(data) data.frame(estimate = mean(data$Y))) -> term NA
+    d = _design(dd.declare_estimator(
+        handler=lambda df: pd.DataFrame({"estimate": [df["Y"].mean()]}), label="m"))
+    est = dd.draw_estimates(d, seed=2)
+    assert est["term"].isna().all() and len(est) == 1
+    diag = dd.diagnose_design(d, sims=20, bootstrap_sims=0, seed=2)
+    assert diag.diagnosands["term"].isna().all()

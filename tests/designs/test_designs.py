@@ -50,11 +50,6 @@ GAPS: dict[str, str] = {}
 
 KEYS = ["inquiry", "estimator", "term", "diagnosand"]
 
-#: A handler estimator that returns no ``term`` column: R leaves the term NA, we name it
-#: "estimate" (recorded in README.md); no design here has a term really called that.
-HANDLER_TERM = "estimate"
-
-
 def r_diagnosis(name: str) -> pd.DataFrame:
     """R's diagnosis of one design, keyed by inquiry, estimator, term and diagnosand."""
     r = pd.read_csv(FIXTURES / "diagnoses.csv")
@@ -81,7 +76,6 @@ def py_diagnosis(name: str, sims: int, seed: int = 20251200) -> pd.DataFrame:
         if key not in py:
             py[key] = "NA"
     py[KEYS] = py[KEYS].astype(object).where(py[KEYS].notna(), "NA").astype(str)
-    py.loc[py["term"] == HANDLER_TERM, "term"] = "NA"
     return py[KEYS + ["estimate", "std_error"]]
 
 

@@ -1,5 +1,5 @@
-"""estimatr 1.0's fits of its extra estimators (tests/fixtures/estimatr), shared by the
-R-reference tests of iv_robust, lm_lin, horvitz_thompson and linear_hypothesis."""
+"""estimatr 1.0's fits (tests/fixtures/estimatr), shared by the R-reference tests of every
+estimatr estimator: the fixture data, the cases, and the checks that compare a fit with R's."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ._util import TIDY_R, assert_close
+from declaredesign.batch import Batch
+
+from ._util import TIDY_R, assert_close, batched
 
 HERE = Path(__file__).parents[1] / "fixtures" / "estimatr"
 
 
 CASES = json.loads((HERE / "estimatr_more_fits.json").read_text())["cases"]
+
+
+FIT_CASES = json.loads((HERE / "estimatr_fits.json").read_text())["cases"]
 
 
 DATA = {k: pd.read_csv(HERE / f"data_{k}.csv") for k in "ABC"}
@@ -24,9 +29,14 @@ DATA = {k: pd.read_csv(HERE / f"data_{k}.csv") for k in "ABC"}
 DATA["B"]["p"] = 0.5
 
 
-def by(estimator):
-    cs = [c for c in CASES if c["estimator"] == estimator]
+def by(estimator, cases=CASES):
+    cs = [c for c in cases if c["estimator"] == estimator]
     return pytest.mark.parametrize("case", cs, ids=[c["name"] for c in cs])
+
+
+def fits_of(estimator):
+    """The cases of ``estimatr_fits.json`` (lm_robust and difference_in_means) for one."""
+    return by(estimator, FIT_CASES)
 
 
 def args(case):
@@ -71,3 +81,47 @@ def check_stats(fit, case):
             assert_close([got["value"], got["numdf"], got["dendf"]], case[key], what=key)
     if case.get("nclusters") is not None:
         assert fit.nclusters == case["nclusters"]
+
+
+def check_fit(fit, case):
+    """A standalone fit against an ``estimatr_fits.json`` case: tidy table and fit statistics."""
+    check_tidy(fit.tidy(), case)
+    if case["estimator"] != "lm_robust":
+        assert fit.design == case["design"]
+        assert_close(fit.nobs, case["nobs"])
+        return
+    assert fit.nobs == case["nobs"]
+    assert fit.rank == case["rank"]
+    assert fit.df_residual == case["df_residual"]
+    assert fit.se_type == case["se_type"]
+    terms = names(case["vcov_names"])   # jsonlite unboxes length 1
+    assert list(fit.vcov.columns) == terms
+    assert_close(fit.vcov.to_numpy(), np.reshape(case["vcov"], (len(terms),) * 2), what="vcov")
+    for key in ("res_var", "r_squared", "adj_r_squared"):
+        assert_close(getattr(fit, key), case[key], what=key)
+    for key in ("fstatistic", "proj_fstatistic"):
+        got = getattr(fit, key)
+        if case.get(key) is None:
+            assert got is None
+        else:
+            assert_close([got["value"], got["numdf"], got["dendf"]], case[key], what=key)
+    for key in ("proj_r_squared", "proj_adj_r_squared"):
+        if key in case:
+            assert_close(getattr(fit, key), case[key], what=key)
+
+
+def check_batched(function, case):
+    """The batched kernel on two copies of the case's data: both give R's numbers."""
+    data = DATA[case["data"]]
+    out = batched(function)(Batch.from_frames([data, data]), case["formula"], **args(case))
+    assert out["error"].isna().all()   # no simulation failed
+    for s in (0, 1):
+        check_tidy(out[out["sim"] == s], case)
+
+
+def check_seed_tidy(tidy, ref, what):
+    """A tidy table against one of the seed fits (tests/conftest.py ``seed_fits``)."""
+    coefs = ref["coefficients"]
+    assert list(tidy["term"]) == list(coefs)
+    for r_name, py_name in TIDY_R.items():
+        assert_close(tidy[py_name], [coefs[t][r_name] for t in coefs], what=f"{what} {r_name}")

@@ -122,3 +122,15 @@ def cluster_batch(seed, n_sims=40):
         frames.append(pd.DataFrame({"y": y, "z": zc, "cl": cl * 3 + 1}).iloc[order]
                       .reset_index(drop=True))
     return frames
+
+
+def argument_frame():
+    """A small data set with a column for every argument the argument-error tests name."""
+    rng = np.random.default_rng(0)
+    n = 24
+    return pd.DataFrame({"y": rng.normal(size=n), "z": np.tile([0, 1], n // 2),
+                         "x": rng.normal(size=n), "z1": rng.normal(size=n),
+                         "z2": rng.normal(size=n), "cl": np.repeat(np.arange(12), 2),
+                         "blk": np.repeat([1, 2], 12), "p": 0.5,
+                         "clz": np.arange(n) % 2 + 2 * (np.arange(n) // 6),
+                         "arm": np.tile(["a", "b", "c"], 8)})

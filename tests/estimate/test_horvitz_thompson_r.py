@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
-import pytest
 
 from declaredesign.assign import declare_ra
 from declaredesign.estimate import (
@@ -15,42 +10,14 @@ from declaredesign.estimate import (
     horvitz_thompson,
 )
 
-from ._util import TIDY_R, assert_close
-
-HERE = Path(__file__).parents[1] / "fixtures" / "estimatr"
-
-
-CASES = json.loads((HERE / "estimatr_more_fits.json").read_text())["cases"]
+from ._estimatr_fixtures import CASES, DATA, args, by, check_tidy
+from ._util import assert_close
 
 
-DATA = {k: pd.read_csv(HERE / f"data_{k}.csv") for k in "ABC"}
-
-
-DATA["B"]["p"] = 0.5
-
-
-def _by(estimator):
-    cs = [c for c in CASES if c["estimator"] == estimator]
-    return pytest.mark.parametrize("case", cs, ids=[c["name"] for c in cs])
-
-
-def _args(case):
-    return dict(case["args"]) if isinstance(case["args"], dict) else {}
-
-
-def _check_tidy(tidy, case):
-    ref = pd.DataFrame(case["tidy"])
-    assert list(tidy["term"]) == list(ref["term"])
-    for r_name, py_name in TIDY_R.items():
-        assert_close(tidy[py_name], ref[r_name].to_numpy(dtype=float),
-                     what=f"{case['name']} {r_name}")
-    assert list(tidy["outcome"]) == list(ref["outcome"])
-
-
-@_by("horvitz_thompson")
+@by("horvitz_thompson")
 def test_horvitz_thompson_matches_estimatr(case):
     data = DATA[case["data"]]
-    kwargs = _args(case)
+    kwargs = args(case)
     if "decl" in case:
         decl = declare_ra(**case["decl"])
         if case.get("use_pr_mat"):
@@ -64,7 +31,7 @@ def test_horvitz_thompson_matches_estimatr(case):
                          [case["pr_mat_sum"], case["pr_mat_sumsq"], case["pr_mat_weighted"]],
                          what="condition_pr_mat")
     fit = horvitz_thompson(case["formula"], data, **kwargs)
-    _check_tidy(fit.tidy(), case)
+    check_tidy(fit.tidy(), case)
     assert fit.nobs == case["nobs"]
 
 

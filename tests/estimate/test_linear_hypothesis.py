@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from declaredesign.errors import DeclarationError
@@ -12,17 +11,12 @@ from declaredesign.estimate import (
     lm_robust,
 )
 
+from ._util import argument_frame
+
 
 @pytest.fixture
 def df():
-    rng = np.random.default_rng(0)
-    n = 24
-    return pd.DataFrame({"y": rng.normal(size=n), "z": np.tile([0, 1], n // 2),
-                         "x": rng.normal(size=n), "z1": rng.normal(size=n),
-                         "z2": rng.normal(size=n), "cl": np.repeat(np.arange(12), 2),
-                         "blk": np.repeat([1, 2], 12), "p": 0.5,
-                         "clz": np.arange(n) % 2 + 2 * (np.arange(n) // 6),
-                         "arm": np.tile(["a", "b", "c"], 8)})
+    return argument_frame()
 
 
 @pytest.mark.parametrize("hyp,match", [

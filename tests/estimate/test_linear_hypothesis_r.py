@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
-import pytest
 
 from declaredesign.estimate import (
     lm_robust,
 )
 
+from ._estimatr_fixtures import DATA, args, by
 from ._util import assert_close
 
-HERE = Path(__file__).parents[1] / "fixtures" / "estimatr"
 
-
-CASES = json.loads((HERE / "estimatr_more_fits.json").read_text())["cases"]
-
-
-DATA = {k: pd.read_csv(HERE / f"data_{k}.csv") for k in "ABC"}
-
-
-DATA["B"]["p"] = 0.5
-
-
-def _by(estimator):
-    cs = [c for c in CASES if c["estimator"] == estimator]
-    return pytest.mark.parametrize("case", cs, ids=[c["name"] for c in cs])
-
-
-def _args(case):
-    return dict(case["args"]) if isinstance(case["args"], dict) else {}
-
-
-@_by("lh_robust")
+@by("lh_robust")
 def test_linear_hypothesis_matches_lh_robust(case):
-    fit = lm_robust(case["formula"], DATA[case["data"]], **_args(case))
+    fit = lm_robust(case["formula"], DATA[case["data"]], **args(case))
     out = fit.linear_hypothesis(case["hypothesis"])
     assert out["term"].tolist() == [case["hypothesis"]]
     for k, v in case["lh"].items():

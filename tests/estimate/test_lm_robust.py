@@ -14,7 +14,7 @@ from declaredesign.batch import Batch
 from declaredesign.errors import DeclarationError, EstimationError, FormulaError
 from declaredesign.estimate import difference_in_means, lm_robust
 
-from ._util import batched
+from ._util import batched, varied_frames
 
 
 @pytest.fixture
@@ -80,33 +80,13 @@ def test_no_complete_rows(df):
         lm_robust("y ~ z", df.assign(y=np.nan))
 
 
-def _frames(seed, n_sims=6, min_j=3, max_j=14):
-    """Data sets of different sizes and numbers of clusters (sizes 1 to 30)."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n_sims):
-        J = int(rng.integers(min_j, max_j))
-        sizes = rng.integers(1, 30, size=J)
-        cl = np.repeat(np.arange(J), sizes)
-        n = len(cl)
-        zc = rng.permutation(np.arange(J) % 2)[cl].astype(float)
-        x = rng.normal(size=n) * 3 + 1
-        g = rng.choice(["a", "b", "c"], size=n).astype(object)
-        y = 1 + zc + 0.5 * x + rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl]
-        order = rng.permutation(n)   # clusters need not be contiguous
-        frames.append(pd.DataFrame({"y": y, "z": zc, "x": x, "g": g, "cl": cl,
-                                    "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
-                      .reset_index(drop=True))
-    return frames
-
-
 @pytest.mark.parametrize("se_type,cov_type,kw", [
     ("HC0", "HC0", {}), ("HC1", "HC1", {}), ("HC2", "HC2", {}), ("HC3", "HC3", {}),
     ("CR0", "cluster", {"use_correction": False}), ("stata", "cluster", {}),
 ])
 def test_against_statsmodels(se_type, cov_type, kw):
     sm = pytest.importorskip("statsmodels.api")
-    f = _frames(10, n_sims=1)[0]
+    f = varied_frames(10, n_sims=1)[0]
     X = np.column_stack([np.ones(len(f)), f["z"], f["x"]])
     clustered = cov_type == "cluster"
     if clustered:

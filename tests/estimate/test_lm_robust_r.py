@@ -3,86 +3,39 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from declaredesign.batch import Batch
-from declaredesign.estimate import (
-    difference_in_means,
-    lm_robust,
+from declaredesign.estimate import lm_robust
+
+from ._estimatr_fixtures import (
+    DATA,
+    FIT_CASES,
+    HERE,
+    args,
+    by,
+    check_batched,
+    check_fit,
+    check_seed_tidy,
+    check_tidy,
+    fits_of,
+    names,
 )
+from ._util import assert_close, batched
 
-from ._util import TIDY_R, assert_close, batched
-
-HERE = Path(__file__).parents[1] / "fixtures" / "estimatr"
-
-
-FITS = [c for c in json.loads((HERE / "estimatr_fits.json").read_text())["cases"]
-        if c["estimator"] == "lm_robust"]
+FITS = [c for c in FIT_CASES if c["estimator"] == "lm_robust"]
 
 
-
-
-FUNCS = {"lm_robust": lm_robust, "difference_in_means": difference_in_means}
-
-
-def _args(case):
-    return dict(case["args"]) if isinstance(case["args"], dict) else {}
-
-
-def _check(tidy, case):
-    ref = pd.DataFrame(case["tidy"])
-    assert list(tidy["term"]) == list(ref["term"])
-    for r_name, py_name in TIDY_R.items():
-        assert_close(tidy[py_name], ref[r_name].to_numpy(dtype=float),
-                     what=f"{case['name']} {r_name}")
-    assert list(tidy["outcome"]) == list(ref["outcome"])
-
-
-@pytest.mark.parametrize("case", FITS, ids=[c["name"] for c in FITS])
+@fits_of("lm_robust")
 def test_standalone_matches_estimatr(case):
-    fit = FUNCS[case["estimator"]](case["formula"], DATA[case["data"]], **_args(case))
-    _check(fit.tidy(), case)
-    if case["estimator"] == "lm_robust":
-        assert fit.nobs == case["nobs"]
-        assert fit.rank == case["rank"]
-        assert fit.df_residual == case["df_residual"]
-        assert fit.se_type == case["se_type"]
-        names = case["vcov_names"]
-        names = [names] if isinstance(names, str) else names   # jsonlite unboxes length 1
-        assert list(fit.vcov.columns) == names
-        assert_close(fit.vcov.to_numpy(), np.reshape(case["vcov"], (len(names),) * 2),
-                     what="vcov")
-        assert_close(fit.res_var, case["res_var"])
-        assert_close(fit.r_squared, case["r_squared"])
-        assert_close(fit.adj_r_squared, case["adj_r_squared"])
-        for key in ("fstatistic", "proj_fstatistic"):
-            got = getattr(fit, key)
-            if case.get(key) is None:
-                assert got is None
-            else:
-                assert_close([got["value"], got["numdf"], got["dendf"]], case[key], what=key)
-        for key in ("proj_r_squared", "proj_adj_r_squared"):
-            if key in case:
-                assert_close(getattr(fit, key), case[key], what=key)
-    else:
-        assert fit.design == case["design"]
-        assert_close(fit.nobs, case["nobs"])
+    check_fit(lm_robust(case["formula"], DATA[case["data"]], **args(case)), case)
 
 
-@pytest.mark.parametrize("case", FITS, ids=[c["name"] for c in FITS])
+@fits_of("lm_robust")
 def test_batched_matches_estimatr(case):
-    kernel = batched(FUNCS[case["estimator"]])
-    data = DATA[case["data"]]
-    # two copies of the data set: the kernel must give both the R numbers
-    batch = Batch.from_frames([data, data])
-    out = kernel(batch, case["formula"], **_args(case))
-    assert out["error"].isna().all()   # no simulation failed
-    for s in (0, 1):
-        _check(out[out["sim"] == s], case)
+    check_batched(lm_robust, case)
 
 
 def test_fixture_inputs_cover_hard_cases():
@@ -93,37 +46,10 @@ def test_fixture_inputs_cover_hard_cases():
     assert np.allclose(a["x3"], a["x1"] + a["x2"])
 
 
-CASES = json.loads((HERE / "estimatr_more_fits.json").read_text())["cases"]
-
-
-DATA = {k: pd.read_csv(HERE / f"data_{k}.csv") for k in "ABC"}
-
-
-DATA["B"]["p"] = 0.5
-
-
-def _by(estimator):
-    cs = [c for c in CASES if c["estimator"] == estimator]
-    return pytest.mark.parametrize("case", cs, ids=[c["name"] for c in cs])
-
-
-def _names(v):
-    return [v] if isinstance(v, str) else list(v)
-
-
-def _check_tidy(tidy, case):
-    ref = pd.DataFrame(case["tidy"])
-    assert list(tidy["term"]) == list(ref["term"])
-    for r_name, py_name in TIDY_R.items():
-        assert_close(tidy[py_name], ref[r_name].to_numpy(dtype=float),
-                     what=f"{case['name']} {r_name}")
-    assert list(tidy["outcome"]) == list(ref["outcome"])
-
-
-@_by("lm_robust")
+@by("lm_robust")
 def test_lm_robust_se_none(case):
-    fit = lm_robust(case["formula"], DATA[case["data"]], **_args(case))
-    _check_tidy(fit.tidy(), case)
+    fit = lm_robust(case["formula"], DATA[case["data"]], **args(case))
+    check_tidy(fit.tidy(), case)
     assert fit.nobs == case["nobs"] and fit.rank == case["rank"]
     assert fit.vcov is None
 
@@ -133,11 +59,11 @@ MULTI = json.loads((HERE / "estimatr_multi_fits.json").read_text())["cases"]
 
 @pytest.mark.parametrize("case", MULTI, ids=[c["name"] for c in MULTI])
 def test_multiple_outcomes_match_estimatr(case):
-    fit = lm_robust(case["formula"], DATA["A"], **_args(case))
-    _check_tidy(fit.tidy(), case)
-    names = _names(case["vcov_names"])
-    assert list(fit.vcov.columns) == names
-    ref = np.reshape(case["vcov"], (len(names),) * 2)
+    fit = lm_robust(case["formula"], DATA["A"], **args(case))
+    check_tidy(fit.tidy(), case)
+    terms = names(case["vcov_names"])
+    assert list(fit.vcov.columns) == terms
+    ref = np.reshape(case["vcov"], (len(terms),) * 2)
     assert_close(fit.vcov.to_numpy(), ref, atol=1e-13 * np.abs(ref).max(), what="vcov")
     assert fit.nobs == case["nobs"] and fit.df_residual == case["df_residual"]
     fits = list(fit.fits.values())
@@ -157,18 +83,11 @@ LM_CASES = {
 }
 
 
-def _check_seed_tidy(tidy, ref, what):
-    coefs = ref["coefficients"]
-    assert list(tidy["term"]) == list(coefs)
-    for r_name, py_name in TIDY_R.items():
-        assert_close(tidy[py_name], [coefs[t][r_name] for t in coefs], what=f"{what} {r_name}")
-
-
 @pytest.mark.parametrize("key", list(LM_CASES))
 def test_lm_robust_matches_r(seed_data, seed_fits, key):
     ref = seed_fits[key]
     fit = lm_robust("score ~ treatment", seed_data, **LM_CASES[key])
-    _check_seed_tidy(fit.tidy(), ref, key)
+    check_seed_tidy(fit.tidy(), ref, key)
     assert list(fit.vcov.columns) == ref["vcov_names"]
     assert_close(fit.vcov.to_numpy(), ref["vcov"], what="vcov")
     assert fit.nobs == ref["nobs"]
@@ -184,7 +103,7 @@ def test_lm_robust_kernel_matches_r(seed_data, seed_fits, key):
     kernel = batched(lm_robust)
     out = kernel(Batch.from_pandas(seed_data), "score ~ treatment", **LM_CASES[key])
     assert (out["sim"] == 0).all()
-    _check_seed_tidy(out, seed_fits[key], key)
+    check_seed_tidy(out, seed_fits[key], key)
 
 
 def test_student_means_cr2(seed_data, seed_fits):
@@ -194,19 +113,19 @@ def test_student_means_cr2(seed_data, seed_fits):
     assert len(means) == ref["n_students"]
     fit = lm_robust("av_score ~ treatment", means, clusters="class")
     ref = dict(ref, coefficients=ref["coefficients"])
-    _check_seed_tidy(fit.tidy().assign(), ref, "student means")
+    check_seed_tidy(fit.tidy().assign(), ref, "student means")
     assert_close(fit.vcov.to_numpy(), ref["vcov"])
     assert fit.nobs == 270 and fit.nclusters == 10
     assert_close(fit.r_squared, ref["r.squared"])
     assert_close(fit.adj_r_squared, ref["adj.r.squared"])
     batch_out = batched(lm_robust)(Batch.from_pandas(means), "av_score ~ treatment",
                                        clusters="class")
-    _check_seed_tidy(batch_out, ref, "student means (batched)")
+    check_seed_tidy(batch_out, ref, "student means (batched)")
     assert np.all(batch_out["outcome"] == "av_score")
 
 
 def test_estimatr_fits_are_split_between_lm_robust_and_difference_in_means():
     # estimatr_fits.json holds both estimators; test_difference_in_means_r.py runs the rest
-    cases = json.loads((HERE / "estimatr_fits.json").read_text())["cases"]
+    cases = FIT_CASES
     assert {c["estimator"] for c in cases} == {"lm_robust", "difference_in_means"}
     assert len(FITS) == sum(c["estimator"] == "lm_robust" for c in cases) > 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from declaredesign.estimate import sandwich as sandwich_maths
@@ -12,6 +11,8 @@ from declaredesign.estimate.grouped_sums import sim_index
 from declaredesign.estimate.sandwich import sandwich
 from declaredesign.estimate.stacked_ols import lm_core
 from declaredesign.groups import GroupIndex
+
+from ._util import varied_frames
 
 
 def test_cr2_kxk_pieces_equal_direct_computation():
@@ -37,7 +38,7 @@ def test_cr2_kxk_pieces_equal_direct_computation():
 def _k2_frames(seed, n_sims=8):
     """Two-coefficient CR2 fits: size-1 clusters, a leverage-one cluster (a dummy that is
     non-zero only there), cluster-constant regressors (rank-1 ``A_g``)."""
-    frames = _frames(seed, n_sims=n_sims)
+    frames = varied_frames(seed, n_sims=n_sims)
     for i, f in enumerate(frames):
         f["d"] = (f["cl"] == f["cl"].iloc[0]).astype(float)
         f["xc"] = f.groupby("cl")["x"].transform("mean")
@@ -64,21 +65,3 @@ def test_cr2_two_coefficients_equals_general_kxk(col, monkeypatch):
     np.testing.assert_allclose(fast["df"], ref["df"], rtol=1e-9, equal_nan=True)
 
 
-def _frames(seed, n_sims=6, min_j=3, max_j=14):
-    """Data sets of different sizes and numbers of clusters (sizes 1 to 30)."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n_sims):
-        J = int(rng.integers(min_j, max_j))
-        sizes = rng.integers(1, 30, size=J)
-        cl = np.repeat(np.arange(J), sizes)
-        n = len(cl)
-        zc = rng.permutation(np.arange(J) % 2)[cl].astype(float)
-        x = rng.normal(size=n) * 3 + 1
-        g = rng.choice(["a", "b", "c"], size=n).astype(object)
-        y = 1 + zc + 0.5 * x + rng.normal(size=n) * (1 + zc) + rng.normal(size=J)[cl]
-        order = rng.permutation(n)   # clusters need not be contiguous
-        frames.append(pd.DataFrame({"y": y, "z": zc, "x": x, "g": g, "cl": cl,
-                                    "w": rng.uniform(0.3, 3, size=n)}).iloc[order]
-                      .reset_index(drop=True))
-    return frames

@@ -100,6 +100,8 @@ def declare_inquiry(*args: Any, label: str | None = None, subset: Any = None,
 
 
 declare_estimand = declare_inquiry
+#: R's name for declaring several inquiries in one call (the same function)
+declare_inquiries = declare_inquiry
 
 
 def declare_sampling(*, filter: Any = None, label: str | None = None, handler: Any = None,

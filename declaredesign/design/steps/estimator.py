@@ -27,7 +27,7 @@ from ...formula import formula_columns
 from ..batched_handlers import fit_handler_batched
 from ..design import Step, check_label
 from ..handlers import call_handler
-from .summary import check_summary, summarize_fit
+from .summary import check_summary, glance_batch, summarize_fit
 
 __all__ = ["EstimatorStep", "TestStep"]
 
@@ -209,7 +209,7 @@ class EstimatorStep(Step):
             handler, kwargs = self.handler, self.model_kwargs
 
             def fit(df: pd.DataFrame) -> Any:
-                return call_handler(handler, df, rng=rng, **kwargs)
+                return _na_term(call_handler(handler, df, rng=rng, **kwargs))
             # one call on a stand-in for every simulation when that is exactly the same
             out = fit_handler_batched(fit, batch, handler=handler, outcome=self._outcome())
             if out is not None:
@@ -221,6 +221,10 @@ class EstimatorStep(Step):
         if self.summary in (None, "tidy"):
             return fit_batch(self._estimator, self._spec, batch)
         est, spec, summ = self._estimator, self._spec, summarize_fit(self.summary)
+        if self.summary == "glance":
+            out = glance_batch(est, spec, batch, outcome=self._outcome())
+            if out is not None:
+                return out
         return fit_per_simulation(lambda df: summ(est.fit(spec, df)), batch,
                                   range(batch.n_sims), outcome=self._outcome())
 
@@ -296,6 +300,13 @@ class EstimatorStep(Step):
             if "sim" in sel.columns:
                 sel = sel.sort_values("sim", kind="stable")
         return sel
+
+
+def _na_term(out: Any) -> Any:
+    """Give a handler's rows without a ``term`` column an NA term, as R does."""
+    if isinstance(out, pd.DataFrame) and "term" not in out.columns:
+        return out.assign(term=None)
+    return out
 
 
 def _default_term(out: pd.DataFrame, failed: pd.Series) -> pd.DataFrame:

@@ -14,9 +14,14 @@ import pandas as pd
 from scipy import stats
 
 from ..._validation import fail
-from ...estimate.protocol import to_tidy
+from ...batch import Batch
+from ...estimate.lm_robust import lm_robust, lm_robust_glance_kernel
+from ...estimate.protocol import Estimator, fit_per_simulation, to_tidy
 
-__all__ = ["check_summary", "glance", "summarize_fit"]
+__all__ = ["check_summary", "glance", "glance_batch", "summarize_fit"]
+
+#: estimators whose glance has a batched form: function -> kernel(batch, spec)
+_GLANCE_KERNELS = {lm_robust: lm_robust_glance_kernel}
 
 
 def glance(fit: Any) -> pd.DataFrame:
@@ -113,3 +118,25 @@ def summarize_fit(summary: Any) -> Callable[[Any], pd.DataFrame]:
         out = to_tidy(out.assign(term=out["term"] if "term" in out else None))
         return out.reset_index(drop=True)
     return apply
+
+
+def glance_batch(estimator: Estimator, spec: Any, batch: Batch,
+                 outcome: str | None = None) -> pd.DataFrame | None:
+    """Glance rows of every simulation from the estimator's batched glance, if it has one.
+
+    Simulations the kernel declines are fitted one by one, as without a kernel; None
+    when the estimator has no batched glance.
+    """
+    kernel = _GLANCE_KERNELS.get(estimator.function)
+    if kernel is None or batch.n_sims == 0:
+        return None
+    res = kernel(batch, spec)
+    if not res.fallback:
+        return res.tidy
+    summ = summarize_fit("glance")
+    rest = fit_per_simulation(lambda df: summ(estimator.fit(spec, df)), batch,
+                              sorted(res.fallback), outcome=outcome)
+    if not len(res.tidy):
+        return rest
+    out = pd.concat([res.tidy, rest], ignore_index=True)
+    return out.iloc[np.argsort(out["sim"].to_numpy(), kind="stable")].reset_index(drop=True)

@@ -24,7 +24,7 @@ from scipy import stats
 from ...errors import EstimationError
 from .pls import SparsePLS
 
-__all__ = ["kenward_roger", "lb_ddf", "contest_kenward_roger", "KR_MAX_Q"]
+__all__ = ["kenward_roger", "lb_ddf", "kr_statistics", "contest_kenward_roger", "KR_MAX_Q"]
 
 
 #: Largest number of random effects ``q`` for which Kenward-Roger is computed: the
@@ -148,9 +148,8 @@ def kenward_roger(pls, theta: np.ndarray, sigma: float, Phi: np.ndarray):
     return PhiA, df, P, W
 
 
-def lb_ddf(L: np.ndarray, V0: np.ndarray, P, W) -> float:
-    """KR denominator df of the contrast rows ``L`` (pbkrtest's Lb_ddf)."""
-    q = L.shape[0]
+def kr_statistics(L: np.ndarray, V0: np.ndarray, P, W) -> tuple[float, float]:
+    """Kenward and Roger's ``A1`` and ``A2`` for the contrast rows ``L`` (full row rank)."""
     Theta = L.T @ np.linalg.solve(L @ V0 @ L.T, L)
     TV = Theta @ V0
     u = [TV @ Pi @ V0 for Pi in P]
@@ -161,34 +160,54 @@ def lb_ddf(L: np.ndarray, V0: np.ndarray, P, W) -> float:
             e = 1.0 if i == j else 2.0
             A1 += e * W[i, j] * np.trace(u[i]) * np.trace(u[j])
             A2 += e * W[i, j] * np.sum(u[i] * u[j].T)
+    return A1, A2
+
+
+def _kr_moments(q: int, A1: float, A2: float) -> tuple[float, float]:
+    """KR denominator df and F scaling of a q-df test from ``A1``, ``A2`` (pbkrtest)."""
     B = (A1 + 6 * A2) / (2 * q)
     g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
     den = 3 * q + 2 * (1 - g)
     c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
-    V0_ = 1 + c1 * B
+    V0 = 1 + c1 * B
     V1 = 1 - c2 * B
     V2 = 1 - c3 * B
-    if abs(V0_) < 1e-10:
-        V0_ = 0.0
-    ratio = (1 - A2 / q) / V1 if V1 != 0 else 0.0
-    rho = ratio**2 * V0_ / V2 / q
-    return 4 + (q + 2) / (q * rho - 1)
+    if abs(V0) < 1e-10:
+        V0 = 0.0
+    x = 1 - A2 / q
+    # pbkrtest takes 0/0 as 1 here
+    ratio = 1.0 if abs(x) < 1e-14 and abs(V1) < 1e-14 else x / V1
+    rho = ratio**2 * V0 / V2 / q
+    df2 = 4 + (q + 2) / (q * rho - 1)
+    scale = 1.0 if abs(df2 - 2) < 1e-2 else df2 * x / (df2 - 2)
+    return df2, scale
+
+
+def lb_ddf(L: np.ndarray, V0: np.ndarray, P, W) -> float:
+    """KR denominator df of the contrast rows ``L`` (pbkrtest's Lb_ddf)."""
+    A1, A2 = kr_statistics(L, V0, P, W)
+    return _kr_moments(L.shape[0], A1, A2)[0]
 
 
 def contest_kenward_roger(L: np.ndarray, beta: np.ndarray, PhiA: np.ndarray, V0: np.ndarray,
                           P, W) -> dict:
-    """Single-df F test of ``L beta = 0`` with Kenward-Roger's adjusted covariance and df.
+    """Kenward and Roger's F test of ``L beta = 0`` (pbkrtest's ``KRmodcomp``, as lmerTest).
+
+    ``L`` is first reduced to a basis of its row space (the test depends on that space
+    only). The Wald statistic uses the adjusted covariance ``PhiA``; ``F`` is it over
+    ``q``, times Kenward and Roger's scaling.
 
     Returns
     -------
-    dict with ``F``, ``NumDF``, ``DenDF``, ``p_value``.
+    dict with ``F``, ``NumDF``, ``DenDF``, ``p_value`` and ``F_unscaled`` (before scaling).
     """
-    q = np.linalg.matrix_rank(L)
-    if q > 1:
-        # pbkrtest scales F for q > 1; only single-df tests are provided.
-        raise EstimationError("lmer: multi-df Kenward-Roger F tests are not "
-                              "implemented; use ddf='Satterthwaite'.")
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    _, sv, vt = np.linalg.svd(L, full_matrices=False)
+    q = int(np.sum(sv > max(L.shape) * np.finfo(float).eps * sv[0]))
+    L = vt[:q]
     Lb = L @ beta
-    F = float(Lb @ np.linalg.solve(L @ PhiA @ L.T, Lb))
-    den = lb_ddf(L, V0, P, W)
-    return dict(F=F, NumDF=1, DenDF=den, p_value=float(stats.f.sf(F, 1, den)))
+    F_u = float(Lb @ np.linalg.solve(L @ PhiA @ L.T, Lb)) / q
+    den, scale = _kr_moments(q, *kr_statistics(L, V0, P, W))
+    F = scale * F_u
+    return dict(F=F, NumDF=q, DenDF=float(den), p_value=float(stats.f.sf(F, q, den)),
+                F_unscaled=F_u)

@@ -30,7 +30,9 @@ from ..._validation import check_one_of, fail
 from ...batch import Batch
 from ...errors import EstimationError, FitWarning, FormulaError
 from ...groups import GroupIndex
+from ..arguments import bind_vectors, check_numeric, check_weights
 from ..protocol import KernelResult, empty_tidy, register_estimator
+from .anova import anova_table
 from .bars import LmerFormula, parse_lmer_formula
 from .kenward_roger import contest_kenward_roger, kenward_roger
 from .merfit import (
@@ -62,7 +64,7 @@ __all__ = ["lmer", "LmerFit", "LmerSpec", "parse_lmer", "lmer_kernel"]
 
 DDF = Literal["Satterthwaite", "Kenward-Roger", "residual", "asymptotic", "lme4"]
 _DDF_OPTIONS = ("Satterthwaite", "Kenward-Roger", "residual", "asymptotic", "lme4")
-_KEYWORDS = ("REML", "ddf", "conf_level")
+_KEYWORDS = ("REML", "ddf", "conf_level", "weights")
 
 
 # ------------------------------------------------------------------ arguments
@@ -80,6 +82,8 @@ class LmerSpec:
     REML : bool
     ddf : str
     conf_level : float
+    weights : str or None
+        Column of precision weights.
     """
 
     formula: str
@@ -88,11 +92,17 @@ class LmerSpec:
     REML: bool = True
     ddf: str = "Satterthwaite"
     conf_level: float = 0.95
+    weights: str | None = None
 
     @property
     def outcome(self) -> str:
         """The response (left of ``~``), for the rows of a failed fit."""
         return self.parsed.response
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Data columns a fit reads: the formula's, then the weights column."""
+        return self.variables + ((self.weights,) if self.weights is not None else ())
 
 
 def parse_lmer(formula: str, **kwargs: Any) -> LmerSpec:
@@ -102,7 +112,8 @@ def parse_lmer(formula: str, **kwargs: Any) -> LmerSpec:
     ----------
     formula : str
     **kwargs
-        ``REML``, ``ddf``, ``conf_level`` as :func:`lmer` takes them.
+        ``REML``, ``ddf``, ``conf_level``, ``weights`` (a column name) as :func:`lmer`
+        takes them.
 
     Returns
     -------
@@ -120,6 +131,7 @@ def parse_lmer(formula: str, **kwargs: Any) -> LmerSpec:
     REML = kwargs.get("REML", True)
     ddf = kwargs.get("ddf", "Satterthwaite")
     conf_level = kwargs.get("conf_level", 0.95)
+    weights = kwargs.get("weights")
     if not isinstance(formula, str):
         fail(func, "formula", formula, "a string such as 'y ~ x + (1 | g)'")
     if not isinstance(REML, bool | np.bool_):
@@ -127,12 +139,26 @@ def parse_lmer(formula: str, **kwargs: Any) -> LmerSpec:
     check_one_of(func, "ddf", ddf, _DDF_OPTIONS)
     if not (isinstance(conf_level, float | int) and 0 < conf_level < 1):
         fail(func, "conf_level", conf_level, "a number in (0, 1)")
+    if weights is not None and not (isinstance(weights, str) and weights):
+        fail(func, "weights", weights, "a column name, or an array or Series with one value "
+             "per row of the data", shown=f"<{type(weights).__name__}>")
+    if weights is not None and ddf == "Kenward-Roger":
+        fail(func, "ddf", ddf, "'Satterthwaite' (or another method but Kenward-Roger) "
+             "when weights are given: pbkrtest's Kenward-Roger ignores lmer's weights")
     parsed = parse_lmer_formula(formula)
     return LmerSpec(formula, parsed, tuple(parsed.variables(func)), bool(REML), ddf,
-                    float(conf_level))
+                    float(conf_level), weights)
+
+
+_KR_WEIGHTS = ("lmer: Kenward-Roger's method is not available for weighted fits (pbkrtest, "
+               "which lmerTest uses, ignores lmer's weights, so there is no reference to "
+               "match); use ddf='Satterthwaite'.")
 
 
 def _check_columns(spec: LmerSpec, names) -> None:
+    if spec.weights is not None and spec.weights not in names:
+        cols = ", ".join(sorted(map(str, names)))
+        fail("lmer", "weights", spec.weights, f"a column of the data (available: {cols})")
     missing = sorted(c for c in spec.variables if c not in names)
     if missing:
         raise FormulaError(
@@ -204,6 +230,9 @@ class LmerFit(MerFitMixin):
         self._vcov_varpar = None
         self._jac_vcov = None
         self.conf_level = 0.95
+        self.weights: str | None = None   # the precision weights' column, if any
+        self._X = None       # fixed-effects matrix (unweighted, rank-deficient columns dropped)
+        self._data = None    # the rows fitted, for anova's Type III hypotheses
 
     def __repr__(self) -> str:
         """Show the formula, the criterion and the sizes."""
@@ -258,7 +287,8 @@ class LmerFit(MerFitMixin):
 
         Returns
         -------
-        dict with ``F``, ``NumDF``, ``DenDF``, ``p_value``.
+        dict with ``F``, ``NumDF``, ``DenDF``, ``p_value``; Kenward-Roger also gives
+        ``F_unscaled`` (pbkrtest scales the Wald F of a multi-df test).
         """
         ddf = self.ddf if ddf is None else ddf
         check_one_of("LmerFit.contest", "ddf", ddf, ("Satterthwaite", "Kenward-Roger"))
@@ -271,30 +301,44 @@ class LmerFit(MerFitMixin):
                                      self._vcov_varpar)
 
     def anova(self, ddf: str | None = None) -> pd.DataFrame:
-        """LmerTest's ``anova(fit)`` F tests for each fixed-effect term.
+        """LmerTest's ``anova(fit)``: a Type III F test of every fixed-effect term.
 
-        Each term's coefficients are tested jointly, which is lmerTest's type
-        III test when no other term contains it (no interactions with it).
-        Models with interactions raise, as their type III contrasts differ.
+        Factors with several levels are tested jointly (multi-df F tests) and
+        interactions with lmerTest's Type III hypotheses for treatment-coded factors
+        (:mod:`.anova`), so the numbers are lmerTest's.
+
+        Parameters
+        ----------
+        ddf : {"Satterthwaite", "Kenward-Roger"}, optional
+            Denominator degrees of freedom (default: the fit's ``ddf`` when it is one
+            of these, else Satterthwaite, lmerTest's default). Kenward-Roger scales
+            the F statistic as pbkrtest does; REML fits only.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per term: ``term``, ``sum_sq``, ``mean_sq``, ``num_df``,
+            ``den_df``, ``statistic`` (F) and ``p_value``, lmerTest's ``Sum Sq``,
+            ``Mean Sq``, ``NumDF``, ``DenDF``, ``F value`` and ``Pr(>F)``.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> rng = np.random.default_rng(2)
+        >>> g = np.repeat(np.arange(12), 6)
+        >>> d = pd.DataFrame({"g": g, "f": np.tile(["a", "b", "c"], 24),
+        ...                   "x": rng.normal(size=72)})
+        >>> d["y"] = d.x + rng.normal(size=12)[g] + rng.normal(size=72)
+        >>> lmer("y ~ f * x + (1 | g)", d).anova()["term"].tolist()
+        ['f', 'x', 'f:x']
         """
-        terms = {t: c for t, c in self.fixed_terms.items() if t != "(Intercept)"}
-        for t in terms:
-            parts = set(t.split(":"))
-            if any(o != t and parts < set(o.split(":")) for o in terms):
-                raise EstimationError("lmer: anova for models with interactions (type III "
-                                      "marginal contrasts) is not implemented.")
-        names = list(self.fixef.index)
-        rows = []
-        for t, cols in terms.items():
-            L = np.zeros((len(cols), len(names)))
-            for i, c in enumerate(cols):
-                if c in names:
-                    L[i, names.index(c)] = 1.0
-            L = L[L.any(axis=1)]
-            r = self.contest(L, ddf=ddf)
-            rows.append((t, r["NumDF"], r["DenDF"], r["F"], r["p_value"]))
-        return pd.DataFrame(rows, columns=["term", "NumDF", "DenDF", "F value", "Pr(>F)"]
-                            ).set_index("term")
+        if ddf is None:
+            ddf = self.ddf if self.ddf in ("Satterthwaite", "Kenward-Roger") else \
+                "Satterthwaite"
+        check_one_of("LmerFit.anova", "ddf", ddf, ("Satterthwaite", "Kenward-Roger"))
+        if ddf == "Kenward-Roger":
+            self._kenward_roger()   # refuses ML and weighted fits, whatever the terms
+        return anova_table(self, ddf)
 
     def vcov_adjusted(self) -> pd.DataFrame:
         """Kenward-Roger adjusted covariance of the fixed effects (pbkrtest's vcovAdj)."""
@@ -303,6 +347,8 @@ class LmerFit(MerFitMixin):
 
     def _kenward_roger(self):
         if self._kr is None:
+            if self.weights is not None:
+                raise EstimationError(_KR_WEIGHTS)
             if not self.REML:
                 raise EstimationError("lmer: Kenward-Roger's method is only available for "
                                       "REML model fits.")
@@ -358,7 +404,7 @@ class LmerFit(MerFitMixin):
 
 # ---------------------------------------------------------------------- fitting
 def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
-         ddf: DDF = "Satterthwaite", conf_level: float = 0.95) -> LmerFit:
+         ddf: DDF = "Satterthwaite", conf_level: float = 0.95, weights=None) -> LmerFit:
     """Fit a linear mixed-effects model, as ``lmerTest::lmer``.
 
     Parameters
@@ -377,6 +423,11 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
         p-values, like plain lme4).
     conf_level : float, default 0.95
         Default confidence level of ``tidy`` (broom.mixed's ``conf.level``).
+    weights : str, array_like or pandas.Series, optional
+        Precision weights, as lme4's ``lmer(weights=)``: row ``i`` has residual
+        variance ``sigma^2 / w_i``. A column of ``data``, or one value per row of
+        ``data`` (taken in row order). Rows with a missing weight are dropped; the
+        others must be positive and finite.
 
     Returns
     -------
@@ -393,19 +444,32 @@ def lmer(formula: str, data: pd.DataFrame, *, REML: bool = True,
     >>> fit.tidy()[["term", "estimate"]].shape
     (4, 2)
     """
-    spec = parse_lmer(formula, REML=REML, ddf=ddf, conf_level=conf_level)
     if not isinstance(data, pd.DataFrame):
         fail("lmer", "data", data, "a pandas DataFrame", shown=type(data).__name__)
+    data, vec = bind_vectors("lmer", data, weights=weights)
+    spec = parse_lmer(formula, REML=REML, ddf=ddf, conf_level=conf_level,
+                      weights=vec["weights"])
     return fit_lmer(spec, data)
 
 
 def _prepare(spec: LmerSpec, data: pd.DataFrame):
     _check_columns(spec, data.columns)
-    sub = data[list(spec.variables)]
+    sub = data[list(spec.columns)]
     keep = ~sub.isna().any(axis=1).to_numpy()
     d = data.loc[keep].reset_index(drop=True) if not keep.all() else data
     y, X, xnames, terms = fixed_matrix(spec.parsed, d, with_terms=True)
     return d, y, X, xnames, terms
+
+
+def _weights(spec: LmerSpec, d: pd.DataFrame) -> np.ndarray | None:
+    """Return the precision weights of the rows kept, checked (numeric, positive, finite)."""
+    if spec.weights is None:
+        return None
+    w = d[spec.weights].to_numpy()
+    check_numeric("lmer", "weights", spec.weights, w)
+    w = w.astype(float)
+    check_weights("lmer", spec.weights, w)
+    return w
 
 
 def fit_lmer(spec: LmerSpec, data: pd.DataFrame) -> LmerFit:
@@ -421,6 +485,7 @@ def fit_lmer(spec: LmerSpec, data: pd.DataFrame) -> LmerFit:
     LmerFit
     """
     d, y, X, xnames, terms = _prepare(spec, data)
+    w = _weights(spec, d)
     X, xnames, dropped = drop_rank_deficient(X, xnames)
     messages = []
     if dropped:
@@ -428,7 +493,7 @@ def fit_lmer(spec: LmerSpec, data: pd.DataFrame) -> LmerFit:
         warnings.warn(f"lmer: {messages[-1]}", FitWarning, stacklevel=3)
     re = build_reterms(spec.parsed.bars, d)
     check_levels("lmer", re, X.shape[0])
-    pls = PLS(X, y, re, spec.REML)
+    pls = PLS(X, y, re, spec.REML, weights=w)
     theta = pls.optimize()
     fit = _assemble(pls, spec.parsed, xnames, theta, spec.ddf, messages)
     if fit.is_singular:
@@ -437,6 +502,7 @@ def fit_lmer(spec: LmerSpec, data: pd.DataFrame) -> LmerFit:
     fit.dropped = dropped
     fit.fixed_terms = terms
     fit._pls = pls
+    fit._X, fit._data, fit.weights = X, d, spec.weights
     fit.conf_level = spec.conf_level
     return fit
 
@@ -488,6 +554,12 @@ def lmer_kernel(batch: Batch, spec: LmerSpec) -> KernelResult:
     _check_columns(spec, batch.names)
     if batch.n_sims == 0:
         return KernelResult(empty_tidy(with_messages=True))
+    if spec.weights is not None:
+        # The batched paths' sufficient statistics are unweighted: weighted fits go to
+        # the per-simulation fit, which takes the weights.
+        return KernelResult(empty_tidy(with_messages=True),
+                            dict.fromkeys(range(batch.n_sims),
+                                          "lmer: no batched path for weighted fits"))
     layout = intercept_layout(spec.parsed, batch, spec.variables)
     if spec.ddf == "Kenward-Roger" and (layout is None or layout.kind != "single"
                                         or not spec.REML):

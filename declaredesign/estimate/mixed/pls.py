@@ -9,6 +9,8 @@ ML deviance in closed form; only ``theta`` is optimised numerically.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import scipy.linalg as sla
 import scipy.optimize as so
@@ -18,7 +20,7 @@ from ...errors import EstimationError
 from .derivatives import richardson_hessian, richardson_jacobian
 from .model_matrices import ReTerms
 
-__all__ = ["PLS", "SparsePLS", "DENSE_MAX_Q"]
+__all__ = ["PLS", "SparsePLS", "DENSE_MAX_Q", "weighted_rows"]
 
 #: Above this many random effects (and with several grouping factors) the PLS system
 #: is solved by :class:`SparsePLS`; below, a dense q x q Cholesky is faster.
@@ -31,10 +33,33 @@ _CACHE_SIZE = 64
 _BOUNDARY_SCAN = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
-class PLS:
-    """Profiled criterion of one dataset as a function of theta."""
+def weighted_rows(X: np.ndarray, y: np.ndarray, re: ReTerms, weights: np.ndarray):
+    """Scale the rows of ``X``, ``y`` and each random term's ``Xi`` by ``sqrt(weights)``.
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, re: ReTerms, REML: bool):
+    Precision weights ``w`` give residual variances ``sigma^2 / w``; multiplying every row
+    by ``sqrt(w)`` turns the model into an unweighted one with the same parameters, so the
+    whole PLS machinery (and Satterthwaite's and Kenward-Roger's algebra on its matrices)
+    applies unchanged. Only the log-likelihood keeps a trace of the transformation: the
+    Jacobian term ``-sum(log w)`` (lme4's ``ldW``), added in :meth:`PLS._crit`.
+    """
+    sw = np.sqrt(weights)
+    terms = [replace(t, Xi=t.Xi * sw[:, None]) for t in re.terms]
+    return X * sw[:, None], y * sw, ReTerms(terms)
+
+
+class PLS:
+    """Profiled criterion of one dataset as a function of theta.
+
+    ``weights`` (precision weights, lme4's ``lmer(weights=)``) enter as row scalings
+    (:func:`weighted_rows`); ``X``, ``y`` and ``re`` are then held weighted.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, re: ReTerms, REML: bool,
+                 weights: np.ndarray | None = None):
+        self.ldW = 0.0
+        if weights is not None:
+            X, y, re = weighted_rows(X, y, re, weights)
+            self.ldW = float(np.sum(np.log(weights)))
         self.X, self.y, self.re, self.REML = X, y, re, REML
         self.n, self.p = X.shape
         n = self.n
@@ -184,14 +209,15 @@ class PLS:
             return np.inf
         if self.REML:
             d = n - p
-            return s["ldL2"] + s["ldRX2"] + d * (1.0 + np.log(2 * np.pi * s["pwrss"] / d))
-        return s["ldL2"] + n * (1.0 + np.log(2 * np.pi * s["pwrss"] / n))
+            return s["ldL2"] + s["ldRX2"] - self.ldW + \
+                d * (1.0 + np.log(2 * np.pi * s["pwrss"] / d))
+        return s["ldL2"] - self.ldW + n * (1.0 + np.log(2 * np.pi * s["pwrss"] / n))
 
     def dev_varpar(self, varpar: np.ndarray) -> float:
         """Unprofiled deviance at (theta, sigma), as lmerTest's devfun_vp."""
         theta, sigma2 = varpar[:-1], varpar[-1] ** 2
         s = self.solve(theta)
-        dev = s["ldL2"] + s["pwrss"] / sigma2 + self.n * np.log(2 * np.pi * sigma2)
+        dev = s["ldL2"] - self.ldW + s["pwrss"] / sigma2 + self.n * np.log(2 * np.pi * sigma2)
         if self.REML:
             dev += s["ldRX2"] - self.p * np.log(2 * np.pi * sigma2)
         return dev
