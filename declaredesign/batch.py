@@ -29,6 +29,9 @@ from .groups import GroupIndex, group_codes, sim_starts
 
 __all__ = ["Batch", "GroupIndex", "group_codes", "sim_starts"]
 
+#: pandas 3 always copies on write (slices are safe to hand to user code).
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
+
 
 class Batch:
     """Several simulated datasets stacked row-wise, with a ``sim`` index.
@@ -58,7 +61,7 @@ class Batch:
     (3, 2, [2, 1])
     """
 
-    __slots__ = ("columns", "sim", "n_sims", "id_columns", "_groups", "__weakref__")
+    __slots__ = ("columns", "sim", "n_sims", "id_columns", "_groups", "_frame", "__weakref__")
 
     def __init__(self, columns: Mapping[str, Any], sim: Any, n_sims: int,
                  id_columns: Iterable[str] = ()):
@@ -76,6 +79,7 @@ class Batch:
         self.n_sims: int = int(n_sims)
         self.id_columns: frozenset[str] = frozenset(c for c in id_columns if c in cols)
         self._groups: dict[tuple[str, ...], GroupIndex] = {}
+        self._frame: pd.DataFrame | None = None     # split()'s DataFrame, made once
 
     # ------------------------------------------------------------------ basics
     @property
@@ -225,6 +229,11 @@ class Batch:
     @classmethod
     def from_frames(cls, frames: Sequence[pd.DataFrame]) -> Batch:
         """Stack several datasets, one simulation each (used by per-dataset adapters)."""
+        if frames and _same_plain_columns(frames):
+            # one concatenation instead of a batch per dataset: the same arrays
+            stacked = cls.from_pandas(pd.concat(frames, ignore_index=True))
+            sizes = np.array([len(f) for f in frames], dtype=np.int64)
+            return cls(stacked.columns, np.repeat(np.arange(len(frames)), sizes), len(frames))
         return cls.concat([cls.from_pandas(f) for f in frames])
 
     def to_pandas(self, *, sim_column: str | None = None) -> pd.DataFrame:
@@ -252,9 +261,38 @@ class Batch:
 
     def split(self) -> list[pd.DataFrame]:
         """One DataFrame per simulation (IDs formatted), for per-dataset user code."""
-        st = self.starts()
-        df = self.to_pandas()
-        return [df.iloc[st[s]:st[s + 1]].reset_index(drop=True) for s in range(self.n_sims)]
+        st = self.starts().tolist()
+        if not _COPY_ON_WRITE:
+            df = self.to_pandas()
+            return [df.iloc[st[s]:st[s + 1]].reset_index(drop=True) for s in range(self.n_sims)]
+        # With copy-on-write a slice is a view that user code may change freely (the
+        # first write copies it, never the batch's frame): only its row labels need to be
+        # 0..n-1. Several estimators of a design split the same batch: one frame serves all.
+        if self._frame is None:
+            self._frame = self.to_pandas()
+        df = self._frame
+        frames = []
+        for s in range(self.n_sims):
+            part = df.iloc[st[s]:st[s + 1]]
+            part.index = pd.RangeIndex(st[s + 1] - st[s])
+            frames.append(part)
+        return frames
+
+
+def _same_plain_columns(frames: Sequence[pd.DataFrame]) -> bool:
+    """Whether all frames have the same columns with the same numpy or string dtypes.
+
+    Then stacking the frames with pandas and taking the arrays equals taking each frame's
+    arrays and stacking them (nullable and categorical dtypes may differ between the two).
+    """
+    dtypes = frames[0].dtypes.tolist()
+    if not all(isinstance(d, (np.dtype, pd.StringDtype)) for d in dtypes):
+        return False
+    names = frames[0].columns.tolist()
+    if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
+        return False
+    return all(f.columns.tolist() == names and f.dtypes.tolist() == dtypes
+               for f in frames[1:])
 
 
 def _format_ids(codes: np.ndarray, sim: np.ndarray, n_sims: int) -> np.ndarray:

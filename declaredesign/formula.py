@@ -486,8 +486,19 @@ def variables(formula: str) -> tuple[list[str], list[str]]:
     >>> variables("y ~ x + np.log(z)")
     (['y'], ['x', 'z'])
     """
-    f = formulaic_formula(formula)
+    if isinstance(formula, str):
+        lhs, rhs = _variables(formula)
+        return list(lhs), list(rhs)
+    f = formulaic_formula(formula)      # raises the error for a non-formula
     return _side_variables(f.lhs), _side_variables(f.rhs)
+
+
+@lru_cache(maxsize=512)
+def _variables(formula: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    # estimators called inside a handler ask for the same formula's variables every
+    # simulation (failures are not cached: lru_cache keeps only returned values)
+    f = formulaic_formula(formula)
+    return tuple(_side_variables(f.lhs)), tuple(_side_variables(f.rhs))
 
 
 def _expression_names(code: str) -> set[str]:

@@ -159,19 +159,51 @@ def subset_mask(func: str, subset: Any, data: Mapping[str, Any], n: int) -> np.n
 
 
 
+class FrameColumns(Mapping):
+    """A DataFrame's columns by name as arrays, each converted when first read.
+
+    Estimators read a few columns of the data they are given; converting only those
+    keeps a standalone fit on a small frame cheap. A categorical column stays a pandas
+    Categorical: its category order is R's level order, read by the model frame (the
+    first category is the baseline).
+    """
+
+    __slots__ = ("_frame", "_labels", "_arrays")
+
+    def __init__(self, frame: pd.DataFrame, labels: dict[str, Any]):
+        self._frame = frame
+        self._labels = labels           # name -> the frame's (unique) column label
+        self._arrays: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        arr = self._arrays.get(name)
+        if arr is None:
+            column = self._frame[self._labels[name]]
+            arr = column.array if isinstance(column.dtype, pd.CategoricalDtype) else \
+                column.to_numpy()
+            self._arrays[name] = arr
+        return arr
+
+    def __iter__(self) -> Any:
+        return iter(self._labels)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._labels
+
+
 def data_columns(func: str, data: Any) -> Mapping[str, Any]:
     """Return the estimator's ``data`` as a mapping of column name to array (checked)."""
     if isinstance(data, pd.DataFrame):
-        names = [str(c) for c in data.columns]
-        dup = sorted({c for c in names if names.count(c) > 1})
-        if dup:
+        labels = data.columns.tolist()
+        names = [str(c) for c in labels]
+        if len(set(names)) != len(names):
+            dup = sorted({c for c in names if names.count(c) > 1})
             fail(func, "data", data, "a data frame with distinct column names (duplicated: "
                  f"{', '.join(map(repr, dup))})", shown="<DataFrame>")
-        # a categorical column stays a pandas Categorical: its category order is R's level
-        # order, read by the model frame (the first category is the baseline)
-        cols = (data.iloc[:, i] for i in range(len(names)))
-        return {n: c.array if isinstance(c.dtype, pd.CategoricalDtype) else c.to_numpy()
-                for n, c in zip(names, cols)}
+        return FrameColumns(data, dict(zip(names, labels)))
     if isinstance(data, Mapping):
         return data
     fail(func, "data", data, "a pandas DataFrame", shown=type(data).__name__)

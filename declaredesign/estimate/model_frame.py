@@ -29,6 +29,8 @@ estimator (``lm_robust``, ``difference_in_means``, the mixed models' fixed part)
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -166,11 +168,12 @@ def _categories(values: Any) -> pd.Index | None:
     return None
 
 
-def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | None:
-    """Numeric columns only, no transforms or interactions: skip formulaic's materialiser.
+def _fast_path(f, arrays: Mapping[str, np.ndarray]
+               ) -> tuple[list[tuple[str, ...]], int] | None:
+    """Numeric columns and their interactions only: skip formulaic's materialiser.
 
-    Returns the right-hand-side column names (formula order) and whether there is an
-    intercept, or None when the general path is needed.
+    Returns the right-hand-side terms (formula order), each the names of its factors,
+    and whether there is an intercept, or None when the general path is needed.
     """
     lhs = list(f.lhs)
     if len(lhs) != 1 or len(lhs[0].factors) != 1:
@@ -179,37 +182,56 @@ def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | N
     if fy.eval_method != Factor.EvalMethod.LOOKUP or str(fy) not in arrays or \
             arrays[str(fy)].dtype.kind not in "iuf":
         return None
-    names: list[str] = []
+    terms: list[tuple[str, ...]] = []
     intercept = 0
     for term in f.rhs:
-        if len(term.factors) != 1:
-            return None
-        fac = term.factors[0]
-        if fac.eval_method == Factor.EvalMethod.LITERAL and str(fac) == "1":
+        facs = term.factors
+        if len(facs) == 1 and facs[0].eval_method == Factor.EvalMethod.LITERAL and \
+                str(facs[0]) == "1":
             intercept = 1
             continue
-        name = str(fac)
-        if fac.eval_method != Factor.EvalMethod.LOOKUP or name not in arrays or \
-                arrays[name].dtype.kind not in "iuf":
+        names = tuple(str(fac) for fac in facs)
+        if not names or len(set(names)) != len(names) or any(
+                fac.eval_method != Factor.EvalMethod.LOOKUP or str(fac) not in arrays
+                or arrays[str(fac)].dtype.kind not in "iuf" for fac in facs):
             return None
-        names.append(name)
-    return names, intercept
+        if len(names) > 1 and not _bounded(arrays, names):
+            return None
+        terms.append(names)
+    return terms, intercept
 
 
-def _fast_frame(formula: str, fast: tuple[list[str], int], arrays: Mapping[str, np.ndarray],
-                mask: np.ndarray, outcome: str, used: list[str]) -> ModelFrame:
-    """Build the model frame of plain numeric columns directly (no formulaic)."""
-    names, intercept = fast
+def _bounded(arrays: Mapping[str, np.ndarray], names: tuple[str, ...]) -> bool:
+    """Whether the product of these columns stays finite (no inf, no inf * 0 = NaN).
+
+    Otherwise the general path, which drops rows whose design row is not a number.
+    """
+    limit = 10.0 ** (300.0 / len(names))
+    with np.errstate(invalid="ignore"):
+        return all(arrays[v].size == 0 or float(np.abs(arrays[v]).max()) < limit
+                   for v in names)
+
+
+def _fast_frame(formula: str, fast: tuple[list[tuple[str, ...]], int],
+                arrays: Mapping[str, np.ndarray], mask: np.ndarray, outcome: str,
+                used: list[str]) -> ModelFrame:
+    """Build the model frame of plain numeric columns directly (no formulaic).
+
+    An interaction's column is the product of its factors in the term's order, named
+    ``a:b``, as formulaic computes and names it.
+    """
+    terms, intercept = fast
     all_rows = bool(mask.all())
     n_used = len(mask) if all_rows else int(np.count_nonzero(mask))
-    X = np.empty((n_used, len(names) + intercept), order="F")
+    X = np.empty((n_used, len(terms) + intercept), order="F")
     if intercept:
         X[:, 0] = 1.0
-    for j, v in enumerate(names):
-        X[:, j + intercept] = arrays[v] if all_rows else arrays[v][mask]
+    for j, names in enumerate(terms):
+        cols = [arrays[v] if all_rows else arrays[v][mask] for v in names]
+        X[:, j + intercept] = functools.reduce(operator.mul, cols)
     yv = arrays[outcome]
     y = np.asarray(yv if all_rows else yv[mask], dtype=float)
-    columns = (["(Intercept)"] if intercept else []) + names
+    columns = (["(Intercept)"] if intercept else []) + [":".join(t) for t in terms]
     return ModelFrame(formula=formula, outcome=[outcome], y=y, X=X, columns=columns,
                       mask=mask, has_intercept=bool(intercept), variables=used,
                       term_columns={c: [c] for c in columns})

@@ -250,39 +250,128 @@ def fit_per_simulation(fit: Callable[[pd.DataFrame], Any], batch: Batch, sims: A
     The one per-simulation fallback (see the module docstring for its contract);
     ``fit`` returns a fit with ``.tidy()`` or a tidy DataFrame.
     """
-    frames = []
-    sims = list(sims)
+    sims = [int(s) for s in sims]
+    if not sims:
+        return empty_tidy(with_messages=True)
     dfs = batch.split() if len(sims) == batch.n_sims else \
         [batch.select_sims([s]).to_pandas() for s in sims]
-    for s, df in zip(sims, dfs):
-        frames.append(_one_simulation(fit, df, outcome).assign(sim=int(s)))
-    if not frames:
-        return empty_tidy(with_messages=True)
-    out = pd.concat(frames, ignore_index=True)
+    # Each simulation gives (tidy rows, warning) or (None, error); the rows are stacked
+    # once at the end (per-frame column edits cost more than most fits on small data).
+    results = [_one_simulation(fit, df) for df in dfs]
+    out = _stack_uniform(results, sims)
+    if out is not None:
+        return out
+    out = pd.concat([_rows_of(tidy, note, outcome).assign(sim=s)
+                     for (tidy, note), s in zip(results, sims)], ignore_index=True)
     return _with_messages(out[["sim", *[c for c in out.columns if c != "sim"]]])
 
 
-def _one_simulation(fit: Callable[[pd.DataFrame], Any], df: pd.DataFrame,
-                    outcome: str | None) -> pd.DataFrame:
+def _one_simulation(fit: Callable[[pd.DataFrame], Any],
+                    df: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
+    """Return one simulation's (tidy rows, warning), or (None, error) when the fit fails."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = fit(df)
-            tidy = to_tidy(res)
+            tidy = _tidy_rows(res)
         notes = [str(w.message) for w in caught]
-        notes += [m for m in getattr(res, "messages", ()) or () if m not in notes]
-        n_na = int(pd.isna(tidy["estimate"]).sum()) if "estimate" in tidy else 0
+        if not isinstance(res, pd.DataFrame):    # a frame's attributes are its columns
+            notes += [m for m in getattr(res, "messages", ()) or () if m not in notes]
+        n_na = _count_missing(tidy["estimate"]) if "estimate" in tidy.columns else 0
         if n_na and not any("rank deficient" in m for m in notes):
             notes.append(rank_deficient_message(n_na))
-        tidy["warning"] = "; ".join(notes) if notes else None
-        if "error" not in tidy:
-            tidy["error"] = None
-        return tidy
+        return tidy, ("; ".join(notes) if notes else None)
     except Exception as e:  # noqa: BLE001 -- one failed simulation must not end the run
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _count_missing(column: pd.Series) -> int:
+    values = column.to_numpy()
+    if values.dtype.kind == "f":
+        return int(np.isnan(values).sum())
+    return int(pd.isna(values).sum())
+
+
+def _rows_of(tidy: pd.DataFrame | None, note: str | None, outcome: str | None) -> pd.DataFrame:
+    """One simulation's rows with ``term``, ``warning`` and ``error`` (the general path)."""
+    if tidy is None:
         row = {c: [np.nan] for c in TIDY_COLUMNS}
-        row.update(term=[None], outcome=[outcome], error=[f"{type(e).__name__}: {e}"],
-                   warning=[None])
+        row.update(term=[None], outcome=[outcome], error=[note], warning=[None])
         return pd.DataFrame(row)
+    tidy = tidy.copy()
+    if "term" not in tidy:
+        tidy["term"] = "estimate"
+    tidy["warning"] = note
+    if "error" not in tidy:
+        tidy["error"] = None
+    return tidy
+
+
+def _stack_uniform(results: list[tuple[pd.DataFrame | None, str | None]],
+                   sims: list[int]) -> pd.DataFrame | None:
+    """Stack the rows when every fit succeeded with rows and the same columns, else None.
+
+    Equal to stacking :func:`_rows_of` frames (the general path), without editing each
+    simulation's frame.
+    """
+    frames = [tidy for tidy, _ in results]
+    if any(f is None or not len(f) for f in frames):
+        return None
+    columns = tuple(frames[0].columns)
+    if any(f.columns is not frames[0].columns and tuple(f.columns) != columns
+           for f in frames[1:]):
+        return None
+    return stack_rows(pd.concat(frames, ignore_index=True), [len(f) for f in frames],
+                      [note for _, note in results], sims)
+
+
+def stack_rows(rows: pd.DataFrame, lengths: Any, notes: list[str | None],
+               sims: list[int]) -> pd.DataFrame:
+    """Finish the stacked rows of successful fits that all returned the same columns.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        The fits' rows one simulation after another (their tidy frames concatenated).
+    lengths : array_like of int
+        Rows of each simulation.
+    notes : list of str or None
+        Each simulation's warning.
+    sims : list of int
+        Each simulation's number.
+
+    Returns
+    -------
+    DataFrame
+        What :func:`fit_per_simulation` returns for these fits: ``term`` defaulting to
+        ``"estimate"``, ``sim``, ``error``, ``warning``, in the standard order.
+    """
+    out = rows
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if "term" not in out:
+        out["term"] = "estimate"
+    warning = np.empty(len(notes), dtype=object)
+    warning[:] = notes
+    out["warning"] = np.repeat(warning, lengths)
+    if "error" not in out:
+        out["error"] = np.full(len(out), None, dtype=object)
+    out["sim"] = np.repeat(np.asarray(sims, dtype=np.int64), lengths)
+    return _with_messages(out)
+
+
+def _tidy_rows(res: Any) -> pd.DataFrame:
+    """:func:`to_tidy` without the ``term`` default and without copying a returned frame."""
+    df = res if isinstance(res, pd.DataFrame) else _tidy_method(res)
+    if any(not isinstance(c, str) or "." in c for c in df.columns):
+        df = df.rename(columns={c: str(c).replace(".", "_") for c in df.columns})
+    return df
+
+
+def _tidy_method(res: Any) -> pd.DataFrame:
+    if not hasattr(res, "tidy"):
+        raise EstimationError(f"the model returned {type(res).__name__}, which has no tidy(); "
+                              "return a DataFrame or a fit with .tidy().")
+    return res.tidy()
 
 
 def to_tidy(res: Any) -> pd.DataFrame:

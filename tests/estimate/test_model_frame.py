@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -169,3 +170,44 @@ def test_r_poly_matches_formulaic_and_r_signs():
     ours = model_frame("Y ~ poly(X, 3)", d).X[:, 1:]
     np.testing.assert_allclose(np.column_stack(list(r_poly(d["X"].to_numpy(), 3).values())),
                                ours, rtol=1e-10, atol=1e-13)
+
+
+#: The module (``declaredesign.estimate.model_frame`` the attribute is the function).
+MODEL_FRAME_MODULE = importlib.import_module("declaredesign.estimate.model_frame")
+INTERACTION_FORMULAS = ["y ~ a * b", "y ~ a * b * c", "y ~ a:b", "y ~ 0 + a:b + c",
+                        "y ~ a + b + a:b - 1", "y ~ b:a + a:c:b", "y ~ a * i", "y ~ i:j + a",
+                        "y ~ a*b*c - a:b:c"]
+
+
+@pytest.mark.parametrize("formula", INTERACTION_FORMULAS)
+def test_numeric_interactions_skip_formulaic_with_the_same_frame(formula, monkeypatch):
+    mf_module = MODEL_FRAME_MODULE
+    rng = np.random.default_rng(3)
+    n = 60
+    data = {"y": rng.normal(size=n), "a": rng.normal(size=n) * 3.7, "b": rng.normal(size=n),
+            "c": rng.uniform(-1, 1, size=n), "i": rng.integers(-5, 5, size=n),
+            "j": rng.integers(0, 3, size=n)}
+    data["y"][[3, 17]] = np.nan
+    df = pd.DataFrame(data)
+    assert mf_module._fast_path(mf_module.formulaic_formula(formula), data) is not None
+    fast = mf_module.model_frame(formula, data)
+    fit_fast = lm_robust(formula, df).tidy()
+    monkeypatch.setattr(mf_module, "_fast_path", lambda f, arrays: None)
+    general = mf_module.model_frame(formula, data)
+    assert fast.columns == general.columns
+    assert fast.term_columns == general.term_columns
+    assert fast.has_intercept == general.has_intercept
+    np.testing.assert_array_equal(fast.X, general.X)
+    np.testing.assert_array_equal(fast.y, general.y)
+    np.testing.assert_array_equal(fast.mask, general.mask)
+    pd.testing.assert_frame_equal(fit_fast, lm_robust(formula, df).tidy(), check_exact=True)
+
+
+def test_interactions_of_huge_or_missing_values_take_the_general_path():
+    mf_module = MODEL_FRAME_MODULE
+    f = mf_module.formulaic_formula("y ~ a * b")
+    y = np.zeros(3)
+    assert mf_module._fast_path(f, {"y": y, "a": np.array([1e200, 1.0, 0.0]),
+                                    "b": np.array([1e200, 0.0, 1.0])}) is None
+    assert mf_module._fast_path(f, {"y": y, "a": np.array([np.nan, 1.0, 0.0]),
+                                    "b": np.ones(3)}) is None

@@ -24,6 +24,7 @@ from ...estimate import lm_robust
 from ...estimate.protocol import Estimator, fit_batch, fit_per_simulation, resolve_model
 from ...expressions import check, evaluate
 from ...formula import formula_columns
+from ..batched_handlers import fit_handler_batched
 from ..design import Step, check_label
 from ..handlers import call_handler
 from .summary import check_summary, glance_batch, summarize_fit
@@ -206,9 +207,14 @@ class EstimatorStep(Step):
     def _fit(self, batch: Batch, rng: np.random.Generator | None) -> pd.DataFrame:
         if self.handler is not None:
             handler, kwargs = self.handler, self.model_kwargs
-            return fit_per_simulation(
-                lambda df: _na_term(call_handler(handler, df, rng=rng, **kwargs)),
-                batch, range(batch.n_sims), outcome=self._outcome())
+
+            def fit(df: pd.DataFrame) -> Any:
+                return _na_term(call_handler(handler, df, rng=rng, **kwargs))
+            # one call on a stand-in for every simulation when that is exactly the same
+            out = fit_handler_batched(fit, batch, handler=handler, outcome=self._outcome())
+            if out is not None:
+                return out
+            return fit_per_simulation(fit, batch, range(batch.n_sims), outcome=self._outcome())
         if self._expressions:
             batch = batch.with_columns({f"({k})": evaluate(v, batch, rng, label=k)
                                         for k, v in self._expressions.items()})

@@ -1,0 +1,530 @@
+"""Estimator handlers run once on a whole batch, when that is provably the same.
+
+A handler estimator (``declare_estimator(handler=f)``) is a function of one
+simulation's DataFrame; the plain way to run it is once per simulation
+(:func:`~declaredesign.estimate.protocol.fit_per_simulation`). Many such handlers
+only read columns, compare and combine them and take means, as
+``lambda data: pd.DataFrame({"estimate": [data["Y"].mean() - 0.6]})``. Those can run
+**once**, on a stand-in for the data (:class:`BatchedFrame`) whose columns hold every
+simulation's rows: each operation is done for all simulations at once, exactly as
+pandas does it on one simulation, and a mean gives one value per simulation.
+
+The stand-in knows a short list of operations (below); every other use of it -- any
+other method, ``len``, iteration, conversion to an array, a truth value, a warning or
+an error -- stops the batched run, and the simulations are fitted one at a time as
+before. So is a handler that takes ``rng`` (its draws depend on the call order), a
+result other than a DataFrame whose cells are per-simulation values or constants, or
+a batch where the first and last simulations, fitted one at a time as a check, do not
+give exactly the batched rows.
+
+Operations of the stand-in:
+
+- ``data["col"]`` (or ``data.col``) for a bool, int64 or float64 column; ``data[mask]``;
+- on columns: ``== != < <= > >=``, ``+ - * /`` (also with a number or a
+  per-simulation value), unary ``-``, ``& | ~`` of boolean columns, ``col[mask]``,
+  ``col.mean()``, ``col.sum()``;
+- on per-simulation values (a mean, a sum): ``+ - * /`` with numbers, unary ``-``,
+  ``abs``.
+
+Means and sums follow pandas' own reductions (pairwise sums per simulation); a
+simulation with no rows, or a float column with a missing value, is left to the
+per-simulation run.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..batch import Batch
+from ..estimate.protocol import fit_per_simulation, rank_deficient_message, stack_rows
+from .handlers import accepts_rng
+
+__all__ = ["BatchedFrame", "fit_handler_batched"]
+
+#: Switch the batched run off (the per-simulation run is the reference).
+ENABLED = True
+
+#: Code whose arithmetic on per-simulation values is refused (see PerSim._check_caller).
+_LIBRARIES = frozenset({"numpy", "pandas", "scipy"})
+_COLUMN_DTYPES = (np.dtype(bool), np.dtype(np.int64), np.dtype(np.float64))
+_RESULT_DTYPES = (np.dtype(np.int64), np.dtype(np.float64))
+
+
+class _Refused(Exception):
+    """An operation the batched run does not do exactly; the simulations run one by one."""
+
+
+class _Run:
+    """One batched call: remembers a refusal even when user code catches the exception."""
+
+    __slots__ = ("refused",)
+
+    def __init__(self) -> None:
+        self.refused = False
+
+    def refuse(self, what: str) -> None:
+        self.refused = True
+        raise _Refused(what)
+
+
+class _Layout:
+    """Which rows of a selection belong to each simulation (contiguous, in order)."""
+
+    __slots__ = ("sizes",)
+
+    def __init__(self, sizes: np.ndarray):
+        self.sizes = sizes
+
+
+def _plain_scalar(value: Any) -> bool:
+    """Say whether an operation may take ``value`` as it is: an int or float, not a bool."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    return isinstance(value, int | float | np.int64 | np.float64)
+
+
+class _Values:
+    """Shared refusals: what a stand-in value cannot be turned into."""
+
+    __slots__ = ("_run",)
+    __array_ufunc__ = None     # numpy must not treat it as an array of objects
+
+    def _refuse(self, what: str) -> Any:
+        self._run.refuse(what)
+
+    def __getattr__(self, name: str) -> Any:
+        # a method or attribute of pandas' Series or of a numpy scalar that is not listed
+        # (to_numpy, values, std, item...): refused; private names are probes by numpy
+        # and pandas, which must find nothing
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._refuse(f".{name}")
+
+    def __bool__(self) -> bool:
+        return self._refuse("truth value")
+
+    def __len__(self) -> int:
+        return self._refuse("len()")
+
+    def __iter__(self) -> Any:
+        return self._refuse("iteration")
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._refuse("conversion to an array")
+
+    def __float__(self) -> float:
+        return self._refuse("float()")
+
+    def __int__(self) -> int:
+        return self._refuse("int()")
+
+    def __index__(self) -> int:
+        return self._refuse("index")
+
+    def __str__(self) -> str:
+        return self._refuse("str()")
+
+    def __format__(self, spec: str) -> str:
+        return self._refuse("format()")
+
+    def __hash__(self) -> int:
+        return self._refuse("hash()")
+
+    def __round__(self, *args: Any) -> Any:
+        return self._refuse("round()")
+
+    def __pow__(self, other: Any) -> Any:
+        return self._refuse("**")
+
+    __rpow__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__
+
+
+class PerSim(_Values):
+    """One value per simulation (a mean or a sum), as a numpy scalar is in one simulation."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, run: _Run, values: np.ndarray):
+        self._run = run
+        self._values = values
+
+    def _operand(self, other: Any) -> Any:
+        if isinstance(other, PerSim) and other._run is self._run:
+            return other._values
+        if _plain_scalar(other):
+            return other
+        return self._refuse(f"an operation with {type(other).__name__}")
+
+    def _arith(self, other: Any, op: Callable[[Any, Any], Any], reflected: bool) -> PerSim:
+        self._check_caller(3)
+        o = self._operand(other)
+        if self._values.dtype != np.float64 and np.asarray(o).dtype.kind != "f":
+            # numpy integer scalars warn on overflow where arrays wrap silently
+            return self._refuse("integer arithmetic on per-simulation values")
+        # numpy scalar arithmetic elementwise: the same IEEE operation per simulation;
+        # a warning (say, a division by zero) stops the batched run
+        res = op(o, self._values) if reflected else op(self._values, o)
+        return PerSim(self._run, np.asarray(res))
+
+    def __add__(self, o: Any) -> PerSim:
+        return self._arith(o, operator.add, False)
+
+    def __radd__(self, o: Any) -> PerSim:
+        return self._arith(o, operator.add, True)
+
+    def __sub__(self, o: Any) -> PerSim:
+        return self._arith(o, operator.sub, False)
+
+    def __rsub__(self, o: Any) -> PerSim:
+        return self._arith(o, operator.sub, True)
+
+    def __mul__(self, o: Any) -> PerSim:
+        return self._arith(o, operator.mul, False)
+
+    def __rmul__(self, o: Any) -> PerSim:
+        return self._arith(o, operator.mul, True)
+
+    def __truediv__(self, o: Any) -> PerSim:
+        return self._arith(o, operator.truediv, False)
+
+    def __rtruediv__(self, o: Any) -> PerSim:
+        return self._arith(o, operator.truediv, True)
+
+    def __neg__(self) -> PerSim:
+        self._check_caller(2)
+        return PerSim(self._run, -self._values)
+
+    def __abs__(self) -> PerSim:
+        self._check_caller(2)
+        return PerSim(self._run, np.abs(self._values))
+
+    def _check_caller(self, depth: int) -> None:
+        """Refuse arithmetic that numpy, pandas or scipy do with these values.
+
+        Only the handler's own operations are done as written: a library adds, say, a
+        column of per-simulation values in its own order (numpy sums floats pairwise,
+        objects one after another), which need not round as one simulation's sum does.
+        """
+        caller = sys._getframe(depth).f_globals.get("__name__", "")
+        if caller.split(".")[0] in _LIBRARIES:
+            self._refuse(f"arithmetic on per-simulation values inside {caller}")
+
+    def __eq__(self, other: Any) -> Any:
+        return self._refuse("comparison")
+
+    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    __hash__ = _Values.__hash__
+
+
+class Rows(_Values):
+    """A column: every simulation's rows of one selection of the data."""
+
+    __slots__ = ("_values", "_layout")
+
+    def __init__(self, run: _Run, values: np.ndarray, layout: _Layout):
+        self._run = run
+        self._values = values
+        self._layout = layout
+
+    def _operand(self, other: Any) -> Any:
+        if isinstance(other, Rows) and other._run is self._run:
+            if other._layout is not self._layout:   # pandas would align on the row labels
+                return self._refuse("columns of different row selections")
+            return other._values
+        if isinstance(other, PerSim) and other._run is self._run:
+            return np.repeat(other._values, self._layout.sizes)
+        if _plain_scalar(other):
+            return other
+        return self._refuse(f"an operation with {type(other).__name__}")
+
+    def _apply(self, other: Any, op: Callable[[Any, Any], Any], reflected: bool = False,
+               arithmetic: bool = True) -> Rows:
+        o = self._operand(other)
+        if arithmetic and "b" in (self._values.dtype.kind, np.asarray(o).dtype.kind):
+            return self._refuse("arithmetic on booleans")
+        with np.errstate(all="ignore"):      # as pandas' column arithmetic
+            res = op(o, self._values) if reflected else op(self._values, o)
+        return Rows(self._run, np.asarray(res), self._layout)
+
+    def __add__(self, o: Any) -> Rows:
+        return self._apply(o, operator.add)
+
+    def __radd__(self, o: Any) -> Rows:
+        return self._apply(o, operator.add, True)
+
+    def __sub__(self, o: Any) -> Rows:
+        return self._apply(o, operator.sub)
+
+    def __rsub__(self, o: Any) -> Rows:
+        return self._apply(o, operator.sub, True)
+
+    def __mul__(self, o: Any) -> Rows:
+        return self._apply(o, operator.mul)
+
+    def __rmul__(self, o: Any) -> Rows:
+        return self._apply(o, operator.mul, True)
+
+    def __truediv__(self, o: Any) -> Rows:
+        return self._apply(o, operator.truediv)
+
+    def __rtruediv__(self, o: Any) -> Rows:
+        return self._apply(o, operator.truediv, True)
+
+    def __neg__(self) -> Rows:
+        if self._values.dtype == bool:
+            return self._refuse("negation of booleans")
+        return Rows(self._run, -self._values, self._layout)
+
+    def __eq__(self, o: Any) -> Rows:  # type: ignore[override]
+        return self._apply(o, operator.eq, arithmetic=False)
+
+    def __ne__(self, o: Any) -> Rows:  # type: ignore[override]
+        return self._apply(o, operator.ne, arithmetic=False)
+
+    def __lt__(self, o: Any) -> Rows:
+        return self._apply(o, operator.lt, arithmetic=False)
+
+    def __le__(self, o: Any) -> Rows:
+        return self._apply(o, operator.le, arithmetic=False)
+
+    def __gt__(self, o: Any) -> Rows:
+        return self._apply(o, operator.gt, arithmetic=False)
+
+    def __ge__(self, o: Any) -> Rows:
+        return self._apply(o, operator.ge, arithmetic=False)
+
+    __hash__ = _Values.__hash__
+
+    def _logical(self, other: Any, op: Callable[[Any, Any], Any]) -> Rows:
+        if not (isinstance(other, Rows) and other._run is self._run
+                and other._layout is self._layout and self._values.dtype == bool
+                and other._values.dtype == bool):
+            return self._refuse("& or | other than of boolean columns")
+        return Rows(self._run, op(self._values, other._values), self._layout)
+
+    def __and__(self, o: Any) -> Rows:
+        return self._logical(o, operator.and_)
+
+    def __or__(self, o: Any) -> Rows:
+        return self._logical(o, operator.or_)
+
+    def __invert__(self) -> Rows:
+        if self._values.dtype != bool:
+            return self._refuse("~ of a non-boolean column")
+        return Rows(self._run, ~self._values, self._layout)
+
+    def __getitem__(self, key: Any) -> Rows:
+        values, layout, _ = _select(self._run, self._values, self._layout, key)
+        return Rows(self._run, values, layout)
+
+    def mean(self, *args: Any, **kwargs: Any) -> PerSim:
+        """Each simulation's mean, as pandas' ``Series.mean()`` computes it."""
+        if args or kwargs:
+            return self._refuse("mean() with arguments")
+        total, count = self._sums()
+        return PerSim(self._run, total / count)
+
+    def sum(self, *args: Any, **kwargs: Any) -> PerSim:
+        """Each simulation's sum, as pandas' ``Series.sum()`` computes it."""
+        if args or kwargs:
+            return self._refuse("sum() with arguments")
+        if self._values.dtype == np.float64:
+            return PerSim(self._run, self._sums()[0])
+        # integers and booleans sum exactly in int64, in any order
+        sums = np.add.reduceat(self._values.astype(np.int64), self._bounds()[:-1])
+        return PerSim(self._run, sums.astype(np.int64))
+
+    def _bounds(self) -> np.ndarray:
+        sizes = self._layout.sizes
+        if not len(sizes) or not sizes.all():
+            return self._refuse("a simulation without rows")
+        v = self._values
+        if v.dtype == np.float64 and np.isnan(v).any():
+            return self._refuse("missing values")
+        if v.dtype == np.int64 and len(v) and \
+                float(np.abs(v).max()) * float(sizes.max()) >= 2.0 ** 53:
+            return self._refuse("integers too large to sum exactly in float64")
+        return np.concatenate([[0], np.cumsum(sizes)])
+
+    def _sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-simulation float64 sums and row counts (pandas: ``values.sum(dtype=f8)``)."""
+        b = self._bounds()
+        v = self._values
+        if v.dtype == np.float64:
+            # pairwise summation within each simulation, as numpy sums one array
+            total = np.array([v[b[i]:b[i + 1]].sum() for i in range(len(b) - 1)])
+        else:
+            # integers and booleans: exact float64 sums (far below 2**53) in any order
+            total = np.add.reduceat(v.astype(np.float64), b[:-1])
+        return total, np.diff(b).astype(np.float64)
+
+
+def _select(run: _Run, values: np.ndarray | None, layout: _Layout,
+            key: Any) -> tuple[Any, _Layout, np.ndarray]:
+    """Rows where a boolean column of the same selection is true."""
+    if not (isinstance(key, Rows) and key._run is run and key._layout is layout
+            and key._values.dtype == bool):
+        run.refuse("indexing other than by a boolean column of the same rows")
+    mask = key._values
+    sim = np.repeat(np.arange(len(layout.sizes)), layout.sizes)
+    sizes = np.bincount(sim[mask], minlength=len(layout.sizes))
+    return (None if values is None else values[mask]), _Layout(sizes), mask
+
+
+class BatchedFrame:
+    """Stand-in for one simulation's DataFrame holding every simulation's rows.
+
+    Only the operations listed in the module docstring are done; anything else
+    stops the batched run (the simulations then run one at a time).
+    """
+
+    __slots__ = ("_run", "_columns", "_rows", "_layout")
+    __array_ufunc__ = None
+
+    def __init__(self, run: _Run, columns: Mapping[str, np.ndarray], rows: np.ndarray | None,
+                 layout: _Layout):
+        self._run = run
+        self._columns = columns
+        self._rows = rows              # selected rows of the batch (None: all)
+        self._layout = layout
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key not in self._columns:
+                raise KeyError(key)
+            col = self._columns[key]
+            if col.dtype not in _COLUMN_DTYPES:
+                self._run.refuse(f"column {key!r} of dtype {col.dtype}")
+            values = col if self._rows is None else col[self._rows]
+            return Rows(self._run, values, self._layout)
+        if isinstance(key, Rows):
+            _, layout, mask = _select(self._run, None, self._layout, key)
+            rows = np.flatnonzero(mask) if self._rows is None else self._rows[mask]
+            return BatchedFrame(self._run, self._columns, rows, layout)
+        return self._run.refuse(f"data[{type(key).__name__}]")
+
+    def __getattr__(self, name: str) -> Any:
+        # pandas reads a column as an attribute unless a DataFrame attribute has its name
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if hasattr(pd.DataFrame, name):
+            return self._run.refuse(f"data.{name}")
+        if name in self._columns:
+            return self[name]
+        raise AttributeError(name)     # as pandas: neither a column nor an attribute
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        return self._run.refuse("this use of the data")
+
+    __len__ = __iter__ = __bool__ = __array__ = __contains__ = _refuse
+    __hash__ = __eq__ = __ne__ = _refuse  # type: ignore[assignment]
+
+
+# ----------------------------------------------------------------------- running
+def fit_handler_batched(fit: Callable[[Any], Any], batch: Batch, *,
+                        handler: Callable[..., Any],
+                        outcome: str | None = None) -> pd.DataFrame | None:
+    """Rows of a handler estimator on every simulation, from one call on a stand-in.
+
+    Parameters
+    ----------
+    fit : callable
+        ``fit(df)``: the handler called on one simulation's data, as the per-simulation
+        run calls it; here it is called once with a :class:`BatchedFrame`, and on the
+        first and last simulations as a check.
+    batch : Batch
+        The simulations.
+    handler : callable
+        The user's function inside ``fit`` (one taking ``rng`` is never batched).
+    outcome : str, optional
+        As for :func:`~declaredesign.estimate.protocol.fit_per_simulation`.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Exactly what :func:`~declaredesign.estimate.protocol.fit_per_simulation` gives,
+        or None when the batched run is not possible (run the simulations one at a time).
+    """
+    if not ENABLED or batch.n_sims < 3 or accepts_rng(handler):
+        return None
+    run = _Run()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")     # a warning belongs to some simulations
+            res = fit(_frame(run, batch))
+            rows = _expand(run, res, batch.n_sims)
+    except Exception:  # noqa: BLE001 -- anything unexpected: the per-simulation run
+        return None
+    if run.refused or rows is None:
+        return None
+    out = stack_rows(rows, np.full(batch.n_sims, len(res)), _notes(rows, len(res)),
+                     list(range(batch.n_sims)))
+    return out if _agrees(out, fit, batch, outcome) else None
+
+
+def _frame(run: _Run, batch: Batch) -> BatchedFrame:
+    # level IDs are zero-padded strings in user code: not a column the stand-in does
+    cols = {k: (v if k not in batch.id_columns else _ID_COLUMN) for k, v in batch.columns.items()}
+    return BatchedFrame(run, cols, None, _Layout(batch.sim_sizes()))
+
+
+#: Stands for a level ID column (strings in user code), which the stand-in refuses.
+_ID_COLUMN = np.zeros(0, dtype=object)
+
+
+def _expand(run: _Run, res: Any, n_sims: int) -> pd.DataFrame | None:
+    """Return every simulation's rows, sim-major, from the handler's stand-in result."""
+    if not isinstance(res, pd.DataFrame) or not len(res) or \
+            not res.index.equals(pd.RangeIndex(len(res))):
+        return None
+    names = res.columns.tolist()
+    if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
+        return None
+    out = {}
+    for name in names:
+        col = res[name]
+        cells = col.tolist() if col.dtype == object else None
+        if cells is None or not any(isinstance(c, _Values) for c in cells):
+            # the same rows in every simulation
+            out[name] = pd.Series(np.tile(col.to_numpy(), n_sims), dtype=col.dtype)
+            continue
+        if not all(isinstance(c, PerSim) and c._run is run for c in cells):
+            return None
+        dtypes = {c._values.dtype for c in cells}
+        if len(dtypes) != 1 or next(iter(dtypes)) not in _RESULT_DTYPES or \
+                any(c._values.shape != (n_sims,) for c in cells):
+            return None
+        out[name] = np.column_stack([c._values for c in cells]).reshape(-1)
+    renamed = [n.replace(".", "_") for n in names]   # as the per-simulation run names them
+    if len(set(renamed)) != len(renamed):
+        return None
+    return pd.DataFrame(dict(zip(renamed, out.values())))
+
+
+def _notes(rows: pd.DataFrame, k: int) -> list[str | None]:
+    """Each simulation's warning: only the count of missing estimates (no fit warned)."""
+    if "estimate" not in rows.columns:
+        return [None] * (len(rows) // k)
+    est = rows["estimate"].to_numpy()
+    n_na = pd.isna(est).reshape(-1, k).sum(axis=1)
+    return [rank_deficient_message(int(n)) if n else None for n in n_na]
+
+
+def _agrees(out: pd.DataFrame, fit: Callable[[pd.DataFrame], Any], batch: Batch,
+            outcome: str | None) -> bool:
+    """Whether the first and last simulations, fitted one at a time, give the same rows."""
+    sims = sorted({0, batch.n_sims - 1})
+    ref = fit_per_simulation(fit, batch, sims, outcome=outcome)
+    got = out[out["sim"].isin(sims)].reset_index(drop=True)
+    try:
+        pd.testing.assert_frame_equal(got, ref, check_exact=True)
+    except AssertionError:
+        return False
+    return True
