@@ -137,13 +137,30 @@ class Batch:
             if arr.ndim == 0:
                 arr = np.full(self.n_rows, arr[()])
             new[name] = arr
-        return Batch(new, self.sim, self.n_sims, self.id_columns | set(id_columns))
+        out = Batch(new, self.sim, self.n_sims, self.id_columns | set(id_columns))
+        out._keep_groups(self)
+        return out
 
     def drop(self, names: Iterable[str]) -> Batch:
         """Return a batch without the named columns."""
         names = set(names)
-        return Batch({k: v for k, v in self.columns.items() if k not in names},
-                     self.sim, self.n_sims, self.id_columns - names)
+        out = Batch({k: v for k, v in self.columns.items() if k not in names},
+                    self.sim, self.n_sims, self.id_columns - names)
+        out._keep_groups(self)
+        return out
+
+    def _keep_groups(self, old: Batch) -> None:
+        """Share ``old``'s group indices whose key columns this batch holds unchanged.
+
+        A new batch with the same rows (``with_columns``, ``drop``) keeps the indices of
+        the columns it did not replace, so an assignment, the estimators after it and an
+        aggregation share one index of a clustering column across the steps of a design.
+        """
+        if self.sim is not old.sim:
+            return
+        for names, idx in old._groups.items():
+            if all(self.columns.get(n) is old.columns.get(n) for n in names):
+                self._groups[names] = idx
 
     def take(self, rows: np.ndarray) -> Batch:
         """Return the rows selected by a boolean mask or a sorted integer index.

@@ -62,6 +62,8 @@ class GroupIndex:
         sim = np.asarray(sim, dtype=np.int64)
         if not keys:
             present = np.bincount(sim, minlength=n_sims) > 0
+            if present.all():          # no empty simulation: the codes are the sims
+                return cls(sim, np.arange(n_sims, dtype=np.int64), n_sims)
             table = np.cumsum(present, dtype=np.int64) - 1
             return cls(table[sim], np.flatnonzero(present), n_sims)
         if len(keys) == 1:
@@ -139,7 +141,13 @@ class GroupIndex:
 
     def broadcast(self, group_values: np.ndarray) -> np.ndarray:
         """Each row's value of a per-group array."""
-        return np.asarray(group_values)[self.codes]
+        group_values = np.asarray(group_values)
+        if group_values.ndim == 1 and self.codes.size >= 16 * self.n_groups and \
+                self.starts is not None:
+            # large groups in row order: repeating each value reads no per-row index
+            # (np.repeat is slower than the gather for groups of a few rows)
+            return np.repeat(group_values, self.count())
+        return group_values[self.codes]
 
     def is_constant(self, values: np.ndarray) -> bool:
         """Whether ``values`` takes one value within each group (NaN equal to NaN)."""
@@ -180,17 +188,26 @@ def _small_int_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
     if lo:
         combined -= lo
     if combined.size == 1 or bool((combined[1:] >= combined[:-1]).all()):
-        new = np.empty(combined.size, dtype=bool)
-        new[0] = True
-        np.not_equal(combined[1:], combined[:-1], out=new[1:])
-        codes = np.cumsum(new, dtype=np.int64)
-        codes -= 1
-        return codes, sim[new], np.flatnonzero(new)
+        codes, starts = _run_codes(combined)
+        return codes, sim[starts], starts
     present = np.zeros(n_sims * span, dtype=bool)
     present[combined] = True
     rank = np.cumsum(present, dtype=np.int64)
     rank -= 1
     return np.take(rank, combined), (np.flatnonzero(present) // span).astype(np.int64), None
+
+
+def _run_codes(combined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the runs of equal values of a sorted non-empty key, and each run's start.
+
+    ``np.repeat`` of the run numbers writes the codes in one pass; a cumulative sum of the
+    run-start flags (bool to int64) gives the same codes several times slower.
+    """
+    starts = np.flatnonzero(combined[1:] != combined[:-1])
+    starts += 1
+    starts = np.concatenate([np.zeros(1, dtype=starts.dtype), starts])
+    sizes = np.diff(starts, append=combined.size)
+    return np.repeat(np.arange(starts.size, dtype=np.int64), sizes), starts
 
 
 def group_codes(sim: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -257,12 +274,8 @@ def _dense_codes(combined: np.ndarray, total: int, stride: int) -> tuple[np.ndar
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if n == 1 or bool(np.all(combined[1:] >= combined[:-1])):
-        new = np.empty(n, dtype=bool)
-        new[0] = True
-        np.not_equal(combined[1:], combined[:-1], out=new[1:])
-        codes = np.cumsum(new, dtype=np.int64)
-        codes -= 1
-        uniq = combined[new]
+        codes, starts = _run_codes(combined)
+        uniq = combined[starts]
     elif total <= max(4 * n, 1 << 16):
         seen = np.zeros(total, dtype=bool)
         seen[combined] = True

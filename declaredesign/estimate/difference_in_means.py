@@ -34,7 +34,7 @@ from .arguments import (
 )
 from .batch_frame import decline, decline_all, group_index, simulations, subset_view
 from .inference import add_cis, apply_identification, rms, screen_unidentified, tidy_rows
-from .model_frame import _is_missing
+from .model_frame import _finite_sum, _has_missing, _is_missing
 from .ols import fit_arrays
 from .protocol import KernelResult, register_estimator
 from .single_estimate_fit import SingleEstimateFit
@@ -161,12 +161,14 @@ def _prepare(spec: DifferenceInMeansSpec, data: Any):
     n = len(np.asarray(cols[outcome]))
     rows = subset_mask(_FUNC, spec.subset, cols, n)
     y_all = np.asarray(cols[outcome])
-    check_observed(_FUNC, outcome, y_all[rows], _is_missing(y_all[rows]))
-    if y_all.dtype.kind == "f" and np.isinf(y_all[rows]).any():
-        raise EstimationError(f"{_FUNC}: the outcome {outcome!r} has infinite values; "
-                              "recode or drop those rows.")
+    y_used = y_all if bool(rows.all()) else y_all[rows]
+    if not _finite_sum(y_used):     # NaN or infinite values somewhere: the exact checks
+        check_observed(_FUNC, outcome, y_used, _is_missing(y_used))
+        if y_used.dtype.kind == "f" and np.isinf(y_used).any():
+            raise EstimationError(f"{_FUNC}: the outcome {outcome!r} has infinite values; "
+                                  "recode or drop those rows.")
     for v in (outcome, treat, blocks, clusters, weights):
-        if v is not None:
+        if v is not None and _has_missing(np.asarray(cols[v])):
             rows &= ~_is_missing(np.asarray(cols[v]))
     return cols, outcome, treat, rows
 
@@ -359,10 +361,12 @@ def _simple(S: int, sims, y, t2, w):
     return est, se, df, np.ones(S, dtype=bool)
 
 
-def _screen(sims, y: np.ndarray, t2: np.ndarray, se: np.ndarray) -> np.ndarray:
-    """Return the simulations the identification rule may flag (for the standalone fit)."""
-    n = sims.sum_by_sim(np.ones(y.shape[0]))
-    n2 = sims.sum_by_sim(t2.astype(float))
+def _screen(sims, y: np.ndarray, n: np.ndarray, n2: np.ndarray, se: np.ndarray
+            ) -> np.ndarray:
+    """Return the simulations the identification rule may flag (for the standalone fit).
+
+    ``n`` and ``n2`` are the rows and the treated rows of each simulation.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         m_diag = 1.0 / (n - n2) + 1.0 / n2
         y_rms = np.sqrt(sims.sum_by_sim(y * y) / n)
@@ -413,13 +417,14 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
     sims = simulations(batch, sim)
     if spec.blocks is not None and (spec.clusters is not None or w is not None):
         return decline_all(batch)     # block-clustered, weighted blocked: per simulation
+    t2f = t2.astype(float)
+    n = sims.count()
+    n2 = sims.sum(t2f)
+    n1 = n - n2
     if spec.blocks is not None:
         blocks = group_index(batch, spec.blocks, sim, used(np.asarray(cols[spec.blocks])))
         est, se, df, ok = blocked_dim(S, y, t2, blocks)
     else:
-        t2f = t2.astype(float)
-        n2 = sims.sum(t2f)
-        n1 = sims.count() - n2
         if spec.clusters is not None:
             est, se, df, ok = _clustered(batch, spec, sims, y, t2, t2f, w,
                                          used(np.asarray(cols[spec.clusters])), sim)
@@ -427,7 +432,7 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
             est, se, df, ok = _simple(S, sims, y, t2, w)
         ok = ok & ~((n1 < 2) | (n2 < 2))
     res = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
-    ok = ok & ~_screen(sims, y, t2, se)
+    ok = ok & ~_screen(sims, y, n, n2, se)
     return decline(tidy_rows(np.flatnonzero(ok), [term], res, spec.alpha, spec.ci, outcome), ok)
 
 

@@ -118,6 +118,33 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
     return np.zeros(values.shape[0], dtype=bool)
 
 
+def _has_missing(values: np.ndarray) -> bool:
+    """Whether :func:`_is_missing` flags any value, without a mask in the usual case.
+
+    Integer and boolean columns have no missing values; a float column whose sum is finite
+    has neither NaN nor infinity (one reduction instead of a mask and a pass over it).
+    """
+    values = np.asarray(values)
+    kind = values.dtype.kind
+    if kind not in "fcOmM":
+        return False
+    if kind in "fc" and _finite_sum(values):
+        return False
+    return bool(_is_missing(values).any())
+
+
+def _finite_sum(values: np.ndarray) -> bool:
+    """Return whether a float column's sum is finite: then no value is NaN or infinite.
+
+    False for other dtypes, for empty columns and when the sum overflows; callers then
+    run their exact checks.
+    """
+    if values.dtype.kind not in "fc" or not values.size:
+        return False
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(values.sum()))
+
+
 def _split_interaction(col: str) -> list[str]:
     """Split a formulaic column name at the ``:`` joining the factors of an interaction."""
     parts, depth, cur = [], 0, []
@@ -410,7 +437,7 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     mask = np.ones(n_rows, dtype=bool)
     for v in [*used, *extra]:
         values = np.asarray(data_columns[v])
-        if values.dtype.kind in "fcOmM":   # other kinds have no missing values
+        if _has_missing(values):
             mask &= ~_is_missing(values)
 
     fast = _fast_path(f, arrays)

@@ -275,7 +275,7 @@ def identified(res: dict[str, np.ndarray], sims: GroupIndex, y: np.ndarray) -> n
     :func:`~.inference.unidentified` and warns, so both paths report the same NaNs.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
-        y_rms = np.sqrt(sims.sum_by_sim(y * y) / sims.sum_by_sim(np.ones_like(y)))
+        y_rms = np.sqrt(sims.sum_by_sim(y * y) / sims.count())
     return ~screen_unidentified(res["se"], res["m_diag"], y_rms, df_residual=res["df_res"],
                                 n_clusters=res.get("n_clusters"))
 
