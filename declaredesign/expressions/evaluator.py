@@ -44,7 +44,7 @@ class Context:
     """
 
     __slots__ = ("columns", "sim", "n_sims", "n_rows", "_rng", "group", "n_groups",
-                 "N", "label")
+                 "_N", "label")
 
     def __init__(self, columns: Mapping[str, np.ndarray], sim: np.ndarray, n_sims: int,
                  rng: np.random.Generator | None = None, *, N: Any = None,
@@ -59,11 +59,21 @@ class Context:
             group, n_groups = sim, self.n_sims
         self.group = group
         self.n_groups = int(n_groups)
-        if N is None:
-            N = np.bincount(group, minlength=self.n_groups)[group] if self.n_rows else \
-                np.zeros(0, dtype=np.int64)
-        self.N = N
+        self._N = N
         self.label = label
+
+    @property
+    def N(self) -> np.ndarray:
+        """Rows in each row's group (``N`` in expressions), counted when first read.
+
+        Most expressions never read ``N``: counting it for every evaluation was two passes
+        over the rows each time.
+        """
+        if self._N is None:
+            group = self.group
+            self._N = np.bincount(group, minlength=self.n_groups)[group] if self.n_rows else \
+                np.zeros(0, dtype=np.int64)
+        return self._N
 
     @property
     def rng(self) -> np.random.Generator:
@@ -270,6 +280,32 @@ _UNARY: dict[type, Callable[[Any], Any]] = {
 }
 
 
+#: Arithmetic that may write into an operand the interpreter itself just made.
+_IN_PLACE: dict[type, np.ufunc] = {ast.Add: np.add, ast.Sub: np.subtract,
+                                   ast.Mult: np.multiply, ast.Div: np.true_divide}
+
+
+def _scratch(node: ast.AST, value: Any, other: Any) -> np.ndarray | None:
+    """Return ``value`` when an arithmetic result may overwrite it, else None.
+
+    The result of an operator node (``a + b``, ``-a``) is a fresh array nothing else
+    refers to, so ``(a + b) * c`` can write into it as Python's own evaluation of numpy
+    expressions does (numpy elides such temporaries only when called from Python code
+    directly): one array fewer allocated and filled per operator, the same values. Only
+    float arrays whose dtype and shape the result keeps qualify.
+    """
+    if not isinstance(node, (ast.BinOp, ast.UnaryOp)) or type(value) is not np.ndarray \
+            or value.dtype.kind not in "fc":
+        return None
+    if type(other) is np.ndarray:
+        if other.shape != value.shape or other.dtype.kind not in "iuf":
+            return None
+    elif not isinstance(other, (int, float, np.integer, np.floating)) or \
+            isinstance(other, (bool, np.bool_)):
+        return None
+    return value if np.result_type(value, other) == value.dtype else None
+
+
 def _is_scalar(v: Any) -> bool:
     return not isinstance(v, fn.Masked) and np.ndim(v) == 0
 
@@ -310,6 +346,14 @@ class _Interpreter:
 
     def _BinOp(self, node):
         left, right = self.run(node.left), self.run(node.right)
+        ufunc = _IN_PLACE.get(type(node.op))
+        if ufunc is not None:
+            left, right = _operand(left), _operand(right)
+            out = _scratch(node.left, left, right)
+            if out is None:
+                out = _scratch(node.right, right, left)
+            if out is not None:
+                return ufunc(left, right, out=out)
         return fn.elementwise(_BINARY[type(node.op)], [left, right], {}, self.expr)
 
     def _UnaryOp(self, node):
@@ -631,10 +675,12 @@ def _one_per_sim(out: np.ndarray, ctx: Context, what: str) -> np.ndarray:
     first = out[np.minimum(starts, max(ctx.n_rows - 1, 0))] if ctx.n_rows else \
         np.zeros(ctx.n_sims)
     if out.dtype.kind in "fiub":
-        vals = out.astype(np.float64)
+        vals = np.asarray(out, dtype=np.float64)
         f = first.astype(np.float64)
-        same = (vals == f[ctx.sim]) | (np.isnan(vals) & np.isnan(f[ctx.sim]))
-        if not np.all(same):
+        ref = f[ctx.sim]
+        same = vals == ref
+        # NaN equals NaN here; only rows that differ need the (rare) NaN test
+        if not same.all() and not (np.isnan(vals[~same]).all() and np.isnan(ref[~same]).all()):
             raise FormulaError(
                 f"{what} does not reduce to one value per simulation; wrap it in a "
                 f"reduction such as mean(...)."

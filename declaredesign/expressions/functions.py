@@ -182,7 +182,8 @@ def _grouped(ctx: Any, x: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _float(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float64)
+    # no copy of a float64 column: the reductions never write into their input
+    return np.asarray(x, dtype=np.float64)
 
 
 # --------------------------------------------------------------- reductions

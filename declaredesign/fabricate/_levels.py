@@ -340,7 +340,6 @@ def _eval_variables(spec: LevelSpec, label: str, frame: Batch, rng: np.random.Ge
         return frame
     if group is None:
         group, n_groups = frame.sim, frame.n_sims
-    N_rows = np.bincount(group, minlength=n_groups)[group]
     sizes = frame.sim_sizes()
     cols = dict(frame.columns)
     for name, value in spec.variables:
@@ -355,8 +354,10 @@ def _eval_variables(spec: LevelSpec, label: str, frame: Batch, rng: np.random.Ge
             continue
         if isinstance(value, (list, tuple, np.ndarray)):
             value = _recycle(np.asarray(value), spec, label, name, frame, sizes, inner_N)
-        cols[name] = evaluate(value, work, rng, extra={"N": N_rows},
-                              label=f"{label}: {name}", group=group, n_groups=n_groups)
+        # N is the rows of each row's group, which evaluate counts from `group` when an
+        # expression reads it (a column named N shadows it either way)
+        cols[name] = evaluate(value, work, rng, label=f"{label}: {name}", group=group,
+                              n_groups=n_groups)
     return Batch(cols, frame.sim, frame.n_sims, frame.id_columns)
 
 
