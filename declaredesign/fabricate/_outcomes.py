@@ -263,7 +263,7 @@ class RevealOutcomes(Lazy):
 
     def _source(self, columns: Mapping[str, np.ndarray], outcome: str,
                 condition: tuple[Any, ...]) -> np.ndarray:
-        """Return the potential outcome column of one condition (a value per assignment variable)."""
+        """Return the potential outcome column of a condition (a value per assignment variable)."""
         s = self.sep
         name = outcome + s + s.join(f"{a}{s}{_r_str(v)}" for a, v in
                                     zip(self.assignment_variables, condition, strict=True))
