@@ -233,21 +233,39 @@ def group_codes(sim: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndar
     sim = np.asarray(sim, dtype=np.int64)
     if not keys:
         return _dense_codes(sim, int(sim.max()) + 1 if sim.size else 1, 1)
-    key_codes = [_key_codes(np.asarray(k)) for k in keys]
+    parts = [_key_part(np.asarray(k)) for k in keys]
     # Combine into one integer key when it fits; fall back to row-wise unique.
-    sizes = [int(kc.max()) + 1 if kc.size else 1 for kc in key_codes]
+    sizes = [size for _, _, size in parts]
     total = int(sim.max()) + 1 if sim.size else 1
     for s in sizes:
         total *= s
     if total < 2**62:
         combined = sim.copy()
-        for kc, s in zip(key_codes, sizes):
-            combined *= s
-            combined += kc
+        for values, low, size in parts:
+            # combined * size + (values - low), in place: no array per key
+            combined *= size
+            combined += values
+            if low:
+                combined -= low
         return _dense_codes(combined, total, int(np.prod(sizes)))
+    key_codes = [values - low if low else values for values, low, _ in parts]
     stacked = np.column_stack([sim, *key_codes])
     uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
     return codes.reshape(-1).astype(np.int64), uniq[:, 0].astype(np.int64)
+
+
+def _key_part(k: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Return ``(values, low, size)``: the key's codes are ``values - low`` in ``[0, size)``.
+
+    Signed integers with a moderate offset are used as they are (their codes are formed
+    while combining the keys, in place); other keys are coded by :func:`_key_codes`.
+    """
+    if k.dtype.kind == "i" and k.size:
+        low, high = int(k.min()), int(k.max())
+        if abs(low) < 2**31:
+            return k, low, high - low + 1
+    codes = _key_codes(k)
+    return codes, 0, int(codes.max()) + 1 if codes.size else 1
 
 
 def _key_codes(k: np.ndarray) -> np.ndarray:

@@ -92,7 +92,8 @@ def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]
                      check_levels=False, groups=sim)
     for name in lhs:
         check_numeric(func, "formula", name, np.asarray(view[name]))
-    check_finite_frame(func, mf.outcome[0], mf.y, mf.X, list(mf.columns))
+    if not mf.finite:     # plain numeric columns already summed finite need no second pass
+        check_finite_frame(func, mf.outcome[0], mf.y, mf.X, list(mf.columns))
     return mf, view, (sim if bool(mf.mask.all()) else sim[mf.mask])
 
 

@@ -394,13 +394,16 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
     t_col = np.asarray(cols[treat])
     all_rows = bool(rows.all())
     t_all = t_col if all_rows else t_col[rows]
-    c1, c2 = parse_conditions(_FUNC, t_all, spec.condition1, spec.condition2,
-                              values=_two_values(t_all))
+    two = _two_values(t_all)
+    c1, c2 = parse_conditions(_FUNC, t_all, spec.condition1, spec.condition2, values=two)
     t2 = t_col == c2
-    in_conditions = t2 | (t_col == c1)
-    if not in_conditions.all():
-        rows = rows & in_conditions
-        all_rows = False
+    if two is None or not {c1, c2} >= set(two):
+        # rows in neither condition are left out (a treatment with two values that are
+        # the two conditions has none: no second pass over the rows)
+        in_conditions = t2 | (t_col == c1)
+        if not in_conditions.all():
+            rows = rows & in_conditions
+            all_rows = False
 
     def used(v):
         # the common case (no subset, no NA, two conditions) needs no row copies

@@ -73,6 +73,9 @@ class ModelFrame:
         Data columns the formula reads.
     term_columns : dict
         For each term label (R spelling) the names of its columns in ``X``.
+    finite : bool
+        True when ``y`` and ``X`` are known to hold only finite values (plain numeric
+        columns whose sums are finite); False means not checked.
     """
 
     formula: str
@@ -84,6 +87,7 @@ class ModelFrame:
     has_intercept: bool
     variables: list[str]
     term_columns: dict[str, list[str]] = field(default_factory=dict)
+    finite: bool = False
 
     @property
     def n(self) -> int:
@@ -224,8 +228,11 @@ def _fast_path(f, arrays: Mapping[str, np.ndarray]) -> tuple[list[str], int] | N
 
 
 def _fast_frame(formula: str, fast: tuple[list[str], int], arrays: Mapping[str, np.ndarray],
-                mask: np.ndarray, outcome: str, used: list[str]) -> ModelFrame:
-    """Build the model frame of plain numeric columns directly (no formulaic)."""
+                mask: np.ndarray, outcome: str, used: list[str], finite: bool) -> ModelFrame:
+    """Build the model frame of plain numeric columns directly (no formulaic).
+
+    ``finite`` says every used column is known finite, so ``y`` and ``X`` are.
+    """
     names, intercept = fast
     all_rows = bool(mask.all())
     n_used = len(mask) if all_rows else int(np.count_nonzero(mask))
@@ -239,7 +246,7 @@ def _fast_frame(formula: str, fast: tuple[list[str], int], arrays: Mapping[str, 
     columns = (["(Intercept)"] if intercept else []) + names
     return ModelFrame(formula=formula, outcome=[outcome], y=y, X=X, columns=columns,
                       mask=mask, has_intercept=bool(intercept), variables=used,
-                      term_columns={c: [c] for c in columns})
+                      term_columns={c: [c] for c in columns}, finite=finite)
 
 
 # ------------------------------------------------ transforms computed per simulation
@@ -435,14 +442,17 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     n_rows = len(next(iter(arrays.values()))) if arrays else len(
         np.asarray(next(iter(data_columns.values()))))
     mask = np.ones(n_rows, dtype=bool)
+    finite = True    # every used column integer, or float with a finite sum
     for v in [*used, *extra]:
         values = np.asarray(data_columns[v])
-        if _has_missing(values):
+        clean = values.dtype.kind in "iub" or _finite_sum(values)   # no NA, no infinity
+        if not clean and _has_missing(values):
             mask &= ~_is_missing(values)
+        finite = finite and (clean or v not in arrays)
 
     fast = _fast_path(f, arrays)
     if fast is not None:
-        return _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used)
+        return _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used, finite)
 
     factor_vars, df = _data_frame(used, arrays, data_columns, mask)
 

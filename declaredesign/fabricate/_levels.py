@@ -306,8 +306,12 @@ class _Workspace:
 
 
 def _within_sim_ids(sim: np.ndarray, n_sims: int) -> np.ndarray:
+    # 1..n within each simulation: row number minus the simulation's first row (rows come
+    # simulation by simulation, so each start repeats over its rows; no gather by sim)
     starts = sim_starts(sim, n_sims)
-    return np.arange(sim.shape[0], dtype=np.int64) - starts[sim] + 1
+    ids = np.arange(1, sim.shape[0] + 1, dtype=np.int64)
+    ids -= np.repeat(starts[:-1], np.diff(starts))
+    return ids
 
 
 def _counts(func: str, label: str, N: Any, parent: Batch | None, n_sims: int,

@@ -215,3 +215,16 @@ def test_arithmetic_reusing_its_own_results_gives_numpy_values_and_keeps_columns
     for k, v in cols.items():
         np.testing.assert_array_equal(v, before[k])
         assert v.dtype == before[k].dtype
+
+
+@pytest.mark.parametrize("expr", [
+    "mean(x)", "sum(x)", "sd(x)", "var(x)", "median(x)", "min(x)", "max(x)",
+    "mean(x[g == 1])", "sum(x[g == 2])", "mean(c(1, 2, 4))", "max(x * g)", "n()",
+    "mean(x, na_rm=TRUE)"])
+def test_a_reduction_per_simulation_equals_the_value_on_its_rows(batch, expr):
+    """A top-level reduction gives its per-simulation value directly, as the rows would."""
+    direct = evaluate(expr, batch, per_sim=True)
+    via_rows = evaluate(f"({expr}) * 1", batch, per_sim=True)   # not a top-level call
+    assert direct.dtype == via_rows.dtype == np.float64
+    np.testing.assert_array_equal(direct, via_rows)
+    assert np.isnan(direct[1])                                    # the empty simulation
