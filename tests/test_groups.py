@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +82,14 @@ def test_batch_keeps_group_indices_of_unchanged_columns():
     b3 = b.drop(["y"])
     assert b3.groups("g") is g and b3.groups("g", "h") is gh
     assert b.take(np.array([0, 1, 3])).groups("g") is not g
+
+
+@pytest.mark.parametrize("key", [np.array([1, 1, 2, 2, 2, 1]), np.array([2, 1, 2, 1, 1, 1])])
+def test_count_where_counts_true_rows_per_group(key):
+    """Group order (reduceat) and any order (bincount) count the same rows."""
+    sim = np.array([0, 0, 0, 0, 1, 1])
+    g = GroupIndex.from_keys(sim, 2, key)
+    mask = np.array([True, False, True, True, False, True])
+    got = g.count_where(mask)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, np.bincount(g.codes, weights=mask).astype(np.int64))

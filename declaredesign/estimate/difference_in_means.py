@@ -33,7 +33,14 @@ from .arguments import (
     two_sided_variables,
 )
 from .batch_frame import decline, decline_all, group_index, simulations, subset_view
-from .inference import add_cis, apply_identification, rms, screen_unidentified, tidy_rows
+from .inference import (
+    add_cis,
+    apply_identification,
+    rms,
+    screen_scale,
+    screen_unidentified,
+    tidy_rows,
+)
 from .model_frame import _finite_sum, _has_missing, _is_missing
 from .ols import fit_arrays
 from .protocol import KernelResult, register_estimator
@@ -333,9 +340,9 @@ def _two_values(t: np.ndarray) -> list[Any] | None:
     return None
 
 
-def _clustered(batch: Batch, spec: DifferenceInMeansSpec, sims, y, t2, t2f, w, key, sim):
+def _clustered(batch: Batch, spec: DifferenceInMeansSpec, sims, y, t2, w, key, sim):
     clusters = group_index(batch, spec.clusters, sim, key)
-    n_t = clusters.sum(t2f)
+    n_t = clusters.count_where(t2)
     size = clusters.count()
     if np.any((n_t > 0) & (n_t < size)):
         raise DeclarationError(f"{_FUNC}(clusters={spec.clusters!r}): every unit of a cluster "
@@ -343,7 +350,7 @@ def _clustered(batch: Batch, spec: DifferenceInMeansSpec, sims, y, t2, t2f, w, k
                                "them.")
     if w is None:
         return clustered_dim(batch.n_sims, y, clusters, size, n_t > 0)
-    X = np.column_stack([np.ones(len(y)), t2f])
+    X = np.column_stack([np.ones(len(y)), t2.astype(float)])
     res = lm_core(sims, y, X, weights=w, clusters=clusters, se_type="CR2",
                   df_for=np.array([False, True]), intercept_col=0)
     return res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
@@ -369,7 +376,12 @@ def _screen(sims, y: np.ndarray, n: np.ndarray, n2: np.ndarray, se: np.ndarray
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         m_diag = 1.0 / (n - n2) + 1.0 / n2
-        y_rms = np.sqrt(sims.sum_by_sim(y * y) / n)
+
+    def exact() -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sqrt(sims.sum_by_sim(y * y) / n)
+
+    y_rms = screen_scale(se[:, None], m_diag[:, None], y, exact)
     return screen_unidentified(se[:, None], m_diag[:, None], y_rms, df_residual=n - 2)
 
 
@@ -420,16 +432,15 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
     sims = simulations(batch, sim)
     if spec.blocks is not None and (spec.clusters is not None or w is not None):
         return decline_all(batch)     # block-clustered, weighted blocked: per simulation
-    t2f = t2.astype(float)
     n = sims.count()
-    n2 = sims.sum(t2f)
+    n2 = sims.count_where(t2).astype(float)   # treated rows (exact integers, as a sum)
     n1 = n - n2
     if spec.blocks is not None:
         blocks = group_index(batch, spec.blocks, sim, used(np.asarray(cols[spec.blocks])))
         est, se, df, ok = blocked_dim(S, y, t2, blocks)
     else:
         if spec.clusters is not None:
-            est, se, df, ok = _clustered(batch, spec, sims, y, t2, t2f, w,
+            est, se, df, ok = _clustered(batch, spec, sims, y, t2, w,
                                          used(np.asarray(cols[spec.clusters])), sim)
         else:
             est, se, df, ok = _simple(S, sims, y, t2, w)

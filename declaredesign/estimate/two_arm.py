@@ -90,10 +90,11 @@ def binary_cluster_treatment(sims: GroupIndex, y: np.ndarray, z: np.ndarray,
 
     Applies when ``z`` is 0/1 and constant within clusters (cluster-assigned treatment).
     """
-    if not bool(((z == 0.0) | (z == 1.0)).all()):
+    treated = z == 1.0
+    if not bool((treated | (z == 0.0)).all()):
         return None
     S = sims.n_sims
-    n_t = clusters.sum(z)
+    n_t = clusters.count_where(treated)
     size = clusters.count()
     if not bool(((n_t == 0) | (n_t == size)).all()):
         return None
