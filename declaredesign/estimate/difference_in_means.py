@@ -335,7 +335,9 @@ def _two_values(t: np.ndarray) -> list[Any] | None:
     """Return the sorted values of a numeric treatment with two values (no hashing), else None."""
     if t.dtype.kind in "iuf" and t.size:
         lo, hi = t.min(), t.max()
-        if bool(((t == lo) | (t == hi)).all()):
+        # integers between two consecutive values can only be one of them
+        if (t.dtype.kind in "iu" and int(hi) - int(lo) <= 1) or \
+                bool(((t == lo) | (t == hi)).all()):
             return sorted({lo.item(), hi.item()})
     return None
 
