@@ -62,6 +62,8 @@ class GroupIndex:
         sim = np.asarray(sim, dtype=np.int64)
         if not keys:
             present = np.bincount(sim, minlength=n_sims) > 0
+            if present.all():          # no empty simulation: the codes are the sims
+                return cls(sim, np.arange(n_sims, dtype=np.int64), n_sims)
             table = np.cumsum(present, dtype=np.int64) - 1
             return cls(table[sim], np.flatnonzero(present), n_sims)
         if len(keys) == 1:
@@ -104,6 +106,19 @@ class GroupIndex:
         np.add.at(out, self.codes, values)
         return out
 
+    def count_where(self, mask: np.ndarray) -> np.ndarray:
+        """Count the rows of each group where a boolean ``mask`` is true (int64).
+
+        Cheaper than summing the mask as floats: no float copy of the rows, and integer
+        counts do not depend on the order of the additions.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        st = self.starts
+        if st is not None:
+            return np.add.reduceat(mask, st, dtype=np.int64) if mask.size else \
+                np.zeros(self.n_groups, dtype=np.int64)
+        return np.bincount(self.codes[mask], minlength=self.n_groups)
+
     def sum_by_sim(self, values: np.ndarray) -> np.ndarray:
         """Sum a column per simulation: length ``n_sims``, zero for a simulation without rows.
 
@@ -139,7 +154,13 @@ class GroupIndex:
 
     def broadcast(self, group_values: np.ndarray) -> np.ndarray:
         """Each row's value of a per-group array."""
-        return np.asarray(group_values)[self.codes]
+        group_values = np.asarray(group_values)
+        if group_values.ndim == 1 and self.codes.size >= 16 * self.n_groups and \
+                self.starts is not None:
+            # large groups in row order: repeating each value reads no per-row index
+            # (np.repeat is slower than the gather for groups of a few rows)
+            return np.repeat(group_values, self.count())
+        return group_values[self.codes]
 
     def is_constant(self, values: np.ndarray) -> bool:
         """Whether ``values`` takes one value within each group (NaN equal to NaN)."""
@@ -180,17 +201,26 @@ def _small_int_codes(sim: np.ndarray, n_sims: int, key: np.ndarray
     if lo:
         combined -= lo
     if combined.size == 1 or bool((combined[1:] >= combined[:-1]).all()):
-        new = np.empty(combined.size, dtype=bool)
-        new[0] = True
-        np.not_equal(combined[1:], combined[:-1], out=new[1:])
-        codes = np.cumsum(new, dtype=np.int64)
-        codes -= 1
-        return codes, sim[new], np.flatnonzero(new)
+        codes, starts = _run_codes(combined)
+        return codes, sim[starts], starts
     present = np.zeros(n_sims * span, dtype=bool)
     present[combined] = True
     rank = np.cumsum(present, dtype=np.int64)
     rank -= 1
     return np.take(rank, combined), (np.flatnonzero(present) // span).astype(np.int64), None
+
+
+def _run_codes(combined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the runs of equal values of a sorted non-empty key, and each run's start.
+
+    ``np.repeat`` of the run numbers writes the codes in one pass; a cumulative sum of the
+    run-start flags (bool to int64) gives the same codes several times slower.
+    """
+    starts = np.flatnonzero(combined[1:] != combined[:-1])
+    starts += 1
+    starts = np.concatenate([np.zeros(1, dtype=starts.dtype), starts])
+    sizes = np.diff(starts, append=combined.size)
+    return np.repeat(np.arange(starts.size, dtype=np.int64), sizes), starts
 
 
 def group_codes(sim: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,21 +246,39 @@ def group_codes(sim: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndar
     sim = np.asarray(sim, dtype=np.int64)
     if not keys:
         return _dense_codes(sim, int(sim.max()) + 1 if sim.size else 1, 1)
-    key_codes = [_key_codes(np.asarray(k)) for k in keys]
+    parts = [_key_part(np.asarray(k)) for k in keys]
     # Combine into one integer key when it fits; fall back to row-wise unique.
-    sizes = [int(kc.max()) + 1 if kc.size else 1 for kc in key_codes]
+    sizes = [size for _, _, size in parts]
     total = int(sim.max()) + 1 if sim.size else 1
     for s in sizes:
         total *= s
     if total < 2**62:
         combined = sim.copy()
-        for kc, s in zip(key_codes, sizes):
-            combined *= s
-            combined += kc
+        for values, low, size in parts:
+            # combined * size + (values - low), in place: no array per key
+            combined *= size
+            combined += values
+            if low:
+                combined -= low
         return _dense_codes(combined, total, int(np.prod(sizes)))
+    key_codes = [values - low if low else values for values, low, _ in parts]
     stacked = np.column_stack([sim, *key_codes])
     uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
     return codes.reshape(-1).astype(np.int64), uniq[:, 0].astype(np.int64)
+
+
+def _key_part(k: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Return ``(values, low, size)``: the key's codes are ``values - low`` in ``[0, size)``.
+
+    Signed integers with a moderate offset are used as they are (their codes are formed
+    while combining the keys, in place); other keys are coded by :func:`_key_codes`.
+    """
+    if k.dtype.kind == "i" and k.size:
+        low, high = int(k.min()), int(k.max())
+        if abs(low) < 2**31:
+            return k, low, high - low + 1
+    codes = _key_codes(k)
+    return codes, 0, int(codes.max()) + 1 if codes.size else 1
 
 
 def _key_codes(k: np.ndarray) -> np.ndarray:
@@ -281,12 +329,8 @@ def _dense_codes(combined: np.ndarray, total: int, stride: int) -> tuple[np.ndar
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if n == 1 or bool(np.all(combined[1:] >= combined[:-1])):
-        new = np.empty(n, dtype=bool)
-        new[0] = True
-        np.not_equal(combined[1:], combined[:-1], out=new[1:])
-        codes = np.cumsum(new, dtype=np.int64)
-        codes -= 1
-        uniq = combined[new]
+        codes, starts = _run_codes(combined)
+        uniq = combined[starts]
     elif total <= max(4 * n, 1 << 16):
         seen = np.zeros(total, dtype=bool)
         seen[combined] = True

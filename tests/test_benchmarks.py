@@ -14,6 +14,7 @@ BENCHMARKS = ROOT / "benchmarks"
 
 #: Script -> arguments that make it run in a few seconds. Every script must be listed.
 TINY = {
+    "compare_forum_steps.py": ["--base", str(ROOT), "--rounds", "1", "--sims", "20"],
     "components.py": ["--sims", "20", "--copies", "1", "--repeat", "1"],
     "designlibrary.py": ["--sims", "5"],
     "estimators.py": ["--sims", "20", "--loop-sims", "2"],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from declaredesign.groups import group_codes
+from declaredesign.batch import Batch
+from declaredesign.groups import GroupIndex, group_codes
 
 
 def _reference(sim, *keys):
@@ -58,3 +60,48 @@ def test_object_keys_group_by_text_order_missing_apart():
     mixed = np.array([1, "1", 2.0, "a"], dtype=object)   # printing alike: one group
     codes, _ = group_codes(np.zeros(4, dtype=np.int64), mixed)
     assert codes.tolist() == [0, 0, 1, 2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_group_index_from_keys_matches_a_sort(data):
+    """The small-integer path (sorted runs or lookup table) gives a sort's codes and starts."""
+    n_sims = data.draw(st.integers(1, 5))
+    n = data.draw(st.integers(1, 50))
+    sim = np.sort(np.asarray(data.draw(st.lists(st.integers(0, n_sims - 1), min_size=n,
+                                                max_size=n)), dtype=np.int64))
+    key = np.asarray(data.draw(st.lists(st.integers(-2, 4), min_size=n, max_size=n)))
+    if data.draw(st.booleans()):  # nested levels arrive in (sim, key) order
+        key = key[np.lexsort((key, sim))]
+    g = GroupIndex.from_keys(sim, n_sims, key)
+    ref_codes, ref_gsim = _reference(sim, key)
+    np.testing.assert_array_equal(g.codes, ref_codes)
+    np.testing.assert_array_equal(g.group_sim, ref_gsim)
+    if g.starts is not None:
+        np.testing.assert_array_equal(g.starts, np.searchsorted(ref_codes, np.arange(g.n_groups)))
+        np.testing.assert_array_equal(g.count(), np.bincount(ref_codes))
+
+
+def test_batch_keeps_group_indices_of_unchanged_columns():
+    """with_columns and drop share the indices of key columns they leave untouched."""
+    b = Batch({"g": np.array([1, 1, 2, 1]), "h": np.array([0, 1, 0, 0]), "y": np.zeros(4)},
+              sim=np.array([0, 0, 0, 1]), n_sims=2)
+    g, h, gh = b.groups("g"), b.groups("h"), b.groups("g", "h")
+    b2 = b.with_columns(y=np.ones(4), h=np.array([1, 1, 0, 0]))
+    assert b2.groups("g") is g
+    assert b2.groups("h") is not h and b2.groups("h").codes.tolist() == [1, 1, 0, 2]
+    assert b2.groups("g", "h") is not gh
+    b3 = b.drop(["y"])
+    assert b3.groups("g") is g and b3.groups("g", "h") is gh
+    assert b.take(np.array([0, 1, 3])).groups("g") is not g
+
+
+@pytest.mark.parametrize("key", [np.array([1, 1, 2, 2, 2, 1]), np.array([2, 1, 2, 1, 1, 1])])
+def test_count_where_counts_true_rows_per_group(key):
+    """Group order (reduceat) and any order (bincount) count the same rows."""
+    sim = np.array([0, 0, 0, 0, 1, 1])
+    g = GroupIndex.from_keys(sim, 2, key)
+    mask = np.array([True, False, True, True, False, True])
+    got = g.count_where(mask)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, np.bincount(g.codes, weights=mask).astype(np.int64))

@@ -35,6 +35,7 @@ import pandas as pd
 from .._validation import fail
 from ..errors import DeclarationError
 from ._threads import limit_blas_threads_forever, single_blas_thread
+from .allocator import keep_freed_memory
 from .chunks import run_chunk
 
 __all__ = ["Backend", "resolve_backend", "available_cores", "DEFAULT_PROCESS_SIMS", "BACKENDS"]
@@ -99,6 +100,7 @@ def _init_worker(payload: Any, serialized: bool, parent: int | None = None) -> N
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
                          name="declaredesign-parent-watch").start()
     limit_blas_threads_forever()
+    keep_freed_memory()      # blocks reuse the heap instead of page-faulting it in again
     _STATE = _loads(payload) if serialized else payload
 
 

@@ -23,7 +23,13 @@ from .arguments import (
     subset_mask,
 )
 from .grouped_sums import sim_index
-from .model_frame import ModelFrame, _is_missing, formula_variables, model_frame
+from .model_frame import (
+    ModelFrame,
+    _has_missing,
+    _is_missing,
+    formula_variables,
+    model_frame,
+)
 from .protocol import KernelResult, empty_tidy
 
 __all__ = ["columns_for", "decline", "decline_all", "frame", "group_index", "simulations",
@@ -78,14 +84,16 @@ def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]
         sim = sim[sub]
     for name in lhs:
         if name in view:
-            check_observed(func, name, np.asarray(view[name]), _is_missing(view[name]))
+            if _has_missing(view[name]):
+                check_observed(func, name, np.asarray(view[name]), _is_missing(view[name]))
     # a factor with one level over every simulation: left to the per-simulation fits;
     # poly(), scale(), center() computed within each simulation
     mf = model_frame(formula, view, extra_columns=[c for c in extra if c], func=func,
                      check_levels=False, groups=sim)
     for name in lhs:
         check_numeric(func, "formula", name, np.asarray(view[name]))
-    check_finite_frame(func, mf.outcome[0], mf.y, mf.X, list(mf.columns))
+    if not mf.finite:     # plain numeric columns already summed finite need no second pass
+        check_finite_frame(func, mf.outcome[0], mf.y, mf.X, list(mf.columns))
     return mf, view, (sim if bool(mf.mask.all()) else sim[mf.mask])
 
 

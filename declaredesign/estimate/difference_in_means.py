@@ -33,8 +33,15 @@ from .arguments import (
     two_sided_variables,
 )
 from .batch_frame import decline, decline_all, group_index, simulations, subset_view
-from .inference import add_cis, apply_identification, rms, screen_unidentified, tidy_rows
-from .model_frame import _is_missing
+from .inference import (
+    add_cis,
+    apply_identification,
+    rms,
+    screen_scale,
+    screen_unidentified,
+    tidy_rows,
+)
+from .model_frame import _finite_sum, _has_missing, _is_missing
 from .ols import fit_arrays
 from .protocol import KernelResult, register_estimator
 from .single_estimate_fit import SingleEstimateFit
@@ -161,12 +168,14 @@ def _prepare(spec: DifferenceInMeansSpec, data: Any):
     n = len(np.asarray(cols[outcome]))
     rows = subset_mask(_FUNC, spec.subset, cols, n)
     y_all = np.asarray(cols[outcome])
-    check_observed(_FUNC, outcome, y_all[rows], _is_missing(y_all[rows]))
-    if y_all.dtype.kind == "f" and np.isinf(y_all[rows]).any():
-        raise EstimationError(f"{_FUNC}: the outcome {outcome!r} has infinite values; "
-                              "recode or drop those rows.")
+    y_used = y_all if bool(rows.all()) else y_all[rows]
+    if not _finite_sum(y_used):     # NaN or infinite values somewhere: the exact checks
+        check_observed(_FUNC, outcome, y_used, _is_missing(y_used))
+        if y_used.dtype.kind == "f" and np.isinf(y_used).any():
+            raise EstimationError(f"{_FUNC}: the outcome {outcome!r} has infinite values; "
+                                  "recode or drop those rows.")
     for v in (outcome, treat, blocks, clusters, weights):
-        if v is not None:
+        if v is not None and _has_missing(np.asarray(cols[v])):
             rows &= ~_is_missing(np.asarray(cols[v]))
     return cols, outcome, treat, rows
 
@@ -326,14 +335,16 @@ def _two_values(t: np.ndarray) -> list[Any] | None:
     """Return the sorted values of a numeric treatment with two values (no hashing), else None."""
     if t.dtype.kind in "iuf" and t.size:
         lo, hi = t.min(), t.max()
-        if bool(((t == lo) | (t == hi)).all()):
+        # integers between two consecutive values can only be one of them
+        if (t.dtype.kind in "iu" and int(hi) - int(lo) <= 1) or \
+                bool(((t == lo) | (t == hi)).all()):
             return sorted({lo.item(), hi.item()})
     return None
 
 
-def _clustered(batch: Batch, spec: DifferenceInMeansSpec, sims, y, t2, t2f, w, key, sim):
+def _clustered(batch: Batch, spec: DifferenceInMeansSpec, sims, y, t2, w, key, sim):
     clusters = group_index(batch, spec.clusters, sim, key)
-    n_t = clusters.sum(t2f)
+    n_t = clusters.count_where(t2)
     size = clusters.count()
     if np.any((n_t > 0) & (n_t < size)):
         raise DeclarationError(f"{_FUNC}(clusters={spec.clusters!r}): every unit of a cluster "
@@ -341,7 +352,7 @@ def _clustered(batch: Batch, spec: DifferenceInMeansSpec, sims, y, t2, t2f, w, k
                                "them.")
     if w is None:
         return clustered_dim(batch.n_sims, y, clusters, size, n_t > 0)
-    X = np.column_stack([np.ones(len(y)), t2f])
+    X = np.column_stack([np.ones(len(y)), t2.astype(float)])
     res = lm_core(sims, y, X, weights=w, clusters=clusters, se_type="CR2",
                   df_for=np.array([False, True]), intercept_col=0)
     return res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
@@ -359,13 +370,20 @@ def _simple(S: int, sims, y, t2, w):
     return est, se, df, np.ones(S, dtype=bool)
 
 
-def _screen(sims, y: np.ndarray, t2: np.ndarray, se: np.ndarray) -> np.ndarray:
-    """Return the simulations the identification rule may flag (for the standalone fit)."""
-    n = sims.sum_by_sim(np.ones(y.shape[0]))
-    n2 = sims.sum_by_sim(t2.astype(float))
+def _screen(sims, y: np.ndarray, n: np.ndarray, n2: np.ndarray, se: np.ndarray
+            ) -> np.ndarray:
+    """Return the simulations the identification rule may flag (for the standalone fit).
+
+    ``n`` and ``n2`` are the rows and the treated rows of each simulation.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         m_diag = 1.0 / (n - n2) + 1.0 / n2
-        y_rms = np.sqrt(sims.sum_by_sim(y * y) / n)
+
+    def exact() -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sqrt(sims.sum_by_sim(y * y) / n)
+
+    y_rms = screen_scale(se[:, None], m_diag[:, None], y, exact)
     return screen_unidentified(se[:, None], m_diag[:, None], y_rms, df_residual=n - 2)
 
 
@@ -390,13 +408,16 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
     t_col = np.asarray(cols[treat])
     all_rows = bool(rows.all())
     t_all = t_col if all_rows else t_col[rows]
-    c1, c2 = parse_conditions(_FUNC, t_all, spec.condition1, spec.condition2,
-                              values=_two_values(t_all))
+    two = _two_values(t_all)
+    c1, c2 = parse_conditions(_FUNC, t_all, spec.condition1, spec.condition2, values=two)
     t2 = t_col == c2
-    in_conditions = t2 | (t_col == c1)
-    if not in_conditions.all():
-        rows = rows & in_conditions
-        all_rows = False
+    if two is None or not {c1, c2} >= set(two):
+        # rows in neither condition are left out (a treatment with two values that are
+        # the two conditions has none: no second pass over the rows)
+        in_conditions = t2 | (t_col == c1)
+        if not in_conditions.all():
+            rows = rows & in_conditions
+            all_rows = False
 
     def used(v):
         # the common case (no subset, no NA, two conditions) needs no row copies
@@ -413,21 +434,21 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
     sims = simulations(batch, sim)
     if spec.blocks is not None and (spec.clusters is not None or w is not None):
         return decline_all(batch)     # block-clustered, weighted blocked: per simulation
+    n = sims.count()
+    n2 = sims.count_where(t2).astype(float)   # treated rows (exact integers, as a sum)
+    n1 = n - n2
     if spec.blocks is not None:
         blocks = group_index(batch, spec.blocks, sim, used(np.asarray(cols[spec.blocks])))
         est, se, df, ok = blocked_dim(S, y, t2, blocks)
     else:
-        t2f = t2.astype(float)
-        n2 = sims.sum(t2f)
-        n1 = sims.count() - n2
         if spec.clusters is not None:
-            est, se, df, ok = _clustered(batch, spec, sims, y, t2, t2f, w,
+            est, se, df, ok = _clustered(batch, spec, sims, y, t2, w,
                                          used(np.asarray(cols[spec.clusters])), sim)
         else:
             est, se, df, ok = _simple(S, sims, y, t2, w)
         ok = ok & ~((n1 < 2) | (n2 < 2))
     res = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
-    ok = ok & ~_screen(sims, y, t2, se)
+    ok = ok & ~_screen(sims, y, n, n2, se)
     return decline(tidy_rows(np.flatnonzero(ok), [term], res, spec.alpha, spec.ci, outcome), ok)
 
 

@@ -35,6 +35,7 @@ The statistic, p-value and CI of such a term are NaN, its SE NaN and its df NaN,
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -42,8 +43,9 @@ from scipy import special, stats
 
 from ..errors import FitWarning
 
-__all__ = ["SE_ROUNDING_TOL", "add_cis", "apply_identification", "rms", "screen_unidentified",
-           "tidy_rows", "unidentified", "unidentified_message", "z_cis", "z_tests"]
+__all__ = ["SE_ROUNDING_TOL", "add_cis", "apply_identification", "rms", "screen_scale",
+           "screen_unidentified", "tidy_rows", "unidentified", "unidentified_message", "z_cis",
+           "z_tests"]
 
 #: A standard error at or below this fraction of ``sqrt(M_jj) * rms(y)`` is rounding noise.
 SE_ROUNDING_TOL = 1e-10
@@ -137,6 +139,29 @@ def screen_unidentified(se: np.ndarray, m_diag: np.ndarray, y_rms: np.ndarray, *
     if n_clusters is not None:
         flag |= np.asarray(n_clusters) < 2
     return flag
+
+
+def screen_scale(se: np.ndarray, m_diag: np.ndarray, y: np.ndarray,
+                 exact: Callable[[], np.ndarray]) -> np.ndarray:
+    """Return the per-simulation outcome scale :func:`screen_unidentified` needs.
+
+    No simulation's ``rms(y)`` exceeds the largest ``|y|`` of the batch, so when no SE
+    is at the screen's threshold even at that size (the usual case: SEs are nowhere near
+    rounding noise), that bound gives the same flags as the exact scale, and two
+    reductions replace squaring every row and summing per simulation. Otherwise (or with
+    NaN or infinite outcomes) ``exact()`` computes each simulation's ``rms(y)``.
+
+    ``se`` and ``m_diag`` are ``(n_sims, k)``.
+    """
+    y = np.asarray(y, dtype=float)
+    if y.size:
+        # a margin far above rounding keeps the bound a bound
+        top = max(abs(float(y.max())), abs(float(y.min()))) * (1.0 + 1e-6)
+        bound = np.full(np.shape(se)[0], top)
+        if np.isfinite(top) and not _rounding_zero(
+                se, m_diag, bound[:, None], SE_ROUNDING_TOL * _SCREEN_FACTOR).any():
+            return bound
+    return exact()
 
 
 def rms(y: np.ndarray) -> float:

@@ -75,6 +75,9 @@ class ModelFrame:
         Data columns the formula reads.
     term_columns : dict
         For each term label (R spelling) the names of its columns in ``X``.
+    finite : bool
+        True when ``y`` and ``X`` are known to hold only finite values (plain numeric
+        columns whose sums are finite); False means not checked.
     """
 
     formula: str
@@ -86,6 +89,7 @@ class ModelFrame:
     has_intercept: bool
     variables: list[str]
     term_columns: dict[str, list[str]] = field(default_factory=dict)
+    finite: bool = False
 
     @property
     def n(self) -> int:
@@ -118,6 +122,33 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind in "mM":
         return np.isnat(values)
     return np.zeros(values.shape[0], dtype=bool)
+
+
+def _has_missing(values: np.ndarray) -> bool:
+    """Whether :func:`_is_missing` flags any value, without a mask in the usual case.
+
+    Integer and boolean columns have no missing values; a float column whose sum is finite
+    has neither NaN nor infinity (one reduction instead of a mask and a pass over it).
+    """
+    values = np.asarray(values)
+    kind = values.dtype.kind
+    if kind not in "fcOmM":
+        return False
+    if kind in "fc" and _finite_sum(values):
+        return False
+    return bool(_is_missing(values).any())
+
+
+def _finite_sum(values: np.ndarray) -> bool:
+    """Return whether a float column's sum is finite: then no value is NaN or infinite.
+
+    False for other dtypes, for empty columns and when the sum overflows; callers then
+    run their exact checks.
+    """
+    if values.dtype.kind not in "fc" or not values.size:
+        return False
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(values.sum()))
 
 
 def _split_interaction(col: str) -> list[str]:
@@ -214,11 +245,12 @@ def _bounded(arrays: Mapping[str, np.ndarray], names: tuple[str, ...]) -> bool:
 
 def _fast_frame(formula: str, fast: tuple[list[tuple[str, ...]], int],
                 arrays: Mapping[str, np.ndarray], mask: np.ndarray, outcome: str,
-                used: list[str]) -> ModelFrame:
+                used: list[str], finite: bool) -> ModelFrame:
     """Build the model frame of plain numeric columns directly (no formulaic).
 
     An interaction's column is the product of its factors in the term's order, named
-    ``a:b``, as formulaic computes and names it.
+    ``a:b``, as formulaic computes and names it. ``finite`` says every used column is
+    known finite, so ``y`` and ``X`` are (``_bounded`` keeps the products finite).
     """
     terms, intercept = fast
     all_rows = bool(mask.all())
@@ -234,7 +266,7 @@ def _fast_frame(formula: str, fast: tuple[list[tuple[str, ...]], int],
     columns = (["(Intercept)"] if intercept else []) + [":".join(t) for t in terms]
     return ModelFrame(formula=formula, outcome=[outcome], y=y, X=X, columns=columns,
                       mask=mask, has_intercept=bool(intercept), variables=used,
-                      term_columns={c: [c] for c in columns})
+                      term_columns={c: [c] for c in columns}, finite=finite)
 
 
 # ------------------------------------------------ transforms computed per simulation
@@ -430,14 +462,17 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
     n_rows = len(next(iter(arrays.values()))) if arrays else len(
         np.asarray(next(iter(data_columns.values()))))
     mask = np.ones(n_rows, dtype=bool)
+    finite = True    # every used column integer, or float with a finite sum
     for v in [*used, *extra]:
         values = np.asarray(data_columns[v])
-        if values.dtype.kind in "fcOmM":   # other kinds have no missing values
+        clean = values.dtype.kind in "iub" or _finite_sum(values)   # no NA, no infinity
+        if not clean and _has_missing(values):
             mask &= ~_is_missing(values)
+        finite = finite and (clean or v not in arrays)
 
     fast = _fast_path(f, arrays)
     if fast is not None:
-        return _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used)
+        return _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used, finite)
 
     factor_vars, df = _data_frame(used, arrays, data_columns, mask)
 

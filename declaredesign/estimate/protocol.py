@@ -400,8 +400,9 @@ def _with_messages(out: pd.DataFrame) -> pd.DataFrame:
             continue
         col = out[c]
         missing = col.isna().to_numpy()
-        if col.dtype != object or (missing.any() and not all(
-                v is None for v in col.to_numpy()[missing])):
+        # np.equal(..., None) tests `is None` row by row in C (no Python loop)
+        if col.dtype != object or (missing.any() and not np.equal(
+                col.to_numpy()[missing], None).all()):
             out[c] = col.astype(object).where(~missing, None)
     # the standard order (sim, tidy columns, messages, then any extra columns)
     order = [c for c in ("sim", *TIDY_COLUMNS, "error", "warning") if c in out]

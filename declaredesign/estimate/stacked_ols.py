@@ -19,7 +19,7 @@ from scipy import stats
 from ..groups import GroupIndex
 from .fixed_effects import cr2_fixed_effect
 from .grouped_sums import column_sums, outer_sums, stack_sums
-from .inference import screen_unidentified
+from .inference import screen_scale, screen_unidentified
 from .sandwich import LEVERAGE_ONE, cr2_stacked, cr2_weighted_stacked
 
 __all__ = ["StackedFit", "identified", "lm_core", "model_statistics", "solve_normal"]
@@ -353,8 +353,11 @@ def identified(res: dict[str, np.ndarray], sims: GroupIndex, y: np.ndarray) -> n
     ``y`` the outcome of the rows used. The standalone fit then applies
     :func:`~.inference.unidentified` and warns, so both paths report the same NaNs.
     """
-    with np.errstate(invalid="ignore", divide="ignore"):
-        y_rms = np.sqrt(sims.sum_by_sim(y * y) / sims.sum_by_sim(np.ones_like(y)))
+    def exact() -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.sqrt(sims.sum_by_sim(y * y) / sims.count())
+
+    y_rms = screen_scale(res["se"], res["m_diag"], y, exact)
     return ~screen_unidentified(res["se"], res["m_diag"], y_rms, df_residual=res["df_res"],
                                 n_clusters=res.get("n_clusters"))
 

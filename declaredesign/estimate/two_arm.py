@@ -50,14 +50,14 @@ def clustered_dim(S: int, y: np.ndarray, clusters: GroupIndex, size: np.ndarray,
     control arm's pieces alone; with ``intercept=True`` coef, se and df have two columns,
     (intercept, difference), as ``lm_robust(y ~ z, clusters=...)`` reports them.
     """
-    cl_codes, cl_sim = clusters.codes, clusters.group_sim
+    cl_sim = clusters.group_sim
     arm = 2 * cl_sim + treated                       # (simulation, arm) of each cluster
     N = np.bincount(arm, weights=size, minlength=2 * S)
     sy = clusters.sum(y)
     with np.errstate(divide="ignore", invalid="ignore"):
         m = np.bincount(arm, weights=sy, minlength=2 * S) / N
         # residual sums from centred rows keep their digits; one refinement of the means
-        eg = clusters.sum(y - m[arm][cl_codes])
+        eg = clusters.sum(y - clusters.broadcast(m[arm]))
         dm = np.bincount(arm, weights=eg, minlength=2 * S) / N
         m = m + dm
         eg = eg - size * dm[arm]
@@ -90,10 +90,11 @@ def binary_cluster_treatment(sims: GroupIndex, y: np.ndarray, z: np.ndarray,
 
     Applies when ``z`` is 0/1 and constant within clusters (cluster-assigned treatment).
     """
-    if not bool(((z == 0.0) | (z == 1.0)).all()):
+    treated = z == 1.0
+    if not bool((treated | (z == 0.0)).all()):
         return None
     S = sims.n_sims
-    n_t = clusters.sum(z)
+    n_t = clusters.count_where(treated)
     size = clusters.count()
     if not bool(((n_t == 0) | (n_t == size)).all()):
         return None

@@ -59,15 +59,20 @@ class Context:
             group, n_groups = sim, self.n_sims
         self.group = group
         self.n_groups = int(n_groups)
-        self._N = N               # made when an expression reads N (most never do)
+        self._N = N
         self.label = label
 
     @property
-    def N(self) -> Any:
-        """Rows of each row's group (simulation), or the ``N`` given."""
+    def N(self) -> np.ndarray:
+        """Rows in each row's group (``N`` in expressions), counted when first read.
+
+        Most expressions never read ``N``: counting it for every evaluation was two passes
+        over the rows each time.
+        """
         if self._N is None:
-            self._N = np.bincount(self.group, minlength=self.n_groups)[self.group] \
-                if self.n_rows else np.zeros(0, dtype=np.int64)
+            group = self.group
+            self._N = np.bincount(group, minlength=self.n_groups)[group] if self.n_rows else \
+                np.zeros(0, dtype=np.int64)
         return self._N
 
     @property
@@ -275,6 +280,32 @@ _UNARY: dict[type, Callable[[Any], Any]] = {
 }
 
 
+#: Arithmetic that may write into an operand the interpreter itself just made.
+_IN_PLACE: dict[type, np.ufunc] = {ast.Add: np.add, ast.Sub: np.subtract,
+                                   ast.Mult: np.multiply, ast.Div: np.true_divide}
+
+
+def _scratch(node: ast.AST, value: Any, other: Any) -> np.ndarray | None:
+    """Return ``value`` when an arithmetic result may overwrite it, else None.
+
+    The result of an operator node (``a + b``, ``-a``) is a fresh array nothing else
+    refers to, so ``(a + b) * c`` can write into it as Python's own evaluation of numpy
+    expressions does (numpy elides such temporaries only when called from Python code
+    directly): one array fewer allocated and filled per operator, the same values. Only
+    float arrays whose dtype and shape the result keeps qualify.
+    """
+    if not isinstance(node, (ast.BinOp, ast.UnaryOp)) or type(value) is not np.ndarray \
+            or value.dtype.kind not in "fc":
+        return None
+    if type(other) is np.ndarray:
+        if other.shape != value.shape or other.dtype.kind not in "iuf":
+            return None
+    elif not isinstance(other, (int, float, np.integer, np.floating)) or \
+            isinstance(other, (bool, np.bool_)):
+        return None
+    return value if np.result_type(value, other) == value.dtype else None
+
+
 def _is_scalar(v: Any) -> bool:
     return not isinstance(v, fn.Masked) and np.ndim(v) == 0
 
@@ -315,6 +346,14 @@ class _Interpreter:
 
     def _BinOp(self, node):
         left, right = self.run(node.left), self.run(node.right)
+        ufunc = _IN_PLACE.get(type(node.op))
+        if ufunc is not None:
+            left, right = _operand(left), _operand(right)
+            out = _scratch(node.left, left, right)
+            if out is None:
+                out = _scratch(node.right, right, left)
+            if out is not None:
+                return ufunc(left, right, out=out)
         return fn.elementwise(_BINARY[type(node.op)], [left, right], {}, self.expr)
 
     def _UnaryOp(self, node):
@@ -361,6 +400,22 @@ class _Interpreter:
             return fn.vector_index(np.asarray(value), index)
         return _mask(self.ctx, self.expr, value, index)
 
+    def per_group(self, node: ast.AST) -> tuple[Any, bool]:
+        """Evaluate ``node``; a grouped reduction (``mean(...)``) gives one value per group.
+
+        Returns ``(value, grouped)``: ``grouped`` says the value has one entry per group
+        (not repeated on the rows of its group); any other expression runs as :meth:`run`.
+        """
+        impl = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            impl = getattr(fn.FUNCTIONS[node.func.id].impl, "per_group", None)
+        if impl is None:
+            return self.run(node), False
+        args = [self.run(a) for a in node.args]
+        kwargs = {k.arg: self.run(k.value) for k in node.keywords}
+        out = impl(self.ctx, *args, **kwargs)
+        return (np.full(self.ctx.n_groups, out) if np.ndim(out) == 0 else out), True
+
     def _Call(self, node):
         if isinstance(node.func, ast.Attribute):
             spec = fn.NUMPY[node.func.attr]
@@ -405,11 +460,21 @@ def _unknown_message(ctx: Context, expr: str, name: str) -> str:
             f"known function; available columns are: {cols}.")
 
 
-def _eval_string(expr: str, ctx: Context, label: str | None) -> Any:
+def _eval_string(expr: str, ctx: Context, label: str | None, per_group: bool = False
+                 ) -> Any:
+    """Evaluate a string on the rows.
+
+    With ``per_group``, return ``(value, grouped)`` (see :meth:`_Interpreter.per_group`).
+    """
     tree = parse_expression(expr, is_function)
     where = f"{label}: " if label else ""
+    grouped = False
     try:
-        out = _Interpreter(ctx, expr).run(tree)
+        interpreter = _Interpreter(ctx, expr)
+        if per_group:
+            out, grouped = interpreter.per_group(tree.body)
+        else:
+            out = interpreter.run(tree)
     except FormulaError as e:
         msg = str(e)
         if repr(expr) in msg:
@@ -422,7 +487,7 @@ def _eval_string(expr: str, ctx: Context, label: str | None) -> Any:
         raise FormulaError(f"{where}expression {expr!r} selects rows with a logical "
                            "subscript but does not reduce them; wrap it in a reduction such "
                            "as mean(...) or sum(...).")
-    return out
+    return (out, grouped) if per_group else out
 
 
 # ------------------------------------------------------------------- callables
@@ -589,10 +654,29 @@ def evaluate(expr: Any, batch: Any = None, rng: np.random.Generator | None = Non
     ctx = Context(columns, sim, n_sims, rng, N=N, group=group, n_groups=n_groups,
                   label=label)
     what = label or (repr(expr) if isinstance(expr, str) else short_repr(expr))
+    if per_sim and isinstance(expr, str) and group is None:
+        return _per_sim_string(expr, ctx, label, what)
     out = _as_rows(_evaluate_in(expr, ctx, label), ctx, what)
     if not per_sim:
         return out
     return _one_per_sim(out, ctx, what)
+
+
+def _per_sim_string(expr: str, ctx: Context, label: str | None, what: str) -> np.ndarray:
+    """One value per simulation of a string expression (groups are the simulations).
+
+    A top-level reduction (``mean(Y_Z_1 - Y_Z_0)``, the usual inquiry) gives its value per
+    simulation directly, instead of repeating it on every row and checking it back: the
+    same numbers, several passes over the rows fewer.
+    """
+    out, grouped = _eval_string(expr, ctx, label, per_group=True)
+    if not grouped:
+        return _one_per_sim(_as_rows(out, ctx, what), ctx, what)
+    if out.dtype.kind not in "fiub":
+        return _one_per_sim(out[ctx.sim], ctx, what)
+    # rows come simulation by simulation: a simulation without rows gets NaN
+    has = np.diff(np.searchsorted(ctx.sim, np.arange(ctx.n_sims + 1))) > 0
+    return np.where(has, out.astype(np.float64), np.nan)
 
 
 def evaluate_mask(expr: str, columns: Mapping[str, Any], n_rows: int, *,
@@ -636,13 +720,12 @@ def _one_per_sim(out: np.ndarray, ctx: Context, what: str) -> np.ndarray:
     first = out[np.minimum(starts, max(ctx.n_rows - 1, 0))] if ctx.n_rows else \
         np.zeros(ctx.n_sims)
     if out.dtype.kind in "fiub":
-        vals = out.astype(np.float64, copy=False)
+        vals = np.asarray(out, dtype=np.float64)
         f = first.astype(np.float64)
-        fs = f[ctx.sim]
-        same = vals == fs
-        if not same.all():        # NaN equals NaN here; only then is it looked for
-            same |= np.isnan(vals) & np.isnan(fs)
-        if not same.all():
+        ref = f[ctx.sim]
+        same = vals == ref
+        # NaN equals NaN here; only rows that differ need the (rare) NaN test
+        if not same.all() and not (np.isnan(vals[~same]).all() and np.isnan(ref[~same]).all()):
             raise FormulaError(
                 f"{what} does not reduce to one value per simulation; wrap it in a "
                 f"reduction such as mean(...)."

@@ -182,7 +182,8 @@ def _grouped(ctx: Any, x: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _float(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float64)
+    # no copy of a float64 column: the reductions never write into their input
+    return np.asarray(x, dtype=np.float64)
 
 
 # --------------------------------------------------------------- reductions
@@ -303,12 +304,19 @@ def _constant_vector(ctx: Any, x: Any) -> np.ndarray | None:
 
 def _reduction(f: Callable[..., np.ndarray], name: str) -> Callable[..., np.ndarray]:
     def impl(ctx, x, *args, **kwargs):
+        out = per_group(ctx, x, *args, **kwargs)
+        return out if np.ndim(out) == 0 else out[ctx.group]
+
+    def per_group(ctx, x, *args, **kwargs):
+        # the value of each group (length n_groups), or one value for a constant vector
         vec = _constant_vector(ctx, x)
         if vec is not None:  # R: sum(1:4) reduces the vector itself
             return f(vec, np.zeros(len(vec), dtype=np.int64), 1, *args, **kwargs)[0]
         vals, g = _grouped(ctx, x, name)
-        return f(vals, g, ctx.n_groups, *args, **kwargs)[ctx.group]
+        return f(vals, g, ctx.n_groups, *args, **kwargs)
+
     impl.__name__ = name
+    impl.per_group = per_group  # type: ignore[attr-defined]
     return impl
 
 

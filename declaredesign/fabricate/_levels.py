@@ -12,7 +12,7 @@ standalone, one-dataset entry point returning a pandas DataFrame.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -306,8 +306,12 @@ class _Workspace:
 
 
 def _within_sim_ids(sim: np.ndarray, n_sims: int) -> np.ndarray:
+    # 1..n within each simulation: row number minus the simulation's first row (rows come
+    # simulation by simulation, so each start repeats over its rows; no gather by sim)
     starts = sim_starts(sim, n_sims)
-    return np.arange(sim.shape[0], dtype=np.int64) - starts[sim] + 1
+    ids = np.arange(1, sim.shape[0] + 1, dtype=np.int64)
+    ids -= np.repeat(starts[:-1], np.diff(starts))
+    return ids
 
 
 def _counts(func: str, label: str, N: Any, parent: Batch | None, n_sims: int,
@@ -340,7 +344,6 @@ def _eval_variables(spec: LevelSpec, label: str, frame: Batch, rng: np.random.Ge
         return frame
     if group is None:
         group, n_groups = frame.sim, frame.n_sims
-    N_rows = np.bincount(group, minlength=n_groups)[group]
     sizes = frame.sim_sizes()
     cols = dict(frame.columns)
     for name, value in spec.variables:
@@ -355,8 +358,10 @@ def _eval_variables(spec: LevelSpec, label: str, frame: Batch, rng: np.random.Ge
             continue
         if isinstance(value, (list, tuple, np.ndarray)):
             value = _recycle(np.asarray(value), spec, label, name, frame, sizes, inner_N)
-        cols[name] = evaluate(value, work, rng, extra={"N": N_rows},
-                              label=f"{label}: {name}", group=group, n_groups=n_groups)
+        # N is the rows of each row's group, which evaluate counts from `group` when an
+        # expression reads it (a column named N shadows it either way)
+        cols[name] = evaluate(value, work, rng, label=f"{label}: {name}", group=group,
+                              n_groups=n_groups)
     return Batch(cols, frame.sim, frame.n_sims, frame.id_columns)
 
 
@@ -392,6 +397,22 @@ def _top_level(spec: LevelSpec, label: str, ws: _Workspace) -> None:
     ws.put(label, frame)
 
 
+def _spreader(counts: np.ndarray, n_parent: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Return how to repeat each parent row's value for its ``counts`` children.
+
+    The same arrays whichever way: ``np.repeat`` by one count (every parent has as many
+    children) or by large counts writes the children's rows without reading an index;
+    for a few children each a gather by parent row is faster.
+    """
+    if counts.size and counts.min() == counts.max():
+        each = int(counts[0])
+        return lambda v: np.repeat(v, each)
+    if counts.size and int(counts.sum()) >= 16 * counts.size:
+        return lambda v: np.repeat(v, counts)
+    idx = np.repeat(np.arange(n_parent, dtype=np.int64), counts)
+    return lambda v: v[idx]
+
+
 def _nested_level(spec: LevelSpec, label: str, ws: _Workspace) -> None:
     parent_label = ws.active
     parent = ws.frames[parent_label]
@@ -409,9 +430,9 @@ def _nested_level(spec: LevelSpec, label: str, ws: _Workspace) -> None:
                  f"{parent_label!r} ({int(sizes[0]) if sizes.size else 0})",
                  shown=_short_repr(arr))
     counts = _counts(func, label, N, parent, ws.n_sims, ws.rng)
-    idx = np.repeat(np.arange(parent.n_rows, dtype=np.int64), counts)
-    cols = {k: v[idx] for k, v in parent.columns.items()}
-    sim = parent.sim[idx]
+    spread = _spreader(counts, parent.n_rows)
+    cols = {k: spread(v) for k, v in parent.columns.items()}
+    sim = spread(parent.sim)
     ids = set(parent.id_columns)
     if label not in cols:
         cols[label] = _within_sim_ids(sim, ws.n_sims)

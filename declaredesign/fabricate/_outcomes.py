@@ -54,6 +54,22 @@ def _split_formula(func: str, formula: str) -> tuple[str, str]:
     return lhs, rhs
 
 
+def _one_or_two_values(key: np.ndarray) -> tuple[list[Any], np.ndarray | None] | None:
+    """Return the sorted values of a numeric key taking one or two values, and where the larger is.
+
+    None otherwise (more values, NaN, text): then ``np.unique`` sorts the key.
+    """
+    if key.dtype.kind not in "biuf":
+        return None
+    lo, hi = key.min(), key.max()
+    if lo == hi:
+        return [lo], None
+    upper = key == hi
+    if not bool((upper | (key == lo)).all()):
+        return None
+    return [lo, hi], upper
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class PotentialOutcomes:
     """Potential outcome columns, one per condition (see :func:`potential_outcomes`).
@@ -245,6 +261,19 @@ class RevealOutcomes(Lazy):
     assignment_variables: tuple[str, ...]
     sep: str = "_"
 
+    def _source(self, columns: Mapping[str, np.ndarray], outcome: str,
+                condition: tuple[Any, ...]) -> np.ndarray:
+        """Return the potential outcome column of a condition (a value per assignment variable)."""
+        s = self.sep
+        name = outcome + s + s.join(f"{a}{s}{_r_str(v)}" for a, v in
+                                    zip(self.assignment_variables, condition, strict=True))
+        if name not in columns:
+            pos = [c for c in columns if c.startswith(outcome + s)]
+            raise FormulaError(
+                f"{self!r}: potential outcome column {name!r} does not exist; "
+                f"potential outcome columns are: {', '.join(pos) or '(none)'}.")
+        return np.asarray(columns[name])
+
     def _reveal(self, columns: Mapping[str, np.ndarray], n_rows: int,
                 outcome: str) -> np.ndarray:
         keys = []
@@ -259,25 +288,22 @@ class RevealOutcomes(Lazy):
             keys.append(arr)
         if n_rows == 0:
             return np.zeros(0)
+        two = _one_or_two_values(keys[0]) if len(keys) == 1 else None
+        if two is not None:
+            # the usual single 0/1 treatment: no sort, one pass to pick the outcomes
+            values, upper = two
+            sources = [self._source(columns, outcome, (v,)) for v in values]
+            if len(sources) == 1:
+                return sources[0].copy()
+            return np.where(upper, sources[1], sources[0])
         uniq, inv = np.unique(np.column_stack([k.astype(object) for k in keys]).astype(str)
                               if len(keys) > 1 else keys[0], axis=0 if len(keys) > 1 else None,
                               return_inverse=True)
         inv = inv.reshape(-1)
         first = np.zeros(len(uniq), dtype=np.int64)
         first[inv[::-1]] = np.arange(n_rows)[::-1]
-        sources = []
-        s = self.sep
-        for j in range(len(uniq)):
-            row = first[j]
-            name = outcome + s + s.join(f"{a}{s}{_r_str(k[row])}"
-                                        for a, k in zip(self.assignment_variables, keys,
-                                                        strict=True))
-            if name not in columns:
-                pos = [c for c in columns if c.startswith(outcome + s)]
-                raise FormulaError(
-                    f"{self!r}: potential outcome column {name!r} does not exist; "
-                    f"potential outcome columns are: {', '.join(pos) or '(none)'}.")
-            sources.append(np.asarray(columns[name]))
+        sources = [self._source(columns, outcome, tuple(k[first[j]] for k in keys))
+                   for j in range(len(uniq))]
         if len(sources) == 1:
             return sources[0].copy()
         out = np.empty(n_rows, dtype=np.result_type(*sources))

@@ -17,7 +17,13 @@ import declaredesign as dd
 from declaredesign.batch import Batch
 from declaredesign.errors import FitWarning
 from declaredesign.estimate import difference_in_means, iv_robust, lm_lin, lm_robust
-from declaredesign.estimate.inference import SE_ROUNDING_TOL, unidentified
+from declaredesign.estimate.inference import (
+    SE_ROUNDING_TOL,
+    screen_scale,
+    screen_unidentified,
+    unidentified,
+)
+from declaredesign.groups import GroupIndex
 
 from ._util import batched, compare, standalone
 
@@ -273,3 +279,33 @@ def test_vector_arguments_must_match_the_data():
     with pytest.raises(dd.DeclarationError, match=r"clusters=<ndarray of length 24>\): "
                        "clusters must be a column name"):
         dd.declare_estimator("Y ~ Z", model=lm_robust, clusters=df["cl"].to_numpy())
+
+
+def test_screen_scale_flags_what_the_exact_scale_flags():
+    """The batch-wide bound on rms(y) only stands in when it cannot change a flag."""
+    rng = np.random.default_rng(5)
+    sim = np.repeat(np.arange(6), 20)
+    sims = GroupIndex.from_keys(sim, 6)
+    y = rng.normal(3.0, 2.0, sim.size)
+    y[sim == 5] = 7.0                                   # a constant outcome
+    m_diag = np.full((6, 2), 0.1)
+    calls = []
+
+    def exact():
+        calls.append(1)
+        return np.sqrt(sims.sum_by_sim(y * y) / sims.count())
+
+    for se in (np.full((6, 2), 0.5),                    # far from rounding: the bound serves
+               np.r_[np.full((5, 2), 0.5), [[1e-15, 0.5]]]):   # one near zero: exact
+        calls.clear()
+        got = screen_scale(se, m_diag, y, exact)
+        want = exact()
+        assert len(calls) == (2 if se.min() < 1e-9 else 1)
+        np.testing.assert_array_equal(
+            screen_unidentified(se, m_diag, got, df_residual=np.full(6, 10.0)),
+            screen_unidentified(se, m_diag, want, df_residual=np.full(6, 10.0)))
+    bad = y.copy()
+    bad[3] = np.nan                                     # NaN outcomes: always the exact scale
+    calls.clear()
+    screen_scale(np.full((6, 2), 0.5), m_diag, bad, exact)
+    assert calls == [1]

@@ -193,3 +193,38 @@ def test_numpy_reductions_are_grouped_by_simulation_or_refused():
     np.testing.assert_allclose(evaluate("np.exp(x)", b), np.exp(b["x"]))
     with pytest.raises(FormulaError, match="np.cumsum"):
         evaluate("np.cumsum(x)", b)
+
+
+@pytest.mark.parametrize("expr", [
+    "e + (1 + t) * (a + b + c) + 0.0 * t", "-(a + b) / c", "(a > 0) + a * 2", "z + a + z",
+    "(a + 1) * t", "2 ** (a + b)", "(a + b) - (c + e)", "f + (f + 1)", "(i + i) / 2",
+    "(a + b) * f", "(i + 1) - a"])
+def test_arithmetic_reusing_its_own_results_gives_numpy_values_and_keeps_columns(expr):
+    """Operators write into arrays the interpreter made, never into a column."""
+    rng = np.random.default_rng(3)
+    n = 40
+    cols = {k: rng.normal(size=n) for k in "abce"}
+    cols.update(t=rng.integers(0, 2, n), z=rng.random(n) < 0.5, i=rng.integers(-5, 5, n),
+                f=rng.normal(size=n).astype(np.float32))
+    before = {k: v.copy() for k, v in cols.items()}
+    got = evaluate(expr, Batch(cols, sim=np.repeat([0, 1], n // 2), n_sims=2))
+    plain = {k: v.astype(np.int64) if v.dtype == bool else v for k, v in cols.items()}
+    want = eval(expr, {}, plain)  # noqa: S307 -- the reference: numpy on the same columns
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    for k, v in cols.items():
+        np.testing.assert_array_equal(v, before[k])
+        assert v.dtype == before[k].dtype
+
+
+@pytest.mark.parametrize("expr", [
+    "mean(x)", "sum(x)", "sd(x)", "var(x)", "median(x)", "min(x)", "max(x)",
+    "mean(x[g == 1])", "sum(x[g == 2])", "mean(c(1, 2, 4))", "max(x * g)", "n()",
+    "mean(x, na_rm=TRUE)"])
+def test_a_reduction_per_simulation_equals_the_value_on_its_rows(batch, expr):
+    """A top-level reduction gives its per-simulation value directly, as the rows would."""
+    direct = evaluate(expr, batch, per_sim=True)
+    via_rows = evaluate(f"({expr}) * 1", batch, per_sim=True)   # not a top-level call
+    assert direct.dtype == via_rows.dtype == np.float64
+    np.testing.assert_array_equal(direct, via_rows)
+    assert np.isnan(direct[1])                                    # the empty simulation

@@ -24,6 +24,7 @@ from declaredesign.fabricate import (
     poisson,
     uniform,
 )
+from declaredesign.fabricate._levels import _spreader
 
 
 def forum_levels():
@@ -323,3 +324,18 @@ def test_fabricate_does_not_mutate_data():
     fabricate(data, y="x + 1", z=normal(), seed=1)
     fabricate(data=data, sub=add_level(N=2, w=normal()), seed=1)
     pd.testing.assert_frame_equal(data, before)
+
+
+@pytest.mark.parametrize("counts", [
+    np.full(7, 3), np.array([0, 20, 31, 17, 0, 25]), np.array([1, 0, 2, 3, 1]),
+    np.zeros(4, dtype=np.int64), np.zeros(0, dtype=np.int64)])
+def test_children_repeat_parent_rows_as_a_gather_would(counts):
+    """One count, large counts (np.repeat) and a few children each (gather) agree."""
+    counts = counts.astype(np.int64)
+    parent = np.arange(counts.size) * 1.5
+    idx = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    spread = _spreader(counts, counts.size)
+    for v in (parent, np.arange(counts.size, dtype=np.int64), parent.astype(object)):
+        out = spread(v)
+        assert out.dtype == v.dtype
+        np.testing.assert_array_equal(out, v[idx])
