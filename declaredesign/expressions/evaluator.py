@@ -589,6 +589,8 @@ def evaluate(expr: Any, batch: Any = None, rng: np.random.Generator | None = Non
     ctx = Context(columns, sim, n_sims, rng, N=N, group=group, n_groups=n_groups,
                   label=label)
     what = label or (repr(expr) if isinstance(expr, str) else short_repr(expr))
+    if per_sim and isinstance(expr, str) and group is None:
+        return _per_sim_string(expr, ctx, label, what)
     out = _as_rows(_evaluate_in(expr, ctx, label), ctx, what)
     if not per_sim:
         return out
@@ -627,6 +629,43 @@ def evaluate_mask(expr: str, columns: Mapping[str, Any], n_rows: int, *,
     ctx = Context(cols, sim, 1, None, N=cols.get("N"), label=label)
     what = label or repr(expr)
     return np.asarray(_as_rows(_evaluate_in(expr, ctx, label), ctx, what), dtype=bool)
+
+
+def _per_sim_string(expr: str, ctx: Context, label: str | None, what: str) -> np.ndarray:
+    """``evaluate(expr, per_sim=True)`` for a string; one reduction call is not spread.
+
+    An inquiry such as ``"mean(Y_Z_1 - Y_Z_0)"`` is one value per simulation: it is
+    taken from the grouped reduction itself instead of being repeated on every row and
+    checked to be constant there. Anything else goes the general way.
+    """
+    tree = parse_expression(expr, is_function)
+    node = tree.body
+    spec = fn.FUNCTIONS.get(node.func.id) if isinstance(node, ast.Call) and \
+        isinstance(node.func, ast.Name) else None
+    per_group = getattr(spec.impl, "per_group", None) if spec is not None else None
+    if per_group is None:
+        return _one_per_sim(_as_rows(_eval_string(expr, ctx, label), ctx, what), ctx, what)
+    where = f"{label}: " if label else ""
+    interpreter = _Interpreter(ctx, expr)
+    try:
+        args = [interpreter.run(a) for a in node.args]
+        kwargs = {k.arg: interpreter.run(k.value) for k in node.keywords}
+        values = per_group(ctx, *args, **kwargs)
+        if values is None:   # a constant vector: the reduction of the vector itself
+            values = spec.impl(ctx, *args, **kwargs)
+    except FormulaError as e:
+        if repr(expr) in str(e):
+            raise
+        raise FormulaError(f"{where}expression {expr!r}: {e}") from e
+    except Exception as e:
+        raise FormulaError(f"{where}evaluating {expr!r} failed: {type(e).__name__}: {e}") \
+            from e
+    values = np.asarray(values)
+    if values.shape != (ctx.n_sims,) or values.dtype.kind not in "fiub":
+        return _one_per_sim(_as_rows(values[ctx.group] if values.shape == (ctx.n_sims,)
+                                     else values, ctx, what), ctx, what)
+    has = np.bincount(ctx.sim, minlength=ctx.n_sims) > 0
+    return np.where(has, values.astype(np.float64), np.nan)
 
 
 def _one_per_sim(out: np.ndarray, ctx: Context, what: str) -> np.ndarray:

@@ -308,7 +308,16 @@ def _reduction(f: Callable[..., np.ndarray], name: str) -> Callable[..., np.ndar
             return f(vec, np.zeros(len(vec), dtype=np.int64), 1, *args, **kwargs)[0]
         vals, g = _grouped(ctx, x, name)
         return f(vals, g, ctx.n_groups, *args, **kwargs)[ctx.group]
+
+    def per_group(ctx, x, *args, **kwargs):
+        # one value per group, not spread to the rows (None for a constant vector)
+        if _constant_vector(ctx, x) is not None:
+            return None
+        vals, g = _grouped(ctx, x, name)
+        return f(vals, g, ctx.n_groups, *args, **kwargs)
+
     impl.__name__ = name
+    impl.per_group = per_group
     return impl
 
 
