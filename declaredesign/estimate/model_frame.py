@@ -265,11 +265,14 @@ def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
 def _stacked_orthogonal_poly(xs: np.ndarray, degree: int) -> list[np.ndarray]:
     """Orthogonal polynomial columns 1..degree of each row of ``xs`` (as :func:`r_poly`)."""
     xc = xs - xs.mean(axis=1, keepdims=True)
-    V = np.empty((*xc.shape, degree + 1))
-    V[..., 0] = 1.0
-    V[..., 1:] = xc[..., None]
-    np.multiply.accumulate(V[..., 1:], out=V[..., 1:], axis=-1)   # as np.vander does
-    q, r = np.linalg.qr(V)
+    # powers by successive products, as np.vander does; built column by column (each
+    # column contiguous) and handed to the QR as the (rows, columns) view
+    V = np.empty((xc.shape[0], degree + 1, xc.shape[1]))
+    V[:, 0] = 1.0
+    V[:, 1] = xc
+    for d in range(2, degree + 1):
+        np.multiply(V[:, d - 1], xc, out=V[:, d])
+    q, r = np.linalg.qr(V.transpose(0, 2, 1))
     Z = q * np.diagonal(r, axis1=-2, axis2=-1)[:, None, :]
     Z = Z / np.sqrt(np.sum(Z ** 2, axis=-2, keepdims=True))
     return [Z[..., d] for d in range(1, degree + 1)]
