@@ -169,6 +169,10 @@ class Batch:
         The index must keep simulations in order (a mask always does).
         """
         rows = np.asarray(rows)
+        if rows.dtype == bool:
+            # one pass over the mask, then an index gather per column: a boolean mask
+            # would be rescanned for every column
+            rows = np.flatnonzero(rows)
         out = Batch({k: v[rows] for k, v in self.columns.items()}, self.sim[rows],
                     self.n_sims, self.id_columns)
         # the parent's indexes, subset when first asked for (no re-hashing of keys)

@@ -627,7 +627,8 @@ class _Resolution:
         else:
             by_block = _row_groups(batch, getattr(decl, block_arg), blocks)
             unit_group = by_block.codes[unit_first]
-            if clusters is not None:
+            # with one block per simulation every cluster is nested in it: no row pass
+            if clusters is not None and not _one_group_per_sim(by_block):
                 _check_nested(decl, clusters, unit_group[unit_of_row], by_block.codes)
             units = GroupIndex(unit_group, by_block.group_sim, batch.n_sims)
         return cls(decl, batch, sizes, clusters, blocks is not None, unit_of_row, unit_first,
@@ -687,6 +688,11 @@ def _row_groups(batch: Batch, declared: Any, rows: np.ndarray) -> GroupIndex:
 
 def _block_word(decl: _Declaration) -> str:
     return "block" if decl._block_arg == "blocks" else "stratum"
+
+
+def _one_group_per_sim(index: GroupIndex) -> bool:
+    """Whether every simulation has exactly one group (e.g. a single block)."""
+    return bool(np.array_equal(index.group_sim, np.arange(index.n_sims)))
 
 
 def _check_nested(decl: _Declaration, clusters: np.ndarray, block_of_unit_row: np.ndarray,

@@ -287,6 +287,51 @@ def r_poly(x: np.ndarray, degree: int = 1, raw: bool = False) -> dict[str, np.nd
     return {str(d): Z[:, d] for d in range(1, degree + 1)}
 
 
+def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
+                   raw: bool = False) -> dict[str, np.ndarray]:
+    """:func:`r_poly` within each group of ``codes`` (0..k-1), all groups at once.
+
+    Groups of the same size are stacked into one 3-d array and go through one stacked
+    QR: the same arithmetic, operation by operation, as :func:`r_poly` on each group,
+    so each group's values are those its own fit computes (no loop over simulations).
+    """
+    x = np.asarray(x, dtype=float)
+    if raw:
+        return {str(d): x ** d for d in range(1, degree + 1)}
+    out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
+    counts = np.bincount(codes)
+    order = np.argsort(codes, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    for size in np.unique(counts):
+        groups = np.flatnonzero(counts == size)
+        if size <= degree:   # no QR basis of full width: r_poly's own outcome per group
+            for g in groups:
+                rows = order[starts[g]:starts[g + 1]]
+                for key, values in r_poly(x[rows], degree, raw).items():
+                    out[key][rows] = values
+            continue
+        rows = order[starts[groups][:, None] + np.arange(size)]   # (groups, size)
+        for key, values in zip(out, _stacked_orthogonal_poly(x[rows], degree)):
+            out[key][rows] = values
+    return out
+
+
+def _stacked_orthogonal_poly(xs: np.ndarray, degree: int) -> list[np.ndarray]:
+    """Orthogonal polynomial columns 1..degree of each row of ``xs`` (as :func:`r_poly`)."""
+    xc = xs - xs.mean(axis=1, keepdims=True)
+    # powers by successive products, as np.vander does; built column by column (each
+    # column contiguous) and handed to the QR as the (rows, columns) view
+    V = np.empty((xc.shape[0], degree + 1, xc.shape[1]))
+    V[:, 0] = 1.0
+    V[:, 1] = xc
+    for d in range(2, degree + 1):
+        np.multiply(V[:, d - 1], xc, out=V[:, d])
+    q, r = np.linalg.qr(V.transpose(0, 2, 1))
+    Z = q * np.diagonal(r, axis1=-2, axis2=-1)[:, None, :]
+    Z = Z / np.sqrt(np.sum(Z ** 2, axis=-2, keepdims=True))
+    return [Z[..., d] for d in range(1, degree + 1)]
+
+
 def _grouped_transforms(groups: np.ndarray) -> dict[str, Any]:
     """``poly``, ``scale`` and ``center`` computed within each group (simulation).
 
@@ -309,13 +354,7 @@ def _grouped_transforms(groups: np.ndarray) -> dict[str, Any]:
             return xc / np.sqrt(ss / (counts - ddof))[codes]
 
     def poly(x, degree=1, raw=False):
-        x = np.asarray(x, dtype=float)
-        out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
-        order = np.argsort(codes, kind="stable")
-        for rows in np.split(order, np.cumsum(np.bincount(codes))[:-1]):
-            for key, values in r_poly(x[rows], degree, raw).items():
-                out[key][rows] = values
-        return out
+        return grouped_r_poly(x, codes, degree, raw)
 
     center_ = center
     return {"center": center, "scale": scale, "poly": poly}

@@ -211,3 +211,19 @@ def test_interactions_of_huge_or_missing_values_take_the_general_path():
                                     "b": np.array([1e200, 0.0, 1.0])}) is None
     assert mf_module._fast_path(f, {"y": y, "a": np.array([np.nan, 1.0, 0.0]),
                                     "b": np.ones(3)}) is None
+
+
+def test_grouped_r_poly_is_r_poly_within_each_group_bit_for_bit():
+    # groups of equal and unequal sizes, rows interleaved: the stacked QR gives each group
+    # exactly what r_poly gives it alone (a batched fit equals the standalone fits)
+    from declaredesign.estimate.model_frame import grouped_r_poly, r_poly
+    rng = np.random.default_rng(3)
+    sizes = [40, 40, 7, 40, 12, 7, 5]
+    codes = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    x = rng.uniform(size=len(codes))
+    for degree, raw in [(1, False), (4, False), (3, True)]:
+        stacked = grouped_r_poly(x, codes, degree, raw)
+        for g in range(len(sizes)):
+            rows = np.flatnonzero(codes == g)
+            for key, values in r_poly(x[rows], degree, raw).items():
+                assert np.array_equal(stacked[key][rows], values)
