@@ -561,8 +561,8 @@ def _fast_path(batch: Batch, spec: GlmerSpec, gcol: str) -> KernelResult:
     gpos = np.full(gsim.size, -1)
     gm = pos[gsim] >= 0
     gpos[gm] = np.arange(int(gm.sum()))
-    st = Stacked(X[rm], y[rm], wt[rm], offset[rm], pos[sim[rm]], gpos[gcode[rm]],
-                 pos[gsim[gm]], keep.size, spec.family)
+    st = Stacked.from_rows(X[rm], y[rm], wt[rm], offset[rm], pos[sim[rm]], gpos[gcode[rm]],
+                           pos[gsim[gm]], keep.size, spec.family)
     with np.errstate(all="ignore"):
         res = ri_glmer_fit(st, spec.nAGQ)
     done = res["ok"]

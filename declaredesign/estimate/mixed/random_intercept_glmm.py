@@ -24,16 +24,73 @@ __all__ = ["Stacked", "ri_glmer_fit"]
 
 
 class Stacked:
-    """Stacked random-intercept GLMM data of S simulations."""
+    """Stacked random-intercept GLMM data of S simulations.
 
-    def __init__(self, X, y, wt, offset, rsim, gcode, gsim, S, fam: Family):
+    The rows are cells: rows of one group that share the fixed-effect row and the
+    offset are summed into one (their prior weights added, the response averaged with
+    those weights), which leaves every sum the fit takes unchanged, since the
+    likelihood, the IRLS weights and the working response enter only through sums
+    linear in the response. The terms of the criteria free of mu (saturated
+    log-likelihood, normalising constants) come from the original rows.
+
+    Parameters
+    ----------
+    X, y, wt, offset : ndarray
+        Cells: fixed-effect rows, mean response, total prior weight, offset.
+    rsim, gcode : ndarray of int
+        Each cell's simulation (0..S-1) and group (0..G-1).
+    gsim : ndarray of int
+        Each group's simulation.
+    S : int
+    fam : Family
+    sat, norm : ndarray, optional
+        Per simulation: saturated log-likelihood and normalising constants (computed
+        from the cells when not given, exact when the cells are the original rows).
+    sat_g : ndarray, optional
+        Per group: saturated log-likelihood (for the quadrature criterion).
+    """
+
+    def __init__(self, X, y, wt, offset, rsim, gcode, gsim, S, fam: Family,
+                 sat=None, norm=None, sat_g=None):
         self.X, self.y, self.wt, self.offset = X, y, wt, offset
         self.rsim, self.gcode, self.gsim, self.S, self.fam = rsim, gcode, gsim, S, fam
         self.G = gsim.size
         self.n, self.p = X.shape
         # Terms free of mu, summed once: the hot loop needs only loglik(mu).
-        self.sat = self._sum_rows(fam.loglik_saturated(y, wt))
-        self.norm = self._sum_rows(fam.log_norm(y, wt))
+        if sat_g is None:
+            sat_g = self._sum_groups(fam.loglik_saturated(y, wt))
+        self.sat_g = sat_g
+        self.sat = np.bincount(gsim, weights=sat_g, minlength=S) if sat is None else sat
+        self.norm = self._sum_rows(fam.log_norm(y, wt)) if norm is None else norm
+        self.start = None        # the finer stack lme4's start check runs on, if any
+
+    @classmethod
+    def from_rows(cls, X, y, wt, offset, sim, gcode, gsim, S, fam: Family) -> Stacked:
+        """Stack the rows of S simulations, summed into cells where X is constant by group.
+
+        Parameters are as :class:`Stacked`'s, for the original rows (``sim`` their
+        simulation). When X and the offset are constant within every group (a
+        treatment assigned by cluster, group-level covariates), each group is one
+        cell; the start check (:meth:`lme4_start_fails`) then runs on the cells
+        of rows that also share the response and the weight.
+        """
+        sat_rows = fam.loglik_saturated(y, wt)
+        G = gsim.size
+        sat_g = np.bincount(gcode, weights=sat_rows, minlength=G)
+        sat = np.bincount(gsim, weights=sat_g, minlength=S)
+        norm = np.bincount(sim, weights=fam.log_norm(y, wt), minlength=S)
+        first = np.full(G, -1, dtype=np.int64)
+        first[gcode[::-1]] = np.arange(gcode.size - 1, -1, -1)
+        cols = np.column_stack([X, offset])
+        if y.size < 2 * G or not np.array_equal(cols[first][gcode], cols):
+            return cls(X, y, wt, offset, sim, gcode, gsim, S, fam, sat, norm, sat_g)
+        W = np.bincount(gcode, weights=wt, minlength=G)
+        ybar = np.divide(np.bincount(gcode, weights=wt * y, minlength=G), W,
+                         out=np.zeros(G), where=W > 0)
+        st = cls(X[first], ybar, W, offset[first], gsim, np.arange(G), gsim, S, fam,
+                 sat, norm, sat_g)
+        st.start = _start_stack(y, wt, offset, gcode, gsim, first, X, S, fam)
+        return st
 
     def subset(self, keep: np.ndarray) -> Stacked:
         """Take the simulations flagged in ``keep`` (bool, (S,)) as a smaller stack."""
@@ -41,7 +98,8 @@ class Stacked:
         rm, gm = keep[self.rsim], keep[self.gsim]
         gpos = np.cumsum(gm) - 1
         return Stacked(self.X[rm], self.y[rm], self.wt[rm], self.offset[rm], pos[self.rsim[rm]],
-                        gpos[self.gcode[rm]], pos[self.gsim[gm]], int(keep.sum()), self.fam)
+                       gpos[self.gcode[rm]], pos[self.gsim[gm]], int(keep.sum()), self.fam,
+                       self.sat[keep], self.norm[keep], self.sat_g[gm])
 
     def _sum_rows(self, v):
         return np.bincount(self.rsim, weights=v, minlength=self.S)
@@ -49,42 +107,49 @@ class Stacked:
     def _sum_groups(self, v):
         return np.bincount(self.gcode, weights=v, minlength=self.G)
 
+    def _eval(self, eta):
+        return self.fam.evaluate(eta, self.y, self.wt)
+
+    def _pdev(self, ll, u):
+        """Penalized deviance of every simulation from the rows' log-likelihood at mu."""
+        return 2 * (self.sat - self._sum_rows(ll)) + \
+            np.bincount(self.gsim, weights=u * u, minlength=self.S)
+
     def pdev(self, eta, u):
         """Penalized deviance of every simulation."""
-        ll = self._sum_rows(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt))
-        return 2 * (self.sat - ll) + np.bincount(self.gsim, weights=u * u, minlength=self.S)
+        return self._pdev(self._eval(eta)[3], u)
 
     def pirls(self, theta, beta, lp0, tol=1e-7, maxit=100):
         """lme4's pwrssUpdate replayed for every simulation (see GLMM.pirls_lme4).
 
-        Returns u (G,), eta (n,), L (G,) and a per-simulation failure flag.
+        Returns u (G,), eta (n,), L (G,), the per-simulation log-likelihood at eta and
+        a per-simulation failure flag.
         """
-        fam = self.fam
         th_g = theta[self.gsim]
         th_r = theta[self.rsim]
         fixed = np.einsum("ij,ij->i", self.X, beta[self.rsim]) + self.offset
         eta = self.offset + lp0
-        mu = fam.linkinv(eta)
+        mu, me, w, _ = self._eval(eta)
         old = np.full(self.S, np.inf)
         u_old = np.zeros(self.G)
         done = np.zeros(self.S, dtype=bool)
         fail = np.zeros(self.S, dtype=bool)
-        U, ETA, LL = np.zeros(self.G), np.zeros(self.n), np.ones(self.G)
+        U, ETA, LL, LLK = np.zeros(self.G), np.zeros(self.n), np.ones(self.G), np.zeros(self.S)
         for _ in range(maxit):
-            me = fam.mu_eta(eta)
-            w = self.wt * me**2 / fam.variance(mu)
             L = np.sqrt(1.0 + th_g**2 * self._sum_groups(w))
             z = eta - fixed + (self.y - mu) / me
             u = th_g * self._sum_groups(w * z) / L**2
             eta = fixed + th_r * u[self.gcode]
-            mu = fam.linkinv(eta)
-            pd = self.pdev(eta, u)
+            mu, me, w, ll = self._eval(eta)
+            llk = self._sum_rows(ll)
+            pd = 2 * (self.sat - llk) + np.bincount(self.gsim, weights=u * u, minlength=self.S)
             with np.errstate(invalid="ignore"):
                 conv = np.abs((old - pd) / pd) < tol
             new = conv & ~done
             if new.any():
                 gm, rm = new[self.gsim], new[self.rsim]
                 U[gm], LL[gm], ETA[rm] = u[gm], L[gm], eta[rm]
+                LLK[new] = llk[new]
                 done |= new
             if done.all():
                 break
@@ -95,28 +160,25 @@ class Stacked:
                 gm, rm = (bad & ~done)[self.gsim], (bad & ~done)[self.rsim]
                 u = np.where(gm, (u_old + u) / 2, u)
                 eta = np.where(rm, fixed + th_r * u[self.gcode], eta)
-                mu = fam.linkinv(eta)
-                pd = np.where(bad, self.pdev(eta, u), pd)
+                mu, me, w, ll = self._eval(eta)
+                pd = np.where(bad, self._pdev(ll, u), pd)
                 bad = ~np.isfinite(pd) | (pd > old)
             fail |= ~done & (~np.isfinite(pd) | (pd - old > tol))
             old, u_old = pd, u
         fail |= ~done
-        return U, ETA, LL, fail
+        return U, ETA, LL, LLK, fail
 
-    def laplace(self, u, eta, L):
-        """Laplace criterion of every simulation."""
-        mu = self.fam.linkinv(eta)
-        ll = self._sum_rows(self.fam.loglik(self.y, mu, self.wt))
+    def laplace(self, u, llk, L):
+        """Laplace criterion of every simulation (``llk``: log-likelihood per simulation)."""
         return (np.bincount(self.gsim, weights=2 * np.log(L) + u * u, minlength=self.S)
-                - 2 * (self.norm + ll))
+                - 2 * (self.norm + llk))
 
     def agq(self, theta, u, eta, L, rule):
         """Adaptive Gauss-Hermite criterion of every simulation (lme4's glmerAGQ)."""
-        fam = self.fam
         th_r = theta[self.rsim]
 
         def devc(uu, ee):
-            return uu**2 + self._sum_groups(fam.dev_resid(self.y, fam.linkinv(ee), self.wt))
+            return uu**2 + 2 * (self.sat_g - self._sum_groups(self._eval(ee)[3]))
 
         devc0 = devc(u, eta)
         sd = 1.0 / L
@@ -134,8 +196,8 @@ class Stacked:
     def criterion(self, par, lp0, rule):
         """Stage-two criterion of every simulation at par (S, 1 + p)."""
         theta, beta = par[:, 0], par[:, 1:]
-        u, eta, L, fail = self.pirls(theta, beta, lp0)
-        val = self.laplace(u, eta, L) if rule is None else self.agq(theta, u, eta, L, rule)
+        u, eta, L, llk, fail = self.pirls(theta, beta, lp0)
+        val = self.laplace(u, llk, L) if rule is None else self.agq(theta, u, eta, L, rule)
         val = np.where(fail | ~np.isfinite(val), np.inf, val)
         return val
 
@@ -147,49 +209,61 @@ class Stacked:
         1e-7 and 100 iterations; lme4 stops there with "pwrssUpdate did not
         converge", e.g. under complete separation.
         """
-        eta0 = self.fam.linkfun(self.fam.mustart(self.y, self.wt))
+        if self.start is not None:
+            fine, eta0 = self.start
+            return fine.start_fails_from(eta0)
+        return self.start_fails_from(self.fam.linkfun(self.fam.mustart(self.y, self.wt)))
+
+    def start_fails_from(self, eta0):
+        """:meth:`lme4_start_fails` from the rows' starting linear predictor ``eta0``."""
         return ~self.stage0(np.ones(self.S), np.zeros((self.S, self.p)), np.zeros(self.G),
                             eta0=eta0, lme4_rule=True)
+
+    def _beta_system(self, w, z, th_g):
+        """Normal equations of beta after eliminating u group by group.
+
+        Returns M (S, p, p), r (S, p), the group sums of w X (G, p) and of w z (G,),
+        and ``D = 1 + theta^2 sum(w)`` per group.
+        """
+        S, p = self.S, self.p
+        D = 1.0 + th_g**2 * self._sum_groups(w)
+        wX = self.X * w[:, None]
+        gX = np.stack([self._sum_groups(wX[:, c]) for c in range(p)], axis=1)   # (G, p)
+        gz = self._sum_groups(w * z)
+        cg = (th_g**2 / D)[:, None] * gX
+        M = np.empty((S, p, p))
+        r = np.empty((S, p))
+        for a in range(p):
+            r[:, a] = self._sum_rows(wX[:, a] * z) - np.bincount(
+                self.gsim, weights=cg[:, a] * gz, minlength=S)
+            for b in range(a, p):
+                M[:, a, b] = M[:, b, a] = self._sum_rows(wX[:, a] * self.X[:, b]) - \
+                    np.bincount(self.gsim, weights=cg[:, a] * gX[:, b], minlength=S)
+        return M, r, gX, gz, D
 
     def stage0(self, theta, beta, u, tol=1e-12, maxit=200, eta0=None, lme4_rule=False):
         """Joint PIRLS over (u, beta) at theta for all simulations (lme4's nAGQ = 0).
 
         Returns u, beta, eta and the Laplace criterion (per simulation).
         """
-        fam, S, p = self.fam, self.S, self.p
+        S = self.S
         th_g, th_r = theta[self.gsim], theta[self.rsim]
         eta = np.einsum("ij,ij->i", self.X, beta[self.rsim]) + self.offset + \
             th_r * u[self.gcode] if eta0 is None else eta0
-        pd0 = self.pdev(eta, u) if eta0 is None else np.full(S, np.inf)
+        mu, me, w, ll = self._eval(eta)
+        pd0 = self._pdev(ll, u) if eta0 is None else np.full(S, np.inf)
         if lme4_rule:
             tol, maxit = 1e-7, 100
             converged = np.zeros(S, dtype=bool)
         for _ in range(maxit):
-            mu = fam.linkinv(eta)
-            me = fam.mu_eta(eta)
-            w = self.wt * me**2 / fam.variance(mu)
             z = eta - self.offset + (self.y - mu) / me
-            # Eliminate u group by group: u_j = th (sum w (z - X b)) / D_j.
-            D = 1.0 + th_g**2 * self._sum_groups(w)
-            wX = self.X * w[:, None]
-            gX = np.stack([self._sum_groups(wX[:, c]) for c in range(p)], axis=1)   # (G, p)
-            gz = self._sum_groups(w * z)
-            c = th_g**2 / D
-            # Per-simulation normal equations of beta after eliminating u.
-            cg = c[:, None] * gX
-            M = np.empty((S, p, p))
-            r = np.empty((S, p))
-            for a in range(p):
-                r[:, a] = self._sum_rows(wX[:, a] * z) - np.bincount(
-                    self.gsim, weights=cg[:, a] * gz, minlength=S)
-                for b in range(a, p):
-                    M[:, a, b] = M[:, b, a] = self._sum_rows(wX[:, a] * self.X[:, b]) - \
-                        np.bincount(self.gsim, weights=cg[:, a] * gX[:, b], minlength=S)
+            M, r, gX, gz, D = self._beta_system(w, z, th_g)
             bnew = np.linalg.solve(M, r[..., None])[..., 0]
             unew = th_g * (gz - np.einsum("gj,gj->g", gX, bnew[self.gsim])) / D
             etanew = np.einsum("ij,ij->i", self.X, bnew[self.rsim]) + self.offset + \
                 th_r * unew[self.gcode]
-            pd1 = self.pdev(etanew, unew)
+            mu, me, w, ll = self._eval(etanew)
+            pd1 = self._pdev(ll, unew)
             # Step halving where the penalized deviance went up.
             for _k in range(10):
                 up = ~(pd1 <= pd0 + 1e-12 * np.abs(pd0))
@@ -199,7 +273,8 @@ class Stacked:
                 bnew = np.where(up[:, None], (beta + bnew) / 2, bnew)
                 etanew = np.einsum("ij,ij->i", self.X, bnew[self.rsim]) + self.offset + \
                     th_r * unew[self.gcode]
-                pd1 = np.where(up, self.pdev(etanew, unew), pd1)
+                mu, me, w, ll = self._eval(etanew)
+                pd1 = np.where(up, self._pdev(ll, unew), pd1)
             if lme4_rule:
                 with np.errstate(invalid="ignore"):
                     converged |= np.abs((pd0 - pd1) / pd1) < tol
@@ -213,11 +288,29 @@ class Stacked:
                 break
         if lme4_rule:
             return converged
-        mu = fam.linkinv(eta)
-        me = fam.mu_eta(eta)
-        w = self.wt * me**2 / fam.variance(mu)
         L = np.sqrt(1.0 + th_g**2 * self._sum_groups(w))
-        return u, beta, eta, self.laplace(u, eta, L)
+        return u, beta, eta, self.laplace(u, self._sum_rows(ll), L)
+
+
+def _start_stack(y, wt, offset, gcode, gsim, first, X, S, fam: Family):
+    """The cells of rows that share group, response and weight, and R's start there.
+
+    lme4's first PIRLS starts from R's ``mustart``, which depends on each row's
+    response and weight, so the start check needs cells finer than the fit's.
+    """
+    _, ykey = np.unique(y, return_inverse=True)
+    _, wkey = np.unique(wt, return_inverse=True)
+    nw = int(wkey.max()) + 1 if wkey.size else 1
+    key = (gcode * (int(ykey.max()) + 1 if ykey.size else 1) + ykey.ravel()) * nw + wkey.ravel()
+    uniq, cell = np.unique(key, return_inverse=True)
+    cell = cell.ravel()
+    rep = np.full(uniq.size, -1, dtype=np.int64)
+    rep[cell[::-1]] = np.arange(cell.size - 1, -1, -1)
+    g = gcode[rep]
+    W = np.bincount(cell, weights=wt, minlength=uniq.size)
+    fine = Stacked(X[first][g], y[rep], W, offset[rep], gsim[g], g, gsim, S, fam)
+    eta0 = fam.linkfun(fam.mustart(y[rep], wt[rep]))
+    return fine, eta0
 
 
 def _minimise1(f, lo, hi, golden_iters=16, newton_iters=4, h=1e-5):
