@@ -220,7 +220,7 @@ class Stacked:
                             eta0=eta0, lme4_rule=True)
 
     def _beta_system(self, w, z, th_g):
-        """Normal equations of beta after eliminating u group by group.
+        """Build the normal equations of beta after eliminating u group by group.
 
         Returns M (S, p, p), r (S, p), the group sums of w X (G, p) and of w z (G,),
         and ``D = 1 + theta^2 sum(w)`` per group.
@@ -293,7 +293,7 @@ class Stacked:
 
 
 def _start_stack(y, wt, offset, gcode, gsim, first, X, S, fam: Family):
-    """The cells of rows that share group, response and weight, and R's start there.
+    """Build the cells of rows sharing group, response and weight, and R's start there.
 
     lme4's first PIRLS starts from R's ``mustart``, which depends on each row's
     response and weight, so the start check needs cells finer than the fit's.
