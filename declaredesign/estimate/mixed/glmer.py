@@ -44,6 +44,7 @@ from .merfit import (
     full_rank,
     is_singular,
     ran_pars_table,
+    singular_rows,
     variance_components,
 )
 from .model_matrices import build_reterms, fixed_matrix, term_matrix
@@ -568,8 +569,11 @@ def _fast_path(batch: Batch, spec: GlmerSpec, gcol: str) -> KernelResult:
     done = res["ok"]
     declined.update(dict.fromkeys(keep[~done].tolist(),
                                   "glmer: the batched fit did not settle (boundary, Hessian)"))
+    messages = res["messages"]
+    for s in np.flatnonzero(done & singular_rows(res["theta"])):
+        messages[s] = "; ".join(filter(None, [messages[s], SINGULAR_MESSAGE]))
     tidy = _rows(keep[done], names, res["beta"][done], res["vcov"][done], spec,
-                 res["messages"][done])
+                 messages[done])
     return KernelResult(tidy, declined)
 
 

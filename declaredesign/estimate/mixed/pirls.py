@@ -31,7 +31,7 @@ from .derivatives import deriv12
 from .families import Family
 from .pls import PLS
 
-__all__ = ["GLMM", "gh_rule", "conv_messages", "stage1_scalar", "THETA_GRID"]
+__all__ = ["GLMM", "gh_rule", "conv_messages", "stage1_scalar", "THETA_GRID", "BOUNDARY_THETA"]
 
 
 def gh_rule(n: int) -> np.ndarray:
@@ -139,6 +139,10 @@ def _solve_normal(A, w, pen, rhs):
 
 
 THETA_GRID = np.array([0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
+
+#: A scalar random effect whose optimiser stops below this theta is fitted on the
+#: boundary (theta = 0), where the criterion's minimum is in theta.
+BOUNDARY_THETA = 1e-3
 
 
 def stage1_scalar(f) -> float:
@@ -551,10 +555,36 @@ class GLMM:
         r = so.minimize(fn, start, method="L-BFGS-B", bounds=bounds2,
                         options=dict(ftol=1e-12, gtol=1e-7, maxiter=2000, eps=1e-7))
         par = np.where(np.isfinite(lo2), np.maximum(r.x, lo2), r.x)
+        if self._scalar1 and par[0] < BOUNDARY_THETA:
+            boundary = self._boundary_fit(fn, float(r.fun))
+            if boundary is not None:
+                return boundary
         par, val, H, g = self._newton(fn, par, lo2)
         if not np.isfinite(val):
             raise EstimationError("glmer: the optimiser found no finite deviance.")
         return par, val, H, g
+
+    def _boundary_fit(self, fn, val):
+        """The fit on the boundary, theta = 0, for one scalar random effect.
+
+        The optimiser stops near theta = 0 only to its tolerance, and its beta with
+        it; at theta = 0 the criterion is the GLM's deviance, so beta is the GLM fit
+        (the joint PIRLS at theta = 0, to 1e-12). Kept when its criterion is not above
+        the optimiser's; the derivatives are deriv12's there, as lme4 takes them on a
+        boundary (one step outside the bound, where the criterion is even in theta).
+        Returns ``(par, f, H, g)`` or None.
+        """
+        self.u = np.zeros(self.q)
+        try:
+            _, beta, _ = self.pirls_ub(np.zeros(1))
+        except (EstimationError, np.linalg.LinAlgError, ValueError):
+            return None
+        par = np.r_[0.0, beta]
+        f = fn(par)
+        if not f <= val + 1e-9 * abs(val):
+            return None
+        g, H = deriv12(fn, par, f)
+        return par, f, H, g
 
     def _fit_nagq0(self, theta_exact):
         """lme4's nAGQ = 0 fit: its criterion replayed from lme4's starting state.

@@ -434,6 +434,11 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
         fin = small | worse
         active[idx] = ~fin & ok[idx]
     ok &= ~active          # no convergence in 30 Newton steps
+    # Theta reached 0 (in stage one, or on the way in stage two): the fit on the
+    # boundary, as the general path's (GLMM._boundary_fit), where that is a minimum.
+    low = ~ok & ~start_fails & ~active & np.isfinite(fx) & (par[:, 0] < 1e-4)
+    if low.any():
+        _boundary(st, low, lp0, rule, par, fx, Hf, Gf, ok)
     V = np.full((S, p, p), np.nan)
     with np.errstate(invalid="ignore"):
         good = ok & np.all(np.isfinite(Hf), axis=(1, 2))
@@ -447,6 +452,30 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
     ok &= good
     return dict(beta=par[:, 1:], theta=par[:, 0], vcov=V, crit=fx, ok=ok,
                 messages=_conv_messages(Gf, Hf, ok))
+
+
+def _boundary(st: Stacked, low, lp0, rule, par, fx, Hf, Gf, ok) -> None:
+    """Fit the simulations flagged ``low`` at theta = 0 (in place).
+
+    beta is the GLM fit (the joint PIRLS at theta = 0), the derivatives deriv12's
+    there; a simulation is settled when that Hessian is positive definite, i.e.
+    theta = 0 is a minimum.
+    """
+    sub = st.subset(low)
+    lp_sub = lp0[low[st.rsim]]
+    _, beta, _, _ = sub.stage0(np.zeros(sub.S), par[low, 1:], np.zeros(sub.G))
+    pb = np.column_stack([np.zeros(sub.S), beta])
+
+    def fs(x):
+        return sub.criterion(x, lp_sub, rule)
+
+    fb = fs(pb)
+    g, H = deriv12_batched(fs, pb, fb)
+    with np.errstate(invalid="ignore"):
+        fin = np.isfinite(fb) & np.all(np.isfinite(H), axis=(1, 2))
+        ev = np.linalg.eigvalsh(np.where(fin[:, None, None], H, np.eye(H.shape[1])))
+    par[low], fx[low], Hf[low], Gf[low] = pb, fb, H, g
+    ok[low] = fin & (ev[:, 0] > 0)
 
 
 def _conv_messages(G, H, ok):
