@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .derivatives import deriv12_batched
 from .families import Family
 from .pirls import THETA_GRID, conv_messages, gh_rule
 
-__all__ = ["Stacked", "ri_glmer_fit"]
+__all__ = ["Stacked", "ri_glmer_fit", "deriv12_groups"]
 
 
 class Stacked:
@@ -122,8 +121,8 @@ class Stacked:
     def pirls(self, theta, beta, lp0, tol=1e-7, maxit=100):
         """lme4's pwrssUpdate replayed for every simulation (see GLMM.pirls_lme4).
 
-        Returns u (G,), eta (n,), L (G,), the per-simulation log-likelihood at eta and
-        a per-simulation failure flag.
+        Returns u (G,), eta (n,), L (G,), the rows' log-likelihood at eta and a
+        per-simulation failure flag.
         """
         th_g = theta[self.gsim]
         th_r = theta[self.rsim]
@@ -134,7 +133,7 @@ class Stacked:
         u_old = np.zeros(self.G)
         done = np.zeros(self.S, dtype=bool)
         fail = np.zeros(self.S, dtype=bool)
-        U, ETA, LL, LLK = np.zeros(self.G), np.zeros(self.n), np.ones(self.G), np.zeros(self.S)
+        U, ETA, LL, LLC = np.zeros(self.G), np.zeros(self.n), np.ones(self.G), np.zeros(self.n)
         for _ in range(maxit):
             L = np.sqrt(1.0 + th_g**2 * self._sum_groups(w))
             z = eta - fixed + (self.y - mu) / me
@@ -148,8 +147,7 @@ class Stacked:
             new = conv & ~done
             if new.any():
                 gm, rm = new[self.gsim], new[self.rsim]
-                U[gm], LL[gm], ETA[rm] = u[gm], L[gm], eta[rm]
-                LLK[new] = llk[new]
+                U[gm], LL[gm], ETA[rm], LLC[rm] = u[gm], L[gm], eta[rm], ll[rm]
                 done |= new
             if done.all():
                 break
@@ -166,15 +164,22 @@ class Stacked:
             fail |= ~done & (~np.isfinite(pd) | (pd - old > tol))
             old, u_old = pd, u
         fail |= ~done
-        return U, ETA, LL, LLK, fail
+        return U, ETA, LL, LLC, fail
 
     def laplace(self, u, llk, L):
         """Laplace criterion of every simulation (``llk``: log-likelihood per simulation)."""
         return (np.bincount(self.gsim, weights=2 * np.log(L) + u * u, minlength=self.S)
                 - 2 * (self.norm + llk))
 
-    def agq(self, theta, u, eta, L, rule):
-        """Adaptive Gauss-Hermite criterion of every simulation (lme4's glmerAGQ)."""
+    def laplace_groups(self, u, ll, L):
+        """Return the Laplace criterion's summands per group (``ll``: rows' log-likelihood).
+
+        Their sum per simulation, less ``2 norm``, is :meth:`laplace`.
+        """
+        return 2 * np.log(L) + u * u - 2 * self._sum_groups(ll)
+
+    def agq_groups(self, theta, u, eta, L, rule):
+        """Return the adaptive Gauss-Hermite criterion's summands per group (glmerAGQ)."""
         th_r = theta[self.rsim]
 
         def devc(uu, ee):
@@ -190,16 +195,31 @@ class Stacked:
             du = z * sd
             d = devc(u + du, eta + th_r * du[self.gcode])
             mult += np.exp(-0.5 * (d - devc0) - ld) * w / np.sqrt(2 * np.pi)
-        per_group = devc0 + 2 * np.log(L) - 2 * np.log(mult)
-        return np.bincount(self.gsim, weights=per_group, minlength=self.S)
+        return devc0 + 2 * np.log(L) - 2 * np.log(mult)
+
+    def criterion_groups(self, par, lp0, rule):
+        """Stage-two criterion's summands per group at par (S, 1 + p); inf where it fails.
+
+        The criterion of a simulation is the sum over its groups less ``2 norm`` for
+        the Laplace criterion (:meth:`criterion`); deriv12 differences the summands
+        (:func:`deriv12_groups`).
+        """
+        theta, beta = par[:, 0], par[:, 1:]
+        u, eta, L, ll, fail = self.pirls(theta, beta, lp0)
+        val = self.laplace_groups(u, ll, L) if rule is None else \
+            self.agq_groups(theta, u, eta, L, rule)
+        return np.where(fail[self.gsim] | ~np.isfinite(val), np.inf, val)
+
+    def total(self, groups, rule):
+        """Sum the summands per group into a criterion per simulation."""
+        val = np.bincount(self.gsim, weights=groups, minlength=self.S)
+        if rule is None:
+            val = val - 2 * self.norm
+        return np.where(np.isfinite(val), val, np.inf)
 
     def criterion(self, par, lp0, rule):
         """Stage-two criterion of every simulation at par (S, 1 + p)."""
-        theta, beta = par[:, 0], par[:, 1:]
-        u, eta, L, llk, fail = self.pirls(theta, beta, lp0)
-        val = self.laplace(u, llk, L) if rule is None else self.agq(theta, u, eta, L, rule)
-        val = np.where(fail | ~np.isfinite(val), np.inf, val)
-        return val
+        return self.total(self.criterion_groups(par, lp0, rule), rule)
 
     # ------------------------------------------------------------ stage one
     def lme4_start_fails(self) -> np.ndarray:
@@ -400,8 +420,11 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
         def fs(x, sub=sub, lp_sub=lp_sub):
             return sub.criterion(x, lp_sub, rule)
 
+        def fg(x, sub=sub, lp_sub=lp_sub):
+            return sub.criterion_groups(x, lp_sub, rule)
+
         pa, fa = par[idx], fx[idx]
-        g, Hn = deriv12_batched(fs, pa, fa)
+        g, Hn = deriv12_groups(fg, pa, sub.gsim)
         Hf[idx], Gf[idx] = Hn, g
         with np.errstate(invalid="ignore"):
             try:
@@ -434,11 +457,8 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
         fin = small | worse
         active[idx] = ~fin & ok[idx]
     ok &= ~active          # no convergence in 30 Newton steps
-    # Theta reached 0 (in stage one, or on the way in stage two): the fit on the
-    # boundary, as the general path's (GLMM._boundary_fit), where that is a minimum.
-    low = ~ok & ~start_fails & ~active & np.isfinite(fx) & (par[:, 0] < 1e-4)
-    if low.any():
-        _boundary(st, low, lp0, rule, par, fx, Hf, Gf, ok)
+    # Theta reached 0 (in stage one, or on the way in stage two): boundary fits are
+    # left to the general path, whose deriv12 there this one reproduces only to ~1e-8.
     V = np.full((S, p, p), np.nan)
     with np.errstate(invalid="ignore"):
         good = ok & np.all(np.isfinite(Hf), axis=(1, 2))
@@ -454,28 +474,39 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
                 messages=_conv_messages(Gf, Hf, ok))
 
 
-def _boundary(st: Stacked, low, lp0, rule, par, fx, Hf, Gf, ok) -> None:
-    """Fit the simulations flagged ``low`` at theta = 0 (in place).
+def deriv12_groups(fg, x, gsim, delta=1e-4, f0=None):
+    """lme4's deriv12 for every row of x (S, k) from the criteria's summands per group.
 
-    beta is the GLM fit (the joint PIRLS at theta = 0), the derivatives deriv12's
-    there; a simulation is settled when that Hessian is positive definite, i.e.
-    theta = 0 is a minimum.
+    ``fg(x)`` returns (G,) summands, ``gsim`` each one's simulation. The central
+    differences are taken summand by summand and summed per simulation: the same
+    numbers as differencing the criteria, without their rounding (criteria of
+    ~1e3 whose differences, ~1e-8, carry the Hessian).
     """
-    sub = st.subset(low)
-    lp_sub = lp0[low[st.rsim]]
-    _, beta, _, _ = sub.stage0(np.zeros(sub.S), par[low, 1:], np.zeros(sub.G))
-    pb = np.column_stack([np.zeros(sub.S), beta])
+    S, k = x.shape
+    f0 = fg(x) if f0 is None else f0
 
-    def fs(x):
-        return sub.criterion(x, lp_sub, rule)
+    def at(di, i, dj=0.0, j=0):
+        t = x.copy()
+        t[:, i] += di
+        t[:, j] += dj
+        return fg(t)
 
-    fb = fs(pb)
-    g, H = deriv12_batched(fs, pb, fb)
+    def sums(v):
+        with np.errstate(invalid="ignore"):
+            return np.bincount(gsim, weights=v, minlength=S)
+
+    H = np.empty((S, k, k))
+    g = np.empty((S, k))
     with np.errstate(invalid="ignore"):
-        fin = np.isfinite(fb) & np.all(np.isfinite(H), axis=(1, 2))
-        ev = np.linalg.eigvalsh(np.where(fin[:, None, None], H, np.eye(H.shape[1])))
-    par[low], fx[low], Hf[low], Gf[low] = pb, fb, H, g
-    ok[low] = fin & (ev[:, 0] > 0)
+        for j in range(k):
+            fa, fs = at(delta, j), at(-delta, j)
+            H[:, j, j] = sums(fa - 2 * f0 + fs) / delta**2
+            g[:, j] = sums(fa - fs) / (2 * delta)
+            for i in range(j):
+                v = (at(delta, i, delta, j) - at(delta, i, -delta, j)
+                     - at(-delta, i, delta, j) + at(-delta, i, -delta, j))
+                H[:, i, j] = H[:, j, i] = sums(v) / (4 * delta**2)
+    return g, H
 
 
 def _conv_messages(G, H, ok):
