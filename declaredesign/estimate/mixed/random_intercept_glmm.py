@@ -55,6 +55,7 @@ class Stacked:
         self.rsim, self.gcode, self.gsim, self.S, self.fam = rsim, gcode, gsim, S, fam
         self.G = gsim.size
         self.n, self.p = X.shape
+        self.cells_are_groups = self.n == self.G and bool(np.all(gcode == np.arange(self.G)))
         # Terms free of mu, summed once: the hot loop needs only loglik(mu).
         if sat_g is None:
             sat_g = self._sum_groups(fam.loglik_saturated(y, wt))
@@ -104,6 +105,8 @@ class Stacked:
         return np.bincount(self.rsim, weights=v, minlength=self.S)
 
     def _sum_groups(self, v):
+        if self.cells_are_groups:
+            return v
         return np.bincount(self.gcode, weights=v, minlength=self.G)
 
     def _eval(self, eta):
@@ -333,12 +336,41 @@ def _start_stack(y, wt, offset, gcode, gsim, first, X, S, fam: Family):
     return fine, eta0
 
 
-def _minimise1(f, lo, hi, golden_iters=16, newton_iters=4, h=1e-5):
+def _grid(st: Stacked, state: dict) -> np.ndarray:
+    """Stage-one criterion on THETA_GRID (S, m), warm-started point after point.
+
+    A simulation leaves the grid once its criterion has risen at two grid points
+    past its smallest value (the later points, never its minimum, stay inf), so
+    the large thetas, whose PIRLS is the slowest, are evaluated only where the
+    minimum may lie there.
+    """
+    S, m = st.S, THETA_GRID.size
+    vals = np.full((S, m), np.inf)
+    active = np.ones(S, dtype=bool)
+    for k, t in enumerate(THETA_GRID):
+        if active.all():
+            uu, bb, _, v = st.stage0(np.full(S, t), state["beta"], state["u"])
+            state["u"], state["beta"] = uu, bb
+        else:
+            sub = st.subset(active)
+            gm = active[st.gsim]
+            uu, bb, _, v = sub.stage0(np.full(sub.S, t), state["beta"][active], state["u"][gm])
+            state["u"][gm], state["beta"][active] = uu, bb
+        vals[active, k] = np.where(np.isfinite(v), v, np.inf)
+        if k >= 2:
+            best = np.argmin(vals[:, :k + 1], axis=1)
+            active &= ~((k - best >= 2) & (vals[:, k] >= vals[:, k - 1]))
+        if not active.any():
+            break
+    return vals
+
+
+def _minimise1(f, lo, hi, golden_iters=8, newton_iters=4, h=1e-5):
     """Vectorised minimisation of f (S,) -> (S,) over [lo, hi] (theta >= 0).
 
-    Golden-section search narrows each interval to ~1e-3 of its width, then
-    Newton steps on central differences locate the minimum to ~1e-10, as the
-    general path's Brent search does.
+    Golden-section search narrows each interval to ~2e-2 of its width, then
+    Newton steps on central differences locate the minimum to the precision of the
+    criterion's differences, as the general path's Brent search does.
     """
     g = (np.sqrt(5) - 1) / 2
     a, b = lo.astype(float).copy(), hi.astype(float).copy()
@@ -385,7 +417,7 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
         state["u"], state["beta"] = uu, bb
         return np.where(np.isfinite(val), val, np.inf)
 
-    grid_vals = np.stack([f0(np.full(S, t)) for t in THETA_GRID], axis=1)       # (S, m)
+    grid_vals = _grid(st, state)
     i = np.argmin(grid_vals, axis=1)
     lo = THETA_GRID[np.maximum(i - 1, 0)]
     hi = THETA_GRID[np.minimum(i + 1, THETA_GRID.size - 1)]
