@@ -365,10 +365,10 @@ def _grid(st: Stacked, state: dict) -> np.ndarray:
     return vals
 
 
-def _minimise1(f, lo, hi, golden_iters=8, newton_iters=4, h=1e-5):
+def _minimise1(f, lo, hi, golden_iters=16, newton_iters=4, h=1e-5):
     """Vectorised minimisation of f (S,) -> (S,) over [lo, hi] (theta >= 0).
 
-    Golden-section search narrows each interval to ~2e-2 of its width, then
+    Golden-section search narrows each interval to ~5e-4 of its width, then
     Newton steps on central differences locate the minimum to the precision of the
     criterion's differences, as the general path's Brent search does.
     """
