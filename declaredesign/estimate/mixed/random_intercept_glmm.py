@@ -56,11 +56,12 @@ class Stacked:
         self.G = gsim.size
         self.n, self.p = X.shape
         self.cells_are_groups = self.n == self.G and bool(np.all(gcode == np.arange(self.G)))
+        self._rstart, self._gstart = _sim_starts(rsim, S), _sim_starts(gsim, S)
         # Terms free of mu, summed once: the hot loop needs only loglik(mu).
         if sat_g is None:
             sat_g = self._sum_groups(fam.loglik_saturated(y, wt))
         self.sat_g = sat_g
-        self.sat = np.bincount(gsim, weights=sat_g, minlength=S) if sat is None else sat
+        self.sat = self._sum_gsims(sat_g) if sat is None else sat
         self.norm = self._sum_rows(fam.log_norm(y, wt)) if norm is None else norm
         self.start = None        # the finer stack lme4's start check runs on, if any
 
@@ -102,7 +103,15 @@ class Stacked:
                        self.sat[keep], self.norm[keep], self.sat_g[gm])
 
     def _sum_rows(self, v):
+        if self._rstart is not None:
+            return np.add.reduceat(v, self._rstart, axis=0)
         return np.bincount(self.rsim, weights=v, minlength=self.S)
+
+    def _sum_gsims(self, v):
+        """Sum a per-group array per simulation."""
+        if self._gstart is not None:
+            return np.add.reduceat(v, self._gstart, axis=0)
+        return np.bincount(self.gsim, weights=v, minlength=self.S)
 
     def _sum_groups(self, v):
         if self.cells_are_groups:
@@ -114,8 +123,7 @@ class Stacked:
 
     def _pdev(self, ll, u):
         """Penalized deviance of every simulation from the rows' log-likelihood at mu."""
-        return 2 * (self.sat - self._sum_rows(ll)) + \
-            np.bincount(self.gsim, weights=u * u, minlength=self.S)
+        return 2 * (self.sat - self._sum_rows(ll)) + self._sum_gsims(u * u)
 
     def pdev(self, eta, u):
         """Penalized deviance of every simulation."""
@@ -144,7 +152,7 @@ class Stacked:
             eta = fixed + th_r * u[self.gcode]
             mu, me, w, ll = self._eval(eta)
             llk = self._sum_rows(ll)
-            pd = 2 * (self.sat - llk) + np.bincount(self.gsim, weights=u * u, minlength=self.S)
+            pd = 2 * (self.sat - llk) + self._sum_gsims(u * u)
             with np.errstate(invalid="ignore"):
                 conv = np.abs((old - pd) / pd) < tol
             new = conv & ~done
@@ -171,8 +179,7 @@ class Stacked:
 
     def laplace(self, u, llk, L):
         """Laplace criterion of every simulation (``llk``: log-likelihood per simulation)."""
-        return (np.bincount(self.gsim, weights=2 * np.log(L) + u * u, minlength=self.S)
-                - 2 * (self.norm + llk))
+        return self._sum_gsims(2 * np.log(L) + u * u) - 2 * (self.norm + llk)
 
     def laplace_groups(self, u, ll, L):
         """Return the Laplace criterion's summands per group (``ll``: rows' log-likelihood).
@@ -215,7 +222,8 @@ class Stacked:
 
     def total(self, groups, rule):
         """Sum the summands per group into a criterion per simulation."""
-        val = np.bincount(self.gsim, weights=groups, minlength=self.S)
+        with np.errstate(invalid="ignore"):
+            val = self._sum_gsims(groups)
         if rule is None:
             val = val - 2 * self.norm
         return np.where(np.isfinite(val), val, np.inf)
@@ -250,6 +258,14 @@ class Stacked:
         """
         S, p = self.S, self.p
         D = 1.0 + th_g**2 * self._sum_groups(w)
+        if self.cells_are_groups and self._rstart is not None:
+            # u eliminated in closed form: the weights become w / D
+            q = w / D
+            Xq = self.X * q[:, None]
+            M = np.add.reduceat((Xq[:, :, None] * self.X[:, None, :]).reshape(-1, p * p),
+                                self._rstart, axis=0).reshape(S, p, p)
+            r = np.add.reduceat(Xq * z[:, None], self._rstart, axis=0)
+            return M, r, w[:, None] * self.X, w * z, D
         wX = self.X * w[:, None]
         gX = np.stack([self._sum_groups(wX[:, c]) for c in range(p)], axis=1)   # (G, p)
         gz = self._sum_groups(w * z)
@@ -334,6 +350,14 @@ def _start_stack(y, wt, offset, gcode, gsim, first, X, S, fam: Family):
     fine = Stacked(X[first][g], y[rep], W, offset[rep], gsim[g], g, gsim, S, fam)
     eta0 = fam.linkfun(fam.mustart(y[rep], wt[rep]))
     return fine, eta0
+
+
+def _sim_starts(sim: np.ndarray, S: int):
+    """Where each simulation's rows start, if rows are in simulation order and none is empty."""
+    if sim.size == 0 or np.any(sim[1:] < sim[:-1]):
+        return None
+    st = np.searchsorted(sim, np.arange(S))
+    return st if np.all(np.diff(np.r_[st, sim.size]) > 0) else None
 
 
 def _grid(st: Stacked, state: dict) -> np.ndarray:
