@@ -419,7 +419,8 @@ def fit_glmer(spec: GlmerSpec, data: pd.DataFrame) -> GlmerFit:
     if nAGQ > 1 and not (len(re.terms) == 1 and re.terms[0].k == 1):
         raise EstimationError("glmer: nAGQ > 1 is only available for models with a single, "
                               "scalar random-effects term.")
-    m = GLMM(X, y, wt, offset, re, spec.family)
+    m = GLMM(X, y, wt, offset, re, spec.family, stack=_one_stack(X, y, wt, offset, re,
+                                                                  spec.family, nAGQ))
     par, crit, H, g = m.fit(nAGQ)
     if H is not None and n <= 10000:
         # lme4's convergence checks (checkConv) on the final derivatives
@@ -430,6 +431,21 @@ def fit_glmer(spec: GlmerSpec, data: pd.DataFrame) -> GlmerFit:
     fit.dropped = dropped
     fit.conf_level = spec.conf_level
     return fit
+
+
+def _one_stack(X, y, wt, offset, re, fam: Family, nAGQ: int) -> Stacked | None:
+    """One random intercept ``(1 | g)``: the dataset as the batched path stacks it.
+
+    The general fit then evaluates its stage-two criterion with the batched path's
+    code, so both take deriv12's Hessian from the same numbers (to rounding).
+    """
+    if nAGQ < 1 or len(re.terms) != 1 or re.terms[0].k != 1 or \
+            not np.all(re.terms[0].Xi == 1):
+        return None
+    t = re.terms[0]
+    n = y.size
+    return Stacked.from_rows(X, y, wt, offset, np.zeros(n, dtype=np.int64),
+                             t.codes.astype(np.int64), np.zeros(t.nl, dtype=np.int64), 1, fam)
 
 
 def _vcov(m: GLMM, par, H, nAGQ):

@@ -248,8 +248,12 @@ class GLMM:
     fam : Family
     """
 
-    def __init__(self, X, y, wt, offset, re, fam: Family):
+    def __init__(self, X, y, wt, offset, re, fam: Family, stack=None):
         self.X, self.y, self.wt, self.offset, self.re, self.fam = X, y, wt, offset, re, fam
+        # One random intercept: the stage-two criterion is evaluated by the batched
+        # path's code on this one-simulation stack (a random_intercept_glmm.Stacked),
+        # so that both paths take deriv12's differences of the same numbers.
+        self.stack = stack
         self.n, self.p = X.shape
         self.q = re.q
         self._pls = PLS(X, y, re, False)   # only for its sparse Z Lambda layout
@@ -536,6 +540,13 @@ class GLMM:
 
     def dev0(self, theta):
         """Stage-one criterion of theta (beta inside PIRLS)."""
+        if self.stack is not None:
+            theta = np.asarray(theta, dtype=float).reshape(1)
+            u, beta, _, val = self.stack.stage0(theta, self.beta[None, :], self.u)
+            if not (np.isfinite(val[0]) and np.all(np.isfinite(beta))):
+                return np.inf
+            self.u, self.beta = u, beta[0]
+            return float(val[0])
         try:
             u, beta, eta = self.pirls_ub(np.asarray(theta, dtype=float))
         except (EstimationError, np.linalg.LinAlgError, ValueError):
@@ -547,6 +558,9 @@ class GLMM:
 
     def dev(self, par, rule=None):
         """Stage-two criterion of (theta, beta): Laplace, or AGQ with ``rule``."""
+        if self.stack is not None:
+            val = self.stack.criterion(par[None, :], self.lp0[self.stack.cell_rows], rule)[0]
+            return float(val) if np.isfinite(val) else np.inf
         nt = self.re.theta0.size
         theta, beta = par[:nt], par[nt:]
         try:
@@ -559,6 +573,9 @@ class GLMM:
 
     def dev_parts(self, par, rule=None):
         """:meth:`dev`'s summands (see :meth:`laplace_parts`); all inf where it fails."""
+        if self.stack is not None:
+            return self.stack.criterion_groups(par[None, :], self.lp0[self.stack.cell_rows],
+                                               rule)
         nt = self.re.theta0.size
         theta, beta = par[:nt], par[nt:]
         try:
@@ -641,14 +658,21 @@ class GLMM:
         Returns ``(par, f, H, g)`` or None.
         """
         self.u = np.zeros(self.q)
-        try:
-            _, beta, _ = self.pirls_ub(np.zeros(1))
-        except (EstimationError, np.linalg.LinAlgError, ValueError):
-            return None
+        if self.stack is not None:
+            # the batched path's joint PIRLS, as its boundary fits take it
+            st = self.stack
+            beta = st.stage0(np.zeros(1), self.beta[None, :], np.zeros(st.G))[1][0]
+            if not np.all(np.isfinite(beta)):
+                return None
+        else:
+            try:
+                _, beta, _ = self.pirls_ub(np.zeros(1))
+            except (EstimationError, np.linalg.LinAlgError, ValueError):
+                return None
         par = np.r_[0.0, beta]
         # Stage one ends on the boundary too (as lme4's does, at theta = 0 exactly):
         # the stage-two PIRLS starts from the GLM's linear predictor.
-        lp0, self.lp0 = self.lp0, self.X @ beta
+        lp0, self.lp0 = self.lp0, np.einsum("ij,j->i", self.X, beta)
         f = fn(par)
         if not f <= val + 1e-9 * abs(val):
             self.lp0 = lp0

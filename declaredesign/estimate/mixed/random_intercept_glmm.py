@@ -64,6 +64,7 @@ class Stacked:
         self.sat = self._sum_gsims(sat_g) if sat is None else sat
         self.norm = self._sum_rows(fam.log_norm(y, wt)) if norm is None else norm
         self.start = None        # the finer stack lme4's start check runs on, if any
+        self.cell_rows = np.arange(self.n)   # a row of each cell (from_rows)
 
     @classmethod
     def from_rows(cls, X, y, wt, offset, sim, gcode, gsim, S, fam: Family) -> Stacked:
@@ -91,6 +92,7 @@ class Stacked:
         st = cls(X[first], ybar, W, offset[first], gsim, np.arange(G), gsim, S, fam,
                  sat, norm, sat_g)
         st.start = _start_stack(y, wt, offset, gcode, gsim, first, X, S, fam)
+        st.cell_rows = first
         return st
 
     def subset(self, keep: np.ndarray) -> Stacked:
@@ -514,7 +516,9 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
         active[idx] = ~fin & ok[idx]
     ok &= ~active          # no convergence in 30 Newton steps
     # Theta reached 0 (in stage one, or on the way in stage two): boundary fits are
-    # left to the general path, whose deriv12 there this one reproduces only to ~1e-8.
+    # left to the general path (GLMM._boundary_fit). The same steps here give its
+    # numbers only to ~1e-8: deriv12's differences of the criterion at points 1e-16
+    # apart differ by the rounding of the log-likelihood (~1e-15) over delta^2 = 1e-8.
     V = np.full((S, p, p), np.nan)
     with np.errstate(invalid="ignore"):
         good = ok & np.all(np.isfinite(Hf), axis=(1, 2))
