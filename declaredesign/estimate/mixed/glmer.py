@@ -583,8 +583,8 @@ def _fast_path(batch: Batch, spec: GlmerSpec, gcol: str) -> KernelResult:
     with np.errstate(all="ignore"):
         res = ri_glmer_fit(st, spec.nAGQ)
     done = res["ok"]
-    declined.update(dict.fromkeys(keep[~done].tolist(),
-                                  "glmer: the batched fit did not settle (boundary, Hessian)"))
+    declined.update({int(keep[k]): f"glmer: the batched fit declines it ({res['reasons'][k]})"
+                     for k in np.flatnonzero(~done)})
     messages = res["messages"]
     for s in np.flatnonzero(done & singular_rows(res["theta"])):
         messages[s] = "; ".join(filter(None, [messages[s], SINGULAR_MESSAGE]))

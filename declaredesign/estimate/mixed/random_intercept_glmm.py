@@ -531,7 +531,19 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
             V = np.where(good[:, None, None], Vg, np.nan)
     ok &= good
     return dict(beta=par[:, 1:], theta=par[:, 0], vcov=V, crit=fx, ok=ok,
-                messages=_conv_messages(Gf, Hf, ok))
+                messages=_conv_messages(Gf, Hf, ok),
+                reasons=_reasons(ok, start_fails, par[:, 0], fx, active))
+
+
+def _reasons(ok, start_fails, theta, fx, active) -> np.ndarray:
+    """Why each simulation the batched fit declines goes to the general path."""
+    out = np.full(ok.size, None, dtype=object)
+    out[~ok] = "the Hessian at the optimum is not positive definite"
+    out[~ok & active] = "no convergence in 30 Newton steps"
+    out[~ok & (theta < 1e-4)] = "theta on the boundary (a singular fit)"
+    out[~ok & ~np.isfinite(fx)] = "no finite criterion"
+    out[start_fails] = "lme4's first PIRLS does not converge"
+    return out
 
 
 def deriv12_groups(fg, x, gsim, delta=1e-4, f0=None):
