@@ -493,7 +493,7 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
         Hs = np.where(pos[:, None, None], Hn, np.eye(p + 1))
         step = -np.linalg.solve(Hs, np.where(pos[:, None], g, 0.0)[..., None])[..., 0]
         step = np.where(pos[:, None], step, 0.0)
-        small = np.max(np.abs(step) / np.maximum(np.abs(pa), 1e-2), axis=1) < 1e-8
+        small = np.max(np.abs(step) / np.maximum(np.abs(pa), 1e-2), axis=1) < 1e-6
         # step halving until the criterion does not go up
         fac = np.ones(idx.size)
         new = pa + step
@@ -510,8 +510,12 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
         par[idx] = np.where(accept[:, None], new, pa)
         fx[idx] = np.where(accept, fnew, fa)
         ok[idx] &= pos & (par[idx, 0] >= 1e-4)
-        # Converged: a tiny full step (its Hessian, taken 1e-8 away, is the final
-        # one to deriv12's precision) or no further decrease possible.
+        # Converged: a full step below 1e-6 (relative) lands within ~1e-12 of the
+        # optimum, and the Hessian just taken is kept, the gradient moved by H step,
+        # as the general path's Newton does (GLMM._newton_from_start); or no further
+        # decrease possible.
+        moved = small & accept
+        Gf[idx[moved]] += np.einsum("sij,sj->si", Hn[moved], (new - pa)[moved])
         fin = small | worse
         active[idx] = ~fin & ok[idx]
     ok &= ~active          # no convergence in 30 Newton steps
