@@ -82,12 +82,16 @@ class Family:
         if self.link == "logit":
             with np.errstate(over="ignore"):
                 e = np.exp(-np.abs(eta))
-            d = 1.0 + e
-            r = 1.0 / d
+            r = 1.0 / (1.0 + e)
             mu = np.where(eta >= 0, r, e * r)
-            np.clip(mu, _EPS, 1 - _EPS, out=mu)
-            me = np.maximum(e * r * r, _EPS)
+            me = e * r * r
             lp = np.log1p(e)
+            if eta.size and np.max(np.abs(eta)) < 30:
+                # No clipping anywhere: log mu = -lp - max(-eta, 0) and the weights
+                # are mu_eta (mu_eta = variance for the canonical link).
+                return mu, me, wt * me, wt * (y * eta - np.maximum(eta, 0.0) - lp)
+            np.clip(mu, _EPS, 1 - _EPS, out=mu)
+            np.maximum(me, _EPS, out=me)
             # log mu and log(1 - mu) from one log1p, floored where mu is clipped
             log_mu = np.maximum(-lp - np.maximum(-eta, 0.0), _LOG_EPS)
             log_1mu = np.maximum(-lp - np.maximum(eta, 0.0), _LOG_EPS)
