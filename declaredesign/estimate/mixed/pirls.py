@@ -659,20 +659,22 @@ class GLMM:
         """
         self.u = np.zeros(self.q)
         if self.stack is not None:
-            # the batched path's joint PIRLS, as its boundary fits take it
+            # the batched path's GLM fit and linear predictor, the same numbers
             st = self.stack
-            beta = st.stage0(np.zeros(1), self.beta[None, :], np.zeros(st.G))[1][0]
+            beta = st.glm_fit()[0]
             if not np.all(np.isfinite(beta)):
                 return None
+            lp0 = st.linear(beta[None, :])[st.row_cells]
         else:
             try:
                 _, beta, _ = self.pirls_ub(np.zeros(1))
             except (EstimationError, np.linalg.LinAlgError, ValueError):
                 return None
+            lp0 = self.X @ beta
         par = np.r_[0.0, beta]
         # Stage one ends on the boundary too (as lme4's does, at theta = 0 exactly):
         # the stage-two PIRLS starts from the GLM's linear predictor.
-        lp0, self.lp0 = self.lp0, np.einsum("ij,j->i", self.X, beta)
+        lp0, self.lp0 = self.lp0, lp0
         f = fn(par)
         if not f <= val + 1e-9 * abs(val):
             self.lp0 = lp0

@@ -65,6 +65,7 @@ class Stacked:
         self.norm = self._sum_rows(fam.log_norm(y, wt)) if norm is None else norm
         self.start = None        # the finer stack lme4's start check runs on, if any
         self.cell_rows = np.arange(self.n)   # a row of each cell (from_rows)
+        self.row_cells = np.arange(self.n)   # each row's cell
 
     @classmethod
     def from_rows(cls, X, y, wt, offset, sim, gcode, gsim, S, fam: Family) -> Stacked:
@@ -92,7 +93,7 @@ class Stacked:
         st = cls(X[first], ybar, W, offset[first], gsim, np.arange(G), gsim, S, fam,
                  sat, norm, sat_g)
         st.start = _start_stack(y, wt, offset, gcode, gsim, first, X, S, fam)
-        st.cell_rows = first
+        st.cell_rows, st.row_cells = first, gcode
         return st
 
     def subset(self, keep: np.ndarray) -> Stacked:
@@ -103,6 +104,18 @@ class Stacked:
         return Stacked(self.X[rm], self.y[rm], self.wt[rm], self.offset[rm], pos[self.rsim[rm]],
                        gpos[self.gcode[rm]], pos[self.gsim[gm]], int(keep.sum()), self.fam,
                        self.sat[keep], self.norm[keep], self.sat_g[gm])
+
+    def linear(self, beta):
+        """``X beta`` of every cell, beta (S, p) one row per simulation."""
+        return np.einsum("ij,ij->i", self.X, beta[self.rsim])
+
+    def glm_fit(self):
+        """Fit beta at theta = 0 (the GLM) by the joint PIRLS from zero.
+
+        From the same start the iterations are the same numbers in a batch and for
+        one simulation alone, so the boundary fits of both paths agree to the bit.
+        """
+        return self.stage0(np.zeros(self.S), np.zeros((self.S, self.p)), np.zeros(self.G))[1]
 
     def _sum_rows(self, v):
         if self._rstart is not None:
@@ -295,8 +308,9 @@ class Stacked:
         pd0 = self._pdev(ll, u) if eta0 is None else np.full(S, np.inf)
         if lme4_rule:
             tol, maxit = 1e-7, 100
-            converged = np.zeros(S, dtype=bool)
+        converged = np.zeros(S, dtype=bool)
         for _ in range(maxit):
+            prev = (mu, me, w, ll)
             z = eta - self.offset + (self.y - mu) / me
             M, r, gX, gz, D = self._beta_system(w, z, th_g)
             bnew = np.linalg.solve(M, r[..., None])[..., 0]
@@ -323,9 +337,17 @@ class Stacked:
                 if converged.all():
                     break
                 continue
-            conv = np.abs(pd0 - pd1) <= tol * (np.abs(pd1) + 1e-3)
+            if converged.any():
+                # A converged simulation keeps its state, so that its numbers do not
+                # depend on the others in the batch (nor on how many there are).
+                kg, kr = converged[self.gsim], converged[self.rsim]
+                unew, etanew = np.where(kg, u, unew), np.where(kr, eta, etanew)
+                bnew, pd1 = np.where(converged[:, None], beta, bnew), np.where(converged, pd0, pd1)
+                mu, me, w, ll = (np.where(kr, a, b) for a, b in zip(prev, (mu, me, w, ll),
+                                                                      strict=True))
+            converged |= np.abs(pd0 - pd1) <= tol * (np.abs(pd1) + 1e-3)
             u, beta, eta, pd0 = unew, bnew, etanew, pd1
-            if conv.all():
+            if converged.all():
                 break
         if lme4_rule:
             return converged
@@ -519,10 +541,11 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
         fin = small | worse
         active[idx] = ~fin & ok[idx]
     ok &= ~active          # no convergence in 30 Newton steps
-    # Theta reached 0 (in stage one, or on the way in stage two): boundary fits are
-    # left to the general path (GLMM._boundary_fit). The same steps here give its
-    # numbers only to ~1e-8: deriv12's differences of the criterion at points 1e-16
-    # apart differ by the rounding of the log-likelihood (~1e-15) over delta^2 = 1e-8.
+    # Theta reached 0 (in stage one, or on the way in stage two): the fit on the
+    # boundary, as the general path's (GLMM._boundary_fit), where that is a minimum.
+    low = ~ok & ~start_fails & ~active & np.isfinite(fx) & (par[:, 0] < 1e-4)
+    if low.any():
+        _boundary(st, low, rule, par, fx, Hf, Gf, ok)
     V = np.full((S, p, p), np.nan)
     with np.errstate(invalid="ignore"):
         good = ok & np.all(np.isfinite(Hf), axis=(1, 2))
@@ -537,6 +560,34 @@ def ri_glmer_fit(st: Stacked, nAGQ: int):
     return dict(beta=par[:, 1:], theta=par[:, 0], vcov=V, crit=fx, ok=ok,
                 messages=_conv_messages(Gf, Hf, ok),
                 reasons=_reasons(ok, start_fails, par[:, 0], fx, active))
+
+
+def _boundary(st: Stacked, low, rule, par, fx, Hf, Gf, ok) -> None:
+    """Fit the simulations flagged ``low`` at theta = 0 (in place).
+
+    beta is the GLM fit (:meth:`Stacked.glm_fit`) and stage two's PIRLS starts from
+    its linear predictor, as stage one ended there; the derivatives are deriv12's.
+    A simulation is settled when that Hessian is positive definite (theta = 0 is a
+    minimum). The general path (GLMM._boundary_fit) takes the same steps with the
+    same numbers: deriv12's differences of the criterion at points even 1e-16 apart
+    would differ by the rounding of the log-likelihood (~1e-15) over delta^2 = 1e-8.
+    """
+    sub = st.subset(low)
+    beta = sub.glm_fit()
+    pb = np.column_stack([np.zeros(sub.S), beta])
+    lp_sub = sub.linear(beta)
+
+    def fg(x):
+        return sub.criterion_groups(x, lp_sub, rule)
+
+    fgb = fg(pb)
+    fb = sub.total(fgb, rule)
+    g, H = deriv12_groups(fg, pb, sub.gsim, f0=fgb)
+    with np.errstate(invalid="ignore"):
+        fin = np.isfinite(fb) & np.all(np.isfinite(H), axis=(1, 2))
+        ev = np.linalg.eigvalsh(np.where(fin[:, None, None], H, np.eye(H.shape[1])))
+    par[low], fx[low], Hf[low], Gf[low] = pb, fb, H, g
+    ok[low] = fin & (ev[:, 0] > 0)
 
 
 def _reasons(ok, start_fails, theta, fx, active) -> np.ndarray:
