@@ -9,9 +9,9 @@ general fit), :mod:`.families` and :mod:`.random_intercept_glmm` (the batched pa
 The kernel fits one random intercept ``(1 | g)`` with a numeric fixed part (offsets
 and a ``cbind`` response allowed), Laplace or adaptive Gauss-Hermite, for a whole
 batch at once; it declines every other formula, and every simulation it cannot
-settle (rank-deficient fixed effects, fewer than two groups, boundary or singular
-fits, non-positive Hessians), which the protocol's per-simulation fallback then
-fits with :func:`glmer`.
+settle (rank-deficient fixed effects, fewer than two groups, non-positive
+Hessians, no convergence), which the protocol's per-simulation fallback then fits
+with :func:`glmer`, with the reason.
 """
 
 from __future__ import annotations

@@ -2,14 +2,28 @@
 
 One random intercept ``(1 | g)``, numeric fixed part (offsets and a ``cbind``
 response allowed), Laplace or adaptive Gauss-Hermite. All datasets are fitted
-together: PIRLS runs on the stacked data with per-simulation
-parameters and per-simulation stopping (lme4's rule, replayed as in
-:class:`.pirls.GLMM`), stage one (theta, with beta inside PIRLS) is a vectorised
-grid-then-golden-section search, stage two a vectorised Newton iteration with
-lme4's ``deriv12`` derivatives, whose last Hessian gives the covariance of the
-fixed effects as lme4's ``vcov``. :func:`ri_glmer_fit` flags the datasets it cannot
-settle (boundary or singular fits, non-positive Hessians, Newton failures), which
-the caller fits one at a time by the general algorithm.
+together, without a loop over simulations:
+
+* rows are summed into cells (one per group when the fixed part and the offset are
+  constant within groups, as with a cluster-assigned treatment), every sum over rows
+  or groups is a ``reduceat`` over simulation-ordered cells, and the family's
+  quantities come from one fused evaluation (:meth:`.Family.evaluate`);
+* PIRLS runs with per-simulation parameters and per-simulation stopping (lme4's
+  rule, replayed as in :class:`.pirls.GLMM`); a simulation that has converged keeps
+  its state, so its numbers do not depend on the rest of the batch;
+* stage one (theta, with beta inside PIRLS) is a grid (left once past each
+  simulation's minimum), then golden section and Newton steps; stage two a
+  vectorised Newton iteration with lme4's ``deriv12`` derivatives, taken summand
+  by summand per group (:func:`deriv12_groups`), whose last Hessian gives the
+  covariance of the fixed effects as lme4's ``vcov``;
+* fits on the boundary (theta = 0) take the GLM's beta and deriv12 there, as the
+  general path does, with the same numbers.
+
+The general fit of one random intercept evaluates its criteria with this code on a
+one-simulation :class:`Stacked`, so both paths agree to ~1e-8 (to the bit on the
+boundary). :func:`ri_glmer_fit` flags, with a reason, the datasets it cannot settle
+(non-positive Hessians, Newton failures, lme4's start failures), which the caller
+fits one at a time by the general algorithm.
 """
 
 from __future__ import annotations
