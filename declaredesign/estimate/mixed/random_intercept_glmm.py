@@ -99,7 +99,7 @@ class Stacked:
         first = np.full(G, -1, dtype=np.int64)
         first[gcode[::-1]] = np.arange(gcode.size - 1, -1, -1)
         cols = np.column_stack([X, offset])
-        if y.size < 2 * G or not np.array_equal(cols[first][gcode], cols):
+        if not np.array_equal(cols[first][gcode], cols):
             return cls(X, y, wt, offset, sim, gcode, gsim, S, fam, sat, norm, sat_g)
         W = np.bincount(gcode, weights=wt, minlength=G)
         ybar = np.divide(np.bincount(gcode, weights=wt * y, minlength=G), W,
