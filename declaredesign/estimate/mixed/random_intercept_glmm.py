@@ -290,10 +290,14 @@ class Stacked:
         if self.cells_are_groups and self._rstart is not None:
             # u eliminated in closed form: the weights become w / D
             q = w / D
-            Xq = self.X * q[:, None]
-            M = np.add.reduceat((Xq[:, :, None] * self.X[:, None, :]).reshape(-1, p * p),
-                                self._rstart, axis=0).reshape(S, p, p)
-            r = np.add.reduceat(Xq * z[:, None], self._rstart, axis=0)
+            M = np.empty((S, p, p))
+            r = np.empty((S, p))
+            cols = [self.X[:, c] * q for c in range(p)]
+            for a in range(p):
+                r[:, a] = np.add.reduceat(cols[a] * z, self._rstart)
+                for b in range(a, p):
+                    M[:, a, b] = M[:, b, a] = np.add.reduceat(cols[a] * self.X[:, b],
+                                                              self._rstart)
             return M, r, w[:, None] * self.X, w * z, D
         wX = self.X * w[:, None]
         gX = np.stack([self._sum_groups(wX[:, c]) for c in range(p)], axis=1)   # (G, p)
