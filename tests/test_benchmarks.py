@@ -25,6 +25,7 @@ TINY = {
                 "1", "--slope-sims", "20"],
     "profile_forum.py": ["--sims", "20", "--repeat", "1", "--top", "2"],
     "glmm_datasets.py": ["--repeat", "1", "--only", "cbpp_cbind"],
+    "glmer_design.py": ["--sims", "20", "--slow-sims", "2"],
 }
 
 

@@ -9,9 +9,9 @@ general fit), :mod:`.families` and :mod:`.random_intercept_glmm` (the batched pa
 The kernel fits one random intercept ``(1 | g)`` with a numeric fixed part (offsets
 and a ``cbind`` response allowed), Laplace or adaptive Gauss-Hermite, for a whole
 batch at once; it declines every other formula, and every simulation it cannot
-settle (rank-deficient fixed effects, fewer than two groups, boundary or singular
-fits, non-positive Hessians), which the protocol's per-simulation fallback then
-fits with :func:`glmer`.
+settle (rank-deficient fixed effects, fewer than two groups, non-positive
+Hessians, no convergence), which the protocol's per-simulation fallback then fits
+with :func:`glmer`, with the reason.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from .merfit import (
     full_rank,
     is_singular,
     ran_pars_table,
+    singular_rows,
     variance_components,
 )
 from .model_matrices import build_reterms, fixed_matrix, term_matrix
@@ -418,7 +419,8 @@ def fit_glmer(spec: GlmerSpec, data: pd.DataFrame) -> GlmerFit:
     if nAGQ > 1 and not (len(re.terms) == 1 and re.terms[0].k == 1):
         raise EstimationError("glmer: nAGQ > 1 is only available for models with a single, "
                               "scalar random-effects term.")
-    m = GLMM(X, y, wt, offset, re, spec.family)
+    m = GLMM(X, y, wt, offset, re, spec.family, stack=_one_stack(X, y, wt, offset, re,
+                                                                  spec.family, nAGQ))
     par, crit, H, g = m.fit(nAGQ)
     if H is not None and n <= 10000:
         # lme4's convergence checks (checkConv) on the final derivatives
@@ -429,6 +431,21 @@ def fit_glmer(spec: GlmerSpec, data: pd.DataFrame) -> GlmerFit:
     fit.dropped = dropped
     fit.conf_level = spec.conf_level
     return fit
+
+
+def _one_stack(X, y, wt, offset, re, fam: Family, nAGQ: int) -> Stacked | None:
+    """One random intercept ``(1 | g)``: the dataset as the batched path stacks it.
+
+    The general fit then evaluates its stage-two criterion with the batched path's
+    code, so both take deriv12's Hessian from the same numbers (to rounding).
+    """
+    if nAGQ < 1 or len(re.terms) != 1 or re.terms[0].k != 1 or \
+            not np.all(re.terms[0].Xi == 1):
+        return None
+    t = re.terms[0]
+    n = y.size
+    return Stacked.from_rows(X, y, wt, offset, np.zeros(n, dtype=np.int64),
+                             t.codes.astype(np.int64), np.zeros(t.nl, dtype=np.int64), 1, fam)
 
 
 def _vcov(m: GLMM, par, H, nAGQ):
@@ -561,15 +578,18 @@ def _fast_path(batch: Batch, spec: GlmerSpec, gcol: str) -> KernelResult:
     gpos = np.full(gsim.size, -1)
     gm = pos[gsim] >= 0
     gpos[gm] = np.arange(int(gm.sum()))
-    st = Stacked(X[rm], y[rm], wt[rm], offset[rm], pos[sim[rm]], gpos[gcode[rm]],
-                 pos[gsim[gm]], keep.size, spec.family)
+    st = Stacked.from_rows(X[rm], y[rm], wt[rm], offset[rm], pos[sim[rm]], gpos[gcode[rm]],
+                           pos[gsim[gm]], keep.size, spec.family)
     with np.errstate(all="ignore"):
         res = ri_glmer_fit(st, spec.nAGQ)
     done = res["ok"]
-    declined.update(dict.fromkeys(keep[~done].tolist(),
-                                  "glmer: the batched fit did not settle (boundary, Hessian)"))
+    declined.update({int(keep[k]): f"glmer: the batched fit declines it ({res['reasons'][k]})"
+                     for k in np.flatnonzero(~done)})
+    messages = res["messages"]
+    for s in np.flatnonzero(done & singular_rows(res["theta"])):
+        messages[s] = "; ".join(filter(None, [messages[s], SINGULAR_MESSAGE]))
     tidy = _rows(keep[done], names, res["beta"][done], res["vcov"][done], spec,
-                 res["messages"][done])
+                 messages[done])
     return KernelResult(tidy, declined)
 
 

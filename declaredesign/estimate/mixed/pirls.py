@@ -27,11 +27,11 @@ import scipy.sparse.linalg as spla
 from scipy import stats
 
 from ...errors import EstimationError
-from .derivatives import deriv12
 from .families import Family
 from .pls import PLS
 
-__all__ = ["GLMM", "gh_rule", "conv_messages", "stage1_scalar", "THETA_GRID"]
+__all__ = ["GLMM", "gh_rule", "conv_messages", "deriv12_parts", "stage1_scalar", "THETA_GRID",
+           "BOUNDARY_THETA"]
 
 
 def gh_rule(n: int) -> np.ndarray:
@@ -140,6 +140,10 @@ def _solve_normal(A, w, pen, rhs):
 
 THETA_GRID = np.array([0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
 
+#: A scalar random effect whose optimiser stops below this theta is fitted on the
+#: boundary (theta = 0), where the criterion's minimum is in theta.
+BOUNDARY_THETA = 1e-3
+
 
 def stage1_scalar(f) -> float:
     """Minimise a criterion of one theta >= 0: best grid point, then bounded Brent."""
@@ -153,6 +157,42 @@ def stage1_scalar(f) -> float:
     t = float(r.x) if r.fun <= vals[i] else float(THETA_GRID[i])
     f(t)   # leave the warm-started state at the optimum
     return t
+
+
+def deriv12_parts(fparts, x: np.ndarray, delta: float = 1e-4):
+    """lme4's deriv12 (central differences, step ``delta``) of a criterion given by summands.
+
+    ``fparts(x)`` returns the criterion's summands (same layout at every x); the
+    differences are taken summand by summand and then summed, which is the same
+    number as differencing the sums but without their rounding (criteria of ~1e3
+    whose differences, ~1e-8, carry the Hessian).
+    """
+    nx = x.size
+    f0 = fparts(x)
+
+    def comb(*pairs):
+        arrs = [a for _, a in pairs]
+        if any(a.shape != f0.shape for a in arrs) or not np.isfinite(f0).all():
+            return np.nan
+        return float(np.sum(sum(c * a for c, a in pairs)))
+
+    def at(di, dj, i, j):
+        t = x.copy()
+        t[i] += di
+        t[j] += dj
+        return fparts(t)
+
+    H = np.empty((nx, nx))
+    g = np.empty(nx)
+    for j in range(nx):
+        fa, fs = at(delta, 0.0, j, j), at(-delta, 0.0, j, j)
+        H[j, j] = comb((1, fa), (-2, f0), (1, fs)) / delta**2
+        g[j] = comb((1, fa), (-1, fs)) / (2 * delta)
+        for i in range(j):
+            H[i, j] = H[j, i] = comb((1, at(delta, delta, i, j)), (-1, at(delta, -delta, i, j)),
+                                     (-1, at(-delta, delta, i, j)),
+                                     (1, at(-delta, -delta, i, j))) / (4 * delta**2)
+    return g, H
 
 
 def conv_messages(g, H, ntheta: int, tol_grad: float = 2e-3, tol_hess: float = 1e-6):
@@ -208,8 +248,12 @@ class GLMM:
     fam : Family
     """
 
-    def __init__(self, X, y, wt, offset, re, fam: Family):
+    def __init__(self, X, y, wt, offset, re, fam: Family, stack=None):
         self.X, self.y, self.wt, self.offset, self.re, self.fam = X, y, wt, offset, re, fam
+        # One random intercept: the stage-two criterion is evaluated by the batched
+        # path's code on this one-simulation stack (a random_intercept_glmm.Stacked),
+        # so that both paths take deriv12's differences of the same numbers.
+        self.stack = stack
         self.n, self.p = X.shape
         self.q = re.q
         self._pls = PLS(X, y, re, False)   # only for its sparse Z Lambda layout
@@ -456,8 +500,24 @@ class GLMM:
         ll = float(np.sum(self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt)))
         return self._ldL2(L) + float(u @ u) - 2.0 * (self._norm + ll)
 
+    def laplace_parts(self, u, eta, L):
+        """Return the Laplace criterion's summands, less the constant ``-2 norm``.
+
+        Per random effect (``2 log L_jj + u_j^2`` for one scalar term) and per row
+        (``-2 loglik``): their second differences, summed, give deriv12's Hessian
+        without the rounding of two criteria of ~1e3 that differ by ~1e-8.
+        """
+        ll = self.fam.loglik(self.y, self.fam.linkinv(eta), self.wt)
+        head = 2 * np.log(L) + u * u if (not isinstance(L, SparseFactor) and L.ndim == 1) \
+            else np.r_[self._ldL2(L), u * u]
+        return np.r_[head, -2.0 * ll]
+
     def agq(self, u, eta, L, ZL, rule):
         """lme4's glmerAGQ for one scalar term."""
+        return float(np.sum(self.agq_parts(u, eta, L, ZL, rule)))
+
+    def agq_parts(self, u, eta, L, ZL, rule):
+        """lme4's glmerAGQ criterion per group (its summands)."""
         codes = self.re.terms[0].codes
         nl = self.re.terms[0].nl
         zl = np.asarray(ZL.sum(axis=1)).ravel()     # Z Lambda has one entry per row
@@ -476,10 +536,17 @@ class GLMM:
             du = z * sd
             d = devc(u + du, eta + zl * du[codes])
             mult += np.exp(-0.5 * (d - devc0) - ld) * w / np.sqrt(2 * np.pi)
-        return float(devc0.sum() + self._ldL2(L) - 2 * np.sum(np.log(mult)))
+        return devc0 + 2 * np.log(L) - 2 * np.log(mult)
 
     def dev0(self, theta):
         """Stage-one criterion of theta (beta inside PIRLS)."""
+        if self.stack is not None:
+            theta = np.asarray(theta, dtype=float).reshape(1)
+            u, beta, _, val = self.stack.stage0(theta, self.beta[None, :], self.u)
+            if not (np.isfinite(val[0]) and np.all(np.isfinite(beta))):
+                return np.inf
+            self.u, self.beta = u, beta[0]
+            return float(val[0])
         try:
             u, beta, eta = self.pirls_ub(np.asarray(theta, dtype=float))
         except (EstimationError, np.linalg.LinAlgError, ValueError):
@@ -491,6 +558,9 @@ class GLMM:
 
     def dev(self, par, rule=None):
         """Stage-two criterion of (theta, beta): Laplace, or AGQ with ``rule``."""
+        if self.stack is not None:
+            val = self.stack.criterion(par[None, :], self.lp0[self.stack.cell_rows], rule)[0]
+            return float(val) if np.isfinite(val) else np.inf
         nt = self.re.theta0.size
         theta, beta = par[:nt], par[nt:]
         try:
@@ -500,6 +570,22 @@ class GLMM:
         self.u = u
         val = self.laplace(u, eta, L) if rule is None else self.agq(u, eta, L, ZL, rule)
         return val if np.isfinite(val) else np.inf
+
+    def dev_parts(self, par, rule=None):
+        """:meth:`dev`'s summands (see :meth:`laplace_parts`); all inf where it fails."""
+        if self.stack is not None:
+            return self.stack.criterion_groups(par[None, :], self.lp0[self.stack.cell_rows],
+                                               rule)
+        nt = self.re.theta0.size
+        theta, beta = par[:nt], par[nt:]
+        try:
+            u, eta, L, ZL = self.pirls_lme4(theta, beta, self.lp0)
+        except (EstimationError, np.linalg.LinAlgError, ValueError, FloatingPointError):
+            return np.array([np.inf])
+        self.u = u
+        val = self.laplace_parts(u, eta, L) if rule is None else \
+            self.agq_parts(u, eta, L, ZL, rule)
+        return val if np.all(np.isfinite(val)) else np.array([np.inf])
 
     # ----------------------------------------------------------- optimiser
     def fit(self, nAGQ: int = 1):
@@ -537,6 +623,7 @@ class GLMM:
             return self._fit_nagq0(theta)
         rule = None if nAGQ == 1 else gh_rule(nAGQ)
         fn = lambda x: self.dev(x, rule)  # noqa: E731
+        fp = lambda x: self.dev_parts(x, rule)  # noqa: E731
         lo2 = np.r_[lower, np.full(self.p, -np.inf)]
         bounds2 = bounds + [(None, None)] * self.p
         start = np.r_[theta, self.beta]
@@ -545,16 +632,55 @@ class GLMM:
         # weakly identified data (PIRLS stops at a relative change of 1e-7), and
         # the same steps from the same start reach the same local minimum of it.
         # Where Newton does not settle (boundary, indefinite Hessian), L-BFGS-B.
-        newton = self._newton_from_start(fn, start, lo2)
+        newton = self._newton_from_start(fn, fp, start, lo2)
         if newton is not None:
             return newton
         r = so.minimize(fn, start, method="L-BFGS-B", bounds=bounds2,
                         options=dict(ftol=1e-12, gtol=1e-7, maxiter=2000, eps=1e-7))
         par = np.where(np.isfinite(lo2), np.maximum(r.x, lo2), r.x)
-        par, val, H, g = self._newton(fn, par, lo2)
+        if self._scalar1 and par[0] < BOUNDARY_THETA:
+            boundary = self._boundary_fit(fn, fp, float(r.fun))
+            if boundary is not None:
+                return boundary
+        par, val, H, g = self._newton(fn, fp, par, lo2)
         if not np.isfinite(val):
             raise EstimationError("glmer: the optimiser found no finite deviance.")
         return par, val, H, g
+
+    def _boundary_fit(self, fn, fp, val):
+        """Fit on the boundary, theta = 0, for one scalar random effect.
+
+        The optimiser stops near theta = 0 only to its tolerance, and its beta with
+        it; at theta = 0 the criterion is the GLM's deviance, so beta is the GLM fit
+        (the joint PIRLS at theta = 0, to 1e-12). Kept when its criterion is not above
+        the optimiser's; the derivatives are deriv12's there, as lme4 takes them on a
+        boundary (one step outside the bound, where the criterion is even in theta).
+        Returns ``(par, f, H, g)`` or None.
+        """
+        self.u = np.zeros(self.q)
+        if self.stack is not None:
+            # the batched path's GLM fit and linear predictor, the same numbers
+            st = self.stack
+            beta = st.glm_fit()[0]
+            if not np.all(np.isfinite(beta)):
+                return None
+            lp0 = st.linear(beta[None, :])[st.row_cells]
+        else:
+            try:
+                _, beta, _ = self.pirls_ub(np.zeros(1))
+            except (EstimationError, np.linalg.LinAlgError, ValueError):
+                return None
+            lp0 = self.X @ beta
+        par = np.r_[0.0, beta]
+        # Stage one ends on the boundary too (as lme4's does, at theta = 0 exactly):
+        # the stage-two PIRLS starts from the GLM's linear predictor.
+        lp0, self.lp0 = self.lp0, lp0
+        f = fn(par)
+        if not f <= val + 1e-9 * abs(val):
+            self.lp0 = lp0
+            return None
+        g, H = deriv12_parts(fp, par)
+        return par, f, H, g
 
     def _fit_nagq0(self, theta_exact):
         """lme4's nAGQ = 0 fit: its criterion replayed from lme4's starting state.
@@ -587,7 +713,7 @@ class GLMM:
         return np.r_[theta, beta], self.laplace(u, eta, L), None, None
 
     @staticmethod
-    def _newton_from_start(fn, par, lower, steps=30, halvings=8):
+    def _newton_from_start(fn, fp, par, lower, steps=30, halvings=8):
         """Damped Newton steps from the stage-one point (the batched kernel's stage two).
 
         Returns ``(par, f, H, g)`` once a step is below 1e-6 (relative) or no
@@ -600,7 +726,7 @@ class GLMM:
         for _ in range(steps):
             if np.any(np.isfinite(lower) & (par - lower < 1e-4)):
                 return None
-            g, H = deriv12(fn, par, fx)
+            g, H = deriv12_parts(fp, par)
             if not np.all(np.isfinite(H)) or np.any(np.linalg.eigvalsh(H) <= 0):
                 return None
             step = -np.linalg.solve(H, g)
@@ -619,7 +745,7 @@ class GLMM:
         return None
 
     @staticmethod
-    def _newton(fn, par, lower, steps=5):
+    def _newton(fn, fp, par, lower, steps=5):
         """Newton steps with lme4's deriv12 derivatives, for ~1e-8 accuracy.
 
         Returns ``(par, f, H, g)``; the last Hessian is the one lme4 inverts for vcov.
@@ -629,8 +755,8 @@ class GLMM:
             if np.any(np.isfinite(lower) & (par - lower < 1e-4)):
                 # On the boundary Newton steps do not apply; lme4 (1.1-31) still
                 # takes deriv12's Hessian there (evaluating just outside the bound).
-                return (par, fx, *deriv12(fn, par, fx)[::-1])
-            g, H = deriv12(fn, par, fx)
+                return (par, fx, *deriv12_parts(fp, par)[::-1])
+            g, H = deriv12_parts(fp, par)
             try:
                 if np.any(np.linalg.eigvalsh(H) <= 0):
                     return par, fx, H, g
@@ -650,5 +776,5 @@ class GLMM:
                 # Hessian after its optimiser); the gradient is moved by H step.
                 return new, fnew, H, g + H @ (new - par)
             par, fx = new, fnew
-        g, H = deriv12(fn, par, fx)
+        g, H = deriv12_parts(fp, par)
         return par, fx, H, g
