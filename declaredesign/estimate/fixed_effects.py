@@ -25,7 +25,7 @@ import numpy as np
 
 from ..groups import GroupIndex
 from .grouped_sums import column_sums, stack_sums
-from .sandwich import CR2_EIG_TOL
+from .sandwich import cr2_factors
 
 __all__ = ["clusters_nested", "cr2_fixed_effect"]
 
@@ -87,23 +87,11 @@ def cr2_fixed_effect(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cols: list[n
     S, k = M.shape[0], M.shape[1]
     cl_sim = clusters.group_sim
     Aa, Za, Ma, level, inv_nf = _augmented(clusters, fixed_effect, M, A, XtE, cols, y, beta)
-    L = np.linalg.cholesky(Ma)
-    B = np.swapaxes(L, 1, 2) @ Aa @ L
-    lam, vec = np.linalg.eigh(B)
-    one_m = 1.0 - lam
-    nondeg = one_m > CR2_EIG_TOL
-    s_ = np.sqrt(np.where(nondeg, one_m, 1.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d1 = np.where(nondeg, 1.0 / ((1.0 + s_) * s_), -1.0 / lam)
-        d3 = np.where(nondeg, 0.0, -1.0 / lam)
-    LV = L @ vec
-    LVt = np.swapaxes(LV, 1, 2)
-    AK1 = Aa @ ((LV * d1[:, None, :]) @ LVt)
+    AK1, Q3 = cr2_factors(np.linalg.cholesky(Ma), Aa)
     hm = (Za + np.einsum("gab,gb->ga", AK1, Za))[:, :k]      # X~_g'(I - H_gg)^{-1/2} e_g
     V = M @ stack_sums(cl_sim, S, hm[:, :, None] * hm[:, None, :]) @ M
     Mk = Ma[:, :, :k]                                         # columns of the coefficients
     U = (Aa + AK1 @ Aa) @ Mk                                  # (G, k+1, k): u_g per coef
-    Q3 = Aa + Aa @ ((LV * d3[:, None, :]) @ LVt) @ Aa
     Gdiag = np.einsum("gaj,gab,gbj->gj", Mk, Q3, Mk)
     return V, _bm_df(Gdiag, U, M, inv_nf, level, clusters, S)
 

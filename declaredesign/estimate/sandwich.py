@@ -40,7 +40,7 @@ import numpy as np
 from ..groups import GroupIndex
 from .grouped_sums import column_sums, outer_sums, stack_sums
 
-__all__ = ["CR2_EIG_TOL", "LEVERAGE_ONE", "VarianceResult", "cr2_stacked",
+__all__ = ["CR2_EIG_TOL", "LEVERAGE_ONE", "VarianceResult", "cr2_factors", "cr2_stacked",
            "cr2_weighted_stacked", "sandwich"]
 
 # estimatr drops CR2 eigenvalues of (I - H_gg) at or below this value (pseudo-inverse).
@@ -180,27 +180,39 @@ def _cr2_general(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarr
                  ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`cr2_stacked` for any number of coefficients, through ``B_g``'s eigenvectors."""
     L = np.linalg.cholesky(M)
-    Lg = L[cl_sim]
     Mg = M[cl_sim]
-    B = np.swapaxes(Lg, 1, 2) @ A @ Lg
+    AK1, Q3 = cr2_factors(L[cl_sim], A)
+    hm = XtE + np.einsum("gab,gb->ga", AK1, XtE)
+    V = M @ stack_sums(cl_sim, S, hm[:, :, None] * hm[:, None, :]) @ M
+    U = (A + AK1 @ A) @ Mg                           # column j: u_g for coefficient j
+    Gdiag = np.einsum("gaj,gab,gbj->gj", Mg, Q3, Mg)
+    return V, _bm_df(Gdiag, U, Mg, M, cl_sim, S)
+
+
+def cr2_factors(L: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CR2's two per-cluster matrices from the eigenvectors of ``B_g = L_g'A_gL_g``.
+
+    With ``M = LL'`` the bread and ``A_g`` the cluster's cross-products, returns
+    ``A_g K1_g`` with ``K1_g = L phi(B_g) L'``, ``phi(l) = 1 / ((1 + s) s)``,
+    ``s = sqrt(1 - l)`` (so ``I + A_g K1_g`` applies ``(I - H_gg)^{-1/2}``), and
+    ``Q3_g = A_g + A_g K3_g A_g`` with ``K3_g = L psi(B_g) L'``, ``psi(l) = -1/l`` on the
+    degenerate directions (``1 - l <= 1e-12``, where ``phi`` is ``-1/l`` too) and 0 elsewhere:
+    ``G_gg = w_g'(I - H_gg) w_g`` is then ``m'Q3 m``, since ``(I-H) f(I-H)^2`` is the
+    projector off the degenerate directions, with no ``w'w - u'Mu`` cancellation.
+    """
+    B = np.swapaxes(L, 1, 2) @ A @ L
     lam, vec = np.linalg.eigh(B)
     one_m = 1.0 - lam
-    nondeg = one_m > _EIG_TOL
+    nondeg = one_m > CR2_EIG_TOL
     s_ = np.sqrt(np.where(nondeg, one_m, 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         d1 = np.where(nondeg, 1.0 / ((1.0 + s_) * s_), -1.0 / lam)
         d3 = np.where(nondeg, 0.0, -1.0 / lam)
-    LV = Lg @ vec
+    LV = L @ vec
     LVt = np.swapaxes(LV, 1, 2)
     AK1 = A @ ((LV * d1[:, None, :]) @ LVt)
-    hm = XtE + np.einsum("gab,gb->ga", AK1, XtE)
-    V = M @ stack_sums(cl_sim, S, hm[:, :, None] * hm[:, None, :]) @ M
-    U = (A + AK1 @ A) @ Mg                           # column j: u_g for coefficient j
-    # G_gg = w_g'(I - H_gg) w_g: (I-H) f(I-H)^2 is the projector off the degenerate
-    # directions, so no w'w - u'Mu cancellation is needed
     Q3 = A + A @ ((LV * d3[:, None, :]) @ LVt) @ A
-    Gdiag = np.einsum("gaj,gab,gbj->gj", Mg, Q3, Mg)
-    return V, _bm_df(Gdiag, U, Mg, M, cl_sim, S)
+    return AK1, Q3
 
 
 def _mm2(X, Y):
