@@ -287,7 +287,10 @@ def _optimise(f: _Criterion, x: np.ndarray, iters: int = 80):
         chosen = np.stack(steps)[j, np.arange(act.size)]
         x[act] = np.where(better[:, None], xa + chosen, xa)
         fx[act] = np.where(better, fb, fa)
-        tol = 1e-12 * np.maximum(1.0, np.abs(fa))
+        # near rounding of the criterion (~1e-13 absolute at |f| ~ 2000): a decrement of
+        # 1e-12 relative still leaves theta 1e-6 short along a shallow direction (a
+        # slope constant within groups makes a ridge), and the SEs as far off
+        tol = 1e-15 * np.maximum(1.0, np.abs(fa))
         dec = np.einsum("si,si->s", g, -newton)
         ok = (dec < tol) | (better & (fa - fb < tol))
         # no step improves: the optimum up to the differences' noise, or a failure
