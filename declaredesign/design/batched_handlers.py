@@ -589,7 +589,7 @@ def _round_trips(values: np.ndarray) -> bool:
 
 
 def _kept_rows(batch: Batch, rows: np.ndarray | None) -> Batch:
-    """The batch's rows ``rows`` (None: all) as the per-simulation run stacks them."""
+    """Take the rows ``rows`` (None: all) of a batch as the per-simulation run stacks them."""
     kept = batch if rows is None else batch.take(rows)
     changed = {}
     for name, values in kept.columns.items():
