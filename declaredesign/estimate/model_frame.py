@@ -298,9 +298,14 @@ def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
     x = np.asarray(x, dtype=float)
     if raw:
         return {str(d): x ** d for d in range(1, degree + 1)}
-    out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
     counts = np.bincount(codes)
     in_order = codes.size < 2 or bool((codes[1:] >= codes[:-1]).all())
+    if in_order and counts.size and counts[0] > degree and (counts == counts[0]).all():
+        # groups of one size, one after another: the rows are a (groups, size) view
+        values = _stacked_orthogonal_poly(x.reshape(counts.size, counts[0]), degree)
+        return {str(d): np.ascontiguousarray(v).reshape(-1)
+                for d, v in zip(range(1, degree + 1), values)}
+    out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
     order = np.arange(codes.size) if in_order else np.argsort(codes, kind="stable")
     starts = np.concatenate(([0], np.cumsum(counts)))
     for size in np.unique(counts):
