@@ -579,7 +579,10 @@ def run_data_handler_batched(call: Callable[[Any], Any], batch: Batch, *,
             or not res._layout.sizes.all():
         # a simulation left without rows: pandas' concatenation decides its dtypes
         return None
-    out = _kept_rows(batch, res._rows)
+    rows = res._rows
+    if rows is not None and len(rows) == batch.n_rows:
+        rows = None       # every row kept (the selected rows are increasing): no copies
+    out = _kept_rows(batch, rows)
     return out if _same_data(out, call, batch) else None
 
 
