@@ -1,4 +1,4 @@
-"""Estimator handlers run once on a whole batch, when that is provably the same.
+"""Handlers run once on a whole batch, when that is provably the same.
 
 A handler estimator (``declare_estimator(handler=f)``) is a function of one
 simulation's DataFrame; the plain way to run it is once per simulation
@@ -29,6 +29,13 @@ Operations of the stand-in:
 Means and sums follow pandas' own reductions (pairwise sums per simulation); a
 simulation with no rows, or a float column with a missing value, is left to the
 per-simulation run.
+
+Data-step handlers (``declare_sampling(handler=f)``, ``declare_step(f)``,
+``declare_reveal(handler=f)``) go the same way (:func:`run_data_handler_batched`):
+one that returns its data, or its data filtered by a mask built from the operations
+above (``data[(data["X"] > -0.5) & (data["X"] < 0.5)]``), gives the batch's rows under
+that mask, with the columns as the per-simulation run stacks them. Any other result
+(a new DataFrame, ``head``, ``sample``, ``iloc``...) runs the simulations one at a time.
 """
 
 from __future__ import annotations
