@@ -59,10 +59,28 @@ def _per_row(values: np.ndarray, sim: np.ndarray, n_s: np.ndarray | None) -> np.
 def _fitted(cols: list[np.ndarray], beta: np.ndarray, sim: np.ndarray,
             n_s: np.ndarray | None) -> np.ndarray:
     """``X beta`` row by row, ``beta`` one row per simulation (see :func:`_per_row`)."""
-    out = cols[0] * _per_row(beta[:, 0], sim, n_s)
+    square = _equal_sizes(n_s, len(sim))
+    if square is None:
+        out = cols[0] * _per_row(beta[:, 0], sim, n_s)
+        for j in range(1, len(cols)):
+            out += cols[j] * _per_row(beta[:, j], sim, n_s)
+        return out
+    # simulations of one size in order: the same products, beta broadcast per simulation
+    shape = (len(n_s), square)
+    out = cols[0].reshape(shape) * beta[:, 0][:, None]
+    term = np.empty(shape)
     for j in range(1, len(cols)):
-        out += cols[j] * _per_row(beta[:, j], sim, n_s)
-    return out
+        np.multiply(cols[j].reshape(shape), beta[:, j][:, None], out=term)
+        out += term
+    return out.reshape(-1)
+
+
+def _equal_sizes(n_s: np.ndarray | None, n_rows: int) -> int | None:
+    """Return the common size of simulations given in order, one size each, else None."""
+    if n_s is None or not len(n_s) or n_s[0] <= 0 or n_s[0] * len(n_s) != n_rows or \
+            not (n_s == n_s[0]).all():
+        return None
+    return int(n_s[0])
 
 
 @dataclass
@@ -177,9 +195,8 @@ def _leverages(cols: list[np.ndarray], M: np.ndarray, sim: np.ndarray,
     term = np.empty(n)
     # simulations of equal size in order: multiply by M's entries broadcast per simulation
     # (the same products as with the entries repeated row by row, without the repeats)
-    square = None
-    if n_s is not None and len(n_s) and n_s[0] > 0 and (n_s == n_s[0]).all():
-        square = term.reshape(len(n_s), -1)
+    size = _equal_sizes(n_s, n)
+    square = None if size is None else term.reshape(len(n_s), size)
     k = len(cols)
     for a in range(k):
         for b in range(a, k):
