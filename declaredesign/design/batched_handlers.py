@@ -594,22 +594,23 @@ def run_data_handler_batched(call: Callable[[Any], Any], batch: Batch, *,
 
 
 def _round_trips(values: np.ndarray) -> bool:
-    """Whether a column comes back unchanged through a DataFrame and ``to_numpy()``."""
-    return values.dtype in _COLUMN_DTYPES or values.dtype == object
+    """Whether a column comes back unchanged through a DataFrame and ``to_numpy()``.
+
+    Object columns are not taken: pandas infers each simulation's dtype from its own
+    values (strings, missing values), and concatenating those is not one rule.
+    """
+    return values.dtype in _COLUMN_DTYPES
 
 
 def _kept_rows(batch: Batch, rows: np.ndarray | None) -> Batch:
     """Take the rows ``rows`` (None: all) of a batch as the per-simulation run stacks them."""
     kept = batch if rows is None else batch.take(rows)
     changed = {}
-    for name, values in kept.columns.items():
-        if name in batch.id_columns:
-            # IDs padded to the widest ID of each simulation *before* the selection
-            # (str objects, none missing: a DataFrame gives them back unchanged)
-            full = batch.column_as_r(name)
-            changed[name] = full if rows is None else full[rows]
-        elif values.dtype == object:
-            changed[name] = pd.Series(values).to_numpy()
+    for name in batch.id_columns:
+        # IDs padded to the widest ID of each simulation *before* the selection
+        # (str objects, none missing: a DataFrame gives them back unchanged)
+        full = batch.column_as_r(name)
+        changed[name] = full if rows is None else full[rows]
     cols = {k: changed.get(k, v) for k, v in kept.columns.items()}
     return Batch(cols, kept.sim, kept.n_sims)._inherit_groups(kept, changed)
 

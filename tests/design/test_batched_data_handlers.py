@@ -143,3 +143,12 @@ def test_designs_with_a_sampling_handler_simulate_the_same(monkeypatch):
         runs[enabled] = dd.simulate_design(design, sims=40, seed=9, backend="serial",
                                            progress=False)
     pd.testing.assert_frame_equal(runs[True], runs[False], check_exact=True)
+
+
+def test_a_batch_with_a_string_column_runs_one_by_one(monkeypatch):
+    batch = _batch()
+    batch = batch.with_columns(label=np.where(batch["X"] > 0, "hi", "lo").astype(object))
+    step = dd.declare_sampling(handler=lambda data: data[data["X"] > 0])
+    monkeypatch.setattr(batched_handlers, "ENABLED", True)
+    assert batched_handlers.run_data_handler_batched(
+        lambda df: step.handler(df), batch, handler=step.handler) is None
