@@ -307,6 +307,12 @@ def _format_ids(codes: np.ndarray, sim: np.ndarray, n_sims: int) -> np.ndarray:
     maxes = np.zeros(n_sims, dtype=np.int64)
     np.maximum.at(maxes, sim, codes)
     widths = np.char.str_len(maxes.astype(str))[sim]
+    top = int(codes.max())
+    if codes.min() >= 0 and top <= max(len(codes), 1024) and np.all(widths == widths[0]):
+        # few distinct IDs (the usual case): format each once, then look them up
+        w = int(widths[0])
+        table = np.array([str(i).zfill(w) for i in range(top + 1)], dtype=object)
+        return table[codes]
     text = codes.astype(str)
     if np.all(widths == widths[0]):
         return np.char.zfill(text, int(widths[0])).astype(object)

@@ -1,4 +1,4 @@
-"""Estimator handlers run once on a whole batch, when that is provably the same.
+"""Handlers run once on a whole batch, when that is provably the same.
 
 A handler estimator (``declare_estimator(handler=f)``) is a function of one
 simulation's DataFrame; the plain way to run it is once per simulation
@@ -29,6 +29,13 @@ Operations of the stand-in:
 Means and sums follow pandas' own reductions (pairwise sums per simulation); a
 simulation with no rows, or a float column with a missing value, is left to the
 per-simulation run.
+
+Data-step handlers (``declare_sampling(handler=f)``, ``declare_step(f)``,
+``declare_reveal(handler=f)``) go the same way (:func:`run_data_handler_batched`):
+one that returns its data, or its data filtered by a mask built from the operations
+above (``data[(data["X"] > -0.5) & (data["X"] < 0.5)]``), gives the batch's rows under
+that mask, with the columns as the per-simulation run stacks them. Any other result
+(a new DataFrame, ``head``, ``sample``, ``iloc``...) runs the simulations one at a time.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from ..batch import Batch
 from ..estimate.protocol import fit_per_simulation, rank_deficient_message, stack_rows
 from .handlers import accepts_rng
 
-__all__ = ["BatchedFrame", "fit_handler_batched"]
+__all__ = ["BatchedFrame", "fit_handler_batched", "run_data_handler_batched"]
 
 #: Switch the batched run off (the per-simulation run is the reference).
 ENABLED = True
@@ -424,6 +431,7 @@ class BatchedFrame:
         return self._run.refuse("this use of the data")
 
     __len__ = __iter__ = __bool__ = __array__ = __contains__ = _refuse
+    __setitem__ = __delitem__ = _refuse
     __hash__ = __eq__ = __ne__ = _refuse  # type: ignore[assignment]
 
 
@@ -526,5 +534,99 @@ def _agrees(out: pd.DataFrame, fit: Callable[[pd.DataFrame], Any], batch: Batch,
     try:
         pd.testing.assert_frame_equal(got, ref, check_exact=True)
     except AssertionError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------ data-step handlers
+def run_data_handler_batched(call: Callable[[Any], Any], batch: Batch, *,
+                             handler: Callable[..., Any]) -> Batch | None:
+    """Run a data-step handler that keeps some rows of its data, once for all simulations.
+
+    A sampling (or other data-step) handler such as
+    ``lambda data: data[(data["X"] > -0.5) & (data["X"] < 0.5)]`` returns the rows of
+    its data where an elementwise expression of the columns holds (a per-simulation
+    mean or sum may enter it). Called once on a :class:`BatchedFrame`, it returns the
+    stand-in filtered by the same expression on every simulation's rows, so the new
+    batch is the old one's rows under that mask. That is the per-simulation run's
+    result exactly: every value is computed row by row or simulation by simulation as
+    pandas computes it in one simulation, the rows keep their order, and columns are
+    turned into what the per-simulation run's DataFrames hold (level IDs become their
+    zero-padded strings, formatted on the data the handler received).
+
+    Parameters
+    ----------
+    call : callable
+        ``call(df)``: the handler called on one simulation's data, as the
+        per-simulation run calls it; here it is called once with a
+        :class:`BatchedFrame`, and on the first and last simulations as a check.
+    batch : Batch
+        The simulations the step receives.
+    handler : callable
+        The user's function inside ``call`` (one taking ``rng`` is never batched).
+
+    Returns
+    -------
+    Batch or None
+        The batch the per-simulation run would give, or None when the batched run is
+        not possible (run the simulations one at a time).
+    """
+    if not ENABLED or batch.n_sims < 3 or accepts_rng(handler) or \
+            not all(_round_trips(v) for k, v in batch.columns.items()
+                    if k not in batch.id_columns):
+        return None
+    run = _Run()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")     # a warning belongs to some simulations
+            res = call(_frame(run, batch))
+    except Exception:  # noqa: BLE001 -- anything unexpected: the per-simulation run
+        return None
+    if run.refused or not isinstance(res, BatchedFrame) or res._run is not run \
+            or not res._layout.sizes.all():
+        # a simulation left without rows: pandas' concatenation decides its dtypes
+        return None
+    rows = res._rows
+    if rows is not None and len(rows) == batch.n_rows:
+        rows = None       # every row kept (the selected rows are increasing): no copies
+    out = _kept_rows(batch, rows)
+    return out if _same_data(out, call, batch) else None
+
+
+def _round_trips(values: np.ndarray) -> bool:
+    """Whether a column comes back unchanged through a DataFrame and ``to_numpy()``.
+
+    Object columns are not taken: pandas infers each simulation's dtype from its own
+    values (strings, missing values), and concatenating those is not one rule.
+    """
+    return values.dtype in _COLUMN_DTYPES
+
+
+def _kept_rows(batch: Batch, rows: np.ndarray | None) -> Batch:
+    """Take the rows ``rows`` (None: all) of a batch as the per-simulation run stacks them."""
+    kept = batch if rows is None else batch.take(rows)
+    changed = {}
+    for name in batch.id_columns:
+        # IDs padded to the widest ID of each simulation *before* the selection
+        # (str objects, none missing: a DataFrame gives them back unchanged)
+        full = batch.column_as_r(name)
+        changed[name] = full if rows is None else full[rows]
+    cols = {k: changed.get(k, v) for k, v in kept.columns.items()}
+    return Batch(cols, kept.sim, kept.n_sims)._inherit_groups(kept, changed)
+
+
+def _same_data(out: Batch, call: Callable[[Any], Any], batch: Batch) -> bool:
+    """Whether the first and last simulations, run one at a time, give the same data."""
+    sims = [0, batch.n_sims - 1]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ref = [call(df) for df in batch.select_sims(sims).split()]
+        got = out.select_sims(sims).split()
+        for r, g in zip(ref, got):
+            if not isinstance(r, pd.DataFrame):
+                return False
+            pd.testing.assert_frame_equal(r.reset_index(drop=True), g, check_exact=True)
+    except Exception:  # noqa: BLE001 -- a difference or a failure: one at a time
         return False
     return True

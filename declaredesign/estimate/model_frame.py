@@ -298,9 +298,15 @@ def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
     x = np.asarray(x, dtype=float)
     if raw:
         return {str(d): x ** d for d in range(1, degree + 1)}
-    out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
     counts = np.bincount(codes)
-    order = np.argsort(codes, kind="stable")
+    in_order = codes.size < 2 or bool((codes[1:] >= codes[:-1]).all())
+    if in_order and counts.size and counts[0] > degree and (counts == counts[0]).all():
+        # groups of one size, one after another: the rows are a (groups, size) view
+        values = _stacked_orthogonal_poly(x.reshape(counts.size, counts[0]), degree)
+        return {str(d): np.ascontiguousarray(v).reshape(-1)
+                for d, v in zip(range(1, degree + 1), values)}
+    out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
+    order = np.arange(codes.size) if in_order else np.argsort(codes, kind="stable")
     starts = np.concatenate(([0], np.cumsum(counts)))
     for size in np.unique(counts):
         groups = np.flatnonzero(counts == size)
@@ -338,7 +344,15 @@ def _grouped_transforms(groups: np.ndarray) -> dict[str, Any]:
     A batched kernel's frame stacks many simulations; these transforms depend on the
     data, so each simulation's rows get the values its own fit would.
     """
-    codes = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    groups = np.asarray(groups)
+    if groups.ndim == 1 and groups.size and groups.dtype.kind in "iu" and \
+            bool((groups[1:] >= groups[:-1]).all()):
+        # rows in simulation order (a batch's): the codes np.unique gives, without a sort
+        codes = np.empty(groups.size, dtype=np.intp)
+        codes[0] = 0
+        np.cumsum(groups[1:] != groups[:-1], out=codes[1:])
+    else:
+        codes = np.unique(groups, return_inverse=True)[1].reshape(-1)
     counts = np.bincount(codes).astype(float)
 
     def center(x):

@@ -59,10 +59,28 @@ def _per_row(values: np.ndarray, sim: np.ndarray, n_s: np.ndarray | None) -> np.
 def _fitted(cols: list[np.ndarray], beta: np.ndarray, sim: np.ndarray,
             n_s: np.ndarray | None) -> np.ndarray:
     """``X beta`` row by row, ``beta`` one row per simulation (see :func:`_per_row`)."""
-    out = cols[0] * _per_row(beta[:, 0], sim, n_s)
+    square = _equal_sizes(n_s, len(sim))
+    if square is None:
+        out = cols[0] * _per_row(beta[:, 0], sim, n_s)
+        for j in range(1, len(cols)):
+            out += cols[j] * _per_row(beta[:, j], sim, n_s)
+        return out
+    # simulations of one size in order: the same products, beta broadcast per simulation
+    shape = (len(n_s), square)
+    out = cols[0].reshape(shape) * beta[:, 0][:, None]
+    term = np.empty(shape)
     for j in range(1, len(cols)):
-        out += cols[j] * _per_row(beta[:, j], sim, n_s)
-    return out
+        np.multiply(cols[j].reshape(shape), beta[:, j][:, None], out=term)
+        out += term
+    return out.reshape(-1)
+
+
+def _equal_sizes(n_s: np.ndarray | None, n_rows: int) -> int | None:
+    """Return the common size of simulations given in order, one size each, else None."""
+    if n_s is None or not len(n_s) or n_s[0] <= 0 or n_s[0] * len(n_s) != n_rows or \
+            not (n_s == n_s[0]).all():
+        return None
+    return int(n_s[0])
 
 
 @dataclass
@@ -165,18 +183,43 @@ def _solve_by_rows(st: StackedFit, X_resid: np.ndarray | None) -> None:
     st.beta, st.e = beta, e
 
 
+def _leverages(cols: list[np.ndarray], M: np.ndarray, sim: np.ndarray,
+               n_s: np.ndarray | None) -> np.ndarray:
+    """Each row's ``x_i' M x_i``: ``sum_a x_a^2 M_aa + sum_{a<b} 2 x_a x_b M_ab`` in that order.
+
+    Every term is computed as ``(x_a * x_a) * M_aa`` or ``((2 * x_a) * x_b) * M_ab`` and
+    added to the running sum, in place: no temporary arrays, the same operations.
+    """
+    n = len(sim)
+    h = np.zeros(n)
+    term = np.empty(n)
+    # simulations of equal size in order: multiply by M's entries broadcast per simulation
+    # (the same products as with the entries repeated row by row, without the repeats)
+    size = _equal_sizes(n_s, n)
+    square = None if size is None else term.reshape(len(n_s), size)
+    k = len(cols)
+    for a in range(k):
+        for b in range(a, k):
+            if a == b:
+                np.multiply(cols[a], cols[a], out=term)
+            else:
+                np.multiply(2.0, cols[a], out=term)
+                np.multiply(term, cols[b], out=term)
+            if square is not None:
+                np.multiply(square, M[:, a, b][:, None], out=square)
+            else:
+                np.multiply(term, _per_row(M[:, a, b], sim, n_s), out=term)
+            np.add(h, term, out=h)
+    return h
+
+
 def _hc_variance(st: StackedFit, se_type: str, fe: GroupIndex | None,
                  weights: np.ndarray | None, den: np.ndarray | None) -> np.ndarray:
     sims, cols, M = st.sims, st.cols, st.M
     sim = sims.codes
     omega = st.e ** 2
     if se_type in ("HC2", "HC3"):
-        h = np.zeros(len(sim))
-        k = len(cols)
-        for a in range(k):
-            h += cols[a] * cols[a] * _per_row(M[:, a, a], sim, st.rep)
-            for b in range(a + 1, k):
-                h += 2.0 * cols[a] * cols[b] * _per_row(M[:, a, b], sim, st.rep)
+        h = _leverages(cols, M, sim, st.rep)
         if fe is not None:
             # each row's share of its fixed-effect level: estimatr's appended dummies
             h += 1.0 / np.bincount(fe.codes, minlength=fe.n_groups)[fe.codes] \

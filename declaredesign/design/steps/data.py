@@ -24,6 +24,7 @@ from ...fabricate import (
     fabricate_batch,
     potential_outcomes,
 )
+from ..batched_handlers import run_data_handler_batched
 from ..design import UNKNOWN, Step, check_label, format_value
 from ..handlers import call_handler
 
@@ -381,6 +382,14 @@ class CustomStep(Step):
             # declare_step(fabricate, Z = ...) adds variables to each dataset: the same as
             # a measurement step, evaluated on all simulations at once
             return add_variables(batch, self.kwargs, rng)
+        if batch is not None:
+            # a handler keeping some rows by an elementwise mask runs once for all
+            # simulations (None: it does something else; run it per simulation)
+            out = run_data_handler_batched(
+                lambda df: call_handler(self.handler, df, rng=rng, **self.kwargs), batch,
+                handler=self.handler)
+            if out is not None:
+                return out
         frames = []
         for df in (batch.split() if batch is not None else [None] * n_sims):
             args = () if df is None else (df,)
