@@ -317,13 +317,10 @@ class PLS:
         for _ in range(rounds):
             tol = 1e-9 * max(abs(fth), 1.0)
             best, start = fth - tol, None
-            for i in np.flatnonzero((lower == 0) & (th < 1e-4)):
-                for v in _BOUNDARY_SCAN:
-                    t = th.copy()
-                    t[i] = v
-                    fv = f(t)
-                    if fv < best:
-                        best, start = fv, t
+            for t in self._boundary_candidates(th):
+                fv = f(t)
+                if fv < best:
+                    best, start = fv, t
             if start is None:
                 return th
             new = self._local(start, grad, bounds)
@@ -332,6 +329,54 @@ class PLS:
                 return th
             th, fth = new, fn
         return th
+
+    def _boundary_candidates(self, th: np.ndarray):
+        """Yield restart points near a boundary optimum ``th``.
+
+        Two kinds, for a point with a zero diagonal theta: each zero diagonal raised
+        over a log grid, the others held, from the point and from the point with that
+        factor column negated (the same covariance, but the off-diagonal entries'
+        signs, and so the way inwards, flip); and steps along the directions of negative
+        curvature of the Hessian (at theta = 0 the gradient vanishes, and the way in
+        can need several coordinates at once, e.g. a perfect negative correlation).
+        """
+        lower = self.re.lower
+        zero = np.flatnonzero((lower == 0) & (th < 1e-4))
+        if zero.size == 0:
+            return
+        columns = _factor_columns(self.re)
+        for i in zero:
+            col = columns[i]
+            flipped = th.copy()
+            flipped[col] = -flipped[col]
+            bases = (th, flipped) if np.any(th[col[1:]] != 0) else (th,)
+            for base in bases:
+                for v in _BOUNDARY_SCAN:
+                    t = base.copy()
+                    t[i] = v
+                    yield t
+        yield from self._curvature_candidates(th, columns)
+
+    def _curvature_candidates(self, th: np.ndarray, columns: dict):
+        """Yield steps from ``th`` along the Hessian's negative-curvature directions."""
+        if self.derivatives is None:
+            return
+        try:
+            H = self.criterion_derivatives(th)[1]
+            w, V = np.linalg.eigh(0.5 * (H + H.T))
+        except (np.linalg.LinAlgError, ValueError):
+            return
+        if not np.all(np.isfinite(w)):
+            return
+        tol = 1e-8 * max(np.max(np.abs(w)), 1e-12)
+        for k in np.flatnonzero(w < -tol):
+            for sign in (1.0, -1.0):
+                for v in _BOUNDARY_SCAN:
+                    t = th + sign * v * V[:, k]
+                    for diag, col in columns.items():
+                        if t[diag] < 0:
+                            t[col] = -t[col]
+                    yield t
 
     def _newton_polish(self, th: np.ndarray, steps: int = 4) -> np.ndarray:
         """Take Newton steps on the free coordinates.
@@ -378,6 +423,20 @@ class PLS:
             if done:
                 break
         return th
+
+
+def _factor_columns(re: ReTerms) -> dict:
+    """Map each diagonal theta's index to its factor column's theta indices (diagonal first).
+
+    Negating a column of a term's factor leaves the covariance unchanged, so a
+    point with a zero diagonal has an equivalent one with that column negated.
+    """
+    columns, pos = {}, 0
+    for t in re.terms:
+        for j in range(t.k):
+            columns[pos] = np.arange(pos, pos + t.k - j)
+            pos += t.k - j
+    return columns
 
 
 def _diagonal(v: np.ndarray) -> sp.csr_matrix:
