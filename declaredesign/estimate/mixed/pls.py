@@ -308,11 +308,11 @@ class PLS:
 
         The criterion depends on each diagonal theta through its square, so zero is
         a stationary point in that coordinate and a local search that reaches it
-        stays (a small class variance beside a large student one, say). Scan each
-        zero diagonal theta over a log grid, the others held; restart from a point
-        clearly lower than the optimum found.
+        stays (a small class variance beside a large student one, say). Evaluate
+        the restart points of ``_boundary_candidates``; restart from the lowest if it
+        is clearly lower than the optimum found.
         """
-        f, lower = self.criterion, self.re.lower
+        f = self.criterion
         fth = f(th)
         for _ in range(rounds):
             tol = 1e-9 * max(abs(fth), 1.0)
