@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from declaredesign.engine.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD
+
 ROOT = Path(__file__).resolve().parents[1]
 _LINE = re.compile(r"^\s+(\S.*?)\s+([0-9.]+) us$")
 
@@ -48,7 +50,9 @@ def main() -> None:
     args = p.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     if args.keep_freed_memory:
-        env.update(MALLOC_MMAP_THRESHOLD_=str(64 << 20), MALLOC_TRIM_THRESHOLD_=str(256 << 20))
+        # the environment spelling of what engine/allocator.py sets in a pool worker
+        env.update(MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD),
+                   MALLOC_TRIM_THRESHOLD_=str(TRIM_THRESHOLD))
     trees = {"base": args.base.resolve(), "tree": args.tree.resolve()}
     best: dict[str, dict[str, float]] = {k: {} for k in trees}
     for _ in range(args.rounds):

@@ -15,6 +15,8 @@ import io
 import pstats
 import time
 
+import pandas as pd
+
 import declaredesign as dd
 from declaredesign.design.steps import InquiryStep
 from declaredesign.engine._threads import single_blas_thread
@@ -54,7 +56,6 @@ def main() -> None:
                     prof.disable()
                 if rep:
                     cpu[name] = cpu.get(name, 0.0) + time.process_time() - t
-            import pandas as pd
             t = time.process_time()
             assemble(pd.concat(est, ignore_index=True), pd.concat(tidy, ignore_index=True))
             if rep:
