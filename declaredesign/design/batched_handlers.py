@@ -97,6 +97,29 @@ def _plain_scalar(value: Any) -> bool:
     return isinstance(value, int | float | np.int64 | np.float64)
 
 
+def _binary(apply: str, op: Callable[[Any, Any], Any]) -> tuple[Callable, Callable]:
+    """Make an operator's method and its reflected method, both calling ``apply``.
+
+    The methods call ``apply`` directly, so that ``PerSim._check_caller`` finds the
+    handler's frame at the same depth as a hand-written method would give.
+    """
+    def method(self: Any, o: Any) -> Any:
+        return getattr(self, apply)(o, op, False)
+
+    def reflected(self: Any, o: Any) -> Any:
+        return getattr(self, apply)(o, op, True)
+
+    return method, reflected
+
+
+def _comparison(op: Callable[[Any, Any], Any]) -> Callable:
+    """Make an elementwise comparison of columns (no arithmetic check on booleans)."""
+    def method(self: Rows, o: Any) -> Rows:
+        return self._apply(o, op, arithmetic=False)
+
+    return method
+
+
 class _Values:
     """Shared refusals: what a stand-in value cannot be turned into."""
 
@@ -180,29 +203,10 @@ class PerSim(_Values):
         res = op(o, self._values) if reflected else op(self._values, o)
         return PerSim(self._run, np.asarray(res))
 
-    def __add__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.add, False)
-
-    def __radd__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.add, True)
-
-    def __sub__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.sub, False)
-
-    def __rsub__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.sub, True)
-
-    def __mul__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.mul, False)
-
-    def __rmul__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.mul, True)
-
-    def __truediv__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.truediv, False)
-
-    def __rtruediv__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.truediv, True)
+    __add__, __radd__ = _binary("_arith", operator.add)
+    __sub__, __rsub__ = _binary("_arith", operator.sub)
+    __mul__, __rmul__ = _binary("_arith", operator.mul)
+    __truediv__, __rtruediv__ = _binary("_arith", operator.truediv)
 
     def __neg__(self) -> PerSim:
         self._check_caller(2)
@@ -260,52 +264,22 @@ class Rows(_Values):
             res = op(o, self._values) if reflected else op(self._values, o)
         return Rows(self._run, np.asarray(res), self._layout)
 
-    def __add__(self, o: Any) -> Rows:
-        return self._apply(o, operator.add)
-
-    def __radd__(self, o: Any) -> Rows:
-        return self._apply(o, operator.add, True)
-
-    def __sub__(self, o: Any) -> Rows:
-        return self._apply(o, operator.sub)
-
-    def __rsub__(self, o: Any) -> Rows:
-        return self._apply(o, operator.sub, True)
-
-    def __mul__(self, o: Any) -> Rows:
-        return self._apply(o, operator.mul)
-
-    def __rmul__(self, o: Any) -> Rows:
-        return self._apply(o, operator.mul, True)
-
-    def __truediv__(self, o: Any) -> Rows:
-        return self._apply(o, operator.truediv)
-
-    def __rtruediv__(self, o: Any) -> Rows:
-        return self._apply(o, operator.truediv, True)
+    __add__, __radd__ = _binary("_apply", operator.add)
+    __sub__, __rsub__ = _binary("_apply", operator.sub)
+    __mul__, __rmul__ = _binary("_apply", operator.mul)
+    __truediv__, __rtruediv__ = _binary("_apply", operator.truediv)
 
     def __neg__(self) -> Rows:
         if self._values.dtype == bool:
             return self._refuse("negation of booleans")
         return Rows(self._run, -self._values, self._layout)
 
-    def __eq__(self, o: Any) -> Rows:  # type: ignore[override]
-        return self._apply(o, operator.eq, arithmetic=False)
-
-    def __ne__(self, o: Any) -> Rows:  # type: ignore[override]
-        return self._apply(o, operator.ne, arithmetic=False)
-
-    def __lt__(self, o: Any) -> Rows:
-        return self._apply(o, operator.lt, arithmetic=False)
-
-    def __le__(self, o: Any) -> Rows:
-        return self._apply(o, operator.le, arithmetic=False)
-
-    def __gt__(self, o: Any) -> Rows:
-        return self._apply(o, operator.gt, arithmetic=False)
-
-    def __ge__(self, o: Any) -> Rows:
-        return self._apply(o, operator.ge, arithmetic=False)
+    __eq__ = _comparison(operator.eq)  # type: ignore[assignment]
+    __ne__ = _comparison(operator.ne)  # type: ignore[assignment]
+    __lt__ = _comparison(operator.lt)
+    __le__ = _comparison(operator.le)
+    __gt__ = _comparison(operator.gt)
+    __ge__ = _comparison(operator.ge)
 
     __hash__ = _Values.__hash__
 
