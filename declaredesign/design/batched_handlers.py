@@ -434,21 +434,40 @@ def fit_handler_batched(fit: Callable[[Any], Any], batch: Batch, *,
         Exactly what :func:`~declaredesign.estimate.protocol.fit_per_simulation` gives,
         or None when the batched run is not possible (run the simulations one at a time).
     """
+    called = _call_once(fit, batch, handler,
+                        lambda run, res: (res, _expand(run, res, batch.n_sims)))
+    if called is None:
+        return None
+    _, (res, rows) = called
+    if rows is None:
+        return None
+    out = stack_rows(rows, np.full(batch.n_sims, len(res)), _notes(rows, len(res)),
+                     list(range(batch.n_sims)))
+    return out if _agrees(out, fit, batch, outcome) else None
+
+
+def _call_once(call: Callable[[Any], Any], batch: Batch, handler: Callable[..., Any],
+               read: Callable[[_Run, Any], Any] = lambda run, res: res,
+               ) -> tuple[_Run, Any] | None:
+    """Call a handler once on the whole batch's stand-in; None when that is not possible.
+
+    Shared by handler estimators and data-step handlers: too few simulations for the
+    check to be worth it, a handler taking ``rng``, a warning, an error or a refused
+    operation (even one the handler caught) all leave the simulations to the
+    per-simulation run. ``read(run, result)`` turns the handler's result into what
+    the caller needs under the same guard (a warning or an error there also returns
+    None).
+    """
     if not ENABLED or batch.n_sims < 3 or accepts_rng(handler):
         return None
     run = _Run()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")     # a warning belongs to some simulations
-            res = fit(_frame(run, batch))
-            rows = _expand(run, res, batch.n_sims)
+            res = read(run, call(_frame(run, batch)))
     except Exception:  # noqa: BLE001 -- anything unexpected: the per-simulation run
         return None
-    if run.refused or rows is None:
-        return None
-    out = stack_rows(rows, np.full(batch.n_sims, len(res)), _notes(rows, len(res)),
-                     list(range(batch.n_sims)))
-    return out if _agrees(out, fit, batch, outcome) else None
+    return None if run.refused else (run, res)
 
 
 def _frame(run: _Run, batch: Batch) -> BatchedFrame:
@@ -545,18 +564,14 @@ def run_data_handler_batched(call: Callable[[Any], Any], batch: Batch, *,
         The batch the per-simulation run would give, or None when the batched run is
         not possible (run the simulations one at a time).
     """
-    if not ENABLED or batch.n_sims < 3 or accepts_rng(handler) or \
-            not all(_round_trips(v) for k, v in batch.columns.items()
-                    if k not in batch.id_columns):
+    if not all(_round_trips(v) for k, v in batch.columns.items()
+               if k not in batch.id_columns):
         return None
-    run = _Run()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")     # a warning belongs to some simulations
-            res = call(_frame(run, batch))
-    except Exception:  # noqa: BLE001 -- anything unexpected: the per-simulation run
+    called = _call_once(call, batch, handler)
+    if called is None:
         return None
-    if run.refused or not isinstance(res, BatchedFrame) or res._run is not run \
+    run, res = called
+    if not isinstance(res, BatchedFrame) or res._run is not run \
             or not res._layout.sizes.all():
         # a simulation left without rows: pandas' concatenation decides its dtypes
         return None
