@@ -308,15 +308,26 @@ def _format_ids(codes: np.ndarray, sim: np.ndarray, n_sims: int) -> np.ndarray:
     np.maximum.at(maxes, sim, codes)
     widths = np.char.str_len(maxes.astype(str))[sim]
     top = int(codes.max())
-    if codes.min() >= 0 and top <= max(len(codes), 1024) and np.all(widths == widths[0]):
-        # few distinct IDs (the usual case): format each once, then look them up
-        w = int(widths[0])
-        table = np.array([str(i).zfill(w) for i in range(top + 1)], dtype=object)
-        return table[codes]
+    one_width = bool(np.all(widths == widths[0]))
+    if codes.min() >= 0 and top <= max(len(codes), 1024):
+        # few distinct IDs (the usual case): format each once per width, then look
+        # them up (simulations of different sizes pad to a few widths)
+        if one_width:
+            return _padded_ids(top, int(widths[0]))[codes]
+        out = np.empty(codes.size, dtype=object)
+        for w in np.unique(widths).tolist():
+            at = widths == w
+            out[at] = _padded_ids(top, w)[codes[at]]
+        return out
     text = codes.astype(str)
-    if np.all(widths == widths[0]):
+    if one_width:
         return np.char.zfill(text, int(widths[0])).astype(object)
-    return np.array([t.zfill(w) for t, w in zip(text, widths)], dtype=object)
+    return np.array([t.zfill(w) for t, w in zip(text, widths, strict=True)], dtype=object)
+
+
+def _padded_ids(top: int, width: int) -> np.ndarray:
+    """Format the IDs ``0..top`` as strings zero-padded to ``width`` (an object array)."""
+    return np.array([str(i).zfill(width) for i in range(top + 1)], dtype=object)
 
 
 def _take_groups(entry: Any, rows: np.ndarray) -> GroupIndex:

@@ -21,13 +21,19 @@ def _reference(sim, *keys):
     return codes.reshape(-1), uniq[:, 0]
 
 
+def _draw_sorted_sims(data, *, max_sims, max_rows):
+    """Draw ``(n_sims, n_rows, sim)``: a sorted int64 simulation index."""
+    n_sims = data.draw(st.integers(1, max_sims))
+    n = data.draw(st.integers(1, max_rows))
+    sim = np.sort(np.asarray(data.draw(st.lists(st.integers(0, n_sims - 1), min_size=n,
+                                                max_size=n)), dtype=np.int64))
+    return n_sims, n, sim
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_group_codes_match_a_sort(data):
-    n_sims = data.draw(st.integers(1, 6))
-    n = data.draw(st.integers(1, 60))
-    sim = np.sort(np.asarray(data.draw(st.lists(st.integers(0, n_sims - 1), min_size=n,
-                                                max_size=n))))
+    n_sims, n, sim = _draw_sorted_sims(data, max_sims=6, max_rows=60)
     kind = data.draw(st.sampled_from(["nested", "small", "sparse", "text"]))
     if kind == "nested":  # sorted within each simulation, as levels are made
         key = np.concatenate([np.sort(np.asarray(data.draw(st.lists(
@@ -51,8 +57,6 @@ def test_group_codes_match_a_sort(data):
 
 
 def test_object_keys_group_by_text_order_missing_apart():
-    from declaredesign.groups import group_codes
-
     k = np.array(["b", None, "a", np.nan, "None", "b", "a"], dtype=object)
     codes, _ = group_codes(np.zeros(7, dtype=np.int64), k)
     # text order: "None" < "a" < "b" < missing ("nan"); None never joins "None"
@@ -66,10 +70,7 @@ def test_object_keys_group_by_text_order_missing_apart():
 @given(st.data())
 def test_group_index_from_keys_matches_a_sort(data):
     """The small-integer path (sorted runs or lookup table) gives a sort's codes and starts."""
-    n_sims = data.draw(st.integers(1, 5))
-    n = data.draw(st.integers(1, 50))
-    sim = np.sort(np.asarray(data.draw(st.lists(st.integers(0, n_sims - 1), min_size=n,
-                                                max_size=n)), dtype=np.int64))
+    n_sims, n, sim = _draw_sorted_sims(data, max_sims=5, max_rows=50)
     key = np.asarray(data.draw(st.lists(st.integers(-2, 4), min_size=n, max_size=n)))
     if data.draw(st.booleans()):  # nested levels arrive in (sim, key) order
         key = key[np.lexsort((key, sim))]

@@ -97,6 +97,29 @@ def _plain_scalar(value: Any) -> bool:
     return isinstance(value, int | float | np.int64 | np.float64)
 
 
+def _binary(apply: str, op: Callable[[Any, Any], Any]) -> tuple[Callable, Callable]:
+    """Make an operator's method and its reflected method, both calling ``apply``.
+
+    The methods call ``apply`` directly, so that ``PerSim._check_caller`` finds the
+    handler's frame at the same depth as a hand-written method would give.
+    """
+    def method(self: Any, o: Any) -> Any:
+        return getattr(self, apply)(o, op, False)
+
+    def reflected(self: Any, o: Any) -> Any:
+        return getattr(self, apply)(o, op, True)
+
+    return method, reflected
+
+
+def _comparison(op: Callable[[Any, Any], Any]) -> Callable:
+    """Make an elementwise comparison of columns (no arithmetic check on booleans)."""
+    def method(self: Rows, o: Any) -> Rows:
+        return self._apply(o, op, arithmetic=False)
+
+    return method
+
+
 class _Values:
     """Shared refusals: what a stand-in value cannot be turned into."""
 
@@ -180,29 +203,10 @@ class PerSim(_Values):
         res = op(o, self._values) if reflected else op(self._values, o)
         return PerSim(self._run, np.asarray(res))
 
-    def __add__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.add, False)
-
-    def __radd__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.add, True)
-
-    def __sub__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.sub, False)
-
-    def __rsub__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.sub, True)
-
-    def __mul__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.mul, False)
-
-    def __rmul__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.mul, True)
-
-    def __truediv__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.truediv, False)
-
-    def __rtruediv__(self, o: Any) -> PerSim:
-        return self._arith(o, operator.truediv, True)
+    __add__, __radd__ = _binary("_arith", operator.add)
+    __sub__, __rsub__ = _binary("_arith", operator.sub)
+    __mul__, __rmul__ = _binary("_arith", operator.mul)
+    __truediv__, __rtruediv__ = _binary("_arith", operator.truediv)
 
     def __neg__(self) -> PerSim:
         self._check_caller(2)
@@ -260,52 +264,22 @@ class Rows(_Values):
             res = op(o, self._values) if reflected else op(self._values, o)
         return Rows(self._run, np.asarray(res), self._layout)
 
-    def __add__(self, o: Any) -> Rows:
-        return self._apply(o, operator.add)
-
-    def __radd__(self, o: Any) -> Rows:
-        return self._apply(o, operator.add, True)
-
-    def __sub__(self, o: Any) -> Rows:
-        return self._apply(o, operator.sub)
-
-    def __rsub__(self, o: Any) -> Rows:
-        return self._apply(o, operator.sub, True)
-
-    def __mul__(self, o: Any) -> Rows:
-        return self._apply(o, operator.mul)
-
-    def __rmul__(self, o: Any) -> Rows:
-        return self._apply(o, operator.mul, True)
-
-    def __truediv__(self, o: Any) -> Rows:
-        return self._apply(o, operator.truediv)
-
-    def __rtruediv__(self, o: Any) -> Rows:
-        return self._apply(o, operator.truediv, True)
+    __add__, __radd__ = _binary("_apply", operator.add)
+    __sub__, __rsub__ = _binary("_apply", operator.sub)
+    __mul__, __rmul__ = _binary("_apply", operator.mul)
+    __truediv__, __rtruediv__ = _binary("_apply", operator.truediv)
 
     def __neg__(self) -> Rows:
         if self._values.dtype == bool:
             return self._refuse("negation of booleans")
         return Rows(self._run, -self._values, self._layout)
 
-    def __eq__(self, o: Any) -> Rows:  # type: ignore[override]
-        return self._apply(o, operator.eq, arithmetic=False)
-
-    def __ne__(self, o: Any) -> Rows:  # type: ignore[override]
-        return self._apply(o, operator.ne, arithmetic=False)
-
-    def __lt__(self, o: Any) -> Rows:
-        return self._apply(o, operator.lt, arithmetic=False)
-
-    def __le__(self, o: Any) -> Rows:
-        return self._apply(o, operator.le, arithmetic=False)
-
-    def __gt__(self, o: Any) -> Rows:
-        return self._apply(o, operator.gt, arithmetic=False)
-
-    def __ge__(self, o: Any) -> Rows:
-        return self._apply(o, operator.ge, arithmetic=False)
+    __eq__ = _comparison(operator.eq)  # type: ignore[assignment]
+    __ne__ = _comparison(operator.ne)  # type: ignore[assignment]
+    __lt__ = _comparison(operator.lt)
+    __le__ = _comparison(operator.le)
+    __gt__ = _comparison(operator.gt)
+    __ge__ = _comparison(operator.ge)
 
     __hash__ = _Values.__hash__
 
@@ -460,21 +434,40 @@ def fit_handler_batched(fit: Callable[[Any], Any], batch: Batch, *,
         Exactly what :func:`~declaredesign.estimate.protocol.fit_per_simulation` gives,
         or None when the batched run is not possible (run the simulations one at a time).
     """
+    called = _call_once(fit, batch, handler,
+                        lambda run, res: (res, _expand(run, res, batch.n_sims)))
+    if called is None:
+        return None
+    _, (res, rows) = called
+    if rows is None:
+        return None
+    out = stack_rows(rows, np.full(batch.n_sims, len(res)), _notes(rows, len(res)),
+                     list(range(batch.n_sims)))
+    return out if _agrees(out, fit, batch, outcome) else None
+
+
+def _call_once(call: Callable[[Any], Any], batch: Batch, handler: Callable[..., Any],
+               read: Callable[[_Run, Any], Any] = lambda run, res: res,
+               ) -> tuple[_Run, Any] | None:
+    """Call a handler once on the whole batch's stand-in; None when that is not possible.
+
+    Shared by handler estimators and data-step handlers: too few simulations for the
+    check to be worth it, a handler taking ``rng``, a warning, an error or a refused
+    operation (even one the handler caught) all leave the simulations to the
+    per-simulation run. ``read(run, result)`` turns the handler's result into what
+    the caller needs under the same guard (a warning or an error there also returns
+    None).
+    """
     if not ENABLED or batch.n_sims < 3 or accepts_rng(handler):
         return None
     run = _Run()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")     # a warning belongs to some simulations
-            res = fit(_frame(run, batch))
-            rows = _expand(run, res, batch.n_sims)
+            res = read(run, call(_frame(run, batch)))
     except Exception:  # noqa: BLE001 -- anything unexpected: the per-simulation run
         return None
-    if run.refused or rows is None:
-        return None
-    out = stack_rows(rows, np.full(batch.n_sims, len(res)), _notes(rows, len(res)),
-                     list(range(batch.n_sims)))
-    return out if _agrees(out, fit, batch, outcome) else None
+    return None if run.refused else (run, res)
 
 
 def _frame(run: _Run, batch: Batch) -> BatchedFrame:
@@ -571,18 +564,14 @@ def run_data_handler_batched(call: Callable[[Any], Any], batch: Batch, *,
         The batch the per-simulation run would give, or None when the batched run is
         not possible (run the simulations one at a time).
     """
-    if not ENABLED or batch.n_sims < 3 or accepts_rng(handler) or \
-            not all(_round_trips(v) for k, v in batch.columns.items()
-                    if k not in batch.id_columns):
+    if not all(_round_trips(v) for k, v in batch.columns.items()
+               if k not in batch.id_columns):
         return None
-    run = _Run()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")     # a warning belongs to some simulations
-            res = call(_frame(run, batch))
-    except Exception:  # noqa: BLE001 -- anything unexpected: the per-simulation run
+    called = _call_once(call, batch, handler)
+    if called is None:
         return None
-    if run.refused or not isinstance(res, BatchedFrame) or res._run is not run \
+    run, res = called
+    if not isinstance(res, BatchedFrame) or res._run is not run \
             or not res._layout.sizes.all():
         # a simulation left without rows: pandas' concatenation decides its dtypes
         return None

@@ -9,6 +9,7 @@ import pytest
 import declaredesign as dd
 from declaredesign.design import batched_handlers
 from declaredesign.design.steps import data as data_module
+from tests.design.handler_spy import record_batched_runs
 
 MODEL = (dd.declare_model(N=120, X="runif(N, -1, 1)", u="rnorm(N)", k="rbinom(N, 5, 0.3)",
                           B="X > 0.2")
@@ -27,15 +28,7 @@ def _batch(sims=30, seed=3):
 
 
 def _spy(monkeypatch):
-    calls = []
-    inner = batched_handlers.run_data_handler_batched
-
-    def spy(*args, **kwargs):
-        out = inner(*args, **kwargs)
-        calls.append(out is not None)
-        return out
-    monkeypatch.setattr(data_module, "run_data_handler_batched", spy)
-    return calls
+    return record_batched_runs(monkeypatch, data_module, "run_data_handler_batched")
 
 
 def _same_batch(a, b):

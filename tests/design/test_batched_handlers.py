@@ -13,6 +13,7 @@ from declaredesign.batch import Batch
 from declaredesign.design import batched_handlers
 from declaredesign.design.steps import estimator as estimator_module
 from declaredesign.estimate.protocol import fit_per_simulation
+from tests.design.handler_spy import record_batched_runs
 from tests.designs.randomized_response import randomized_response_design
 
 BASE = (dd.declare_model(N=40, u="rnorm(N)", x="rbinom(N, 1, 0.5)", k="rbinom(N, 5, 0.3)")
@@ -30,15 +31,7 @@ def _simulate(design, monkeypatch, enabled):
 
 def _batched_calls(monkeypatch):
     """Record whether each handler estimator ran batched (True) or one by one."""
-    calls = []
-    inner = batched_handlers.fit_handler_batched
-
-    def spy(*args, **kwargs):
-        out = inner(*args, **kwargs)
-        calls.append(out is not None)
-        return out
-    monkeypatch.setattr(estimator_module, "fit_handler_batched", spy)
-    return calls
+    return record_batched_runs(monkeypatch, estimator_module, "fit_handler_batched")
 
 
 def _check(handler, monkeypatch, batched, **kwargs):
