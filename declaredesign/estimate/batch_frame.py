@@ -23,6 +23,7 @@ from .arguments import (
     subset_mask,
 )
 from .grouped_sums import sim_index
+from .inference import tidy_rows
 from .model_frame import (
     ModelFrame,
     _has_missing,
@@ -123,3 +124,9 @@ def decline_all(batch: Batch, reason: str | None = None) -> KernelResult:
 def decline(tidy: Any, ok: np.ndarray, reason: str | None = None) -> KernelResult:
     """Rows fitted for the simulations flagged ``ok``; the others declined with ``reason``."""
     return KernelResult(tidy, {int(s): reason for s in np.flatnonzero(~ok)})
+
+
+def tidy_result(res: dict[str, np.ndarray], ok: np.ndarray, terms: list[str], alpha: float,
+                ci: bool, outcome: str) -> KernelResult:
+    """Tidy rows of a stacked fit for the simulations flagged ``ok``; the others declined."""
+    return decline(tidy_rows(np.flatnonzero(ok), terms, res, alpha, ci, outcome), ok)

@@ -32,14 +32,13 @@ from .arguments import (
     subset_mask,
     two_sided_variables,
 )
-from .batch_frame import decline, decline_all, group_index, simulations, subset_view
+from .batch_frame import decline_all, group_index, simulations, subset_view, tidy_result
 from .inference import (
     add_cis,
     apply_identification,
     rms,
     screen_scale,
     screen_unidentified,
-    tidy_rows,
 )
 from .model_frame import _finite_sum, _has_missing, _is_missing
 from .ols import fit_arrays
@@ -449,7 +448,7 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
         ok = ok & ~((n1 < 2) | (n2 < 2))
     res = {"coef": est[:, None], "se": se[:, None], "df": df[:, None]}
     ok = ok & ~_screen(sims, y, n, n2, se)
-    return decline(tidy_rows(np.flatnonzero(ok), [term], res, spec.alpha, spec.ci, outcome), ok)
+    return tidy_result(res, ok, [term], spec.alpha, spec.ci, outcome)
 
 
 register_estimator(difference_in_means, parse=DifferenceInMeansSpec.parse,

@@ -49,14 +49,14 @@ from .arguments import (
 )
 from .batch_frame import (
     columns_for,
-    decline,
     decline_all,
     simulations,
     subset_view,
+    tidy_result,
     weights_and_clusters,
 )
 from .grouped_sums import column_sums, outer_sums
-from .inference import rms, tidy_rows
+from .inference import rms
 from .lm_robust import LMRobustFit, drop_intercept, make_fit, prepare
 from .model_frame import formula_variables, model_frame
 from .ols import demean, fit_arrays, pivoted_rank, wald_f
@@ -373,8 +373,7 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
     res = lm_core(sims, mf.y, Xhat, weights=w, clusters=cl, se_type=spec.se_type,
                   intercept_col=icol, X_resid=mf.X)
     ok = res["ok"] & okz & identified(res, sims, mf.y)
-    return decline(tidy_rows(np.flatnonzero(ok), list(mf.columns), res, spec.alpha, spec.ci,
-                             mf.outcome[0]), ok)
+    return tidy_result(res, ok, list(mf.columns), spec.alpha, spec.ci, mf.outcome[0])
 
 
 register_estimator(iv_robust, parse=IvRobustSpec.parse, fit=fit_iv_robust,

@@ -25,8 +25,8 @@ from ..batch import Batch
 from ..errors import DeclarationError
 from ..formula import parse_formula
 from .arguments import bind_vectors, check_alpha, check_column_arg, check_se_type, spec_keywords
-from .batch_frame import decline, decline_all, frame, simulations, weights_and_clusters
-from .inference import rms, tidy_rows
+from .batch_frame import decline_all, frame, simulations, tidy_result, weights_and_clusters
+from .inference import rms
 from .lm_robust import LMRobustFit, make_fit, prepare
 from .model_frame import formula_variables, model_frame
 from .ols import fit_arrays
@@ -248,8 +248,7 @@ def lm_lin_kernel(batch: Batch, spec: LmLinSpec) -> KernelResult:
     res = lm_core(simulations(batch, sim), mf.y, X, weights=w, clusters=cl, se_type=spec.se_type,
                   intercept_col=0)
     ok = res["ok"] & identified(res, simulations(batch, sim), mf.y)
-    return decline(tidy_rows(np.flatnonzero(ok), names, res, spec.alpha, spec.ci,
-                             mf.outcome[0]), ok)
+    return tidy_result(res, ok, names, spec.alpha, spec.ci, mf.outcome[0])
 
 
 register_estimator(lm_lin, parse=LmLinSpec.parse, fit=fit_lm_lin, kernel=lm_lin_kernel)

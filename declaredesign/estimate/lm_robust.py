@@ -39,9 +39,17 @@ from .arguments import (
     spec_keywords,
     subset_mask,
 )
-from .batch_frame import decline, decline_all, frame, group_index, simulations, weights_and_clusters
+from .batch_frame import (
+    decline,
+    decline_all,
+    frame,
+    group_index,
+    simulations,
+    tidy_result,
+    weights_and_clusters,
+)
 from .fixed_effects import clusters_nested
-from .inference import add_cis, apply_identification, rms, tidy_rows
+from .inference import add_cis, apply_identification, rms
 from .linear_hypothesis import linear_hypothesis
 from .model_frame import ModelFrame, _is_missing, formula_variables, model_frame
 from .ols import CoreFit, fit_arrays
@@ -543,8 +551,7 @@ def lm_robust_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:
     bf = _batch_fit(batch, spec)
     if bf is None:
         return decline_all(batch)
-    return decline(tidy_rows(np.flatnonzero(bf.ok), bf.columns, bf.res, spec.alpha, spec.ci,
-                             bf.mf.outcome[0]), bf.ok)
+    return tidy_result(bf.res, bf.ok, bf.columns, spec.alpha, spec.ci, bf.mf.outcome[0])
 
 
 def lm_robust_glance_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:

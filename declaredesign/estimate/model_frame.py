@@ -45,6 +45,7 @@ from formulaic.parser.types import Factor
 from ..errors import FormulaError
 from ..expressions import check_formula
 from ..formula import R_FUNCTIONS, formulaic_formula, r_label, to_formulaic, variables
+from ..groups import group_codes
 
 __all__ = ["ModelFrame", "model_frame", "formula_variables"]
 
@@ -345,12 +346,10 @@ def _grouped_transforms(groups: np.ndarray) -> dict[str, Any]:
     data, so each simulation's rows get the values its own fit would.
     """
     groups = np.asarray(groups)
-    if groups.ndim == 1 and groups.size and groups.dtype.kind in "iu" and \
-            bool((groups[1:] >= groups[:-1]).all()):
-        # rows in simulation order (a batch's): the codes np.unique gives, without a sort
-        codes = np.empty(groups.size, dtype=np.intp)
-        codes[0] = 0
-        np.cumsum(groups[1:] != groups[:-1], out=codes[1:])
+    if groups.ndim == 1 and groups.size and groups.dtype.kind in "iu" and groups.min() >= 0:
+        # simulation numbers: the shared coding (runs when rows come in simulation order,
+        # no sort), the codes np.unique gives
+        codes = group_codes(groups)[0]
     else:
         codes = np.unique(groups, return_inverse=True)[1].reshape(-1)
     counts = np.bincount(codes).astype(float)

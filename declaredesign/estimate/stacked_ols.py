@@ -346,7 +346,7 @@ def model_statistics(sims: GroupIndex, y: np.ndarray, X: np.ndarray,
     S, k = res["coef"].shape
     sim = sims.codes
     hi = int(has_intercept)
-    rep = np.bincount(sim, minlength=S) if _in_order(sim) else None
+    rep = res["n"] if _in_order(sim) else None        # lm_core's rows per simulation
     e = y - _fitted(list(np.ascontiguousarray(X.T)), res["coef"], sim, rep)
     wv = np.ones_like(y) if weights is None else weights
     n, df_res = res["n"].astype(float), res["df_res"]
