@@ -14,39 +14,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from declaredesign.estimate.mixed import glmer
 
-HERE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "lme4_datasets"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.estimate._r_datasets is imported from the source tree
+
+from tests.estimate._r_datasets import read_dataset  # noqa: E402
+
+HERE = ROOT / "tests" / "fixtures" / "lme4_datasets"
 MODELS = {
     "cbpp_cbind": "cbpp", "cbpp_proportion": "cbpp", "cbpp_probit": "cbpp",
     "grouseticks": "grouseticks", "verbagg_sub": "VerbAgg_sub",
 }
 
 
-def load(fixtures: dict, name: str) -> pd.DataFrame:
-    """Read a fixture dataset with R's column classes and factor level order."""
-    meta = fixtures["datasets"][name]
-    d = pd.read_csv(HERE / meta["file"], dtype=str)
-    for col, kind in meta["columns"].items():
-        if kind in ("numeric", "integer"):
-            d[col] = pd.to_numeric(d[col])
-        else:
-            d[col] = pd.Categorical(d[col], categories=meta["levels"][col])
-    return d
-
-
 def fit_once(fixtures: dict, fid: str):
     """Fit one model as lme4 did (the same formula, ``scale(HEIGHT)`` included)."""
     fits = {f["id"]: f for f in fixtures["fits"]}
     r = fits[fid + "_tight"]
-    d = load(fixtures, MODELS[fid])
+    d = read_dataset(HERE, fixtures, MODELS[fid])
     kw = dict(family=r["family"], link=r["link"])
     if r.get("weights"):
         kw["weights"] = r["weights"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 import tracemalloc
 import warnings
@@ -43,6 +44,11 @@ from declaredesign.design.steps import EstimatorStep
 from declaredesign.engine.seeding import chunk_rng, root_seed_sequence
 from declaredesign.estimate import protocol
 from declaredesign.estimate.mixed import glmer, lmer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.estimate._r_datasets is imported from the source tree
+
+from tests.estimate._r_datasets import read_dataset  # noqa: E402
 
 FORMULA = "score ~ treatment + (1 | student)"
 
@@ -114,19 +120,9 @@ def glmer_timings(n_sims: int, slow_sims: int) -> None:
                   f"{t_gen * us:10.1f} us per dataset (x{t_gen / t_fast:.0f})")
 
 
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "lme4_datasets"
+FIXTURES = ROOT / "tests" / "fixtures" / "lme4_datasets"
 DATASET_FITS = ("sleepstudy_slopes", "sleepstudy_uncorrelated", "penicillin_crossed",
                 "pastes_nested", "dyestuff", "dyestuff2_singular", "insteval_sub")
-
-
-def read_fixture(meta: dict, name: str) -> pd.DataFrame:
-    """A fixture CSV with its factors as strings in R's level order."""
-    info = meta["datasets"][name]
-    d = pd.read_csv(FIXTURES / info["file"], dtype={c: str for c, k in info["columns"].items()
-                                                    if k in ("factor", "ordered")})
-    for c, levels in info.get("levels", {}).items():
-        d[c] = pd.Categorical(d[c], categories=levels)
-    return d
 
 
 def dataset_timings(repeat: int) -> None:
@@ -144,7 +140,7 @@ def dataset_timings(repeat: int) -> None:
           f"{'ours/lmerTest':>14s}")
     for key in DATASET_FITS:
         r = fits[key]
-        d = read_fixture(meta, r["data"])
+        d = read_dataset(FIXTURES, meta, r["data"])
 
         def fit(r=r, d=d):
             with warnings.catch_warnings():

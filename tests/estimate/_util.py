@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from declaredesign.batch import Batch
 from declaredesign.estimate import protocol
 
 NUM = ["estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high", "df"]
@@ -134,3 +135,9 @@ def argument_frame():
                          "blk": np.repeat([1, 2], 12), "p": 0.5,
                          "clz": np.arange(n) % 2 + 2 * (np.arange(n) // 6),
                          "arm": np.tile(["a", "b", "c"], 8)})
+
+
+def grouped_batch(frames, group: str = "g") -> Batch:
+    """Stack datasets, one simulation each, with ``group`` as the ID column mixed models need."""
+    b = Batch.from_frames(frames)
+    return Batch(b.columns, b.sim, b.n_sims, id_columns=[group])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["richardson_jacobian", "richardson_hessian", "richardson_batched",
-           "richardson_batched_k", "deriv12", "deriv12_batched"]
+           "richardson_batched_k", "deriv12_batched"]
 
 
 def richardson_jacobian(f, x: np.ndarray, d: float = 1e-4, eps: float = 1e-4,
@@ -174,29 +174,6 @@ def richardson_batched_k(fun, x, d=1e-4, eps=1e-4, r=4, second=True):
                 h = h / 2
             Hs[:, :, i, j] = Hs[:, :, j, i] = _extrapolate(a, r)
     return J, Hs
-
-
-def deriv12(fun, x: np.ndarray, fx: float, delta: float = 1e-4):
-    """Gradient and Hessian by central differences, as lme4's ``deriv12``."""
-    nx = x.size
-    H = np.empty((nx, nx))
-    g = np.empty(nx)
-    for j in range(nx):
-        xa, xs = x.copy(), x.copy()
-        xa[j] += delta
-        xs[j] -= delta
-        fa, fs = fun(xa), fun(xs)
-        H[j, j] = (fa - 2 * fx + fs) / delta**2
-        g[j] = (fa - fs) / (2 * delta)
-        for i in range(j):
-            def at(di, dj, i=i, j=j):
-                t = x.copy()
-                t[i] += di
-                t[j] += dj
-                return fun(t)
-            H[i, j] = H[j, i] = (at(delta, delta) - at(delta, -delta) - at(-delta, delta)
-                                 + at(-delta, -delta)) / (4 * delta**2)
-    return g, H
 
 
 def deriv12_batched(fun, x, fx, delta=1e-4):

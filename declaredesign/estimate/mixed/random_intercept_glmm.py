@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...groups import GroupIndex
 from .families import Family
 from .pirls import THETA_GRID, conv_messages, gh_rule
 
@@ -70,7 +71,11 @@ class Stacked:
         self.G = gsim.size
         self.n, self.p = X.shape
         self.cells_are_groups = self.n == self.G and bool(np.all(gcode == np.arange(self.G)))
-        self._rstart, self._gstart = _sim_starts(rsim, S), _sim_starts(gsim, S)
+        # cells and groups indexed by simulation: sums per simulation by reduceat when
+        # the stack is in simulation order with no empty simulation, else bincount
+        sims = np.arange(S)
+        self._rows, self._gsims = GroupIndex(rsim, sims, S), GroupIndex(gsim, sims, S)
+        self._rstart = self._rows.starts
         # Terms free of mu, summed once: the hot loop needs only loglik(mu).
         if sat_g is None:
             sat_g = self._sum_groups(fam.loglik_saturated(y, wt))
@@ -132,15 +137,12 @@ class Stacked:
         return self.stage0(np.zeros(self.S), np.zeros((self.S, self.p)), np.zeros(self.G))[1]
 
     def _sum_rows(self, v):
-        if self._rstart is not None:
-            return np.add.reduceat(v, self._rstart, axis=0)
-        return np.bincount(self.rsim, weights=v, minlength=self.S)
+        """Sum a per-cell array per simulation."""
+        return self._rows.sum(v)
 
     def _sum_gsims(self, v):
         """Sum a per-group array per simulation."""
-        if self._gstart is not None:
-            return np.add.reduceat(v, self._gstart, axis=0)
-        return np.bincount(self.gsim, weights=v, minlength=self.S)
+        return self._gsims.sum(v)
 
     def _sum_groups(self, v):
         if self.cells_are_groups:
@@ -402,14 +404,6 @@ def _start_stack(y, wt, offset, gcode, gsim, first, X, S, fam: Family):
     fine = Stacked(X[first][g], y[rep], W, offset[rep], gsim[g], g, gsim, S, fam)
     eta0 = fam.linkfun(fam.mustart(y[rep], wt[rep]))
     return fine, eta0
-
-
-def _sim_starts(sim: np.ndarray, S: int):
-    """Where each simulation's rows start, if rows are in simulation order and none is empty."""
-    if sim.size == 0 or np.any(sim[1:] < sim[:-1]):
-        return None
-    st = np.searchsorted(sim, np.arange(S))
-    return st if np.all(np.diff(np.r_[st, sim.size]) > 0) else None
 
 
 def _grid(st: Stacked, state: dict) -> np.ndarray:

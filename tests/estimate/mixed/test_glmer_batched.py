@@ -16,6 +16,7 @@ from declaredesign.errors import DeclarationError
 from declaredesign.estimate import protocol
 from declaredesign.estimate.mixed import glmer, parse_glmer
 from declaredesign.estimate.mixed.glmer import glmer_kernel
+from tests.estimate._util import grouped_batch
 
 TIDY_COLUMNS = protocol.TIDY_COLUMNS
 
@@ -42,11 +43,6 @@ def _dataset(rng, n_groups, size_range, sd_u, family="binomial"):
         y = rng.poisson(expo * np.exp(eta))
         k = y
     return pd.DataFrame({"g": g, "x": x, "y": y, "k": k, "m": 5 - k, "e": expo})
-
-
-def _batch(frames):
-    b = Batch.from_frames(frames)
-    return Batch(b.columns, b.sim, b.n_sims, id_columns=["g"])
 
 
 def _general(formula, d, **kw):
@@ -88,7 +84,7 @@ CASES = [
 def test_fast_path_equals_general_fit(formula, kw, fam):
     rng = np.random.default_rng(7)
     frames = [_dataset(rng, 15, (3, 9), sd, fam) for sd in (0.5, 1.0, 1.5)]
-    _compare(KERNEL(_batch(frames), formula, **kw), frames, formula, **kw)
+    _compare(KERNEL(grouped_batch(frames), formula, **kw), frames, formula, **kw)
 
 
 def test_singular_and_failed_simulations_in_one_batch():
@@ -97,7 +93,7 @@ def test_singular_and_failed_simulations_in_one_batch():
     singular = _dataset(rng, 20, (4, 8), 0.0)
     one_group = _dataset(rng, 1, (10, 10), 1.0)
     frames = [good, singular, one_group]
-    out = KERNEL(_batch(frames), "y ~ x + (1 | g)", family="binomial")
+    out = KERNEL(grouped_batch(frames), "y ~ x + (1 | g)", family="binomial")
     # a clean fit
     r0 = out[out.sim == 0]
     assert r0["error"].isna().all() and r0["warning"].isna().all()
@@ -117,7 +113,7 @@ def test_lme4_failures_in_a_batch_are_error_rows():
     rng = np.random.default_rng(4)
     good, sep = _dataset(rng, 12, (4, 8), 1.0), _dataset(rng, 12, (4, 8), 1.0)
     sep["y"] = (sep["x"] > 0).astype(float)       # complete separation
-    out = KERNEL(_batch([good, sep]), "y ~ x + (1 | g)", family="binomial")
+    out = KERNEL(grouped_batch([good, sep]), "y ~ x + (1 | g)", family="binomial")
     assert out[out.sim == 0]["error"].isna().all()
     r = out[out.sim == 1]
     assert len(r) == 1 and "pwrssUpdate did not converge" in r["error"].iloc[0]
@@ -129,13 +125,13 @@ def test_other_formulas_use_the_general_fit():
     for d in frames:
         d["h"] = np.tile([1, 2, 3], len(d))[: len(d)]
     formula = "y ~ x + (1 | g) + (1 | h)"
-    out = KERNEL(_batch(frames), formula, family="binomial")
+    out = KERNEL(grouped_batch(frames), formula, family="binomial")
     _compare(out, frames, formula, tol=1e-9, family="binomial")
 
 
 def test_empty_batch_and_bad_arguments():
     rng = np.random.default_rng(1)
-    b = _batch([_dataset(rng, 5, (3, 3), 1.0)])
+    b = grouped_batch([_dataset(rng, 5, (3, 3), 1.0)])
     assert KERNEL(b.select_sims([]), "y ~ x + (1 | g)").shape[0] == 0
     with pytest.raises(DeclarationError, match="family"):
         KERNEL(b, "y ~ x + (1 | g)", family="gamma")
@@ -195,7 +191,7 @@ def test_degenerate_simulations_report_alike_on_both_paths():
     sep = _dataset(rng, 12, (4, 8), 1.0)
     sep["y"] = (sep["x"] > 0).astype(float)
     aliased = good.assign(x=1.0)
-    b = _batch([good, singular, one_group, sep, aliased])
+    b = grouped_batch([good, singular, one_group, sep, aliased])
     est = protocol.get_estimator(glmer)
     spec = est.spec("y ~ x + (1 | g)", family="binomial")
     with warnings.catch_warnings():

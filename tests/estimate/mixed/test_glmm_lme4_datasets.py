@@ -19,6 +19,7 @@ import pytest
 
 from declaredesign.errors import DeclarationError, FitWarning
 from declaredesign.estimate.mixed import glmer
+from tests.estimate._r_datasets import read_dataset
 
 HERE = Path(__file__).resolve().parents[2] / "fixtures" / "lme4_datasets"
 FIXTURES = json.loads((HERE / "lme4_datasets_fits.json").read_text())
@@ -28,14 +29,7 @@ TOL = 1e-5
 
 def _data(name: str) -> pd.DataFrame:
     """A fixture dataset with R's column classes and factor level order."""
-    meta = FIXTURES["datasets"][name]
-    d = pd.read_csv(HERE / meta["file"], dtype=str)
-    for col, kind in meta["columns"].items():
-        if kind in ("numeric", "integer"):
-            d[col] = pd.to_numeric(d[col])
-        else:
-            d[col] = pd.Categorical(d[col], categories=meta["levels"][col])
-    return d
+    return read_dataset(HERE, FIXTURES, name)
 
 
 def _fit(fid: str, data: pd.DataFrame, formula: str | None = None, **kwargs):

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from declaredesign.estimate.mixed import lmer
+from tests.estimate._r_datasets import read_dataset
 
 HERE = Path(__file__).resolve().parents[2] / "fixtures" / "lme4_datasets"
 META = json.loads((HERE / "lme4_datasets_fits.json").read_text())
@@ -37,12 +38,7 @@ LINEAR = sorted(FITS)
 
 def _data(name: str) -> pd.DataFrame:
     """A fixture CSV with factors read as strings in R's level order (Categorical)."""
-    info = META["datasets"][name]
-    d = pd.read_csv(HERE / info["file"], dtype={c: str for c, k in info["columns"].items()
-                                                 if k in ("factor", "ordered")})
-    for c, levels in info.get("levels", {}).items():
-        d[c] = pd.Categorical(d[c], categories=levels)
-    return d
+    return read_dataset(HERE, META, name)
 
 
 @pytest.fixture(scope="module", params=LINEAR)

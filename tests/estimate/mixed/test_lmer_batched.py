@@ -14,6 +14,7 @@ from declaredesign.estimate import protocol
 from declaredesign.estimate.mixed import lmer, parse_lmer
 from declaredesign.estimate.mixed.lmer import lmer_kernel
 from declaredesign.estimate.mixed.random_intercept import ri_fit, ri_stats
+from tests.estimate._util import grouped_batch
 
 # lmer warns on singular fits (as lme4); these tests compare numbers, not warnings
 pytestmark = pytest.mark.filterwarnings("ignore::declaredesign.errors.FitWarning")
@@ -39,11 +40,6 @@ def _dataset(rng, n_groups, size_range, sd_u, slope=0.3):
     return pd.DataFrame({"g": g, "x": x, "t": t, "y": y})
 
 
-def _batch(frames):
-    b = Batch.from_frames(frames)
-    return Batch(b.columns, b.sim, b.n_sims, id_columns=["g"])
-
-
 @pytest.fixture(scope="module")
 def varied():
     rng = np.random.default_rng(11)
@@ -60,7 +56,7 @@ def varied():
 @pytest.mark.parametrize("REML", [True, False])
 def test_fast_path_equals_general_fit(varied, REML):
     formula = "y ~ x + t + (1 | g)"
-    out = KERNEL(_batch(varied), formula, REML=REML)
+    out = KERNEL(grouped_batch(varied), formula, REML=REML)
     assert list(out.columns) == ["sim", *TIDY_COLUMNS, "error", "warning"]
     for s, d in enumerate(varied):
         fit = lmer(formula, d, REML=REML)
@@ -94,7 +90,8 @@ def test_singular_sim_keeps_numbers_and_warns():
     e = e - pd.Series(e).groupby(g).transform("mean").to_numpy()  # negative ICC -> theta = 0
     x = rng.normal(size=g.size)
     d = pd.DataFrame({"g": g, "x": x, "y": 1 + x + e})
-    out = KERNEL(_batch([d, d.assign(y=d.y + rng.normal(0, 2, 20)[g - 1])]), "y ~ x + (1 | g)")
+    out = KERNEL(grouped_batch([d, d.assign(y=d.y + rng.normal(0, 2, 20)[g - 1])]),
+                 "y ~ x + (1 | g)")
     s0, s1 = out[out.sim == 0], out[out.sim == 1]
     assert s0.warning.str.contains("singular").all() and s1.warning.isna().all()
     assert np.isfinite(s0.estimate).all()
@@ -110,7 +107,7 @@ def test_failed_and_rank_deficient_sims_do_not_crash(varied):
     bad_one_group = varied[0].assign(g=1)
     no_treated = varied[1].assign(t=0.0)
     frames = [varied[2], bad_one_group, no_treated, varied[3]]
-    out = KERNEL(_batch(frames), "y ~ x + t + (1 | g)")
+    out = KERNEL(grouped_batch(frames), "y ~ x + t + (1 | g)")
     assert sorted(out.sim.unique()) == [0, 1, 2, 3]
     assert out[out.sim == 1].error.str.contains("level").all()
     assert out[out.sim == 1].estimate.isna().all()
@@ -125,7 +122,7 @@ def test_other_formulas_fall_back_to_general_fit(varied):
     # (random slopes with an intercept have a batched path: test_random_slopes.py)
     formula = "y ~ x + (0 + x | g)"
     frames = varied[2:4]
-    out = KERNEL(_batch(frames), formula)
+    out = KERNEL(grouped_batch(frames), formula)
     for s, d in enumerate(frames):
         want = lmer(formula, d).tidy(effects="fixed").set_index("term")
         got = out[out.sim == s].set_index("term").loc[want.index]
@@ -136,7 +133,7 @@ def test_missing_values_dropped_like_na_omit(varied):
     d = varied[4].copy()
     d.loc[[3, 10], "y"] = np.nan
     d.loc[7, "x"] = np.nan
-    out = KERNEL(_batch([d]), "y ~ x + (1 | g)").set_index("term")
+    out = KERNEL(grouped_batch([d]), "y ~ x + (1 | g)").set_index("term")
     want = lmer("y ~ x + (1 | g)", d.dropna()).tidy(effects="fixed").set_index("term")
     np.testing.assert_allclose(out.loc[want.index, "estimate"], want.estimate, rtol=1e-8)
     assert lmer("y ~ x + (1 | g)", d).nobs == len(d) - 3
@@ -145,7 +142,7 @@ def test_missing_values_dropped_like_na_omit(varied):
 @pytest.mark.parametrize("ddf", ["residual", "asymptotic", "lme4"])
 def test_other_ddf(varied, ddf):
     d = varied[1]
-    out = KERNEL(_batch([d]), "y ~ x + (1 | g)", ddf=ddf).set_index("term")
+    out = KERNEL(grouped_batch([d]), "y ~ x + (1 | g)", ddf=ddf).set_index("term")
     want = lmer("y ~ x + (1 | g)", d, ddf=ddf).tidy(effects="fixed").set_index("term")
     np.testing.assert_allclose(out.df, want.df, rtol=1e-12)
     np.testing.assert_allclose(out.conf_low, want.conf_low, rtol=1e-8)
@@ -163,7 +160,7 @@ def test_empty_batch():
 
 def test_string_group_ids_and_no_input_mutation(varied):
     d = varied[0].assign(g=lambda df: "s" + df.g.astype(str))
-    b = _batch([d, varied[1].assign(g=lambda df: "s" + df.g.astype(str))])
+    b = grouped_batch([d, varied[1].assign(g=lambda df: "s" + df.g.astype(str))])
     before = {k: v.copy() for k, v in b.columns.items()}
     out = KERNEL(b, "y ~ x + (1 | g)")
     for k, v in b.columns.items():
@@ -176,8 +173,8 @@ def test_string_group_ids_and_no_input_mutation(varied):
 def test_groups_need_not_be_contiguous(varied):
     d = varied[4]
     shuffled = d.sample(frac=1.0, random_state=1).reset_index(drop=True)
-    a = KERNEL(_batch([d]), "y ~ x + t + (1 | g)")
-    b = KERNEL(_batch([shuffled]), "y ~ x + t + (1 | g)")
+    a = KERNEL(grouped_batch([d]), "y ~ x + t + (1 | g)")
+    b = KERNEL(grouped_batch([shuffled]), "y ~ x + t + (1 | g)")
     np.testing.assert_allclose(a.estimate, b.estimate, rtol=1e-10)
     np.testing.assert_allclose(a.df, b.df, rtol=1e-8)
 
@@ -232,7 +229,7 @@ def test_nested_path_leaves_a_boundary_local_minimum(varied):
     fit = lmer(formula, d)
     assert not fit.is_singular and fit.theta.min() > 0.05
     want = fit.tidy(effects="fixed").set_index("term")
-    got = KERNEL(_batch([d]), formula).set_index("term").loc[want.index]
+    got = KERNEL(grouped_batch([d]), formula).set_index("term").loc[want.index]
     assert (np.abs(got.estimate - want.estimate) / want.std_error).max() < 1e-8
     np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-8)
     assert got.warning.isna().all()
@@ -293,7 +290,7 @@ def test_nested_fast_path_matches_lme4_fixture():
 
 
 def test_kenward_roger_fast_path_equals_general(varied):
-    out = KERNEL(_batch(varied), "y ~ x + t + (1 | g)", ddf="Kenward-Roger")
+    out = KERNEL(grouped_batch(varied), "y ~ x + t + (1 | g)", ddf="Kenward-Roger")
     for s, d in enumerate(varied):
         want = lmer("y ~ x + t + (1 | g)", d).tidy(effects="fixed", ddf="Kenward-Roger")
         want = want.set_index("term")
@@ -303,14 +300,14 @@ def test_kenward_roger_fast_path_equals_general(varied):
 
 
 def test_kenward_roger_ml_is_an_error_row(varied):
-    out = KERNEL(_batch(varied[:1]), "y ~ x + (1 | g)", REML=False, ddf="Kenward-Roger")
+    out = KERNEL(grouped_batch(varied[:1]), "y ~ x + (1 | g)", REML=False, ddf="Kenward-Roger")
     assert out.error.str.contains("REML").all()
 
 
 @pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 + x | g)"])
 def test_conf_level(varied, formula):
     d = varied[4]
-    out = KERNEL(_batch([d]), formula, conf_level=0.9).set_index("term")
+    out = KERNEL(grouped_batch([d]), formula, conf_level=0.9).set_index("term")
     fit = lmer(formula, d, conf_level=0.9)
     want = fit.tidy(effects="fixed").set_index("term")
     np.testing.assert_allclose(out.conf_low, want.conf_low, rtol=1e-6)
@@ -404,7 +401,7 @@ def test_degenerate_simulations_report_alike_on_both_paths(varied, formula):
     frames = [d.assign(h=np.arange(len(d)) % 2) for d in frames]
     clean = frames[3]
     frames[3] = clean.assign(y=clean.y + rng.normal(0, 0.8, 2 * 41)[2 * clean.g + clean.h])
-    b = _batch(frames)
+    b = grouped_batch(frames)
     est = protocol.get_estimator(lmer)
     spec = est.spec(formula)
     batched = protocol.fit_batch(est, spec, b)

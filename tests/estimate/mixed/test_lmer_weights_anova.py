@@ -25,6 +25,7 @@ from declaredesign.estimate import protocol
 from declaredesign.estimate.mixed import lmer, parse_lmer
 from declaredesign.estimate.mixed.anova import type3_contrasts, zapsmall
 from declaredesign.estimate.mixed.lmer import lmer_kernel
+from tests.estimate._r_datasets import read_dataset
 
 HERE = Path(__file__).resolve().parents[2] / "fixtures" / "lmer_weights_anova"
 META = json.loads((HERE / "lmer_weights_anova.json").read_text())
@@ -47,12 +48,7 @@ def _rel(a, b) -> float:
 
 
 def _data(name: str) -> pd.DataFrame:
-    info = META["datasets"][name]
-    d = pd.read_csv(HERE / info["file"], dtype={c: str for c, k in info["columns"].items()
-                                                 if k in ("factor", "character")})
-    for c, levels in info.get("levels", {}).items():
-        d[c] = pd.Categorical(d[c], categories=levels)
-    return d
+    return read_dataset(HERE, META, name)
 
 
 def _fit(r):

@@ -23,6 +23,7 @@ from declaredesign.estimate.mixed.random_slopes import (
     slope_layout,
     slope_stats,
 )
+from tests.estimate._util import grouped_batch
 
 pytestmark = pytest.mark.filterwarnings("ignore::declaredesign.errors.FitWarning")
 
@@ -42,11 +43,6 @@ def _dataset(rng, n_groups, size_range, sd_int, sd_slope, rho=0.0):
     return pd.DataFrame({"g": g, "x": x, "t": t, "y": y})
 
 
-def _batch(frames):
-    b = Batch.from_frames(frames)
-    return Batch(b.columns, b.sim, b.n_sims, id_columns=["g"])
-
-
 @pytest.fixture(scope="module")
 def frames():
     rng = np.random.default_rng(2026)
@@ -60,7 +56,7 @@ def frames():
 def _criteria(frames, formula, REML):
     """The batched path's criterion at its optimum, per dataset."""
     spec = parse_lmer(formula, REML=REML)
-    batch = _batch(frames)
+    batch = grouped_batch(frames)
     layout = slope_layout(spec.parsed, batch, spec.variables)
     y, X, _ = fixed_matrix(spec.parsed, {c: batch[c] for c in spec.variables})
     st = slope_stats(X, y, batch[layout.slope], batch.groups("g"), batch.sim, batch.n_sims)
@@ -95,14 +91,14 @@ def _compare(out, frames, formula, REML):
                                      "y ~ t + (1 + x || g)"])
 @pytest.mark.parametrize("REML", [True, False])
 def test_batched_slopes_equal_general_fit(frames, formula, REML):
-    res = lmer_kernel(_batch(frames), parse_lmer(formula, REML=REML))
+    res = lmer_kernel(grouped_batch(frames), parse_lmer(formula, REML=REML))
     assert res.fallback == {}          # the slopes path took every simulation
     _compare(res.tidy, frames, formula, REML)
 
 
 def test_singular_flag_matches_general_fit(frames):
     formula = "y ~ x + t + (1 + x | g)"
-    out = lmer_kernel(_batch(frames), parse_lmer(formula)).tidy
+    out = lmer_kernel(grouped_batch(frames), parse_lmer(formula)).tidy
     crit = _criteria(frames, formula, True)
     for s, d in enumerate(frames):
         fit = lmer(formula, d)
@@ -132,7 +128,7 @@ def test_forum20_matches_r():
 
 
 def test_layouts():
-    b = _batch([pd.DataFrame({"g": [1, 1, 2, 2], "x": [0.0, 1, 2, 3], "y": [1.0, 2, 3, 5]})])
+    b = grouped_batch([pd.DataFrame({"g": [1, 1, 2, 2], "x": [0.0, 1, 2, 3], "y": [1.0, 2, 3, 5]})])
 
     def lay(formula):
         spec = parse_lmer(formula)
@@ -149,11 +145,11 @@ def test_declines_go_to_the_fallback(frames):
     formula = "y ~ x + t + (1 + x | g)"
     few = frames[0].assign(g=1)                                 # one group
     dup = frames[1].assign(t2=frames[1].t)                      # rank-deficient X
-    batch = _batch([few, frames[2], dup.drop(columns="t2")])
+    batch = grouped_batch([few, frames[2], dup.drop(columns="t2")])
     res = lmer_kernel(batch, parse_lmer(formula))
     assert set(res.fallback) == {0} and "too few groups" in res.fallback[0]
     t2 = np.random.default_rng(0).normal(size=len(frames[2]))
-    res = lmer_kernel(_batch([frames[2].assign(t2=t2), dup]),
+    res = lmer_kernel(grouped_batch([frames[2].assign(t2=t2), dup]),
                       parse_lmer("y ~ x + t + t2 + (1 + x | g)"))
     assert set(res.fallback) == {1} and "rank-deficient" in res.fallback[1]
     est = protocol.get_estimator(lmer)
@@ -162,15 +158,14 @@ def test_declines_go_to_the_fallback(frames):
 
 
 def test_kenward_roger_is_not_batched(frames):
-    res = lmer_kernel(_batch(frames[:2]), parse_lmer("y ~ x + (1 + x | g)",
+    res = lmer_kernel(grouped_batch(frames[:2]), parse_lmer("y ~ x + (1 + x | g)",
                                                     ddf="Kenward-Roger"))
     assert set(res.fallback) == {0, 1}
 
 
 def _slopes_vs_general(frames, formula, group):
     """Batched fits of ``frames`` and the general fit of each, which reach one optimum."""
-    b = Batch.from_frames(frames)
-    batch = Batch(b.columns, b.sim, b.n_sims, id_columns=[group])
+    batch = grouped_batch(frames, group)
     spec = parse_lmer(formula)
     res = lmer_kernel(batch, spec)
     assert res.fallback == {}
