@@ -258,7 +258,6 @@ class GLMM:
         self.q = re.q
         self._pls = PLS(X, y, re, False)   # only for its sparse Z Lambda layout
         self._scalar1 = len(re.terms) == 1 and re.terms[0].k == 1
-        self._zl_template = None
         self._zl_template = self._zl_layout()
         self._gram = None if self._scalar1 else GramPattern(self._ZL(re.theta0))
         # Terms of the penalized deviance and of the Laplace criterion free of mu,
