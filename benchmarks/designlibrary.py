@@ -7,6 +7,11 @@ time per simulation is printed beside R DeclareDesign's CPU ms per simulation fr
 ``tests/fixtures/designlibrary/r_timings.csv`` (``simulate_design`` of the same design,
 1,000 sims). Designs less than 30x faster than R are flagged.
 
+For a flagged design the table also says how long the design's own Python functions
+(its ``handler=`` functions) take when called once on one simulation's data, as the
+per-simulation run calls them: when that alone is more than R's time / 30, no engine
+speed-up reaches the target while those functions run once per simulation.
+
     python benchmarks/designlibrary.py                  # 2,000 sims per design
     python benchmarks/designlibrary.py --sims 50        # a quick check
     python benchmarks/designlibrary.py --only factorial binary_iv
@@ -22,6 +27,9 @@ import time
 import warnings
 from pathlib import Path
 
+import inspect
+
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,11 +65,42 @@ def time_design(name: str, sims: int, seed: int) -> tuple[float, float, str]:
     return 1000 * cpu / sims, 1000 * wall / sims, ""
 
 
+def user_code_ms(design: dd.Design, seed: int, repeats: int = 200) -> float:
+    """CPU ms of one call of each of the design's handler functions, summed.
+
+    Each handler is called on the data one simulation gives it (the data after the
+    data steps before it), ``repeats`` times; the sum is the per-simulation cost of the
+    user's own code when it runs once per simulation, whatever the engine does.
+    """
+    total, steps = 0.0, list(design.steps)
+    rng = np.random.default_rng(seed)
+    for k, step in enumerate(steps):
+        handler = getattr(step, "handler", None)
+        if not inspect.isfunction(handler):
+            continue
+        before = [s for s in steps[:k] if s.is_data_step]
+        df = dd.draw_data(design.with_steps(before), seed=seed) if before else None
+        args = () if df is None else (df,)
+        kwargs = dict(getattr(step, "kwargs", None) or getattr(step, "model_kwargs", None)
+                      or getattr(step, "handler_kwargs", None) or {})
+        if "rng" in inspect.signature(handler).parameters:
+            kwargs["rng"] = rng
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c0 = time.process_time()
+            for _ in range(repeats):
+                handler(*args, **kwargs)
+            total += (time.process_time() - c0) / repeats
+    return 1000 * total
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time every design and print the comparison table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=2000, help="simulations per design")
     parser.add_argument("--seed", type=int, default=20251200)
+    parser.add_argument("--repeats", type=int, default=200,
+                        help="calls of each handler when timing a flagged design's own code")
     parser.add_argument("--only", nargs="*", help="design names (default: all)")
     args = parser.parse_args(argv)
 
@@ -84,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             elif ratio < TARGET:
                 flag = f"  < {TARGET:.0f}x"
                 slow.append(name)
+                design = getattr(importlib.import_module(f"tests.designs.{name}"),
+                                 f"{name}_design")
+                user = user_code_ms(design, args.seed, args.repeats)
+                if user > 0:
+                    flag += (f"\n{'':<26} its handler functions alone: {user:.3f} ms per "
+                             f"simulation run one at a time (at most {r_ms / user:.1f}x R)")
             print(f"{name:<26} {r_ms:>9.2f} {cpu:>10.3f} {wall:>8.3f} {ratio:>6.1f}x{flag}")
     if slow:
         print(f"\nbelow {TARGET:.0f}x faster than R: {', '.join(slow)}")

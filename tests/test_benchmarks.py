@@ -16,7 +16,7 @@ BENCHMARKS = ROOT / "benchmarks"
 TINY = {
     "compare_forum_steps.py": ["--base", str(ROOT), "--rounds", "1", "--sims", "20"],
     "components.py": ["--sims", "20", "--copies", "1", "--repeat", "1"],
-    "designlibrary.py": ["--sims", "5"],
+    "designlibrary.py": ["--sims", "5", "--repeats", "2"],
     "estimators.py": ["--sims", "20", "--loop-sims", "2"],
     "forum_design.py": ["--sims", "200", "--backend", "serial", "--batch", "20",
                         "--repeat", "1"],
