@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
-
-import inspect
 
 import numpy as np
 import pandas as pd
