@@ -29,6 +29,7 @@ estimator (``lm_robust``, ``difference_in_means``, the mixed models' fixed part)
 
 from __future__ import annotations
 
+import ast
 import functools
 import operator
 import re
@@ -200,12 +201,64 @@ def _categories(values: Any) -> pd.Index | None:
     return None
 
 
-def _fast_path(f, arrays: Mapping[str, np.ndarray]
-               ) -> tuple[list[tuple[str, ...]], int] | None:
-    """Numeric columns and their interactions only: skip formulaic's materialiser.
+@dataclass(frozen=True)
+class _Poly:
+    """An orthogonal ``poly(variable, degree)`` factor on a numeric column."""
 
-    Returns the right-hand-side terms (formula order), each the names of its factors,
-    and whether there is an intercept, or None when the general path is needed.
+    variable: str
+    degree: int
+    label: str          # R's spelling, ``poly(X, 4)``
+
+
+def _poly_factor(fac: Any, arrays: Mapping[str, np.ndarray]) -> _Poly | None:
+    """Return ``poly(x, d)`` (a numeric column, a literal degree, no keywords), else None."""
+    if fac.eval_method != Factor.EvalMethod.PYTHON:
+        return None
+    try:
+        node = ast.parse(str(fac), mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "poly" and not node.keywords and len(node.args) == 2):
+        return None
+    x, d = node.args
+    if not (isinstance(x, ast.Name) and isinstance(d, ast.Constant) and type(d.value) is int
+            and d.value >= 1 and x.id in arrays and arrays[x.id].dtype.kind in "iuf"):
+        return None
+    return _Poly(x.id, d.value, r_label(str(fac)))
+
+
+def _fast_factor(fac: Any, arrays: Mapping[str, np.ndarray]) -> str | _Poly | None:
+    """Return a numeric column's name or an orthogonal ``poly`` of one, else None."""
+    if fac.eval_method == Factor.EvalMethod.LOOKUP:
+        name = str(fac)
+        return name if name in arrays and arrays[name].dtype.kind in "iuf" else None
+    return _poly_factor(fac, arrays)
+
+
+def _fast_term(term: Any, arrays: Mapping[str, np.ndarray]
+               ) -> tuple[str | _Poly, ...] | None:
+    """Return the factors of a right-hand-side term the fast path builds, else None."""
+    facs = tuple(_fast_factor(fac, arrays) for fac in term.factors)
+    if not facs or None in facs or len(set(facs)) != len(facs):
+        return None
+    names = tuple(f for f in facs if isinstance(f, str))
+    if len(facs) - len(names) > 1:
+        return None          # two matrix factors: formulaic's column order, not ours
+    # poly columns have unit length, so |value| <= 1: bound the plain factors as if
+    # the poly factor were one more of them
+    if len(facs) > 1 and not _bounded(arrays, names, len(facs)):
+        return None
+    return facs
+
+
+def _fast_path(f, arrays: Mapping[str, np.ndarray]
+               ) -> tuple[list[tuple[str | _Poly, ...]], int] | None:
+    """Numeric columns, ``poly()`` of them and their interactions: skip formulaic.
+
+    Returns the right-hand-side terms (formula order), each its factors (column names,
+    or :class:`_Poly` for an orthogonal ``poly(x, d)``), and whether there is an
+    intercept, or None when the general path is needed.
     """
     lhs = list(f.lhs)
     if len(lhs) != 1 or len(lhs[0].factors) != 1:
@@ -214,7 +267,7 @@ def _fast_path(f, arrays: Mapping[str, np.ndarray]
     if fy.eval_method != Factor.EvalMethod.LOOKUP or str(fy) not in arrays or \
             arrays[str(fy)].dtype.kind not in "iuf":
         return None
-    terms: list[tuple[str, ...]] = []
+    terms: list[tuple[str | _Poly, ...]] = []
     intercept = 0
     for term in f.rhs:
         facs = term.factors
@@ -222,52 +275,129 @@ def _fast_path(f, arrays: Mapping[str, np.ndarray]
                 str(facs[0]) == "1":
             intercept = 1
             continue
-        names = tuple(str(fac) for fac in facs)
-        if not names or len(set(names)) != len(names) or any(
-                fac.eval_method != Factor.EvalMethod.LOOKUP or str(fac) not in arrays
-                or arrays[str(fac)].dtype.kind not in "iuf" for fac in facs):
-            return None
-        if len(names) > 1 and not _bounded(arrays, names):
+        names = _fast_term(term, arrays)
+        if names is None:
             return None
         terms.append(names)
     return terms, intercept
 
 
-def _bounded(arrays: Mapping[str, np.ndarray], names: tuple[str, ...]) -> bool:
+def _bounded(arrays: Mapping[str, np.ndarray], names: tuple[str, ...],
+             n_factors: int | None = None) -> bool:
     """Whether the product of these columns stays finite (no inf, no inf * 0 = NaN).
 
     Otherwise the general path, which drops rows whose design row is not a number.
+    ``n_factors`` counts the factors of the product (default: the columns).
     """
-    limit = 10.0 ** (300.0 / len(names))
+    limit = 10.0 ** (300.0 / (n_factors or len(names)))
     with np.errstate(invalid="ignore"):
         return all(arrays[v].size == 0 or float(np.abs(arrays[v]).max()) < limit
                    for v in names)
 
 
-def _fast_frame(formula: str, fast: tuple[list[tuple[str, ...]], int],
+def _fast_frame(formula: str, fast: tuple[list[tuple[str | _Poly, ...]], int],
                 arrays: Mapping[str, np.ndarray], mask: np.ndarray, outcome: str,
-                used: list[str], finite: bool) -> ModelFrame:
-    """Build the model frame of plain numeric columns directly (no formulaic).
+                used: list[str], finite: bool, groups: np.ndarray | None = None
+                ) -> ModelFrame | None:
+    """Build the model frame of numeric columns and ``poly()`` directly (no formulaic).
 
     An interaction's column is the product of its factors in the term's order, named
-    ``a:b``, as formulaic computes and names it. ``finite`` says every used column is
-    known finite, so ``y`` and ``X`` are (``_bounded`` keeps the products finite).
+    ``a:b``, as formulaic computes and names it; a ``poly(x, d)`` factor gives ``d``
+    columns named ``poly(x, d)1``... (with ``groups``, computed within each group, as
+    the general path's context does). ``finite`` says every used column is known finite,
+    so ``y`` and ``X`` are (``_bounded`` keeps the products finite). None when a
+    ``poly`` cannot be computed as the general path would (a group with no more rows
+    than the degree, or values that are not finite): the general path then decides.
     """
     terms, intercept = fast
     all_rows = bool(mask.all())
+    row_groups = None if groups is None else (np.asarray(groups) if all_rows
+                                              else np.asarray(groups)[mask])
+    polys = _poly_columns(terms, arrays, mask, all_rows, row_groups)
+    if polys is None:
+        return None
     n_used = len(mask) if all_rows else int(np.count_nonzero(mask))
-    X = np.empty((n_used, len(terms) + intercept), order="F")
+    widths = [_term_width(t) for t in terms]
+    X = np.empty((n_used, sum(widths) + intercept), order="F")
+    columns = ["(Intercept)"] if intercept else []
+    term_columns = {"(Intercept)": ["(Intercept)"]} if intercept else {}
     if intercept:
         X[:, 0] = 1.0
-    for j, names in enumerate(terms):
-        cols = [arrays[v] if all_rows else arrays[v][mask] for v in names]
-        X[:, j + intercept] = functools.reduce(operator.mul, cols)
+    j = intercept
+    for names, width in zip(terms, widths):
+        if width == 1 and all(isinstance(v, str) for v in names):
+            cols = [arrays[v] if all_rows else arrays[v][mask] for v in names]
+            X[:, j] = functools.reduce(operator.mul, cols)
+            columns.append(":".join(names))
+            term_columns[columns[-1]] = [columns[-1]]
+            j += 1
+            continue
+        term_columns[":".join(v if isinstance(v, str) else v.label for v in names)] = \
+            _poly_term(X, j, names, arrays, mask, all_rows, polys, columns)
+        j += width
     yv = arrays[outcome]
     y = np.asarray(yv if all_rows else yv[mask], dtype=float)
-    columns = (["(Intercept)"] if intercept else []) + [":".join(t) for t in terms]
     return ModelFrame(formula=formula, outcome=[outcome], y=y, X=X, columns=columns,
                       mask=mask, has_intercept=bool(intercept), variables=used,
-                      term_columns={c: [c] for c in columns}, finite=finite)
+                      term_columns=term_columns, finite=finite)
+
+
+def _term_width(names: tuple[str | _Poly, ...]) -> int:
+    """Return a fast term's number of columns (its ``poly`` factor's degree, else 1)."""
+    return next((v.degree for v in names if isinstance(v, _Poly)), 1)
+
+
+def _poly_columns(terms: list[tuple[str | _Poly, ...]], arrays: Mapping[str, np.ndarray],
+                  mask: np.ndarray, all_rows: bool, row_groups: np.ndarray | None
+                  ) -> dict[_Poly, list[np.ndarray]] | None:
+    """Columns of every ``poly`` factor on the rows kept, as the general path computes them.
+
+    None when a group (the whole data without ``row_groups``) has no more rows than the
+    degree or a column is not finite.
+    """
+    polys = dict.fromkeys(v for t in terms for v in t if isinstance(v, _Poly))
+    if not polys:
+        return {}
+    codes = None if row_groups is None else _row_codes(row_groups)
+    n = int(np.count_nonzero(mask))
+    smallest = n if codes is None else (int(np.bincount(codes).min()) if n else 0)
+    out: dict[_Poly, list[np.ndarray]] = {}
+    for p in polys:
+        if smallest <= p.degree:
+            return None
+        x = arrays[p.variable] if all_rows else arrays[p.variable][mask]
+        with np.errstate(invalid="ignore", divide="ignore"):   # the general path warns
+            values = r_poly(x, p.degree) if codes is None else \
+                grouped_r_poly(x, codes, p.degree)
+        cols = [values[str(d)] for d in range(1, p.degree + 1)]
+        if not all(_finite_sum(c) for c in cols):
+            return None
+        out[p] = cols
+    return out
+
+
+def _poly_term(X: np.ndarray, j: int, names: tuple[str | _Poly, ...],
+               arrays: Mapping[str, np.ndarray], mask: np.ndarray, all_rows: bool,
+               polys: dict[_Poly, list[np.ndarray]], columns: list[str]) -> list[str]:
+    """Fill ``X[:, j:]`` with a term holding a ``poly`` factor; append and return its names.
+
+    Each column is the product of the factors in the term's order (the poly factor's
+    ``d``-th column in its place), as formulaic multiplies them.
+    """
+    poly = next(v for v in names if isinstance(v, _Poly))
+    plain = {v: (arrays[v] if all_rows else arrays[v][mask])
+             for v in names if isinstance(v, str)}
+    added = []
+    for d in range(poly.degree):
+        cols = [polys[v][d] if isinstance(v, _Poly) else plain[v] for v in names]
+        if len(cols) == 1:
+            X[:, j + d] = cols[0]
+        else:
+            np.multiply(functools.reduce(operator.mul, cols[:-1]), cols[-1], out=X[:, j + d])
+        added.append(":".join(f"{v.label}{d + 1}" if isinstance(v, _Poly) else v
+                              for v in names))
+    columns.extend(added)
+    return added
 
 
 # ------------------------------------------------ transforms computed per simulation
@@ -303,9 +433,9 @@ def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
     in_order = codes.size < 2 or bool((codes[1:] >= codes[:-1]).all())
     if in_order and counts.size and counts[0] > degree and (counts == counts[0]).all():
         # groups of one size, one after another: the rows are a (groups, size) view
+        # (a strided view of the QR's output where it can be: callers copy it anyway)
         values = _stacked_orthogonal_poly(x.reshape(counts.size, counts[0]), degree)
-        return {str(d): np.ascontiguousarray(v).reshape(-1)
-                for d, v in zip(range(1, degree + 1), values)}
+        return {str(d): v.reshape(-1) for d, v in zip(range(1, degree + 1), values)}
     out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
     order = np.arange(codes.size) if in_order else np.argsort(codes, kind="stable")
     starts = np.concatenate(([0], np.cumsum(counts)))
@@ -339,19 +469,23 @@ def _stacked_orthogonal_poly(xs: np.ndarray, degree: int) -> list[np.ndarray]:
     return [Z[..., d] for d in range(1, degree + 1)]
 
 
+def _row_codes(groups: np.ndarray) -> np.ndarray:
+    """Dense codes (0..k-1, in sorted order of the groups) of each row's group."""
+    groups = np.asarray(groups)
+    if groups.ndim == 1 and groups.size and groups.dtype.kind in "iu" and groups.min() >= 0:
+        # simulation numbers: the shared coding (runs when rows come in simulation order,
+        # no sort), the codes np.unique gives
+        return group_codes(groups)[0]
+    return np.unique(groups, return_inverse=True)[1].reshape(-1)
+
+
 def _grouped_transforms(groups: np.ndarray) -> dict[str, Any]:
     """``poly``, ``scale`` and ``center`` computed within each group (simulation).
 
     A batched kernel's frame stacks many simulations; these transforms depend on the
     data, so each simulation's rows get the values its own fit would.
     """
-    groups = np.asarray(groups)
-    if groups.ndim == 1 and groups.size and groups.dtype.kind in "iu" and groups.min() >= 0:
-        # simulation numbers: the shared coding (runs when rows come in simulation order,
-        # no sort), the codes np.unique gives
-        codes = group_codes(groups)[0]
-    else:
-        codes = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    codes = _row_codes(groups)
     counts = np.bincount(codes).astype(float)
 
     def center(x):
@@ -524,7 +658,9 @@ def model_frame(formula: str, data_columns: Mapping[str, Any], *,
 
     fast = _fast_path(f, arrays)
     if fast is not None:
-        return _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used, finite)
+        mf = _fast_frame(formula, fast, arrays, mask, lhs_vars[0], used, finite, groups)
+        if mf is not None:
+            return mf
 
     factor_vars, df = _data_frame(used, arrays, data_columns, mask)
 
