@@ -65,3 +65,44 @@ def test_cr2_two_coefficients_equals_general_kxk(col, monkeypatch):
     np.testing.assert_allclose(fast["df"], ref["df"], rtol=1e-9, equal_nan=True)
 
 
+
+
+@pytest.mark.parametrize("se_type", ["classical", "HC0", "HC1", "HC2", "HC3"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_blocks_of_simulations_give_the_whole_batch_bit_for_bit(se_type, weighted,
+                                                                 monkeypatch):
+    # simulations of unequal sizes fitted in blocks of a few hundred rows: every number
+    # equals the one-fit-of-the-whole-batch's exactly (the blocks are a cache-size detail)
+    rng = np.random.default_rng(11)
+    sizes = rng.integers(20, 90, size=40)
+    sizes[7] = 3                    # fewer rows than coefficients: flagged, not fitted
+    sim = np.repeat(np.arange(len(sizes)), sizes)
+    n = len(sim)
+    x = rng.normal(size=n)
+    z = (rng.uniform(size=n) > 0.5).astype(float)
+    X = np.asfortranarray(np.column_stack([np.ones(n), x, z, x * z, x ** 2]))
+    y = X @ np.array([1.0, 0.5, -1.0, 0.2, 0.1]) + rng.normal(size=n) * (1 + z)
+    w = rng.uniform(0.5, 2.0, size=n) if weighted else None
+    sims = GroupIndex(sim, np.arange(len(sizes)), len(sizes))
+    monkeypatch.setattr(stacked_ols, "BLOCK_ROWS", 10 ** 9)
+    whole = lm_core(sims, y, X, weights=w, se_type=se_type, intercept_col=0)
+    monkeypatch.setattr(stacked_ols, "BLOCK_ROWS", 300)
+    assert len(stacked_ols._blocks(sims)) > 5
+    blocked = lm_core(sims, y, X, weights=w, se_type=se_type, intercept_col=0)
+    assert whole.keys() == blocked.keys()
+    for key, value in whole.items():
+        if value is None:
+            assert blocked[key] is None
+        else:
+            np.testing.assert_array_equal(blocked[key], value, err_msg=key)
+
+
+def test_blocks_only_where_sums_are_the_batch_sums():
+    # an empty simulation (the batch sums with bincount) or rows out of order: one fit
+    sim = np.repeat([0, 2, 3], 30000)
+    assert stacked_ols._blocks(sim_index(sim, 4)) is None
+    shuffled = np.random.default_rng(0).permutation(np.repeat([0, 1, 2], 30000))
+    assert stacked_ols._blocks(sim_index(shuffled, 3)) is None
+    in_order = np.repeat([0, 1, 2], 30000)
+    spans = stacked_ols._blocks(sim_index(in_order, 3))
+    assert spans == [(0, 1, 0, 30000), (1, 2, 30000, 60000), (2, 3, 60000, 90000)]
