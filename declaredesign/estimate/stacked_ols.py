@@ -124,7 +124,9 @@ def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray |
     S = sims.n_sims
     sim = sims.codes
     n_s = np.bincount(sim, minlength=S)
-    raw = list(np.ascontiguousarray(X.T))      # one transposing copy: contiguous columns
+    # the columns as the rows of one (k, n) array (a transposing copy unless X is in
+    # Fortran order): the grouped sums then take all products of a column in one call
+    raw = np.ascontiguousarray(X.T)
     fe_rank = np.zeros(S)
     den = None
     if fe is not None:
@@ -134,7 +136,7 @@ def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray |
     if weights is not None:
         wm = np.bincount(sim, weights=weights, minlength=S) / np.maximum(n_s, 1)
         sw = np.sqrt(weights / wm[sim])
-        cols = [c * sw for c in raw]
+        cols = raw * sw if isinstance(raw, np.ndarray) else [c * sw for c in raw]
         yf = y * sw
     else:
         cols = raw
@@ -183,33 +185,37 @@ def _solve_by_rows(st: StackedFit, X_resid: np.ndarray | None) -> None:
     st.beta, st.e = beta, e
 
 
-def _leverages(cols: list[np.ndarray], M: np.ndarray, sim: np.ndarray,
+def _leverages(cols: list[np.ndarray] | np.ndarray, M: np.ndarray, sim: np.ndarray,
                n_s: np.ndarray | None) -> np.ndarray:
     """Each row's ``x_i' M x_i``: ``sum_a x_a^2 M_aa + sum_{a<b} 2 x_a x_b M_ab`` in that order.
 
     Every term is computed as ``(x_a * x_a) * M_aa`` or ``((2 * x_a) * x_b) * M_ab`` and
-    added to the running sum, in place: no temporary arrays, the same operations.
+    added to the running sum in the order ``(a, b)``, ``b >= a``. The terms of one ``a``
+    are made together (``cols`` a 2-D ``(k, n)`` array): the same operations on the same
+    numbers, in a few calls instead of several per term.
     """
     n = len(sim)
+    k = len(cols)
+    if not isinstance(cols, np.ndarray) or cols.ndim != 2:
+        cols = np.array(cols).reshape(k, n)
     h = np.zeros(n)
-    term = np.empty(n)
     # simulations of equal size in order: multiply by M's entries broadcast per simulation
     # (the same products as with the entries repeated row by row, without the repeats)
     size = _equal_sizes(n_s, n)
-    square = None if size is None else term.reshape(len(n_s), size)
-    k = len(cols)
+    buf = np.empty((k, n))
     for a in range(k):
-        for b in range(a, k):
-            if a == b:
-                np.multiply(cols[a], cols[a], out=term)
-            else:
-                np.multiply(2.0, cols[a], out=term)
-                np.multiply(term, cols[b], out=term)
-            if square is not None:
-                np.multiply(square, M[:, a, b][:, None], out=square)
-            else:
-                np.multiply(term, _per_row(M[:, a, b], sim, n_s), out=term)
-            np.add(h, term, out=h)
+        terms = buf[:k - a]
+        np.multiply(cols[a], cols[a], out=terms[0])
+        if a + 1 < k:
+            np.multiply(cols[a + 1:], 2.0 * cols[a], out=terms[1:])
+        if size is not None:
+            blocks = terms.reshape(k - a, len(n_s), size)
+            np.multiply(blocks, M[:, a, a:].T[:, :, None], out=blocks)
+        else:
+            np.multiply(terms, np.repeat(M[:, a, a:], n_s, axis=0).T if n_s is not None
+                        else M[sim, a, a:].T, out=terms)
+        for t in terms:
+            np.add(h, t, out=h)
     return h
 
 

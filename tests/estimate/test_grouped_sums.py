@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from declaredesign.groups import GroupIndex
 
@@ -35,3 +36,22 @@ def test_group_sums_by_reduceat_equal_bincount():
         np.testing.assert_allclose(GroupIndex(codes, np.zeros(n_groups), 1).sum(v),
                                    np.bincount(codes, weights=v, minlength=n_groups),
                                    rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("layout", ["in order", "shuffled"])
+def test_columns_as_one_array_give_the_sums_of_the_list_bit_for_bit(layout):
+    # a (k, n) array is summed row by row in one reduceat call: the same numbers as the
+    # per-column loop over a list of the same columns (and as bincount when out of order)
+    from declaredesign.estimate.grouped_sums import column_sums, outer_sums, sim_index
+    rng = np.random.default_rng(4)
+    sim = np.repeat(np.arange(30), rng.integers(1, 60, size=30))
+    if layout == "shuffled":
+        sim = rng.permutation(sim)
+    n = len(sim)
+    C = rng.normal(size=(6, n)) * rng.uniform(0.1, 100, size=(6, 1))
+    v = rng.uniform(0.5, 2, size=n)
+    index = sim_index(sim, 30)
+    for w in (None, v):
+        np.testing.assert_array_equal(outer_sums(index, C, w), outer_sums(index, list(C), w))
+        np.testing.assert_array_equal(column_sums(index, C, w), column_sums(index, list(C), w))
+        assert column_sums(index, C, w).flags.c_contiguous

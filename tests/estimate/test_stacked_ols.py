@@ -106,3 +106,28 @@ def test_blocks_only_where_sums_are_the_batch_sums():
     in_order = np.repeat([0, 1, 2], 30000)
     spans = stacked_ols._blocks(sim_index(in_order, 3))
     assert spans == [(0, 1, 0, 30000), (1, 2, 30000, 60000), (2, 3, 60000, 90000)]
+
+
+def _leverages_term_by_term(cols, M, sim):
+    """The leverages one term at a time, as the plain formula reads (the reference)."""
+    h = np.zeros(len(sim))
+    for a in range(len(cols)):
+        for b in range(a, len(cols)):
+            term = cols[a] * cols[a] if a == b else (2.0 * cols[a]) * cols[b]
+            h = h + term * M[sim, a, b]
+    return h
+
+
+@pytest.mark.parametrize("sizes", [[50] * 12, [3, 50, 17, 1, 80, 9]])
+def test_leverages_made_a_column_at_a_time_equal_the_term_by_term_sum(sizes):
+    rng = np.random.default_rng(9)
+    sim = np.repeat(np.arange(len(sizes)), sizes)
+    n, k = len(sim), 5
+    cols = rng.normal(size=(k, n)) * rng.uniform(0.1, 10, size=(k, 1))
+    A = rng.normal(size=(len(sizes), k, k))
+    M = A @ np.swapaxes(A, 1, 2)
+    n_s = np.bincount(sim, minlength=len(sizes))
+    expected = _leverages_term_by_term(cols, M, sim)
+    for rep in (n_s, None):
+        np.testing.assert_array_equal(stacked_ols._leverages(cols, M, sim, rep), expected)
+        np.testing.assert_array_equal(stacked_ols._leverages(list(cols), M, sim, rep), expected)
