@@ -433,9 +433,8 @@ def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
     in_order = codes.size < 2 or bool((codes[1:] >= codes[:-1]).all())
     if in_order and counts.size and counts[0] > degree and (counts == counts[0]).all():
         # groups of one size, one after another: the rows are a (groups, size) view
-        # (a strided view of the QR's output where it can be: callers copy it anyway)
-        values = _stacked_orthogonal_poly(x.reshape(counts.size, counts[0]), degree)
-        return {str(d): v.reshape(-1) for d, v in zip(range(1, degree + 1), values)}
+        values = _blocked_orthogonal_poly(x.reshape(counts.size, counts[0]), degree)
+        return {str(d): values[d - 1].reshape(-1) for d in range(1, degree + 1)}
     out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
     order = np.arange(codes.size) if in_order else np.argsort(codes, kind="stable")
     starts = np.concatenate(([0], np.cumsum(counts)))
@@ -450,6 +449,25 @@ def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
         rows = order[starts[groups][:, None] + np.arange(size)]   # (groups, size)
         for key, values in zip(out, _stacked_orthogonal_poly(x[rows], degree)):
             out[key][rows] = values
+    return out
+
+
+#: Rows of the groups that go through one stacked QR together (they stay in cache).
+POLY_BLOCK_ROWS = 1 << 15
+
+
+def _blocked_orthogonal_poly(xs: np.ndarray, degree: int) -> np.ndarray:
+    """:func:`_stacked_orthogonal_poly` by blocks of groups: a ``(degree, groups, size)`` array.
+
+    Each group's values are its own QR's (the same for any block), computed a block of
+    about :data:`POLY_BLOCK_ROWS` rows at a time so that the block stays in cache.
+    """
+    G, size = xs.shape
+    out = np.empty((degree, G, size))
+    step = max(1, POLY_BLOCK_ROWS // max(size, 1))
+    for g in range(0, G, step):
+        for d, v in enumerate(_stacked_orthogonal_poly(xs[g:g + step], degree)):
+            out[d, g:g + step] = v
     return out
 
 

@@ -302,3 +302,19 @@ def test_grouped_r_poly_is_r_poly_within_each_group_bit_for_bit():
             rows = np.flatnonzero(codes == g)
             for key, values in r_poly(x[rows], degree, raw).items():
                 assert np.array_equal(stacked[key][rows], values)
+
+
+@pytest.mark.parametrize("block_rows", [1, 100, 10 ** 9])
+def test_grouped_r_poly_of_equal_groups_in_blocks_is_r_poly_bit_for_bit(block_rows,
+                                                                        monkeypatch):
+    # groups of one size in order go through stacked QRs a block of groups at a time
+    from declaredesign.estimate.model_frame import grouped_r_poly, r_poly
+    monkeypatch.setattr(MODEL_FRAME_MODULE, "POLY_BLOCK_ROWS", block_rows)
+    rng = np.random.default_rng(8)
+    codes = np.repeat(np.arange(13), 30)
+    x = rng.uniform(-0.5, 0.5, size=len(codes))
+    stacked = grouped_r_poly(x, codes, 4)
+    for g in range(13):
+        rows = np.flatnonzero(codes == g)
+        for key, values in r_poly(x[rows], 4).items():
+            assert np.array_equal(stacked[key][rows], values)
