@@ -126,7 +126,9 @@ def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray |
     n_s = np.bincount(sim, minlength=S)
     # the columns as the rows of one (k, n) array (a transposing copy unless X is in
     # Fortran order): the grouped sums then take all products of a column in one call
-    raw = np.ascontiguousarray(X.T)
+    # (rows of a Fortran-ordered X, such as the fast model frame's, are already
+    # contiguous columns: they are used in place)
+    raw = X.T if X.ndim == 2 and X.strides[0] == X.itemsize else np.ascontiguousarray(X.T)
     fe_rank = np.zeros(S)
     den = None
     if fe is not None:

@@ -309,3 +309,18 @@ def test_screen_scale_flags_what_the_exact_scale_flags():
     calls.clear()
     screen_scale(np.full((6, 2), 0.5), m_diag, bad, exact)
     assert calls == [1]
+
+
+def test_t_quantiles_once_per_distinct_df_are_those_of_every_row():
+    # add_cis computes the inverse t once per distinct df of a batch: the same numbers
+    from scipy import special
+
+    from declaredesign.estimate.inference import _t_quantile, add_cis
+    rng = np.random.default_rng(2)
+    df = rng.choice([3.0, 17.0, 490.0, np.nan, 1e6], size=(400, 3))
+    np.testing.assert_array_equal(_t_quantile(df, 0.975), special.stdtrit(df, 0.975))
+    est, se = rng.normal(size=df.shape), rng.uniform(0.1, 2, size=df.shape)
+    _, _, lo, hi, _ = add_cis(est, se, df, 0.05, True)
+    crit = special.stdtrit(np.where(df > 0, df, np.nan), 0.975) * se
+    np.testing.assert_array_equal(lo, est - crit)
+    np.testing.assert_array_equal(hi, est + crit)
