@@ -313,12 +313,16 @@ def _fast_frame(formula: str, fast: tuple[list[tuple[str | _Poly, ...]], int],
     all_rows = bool(mask.all())
     row_groups = None if groups is None else (np.asarray(groups) if all_rows
                                               else np.asarray(groups)[mask])
-    polys = _poly_columns(terms, arrays, mask, all_rows, row_groups)
-    if polys is None:
-        return None
     n_used = len(mask) if all_rows else int(np.count_nonzero(mask))
     widths = [_term_width(t) for t in terms]
     X = np.empty((n_used, sum(widths) + intercept), order="F")
+    # a poly term on its own is computed straight into its columns of X
+    starts = np.cumsum([intercept, *widths])
+    into = {t[0]: X[:, j:j + w].T for t, j, w in zip(terms, starts, widths)
+            if len(t) == 1 and isinstance(t[0], _Poly)}
+    polys = _poly_columns(terms, arrays, mask, all_rows, row_groups, into)
+    if polys is None:
+        return None
     columns = ["(Intercept)"] if intercept else []
     term_columns = {"(Intercept)": ["(Intercept)"]} if intercept else {}
     if intercept:
@@ -348,12 +352,13 @@ def _term_width(names: tuple[str | _Poly, ...]) -> int:
 
 
 def _poly_columns(terms: list[tuple[str | _Poly, ...]], arrays: Mapping[str, np.ndarray],
-                  mask: np.ndarray, all_rows: bool, row_groups: np.ndarray | None
-                  ) -> dict[_Poly, list[np.ndarray]] | None:
+                  mask: np.ndarray, all_rows: bool, row_groups: np.ndarray | None,
+                  into: Mapping[_Poly, np.ndarray]) -> dict[_Poly, list[np.ndarray]] | None:
     """Columns of every ``poly`` factor on the rows kept, as the general path computes them.
 
-    None when a group (the whole data without ``row_groups``) has no more rows than the
-    degree or a column is not finite.
+    ``into`` gives, for some factors, a ``(degree, n)`` array (rows contiguous) that
+    :func:`grouped_r_poly` may write them into. None when a group (the whole data
+    without ``row_groups``) has no more rows than the degree or a column is not finite.
     """
     polys = dict.fromkeys(v for t in terms for v in t if isinstance(v, _Poly))
     if not polys:
@@ -368,7 +373,7 @@ def _poly_columns(terms: list[tuple[str | _Poly, ...]], arrays: Mapping[str, np.
         x = arrays[p.variable] if all_rows else arrays[p.variable][mask]
         with np.errstate(invalid="ignore", divide="ignore"):   # the general path warns
             values = r_poly(x, p.degree) if codes is None else \
-                grouped_r_poly(x, codes, p.degree)
+                grouped_r_poly(x, codes, p.degree, out=into.get(p))
         cols = [values[str(d)] for d in range(1, p.degree + 1)]
         if not all(_finite_sum(c) for c in cols):
             return None
@@ -391,7 +396,8 @@ def _poly_term(X: np.ndarray, j: int, names: tuple[str | _Poly, ...],
     for d in range(poly.degree):
         cols = [polys[v][d] if isinstance(v, _Poly) else plain[v] for v in names]
         if len(cols) == 1:
-            X[:, j + d] = cols[0]
+            if not np.shares_memory(cols[0], X[:, j + d]):   # not computed in place
+                X[:, j + d] = cols[0]
         else:
             np.multiply(functools.reduce(operator.mul, cols[:-1]), cols[-1], out=X[:, j + d])
         added.append(":".join(f"{v.label}{d + 1}" if isinstance(v, _Poly) else v
@@ -419,12 +425,15 @@ def r_poly(x: np.ndarray, degree: int = 1, raw: bool = False) -> dict[str, np.nd
 
 
 def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
-                   raw: bool = False) -> dict[str, np.ndarray]:
+                   raw: bool = False, out: np.ndarray | None = None
+                   ) -> dict[str, np.ndarray]:
     """:func:`r_poly` within each group of ``codes`` (0..k-1), all groups at once.
 
     Groups of the same size are stacked into one 3-d array and go through one stacked
     QR: the same arithmetic, operation by operation, as :func:`r_poly` on each group,
     so each group's values are those its own fit computes (no loop over simulations).
+    With ``out`` (a ``(degree, n)`` array whose rows are contiguous), groups of one size
+    in order are written there and the columns returned are its rows.
     """
     x = np.asarray(x, dtype=float)
     if raw:
@@ -433,7 +442,9 @@ def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
     in_order = codes.size < 2 or bool((codes[1:] >= codes[:-1]).all())
     if in_order and counts.size and counts[0] > degree and (counts == counts[0]).all():
         # groups of one size, one after another: the rows are a (groups, size) view
-        values = _blocked_orthogonal_poly(x.reshape(counts.size, counts[0]), degree)
+        values = _blocked_orthogonal_poly(
+            x.reshape(counts.size, counts[0]), degree,
+            None if out is None else out.reshape(degree, counts.size, counts[0]))
         return {str(d): values[d - 1].reshape(-1) for d in range(1, degree + 1)}
     out = {str(d): np.empty_like(x) for d in range(1, degree + 1)}
     order = np.arange(codes.size) if in_order else np.argsort(codes, kind="stable")
@@ -456,14 +467,17 @@ def grouped_r_poly(x: np.ndarray, codes: np.ndarray, degree: int = 1,
 POLY_BLOCK_ROWS = 1 << 15
 
 
-def _blocked_orthogonal_poly(xs: np.ndarray, degree: int) -> np.ndarray:
+def _blocked_orthogonal_poly(xs: np.ndarray, degree: int, out: np.ndarray | None = None
+                             ) -> np.ndarray:
     """:func:`_stacked_orthogonal_poly` by blocks of groups: a ``(degree, groups, size)`` array.
 
     Each group's values are its own QR's (the same for any block), computed a block of
-    about :data:`POLY_BLOCK_ROWS` rows at a time so that the block stays in cache.
+    about :data:`POLY_BLOCK_ROWS` rows at a time so that the block stays in cache;
+    written into ``out`` when given.
     """
     G, size = xs.shape
-    out = np.empty((degree, G, size))
+    if out is None:
+        out = np.empty((degree, G, size))
     step = max(1, POLY_BLOCK_ROWS // max(size, 1))
     for g in range(0, G, step):
         for d, v in enumerate(_stacked_orthogonal_poly(xs[g:g + step], degree)):
