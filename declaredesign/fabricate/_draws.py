@@ -139,15 +139,31 @@ def _nonneg(a):
 
 
 # --------------------------------------------------------------------- samplers
+def _real_scalar(x: Any) -> bool:
+    """Whether ``x`` is a plain real number (then arithmetic on a draw can be in place)."""
+    return _is_num(x) and not isinstance(x, np.integer)
+
+
 def _s_normal(ctx, mean, sd):
     _check_rows("normal", "sd", sd, "non-negative", _nonneg)
     # loc + scale * z is faster than rng.normal with array arguments.
     z = ctx.rng.standard_normal(ctx.n_rows)
+    if _real_scalar(mean) and _real_scalar(sd):
+        # the same products and sums, in the draw's own array (no column-sized temporaries)
+        z *= sd
+        z += mean
+        return z
     return mean + sd * z
 
 
 def _s_uniform(ctx, min, max):
-    out = min + (np.asarray(max) - min) * ctx.rng.random(ctx.n_rows)
+    u = ctx.rng.random(ctx.n_rows)
+    if _real_scalar(min) and _real_scalar(max):
+        u *= np.asarray(max) - min      # in place: the same numbers as below
+        u += min
+        out = u
+    else:
+        out = min + (np.asarray(max) - min) * u
     bad = np.broadcast_to(np.asarray(max) < min, out.shape)
     if np.any(bad):
         out = np.where(bad, np.nan, out)      # R's runif: NaN where max < min

@@ -278,3 +278,23 @@ def test_deterministic_draws_inside_expressions_are_evaluated_per_simulation():
         dd.declare_model(N=4, x="rnorm(N)", q="split_quantile(x, 2)")
         + dd.declare_inquiry(high="sum(q == 2)"), sims=3, seed=1)
     assert draws["estimand"].tolist() == [2, 2, 2]
+
+
+@pytest.mark.parametrize(("sampler", "a", "b"), [("_s_normal", 0.3, 2.5), ("_s_normal", 0, 1),
+                                                 ("_s_uniform", -0.5, 0.5),
+                                                 ("_s_uniform", 0, 1)])
+def test_scalar_parameters_draw_in_place_with_the_numbers_of_array_ones(sampler, a, b):
+    # scalar parameters scale and shift the draw in its own array: the same numbers as
+    # the same parameters given row by row
+    from types import SimpleNamespace
+
+    from declaredesign.fabricate import _draws
+    draw = getattr(_draws, sampler)
+    n = 1000
+
+    def ctx():
+        return SimpleNamespace(rng=np.random.default_rng(5), n_rows=n)
+
+    scalar = draw(ctx(), a, b)
+    rows = draw(ctx(), np.full(n, float(a)), np.full(n, float(b)))
+    np.testing.assert_array_equal(scalar, rows)
