@@ -66,3 +66,27 @@ def test_design_batched_fit_matches_estimatr_in_every_simulation():
         np.testing.assert_allclose(z["std_error"], row["std.error"], rtol=1e-8)
         np.testing.assert_allclose(z["p_value"], row["p.value"], rtol=1e-7)
         np.testing.assert_array_equal(z["df"], row["df"])
+
+
+def test_design_simulations_are_those_of_the_plain_paths_bit_for_bit(monkeypatch):
+    # the fast frame (no formulaic), poly and least squares in cache-sized blocks: the
+    # simulations equal those of the general frame fitted as one batch, exactly
+    import importlib
+
+    from declaredesign.estimate import stacked_ols
+
+    from .regression_discontinuity import regression_discontinuity_design as design
+
+    model_frame = importlib.import_module("declaredesign.estimate.model_frame")
+
+    def run():
+        return dd.simulate_design(design, sims=40, seed=3, backend="serial", progress=False)
+
+    monkeypatch.setattr(stacked_ols, "BLOCK_ROWS", 2000)
+    monkeypatch.setattr(model_frame, "POLY_BLOCK_ROWS", 1500)
+    fast = run()
+    monkeypatch.setattr(stacked_ols, "BLOCK_ROWS", 10 ** 9)
+    monkeypatch.setattr(model_frame, "POLY_BLOCK_ROWS", 10 ** 9)
+    monkeypatch.setattr(model_frame, "_fast_path", lambda f, arrays: None)
+    plain = run()
+    pd.testing.assert_frame_equal(fast, plain, check_exact=True)
