@@ -376,7 +376,9 @@ def _ks_distance(x: np.ndarray, n1: np.ndarray, y: np.ndarray, n2: np.ndarray,
     sim = np.concatenate([np.repeat(sims, n1), np.repeat(sims, n2)])
     pooled = np.concatenate([x, y])
     in_first = np.concatenate([np.ones(len(x), bool), np.zeros(len(y), bool)])
-    order = np.lexsort((pooled, sim))
+    # sorted by value, then (stably, a radix sort on small integers) by simulation
+    order = np.argsort(pooled)
+    order = order[np.argsort(sim.astype(_index_dtype(len(n1)))[order], kind="stable")]
     pooled, sim, in_first = pooled[order], sim[order], in_first[order]
     sizes = n1 + n2
     count1 = np.cumsum(in_first) - np.repeat(np.cumsum(n1) - n1, sizes)
@@ -393,6 +395,11 @@ def _ks_distance(x: np.ndarray, n1: np.ndarray, y: np.ndarray, n2: np.ndarray,
     if alternative == "greater":
         return max_s
     return np.where(min_s > max_s, min_s, max_s)
+
+
+def _index_dtype(n: int) -> type:
+    """Return the smallest unsigned integer type numbering ``n`` simulations."""
+    return np.uint16 if n <= 2 ** 16 else np.uint32 if n <= 2 ** 32 else np.uint64
 
 
 def _ks_from_scipy(owner: StandIn, samples: tuple[np.ndarray, ...], d: np.ndarray,
