@@ -43,6 +43,7 @@ from __future__ import annotations
 import dis
 import functools
 import inspect
+import math
 import types
 import warnings
 from collections.abc import Callable, Iterator
@@ -422,9 +423,28 @@ def _ks_from_scipy(owner: StandIn, samples: tuple[np.ndarray, ...], d: np.ndarra
         if caught or type(res.statistic) is not np.float64 or \
                 type(res.pvalue) is not np.float64:
             return owner._refuse("ks_2samp() warned or failed in a simulation")
+        if res.statistic != _ks_reported(d[i], int(n1[i]), int(n2[i]), method):
+            # our distance is not scipy's (another scipy version?): do not group by it
+            return owner._refuse("ks_2samp() statistic differs from the batched one")
         stat[k], p[k] = res.statistic, res.pvalue
     inverse = inverse.reshape(-1)
     return stat[inverse], p[inverse]
+
+
+def _ks_reported(d: np.float64, n1: int, n2: int, method: str) -> np.float64:
+    """Return the statistic scipy reports for the distance ``d`` (a consistency check).
+
+    scipy's exact method (``'auto'`` with both samples of at most 10,000) rounds
+    ``d`` to the nearest multiple of ``1 / lcm(n1, n2)``; the asymptotic one keeps it.
+    """
+    if method == "asymp" or (method == "auto" and max(n1, n2) > _KS_MAX_EXACT_N):
+        return d
+    lcm = (n1 // math.gcd(n1, n2)) * n2
+    return np.float64(int(np.round(d * lcm)) * 1.0 / lcm)
+
+
+#: scipy's ``MAX_AUTO_N``: ``method='auto'`` is exact up to this sample size.
+_KS_MAX_EXACT_N = 10000
 
 
 class _KsResult(StandIn):

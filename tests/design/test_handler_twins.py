@@ -108,6 +108,19 @@ def test_ks_2samp_twin_on_ties_equal_sizes_and_larger_samples():
     z = np.tile(np.arange(600) % 2, 12)
     b = Batch({"Y": rng.normal(size=len(sim)) + 0.1 * z, "Z": z}, sim=sim, n_sims=12)
     _same_as_one_by_one(from_scipy_import_stats, b)
+    # above 10,000 rows a sample, method='auto' is asymptotic (no rounding of d)
+    sim = np.repeat(np.arange(3), 20_011)
+    z = (rng.random(len(sim)) < 0.5).astype(np.int64)
+    b = Batch({"Y": np.round(rng.normal(size=len(sim)), 2), "Z": z}, sim=sim, n_sims=3)
+    _same_as_one_by_one(from_scipy_import_stats, b)
+
+
+def test_a_distance_other_than_scipys_is_refused(monkeypatch):
+    # the representatives' statistics check the batched distance: a wrong one refuses
+    inner = handler_twins._ks_distance
+    monkeypatch.setattr(handler_twins, "_ks_distance",
+                        lambda *args: inner(*args) * 0.5)
+    _same_as_one_by_one(from_scipy_import_stats, _batch(n_sims=10), batched=False)
 
 
 def test_the_ks_test_design_diagnosis_is_unchanged_and_batched(monkeypatch):
