@@ -24,7 +24,10 @@ Operations of the stand-in:
   per-simulation value), unary ``-``, ``& | ~`` of boolean columns, ``col[mask]``,
   ``col.mean()``, ``col.sum()``;
 - on per-simulation values (a mean, a sum): ``+ - * /`` with numbers, unary ``-``,
-  ``abs``.
+  ``abs``;
+- library functions with a batched twin (:mod:`~declaredesign.design.handler_twins`),
+  called from the handler's own code: ``scipy.stats.ks_2samp(col1, col2)``, whose
+  ``.statistic`` and ``.pvalue`` are per-simulation values.
 
 Means and sums follow pandas' own reductions (pairwise sums per simulation); a
 simulation with no rows, or a float column with a missing value, is left to the
