@@ -117,18 +117,22 @@ def register_twin(original: Callable[..., Any], twin: Callable[..., Any], *,
         _MODULES.update(".".join(parts[:i]) for i in range(1, len(parts) + 1) if parts[0])
 
 
-def _has_stand_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    return any(isinstance(a, StandIn) for a in args) or \
-        any(isinstance(v, StandIn) for v in kwargs.values())
+def _first_stand_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> StandIn | None:
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, StandIn)), None)
 
 
 def _dispatcher(original: Callable[..., Any], twin: Callable[..., Any]) -> Callable[..., Any]:
     """Make the function a handler's copy calls instead of ``original``."""
     @functools.wraps(original)
     def dispatch(*args: Any, **kwargs: Any) -> Any:
-        if _has_stand_in(args, kwargs):
+        stand_in = _first_stand_in(args, kwargs)
+        if stand_in is None:
+            return original(*args, **kwargs)
+        try:
             return twin(*args, **kwargs)
-        return original(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 -- a handler catching it must not go on
+            return stand_in._refuse(f"{getattr(original, '__name__', 'a library function')}"
+                                    f"() on the stand-in: {type(e).__name__}")
     return dispatch
 
 
@@ -334,7 +338,9 @@ def ks_2samp_twin(*args: Any, **kwargs: Any) -> _KsResult:
         ``.statistic`` and ``.pvalue`` as per-simulation values; unpacks as
         ``statistic, pvalue`` as scipy's result does. Any other attribute refuses.
     """
-    owner = next(a for a in (*args, *kwargs.values()) if isinstance(a, StandIn))
+    owner = _first_stand_in(args, kwargs)
+    if owner is None:
+        raise TypeError("ks_2samp_twin() needs a stand-in argument")
     try:
         bound = _KS_PARAMETERS.bind(*args, **kwargs)
     except TypeError:

@@ -296,3 +296,19 @@ def test_register_twin_adds_a_twin(monkeypatch):
     handler = namespace["handler"]
     _same_as_one_by_one(handler, _batch(n_sims=10))
     assert module.spread is spread
+
+
+def catches_errors(data):
+    try:
+        t = stats.ks_2samp(data["Y"][data["Z"] == 1], data["Y"][data["Z"] == 0])
+    except Exception:  # noqa: BLE001
+        return _frame(0.0, 1.0)
+    return _frame(t.statistic, t.pvalue)
+
+
+def test_a_failing_twin_refuses_even_when_the_handler_catches_it(monkeypatch):
+    def broken(*args):
+        raise IndexError("a bug in the twin")
+    monkeypatch.setattr(handler_twins, "_ks_distance", broken)
+    out = _same_as_one_by_one(catches_errors, _batch(n_sims=6), batched=False)
+    assert (out["statistic"] > 0).all()
