@@ -310,5 +310,8 @@ def test_a_failing_twin_refuses_even_when_the_handler_catches_it(monkeypatch):
     def broken(*args):
         raise IndexError("a bug in the twin")
     monkeypatch.setattr(handler_twins, "_ks_distance", broken)
-    out = _same_as_one_by_one(catches_errors, _batch(n_sims=6), batched=False)
+    b = _batch(n_sims=6)
+    # refused in the one call itself, not only by the check of the first and last sims
+    assert batched_handlers._call_once(catches_errors, b, catches_errors) is None
+    out = _same_as_one_by_one(catches_errors, b, batched=False)
     assert (out["statistic"] > 0).all()
