@@ -24,7 +24,10 @@ Operations of the stand-in:
   per-simulation value), unary ``-``, ``& | ~`` of boolean columns, ``col[mask]``,
   ``col.mean()``, ``col.sum()``;
 - on per-simulation values (a mean, a sum): ``+ - * /`` with numbers, unary ``-``,
-  ``abs``.
+  ``abs``;
+- library functions with a batched twin (:mod:`~declaredesign.design.handler_twins`),
+  called from the handler's own code: ``scipy.stats.ks_2samp(col1, col2)``, whose
+  ``.statistic`` and ``.pvalue`` are per-simulation values.
 
 Means and sums follow pandas' own reductions (pairwise sums per simulation); a
 simulation with no rows, or a float column with a missing value, is left to the
@@ -51,6 +54,7 @@ import pandas as pd
 
 from ..batch import Batch
 from ..estimate.protocol import fit_per_simulation, rank_deficient_message, stack_rows
+from .handler_twins import StandIn, twin_call
 from .handlers import accepts_rng
 
 __all__ = ["BatchedFrame", "fit_handler_batched", "run_data_handler_batched"]
@@ -120,7 +124,7 @@ def _comparison(op: Callable[[Any, Any], Any]) -> Callable:
     return method
 
 
-class _Values:
+class _Values(StandIn):
     """Shared refusals: what a stand-in value cannot be turned into."""
 
     __slots__ = ("_run",)
@@ -305,6 +309,12 @@ class Rows(_Values):
         values, layout, _ = _select(self._run, self._values, self._layout, key)
         return Rows(self._run, values, layout)
 
+    def _twin_samples(self) -> tuple[_Run, np.ndarray, np.ndarray]:
+        return self._run, self._values, self._layout.sizes
+
+    def _twin_per_sim(self, values: np.ndarray) -> PerSim:
+        return PerSim(self._run, values)
+
     def mean(self, *args: Any, **kwargs: Any) -> PerSim:
         """Each simulation's mean, as pandas' ``Series.mean()`` computes it."""
         if args or kwargs:
@@ -359,7 +369,7 @@ def _select(run: _Run, values: np.ndarray | None, layout: _Layout,
     return (None if values is None else values[mask]), _Layout(sizes), mask
 
 
-class BatchedFrame:
+class BatchedFrame(StandIn):
     """Stand-in for one simulation's DataFrame holding every simulation's rows.
 
     Only the operations listed in the module docstring are done; anything else
@@ -454,9 +464,12 @@ def _call_once(call: Callable[[Any], Any], batch: Batch, handler: Callable[..., 
     Shared by handler estimators and data-step handlers: too few simulations for the
     check to be worth it, a handler taking ``rng``, a warning, an error or a refused
     operation (even one the handler caught) all leave the simulations to the
-    per-simulation run. ``read(run, result)`` turns the handler's result into what
-    the caller needs under the same guard (a warning or an error there also returns
-    None).
+    per-simulation run. The stand-in is given to :func:`~.handler_twins.twin_call`
+    ``(call, handler)``: ``call`` with the handler's copy whose calls to registered
+    library functions (``scipy.stats.ks_2samp``) reach their batched twins; the checks
+    on single simulations call the original. ``read(run, result)`` turns the handler's
+    result into what the caller needs under the same guard (a warning or an error there
+    also returns None).
     """
     if not ENABLED or batch.n_sims < 3 or accepts_rng(handler):
         return None
@@ -464,7 +477,7 @@ def _call_once(call: Callable[[Any], Any], batch: Batch, handler: Callable[..., 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")     # a warning belongs to some simulations
-            res = read(run, call(_frame(run, batch)))
+            res = read(run, twin_call(call, handler)(_frame(run, batch)))
     except Exception:  # noqa: BLE001 -- anything unexpected: the per-simulation run
         return None
     return None if run.refused else (run, res)
@@ -492,7 +505,7 @@ def _expand(run: _Run, res: Any, n_sims: int) -> pd.DataFrame | None:
     for name in names:
         col = res[name]
         cells = col.tolist() if col.dtype == object else None
-        if cells is None or not any(isinstance(c, _Values) for c in cells):
+        if cells is None or not any(isinstance(c, StandIn) for c in cells):
             # the same rows in every simulation
             out[name] = pd.Series(np.tile(col.to_numpy(), n_sims), dtype=col.dtype)
             continue

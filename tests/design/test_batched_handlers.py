@@ -67,6 +67,9 @@ SUPPORTED = {
                                               "estimate": [data["Z"].mean()]}),
     "constant": lambda data: pd.DataFrame({"estimate": [0.5], "posterior.H": [0.25]}),
     "keyword": lambda data, shift: pd.DataFrame({"estimate": [data["Y"].mean() + shift]}),
+    # scipy.stats.ks_2samp reaches its batched twin (design/handler_twins.py)
+    "scipy_twin": lambda data: pd.DataFrame({"estimate": [stats.ks_2samp(
+        data["Y"][data["Z"] == 1], data["Y"][data["Z"] == 0]).pvalue]}),
 }
 
 
@@ -100,7 +103,7 @@ UNSUPPORTED = {
     "float": lambda data: pd.DataFrame({"estimate": [float(data["Y"].mean())]}),
     "branch": lambda data: pd.DataFrame({"estimate": [1.0 if data["Y"].mean() > 0 else 0.0]}),
     "caught_refusal": _swallows,
-    "scipy": _ks,
+    "scipy_helper": lambda data: _ks(data),   # a helper keeps its own globals
     "std": lambda data: pd.DataFrame({"estimate": [data["Y"].std()]}),
     "per_row_rows": lambda data: pd.DataFrame({"estimate": data["Y"]}),
     "misaligned": lambda data: pd.DataFrame(
