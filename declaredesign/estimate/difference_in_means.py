@@ -451,5 +451,6 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
     return tidy_result(res, ok, [term], spec.alpha, spec.ci, outcome)
 
 
-register_estimator(difference_in_means, parse=DifferenceInMeansSpec.parse,
-                   fit=fit_difference_in_means, kernel=difference_in_means_kernel)
+difference_in_means = register_estimator(
+    difference_in_means, parse=DifferenceInMeansSpec.parse, fit=fit_difference_in_means,
+    kernel=difference_in_means_kernel)
