@@ -549,20 +549,20 @@ def _tidy_cells(run: _Run, first: pd.DataFrame, rows: pd.DataFrame,
     return pd.DataFrame(cells, index=first.index)
 
 
-def _cells(run: _Run, first: pd.Series, values: np.ndarray) -> np.ndarray:
-    """One tidy column: the first fit's values, or a PerSim per row where they vary."""
+def _cells(run: _Run, first: pd.Series, values: np.ndarray) -> pd.Series | np.ndarray:
+    """One tidy column: the first fit's column, or a PerSim per row where values vary."""
     dtype = first.dtype
     ref = first.to_numpy()
-    if dtype.kind not in "if":
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "if":
         # text and the like: only constants (the same value in every simulation)
         if not all(bool(np.all(values[:, j] == ref[j])) for j in range(len(ref))):
             run.refuse(f"column {first.name!r} varies and is not numeric")
-        return ref
+        return first
     got = values.astype(dtype)
     if not (np.array_equal(got, values) and np.array_equal(got[0], ref, equal_nan=True)):
         run.refuse(f"the batched {first.name!r} is not the standalone fit's")
     if np.array_equal(got, np.broadcast_to(ref, got.shape), equal_nan=True):
-        return ref
+        return first
     if dtype.kind == "f" and np.isnan(got).any():
         # pandas reads a missing value off the cell itself (isna), never asking a PerSim
         run.refuse(f"missing values in {first.name!r} in some simulations")
