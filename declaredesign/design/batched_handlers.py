@@ -30,6 +30,23 @@ Means and sums follow pandas' own reductions (pairwise sums per simulation); a
 simulation with no rows, or a float column with a missing value, is left to the
 per-simulation run.
 
+Registered estimators (``dd.difference_in_means``, ``dd.lm_robust``... anything made with
+:func:`~declaredesign.estimate.protocol.register_estimator`) called with the stand-in as
+``data`` hand the call to it (:data:`~declaredesign.estimate.protocol.BATCHED_FIT`): the
+arguments are parsed as the standalone call parses them (an invalid one raises the
+same error, and the simulations then run one at a time), vector arguments
+(``weights=1 / data["p"]``, ``blocks=data["b"]``) become columns as the standalone call
+binds them, and the estimator's kernel fits the stand-in's rows of every simulation. The
+result does ``tidy()`` only: the standalone tidy frame (columns, order, index, dtypes),
+a column the same in every simulation as the standalone fit gives it, a numeric one
+that varies holding one per-simulation value per row. The kernel must fit every
+simulation, without a message, and give the first simulation's standalone numbers to the
+last bit; a kernel that agrees with the standalone fit only to rounding is refused (so
+far ``difference_in_means`` without blocks, clusters or weights is bit-exact). A
+per-simulation value is never missing: pandas tests cells for missing values without
+asking them (``isna``, ``dropna``), so a cell missing in some simulations is refused.
+The handler's result may have any index: the per-simulation run drops it.
+
 Data-step handlers (``declare_sampling(handler=f)``, ``declare_step(f)``,
 ``declare_reveal(handler=f)``) go the same way (:func:`run_data_handler_batched`):
 one that returns its data, or its data filtered by a mask built from the operations

@@ -161,6 +161,40 @@ def test_tidy_rows_mixed_with_constant_rows(monkeypatch):
     assert (out.loc[out["term"] == "prior", "estimate"] == 0.25).all()
 
 
+def _dim_then(step):
+    """A handler applying a pandas operation to two difference-in-means tidy rows."""
+    def handler(data):
+        tidy = dd.difference_in_means("Y ~ Z", data=data).tidy()
+        return step(pd.concat([tidy, tidy.assign(term="again")], ignore_index=True))
+    return handler
+
+
+#: pandas on tidy frames holding per-simulation cells -> whether the batched run is used.
+#: pandas never computes with the cells: arithmetic, comparisons, hashing, truth values
+#: and conversions are refused; operations that only move cells are done; ``round`` and
+#: ``numeric_only`` skip object columns (which pandas decides by dtype, the same in every
+#: simulation), so the check of the first and last simulations sees the difference.
+PANDAS_ON_TIDY = {
+    "move_cells": (lambda t: t.melt(id_vars="term", value_vars=["estimate"]).rename(
+        columns={"value": "estimate"}).drop(columns="variable"), True),
+    "dropna_and_equal": (lambda t: t[(t == t).all(axis=1)].dropna(), True),
+    "sum": (lambda t: t[["estimate"]].sum().to_frame("estimate"), False),
+    "arithmetic": (lambda t: t.assign(z=t["estimate"] / t["std_error"]), False),
+    "sort": (lambda t: t.sort_values("estimate"), False),
+    "round": (lambda t: t.round(3), False),
+    "numeric_only_mean": (lambda t: t.mean(numeric_only=True).to_frame("estimate").T, False),
+    "groupby": (lambda t: t.groupby("outcome")[["estimate"]].sum(), False),
+    "own_arithmetic": (lambda t: t.assign(
+        z=[t["estimate"].iloc[0] / t["std_error"].iloc[0]] * 2), True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PANDAS_ON_TIDY))
+def test_pandas_on_per_simulation_cells(name, monkeypatch):
+    step, batched = PANDAS_ON_TIDY[name]
+    _check(_handler_design(_dim_then(step)), monkeypatch, batched)
+
+
 # --------------------------------------------------- fallbacks and argument errors
 def _error(design, monkeypatch, enabled):
     with pytest.raises(Exception) as info:    # noqa: PT011 -- compared below
