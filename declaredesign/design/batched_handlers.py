@@ -452,8 +452,10 @@ class _BatchedFit:
         self._run = run
         self._tidy = tidy
 
-    def tidy(self) -> pd.DataFrame:
+    def tidy(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
         """Return the standalone fit's tidy frame, with per-simulation cells as PerSim values."""
+        if args or kwargs:
+            return self._run.refuse("tidy() with arguments")
         return self._tidy.copy()
 
     def __getattr__(self, name: str) -> Any:
@@ -472,9 +474,9 @@ def _fit_estimator(frame: BatchedFrame, estimator: Estimator,
     """Fit a registered estimator to the stand-in's rows of every simulation at once.
 
     The estimator's kernel runs on the batch (the stand-in's selected rows, with vector
-    arguments as columns, as the standalone function binds them); the fit of the first
-    simulation, done as the standalone call does it, gives the tidy frame's columns,
-    index and dtypes and must equal the kernel's rows of that simulation exactly. Any
+    arguments as columns, as the standalone function binds them); the standalone call on
+    the first simulation gives the kind of result and the tidy frame's columns, index
+    and dtypes, and must equal the kernel's rows of that simulation exactly. Any
     error (an invalid argument, as the standalone call raises it) is raised as it is,
     and the simulations then run one at a time whatever the handler does with it.
     """
@@ -507,7 +509,10 @@ def _fit_on_batch(frame: BatchedFrame, estimator: Estimator,
     if res.fallback:
         return run.refuse(f"{estimator.name}: simulations its kernel leaves to the "
                           "standalone fit")
-    first = estimator.fit(spec, batch.select_sims([0]).to_pandas())
+    # the first simulation's standalone call, as the handler makes it (vectors as the
+    # columns the function binds them to): what the result is, and its exact numbers
+    first = estimator.function(formula=formula, data=batch.select_sims([0]).to_pandas(),
+                               **kwargs)
     if isinstance(first, pd.DataFrame):
         return _tidy_cells(run, first, res.tidy, batch.n_sims)
     if not hasattr(first, "tidy"):

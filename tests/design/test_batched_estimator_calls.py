@@ -135,9 +135,15 @@ ESTIMATOR_CALLS = {
         "Y ~ Z", data=d, weights=1 / d["p"]).tidy(), False),
     "lm_robust_clusters_series": (lambda d: dd.lm_robust(
         "Y ~ Zc", data=d, clusters=d["cl"]).tidy(), False),
-    # refused before the kernel: a vector for an argument that takes none, a list
+    "lm_lin": (lambda d: dd.lm_lin("Y ~ Z", covariates="~ X", data=d).tidy(), False),
+    "horvitz_thompson": (lambda d: dd.horvitz_thompson(
+        "Y ~ Z", data=d, condition_prs=0.5).tidy(), False),
+    "lmer": (lambda d: dd.lmer("Y ~ Z + (1 | blk)", data=d).tidy(effects="fixed"), False),
+    # refused: a vector for an argument that takes none, a list, a fit attribute
     "dim_subset_vector": (lambda d: dd.difference_in_means(
         "Y ~ Z", data=d, subset=d["X"] > 0).tidy(), False),
+    "lm_robust_list": (lambda d: dd.lm_robust("Y ~ Z", data=d, fixed_effects=["blk"]).tidy(),
+                       False),
     "dim_attribute": (lambda d: pd.DataFrame(
         {"estimate": [dd.difference_in_means("Y ~ Z", data=d).estimate]}), False),
 }
