@@ -301,6 +301,11 @@ USER_CALLS = {
     "series": lambda d: weighted_mean("Y ~ 1", d, 1 / d["p"]).tidy(),
     "masked_series": lambda d: _masked_weights(d[d["X"] > 0]),
     "no_weights": lambda d: weighted_mean("Y ~ 1", data=d[d["Z"] == 1]).tidy(),
+    # an int column of per-simulation counts beside a constant row: int64, as pandas
+    "constant_row": lambda d: pd.concat(
+        [weighted_mean("Y ~ 1", data=d[d["X"] > 0]).tidy(),
+         pd.DataFrame({"term": ["prior"], "estimate": [0.0], "N": [0], "outcome": ["Y"]})],
+        ignore_index=True),
 }
 
 
