@@ -355,3 +355,16 @@ def test_the_entry_passes_every_argument_by_name():
     assert dd.lm_lin("Y ~ Z", "~ X", StandIn(), weights="w") == "fitted"
     assert seen["estimator"] == "lm_lin" and seen["covariates"] == "~ X"
     assert seen["weights"] == "w" and seen["alpha"] == 0.05 and "data" not in seen
+
+
+def test_functions_without_data_or_code_are_registered_as_they_are():
+    def no_data(formula, frame):
+        return frame
+
+    class Callable:
+        def __call__(self, formula, data):
+            return data
+
+    instance = Callable()
+    assert protocol.public_entry(no_data, lambda: None) is no_data
+    assert protocol.public_entry(instance, lambda: None) is instance
