@@ -109,7 +109,8 @@ UNSUPPORTED = {
     "misaligned": lambda data: pd.DataFrame(
         {"estimate": [(data["Y"][data["Z"] == 1] - data["Y"][data["Z"] == 0]).mean()]}),
     "copy": lambda data: data.copy().assign(estimate=1.0)[["estimate"]].head(1),
-    "model_call": lambda data: dd.difference_in_means("Y ~ Z", data=data).tidy(),
+    "model_attribute": lambda data: pd.DataFrame(
+        {"estimate": [dd.difference_in_means("Y ~ Z", data=data).estimate]}),
     "values": lambda data: pd.DataFrame({"estimate": [data["Y"].values.mean()]}),
     "shape": lambda data: pd.DataFrame({"estimate": [data["Y"].sum() / data.shape[0]]}),
     "caught_attribute": lambda data: pd.DataFrame(
