@@ -387,15 +387,21 @@ class _Declaration:
                 f"{self._func}(permutation_matrix=...): a custom procedure has no "
                 "randomizr plan; use conduct_batch, probabilities or "
                 "obtain_permutation_matrix.")
-        key = (batch.sim, batch.n_sims, *(
-            batch.columns.get(v, batch.columns) if isinstance(v, str) else None
+        # n copies of one dataset (a fixed population): resolved on the one dataset,
+        # the same in each copy, then repeated (no pass over the copies' rows)
+        one = batch.repeated()
+        source = batch if one is None else one
+        key = (source.sim, batch.n_sims, *(
+            source.columns.get(v, source.columns) if isinstance(v, str) else None
             for v in (getattr(self, n) for n in (self._block_arg, "clusters",
                                                  *self._unit_args))))
         cached = self._state.get("cache")
         if cached is not None and len(cached[0]) == len(key) and all(
                 a is b for a, b in zip(cached[0], key, strict=True)):
             return cached[1]
-        p = build_plan(self, batch)
+        p = build_plan(self, source)
+        if one is not None:
+            p = p.repeat(batch.n_sims)
         self._state["cache"] = (key, p)
         return p
 

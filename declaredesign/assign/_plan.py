@@ -55,6 +55,24 @@ class Plan:
     def k(self) -> int:
         return int(self.conditions.shape[0])
 
+    def repeat(self, n: int) -> Plan:
+        """Return the plan of ``n`` copies of this plan's one-simulation data.
+
+        What :func:`build_plan` gives on the ``n`` copies: units and groups of copy
+        ``s`` numbered after those of the copies before it, per-unit and per-group
+        arrays repeated.
+        """
+        if self.n_sims != 1:
+            raise ValueError(f"Plan.repeat: the plan has {self.n_sims} simulations; expected 1.")
+        n_groups = self.group_sim.shape[0]
+        return Plan(n, self.conditions, _offset_copies(self.unit_of_row, n, self.n_units),
+                    _offset_copies(self.unit_group, n, n_groups),
+                    np.repeat(np.arange(n, dtype=np.int64), n_groups),
+                    np.tile(self.group_n, n), self.simple,
+                    unit_prob=_copies(self.unit_prob, n), floor=_copies(self.floor, n),
+                    weight=_copies(self.weight, n), rem=_copies(self.rem, n),
+                    reported=_copies(self.reported, n))
+
     # ------------------------------------------------------------------ draws
     def draw_index(self, rng: np.random.Generator) -> np.ndarray:
         """Condition index (0..K-1) of every row, all simulations at once."""
@@ -107,6 +125,18 @@ class Plan:
                 self._row_group = self.unit_group[self.unit_of_row]
             owner, table = self._row_group, self.reported
         return np.ascontiguousarray(table).ravel()[owner * self.k + idx]
+
+
+def _offset_copies(codes: np.ndarray, n: int, size: int) -> np.ndarray:
+    """``n`` copies of codes in ``[0, size)``, copy ``s`` shifted by ``s * size``."""
+    return np.add.outer(np.arange(n, dtype=np.int64) * size, codes).reshape(-1)
+
+
+def _copies(values: np.ndarray | None, n: int) -> np.ndarray | None:
+    """``n`` copies of an array stacked along its first axis (None stays None)."""
+    if values is None:
+        return None
+    return np.tile(values, (n,) + (1,) * (values.ndim - 1))
 
 
 def arrange(counts: np.ndarray, unit_group: np.ndarray, group_n: np.ndarray,
