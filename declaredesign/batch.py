@@ -191,9 +191,8 @@ class Batch:
             rows = np.flatnonzero(rows)
         sim = self.sim[rows]
         if isinstance(self.columns, RepeatedColumns):
-            # repeated columns are gathered from the one dataset's values (small, in cache)
-            # at each kept row's position within its simulation
-            cols = self.columns.take(rows, rows - sim * self.columns.base.n_rows)
+            # gathered when read, copies from the one dataset's values (small, in cache)
+            cols: Mapping[str, Any] = self.columns.take(rows, sim)
         else:
             cols = {k: v[rows] for k, v in self.columns.items()}
         out = Batch(cols, sim, self.n_sims, self.id_columns)
@@ -334,19 +333,40 @@ def _column_array(name: str, values: Any, n_rows: int) -> np.ndarray:
 class _Repeated:
     """A column of ``n`` copies of one dataset: its values once, tiled on first read."""
 
-    __slots__ = ("values", "n", "_tiled")
+    __slots__ = ("values", "n", "_made")
 
     def __init__(self, values: np.ndarray, n: int):
         self.values = values
         self.n = n
-        self._tiled: np.ndarray | None = None
+        self._made: np.ndarray | None = None
 
     def array(self) -> np.ndarray:
         # shared by every batch derived from the same copies (with_columns, drop)
-        arr = self._tiled
+        arr = self._made
         if arr is None:
-            arr = self._tiled = np.tile(self.values, self.n)
+            arr = self._made = np.tile(self.values, self.n)
         return arr
+
+
+class _Gathered:
+    """A column of selected rows, ``values[index]``, gathered on first read."""
+
+    __slots__ = ("values", "index", "_made")
+
+    def __init__(self, values: np.ndarray, index: np.ndarray):
+        self.values = values
+        self.index = index
+        self._made: np.ndarray | None = None
+
+    def array(self) -> np.ndarray:
+        arr = self._made
+        if arr is None:
+            arr = self._made = self.values[self.index]
+        return arr
+
+
+#: Columns of a RepeatedColumns made when first read.
+_DEFERRED = (_Repeated, _Gathered)
 
 
 class RepeatedColumns(Mapping):
@@ -354,13 +374,15 @@ class RepeatedColumns(Mapping):
 
     A mapping of column name to array like a dict: a column still a copy of the one
     dataset (``base``) is held as the dataset's values and tiled when first read;
-    columns added later are plain arrays. Made by :meth:`Batch.concat` of one
+    columns added later are plain arrays; after rows are selected (:meth:`take`) every
+    column is held as the rows to gather and gathered when first read (a sample of a
+    fixed population reads a few of its columns). Made by :meth:`Batch.concat` of one
     one-simulation batch repeated; never built by hand.
 
     Parameters
     ----------
     entries : dict
-        Name to array, or to a repeated column of ``base``.
+        Name to array, or to a column made when first read.
     base : Batch
         The one-simulation batch repeated.
     n : int
@@ -381,7 +403,7 @@ class RepeatedColumns(Mapping):
 
     def __getitem__(self, name: str) -> np.ndarray:
         value = self._entries[name]
-        return value.array() if type(value) is _Repeated else value
+        return value.array() if type(value) in _DEFERRED else value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
@@ -409,10 +431,26 @@ class RepeatedColumns(Mapping):
         return RepeatedColumns({k: v for k, v in self._entries.items() if k not in names},
                                self.base, self.n)
 
-    def take(self, rows: np.ndarray, local: np.ndarray) -> dict[str, np.ndarray]:
-        """Plain columns of the rows ``rows`` (at ``local`` within their simulation)."""
-        return {k: v.values[local] if type(v) is _Repeated else v[rows]
-                for k, v in self._entries.items()}
+    def take(self, rows: np.ndarray, sim: np.ndarray) -> RepeatedColumns:
+        """Return the columns of the rows ``rows`` (of simulations ``sim``), made when read.
+
+        A copy of the one dataset is gathered from its values at each row's position
+        within its simulation; a column of selected rows composes the two selections.
+        """
+        local = rows - sim * self.base.n_rows
+        composed: dict[int, np.ndarray] = {}    # one composed index per shared index
+        entries: dict[str, Any] = {}
+        for k, v in self._entries.items():
+            if type(v) is _Repeated:
+                entries[k] = _Gathered(v.values, local)
+            elif type(v) is _Gathered:
+                index = composed.get(id(v.index))
+                if index is None:
+                    index = composed[id(v.index)] = v.index[rows]
+                entries[k] = _Gathered(v.values, index)
+            else:
+                entries[k] = _Gathered(v, rows)
+        return RepeatedColumns(entries, self.base, self.n)
 
     def source(self) -> Batch | None:
         """Return the one-simulation batch of these columns if all are copies, else None."""

@@ -132,8 +132,10 @@ def test_plans_and_draws_on_copies_equal_the_plain_ones(decl):
     one = one_dataset()
     rep, plain = Batch.concat([one] * N_SIMS), plain_copies(one, N_SIMS)
     p, q = decl.plan(rep), build_plan(decl, plain)
-    for field in ("n_sims", "conditions", "unit_of_row", "unit_group", "group_sim", "group_n",
-                  "simple", "unit_prob", "floor", "weight", "rem", "reported"):
+    np.testing.assert_array_equal(p.row_units(), q.row_units())
+    np.testing.assert_array_equal(p.row_prob_matrix(), q.row_prob_matrix())
+    for field in ("n_sims", "conditions", "unit_group", "group_sim", "group_n", "simple",
+                  "unit_prob", "floor", "weight", "rem", "reported", "rows_are_units"):
         a, b = getattr(p, field), getattr(q, field)
         assert (a is None) == (b is None), field
         if a is not None:
@@ -141,6 +143,9 @@ def test_plans_and_draws_on_copies_equal_the_plain_ones(decl):
             assert np.asarray(a).dtype == np.asarray(b).dtype, field
     drawn = decl.conduct_batch(rep, np.random.default_rng(5))
     np.testing.assert_array_equal(drawn, decl.conduct_batch(plain, np.random.default_rng(5)))
+    assert drawn.dtype == decl.conduct_batch(plain, np.random.default_rng(5)).dtype
+    np.testing.assert_array_equal(decl.plan(rep).draw_index(np.random.default_rng(5)),
+                                  q.draw_index(np.random.default_rng(5)))
     np.testing.assert_array_equal(decl.probabilities_batch(rep, drawn),
                                   decl.probabilities_batch(plain, drawn))
 
@@ -176,7 +181,7 @@ def test_inquiries_on_copies_equal_the_plain_ones(n_rows):
         got = step.compute(rep, np.random.default_rng(0))
         pd.testing.assert_frame_equal(got, step.compute(plain, np.random.default_rng(0)),
                                       check_exact=True)
-        assert rep.columns._entries["u"]._tiled is None     # computed on the one dataset
+        assert rep.columns._entries["u"]._made is None     # computed on the one dataset
         # the plain path gives every copy the same value too
         values = got["estimand"].to_numpy().reshape(len(INQUIRIES), N_SIMS)
         np.testing.assert_array_equal(values, np.repeat(values[:, :1], N_SIMS, axis=1))

@@ -427,7 +427,7 @@ class _Declaration:
             cols = rng.integers(0, mat.shape[1], size=batch.n_sims)
             return mat[:, cols].T.reshape(-1)
         p = self.plan(batch)
-        return p.conditions[p.draw_index(rng)]
+        return p.draw(rng)
 
     def probabilities_batch(self, batch: Batch, assignment: Any) -> np.ndarray:
         """Probability of each row's realised condition (DeclareDesign's ``Z_cond_prob``)."""
@@ -557,7 +557,8 @@ def build_plan(decl: _Declaration, batch: Batch) -> Plan:
     if spec.kind == "simple":
         unit_prob = _simple_probabilities(r, spec, conditions.shape[0])
         return Plan(batch.n_sims, conditions, r.unit_of_row, r.units.codes, r.units.group_sim,
-                    r.group_n, True, unit_prob=np.ascontiguousarray(unit_prob))
+                    r.group_n, True, unit_prob=np.ascontiguousarray(unit_prob),
+                    rows_are_units=r.by_cluster is None)
     if spec.how == "const":
         vals = np.broadcast_to(np.asarray(spec.value),
                                (r.units.n_groups, *np.shape(spec.value)))
@@ -570,7 +571,8 @@ def build_plan(decl: _Declaration, batch: Batch) -> Plan:
                 r.group_n, False,
                 floor=np.ascontiguousarray(floor, dtype=np.int64),
                 weight=np.ascontiguousarray(weight, dtype=float), rem=rem,
-                reported=np.ascontiguousarray(reported, dtype=float))
+                reported=np.ascontiguousarray(reported, dtype=float),
+                rows_are_units=r.by_cluster is None)
 
 
 #: Per-block arguments that may be given by name (dict or Series keyed by block label).

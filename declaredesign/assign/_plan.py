@@ -31,11 +31,16 @@ _KEY_BITS = 40
 
 @dataclass
 class Plan:
-    """A declaration resolved against one batch (internal)."""
+    """A declaration resolved against one batch (internal).
+
+    ``unit_of_row`` is None for the plan of ``n`` copies of one dataset
+    (:meth:`repeat`): ``copy_unit_of_row`` then holds one copy's, and per-row arrays
+    are gathered copy by copy (:meth:`per_row`) without an index over every row.
+    """
 
     n_sims: int
     conditions: np.ndarray
-    unit_of_row: np.ndarray          # (n_rows,) unit index of each row
+    unit_of_row: np.ndarray | None   # (n_rows,) unit index of each row
     unit_group: np.ndarray           # (n_units,) group index of each unit
     group_sim: np.ndarray            # (n_groups,) simulation of each group
     group_n: np.ndarray              # (n_groups,) units per group
@@ -45,6 +50,8 @@ class Plan:
     weight: np.ndarray | None = None        # (n_groups, K) remainder weights
     rem: np.ndarray | None = None           # (n_groups,) int, extra units
     reported: np.ndarray | None = None      # (n_groups, K) condition probabilities
+    rows_are_units: bool = False            # unit i is row i (no clusters)
+    copy_unit_of_row: np.ndarray | None = None   # one copy's unit_of_row (plan of copies)
     _row_group: np.ndarray | None = None    # group of each row, made on first use
 
     @property
@@ -65,25 +72,51 @@ class Plan:
         if self.n_sims != 1:
             raise ValueError(f"Plan.repeat: the plan has {self.n_sims} simulations; expected 1.")
         n_groups = self.group_sim.shape[0]
-        return Plan(n, self.conditions, _offset_copies(self.unit_of_row, n, self.n_units),
-                    _offset_copies(self.unit_group, n, n_groups),
+        return Plan(n, self.conditions, None, _offset_copies(self.unit_group, n, n_groups),
                     np.repeat(np.arange(n, dtype=np.int64), n_groups),
                     np.tile(self.group_n, n), self.simple,
                     unit_prob=_copies(self.unit_prob, n), floor=_copies(self.floor, n),
                     weight=_copies(self.weight, n), rem=_copies(self.rem, n),
-                    reported=_copies(self.reported, n))
+                    reported=_copies(self.reported, n), rows_are_units=self.rows_are_units,
+                    copy_unit_of_row=self.row_units())
+
+    def row_units(self) -> np.ndarray:
+        """Return the unit of each row (made on first use for a plan of copies)."""
+        if self.unit_of_row is None:
+            one = self.copy_unit_of_row
+            self.unit_of_row = _offset_copies(one, self.n_sims,
+                                              self.n_units // max(self.n_sims, 1))
+        return self.unit_of_row
+
+    def per_row(self, values: np.ndarray) -> np.ndarray:
+        """Return each row's entry of a per-unit array (``values[unit_of_row]``)."""
+        if self.unit_of_row is not None:
+            return values[self.unit_of_row]
+        # copies: copy s's units are the s-th block of units
+        one, n = self.copy_unit_of_row, self.n_sims
+        rest = values.shape[1:]
+        by_copy = values.reshape(n, values.shape[0] // n if n else 0, *rest)
+        return np.take(by_copy, one, axis=1).reshape(n * one.shape[0], *rest)
 
     # ------------------------------------------------------------------ draws
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """Return the condition of every row, all simulations at once."""
+        unit_conditions = self.conditions[self.draw_units(rng)]
+        # a fresh array: rows that are the units need no gather
+        return unit_conditions if self.rows_are_units else self.per_row(unit_conditions)
+
     def draw_index(self, rng: np.random.Generator) -> np.ndarray:
         """Condition index (0..K-1) of every row, all simulations at once."""
+        return self.per_row(self.draw_units(rng))
+
+    def draw_units(self, rng: np.random.Generator) -> np.ndarray:
+        """Condition index (0..K-1) of every unit, all simulations at once."""
         if self.simple:
             u = rng.random(self.n_units)
             cum = np.cumsum(self.unit_prob, axis=1)[:, :-1]
-            unit_idx = (u[:, None] >= cum).sum(axis=1)
-            return unit_idx[self.unit_of_row]
+            return (u[:, None] >= cum).sum(axis=1)
         counts = self.draw_counts(rng)
-        unit_idx = arrange(counts, self.unit_group, self.group_n, rng)
-        return unit_idx[self.unit_of_row]
+        return arrange(counts, self.unit_group, self.group_n, rng)
 
     def draw_counts(self, rng: np.random.Generator) -> np.ndarray:
         """Per-group count of units in each condition (the rounding mixtures drawn)."""
@@ -112,17 +145,17 @@ class Plan:
     def row_prob_matrix(self) -> np.ndarray:
         """(n_rows, K) probability of each condition for each row."""
         if self.simple:
-            return self.unit_prob[self.unit_of_row]
-        return self.reported[self.unit_group[self.unit_of_row]]
+            return self.per_row(self.unit_prob)
+        return self.per_row(self.reported[self.unit_group])
 
     def row_prob_of(self, idx: np.ndarray) -> np.ndarray:
         """Probability of condition ``idx[i]`` for row ``i``."""
         # Flat indexing: much faster than 2-D fancy indexing on long batches.
         if self.simple:
-            owner, table = self.unit_of_row, self.unit_prob
+            owner, table = self.row_units(), self.unit_prob
         else:
             if self._row_group is None:
-                self._row_group = self.unit_group[self.unit_of_row]
+                self._row_group = self.per_row(self.unit_group)
             owner, table = self._row_group, self.reported
         return np.ascontiguousarray(table).ravel()[owner * self.k + idx]
 
