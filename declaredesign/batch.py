@@ -132,8 +132,8 @@ class Batch:
         idx = self._groups.get(names)
         if idx is None:
             cols = self.columns
-            if isinstance(cols, RepeatedColumns) and all(cols.repeated(n) is not None
-                                                         for n in names):
+            if isinstance(cols, RepeatedColumns) and cols.copies and \
+                    all(cols.repeated(n) is not None for n in names):
                 idx = _tile_groups(cols.base, names, self.n_sims)   # copies of one dataset
             else:
                 idx = GroupIndex.from_keys(self.sim, self.n_sims, *(cols[n] for n in names))
@@ -196,9 +196,10 @@ class Batch:
         else:
             cols = {k: v[rows] for k, v in self.columns.items()}
         out = Batch(cols, sim, self.n_sims, self.id_columns)
-        # the parent's indexes, subset when first asked for (no re-hashing of keys)
+        # the parent's indexes, subset when first asked for (no re-hashing of keys); the
+        # simulations' own index is made directly, cheaper than subsetting a chain of them
         out._groups.update({k: functools.partial(_take_groups, v, rows, sim)
-                            for k, v in self._groups.items()})
+                            for k, v in self._groups.items() if k})
         return out
 
     def select_sims(self, sims: Sequence[int] | np.ndarray) -> Batch:
@@ -387,14 +388,17 @@ class RepeatedColumns(Mapping):
         The one-simulation batch repeated.
     n : int
         Number of copies (simulations).
+    copies : bool, default True
+        Whether the rows are the ``n`` copies (False once rows are selected).
     """
 
-    __slots__ = ("_entries", "base", "n")
+    __slots__ = ("_entries", "base", "n", "copies")
 
-    def __init__(self, entries: dict[str, Any], base: Batch, n: int):
+    def __init__(self, entries: dict[str, Any], base: Batch, n: int, copies: bool = True):
         self._entries = entries
         self.base = base
         self.n = int(n)
+        self.copies = copies
 
     @classmethod
     def of(cls, base: Batch, n: int) -> RepeatedColumns:
@@ -423,13 +427,13 @@ class RepeatedColumns(Mapping):
         """Return these columns with plain arrays added or replacing some."""
         entries = dict(self._entries)
         entries.update({k: _column_array(k, v, n_rows) for k, v in arrays.items()})
-        return RepeatedColumns(entries, self.base, self.n)
+        return RepeatedColumns(entries, self.base, self.n, self.copies)
 
     def without(self, names: Iterable[str]) -> RepeatedColumns:
         """Return these columns without the named ones."""
         names = set(names)
         return RepeatedColumns({k: v for k, v in self._entries.items() if k not in names},
-                               self.base, self.n)
+                               self.base, self.n, self.copies)
 
     def take(self, rows: np.ndarray, sim: np.ndarray) -> RepeatedColumns:
         """Return the columns of the rows ``rows`` (of simulations ``sim``), made when read.
@@ -450,12 +454,12 @@ class RepeatedColumns(Mapping):
                 entries[k] = _Gathered(v.values, index)
             else:
                 entries[k] = _Gathered(v, rows)
-        return RepeatedColumns(entries, self.base, self.n)
+        return RepeatedColumns(entries, self.base, self.n, copies=False)
 
     def source(self) -> Batch | None:
         """Return the one-simulation batch of these columns if all are copies, else None."""
         entries = self._entries
-        if not all(type(v) is _Repeated for v in entries.values()):
+        if not self.copies or not all(type(v) is _Repeated for v in entries.values()):
             return None
         base = self.base
         if list(entries) == list(base.columns):
