@@ -441,11 +441,11 @@ class RepeatedColumns(Mapping):
         A copy of the one dataset is gathered from its values at each row's position
         within its simulation; a column of selected rows composes the two selections.
         """
-        local = rows - sim * self.base.n_rows
+        local = rows - sim * self.base.n_rows if self.copies else None
         composed: dict[int, np.ndarray] = {}    # one composed index per shared index
         entries: dict[str, Any] = {}
         for k, v in self._entries.items():
-            if type(v) is _Repeated:
+            if type(v) is _Repeated:            # only while the rows are the copies
                 entries[k] = _Gathered(v.values, local)
             elif type(v) is _Gathered:
                 index = composed.get(id(v.index))

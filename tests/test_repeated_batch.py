@@ -99,6 +99,12 @@ def test_with_columns_drop_and_take_keep_the_copies_equal():
     assert_same_batch(rep.take(np.flatnonzero(keep)), plain.take(keep))
     assert_same_batch(rep.select_sims([3, 1]), plain.select_sims([3, 1]))
     assert_same_groups(rep2.take(keep), plain2.take(keep), "z", "cluster")
+    # rows selected twice (indexes composed), with a column added in between
+    again = np.random.default_rng(4).random(int(keep.sum())) < 0.6
+    w = np.arange(int(keep.sum()), dtype=float)
+    assert_same_batch(rep2.take(keep).with_columns(w=w).take(again),
+                      plain2.take(keep).with_columns(w=w).take(again))
+    assert rep2.take(keep).repeated() is None
 
 
 def test_an_empty_dataset_repeated():
