@@ -222,14 +222,17 @@ def _arrange_equal_groups(counts: np.ndarray, unit_group: np.ndarray, group_n: n
     m = int(group_n[0])
     if not bool((group_n == m).all()) or not bool((unit_group[1:] >= unit_group[:-1]).all()):
         return None
-    by_group = keys.reshape(group_n.shape[0], m)
-    order = np.argsort(by_group, axis=1)
-    ordered = np.take_along_axis(by_group, order, axis=1)
+    n_groups = group_n.shape[0]
+    # each group's units in key order, as positions among all units
+    order = np.argsort(keys.reshape(n_groups, m), axis=1)
+    order += np.arange(0, n_groups * m, m, dtype=order.dtype)[:, None]
+    order = order.reshape(-1)
+    ordered = keys[order].reshape(n_groups, m)
     if bool((ordered[:, 1:] == ordered[:, :-1]).any()):
         return None
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(np.arange(m), order.shape), axis=1)
-    return _condition_of_rank(rank, counts[:, None, :]).reshape(-1)
+    out = np.empty(keys.shape[0], dtype=np.int64)
+    out[order] = _condition_of_rank(np.arange(m), counts[:, None, :]).reshape(-1)
+    return out
 
 
 # ------------------------------------------------------- exact remainder maths
