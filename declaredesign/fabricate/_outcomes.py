@@ -93,8 +93,8 @@ def _conditions(keys: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[Any, ...
     """Return each row's condition number and the conditions (each row's first values).
 
     Conditions are in sorted order. A single key of Python objects (text conditions
-    such as ``"Yes"``) is hashed rather than sorted, which is many times faster on a batch's rows and
-    groups the same values (Python equality, NaN with NaN).
+    such as ``"Yes"``) is hashed rather than sorted, which is many times faster on a
+    batch's rows and groups the same values (Python equality, NaN with NaN).
     """
     if len(keys) == 1 and keys[0].dtype == object:
         codes, values = pd.factorize(keys[0], use_na_sentinel=False)
