@@ -14,12 +14,19 @@ Level identifiers made by ``fabricate`` are stored as integer codes numbered
 ``1..n`` within each simulation (as fabricatr numbers them within a dataset) and
 listed in ``id_columns``; :meth:`Batch.to_pandas` turns them into fabricatr's
 zero-padded strings.
+
+A batch of ``n`` copies of one dataset (a fixed population, ``declare_model(data=df)``)
+holds its columns as :class:`RepeatedColumns`: each column is kept as the one dataset's
+values and tiled only when read. Selecting rows (:meth:`Batch.take`) gathers them from
+the one dataset's values, group indexes are tiled from the one dataset's, and
+:meth:`Batch.repeated` hands the one dataset to steps that give the same result in
+every simulation of it (an inquiry without random draws, an assignment plan).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +34,7 @@ import pandas as pd
 
 from .groups import GroupIndex, group_codes, sim_starts
 
-__all__ = ["Batch", "GroupIndex", "group_codes", "sim_starts"]
+__all__ = ["Batch", "GroupIndex", "RepeatedColumns", "group_codes", "sim_starts"]
 
 #: pandas 3 always copies on write (slices are safe to hand to user code).
 _COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
@@ -66,15 +73,12 @@ class Batch:
     def __init__(self, columns: Mapping[str, Any], sim: Any, n_sims: int,
                  id_columns: Iterable[str] = ()):
         sim = np.asarray(sim, dtype=np.int64)
-        cols = {}
-        for name, values in columns.items():
-            arr = np.asarray(values)
-            if arr.ndim != 1 or arr.shape[0] != sim.shape[0]:
-                raise ValueError(
-                    f"Batch: column {name!r} has shape {arr.shape}; expected ({sim.shape[0]},)."
-                )
-            cols[name] = arr
-        self.columns: dict[str, np.ndarray] = cols
+        if isinstance(columns, RepeatedColumns):
+            cols: Mapping[str, np.ndarray] = columns   # its arrays were checked when added
+        else:
+            cols = {name: _column_array(name, values, sim.shape[0])
+                    for name, values in columns.items()}
+        self.columns: Mapping[str, np.ndarray] = cols
         self.sim: np.ndarray = sim
         self.n_sims: int = int(n_sims)
         self.id_columns: frozenset[str] = frozenset(c for c in id_columns if c in cols)
@@ -127,7 +131,12 @@ class Batch:
         # was made from (take, with_columns, a repeated one-simulation batch)
         idx = self._groups.get(names)
         if idx is None:
-            idx = GroupIndex.from_keys(self.sim, self.n_sims, *(self.columns[n] for n in names))
+            cols = self.columns
+            if isinstance(cols, RepeatedColumns) and cols.copies and \
+                    all(cols.repeated(n) is not None for n in names):
+                idx = _tile_groups(cols.base, names, self.n_sims)   # copies of one dataset
+            else:
+                idx = GroupIndex.from_keys(self.sim, self.n_sims, *(cols[n] for n in names))
             self._groups[names] = idx
         elif not isinstance(idx, GroupIndex):
             idx = idx()                     # derived from the batch this one was made from
@@ -147,20 +156,27 @@ class Batch:
 
         Scalars are broadcast to every row.
         """
-        new = dict(self.columns)
+        added = {}
         for name, values in {**(columns or {}), **more}.items():
             arr = np.asarray(values)
             if arr.ndim == 0:
                 arr = np.full(self.n_rows, arr[()])
-            new[name] = arr
+            added[name] = arr
+        if isinstance(self.columns, RepeatedColumns):
+            new: Mapping[str, Any] = self.columns.with_arrays(added, self.n_rows)
+        else:
+            new = {**self.columns, **added}
         out = Batch(new, self.sim, self.n_sims, self.id_columns | set(id_columns))
         return out._inherit_groups(self, {**(columns or {}), **more})
 
     def drop(self, names: Iterable[str]) -> Batch:
         """Return a batch without the named columns."""
         names = set(names)
-        out = Batch({k: v for k, v in self.columns.items() if k not in names},
-                    self.sim, self.n_sims, self.id_columns - names)
+        if isinstance(self.columns, RepeatedColumns):
+            kept: Mapping[str, Any] = self.columns.without(names)
+        else:
+            kept = {k: v for k, v in self.columns.items() if k not in names}
+        out = Batch(kept, self.sim, self.n_sims, self.id_columns - names)
         return out._inherit_groups(self, names)
 
     def take(self, rows: np.ndarray) -> Batch:
@@ -173,11 +189,17 @@ class Batch:
             # one pass over the mask, then an index gather per column: a boolean mask
             # would be rescanned for every column
             rows = np.flatnonzero(rows)
-        out = Batch({k: v[rows] for k, v in self.columns.items()}, self.sim[rows],
-                    self.n_sims, self.id_columns)
-        # the parent's indexes, subset when first asked for (no re-hashing of keys)
-        out._groups.update({k: functools.partial(_take_groups, v, rows)
-                            for k, v in self._groups.items()})
+        sim = self.sim[rows]
+        if isinstance(self.columns, RepeatedColumns):
+            # gathered when read, copies from the one dataset's values (small, in cache)
+            cols: Mapping[str, Any] = self.columns.take(rows, sim)
+        else:
+            cols = {k: v[rows] for k, v in self.columns.items()}
+        out = Batch(cols, sim, self.n_sims, self.id_columns)
+        # the parent's indexes, subset when first asked for (no re-hashing of keys); the
+        # simulations' own index is made directly, cheaper than subsetting a chain of them
+        out._groups.update({k: functools.partial(_take_groups, v, rows, sim)
+                            for k, v in self._groups.items() if k})
         return out
 
     def select_sims(self, sims: Sequence[int] | np.ndarray) -> Batch:
@@ -205,13 +227,31 @@ class Batch:
         return Batch(cols, sim, int(offsets[-1]), ids)
 
     def _repeat(self, n: int) -> Batch:
-        """``n`` copies of a one-simulation batch; group indexes tiled from its own."""
+        """``n`` copies of a one-simulation batch; columns and group indexes tiled when read."""
         sim = np.repeat(np.arange(n, dtype=np.int64), self.n_rows)
-        out = Batch({k: np.tile(v, n) for k, v in self.columns.items()}, sim, n,
-                    self.id_columns)
+        out = Batch(RepeatedColumns.of(self, n), sim, n, self.id_columns)
         keys = {(), *((c,) for c in self.columns), *self._groups}
-        out._groups.update({k: functools.partial(_tile_groups, self, k, n) for k in keys})
+        out._groups.update({k: _TiledGroups(self, k, n) for k in keys})
         return out
+
+    def repeated(self) -> Batch | None:
+        """Return the one dataset every simulation repeats, or None.
+
+        Not None for ``n`` copies of one dataset (a population given as ``data=``) whose
+        columns are all still the copies: a step that computes each simulation from its
+        own rows only, without random draws, gives on this one-simulation batch what it
+        gives in every simulation.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> one = Batch({"y": np.array([1.0, 2.0])}, sim=np.zeros(2, dtype=int), n_sims=1)
+        >>> three = Batch.concat([one] * 3)
+        >>> three.repeated().n_rows, three.with_columns(z=np.arange(6)).repeated() is None
+        (2, True)
+        """
+        cols = self.columns
+        return cols.source() if isinstance(cols, RepeatedColumns) else None
 
     # ------------------------------------------------------------ pandas bridge
     @classmethod
@@ -283,6 +323,150 @@ class Batch:
         return frames
 
 
+def _column_array(name: str, values: Any, n_rows: int) -> np.ndarray:
+    """Return a column as a 1-D array of ``n_rows`` values, or raise ValueError."""
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.shape[0] != n_rows:
+        raise ValueError(f"Batch: column {name!r} has shape {arr.shape}; expected ({n_rows},).")
+    return arr
+
+
+class _Repeated:
+    """A column of ``n`` copies of one dataset: its values once, tiled on first read."""
+
+    __slots__ = ("values", "n", "_made")
+
+    def __init__(self, values: np.ndarray, n: int):
+        self.values = values
+        self.n = n
+        self._made: np.ndarray | None = None
+
+    def array(self) -> np.ndarray:
+        # shared by every batch derived from the same copies (with_columns, drop)
+        arr = self._made
+        if arr is None:
+            arr = self._made = np.tile(self.values, self.n)
+        return arr
+
+
+class _Gathered:
+    """A column of selected rows, ``values[index]``, gathered on first read."""
+
+    __slots__ = ("values", "index", "_made")
+
+    def __init__(self, values: np.ndarray, index: np.ndarray):
+        self.values = values
+        self.index = index
+        self._made: np.ndarray | None = None
+
+    def array(self) -> np.ndarray:
+        arr = self._made
+        if arr is None:
+            arr = self._made = self.values[self.index]
+        return arr
+
+
+#: Columns of a RepeatedColumns made when first read.
+_DEFERRED = (_Repeated, _Gathered)
+
+
+class RepeatedColumns(Mapping):
+    """The columns of a batch of ``n`` simulations that start as copies of one dataset.
+
+    A mapping of column name to array like a dict: a column still a copy of the one
+    dataset (``base``) is held as the dataset's values and tiled when first read;
+    columns added later are plain arrays; after rows are selected (:meth:`take`) every
+    column is held as the rows to gather and gathered when first read (a sample of a
+    fixed population reads a few of its columns). Made by :meth:`Batch.concat` of one
+    one-simulation batch repeated; never built by hand.
+
+    Parameters
+    ----------
+    entries : dict
+        Name to array, or to a column made when first read.
+    base : Batch
+        The one-simulation batch repeated.
+    n : int
+        Number of copies (simulations).
+    copies : bool, default True
+        Whether the rows are the ``n`` copies (False once rows are selected).
+    """
+
+    __slots__ = ("_entries", "base", "n", "copies")
+
+    def __init__(self, entries: dict[str, Any], base: Batch, n: int, copies: bool = True):
+        self._entries = entries
+        self.base = base
+        self.n = int(n)
+        self.copies = copies
+
+    @classmethod
+    def of(cls, base: Batch, n: int) -> RepeatedColumns:
+        """Return the columns of ``n`` copies of the one-simulation batch ``base``."""
+        return cls({k: _Repeated(v, n) for k, v in base.columns.items()}, base, n)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        value = self._entries[name]
+        return value.array() if type(value) in _DEFERRED else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def repeated(self, name: str) -> np.ndarray | None:
+        """Return the one dataset's values of a column still a copy of them, else None."""
+        value = self._entries.get(name)
+        return value.values if type(value) is _Repeated else None
+
+    def with_arrays(self, arrays: Mapping[str, Any], n_rows: int) -> RepeatedColumns:
+        """Return these columns with plain arrays added or replacing some."""
+        entries = dict(self._entries)
+        entries.update({k: _column_array(k, v, n_rows) for k, v in arrays.items()})
+        return RepeatedColumns(entries, self.base, self.n, self.copies)
+
+    def without(self, names: Iterable[str]) -> RepeatedColumns:
+        """Return these columns without the named ones."""
+        names = set(names)
+        return RepeatedColumns({k: v for k, v in self._entries.items() if k not in names},
+                               self.base, self.n, self.copies)
+
+    def take(self, rows: np.ndarray, sim: np.ndarray) -> RepeatedColumns:
+        """Return the columns of the rows ``rows`` (of simulations ``sim``), made when read.
+
+        A copy of the one dataset is gathered from its values at each row's position
+        within its simulation; a column of selected rows composes the two selections.
+        """
+        local = rows - sim * self.base.n_rows if self.copies else None
+        composed: dict[int, np.ndarray] = {}    # one composed index per shared index
+        entries: dict[str, Any] = {}
+        for k, v in self._entries.items():
+            if type(v) is _Repeated:            # only while the rows are the copies
+                entries[k] = _Gathered(v.values, local)
+            elif type(v) is _Gathered:
+                index = composed.get(id(v.index))
+                if index is None:
+                    index = composed[id(v.index)] = v.index[rows]
+                entries[k] = _Gathered(v.values, index)
+            else:
+                entries[k] = _Gathered(v, rows)
+        return RepeatedColumns(entries, self.base, self.n, copies=False)
+
+    def source(self) -> Batch | None:
+        """Return the one-simulation batch of these columns if all are copies, else None."""
+        entries = self._entries
+        if not self.copies or not all(type(v) is _Repeated for v in entries.values()):
+            return None
+        base = self.base
+        if list(entries) == list(base.columns):
+            return base
+        return Batch({k: base.columns[k] for k in entries}, base.sim, 1, base.id_columns)
+
+
 def _same_plain_columns(frames: Sequence[pd.DataFrame]) -> bool:
     """Whether all frames have the same columns with the same numpy or string dtypes.
 
@@ -330,15 +514,50 @@ def _padded_ids(top: int, width: int) -> np.ndarray:
     return np.array([str(i).zfill(width) for i in range(top + 1)], dtype=object)
 
 
-def _take_groups(entry: Any, rows: np.ndarray) -> GroupIndex:
-    """Subset a parent's group index (or its pending derivation) to the rows kept."""
+def _take_groups(entry: Any, rows: np.ndarray, sim: np.ndarray) -> GroupIndex:
+    """Subset a parent's group index (or its pending derivation) to the rows kept.
+
+    ``sim`` is the kept rows' simulations.
+    """
+    if isinstance(entry, _TiledGroups):
+        return entry.take(rows, sim)
     idx = entry if isinstance(entry, GroupIndex) else entry()
-    codes = idx.codes[rows]
-    present = np.zeros(idx.n_groups, dtype=bool)
+    return _kept_groups(idx.codes[rows], idx.group_sim, idx.n_sims)
+
+
+def _kept_groups(codes: np.ndarray, group_sim: np.ndarray, n_sims: int) -> GroupIndex:
+    """Renumber the groups that kept rows (``codes``: the kept rows' old groups)."""
+    present = np.zeros(group_sim.shape[0], dtype=bool)
     present[codes] = True
     rank = np.cumsum(present, dtype=np.int64)
     rank -= 1
-    return GroupIndex(rank[codes], idx.group_sim[present], idx.n_sims)
+    return GroupIndex(rank[codes], group_sim[present], n_sims)
+
+
+class _TiledGroups:
+    """A pending group index of ``n`` copies of a one-simulation batch, tiled when read."""
+
+    __slots__ = ("base", "names", "n")
+
+    def __init__(self, base: Batch, names: tuple[str, ...], n: int):
+        self.base = base
+        self.names = names
+        self.n = n
+
+    def __call__(self) -> GroupIndex:
+        return _tile_groups(self.base, self.names, self.n)
+
+    def take(self, rows: np.ndarray, sim: np.ndarray) -> GroupIndex:
+        """Return the index of the rows kept, without tiling the one dataset's first.
+
+        Row ``r`` of simulation ``s`` has the one dataset's code at its position in ``s``
+        plus ``s`` times the one dataset's number of groups, as in the tiled index.
+        """
+        idx = self.base.groups(*self.names)
+        g = idx.n_groups
+        codes = idx.codes[rows - sim * self.base.n_rows]
+        codes += sim * g
+        return _kept_groups(codes, np.repeat(np.arange(self.n, dtype=np.int64), g), self.n)
 
 
 def _tile_groups(base: Batch, names: tuple[str, ...], n: int) -> GroupIndex:

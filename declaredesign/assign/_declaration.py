@@ -387,15 +387,21 @@ class _Declaration:
                 f"{self._func}(permutation_matrix=...): a custom procedure has no "
                 "randomizr plan; use conduct_batch, probabilities or "
                 "obtain_permutation_matrix.")
-        key = (batch.sim, batch.n_sims, *(
-            batch.columns.get(v, batch.columns) if isinstance(v, str) else None
+        # n copies of one dataset (a fixed population): resolved on the one dataset,
+        # the same in each copy, then repeated (no pass over the copies' rows)
+        one = batch.repeated()
+        source = batch if one is None else one
+        key = (source.sim, batch.n_sims, *(
+            source.columns.get(v, source.columns) if isinstance(v, str) else None
             for v in (getattr(self, n) for n in (self._block_arg, "clusters",
                                                  *self._unit_args))))
         cached = self._state.get("cache")
         if cached is not None and len(cached[0]) == len(key) and all(
                 a is b for a, b in zip(cached[0], key, strict=True)):
             return cached[1]
-        p = build_plan(self, batch)
+        p = build_plan(self, source)
+        if one is not None:
+            p = p.repeat(batch.n_sims)
         self._state["cache"] = (key, p)
         return p
 
@@ -421,7 +427,7 @@ class _Declaration:
             cols = rng.integers(0, mat.shape[1], size=batch.n_sims)
             return mat[:, cols].T.reshape(-1)
         p = self.plan(batch)
-        return p.conditions[p.draw_index(rng)]
+        return p.draw(rng)
 
     def probabilities_batch(self, batch: Batch, assignment: Any) -> np.ndarray:
         """Probability of each row's realised condition (DeclareDesign's ``Z_cond_prob``)."""
@@ -551,7 +557,8 @@ def build_plan(decl: _Declaration, batch: Batch) -> Plan:
     if spec.kind == "simple":
         unit_prob = _simple_probabilities(r, spec, conditions.shape[0])
         return Plan(batch.n_sims, conditions, r.unit_of_row, r.units.codes, r.units.group_sim,
-                    r.group_n, True, unit_prob=np.ascontiguousarray(unit_prob))
+                    r.group_n, True, unit_prob=np.ascontiguousarray(unit_prob),
+                    rows_are_units=r.by_cluster is None)
     if spec.how == "const":
         vals = np.broadcast_to(np.asarray(spec.value),
                                (r.units.n_groups, *np.shape(spec.value)))
@@ -564,7 +571,8 @@ def build_plan(decl: _Declaration, batch: Batch) -> Plan:
                 r.group_n, False,
                 floor=np.ascontiguousarray(floor, dtype=np.int64),
                 weight=np.ascontiguousarray(weight, dtype=float), rem=rem,
-                reported=np.ascontiguousarray(reported, dtype=float))
+                reported=np.ascontiguousarray(reported, dtype=float),
+                rows_are_units=r.by_cluster is None)
 
 
 #: Per-block arguments that may be given by name (dict or Series keyed by block label).

@@ -160,7 +160,7 @@ def obtain_permutation_matrix(declaration: Any, data: Any = None, *,
         draws = [plan.conditions[plan.draw_index(rng)] for _ in range(maximum_permutations)]
         return np.column_stack(draws)
     idx, _ = _enumerate(plan)
-    return plan.conditions[idx[plan.unit_of_row]]
+    return plan.conditions[idx[plan.row_units()]]
 
 
 def obtain_permutation_probabilities(declaration: Any, data: Any = None, *,

@@ -24,11 +24,31 @@ Operations of the stand-in:
   per-simulation value), unary ``-``, ``& | ~`` of boolean columns, ``col[mask]``,
   ``col.mean()``, ``col.sum()``;
 - on per-simulation values (a mean, a sum): ``+ - * /`` with numbers, unary ``-``,
-  ``abs``.
+  ``abs``;
+- library functions with a batched twin (:mod:`~declaredesign.design.handler_twins`),
+  called from the handler's own code: ``scipy.stats.ks_2samp(col1, col2)``, whose
+  ``.statistic`` and ``.pvalue`` are per-simulation values.
 
 Means and sums follow pandas' own reductions (pairwise sums per simulation); a
 simulation with no rows, or a float column with a missing value, is left to the
 per-simulation run.
+
+Registered estimators (``dd.difference_in_means``, ``dd.lm_robust``... anything made with
+:func:`~declaredesign.estimate.protocol.register_estimator`) called with the stand-in as
+``data`` hand the call to it (:data:`~declaredesign.estimate.protocol.BATCHED_FIT`): the
+arguments are parsed as the standalone call parses them (an invalid one raises the
+same error, and the simulations then run one at a time), vector arguments
+(``weights=1 / data["p"]``, ``blocks=data["b"]``) become columns as the standalone call
+binds them, and the estimator's kernel fits the stand-in's rows of every simulation. The
+result does ``tidy()`` only: the standalone tidy frame (columns, order, index, dtypes),
+a column the same in every simulation as the standalone fit gives it, a numeric one
+that varies holding one per-simulation value per row. The kernel must fit every
+simulation, without a message, and give the first simulation's standalone numbers to the
+last bit; a kernel that agrees with the standalone fit only to rounding is refused (so
+far ``difference_in_means`` without blocks, clusters or weights is bit-exact). A
+per-simulation value is never missing: pandas tests cells for missing values without
+asking them (``isna``, ``dropna``), so a cell missing in some simulations is refused.
+The handler's result may have any index: the per-simulation run drops it.
 
 Data-step handlers (``declare_sampling(handler=f)``, ``declare_step(f)``,
 ``declare_reveal(handler=f)``) go the same way (:func:`run_data_handler_batched`):
@@ -50,7 +70,14 @@ import numpy as np
 import pandas as pd
 
 from ..batch import Batch
-from ..estimate.protocol import fit_per_simulation, rank_deficient_message, stack_rows
+from ..estimate.protocol import (
+    Estimator,
+    KernelResult,
+    fit_per_simulation,
+    rank_deficient_message,
+    stack_rows,
+)
+from .handler_twins import StandIn, twin_call
 from .handlers import accepts_rng
 
 __all__ = ["BatchedFrame", "fit_handler_batched", "run_data_handler_batched"]
@@ -71,9 +98,10 @@ class _Refused(Exception):
 class _Run:
     """One batched call: remembers a refusal even when user code catches the exception."""
 
-    __slots__ = ("refused",)
+    __slots__ = ("batch", "refused")
 
-    def __init__(self) -> None:
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
         self.refused = False
 
     def refuse(self, what: str) -> None:
@@ -120,7 +148,7 @@ def _comparison(op: Callable[[Any, Any], Any]) -> Callable:
     return method
 
 
-class _Values:
+class _Values(StandIn):
     """Shared refusals: what a stand-in value cannot be turned into."""
 
     __slots__ = ("_run",)
@@ -305,6 +333,12 @@ class Rows(_Values):
         values, layout, _ = _select(self._run, self._values, self._layout, key)
         return Rows(self._run, values, layout)
 
+    def _twin_samples(self) -> tuple[_Run, np.ndarray, np.ndarray]:
+        return self._run, self._values, self._layout.sizes
+
+    def _twin_per_sim(self, values: np.ndarray) -> PerSim:
+        return PerSim(self._run, values)
+
     def mean(self, *args: Any, **kwargs: Any) -> PerSim:
         """Each simulation's mean, as pandas' ``Series.mean()`` computes it."""
         if args or kwargs:
@@ -359,7 +393,7 @@ def _select(run: _Run, values: np.ndarray | None, layout: _Layout,
     return (None if values is None else values[mask]), _Layout(sizes), mask
 
 
-class BatchedFrame:
+class BatchedFrame(StandIn):
     """Stand-in for one simulation's DataFrame holding every simulation's rows.
 
     Only the operations listed in the module docstring are done; anything else
@@ -401,12 +435,173 @@ class BatchedFrame:
             return self[name]
         raise AttributeError(name)     # as pandas: neither a column nor an attribute
 
+    def __dd_batched_fit__(self, estimator: Estimator, arguments: dict[str, Any]) -> Any:
+        # a registered estimator called with this stand-in as its data (see
+        # declaredesign.estimate.protocol.BATCHED_FIT): its kernel fits every simulation
+        return _fit_estimator(self, estimator, arguments)
+
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         return self._run.refuse("this use of the data")
 
     __len__ = __iter__ = __bool__ = __array__ = __contains__ = _refuse
     __setitem__ = __delitem__ = _refuse
     __hash__ = __eq__ = __ne__ = _refuse  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------- registered estimators
+#: Arguments estimatr takes as a vector as well as a column name (``weights=1 / data.p``).
+_VECTOR_ARGUMENTS = frozenset({"weights", "clusters", "blocks", "condition_prs"})
+
+
+class _BatchedFit:
+    """What a registered estimator returns on the stand-in: only ``tidy()`` is done."""
+
+    __slots__ = ("_run", "_tidy")
+
+    def __init__(self, run: _Run, tidy: pd.DataFrame):
+        self._run = run
+        self._tidy = tidy
+
+    def tidy(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """Return the standalone fit's tidy frame, with per-simulation cells as PerSim values."""
+        if args or kwargs:
+            return self._run.refuse("tidy() with arguments")
+        return self._tidy.copy()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._run.refuse(f"fit.{name}")
+
+    def __repr__(self) -> str:
+        return self._run.refuse("repr() of a fit")
+
+    __str__ = __repr__
+
+
+def _fit_estimator(frame: BatchedFrame, estimator: Estimator,
+                   arguments: dict[str, Any]) -> Any:
+    """Fit a registered estimator to the stand-in's rows of every simulation at once.
+
+    The estimator's kernel runs on the batch (the stand-in's selected rows, with vector
+    arguments as columns, as the standalone function binds them); the standalone call on
+    the first simulation gives the kind of result and the tidy frame's columns, index
+    and dtypes, and must equal the kernel's rows of that simulation exactly. Any
+    error (an invalid argument, as the standalone call raises it) is raised as it is,
+    and the simulations then run one at a time whatever the handler does with it.
+    """
+    run = frame._run
+    try:
+        return _fit_on_batch(frame, estimator, arguments)
+    except _Refused:
+        raise
+    except Exception:
+        run.refused = True
+        raise
+
+
+def _fit_on_batch(frame: BatchedFrame, estimator: Estimator,
+                  arguments: dict[str, Any]) -> Any:
+    run = frame._run
+    formula = arguments.pop("formula", None)
+    if estimator.kernel is None or not isinstance(formula, str):
+        return run.refuse(f"{estimator.name} without a batched kernel or formula")
+    if not frame._layout.sizes.all():
+        return run.refuse("a simulation without rows")
+    batch = run.batch if frame._rows is None else _kept_rows(run.batch, frame._rows)
+    kwargs, vectors = _call_arguments(frame, arguments)
+    if vectors:
+        batch = batch.with_columns(vectors)
+    spec = estimator.parse(formula, **kwargs)
+    res = estimator.kernel(batch, spec)
+    if isinstance(res, pd.DataFrame):
+        res = KernelResult(res)
+    if res.fallback:
+        return run.refuse(f"{estimator.name}: simulations its kernel leaves to the "
+                          "standalone fit")
+    # the first simulation's standalone call, as the handler makes it (vectors as the
+    # columns the function binds them to): what the result is, and its exact numbers
+    first = estimator.function(formula=formula, data=batch.select_sims([0]).to_pandas(),
+                               **kwargs)
+    if isinstance(first, pd.DataFrame):
+        return _tidy_cells(run, first, res.tidy, batch.n_sims)
+    if not hasattr(first, "tidy"):
+        return run.refuse(f"{estimator.name} returned {type(first).__name__}")
+    return _BatchedFit(run, _tidy_cells(run, first.tidy(), res.tidy, batch.n_sims))
+
+
+def _call_arguments(frame: BatchedFrame, arguments: dict[str, Any]
+                    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Keywords for ``parse`` and the vector arguments as columns (as ``bind_vectors``).
+
+    A stand-in column of the same rows becomes the column ``"(name)"``; names, numbers,
+    booleans and None pass as they are; anything else (a list, an array of one
+    simulation's length...) is refused.
+    """
+    run = frame._run
+    kwargs: dict[str, Any] = {}
+    vectors: dict[str, np.ndarray] = {}
+    for name, value in arguments.items():
+        if isinstance(value, Rows):
+            if name not in _VECTOR_ARGUMENTS or value._run is not run or \
+                    value._layout is not frame._layout:
+                run.refuse(f"{name}= given as a column of other rows")
+            vectors[f"({name})"] = value._values
+            kwargs[name] = f"({name})"
+        elif value is None or isinstance(value, str | bool | int | float):
+            kwargs[name] = value
+        else:
+            run.refuse(f"{name}= given as {type(value).__name__}")
+    return kwargs, vectors
+
+
+def _tidy_cells(run: _Run, first: pd.DataFrame, rows: pd.DataFrame,
+                n_sims: int) -> pd.DataFrame:
+    """Return the first simulation's tidy frame with every simulation's values in it.
+
+    ``rows`` are the kernel's rows (``sim`` first, ``k`` rows per simulation). A column
+    the same in every simulation keeps the first fit's cells; a numeric one that is not
+    holds one :class:`PerSim` per row. The first simulation's kernel rows must equal the
+    standalone fit's exactly.
+    """
+    k = len(first)
+    sims = rows["sim"].to_numpy() if "sim" in rows.columns else None
+    if not k or sims is None or not np.array_equal(sims, np.repeat(np.arange(n_sims), k)):
+        return run.refuse("kernel rows other than the standalone fit's, per simulation")
+    for note in ("error", "warning"):
+        if note in rows.columns and rows[note].notna().any():
+            return run.refuse("a kernel row with a message")
+    if first.columns.has_duplicates:
+        return run.refuse("duplicate columns")
+    cells = {}
+    for name in first.columns:
+        if name not in rows.columns:
+            return run.refuse(f"a tidy column ({name!r}) the kernel does not give")
+        cells[name] = _cells(run, first[name], rows[name].to_numpy().reshape(n_sims, k))
+    return pd.DataFrame(cells, index=first.index)
+
+
+def _cells(run: _Run, first: pd.Series, values: np.ndarray) -> pd.Series | np.ndarray:
+    """One tidy column: the first fit's column, or a PerSim per row where values vary."""
+    dtype = first.dtype
+    ref = first.to_numpy()
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "if":
+        # text and the like: only constants (the same value in every simulation)
+        if not all(bool(np.all(values[:, j] == ref[j])) for j in range(len(ref))):
+            run.refuse(f"column {first.name!r} varies and is not numeric")
+        return first
+    got = values.astype(dtype)
+    if not (np.array_equal(got, values) and np.array_equal(got[0], ref, equal_nan=True)):
+        run.refuse(f"the batched {first.name!r} is not the standalone fit's")
+    if np.array_equal(got, np.broadcast_to(ref, got.shape), equal_nan=True):
+        return first
+    if dtype.kind == "f" and np.isnan(got).any():
+        # pandas reads a missing value off the cell itself (isna), never asking a PerSim
+        run.refuse(f"missing values in {first.name!r} in some simulations")
+    out = np.empty(len(ref), dtype=object)
+    for j in range(len(ref)):
+        out[j] = PerSim(run, np.ascontiguousarray(got[:, j]))
+    return out
 
 
 # ----------------------------------------------------------------------- running
@@ -454,17 +649,20 @@ def _call_once(call: Callable[[Any], Any], batch: Batch, handler: Callable[..., 
     Shared by handler estimators and data-step handlers: too few simulations for the
     check to be worth it, a handler taking ``rng``, a warning, an error or a refused
     operation (even one the handler caught) all leave the simulations to the
-    per-simulation run. ``read(run, result)`` turns the handler's result into what
-    the caller needs under the same guard (a warning or an error there also returns
-    None).
+    per-simulation run. The stand-in is given to :func:`~.handler_twins.twin_call`
+    ``(call, handler)``: ``call`` with the handler's copy whose calls to registered
+    library functions (``scipy.stats.ks_2samp``) reach their batched twins; the checks
+    on single simulations call the original. ``read(run, result)`` turns the handler's
+    result into what the caller needs under the same guard (a warning or an error there
+    also returns None).
     """
     if not ENABLED or batch.n_sims < 3 or accepts_rng(handler):
         return None
-    run = _Run()
+    run = _Run(batch)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")     # a warning belongs to some simulations
-            res = read(run, call(_frame(run, batch)))
+            res = read(run, twin_call(call, handler)(_frame(run, batch)))
     except Exception:  # noqa: BLE001 -- anything unexpected: the per-simulation run
         return None
     return None if run.refused else (run, res)
@@ -481,9 +679,12 @@ _ID_COLUMN = np.zeros(0, dtype=object)
 
 
 def _expand(run: _Run, res: Any, n_sims: int) -> pd.DataFrame | None:
-    """Return every simulation's rows, sim-major, from the handler's stand-in result."""
-    if not isinstance(res, pd.DataFrame) or not len(res) or \
-            not res.index.equals(pd.RangeIndex(len(res))):
+    """Return every simulation's rows, sim-major, from the handler's stand-in result.
+
+    The result's index is dropped, as the per-simulation run stacks the handlers' frames
+    (``ignore_index``).
+    """
+    if not isinstance(res, pd.DataFrame) or not len(res):
         return None
     names = res.columns.tolist()
     if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
@@ -492,21 +693,42 @@ def _expand(run: _Run, res: Any, n_sims: int) -> pd.DataFrame | None:
     for name in names:
         col = res[name]
         cells = col.tolist() if col.dtype == object else None
-        if cells is None or not any(isinstance(c, _Values) for c in cells):
+        if cells is None or not any(isinstance(c, StandIn) for c in cells):
             # the same rows in every simulation
             out[name] = pd.Series(np.tile(col.to_numpy(), n_sims), dtype=col.dtype)
             continue
-        if not all(isinstance(c, PerSim) and c._run is run for c in cells):
+        values = _per_sim_column(run, cells, n_sims)
+        if values is None:
             return None
-        dtypes = {c._values.dtype for c in cells}
-        if len(dtypes) != 1 or next(iter(dtypes)) not in _RESULT_DTYPES or \
-                any(c._values.shape != (n_sims,) for c in cells):
-            return None
-        out[name] = np.column_stack([c._values for c in cells]).reshape(-1)
+        out[name] = values
     renamed = [n.replace(".", "_") for n in names]   # as the per-simulation run names them
     if len(set(renamed)) != len(renamed):
         return None
     return pd.DataFrame(dict(zip(renamed, out.values())))
+
+
+def _per_sim_column(run: _Run, cells: list[Any], n_sims: int) -> np.ndarray | None:
+    """Every simulation's values of a column of PerSim (and plain number) cells, sim-major.
+
+    Plain numbers among PerSim cells (a constant row beside per-simulation ones) are
+    repeated; the dtype is the one pandas gives when it combines the rows' numeric
+    columns (int64 with float64 is float64). Anything else: None.
+    """
+    arrays = []
+    for c in cells:
+        if isinstance(c, PerSim) and c._run is run:
+            v = c._values
+            if v.dtype not in _RESULT_DTYPES or v.shape != (n_sims,):
+                return None
+        elif _plain_scalar(c):
+            v = np.full(n_sims, c)
+            if v.dtype not in _RESULT_DTYPES:
+                return None
+        else:
+            return None
+        arrays.append(v)
+    dtype = np.result_type(*arrays)
+    return np.column_stack([a.astype(dtype, copy=False) for a in arrays]).reshape(-1)
 
 
 def _notes(rows: pd.DataFrame, k: int) -> list[str | None]:

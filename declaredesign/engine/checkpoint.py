@@ -58,6 +58,10 @@ class CheckpointWarning(UserWarning):
     """A checkpoint chunk could not be used and is computed again."""
 
 
+#: A memory address in a repr (``<function f at 0x7f...>``).
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def _code_digest(code: types.CodeType, h: Any) -> None:
     h.update(code.co_code)
     h.update(repr(code.co_names).encode())
@@ -77,7 +81,9 @@ def _walk_callables(obj: Any, h: Any, depth: int = 0) -> None:
         _code_digest(code, h)
         for cell in getattr(obj, "__closure__", None) or ():
             try:
-                h.update(repr(cell.cell_contents).encode())
+                # without memory addresses, which change between processes (a registered
+                # estimator's public entry holds the function it calls)
+                h.update(_ADDRESS.sub("", repr(cell.cell_contents)).encode())
             except ValueError:  # an empty cell
                 pass
         return
@@ -112,7 +118,7 @@ def design_fingerprint(named: Sequence[tuple[str, Any]]) -> str:
     h.update(f"declaredesign {__version__}\n".encode())
     for name, design in named:
         # Memory addresses in reprs change between processes; they are not the design.
-        text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(design))
+        text = _ADDRESS.sub("", repr(design))
         h.update(f"{name}\n{text}\n{sorted(map(str, design.parameters.items()))}\n".encode())
         for step in design.steps:
             _walk_callables(step, h)

@@ -9,6 +9,8 @@ clustering column, taken from the batch's memo when every row is used.
 from __future__ import annotations
 
 import re
+from collections import ChainMap
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -37,16 +39,17 @@ __all__ = ["columns_for", "decline", "decline_all", "frame", "group_index", "sim
            "subset_view", "weights_and_clusters"]
 
 
-def columns_for(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
-    """Batch columns, with level-ID columns used as factors turned into R's strings."""
-    cols = dict(batch.columns)
-    for v in names:
-        if v in batch.id_columns:
-            cols[v] = batch.column_as_r(v)
-    return cols
+def columns_for(batch: Batch, names: list[str]) -> Mapping[str, np.ndarray]:
+    """Batch columns, with level-ID columns used as factors turned into R's strings.
+
+    A view: a column is read from the batch when looked up (a batch may make its
+    columns when first read), never all of them up front.
+    """
+    return ChainMap({v: batch.column_as_r(v) for v in names if v in batch.id_columns},
+                    batch.columns)
 
 
-def subset_view(batch: Batch, subset: Any) -> dict[str, np.ndarray]:
+def subset_view(batch: Batch, subset: Any) -> Mapping[str, np.ndarray]:
     """Columns for a subset expression: level IDs it names as the strings users see."""
     if not isinstance(subset, str):
         return batch.columns
@@ -74,7 +77,7 @@ def simulations(batch: Batch, sim: np.ndarray) -> GroupIndex:
 
 
 def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]
-          ) -> tuple[ModelFrame, dict[str, np.ndarray], np.ndarray]:
+          ) -> tuple[ModelFrame, Mapping[str, np.ndarray], np.ndarray]:
     """Model frame of ``formula`` on the batch (subset applied), the columns, rows' sims."""
     lhs, rhs = formula_variables(formula)
     sub = subset_mask(func, subset, subset_view(batch, subset), batch.n_rows)
@@ -98,7 +101,7 @@ def frame(func: str, batch: Batch, formula: str, subset: Any, extra: list[Any]
     return mf, view, (sim if bool(mf.mask.all()) else sim[mf.mask])
 
 
-def weights_and_clusters(func: str, batch: Batch, view: dict[str, np.ndarray], mf: ModelFrame,
+def weights_and_clusters(func: str, batch: Batch, view: Mapping[str, np.ndarray], mf: ModelFrame,
                          sim: np.ndarray, weights: str | None, clusters: str | None
                          ) -> tuple[np.ndarray | None, GroupIndex | None]:
     """Return the weights and the cluster groups of the rows a model frame kept."""

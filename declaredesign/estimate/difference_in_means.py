@@ -45,7 +45,7 @@ from .ols import fit_arrays
 from .protocol import KernelResult, register_estimator
 from .single_estimate_fit import SingleEstimateFit
 from .stacked_ols import lm_core
-from .two_arm import blocked_dim, clustered_dim, welch_parts
+from .two_arm import blocked_dim, clustered_dim, welch_dim
 
 __all__ = ["DifferenceInMeansFit", "DifferenceInMeansSpec", "difference_in_means",
            "difference_in_means_kernel"]
@@ -139,14 +139,11 @@ def _dim_internal(y: np.ndarray, t2: np.ndarray, cl: np.ndarray | None, w: np.nd
         return _Part(f.coef[1], f.se[1], f.df[1], nobs, float(f.nclusters))
     nclusters = 2.0 if cl is not None else np.nan
     if w is None:
-        diff = float(y[t2].mean() - y[~t2].mean())
         if pair_matched:
-            return _Part(diff, np.nan, np.nan, nobs, nclusters)
-        v2, v1 = np.var(y[t2], ddof=1) / n2, np.var(y[~t2], ddof=1) / n1
-        se = float(np.sqrt(v2 + v1))
-        with np.errstate(divide="ignore", invalid="ignore"):   # constant outcome: 0 / 0
-            df = np.float64(se ** 4) / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
-        return _Part(diff, se, float(df), nobs, nclusters)
+            return _Part(float(y[t2].mean() - y[~t2].mean()), np.nan, np.nan, nobs, nclusters)
+        # the kernel's computation with one group: the same numbers to the last bit
+        _, _, diff, se, df = welch_dim(np.zeros(len(y), dtype=np.intp), 1, y, t2)
+        return _Part(float(diff[0]), float(se[0]), float(df[0]), nobs, nclusters)
     if pair_matched:
         raise DeclarationError("difference_in_means(weights=...): weights cannot be used with a "
                                "matched-pairs design; got weights with blocks of size 2.")
@@ -362,10 +359,7 @@ def _simple(S: int, sims, y, t2, w):
         X = np.column_stack([np.ones(len(y)), t2.astype(float)])
         res = lm_core(sims, y, X, weights=w, se_type="HC2")
         return res["coef"][:, 1], res["se"][:, 1], res["df"][:, 1], res["ok"]
-    n1, n2, est, v1, v2 = welch_parts(sims.codes, S, y, t2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se = np.sqrt(v2 + v1)
-        df = se ** 4 / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
+    _, _, est, se, df = welch_dim(sims.codes, S, y, t2)
     return est, se, df, np.ones(S, dtype=bool)
 
 
@@ -451,5 +445,6 @@ def difference_in_means_kernel(batch: Batch, spec: DifferenceInMeansSpec) -> Ker
     return tidy_result(res, ok, [term], spec.alpha, spec.ci, outcome)
 
 
-register_estimator(difference_in_means, parse=DifferenceInMeansSpec.parse,
-                   fit=fit_difference_in_means, kernel=difference_in_means_kernel)
+difference_in_means = register_estimator(
+    difference_in_means, parse=DifferenceInMeansSpec.parse, fit=fit_difference_in_means,
+    kernel=difference_in_means_kernel)

@@ -753,5 +753,6 @@ def horvitz_thompson_kernel(batch: Batch, spec: HorvitzThompsonSpec) -> KernelRe
     return KernelResult(main, {int(s): None for s in np.flatnonzero(~ok)})
 
 
-register_estimator(horvitz_thompson, parse=HorvitzThompsonSpec.parse, fit=fit_horvitz_thompson,
-                   kernel=horvitz_thompson_kernel)
+horvitz_thompson = register_estimator(
+    horvitz_thompson, parse=HorvitzThompsonSpec.parse, fit=fit_horvitz_thompson,
+    kernel=horvitz_thompson_kernel)

@@ -376,5 +376,5 @@ def iv_robust_kernel(batch: Batch, spec: IvRobustSpec) -> KernelResult:
     return tidy_result(res, ok, list(mf.columns), spec.alpha, spec.ci, mf.outcome[0])
 
 
-register_estimator(iv_robust, parse=IvRobustSpec.parse, fit=fit_iv_robust,
-                   kernel=iv_robust_kernel)
+iv_robust = register_estimator(iv_robust, parse=IvRobustSpec.parse, fit=fit_iv_robust,
+                               kernel=iv_robust_kernel)

@@ -251,4 +251,5 @@ def lm_lin_kernel(batch: Batch, spec: LmLinSpec) -> KernelResult:
     return tidy_result(res, ok, names, spec.alpha, spec.ci, mf.outcome[0])
 
 
-register_estimator(lm_lin, parse=LmLinSpec.parse, fit=fit_lm_lin, kernel=lm_lin_kernel)
+lm_lin = register_estimator(lm_lin, parse=LmLinSpec.parse, fit=fit_lm_lin,
+                            kernel=lm_lin_kernel)

@@ -595,5 +595,5 @@ def lm_robust_glance_kernel(batch: Batch, spec: LmRobustSpec) -> KernelResult:
     return decline(pd.DataFrame(cols), ok)
 
 
-register_estimator(lm_robust, parse=LmRobustSpec.parse, fit=fit_lm_robust,
-                   kernel=lm_robust_kernel)
+lm_robust = register_estimator(lm_robust, parse=LmRobustSpec.parse, fit=fit_lm_robust,
+                               kernel=lm_robust_kernel)

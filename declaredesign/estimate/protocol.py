@@ -51,6 +51,8 @@ True
 from __future__ import annotations
 
 import functools
+import inspect
+import types
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,9 +66,9 @@ from ..errors import EstimationError, FormulaError
 from ..formula import parse_formula
 
 __all__ = [
-    "TIDY_COLUMNS", "CallSpec", "Estimator", "KernelResult", "empty_tidy", "estimators",
-    "fit_batch", "fit_per_simulation", "get_estimator", "rank_deficient_message",
-    "register_estimator", "resolve_model", "tidy_frame",
+    "BATCHED_FIT", "TIDY_COLUMNS", "CallSpec", "Estimator", "KernelResult", "empty_tidy",
+    "estimators", "fit_batch", "fit_per_simulation", "get_estimator", "public_entry",
+    "rank_deficient_message", "register_estimator", "resolve_model", "tidy_frame",
 ]
 
 #: Columns of every tidy estimate table, in order (broom's names in snake_case).
@@ -158,7 +160,12 @@ def register_estimator(function: Callable[..., Any] | None = None, *,
                        parse: Callable[..., Any] | None = None,
                        fit: Callable[[Any, pd.DataFrame], Any] | None = None,
                        name: str | None = None) -> Any:
-    """Register an estimator function (usable as a decorator); returns the function.
+    """Register an estimator function (usable as a decorator); returns its public entry.
+
+    The entry is the function itself, except that a call whose ``data`` is a stand-in
+    for a DataFrame defining :data:`BATCHED_FIT` goes to that method (see
+    :func:`public_entry`). Bind the result to the function's name
+    (``lm_robust = register_estimator(lm_robust, ...)``); the decorator form does so.
 
     Parameters
     ----------
@@ -174,13 +181,72 @@ def register_estimator(function: Callable[..., Any] | None = None, *,
         Registry name; default the function's ``__name__``.
     """
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
+        entry = public_entry(func, lambda: est)
         est = Estimator(
-            name=name or getattr(func, "__name__", repr(func)), function=func,
+            name=name or getattr(func, "__name__", repr(func)), function=entry,
             parse=parse or (lambda formula, **kw: CallSpec(formula, dict(kw))),
             fit=fit or functools.partial(_call_function, func), kernel=kernel)
-        _REGISTRY[func] = est
-        return func
+        _REGISTRY[func] = _REGISTRY[entry] = est
+        return entry
     return deco if function is None else deco(function)
+
+
+#: The method a stand-in for a DataFrame defines to fit a registered estimator itself:
+#: ``type(data).__dd_batched_fit__(data, estimator, arguments)``, ``arguments`` every
+#: parameter but ``data`` by name (defaults filled in), as the function was called.
+BATCHED_FIT = "__dd_batched_fit__"
+
+
+def public_entry(func: Callable[..., Any],
+                 estimator: Callable[[], Estimator]) -> Callable[..., Any]:
+    """Return ``func`` as called by users, sending stand-in data to its :data:`BATCHED_FIT`.
+
+    Parameters
+    ----------
+    func : callable
+        The estimator function; it must have a ``data`` parameter (else it is returned
+        unchanged).
+    estimator : callable
+        ``estimator()`` gives the registered :class:`Estimator` (made after the entry).
+
+    Returns
+    -------
+    callable
+        A function of the same name, signature and module as ``func``: with a pandas
+        DataFrame (anything without :data:`BATCHED_FIT`) it calls ``func`` unchanged.
+    """
+    if not isinstance(func, types.FunctionType):     # a callable object: as it is
+        return func
+    signature = inspect.signature(func)
+    params = list(signature.parameters.values())
+    names = [p.name for p in params]
+    if "data" not in names:
+        return func
+    position, bind, hook_name = names.index("data"), signature.bind, BATCHED_FIT
+    var_keywords = [p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+
+    def entry(*args: Any, **kwargs: Any) -> Any:
+        data = args[position] if len(args) > position else kwargs.get("data")
+        hook = getattr(type(data), hook_name, None)
+        if hook is None:
+            return func(*args, **kwargs)
+        try:
+            bound = bind(*args, **kwargs)
+        except TypeError:
+            return func(*args, **kwargs)       # the function's own error for the call
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        del arguments["data"]
+        for name in var_keywords:
+            arguments.update(arguments.pop(name))
+        return hook(data, estimator(), arguments)
+
+    # Made with the function's own globals (the body reads only builtins and its closure)
+    # so that doctest finds the entry's examples in the function's module and pickle
+    # finds the entry by the function's name there.
+    entry = types.FunctionType(entry.__code__, func.__globals__, func.__name__,
+                               entry.__defaults__, entry.__closure__)
+    return functools.update_wrapper(entry, func)
 
 
 def _call_function(func: Callable[..., Any], spec: CallSpec, df: pd.DataFrame) -> Any:

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..groups import GroupIndex
 
-__all__ = ["binary_cluster_treatment", "blocked_dim", "clustered_dim", "welch_parts"]
+__all__ = ["binary_cluster_treatment", "blocked_dim", "clustered_dim", "welch_dim",
+           "welch_parts"]
 
 
 def welch_parts(codes: np.ndarray, G: int, y: np.ndarray, t2: np.ndarray):
@@ -29,6 +30,20 @@ def welch_parts(codes: np.ndarray, G: int, y: np.ndarray, t2: np.ndarray):
         v2 = ss2 / (n2 - 1) / n2
         v1 = ss1 / (n1 - 1) / n1
     return n1, n2, m2 - m1, v1, v2
+
+
+def welch_dim(codes: np.ndarray, G: int, y: np.ndarray, t2: np.ndarray):
+    """Per-group counts, difference in means, Welch SE and Welch-Satterthwaite df.
+
+    The one computation of the simple difference in means: the standalone fit calls it
+    with one group, the kernel with one group per simulation, so both give the same
+    numbers to the last bit (sums in row order, the same elementwise operations).
+    """
+    n1, n2, est, v1, v2 = welch_parts(codes, G, y, t2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(v2 + v1)
+        df = se ** 4 / (v2 ** 2 / (n2 - 1) + v1 ** 2 / (n1 - 1))
+    return n1, n2, est, se, df
 
 
 def clustered_dim(S: int, y: np.ndarray, clusters: GroupIndex, size: np.ndarray,

@@ -24,6 +24,7 @@ from .evaluator import (
     evaluate,
     evaluate_mask,
     is_function,
+    is_simulation_local,
     needs_data,
     short_repr,
 )
@@ -32,7 +33,8 @@ from .parser import check_expression, check_formula
 
 __all__ = [
     "FUNCTIONS", "ColumnView", "Context", "Lazy", "Masked", "check_expression",
-    "check_formula", "evaluate", "evaluate_mask", "is_function", "needs_data", "reducers",
+    "check_formula", "evaluate", "evaluate_mask", "is_function", "is_simulation_local",
+    "needs_data", "reducers",
     "register_draws", "short_repr",
 ]
 

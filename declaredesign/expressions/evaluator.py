@@ -249,6 +249,56 @@ def is_function(name: str) -> bool:
     return name in fn.FUNCTIONS
 
 
+#: Kinds of functions whose value in a simulation is computed from its rows alone, the
+#: same whatever the other simulations hold. Not "within": cumsum accumulates over the
+#: whole batch; not "vector": whether a constant vector reads as a column depends on the
+#: batch's number of rows; not "random".
+_SIMULATION_LOCAL_KINDS = frozenset({"elementwise", "reduction"})
+
+
+def is_simulation_local(expr: Any) -> bool:
+    """Whether an expression computes each simulation from that simulation's rows alone.
+
+    Such an expression gives, on identical simulations, the value it gives on one of
+    them alone, bit for bit: elementwise arithmetic, comparisons, logical subsets and
+    grouped reductions (``mean(Y)``, ``sd(Y[X == 1])``) do. Random draws, within-
+    simulation transforms (``cumsum``, ``scale``, ``rank``, ``rep``), constant vectors
+    (``c()``, ``seq()``, ``a:b``, lists), callables and lazy draws do not qualify.
+
+    Parameters
+    ----------
+    expr : object
+        A string expression or a number (other values never qualify).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_simulation_local("mean(Y[X == 1]) - 1"), is_simulation_local("sum(rnorm(N))")
+    (True, False)
+    """
+    if isinstance(expr, (int, float)) and not isinstance(expr, bool):
+        return True
+    if not isinstance(expr, str):
+        return False
+    try:
+        tree = parse_expression(expr, is_function)
+    except FormulaError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
+            return False
+        if isinstance(node, ast.Call):
+            func = node.func
+            spec = fn.NUMPY.get(func.attr) if isinstance(func, ast.Attribute) else \
+                fn.FUNCTIONS.get(getattr(func, "id", ""))
+            if spec is None or spec.kind not in _SIMULATION_LOCAL_KINDS:
+                return False
+    return True
+
+
 def _operand(x: Any) -> Any:
     # A list of columns becomes a 2-D array (or fails), never Python list arithmetic.
     return fn._logical_to_int(np.asarray(x) if isinstance(x, (list, tuple)) else x)

@@ -31,7 +31,9 @@ _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
 
 def _r_str(v: Any) -> str:
-    """Write a condition value as R's paste() does (1 not 1.0, TRUE not True)."""
+    """Write a condition value as R's paste() does (1 not 1.0, TRUE not True, NA)."""
+    if v is None or (isinstance(v, float | np.floating) and np.isnan(v)):
+        return "NA"
     if isinstance(v, (bool, np.bool_)):
         return "TRUE" if v else "FALSE"
     if isinstance(v, (numbers.Real, np.floating, np.integer)):
@@ -57,8 +59,10 @@ def _split_formula(func: str, formula: str) -> tuple[str, str]:
 def _one_or_two_values(key: np.ndarray) -> tuple[list[Any], np.ndarray | None] | None:
     """Return the sorted values of a numeric key taking one or two values, and where the larger is.
 
-    None otherwise (more values, NaN, text): then ``np.unique`` sorts the key.
+    None otherwise (more values, NaN, object text): then :func:`_conditions` groups the key.
     """
+    if key.dtype.kind in "US":
+        return _one_or_two_texts(key)
     if key.dtype.kind not in "biuf":
         return None
     lo, hi = key.min(), key.max()
@@ -68,6 +72,50 @@ def _one_or_two_values(key: np.ndarray) -> tuple[list[Any], np.ndarray | None] |
     if not bool((upper | (key == lo)).all()):
         return None
     return [lo, hi], upper
+
+
+def _one_or_two_texts(key: np.ndarray) -> tuple[list[Any], np.ndarray | None] | None:
+    """:func:`_one_or_two_values` of a numpy text key (two comparisons, no sort)."""
+    first = key[0]
+    is_first = key == first
+    j = int(np.argmin(is_first))
+    if is_first[j]:
+        return [first], None
+    other = key[j]
+    if not bool((is_first | (key == other)).all()):
+        return None
+    if other > first:
+        return [first, other], ~is_first
+    return [other, first], is_first
+
+
+def _conditions(keys: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
+    """Return each row's condition number and the conditions (each row's first values).
+
+    Conditions are in sorted order. A single key of Python objects (text conditions
+    such as ``"Yes"``) is hashed rather than sorted, which is many times faster on a
+    batch's rows and groups the same values (Python equality, NaN with NaN).
+    """
+    if len(keys) == 1 and keys[0].dtype == object:
+        codes, values = pd.factorize(keys[0], use_na_sentinel=False)
+        try:
+            order = np.argsort(values, kind="stable")
+        except TypeError:          # values of several types: first-appearance order
+            order = np.arange(len(values))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        # each condition as its first row holds it (factorize writes None as NaN)
+        first = np.empty(len(values), dtype=np.int64)
+        first[codes[::-1]] = np.arange(len(codes))[::-1]
+        return rank[codes], [(keys[0][first[j]],) for j in order]
+    n_rows = len(keys[0])
+    uniq, inv = np.unique(np.column_stack([k.astype(object) for k in keys]).astype(str)
+                          if len(keys) > 1 else keys[0], axis=0 if len(keys) > 1 else None,
+                          return_inverse=True)
+    inv = inv.reshape(-1)
+    first = np.zeros(len(uniq), dtype=np.int64)
+    first[inv[::-1]] = np.arange(n_rows)[::-1]
+    return inv, [tuple(k[first[j]] for k in keys) for j in range(len(uniq))]
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -296,14 +344,8 @@ class RevealOutcomes(Lazy):
             if len(sources) == 1:
                 return sources[0].copy()
             return np.where(upper, sources[1], sources[0])
-        uniq, inv = np.unique(np.column_stack([k.astype(object) for k in keys]).astype(str)
-                              if len(keys) > 1 else keys[0], axis=0 if len(keys) > 1 else None,
-                              return_inverse=True)
-        inv = inv.reshape(-1)
-        first = np.zeros(len(uniq), dtype=np.int64)
-        first[inv[::-1]] = np.arange(n_rows)[::-1]
-        sources = [self._source(columns, outcome, tuple(k[first[j]] for k in keys))
-                   for j in range(len(uniq))]
+        inv, conditions = _conditions(keys)
+        sources = [self._source(columns, outcome, c) for c in conditions]
         if len(sources) == 1:
             return sources[0].copy()
         out = np.empty(n_rows, dtype=np.result_type(*sources))

@@ -67,6 +67,9 @@ SUPPORTED = {
                                               "estimate": [data["Z"].mean()]}),
     "constant": lambda data: pd.DataFrame({"estimate": [0.5], "posterior.H": [0.25]}),
     "keyword": lambda data, shift: pd.DataFrame({"estimate": [data["Y"].mean() + shift]}),
+    # scipy.stats.ks_2samp reaches its batched twin (design/handler_twins.py)
+    "scipy_twin": lambda data: pd.DataFrame({"estimate": [stats.ks_2samp(
+        data["Y"][data["Z"] == 1], data["Y"][data["Z"] == 0]).pvalue]}),
 }
 
 
@@ -100,13 +103,14 @@ UNSUPPORTED = {
     "float": lambda data: pd.DataFrame({"estimate": [float(data["Y"].mean())]}),
     "branch": lambda data: pd.DataFrame({"estimate": [1.0 if data["Y"].mean() > 0 else 0.0]}),
     "caught_refusal": _swallows,
-    "scipy": _ks,
+    "scipy_helper": lambda data: _ks(data),   # a helper keeps its own globals
     "std": lambda data: pd.DataFrame({"estimate": [data["Y"].std()]}),
     "per_row_rows": lambda data: pd.DataFrame({"estimate": data["Y"]}),
     "misaligned": lambda data: pd.DataFrame(
         {"estimate": [(data["Y"][data["Z"] == 1] - data["Y"][data["Z"] == 0]).mean()]}),
     "copy": lambda data: data.copy().assign(estimate=1.0)[["estimate"]].head(1),
-    "model_call": lambda data: dd.difference_in_means("Y ~ Z", data=data).tidy(),
+    "model_attribute": lambda data: pd.DataFrame(
+        {"estimate": [dd.difference_in_means("Y ~ Z", data=data).estimate]}),
     "values": lambda data: pd.DataFrame({"estimate": [data["Y"].values.mean()]}),
     "shape": lambda data: pd.DataFrame({"estimate": [data["Y"].sum() / data.shape[0]]}),
     "caught_attribute": lambda data: pd.DataFrame(

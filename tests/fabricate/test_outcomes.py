@@ -117,3 +117,26 @@ def test_repr_pickle_and_errors():
         potential_outcomes("Y ~ Z", conditions=[0, 1], assignment_variables=["A", "B"])
     with pytest.raises(DeclarationError, match="outcome_variables"):
         reveal_outcomes(outcome_variables="1Y")
+
+
+@pytest.mark.parametrize("conditions", [["Yes", "Truth"], ["Truth", "Yes"], ["Yes"],
+                                        ["b", "a", "c"], ["", "a"]])
+@pytest.mark.parametrize("as_object", [False, True])
+def test_reveal_text_conditions_pick_each_rows_column(conditions, as_object):
+    # text keys take the two-comparison or hashing shortcuts: every row must still get
+    # the potential outcome of its own condition, whatever order the values come in
+    rng = np.random.default_rng(7)
+    z = np.array(conditions)[rng.integers(0, len(conditions), 50)]
+    z = z.astype(object) if as_object else z
+    pos = {f"Y_Z_{c}": rng.normal(size=50) for c in conditions}
+    got = reveal_outcomes("Y ~ Z").apply(Batch({**pos, "Z": z}, sim=np.zeros(50, int),
+                                               n_sims=1))["Y"]
+    want = np.array([pos[f"Y_Z_{c}"][i] for i, c in enumerate(z)])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_reveal_object_key_missing_condition_names_the_column():
+    b = Batch({"Y_Z_a": np.zeros(3), "Z": np.array(["a", None, "a"], dtype=object)},
+              sim=np.zeros(3, int), n_sims=1)
+    with pytest.raises(FormulaError, match="Y_Z_NA"):
+        reveal_outcomes("Y ~ Z").apply(b)

@@ -385,9 +385,11 @@ class CustomStep(Step):
         if batch is not None:
             # a handler keeping some rows by an elementwise mask runs once for all
             # simulations (None: it does something else; run it per simulation)
+            # the handler in a closure cell: the stand-in's call gets its twin-enabled copy
+            handler, kwargs = self.handler, self.kwargs
             out = run_data_handler_batched(
-                lambda df: call_handler(self.handler, df, rng=rng, **self.kwargs), batch,
-                handler=self.handler)
+                lambda df: call_handler(handler, df, rng=rng, **kwargs), batch,
+                handler=handler)
             if out is not None:
                 return out
         frames = []

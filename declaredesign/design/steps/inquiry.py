@@ -10,8 +10,8 @@ import pandas as pd
 
 from ..._validation import fail
 from ...batch import Batch
-from ...errors import DeclarationError
-from ...expressions import check, evaluate
+from ...errors import DeclarationError, DeclareDesignError
+from ...expressions import check, evaluate, is_simulation_local
 from ..design import Step, check_label
 from ..handlers import call_handler
 
@@ -101,12 +101,38 @@ class InquiryStep(Step):
 
     def compute(self, batch: Batch, rng: np.random.Generator) -> pd.DataFrame:
         """Compute one row per (sim, inquiry): columns sim, inquiry, estimand."""
-        if self.subset is not None:
-            mask = np.asarray(evaluate(self.subset, batch, rng, label="subset"))
-            batch = batch.take(np.broadcast_to(mask, (batch.n_rows,)).astype(bool))
+        one = batch.repeated() if batch.n_sims > 1 and self._simulation_local() else None
+        if one is not None:
+            # every simulation is the same dataset (a fixed population) and every inquiry
+            # computes a simulation from its own rows without draws: computed once, the
+            # same bit for bit in each (an error is left to the plain path to raise)
+            try:
+                once = self._estimands(one, rng)
+            except DeclareDesignError:
+                once = None
+            if once is not None:
+                return _frame({k: np.repeat(v, batch.n_sims) for k, v in once.items()},
+                              batch.n_sims)
         if self.handler is not None:
-            return self._run_handler(batch, rng)
-        frames = []
+            return self._run_handler(self._subset(batch, rng), rng)
+        return _frame(self._estimands(batch, rng), batch.n_sims)
+
+    def _simulation_local(self) -> bool:
+        """Whether each simulation's estimands come from its own rows alone, without draws."""
+        return self.handler is None and \
+            (self.subset is None or is_simulation_local(self.subset)) and \
+            all(is_simulation_local(e) for e in self.inquiries.values())
+
+    def _subset(self, batch: Batch, rng: np.random.Generator) -> Batch:
+        if self.subset is None:
+            return batch
+        mask = np.asarray(evaluate(self.subset, batch, rng, label="subset"))
+        return batch.take(np.broadcast_to(mask, (batch.n_rows,)).astype(bool))
+
+    def _estimands(self, batch: Batch, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Each inquiry's value in each simulation of the batch."""
+        batch = self._subset(batch, rng)
+        out = {}
         for name, expr in self.inquiries.items():
             if isinstance(expr, str) or np.isscalar(expr):
                 values = np.asarray(evaluate(expr, batch, rng, per_sim=True), dtype=float)
@@ -115,9 +141,8 @@ class InquiryStep(Step):
             else:
                 values = np.array([_scalar(call_handler(expr, df, rng=rng), name)
                                    for df in batch.split()], dtype=float)
-            frames.append(pd.DataFrame({"sim": np.arange(batch.n_sims), "inquiry": name,
-                                        "estimand": values}))
-        return pd.concat(frames, ignore_index=True)
+            out[name] = values
+        return out
 
     def _run_handler(self, batch: Batch, rng: np.random.Generator) -> pd.DataFrame:
         frames = []
@@ -153,6 +178,13 @@ def _check(inquiries: dict[str, Any], subset: Any, handler: Any,
     if subset is not None and not isinstance(subset, str) and not callable(subset):
         fail("declare_inquiry", "subset", subset, "an expression such as 'X == 1'")
     check(subset, "declare_inquiry(subset=...)")
+
+
+def _frame(estimands: Mapping[str, np.ndarray], n_sims: int) -> pd.DataFrame:
+    """One row per (inquiry, sim), inquiries in declaration order."""
+    return pd.concat([pd.DataFrame({"sim": np.arange(n_sims), "inquiry": name,
+                                    "estimand": values})
+                      for name, values in estimands.items()], ignore_index=True)
 
 
 def _handler_frame(out: Any, default: str) -> pd.DataFrame:

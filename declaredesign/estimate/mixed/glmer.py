@@ -609,4 +609,4 @@ def _rows(sims, names, est, V, spec: GlmerSpec, messages) -> pd.DataFrame:
     })
 
 
-register_estimator(glmer, parse=parse_glmer, fit=_design_fit, kernel=glmer_kernel)
+glmer = register_estimator(glmer, parse=parse_glmer, fit=_design_fit, kernel=glmer_kernel)

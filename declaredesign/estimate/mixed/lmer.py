@@ -687,4 +687,4 @@ def _rows(sims: np.ndarray, names: list[str], res: dict, spec: LmerSpec) -> pd.D
     })
 
 
-register_estimator(lmer, parse=parse_lmer, fit=_design_fit, kernel=lmer_kernel)
+lmer = register_estimator(lmer, parse=parse_lmer, fit=_design_fit, kernel=lmer_kernel)
