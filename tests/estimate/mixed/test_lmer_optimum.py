@@ -38,3 +38,35 @@ def test_narrow_interior_basin_beside_boundary_minimum(method):
     est = protocol.get_estimator(lmer)
     out = protocol.fit_batch(est, est.spec("y ~ x + (1 | g)", REML=reml), Batch.from_pandas(d))
     np.testing.assert_allclose(out.df, want["df"], rtol=1e-5)
+
+
+def test_interior_optimum_below_lme4s_boundary_fit():
+    # 6 rows in groups of 4, 1 and 1 (found by the property test): the REML criterion
+    # is 7.80091 at theta = 0 (a local minimum, where lme4's default fit stops) and
+    # 7.79598 at theta = 2.787, in a basin ~0.5 wide whose nearest points of the
+    # batched path's log grid (2.51, 3.98) lie above the boundary value. Both our paths
+    # take the interior (global) optimum: lme4 started there agrees to ~1e-9.
+    # R's numbers: narrow_basin_reml.R.
+    d = pd.read_csv(HERE / "narrow_basin_reml.csv")
+    ref = json.loads((HERE / "narrow_basin_reml.json").read_text())
+    want, lme4_default = ref["interior"], ref["default"]
+    assert lme4_default["singular"] and lme4_default["theta"] == 0
+    assert want["criterion"] < lme4_default["criterion"] - 4e-3
+    fit = lmer("y ~ x + (1 | g)", d)
+    # the profiled criterion is lme4's, point by point
+    ours = [fit._pls.criterion(np.array([t])) for t in ref["grid"]["theta"]]
+    np.testing.assert_allclose(ours, ref["grid"]["criterion"], rtol=1e-12)
+    assert not fit.is_singular
+    np.testing.assert_allclose(fit.REMLcrit, want["criterion"], rtol=1e-12)
+    np.testing.assert_allclose(fit.theta, want["theta"], rtol=1e-6)
+    np.testing.assert_allclose(fit.sigma, want["sigma"], rtol=1e-7)
+    np.testing.assert_allclose(fit.fixef, want["fixef"], rtol=1e-6)
+    tidy = fit.tidy(effects="fixed")
+    np.testing.assert_allclose(tidy.std_error, want["se"], rtol=1e-6)
+    np.testing.assert_allclose(tidy.df, want["df"], rtol=1e-5)
+    est = protocol.get_estimator(lmer)
+    out = protocol.fit_batch(est, est.spec("y ~ x + (1 | g)"), Batch.from_pandas(d))
+    np.testing.assert_allclose(out.estimate, want["fixef"], rtol=1e-6)
+    np.testing.assert_allclose(out.std_error, want["se"], rtol=1e-6)
+    np.testing.assert_allclose(out.df, want["df"], rtol=1e-5)
+    assert out.warning.isna().all()
