@@ -12,6 +12,7 @@ import pytest
 from declaredesign.batch import Batch
 from declaredesign.estimate import protocol
 from declaredesign.estimate.mixed import lmer
+from tests.estimate.mixed.test_lmer_batched import _random_dataset
 
 HERE = Path(__file__).resolve().parents[2] / "fixtures" / "lme4"
 
@@ -69,4 +70,25 @@ def test_interior_optimum_below_lme4s_boundary_fit():
     np.testing.assert_allclose(out.estimate, want["fixef"], rtol=1e-6)
     np.testing.assert_allclose(out.std_error, want["se"], rtol=1e-6)
     np.testing.assert_allclose(out.df, want["df"], rtol=1e-5)
+    assert out.warning.isna().all()
+
+
+@pytest.mark.parametrize("seed, n_groups, max_size, sd_u, reml", [
+    (743073695, 5, 1, 0.0, True), (1132055563, 6, 4, 0.0, True),
+    (1855960352, 3, 1, 1.0, True), (1301786223, 18, 1, 0.0, False)])
+def test_both_paths_reach_the_global_minimum(seed, n_groups, max_size, sd_u, reml):
+    # Data of the property test on which both paths once stopped at theta = 0 (a
+    # boundary local minimum) above a narrow interior basin: neither may stay above
+    # the lowest criterion on a fine theta grid.
+    d = _random_dataset(seed, n_groups, max_size, sd_u)
+    fit = lmer("y ~ x + (1 | g)", d, REML=reml)
+    grid = np.concatenate([[0.0], np.logspace(-2, 2, 1601)])
+    fine = min(fit._pls.criterion(np.array([t])) for t in grid)
+    crit = fit.REMLcrit if reml else fit.deviance
+    assert fit.theta[0] > 0.5 and crit <= fine + 1e-9
+    # the boundary value is clearly higher
+    assert fit._pls.criterion(np.zeros(1)) > crit + 1e-3
+    est = protocol.get_estimator(lmer)
+    out = protocol.fit_batch(est, est.spec("y ~ x + (1 | g)", REML=reml), Batch.from_pandas(d))
+    np.testing.assert_allclose(out.estimate, fit.fixef, rtol=1e-7)
     assert out.warning.isna().all()
