@@ -64,6 +64,30 @@ class RIStats:
         """Number of datasets."""
         return self.W.shape[0]
 
+    def take(self, sims: np.ndarray) -> RIStats:
+        """Statistics of the datasets ``sims`` (in that order, repeats allowed).
+
+        Parameters
+        ----------
+        sims : ndarray of int
+            Datasets to take.
+
+        Returns
+        -------
+        RIStats
+            Without the group-level sums (``S_g``, ``n_g``).
+        """
+        sims = np.asarray(sims, dtype=np.int64)
+        # classes are sorted by dataset: each dataset's classes are one run
+        start = np.searchsorted(self.cls_sim, np.arange(self.n_sims))
+        count = np.bincount(self.cls_sim, minlength=self.n_sims)[sims]
+        new_sim = np.repeat(np.arange(sims.size), count)
+        offset = np.arange(new_sim.size) - np.repeat(np.cumsum(count) - count, count)
+        cls = start[sims][new_sim] + offset
+        return RIStats(self.W[sims], self.Cn[cls], new_sim, self.cls_n[cls],
+                       self.cls_count[cls], self.nobs[sims], self.ngrps[sims], self.p,
+                       self.b0[sims], self.XtX[sims])
+
 
 class _GroupSums:
     """Group sums and group-centred columns, by the fastest route the layout allows.
@@ -328,49 +352,114 @@ def _crit(st, ev, REML):
 
 def ri_fit(st: RIStats, REML: bool = True, *, max_iter: int = 100,
            tol: float = 1e-13) -> dict:
-    """Fit all datasets; return arrays of estimates, vcov, sigma, theta, df pieces."""
-    S = st.n_sims
-    a, b = _coefs(st, REML)
+    """Fit all datasets; return arrays of estimates, vcov, sigma, theta, df pieces.
+
+    The criterion is scanned over a log grid of theta; Newton's method, kept inside
+    a bracket, refines the best grid point, then every other local minimum of the
+    scan, and the lowest optimum is kept (see :func:`_other_basins`).
+    """
     E = _class_sums(st)
     with np.errstate(all="ignore"):
-        # The grid is evaluated a few points at a time so that memory stays
-        # bounded by ~(size classes x chunk x k^2) whatever the batch.
-        step = max(1, min(_GRID.size, int(2e6 // max(st.cls_n.size * (st.p + 1) ** 2, 1))))
-        parts = []
-        for c0 in range(0, _GRID.size, step):
-            g = np.broadcast_to(_GRID[c0:c0 + step], (S, min(step, _GRID.size - c0)))
-            parts.append(_crit(st, _Eval(st, g, derivs=False, E=E), REML))
-        crit = np.concatenate(parts, axis=1)
-        crit = np.where(np.isfinite(crit), crit, np.inf)
-        i = np.argmin(crit, axis=1)
-        lo = _GRID[np.maximum(i - 1, 0)]
-        hi = _GRID[np.minimum(i + 1, _GRID.size - 1)]
-        # At the boundary: theta = 0 is a local minimum when the criterion's
-        # curvature there is non-negative (its slope in theta^2).
-        ev0 = _Eval(st, np.zeros(S), derivs=True, E=E)
-        d2_0 = ev0.L2 + a * ev0.lQ2 - b * ev0.lM2
-        at_zero = (i == 0) & (d2_0 >= 0)
-        lo = np.where(i == 0, 0.0, lo)
-        theta = np.where(at_zero, 0.0, 0.5 * (lo + hi))
-        theta = np.where(i == _GRID.size - 1, _GRID[-1], theta)
-        active = ~at_zero & (i < _GRID.size - 1)
-        for _ in range(max_iter):
-            if not active.any():
-                break
-            e = _Eval(st, theta, derivs=True, E=E)
-            g = e.L1 + a * e.lQ1 - b * e.lM1
-            h = e.L2 + a * e.lQ2 - b * e.lM2
-            lo = np.where(active & (g < 0), theta, lo)
-            hi = np.where(active & (g > 0), theta, hi)
-            step = np.where(h > 0, -g / h, np.nan)
-            new = theta + step
-            bad = ~np.isfinite(new) | (new <= lo) | (new >= hi)
-            new = np.where(bad, 0.5 * (lo + hi), new)
-            conv = (np.abs(new - theta) <= tol * np.maximum(theta, 1e-8)) | (g == 0)
-            theta = np.where(active, new, theta)
-            active &= ~conv
+        crit = _grid_criterion(st, REML, E)
+        theta, lo, hi, active = _start(st, crit, REML, E)
+        theta = _newton(st, theta, lo, hi, active, REML, E, max_iter, tol)
+        theta = _other_basins(st, crit, theta, REML, max_iter, tol)
         ev = _Eval(st, theta, derivs=True, E=E)
     return _finish(st, ev, theta, REML)
+
+
+def _grid_criterion(st: RIStats, REML: bool, E) -> np.ndarray:
+    """Profiled criterion (up to a constant) on ``_GRID``, (S, grid); inf where not finite."""
+    S = st.n_sims
+    # The grid is evaluated a few points at a time so that memory stays
+    # bounded by ~(size classes x chunk x k^2) whatever the batch.
+    step = max(1, min(_GRID.size, int(2e6 // max(st.cls_n.size * (st.p + 1) ** 2, 1))))
+    parts = []
+    for c0 in range(0, _GRID.size, step):
+        g = np.broadcast_to(_GRID[c0:c0 + step], (S, min(step, _GRID.size - c0)))
+        parts.append(_crit(st, _Eval(st, g, derivs=False, E=E), REML))
+    crit = np.concatenate(parts, axis=1)
+    return np.where(np.isfinite(crit), crit, np.inf)
+
+
+def _start(st: RIStats, crit: np.ndarray, REML: bool, E):
+    """Start and bracket of Newton's method from the best grid point.
+
+    Returns theta, the bracket's ends and the datasets still to refine.
+    """
+    S = st.n_sims
+    a, b = _coefs(st, REML)
+    i = np.argmin(crit, axis=1)
+    lo = _GRID[np.maximum(i - 1, 0)]
+    hi = _GRID[np.minimum(i + 1, _GRID.size - 1)]
+    # At the boundary: theta = 0 is a local minimum when the criterion's
+    # curvature there is non-negative (its slope in theta^2).
+    ev0 = _Eval(st, np.zeros(S), derivs=True, E=E)
+    d2_0 = ev0.L2 + a * ev0.lQ2 - b * ev0.lM2
+    at_zero = (i == 0) & (d2_0 >= 0)
+    lo = np.where(i == 0, 0.0, lo)
+    theta = np.where(at_zero, 0.0, 0.5 * (lo + hi))
+    theta = np.where(i == _GRID.size - 1, _GRID[-1], theta)
+    active = ~at_zero & (i < _GRID.size - 1)
+    return theta, lo, hi, active
+
+
+def _newton(st: RIStats, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+            active: np.ndarray, REML: bool, E, max_iter: int, tol: float) -> np.ndarray:
+    """Newton's method on theta per dataset, bisecting the bracket when a step leaves it."""
+    a, b = _coefs(st, REML)
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        e = _Eval(st, theta, derivs=True, E=E)
+        g = e.L1 + a * e.lQ1 - b * e.lM1
+        h = e.L2 + a * e.lQ2 - b * e.lM2
+        lo = np.where(active & (g < 0), theta, lo)
+        hi = np.where(active & (g > 0), theta, hi)
+        step = np.where(h > 0, -g / h, np.nan)
+        new = theta + step
+        bad = ~np.isfinite(new) | (new <= lo) | (new >= hi)
+        new = np.where(bad, 0.5 * (lo + hi), new)
+        conv = (np.abs(new - theta) <= tol * np.maximum(theta, 1e-8)) | (g == 0)
+        theta = np.where(active, new, theta)
+        active &= ~conv
+    return theta
+
+
+def _other_basins(st: RIStats, crit: np.ndarray, theta: np.ndarray, REML: bool,
+                  max_iter: int, tol: float) -> np.ndarray:
+    """Refine every other interior local minimum of the grid scan; keep a clearly lower one.
+
+    With a few groups the criterion can have a boundary minimum at theta = 0 beside
+    a narrow interior basin whose grid points all lie above the boundary value but
+    whose minimum lies below it (6 rows in groups of 4, 1 and 1: 7.80091 at 0, 7.80243
+    at the grid point 2.51, 7.79598 at theta = 2.79). The best grid point alone
+    misses it. Each candidate is refined as a dataset of its own (a copy of its
+    dataset's statistics) and replaces the first optimum only when clearly lower, so
+    a dataset with one basin keeps its numbers bit for bit.
+    """
+    f = crit
+    inner = (f[:, 1:-1] < f[:, :-2]) & (f[:, 1:-1] <= f[:, 2:])
+    inner &= np.arange(1, f.shape[1] - 1) != np.argmin(f, axis=1)[:, None]  # refined already
+    sims, j = np.nonzero(inner)
+    if sims.size == 0:
+        return theta
+    j = j + 1
+    cand = st.take(sims)
+    E = _class_sums(cand)
+    lo, hi = _GRID[j - 1], _GRID[j + 1]
+    t = _newton(cand, 0.5 * (lo + hi), lo, hi, np.ones(sims.size, dtype=bool), REML, E,
+                max_iter, tol)
+    fc = _crit(cand, _Eval(cand, t, derivs=False, E=E), REML)
+    f0 = _crit(cand, _Eval(cand, theta[sims], derivs=False, E=E), REML)
+    wins = fc < f0 - 1e-9 * np.maximum(np.abs(f0), 1.0)
+    # per dataset, the lowest winning candidate
+    order = np.lexsort((fc, sims))
+    order = order[wins[order]]
+    first = np.unique(sims[order], return_index=True)[1]
+    out = theta.copy()
+    out[sims[order[first]]] = t[order[first]]
+    return out
 
 
 def _finish(st: RIStats, ev: _Eval, theta: np.ndarray, REML: bool) -> dict:

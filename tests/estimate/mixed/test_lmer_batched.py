@@ -368,6 +368,24 @@ def datasets(draw):
 @example(d=_random_dataset(8, 3, 2, 0.0), reml=False)
 @example(d=_random_dataset(10, 3, 1, 0.0), reml=False)
 @example(d=_random_dataset(29, 3, 1, 1.0), reml=True)
+# ... and the other way round: 6 rows in groups of 4, 1, 1 whose REML criterion has a
+# boundary minimum at theta = 0 (7.80091, where lme4 stops) and a lower interior one
+# at theta = 2.79 (7.79598) whose grid points (2.51, 3.98) both lie above 7.80091; the
+# batched path refined only the best grid point (fixture narrow_basin_reml).
+@example(d=pd.DataFrame({"g": [1, 1, 1, 1, 2, 3],
+                         "x": [-0.530029, -0.471672, 0.336690, -0.576775, 1.377800, 0.638001],
+                         "y": [1.437480, 1.743273, 3.414550, 1.871281, 3.450240, 2.892019]}),
+         reml=True)
+# Once the batched path refined every grid minimum, the general fit missed such basins
+# (only the best scan point and coarse boundary restarts were tried): a few singletons
+# beside one larger group, REML and ML.
+@example(d=_random_dataset(743073695, 5, 1, 0.0), reml=True)
+@example(d=_random_dataset(1132055563, 6, 4, 0.0), reml=True)
+@example(d=_random_dataset(1301786223, 18, 1, 0.0), reml=False)
+@example(d=pd.DataFrame({"g": [1, 1, 1, 1, 2, 3],
+                         "x": [1.177590, 0.057203, 0.622976, -2.435227, 1.180652, -1.197706],
+                         "y": [2.643423, 2.683756, 2.416278, -1.725906, 1.615177, 2.728076]}),
+         reml=False)
 def test_fast_equals_general(d, reml):
     out = KERNEL(Batch.from_pandas(d), "y ~ x + (1 | g)", REML=reml)
     fit = lmer("y ~ x + (1 | g)", d, REML=reml)
