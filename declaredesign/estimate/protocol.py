@@ -310,45 +310,70 @@ def fit_batch(estimator: Estimator, spec: Any, batch: Batch) -> pd.DataFrame:
 
 
 def fit_per_simulation(fit: Callable[[pd.DataFrame], Any], batch: Batch, sims: Any, *,
-                       outcome: str | None = None) -> pd.DataFrame:
+                       outcome: str | None = None, frame_term: Any = "estimate") -> pd.DataFrame:
     """Fit ``fit(df)`` to each listed simulation, one DataFrame at a time.
 
-    The one per-simulation fallback (see the module docstring for its contract);
-    ``fit`` returns a fit with ``.tidy()`` or a tidy DataFrame.
+    The one per-simulation fallback (see the module docstring for its contract).
+
+    Parameters
+    ----------
+    fit : callable
+        ``fit(df)`` returns a fit with ``.tidy()`` or a tidy DataFrame.
+    batch : Batch
+        The simulations.
+    sims : iterable of int
+        The simulations to fit.
+    outcome : str, optional
+        The ``outcome`` of a failed simulation's row.
+    frame_term : object, default "estimate"
+        The ``term`` of rows that ``fit`` returns as a DataFrame without a ``term``
+        column (a handler's rows: None, R's NA term); a fit whose tidy frame has none
+        gets ``"estimate"``. Given once here, not added to each simulation's frame.
+
+    Returns
+    -------
+    DataFrame
+        ``sim``, the tidy columns, ``error`` and ``warning``, then any other column.
     """
     sims = [int(s) for s in sims]
     if not sims:
         return empty_tidy(with_messages=True)
     dfs = batch.split() if len(sims) == batch.n_sims else \
         [batch.select_sims([s]).to_pandas() for s in sims]
-    # Each simulation gives (tidy rows, warning) or (None, error); the rows are stacked
-    # once at the end (per-frame column edits cost more than most fits on small data).
-    results = [_one_simulation(fit, df) for df in dfs]
+    # Each simulation gives (tidy rows, warning, default term) or (None, error, None); the
+    # rows are stacked once at the end (per-frame column edits cost more than most fits
+    # on small data).
+    results = [_one_simulation(fit, df, frame_term) for df in dfs]
     out = _stack_uniform(results, sims)
     if out is not None:
         return out
-    out = pd.concat([_rows_of(tidy, note, outcome).assign(sim=s)
-                     for (tidy, note), s in zip(results, sims)], ignore_index=True)
+    out = pd.concat([_rows_of(tidy, note, outcome, term).assign(sim=s)
+                     for (tidy, note, term), s in zip(results, sims)], ignore_index=True)
     return _with_messages(out[["sim", *[c for c in out.columns if c != "sim"]]])
 
 
-def _one_simulation(fit: Callable[[pd.DataFrame], Any],
-                    df: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
-    """Return one simulation's (tidy rows, warning), or (None, error) when the fit fails."""
+def _one_simulation(fit: Callable[[pd.DataFrame], Any], df: pd.DataFrame, frame_term: Any,
+                    ) -> tuple[pd.DataFrame | None, str | None, Any]:
+    """Return one simulation's (tidy rows, warning, the term rows without one get).
+
+    When the fit fails: (None, error, None).
+    """
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = fit(df)
             tidy = _tidy_rows(res)
         notes = [str(w.message) for w in caught]
+        term = frame_term
         if not isinstance(res, pd.DataFrame):    # a frame's attributes are its columns
             notes += [m for m in getattr(res, "messages", ()) or () if m not in notes]
+            term = "estimate"
         n_na = _count_missing(tidy["estimate"]) if "estimate" in tidy.columns else 0
         if n_na and not any("rank deficient" in m for m in notes):
             notes.append(rank_deficient_message(n_na))
-        return tidy, ("; ".join(notes) if notes else None)
+        return tidy, ("; ".join(notes) if notes else None), term
     except Exception as e:  # noqa: BLE001 -- one failed simulation must not end the run
-        return None, f"{type(e).__name__}: {e}"
+        return None, f"{type(e).__name__}: {e}", None
 
 
 def _count_missing(column: pd.Series) -> int:
@@ -358,7 +383,8 @@ def _count_missing(column: pd.Series) -> int:
     return int(pd.isna(values).sum())
 
 
-def _rows_of(tidy: pd.DataFrame | None, note: str | None, outcome: str | None) -> pd.DataFrame:
+def _rows_of(tidy: pd.DataFrame | None, note: str | None, outcome: str | None,
+             term: Any = "estimate") -> pd.DataFrame:
     """One simulation's rows with ``term``, ``warning`` and ``error`` (the general path)."""
     if tidy is None:
         row = {c: [np.nan] for c in TIDY_COLUMNS}
@@ -366,33 +392,36 @@ def _rows_of(tidy: pd.DataFrame | None, note: str | None, outcome: str | None) -
         return pd.DataFrame(row)
     tidy = tidy.copy()
     if "term" not in tidy:
-        tidy["term"] = "estimate"
+        tidy["term"] = term
     tidy["warning"] = note
     if "error" not in tidy:
         tidy["error"] = None
     return tidy
 
 
-def _stack_uniform(results: list[tuple[pd.DataFrame | None, str | None]],
+def _stack_uniform(results: list[tuple[pd.DataFrame | None, str | None, Any]],
                    sims: list[int]) -> pd.DataFrame | None:
     """Stack the rows when every fit succeeded with rows and the same columns, else None.
 
     Equal to stacking :func:`_rows_of` frames (the general path), without editing each
     simulation's frame.
     """
-    frames = [tidy for tidy, _ in results]
+    frames = [tidy for tidy, _, _ in results]
     if any(f is None or not len(f) for f in frames):
         return None
     columns = tuple(frames[0].columns)
     if any(f.columns is not frames[0].columns and tuple(f.columns) != columns
            for f in frames[1:]):
         return None
+    terms = {term for _, _, term in results}
+    if "term" not in columns and len(terms) > 1:
+        return None         # rows without a term get different ones: the general path
     return stack_rows(pd.concat(frames, ignore_index=True), [len(f) for f in frames],
-                      [note for _, note in results], sims)
+                      [note for _, note, _ in results], sims, term=results[0][2])
 
 
 def stack_rows(rows: pd.DataFrame, lengths: Any, notes: list[str | None],
-               sims: list[int]) -> pd.DataFrame:
+               sims: list[int], term: Any = "estimate") -> pd.DataFrame:
     """Finish the stacked rows of successful fits that all returned the same columns.
 
     Parameters
@@ -405,17 +434,19 @@ def stack_rows(rows: pd.DataFrame, lengths: Any, notes: list[str | None],
         Each simulation's warning.
     sims : list of int
         Each simulation's number.
+    term : object, default "estimate"
+        The ``term`` when the rows have no ``term`` column (None: a missing term).
 
     Returns
     -------
     DataFrame
         What :func:`fit_per_simulation` returns for these fits: ``term`` defaulting to
-        ``"estimate"``, ``sim``, ``error``, ``warning``, in the standard order.
+        ``term``, ``sim``, ``error``, ``warning``, in the standard order.
     """
     out = rows
     lengths = np.asarray(lengths, dtype=np.int64)
     if "term" not in out:
-        out["term"] = "estimate"
+        out["term"] = term
     warning = np.empty(len(notes), dtype=object)
     warning[:] = notes
     out["warning"] = np.repeat(warning, lengths)
