@@ -606,8 +606,8 @@ def _cells(run: _Run, first: pd.Series, values: np.ndarray) -> pd.Series | np.nd
 
 # ----------------------------------------------------------------------- running
 def fit_handler_batched(fit: Callable[[Any], Any], batch: Batch, *,
-                        handler: Callable[..., Any],
-                        outcome: str | None = None) -> pd.DataFrame | None:
+                        handler: Callable[..., Any], outcome: str | None = None,
+                        frame_term: Any = "estimate") -> pd.DataFrame | None:
     """Rows of a handler estimator on every simulation, from one call on a stand-in.
 
     Parameters
@@ -620,7 +620,7 @@ def fit_handler_batched(fit: Callable[[Any], Any], batch: Batch, *,
         The simulations.
     handler : callable
         The user's function inside ``fit`` (one taking ``rng`` is never batched).
-    outcome : str, optional
+    outcome, frame_term : optional
         As for :func:`~declaredesign.estimate.protocol.fit_per_simulation`.
 
     Returns
@@ -637,8 +637,8 @@ def fit_handler_batched(fit: Callable[[Any], Any], batch: Batch, *,
     if rows is None:
         return None
     out = stack_rows(rows, np.full(batch.n_sims, len(res)), _notes(rows, len(res)),
-                     list(range(batch.n_sims)))
-    return out if _agrees(out, fit, batch, outcome) else None
+                     list(range(batch.n_sims)), term=frame_term)
+    return out if _agrees(out, fit, batch, outcome, frame_term) else None
 
 
 def _call_once(call: Callable[[Any], Any], batch: Batch, handler: Callable[..., Any],
@@ -684,7 +684,7 @@ def _expand(run: _Run, res: Any, n_sims: int) -> pd.DataFrame | None:
     The result's index is dropped, as the per-simulation run stacks the handlers' frames
     (``ignore_index``).
     """
-    if not isinstance(res, pd.DataFrame) or not len(res):
+    if not isinstance(res, pd.DataFrame) or not len(res) or not len(res.columns):
         return None
     names = res.columns.tolist()
     if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
@@ -741,10 +741,10 @@ def _notes(rows: pd.DataFrame, k: int) -> list[str | None]:
 
 
 def _agrees(out: pd.DataFrame, fit: Callable[[pd.DataFrame], Any], batch: Batch,
-            outcome: str | None) -> bool:
+            outcome: str | None, frame_term: Any) -> bool:
     """Whether the first and last simulations, fitted one at a time, give the same rows."""
     sims = sorted({0, batch.n_sims - 1})
-    ref = fit_per_simulation(fit, batch, sims, outcome=outcome)
+    ref = fit_per_simulation(fit, batch, sims, outcome=outcome, frame_term=frame_term)
     got = out[out["sim"].isin(sims)].reset_index(drop=True)
     try:
         pd.testing.assert_frame_equal(got, ref, check_exact=True)

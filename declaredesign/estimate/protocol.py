@@ -56,12 +56,12 @@ import types
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from ..batch import Batch
+from ..batch import Batch, stack_frames
 from ..errors import EstimationError, FormulaError
 from ..formula import parse_formula
 
@@ -310,45 +310,83 @@ def fit_batch(estimator: Estimator, spec: Any, batch: Batch) -> pd.DataFrame:
 
 
 def fit_per_simulation(fit: Callable[[pd.DataFrame], Any], batch: Batch, sims: Any, *,
-                       outcome: str | None = None) -> pd.DataFrame:
+                       outcome: str | None = None, frame_term: Any = "estimate") -> pd.DataFrame:
     """Fit ``fit(df)`` to each listed simulation, one DataFrame at a time.
 
-    The one per-simulation fallback (see the module docstring for its contract);
-    ``fit`` returns a fit with ``.tidy()`` or a tidy DataFrame.
+    The one per-simulation fallback (see the module docstring for its contract).
+
+    Parameters
+    ----------
+    fit : callable
+        ``fit(df)`` returns a fit with ``.tidy()`` or a tidy DataFrame.
+    batch : Batch
+        The simulations.
+    sims : iterable of int
+        The simulations to fit.
+    outcome : str, optional
+        The ``outcome`` of a failed simulation's row.
+    frame_term : object, default "estimate"
+        The ``term`` of rows that ``fit`` returns as a DataFrame without a ``term``
+        column (a handler's rows: None, R's NA term); a fit whose tidy frame has none
+        gets ``"estimate"``. Given once here, not added to each simulation's frame.
+
+    Returns
+    -------
+    DataFrame
+        ``sim``, the tidy columns, ``error`` and ``warning``, then any other column.
     """
     sims = [int(s) for s in sims]
     if not sims:
         return empty_tidy(with_messages=True)
     dfs = batch.split() if len(sims) == batch.n_sims else \
         [batch.select_sims([s]).to_pandas() for s in sims]
-    # Each simulation gives (tidy rows, warning) or (None, error); the rows are stacked
-    # once at the end (per-frame column edits cost more than most fits on small data).
-    results = [_one_simulation(fit, df) for df in dfs]
+    # Each simulation gives its rows and messages; the rows are stacked once at the end
+    # (per-frame column edits cost more than most fits on small data).
+    results = [_one_simulation(fit, df, frame_term) for df in dfs]
     out = _stack_uniform(results, sims)
     if out is not None:
         return out
-    out = pd.concat([_rows_of(tidy, note, outcome).assign(sim=s)
-                     for (tidy, note), s in zip(results, sims)], ignore_index=True)
+    out = pd.concat([_rows_of(r, outcome).assign(sim=s) for r, s in zip(results, sims)],
+                    ignore_index=True)
     return _with_messages(out[["sim", *[c for c in out.columns if c != "sim"]]])
 
 
-def _one_simulation(fit: Callable[[pd.DataFrame], Any],
-                    df: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
-    """Return one simulation's (tidy rows, warning), or (None, error) when the fit fails."""
+class _Fitted(NamedTuple):
+    """One simulation's fit: its rows and messages, or its error."""
+
+    tidy: pd.DataFrame | None     #: the tidy rows; None when the fit failed
+    notes: list[str]              #: warnings and the fit's messages; [error] when it failed
+    term: Any                     #: the term of rows without a ``term`` column
+    columns: tuple[Any, ...]      #: the rows' column names
+
+    def note(self, n_missing: int) -> str | None:
+        """Return the ``warning`` (or ``error``), with ``n_missing`` inestimable estimates."""
+        notes = self.notes
+        if n_missing and not any("rank deficient" in m for m in notes):
+            notes = [*notes, rank_deficient_message(n_missing)]
+        return "; ".join(notes) if notes else None
+
+    def missing(self) -> int:
+        """Count the missing estimates of the rows."""
+        return _count_missing(self.tidy["estimate"]) if "estimate" in self.columns else 0
+
+
+def _one_simulation(fit: Callable[[pd.DataFrame], Any], df: pd.DataFrame,
+                    frame_term: Any) -> _Fitted:
+    """Fit one simulation; a failure is kept as its error, never raised."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = fit(df)
-            tidy = _tidy_rows(res)
+            tidy, columns = _tidy_rows(res)
         notes = [str(w.message) for w in caught]
+        term = frame_term
         if not isinstance(res, pd.DataFrame):    # a frame's attributes are its columns
             notes += [m for m in getattr(res, "messages", ()) or () if m not in notes]
-        n_na = _count_missing(tidy["estimate"]) if "estimate" in tidy.columns else 0
-        if n_na and not any("rank deficient" in m for m in notes):
-            notes.append(rank_deficient_message(n_na))
-        return tidy, ("; ".join(notes) if notes else None)
+            term = "estimate"
+        return _Fitted(tidy, notes, term, columns)
     except Exception as e:  # noqa: BLE001 -- one failed simulation must not end the run
-        return None, f"{type(e).__name__}: {e}"
+        return _Fitted(None, [f"{type(e).__name__}: {e}"], None, ())
 
 
 def _count_missing(column: pd.Series) -> int:
@@ -358,41 +396,69 @@ def _count_missing(column: pd.Series) -> int:
     return int(pd.isna(values).sum())
 
 
-def _rows_of(tidy: pd.DataFrame | None, note: str | None, outcome: str | None) -> pd.DataFrame:
+def _rows_of(fitted: _Fitted, outcome: str | None) -> pd.DataFrame:
     """One simulation's rows with ``term``, ``warning`` and ``error`` (the general path)."""
+    tidy = fitted.tidy
     if tidy is None:
         row = {c: [np.nan] for c in TIDY_COLUMNS}
-        row.update(term=[None], outcome=[outcome], error=[note], warning=[None])
+        row.update(term=[None], outcome=[outcome], error=[fitted.note(0)], warning=[None])
         return pd.DataFrame(row)
+    note = fitted.note(fitted.missing())
     tidy = tidy.copy()
     if "term" not in tidy:
-        tidy["term"] = "estimate"
+        tidy["term"] = fitted.term
     tidy["warning"] = note
     if "error" not in tidy:
         tidy["error"] = None
     return tidy
 
 
-def _stack_uniform(results: list[tuple[pd.DataFrame | None, str | None]],
-                   sims: list[int]) -> pd.DataFrame | None:
+def _stack_uniform(results: list[_Fitted], sims: list[int]) -> pd.DataFrame | None:
     """Stack the rows when every fit succeeded with rows and the same columns, else None.
 
     Equal to stacking :func:`_rows_of` frames (the general path), without editing each
     simulation's frame.
     """
-    frames = [tidy for tidy, _ in results]
+    frames = [r.tidy for r in results]
     if any(f is None or not len(f) for f in frames):
         return None
-    columns = tuple(frames[0].columns)
-    if any(f.columns is not frames[0].columns and tuple(f.columns) != columns
-           for f in frames[1:]):
+    columns = results[0].columns
+    if any(r.columns != columns for r in results[1:]):
         return None
-    return stack_rows(pd.concat(frames, ignore_index=True), [len(f) for f in frames],
-                      [note for _, note in results], sims)
+    if "term" not in columns and len({r.term for r in results}) > 1:
+        return None         # rows without a term get different ones: the general path
+    lengths = np.array([len(f) for f in frames], dtype=np.int64)
+    rows = _stacked(frames, [r.columns for r in results])
+    if rows is None:
+        rows = pd.concat(frames, ignore_index=True)
+        missing = [r.missing() for r in results]
+    else:
+        missing = _missing_per_fit(rows, lengths)
+    notes = [r.note(n) for r, n in zip(results, missing)]
+    return stack_rows(rows, lengths, notes, sims, term=results[0].term)
+
+
+def _stacked(frames: list[pd.DataFrame], names: list[tuple[Any, ...]]) -> pd.DataFrame | None:
+    """``pd.concat(frames, ignore_index=True)`` from the frames' arrays, or None."""
+    arrays = stack_frames(frames, names)
+    if not arrays:      # None, or frames without columns (whose rows pandas counts)
+        return None
+    # an explicit dtype: pandas would read text in an object column as its string dtype
+    return pd.DataFrame({k: pd.Series(a, dtype=a.dtype, copy=False) for k, a in arrays.items()})
+
+
+def _missing_per_fit(rows: pd.DataFrame, lengths: np.ndarray) -> list[int]:
+    """Each fit's count of missing estimates (rows stacked with one dtype per column)."""
+    if "estimate" not in rows.columns:
+        return [0] * len(lengths)
+    values = rows["estimate"].to_numpy()
+    missing = np.isnan(values) if values.dtype.kind == "f" else pd.isna(values)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return np.add.reduceat(missing.astype(np.int64), starts).tolist()
 
 
 def stack_rows(rows: pd.DataFrame, lengths: Any, notes: list[str | None],
-               sims: list[int]) -> pd.DataFrame:
+               sims: list[int], term: Any = "estimate") -> pd.DataFrame:
     """Finish the stacked rows of successful fits that all returned the same columns.
 
     Parameters
@@ -405,17 +471,19 @@ def stack_rows(rows: pd.DataFrame, lengths: Any, notes: list[str | None],
         Each simulation's warning.
     sims : list of int
         Each simulation's number.
+    term : object, default "estimate"
+        The ``term`` when the rows have no ``term`` column (None: a missing term).
 
     Returns
     -------
     DataFrame
         What :func:`fit_per_simulation` returns for these fits: ``term`` defaulting to
-        ``"estimate"``, ``sim``, ``error``, ``warning``, in the standard order.
+        ``term``, ``sim``, ``error``, ``warning``, in the standard order.
     """
     out = rows
     lengths = np.asarray(lengths, dtype=np.int64)
     if "term" not in out:
-        out["term"] = "estimate"
+        out["term"] = term
     warning = np.empty(len(notes), dtype=object)
     warning[:] = notes
     out["warning"] = np.repeat(warning, lengths)
@@ -425,12 +493,17 @@ def stack_rows(rows: pd.DataFrame, lengths: Any, notes: list[str | None],
     return _with_messages(out)
 
 
-def _tidy_rows(res: Any) -> pd.DataFrame:
-    """:func:`to_tidy` without the ``term`` default and without copying a returned frame."""
+def _tidy_rows(res: Any) -> tuple[pd.DataFrame, tuple[Any, ...]]:
+    """:func:`to_tidy` without the ``term`` default and without copying a returned frame.
+
+    Returns the frame and its column names.
+    """
     df = res if isinstance(res, pd.DataFrame) else _tidy_method(res)
-    if any(not isinstance(c, str) or "." in c for c in df.columns):
-        df = df.rename(columns={c: str(c).replace(".", "_") for c in df.columns})
-    return df
+    names = tuple(df.columns)
+    if any(not isinstance(c, str) or "." in c for c in names):
+        df = df.rename(columns={c: str(c).replace(".", "_") for c in names})
+        names = tuple(df.columns)
+    return df, names
 
 
 def _tidy_method(res: Any) -> pd.DataFrame:

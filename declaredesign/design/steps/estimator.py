@@ -209,12 +209,15 @@ class EstimatorStep(Step):
             handler, kwargs = self.handler, self.model_kwargs
 
             def fit(df: pd.DataFrame) -> Any:
-                return _na_term(call_handler(handler, df, rng=rng, **kwargs))
-            # one call on a stand-in for every simulation when that is exactly the same
-            out = fit_handler_batched(fit, batch, handler=handler, outcome=self._outcome())
+                return call_handler(handler, df, rng=rng, **kwargs)
+            # one call on a stand-in for every simulation when that is exactly the same;
+            # rows without a term get an NA term, as R gives them (frame_term=None)
+            out = fit_handler_batched(fit, batch, handler=handler, outcome=self._outcome(),
+                                      frame_term=None)
             if out is not None:
                 return out
-            return fit_per_simulation(fit, batch, range(batch.n_sims), outcome=self._outcome())
+            return fit_per_simulation(fit, batch, range(batch.n_sims), outcome=self._outcome(),
+                                      frame_term=None)
         if self._expressions:
             batch = batch.with_columns({f"({k})": evaluate(v, batch, rng, label=k)
                                         for k, v in self._expressions.items()})
@@ -300,13 +303,6 @@ class EstimatorStep(Step):
             if "sim" in sel.columns:
                 sel = sel.sort_values("sim", kind="stable")
         return sel
-
-
-def _na_term(out: Any) -> Any:
-    """Give a handler's rows without a ``term`` column an NA term, as R does."""
-    if isinstance(out, pd.DataFrame) and "term" not in out.columns:
-        return out.assign(term=None)
-    return out
 
 
 def _default_term(out: pd.DataFrame, failed: pd.Series) -> pd.DataFrame:
