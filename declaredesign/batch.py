@@ -343,39 +343,50 @@ def _column_array(name: str, values: Any, n_rows: int) -> np.ndarray:
     return arr
 
 
-class _Repeated:
+class _LazyColumn:
+    """A column made from a smaller array on first read, then kept."""
+
+    __slots__ = ("values", "_made")
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+        self._made: np.ndarray | None = None
+
+    def array(self) -> np.ndarray:
+        # shared by every batch derived from the same column (with_columns, drop)
+        arr = self._made
+        if arr is None:
+            arr = self._made = self._make()
+        return arr
+
+    def _make(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _Repeated(_LazyColumn):
     """A column of ``n`` copies of one dataset: its values once, tiled on first read."""
 
-    __slots__ = ("values", "n", "_made")
+    __slots__ = ("n",)
 
     def __init__(self, values: np.ndarray, n: int):
-        self.values = values
+        super().__init__(values)
         self.n = n
-        self._made: np.ndarray | None = None
 
-    def array(self) -> np.ndarray:
-        # shared by every batch derived from the same copies (with_columns, drop)
-        arr = self._made
-        if arr is None:
-            arr = self._made = np.tile(self.values, self.n)
-        return arr
+    def _make(self) -> np.ndarray:
+        return np.tile(self.values, self.n)
 
 
-class _Gathered:
+class _Gathered(_LazyColumn):
     """A column of selected rows, ``values[index]``, gathered on first read."""
 
-    __slots__ = ("values", "index", "_made")
+    __slots__ = ("index",)
 
     def __init__(self, values: np.ndarray, index: np.ndarray):
-        self.values = values
+        super().__init__(values)
         self.index = index
-        self._made: np.ndarray | None = None
 
-    def array(self) -> np.ndarray:
-        arr = self._made
-        if arr is None:
-            arr = self._made = self.values[self.index]
-        return arr
+    def _make(self) -> np.ndarray:
+        return self.values[self.index]
 
 
 #: Columns of a RepeatedColumns made when first read.
