@@ -115,8 +115,12 @@ def _grid(ns: NestedStats, REML: bool):
     return cg, gb, ga
 
 
-def _newton(f, x: np.ndarray, iters: int):
-    """Newton on the unconstrained (even) criterion, backtracking line search."""
+def _newton(f, x: np.ndarray, iters: int, ridge: bool = False):
+    """Newton on the unconstrained (even) criterion, backtracking line search.
+
+    Where the Hessian is not positive definite the step follows the gradient, or,
+    with ``ridge``, :func:`_ridge_step`'s.
+    """
     S = x.shape[0]
     fx = f(x)
     active = np.ones(S, dtype=bool)
@@ -126,10 +130,11 @@ def _newton(f, x: np.ndarray, iters: int):
         g, H = _grad_hess(f, x, fx)
         det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
         pd_ = (H[:, 0, 0] > 0) & (det > 0)
+        other = _ridge_step(g, H, x) if ridge else \
+            -g / np.maximum(np.abs(np.diagonal(H, axis1=1, axis2=2)), 1.0)
         step = np.where(pd_[:, None],
                         -np.linalg.solve(np.where(pd_[:, None, None], H, np.eye(2)),
-                                         g[..., None])[..., 0],
-                        -g / np.maximum(np.abs(np.diagonal(H, axis1=1, axis2=2)), 1.0))
+                                         g[..., None])[..., 0], other)
         step = np.where(active[:, None], step, 0.0)
         lam = np.ones(S)
         for _ in range(30):
@@ -150,9 +155,28 @@ def _newton(f, x: np.ndarray, iters: int):
     return x, fx
 
 
-def _restart(f, x, fx, where_, start, iters):
+def _ridge_step(g: np.ndarray, H: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Return a step where the Hessian is not positive definite, direction by direction.
+
+    Along an eigenvector of clearly positive curvature, Newton's step; along one of
+    no or negative curvature, a step of half ``|x|`` downhill where the slope there
+    is material, else none. The gradient step of :func:`_newton` (scaled by the
+    curvature, at least 1) crawls where the criterion is flat: along a valley
+    when only ``theta_b^2 + theta_a^2`` is identified (every inner group alone in
+    its outer group), or in a large theta, for hundreds of iterations.
+    """
+    lam, V = np.linalg.eigh(np.where(np.isfinite(H), H, 0.0))
+    c = np.einsum("sji,sj->si", V, g)       # the gradient along each eigenvector
+    pos = lam > 1e-8 * np.max(np.abs(lam), axis=1, keepdims=True)
+    r = 0.5 * np.maximum(np.linalg.norm(x, axis=1), 0.1)[:, None]
+    down = np.where(np.abs(c) * r > 1e-7, -np.sign(c) * r, 0.0)
+    comp = np.where(pos, -c / np.where(pos, lam, 1.0), down)
+    return np.einsum("sij,sj->si", V, comp)
+
+
+def _restart(f, x, fx, where_, start, iters, ridge=False):
     """Run Newton again from ``start`` where flagged; keep a clearly lower optimum."""
-    x2, fx2 = _newton(f, np.where(where_[:, None], start, x), iters)
+    x2, fx2 = _newton(f, np.where(where_[:, None], start, x), iters, ridge)
     better = where_ & (fx2 < fx - 1e-9 * np.maximum(np.abs(fx), 1.0))
     return np.where(better[:, None], x2, x), np.where(better, fx2, fx)
 
@@ -201,6 +225,9 @@ def nested_fit(ns: NestedStats, REML: bool = True, iters: int = 40) -> dict:
             j2 = np.argmin(np.where((gb > 0) & (ga > 0), cg, np.inf), axis=1)
             x, fx = _restart(f, x, fx, edge, np.stack([gb[j2], ga[j2]], axis=1), iters)
         x, fx = _escape(ns, f, x, fx, REML, iters)
+        # Newton stops short in a flat valley (a non-identified pair of variances,
+        # a criterion flat in a large theta): go on across it, keep a clearly lower point.
+        x, fx = _restart(f, x, fx, np.ones(x.shape[0], dtype=bool), x, iters, ridge=True)
         x = np.abs(x)
         # A boundary (zero) variance: lme4 reports exactly 0 there.
         for i in range(2):

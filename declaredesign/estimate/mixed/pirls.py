@@ -146,17 +146,36 @@ BOUNDARY_THETA = 1e-3
 
 
 def stage1_scalar(f) -> float:
-    """Minimise a criterion of one theta >= 0: best grid point, then bounded Brent."""
+    """Minimise a criterion of one theta >= 0: best grid point, then bounded Brent.
+
+    Every other local minimum of the grid is refined too, and kept when its
+    criterion is clearly lower: on small data a boundary minimum at theta = 0 can
+    hide a lower interior basin (as in the batched path's ``_other_basins``).
+    """
     vals = np.array([f(t) for t in THETA_GRID])
     i = int(np.argmin(vals))
+    t, ft = _refine_grid_point(f, vals, i)
+    padded = np.r_[np.inf, vals, np.inf]
+    for j in range(THETA_GRID.size):
+        if j != i and np.isfinite(vals[j]) and padded[j + 1] < padded[j] and \
+                padded[j + 1] <= padded[j + 2]:
+            tj, fj = _refine_grid_point(f, vals, j)
+            if fj < ft - 1e-9 * max(abs(ft), 1.0):
+                t, ft = tj, fj
+    f(t)   # leave the warm-started state at the optimum
+    return t
+
+
+def _refine_grid_point(f, vals: np.ndarray, i: int) -> tuple[float, float]:
+    """Bounded Brent between grid point ``i``'s neighbours; the point and its criterion."""
     lo, hi = THETA_GRID[max(i - 1, 0)], THETA_GRID[min(i + 1, THETA_GRID.size - 1)]
     if i == 0:
         hi = THETA_GRID[1]
     r = so.minimize_scalar(f, bounds=(lo, hi), method="bounded",
                            options=dict(xatol=1e-10, maxiter=200))
-    t = float(r.x) if r.fun <= vals[i] else float(THETA_GRID[i])
-    f(t)   # leave the warm-started state at the optimum
-    return t
+    if r.fun <= vals[i]:
+        return float(r.x), float(r.fun)
+    return float(THETA_GRID[i]), float(vals[i])
 
 
 def deriv12_parts(fparts, x: np.ndarray, delta: float = 1e-4):

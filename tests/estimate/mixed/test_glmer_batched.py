@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from declaredesign.batch import Batch
@@ -156,9 +156,23 @@ def datasets(draw):
     return family, pd.DataFrame({"g": g, "x": x, "y": y.astype(float)})
 
 
+# Small binary datasets whose stage-one criterion has a minimum at theta = 0 (the best
+# grid point) and a lower interior basin further up the grid, past where the batched
+# grid used to stop: the batched path reported the boundary (GLM) fit.
+TWO_BASINS = [
+    pd.DataFrame({"g": [1, 2, 2, 2], "x": [-1.6849, -1.3647, 0.2211, -1.0474],
+                  "y": [0.0, 1.0, 0.0, 1.0]}),
+    pd.DataFrame({"g": [1, 1, 1, 1, 2, 3, 3, 4],
+                  "x": [-0.6338, 1.0272, 2.4978, 0.0685, -0.2535, -1.7222, 0.1361, -0.4655],
+                  "y": [1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0]}),
+]
+
+
 @pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=datasets(), nagq=st.sampled_from([1, 5]))
+@example(case=("binomial", TWO_BASINS[0]), nagq=1)
+@example(case=("binomial", TWO_BASINS[1]), nagq=1)
 def test_fast_equals_general(case, nagq):
     family, d = case
     out = KERNEL(Batch.from_pandas(d), "y ~ x + (1 | g)", family=family,
@@ -292,3 +306,17 @@ def test_design_simulations_equal_per_dataset_fits(formula, kw):
     res = glmer_kernel(batch, est.spec(formula, **kw))
     assert len(res.fallback) <= 2       # boundary fits only
     _compare(KERNEL(batch, formula, **kw), batch.split(), formula, **kw)
+
+
+@pytest.mark.parametrize("k,boundary,lower", [(0, 5.0971, 3.4283), (1, 6.8428, 3.9255)])
+def test_both_paths_leave_a_boundary_minimum_for_a_lower_basin(k, boundary, lower):
+    # The stage-one grid's best point is theta = 0 (the GLM, criterion `boundary`);
+    # the other local minimum of the grid leads to the lower optimum `lower`.
+    d = TWO_BASINS[k]
+    fit = _general("y ~ x + (1 | g)", d, family="binomial")
+    assert fit.theta[0] > 1 and fit._crit == pytest.approx(lower, abs=1e-4)
+    assert fit._crit < boundary - 1
+    out = KERNEL(Batch.from_pandas(d), "y ~ x + (1 | g)", family="binomial")
+    want = fit.tidy(effects="fixed").set_index("term")
+    got = out.set_index("term").loc[want.index]
+    np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-6)

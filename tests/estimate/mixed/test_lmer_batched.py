@@ -267,6 +267,57 @@ def test_nested_fast_path_equals_general_fit(REML):
         assert (got.warning.notna() == fit.is_singular).all()
 
 
+# Small nested datasets where the batched path's Newton stopped short of the optimum
+# (1e-4 to 1e-1 above it in the REML/ML criterion) that the general fit reaches.
+NESTED_FLAT = [
+    # every inner group alone in its outer group: only theta_b^2 + theta_a^2 identified
+    (True, pd.DataFrame({
+        'a': [1, 1, 2, 2, 3],
+        'b': [1, 1, 1, 1, 1],
+        'x': [-0.941, 1.888, 1.623, 0.4, 1.937],
+        'y': [-1.918, -0.177, -2.948, -3.134, -4.754],
+    })),
+    # theta_a = 0, the criterion concave in theta_b at the best grid point
+    (True, pd.DataFrame({
+        'a': [1, 2, 2, 2, 3],
+        'b': [1, 1, 1, 2, 1],
+        'x': [-2.033, -0.812, -1.195, -2.02, -2.268],
+        'y': [-0.356, 3.594, 3.223, -5.46, -1.024],
+    })),
+    # optimum past the grid (theta ~ 125): the criterion flat in theta
+    (True, pd.DataFrame({
+        'a': [1, 1, 2, 2],
+        'b': [1, 1, 1, 1],
+        'x': [1.395, 0.281, 0.209, 0.665],
+        'y': [6.672, 6.87, 1.997, 1.946],
+    })),
+    # ML, two outer groups: Newton stopped short in a flat valley
+    (False, pd.DataFrame({
+        'a': [1, 1, 1, 1, 1, 1, 2],
+        'b': [1, 1, 1, 2, 3, 3, 1],
+        'x': [1.241, 0.32, 0.706, -0.27, -2.575, 0.47, -1.8],
+        'y': [-2.654, -2.48, -2.674, 1.55, -3.154, -2.675, 4.951],
+    })),
+    # ML: Newton stopped short in a flat valley
+    (False, pd.DataFrame({
+        'a': [1, 2, 2, 2, 2],
+        'b': [1, 1, 2, 2, 2],
+        'x': [1.01, -0.986, 0.122, -0.319, 0.204],
+        'y': [6.325, 0.798, -2.804, -2.918, -2.893],
+    })),
+]
+
+
+@pytest.mark.parametrize("REML,d", NESTED_FLAT)
+def test_nested_path_crosses_flat_valleys_to_the_optimum(REML, d):
+    fit = lmer("y ~ x + (1 | a/b)", d, REML=REML)
+    want = fit.tidy(effects="fixed").set_index("term")
+    got = KERNEL(Batch.from_pandas(d), "y ~ x + (1 | a/b)",
+                 REML=REML).set_index("term").loc[want.index]
+    assert (np.abs(got.estimate - want.estimate) / want.std_error).max() < 1e-6
+    np.testing.assert_allclose(got.std_error, want.std_error, rtol=1e-6)
+
+
 def test_nested_fast_path_matches_lme4_fixture():
     import json
     from pathlib import Path

@@ -244,3 +244,42 @@ def test_general_fit_leaves_boundary_like_batched():
         np.testing.assert_allclose(got.df, r["df"], rtol=10 * rtol)
         np.testing.assert_allclose(got.estimate, r["fixef"], atol=rtol * min(r["se"]))
         np.testing.assert_allclose(fit.sigma, r["sigma"], rtol=rtol)
+
+
+# Small datasets whose ray start led the batched slopes path to one of several
+# minima: (0, 0) beside an interior one; (1.33, 0) beside a lower (0, 3.4); a
+# correlated fit at theta (1.46, 0.26, 0) beside a lower (7.8, -2.9, 0).
+SLOPE_BASINS = [
+    (False, 49.802262, pd.DataFrame({
+        'g': [1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3],
+        'x': [-0.928, -1.535, 1.002, -0.097, 1.582, -1.22, -0.265, 0.036, 1.368, 1.777, -0.695],
+        'z': [-0.072, -1.778, -0.369, -2.211, -0.268, -2.151, -0.269, 1.485, -0.301, 0.735, -0.677],
+        'y': [-3.874, 2.053, -0.167, 2.892, 1.108, 1.869, 2.964, -0.422, 2.026, -5.49, 5.124],
+    })),
+    (False, 31.628005, pd.DataFrame({
+        'g': [1, 1, 2, 2, 2, 3, 3, 4, 4, 4],
+        'x': [-1.416, -0.571, 1.107, 0.013, -0.371, -0.327, -2.002, -0.068, -1.172, 1.582],
+        'z': [0.659, -0.432, -0.554, 0.142, -0.014, 0.762, 0.318, 0.51, 1.608, -0.415],
+        'y': [-1.896, -1.672, 0.423, -2.173, -0.636, 2.549, -1.654, -2.429, -2.708, -0.281],
+    })),
+    (True, 19.278636, pd.DataFrame({
+        'g': [1, 1, 1, 2, 2, 2, 3, 3, 3],
+        'x': [-0.277, 0.726, 0.861, -2.569, -0.309, 0.248, 0.347, 0.358, -0.145],
+        'z': [0.976, -0.602, 2.038, -1.06, 0.785, 0.727, 1.589, -1.115, -0.899],
+        'y': [-1.767, 0.68, 0.061, -0.144, 0.927, 1.284, -0.636, 0.123, -0.44],
+    })),
+]
+
+
+@pytest.mark.parametrize("correlated,lowest,d", SLOPE_BASINS)
+def test_batched_slopes_reach_the_lowest_basin(correlated, lowest, d):
+    formula = "y ~ x + (1 + z | g)" if correlated else "y ~ x + (z || g)"
+    crit = _criteria([d], formula, True)[0]
+    assert crit == pytest.approx(lowest, abs=1e-5)
+    # where the general fit also reaches it, the two agree
+    fit = lmer(formula, d)
+    if fit.REMLcrit < lowest + 1e-5:
+        want = fit.tidy(effects="fixed").set_index("term")
+        got = protocol.fit_batch(protocol.get_estimator(lmer), parse_lmer(formula),
+                                 Batch.from_pandas(d)).set_index("term").loc[want.index]
+        np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-5)
