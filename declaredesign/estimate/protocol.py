@@ -296,7 +296,14 @@ def fit_batch(estimator: Estimator, spec: Any, batch: Batch) -> pd.DataFrame:
     if estimator.kernel is None:
         return fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
                                   range(batch.n_sims), outcome=outcome)
-    res = estimator.kernel(batch, spec)
+    try:
+        res = estimator.kernel(batch, spec)
+    except (np.linalg.LinAlgError, ArithmeticError):
+        # a kernel should decline the simulations it cannot fit; when numerical trouble
+        # in one of them stops it instead, each simulation is fitted on its own, so the
+        # failure is recorded for that simulation and not fatal to the run
+        return fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
+                                  range(batch.n_sims), outcome=outcome)
     if isinstance(res, pd.DataFrame):
         res = KernelResult(res)
     out = _with_messages(res.tidy)

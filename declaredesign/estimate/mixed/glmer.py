@@ -419,13 +419,20 @@ def fit_glmer(spec: GlmerSpec, data: pd.DataFrame) -> GlmerFit:
     if nAGQ > 1 and not (len(re.terms) == 1 and re.terms[0].k == 1):
         raise EstimationError("glmer: nAGQ > 1 is only available for models with a single, "
                               "scalar random-effects term.")
-    m = GLMM(X, y, wt, offset, re, spec.family, stack=_one_stack(X, y, wt, offset, re,
-                                                                  spec.family, nAGQ))
-    par, crit, H, g = m.fit(nAGQ)
-    if H is not None and n <= 10000:
-        # lme4's convergence checks (checkConv) on the final derivatives
-        messages.extend(conv_messages(g, H, re.theta0.size))
-    fit = _assemble(m, spec.parsed, xnames, par, crit, H, nAGQ, messages)
+    try:
+        m = GLMM(X, y, wt, offset, re, spec.family, stack=_one_stack(X, y, wt, offset, re,
+                                                                      spec.family, nAGQ))
+        par, crit, H, g = m.fit(nAGQ)
+        if H is not None and n <= 10000:
+            # lme4's convergence checks (checkConv) on the final derivatives
+            messages.extend(conv_messages(g, H, re.theta0.size))
+        fit = _assemble(m, spec.parsed, xnames, par, crit, H, nAGQ, messages)
+    except np.linalg.LinAlgError as e:
+        # lme4 stops here too ("Downdated VtV is not positive definite"): the penalised
+        # system of this data is singular at some step of the fit
+        raise EstimationError(f"glmer: the penalised least-squares system is singular "
+                              f"({e}); lme4 stops with 'Downdated VtV is not positive "
+                              f"definite' on such data.") from e
     for msg in fit.messages[len(dropped) > 0:]:
         warnings.warn(f"glmer: {msg}", FitWarning, stacklevel=3)
     fit.dropped = dropped

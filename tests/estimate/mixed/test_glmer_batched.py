@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from declaredesign.batch import Batch
-from declaredesign.errors import DeclarationError
+from declaredesign.errors import DeclarationError, EstimationError
 from declaredesign.estimate import protocol
 from declaredesign.estimate.mixed import glmer, parse_glmer
 from declaredesign.estimate.mixed.glmer import glmer_kernel
@@ -320,3 +320,49 @@ def test_both_paths_leave_a_boundary_minimum_for_a_lower_basin(k, boundary, lowe
     want = fit.tidy(effects="fixed").set_index("term")
     got = out.set_index("term").loc[want.index]
     np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-6)
+
+
+# Poisson data whose penalised system turns singular during the fit (lme4: "Downdated
+# VtV is not positive definite"); found by a brute-force check of small datasets.
+_SINGULAR = pd.DataFrame({"g": [1, 1, 2],
+                          "x": [1.9051379449692212, 1.714621685101339, 0.767504803725911],
+                          "y": [0.0, 0.0, 1272.0]})
+
+
+def test_singular_poisson_fit_raises_an_estimation_error():
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        with pytest.raises(EstimationError, match="singular"):
+            glmer("y ~ x + (1|g)", data=_SINGULAR, family="poisson")
+
+
+def test_one_singular_simulation_is_recorded_not_fatal_to_the_batch():
+    rng = np.random.default_rng(3)
+    frames = []
+    for s in range(5):
+        if s == 2:
+            frames.append(_SINGULAR)
+            continue
+        g = np.repeat([1, 2, 3, 4], 3)
+        x = rng.normal(size=12)
+        y = rng.poisson(np.exp(0.3 * x + rng.normal(0, 1, 4)[g - 1])).astype(float)
+        frames.append(pd.DataFrame({"g": g, "x": x, "y": y}))
+    df = pd.concat(frames, ignore_index=True)
+    sim = np.repeat(np.arange(5), [len(f) for f in frames])
+    batch = Batch({c: df[c].to_numpy() for c in df}, sim=sim, n_sims=5)
+    est = protocol.get_estimator(glmer)
+    spec = est.parse("y ~ x + (1|g)", family="poisson")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        out = protocol.fit_batch(est, spec, batch)
+    failed = out[out["error"].notna()]
+    assert failed["sim"].unique().tolist() == [2]
+    assert failed["error"].str.contains("singular").all()
+    for s in (0, 1, 3, 4):
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            want = glmer("y ~ x + (1|g)", data=frames[s], family="poisson").tidy()
+        got = out[(out["sim"] == s) & (out["term"].isin(want["term"]))]
+        np.testing.assert_allclose(got["estimate"].to_numpy(),
+                                   want.loc[want["term"].isin(got["term"]), "estimate"],
+                                   rtol=1e-6)
