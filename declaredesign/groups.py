@@ -20,7 +20,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-__all__ = ["GroupIndex", "group_codes", "sim_starts"]
+__all__ = ["GroupIndex", "group_codes", "sim_starts", "take_owned"]
 
 
 class GroupIndex:
@@ -179,6 +179,41 @@ class GroupIndex:
 def sim_starts(sim: np.ndarray, n_sims: int) -> np.ndarray:
     """Row offsets where each simulation starts in a sim-sorted array (length n_sims+1)."""
     return np.searchsorted(sim, np.arange(n_sims + 1), side="left")
+
+
+def take_owned(owner: np.ndarray, n_owners: int,
+               sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Items (groups, cells) of the simulations ``sims``, in that order, repeats allowed.
+
+    Parameters
+    ----------
+    owner : ndarray of int
+        Each item's simulation.
+    n_owners : int
+        Number of simulations.
+    sims : ndarray of int
+        Simulations to take.
+
+    Returns
+    -------
+    items : ndarray of int
+        Positions of the taken items: simulation ``sims[0]``'s items in their order,
+        then ``sims[1]``'s, ...
+    new_owner : ndarray of int
+        Each taken item's position in ``sims``.
+
+    Examples
+    --------
+    >>> take_owned(np.array([0, 1, 0, 2]), 3, np.array([2, 0, 2]))
+    (array([3, 0, 2, 3]), array([0, 1, 1, 2]))
+    """
+    order = np.argsort(owner, kind="stable")
+    count = np.bincount(owner, minlength=n_owners)
+    start = np.cumsum(count) - count
+    n = count[sims]
+    new = np.repeat(np.arange(sims.size), n)
+    offset = np.arange(new.size) - np.repeat(np.cumsum(n) - n, n)
+    return order[start[sims][new] + offset], new
 
 
 def _small_int_codes(sim: np.ndarray, n_sims: int, key: np.ndarray

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ...groups import take_owned
 from .small_matrices import batched_lstsq, chol_inv_small, logdet_derivs, pinv_sym
 
 __all__ = ["RIStats", "ri_stats", "ri_fit"]
@@ -65,25 +66,9 @@ class RIStats:
         return self.W.shape[0]
 
     def take(self, sims: np.ndarray) -> RIStats:
-        """Statistics of the datasets ``sims`` (in that order, repeats allowed).
-
-        Parameters
-        ----------
-        sims : ndarray of int
-            Datasets to take.
-
-        Returns
-        -------
-        RIStats
-            Without the group-level sums (``S_g``, ``n_g``).
-        """
+        """Datasets ``sims`` (in that order, repeats allowed), without ``S_g``, ``n_g``."""
         sims = np.asarray(sims, dtype=np.int64)
-        # classes are sorted by dataset: each dataset's classes are one run
-        start = np.searchsorted(self.cls_sim, np.arange(self.n_sims))
-        count = np.bincount(self.cls_sim, minlength=self.n_sims)[sims]
-        new_sim = np.repeat(np.arange(sims.size), count)
-        offset = np.arange(new_sim.size) - np.repeat(np.cumsum(count) - count, count)
-        cls = start[sims][new_sim] + offset
+        cls, new_sim = take_owned(self.cls_sim, self.n_sims, sims)
         return RIStats(self.W[sims], self.Cn[cls], new_sim, self.cls_n[cls],
                        self.cls_count[cls], self.nobs[sims], self.ngrps[sims], self.p,
                        self.b0[sims], self.XtX[sims])

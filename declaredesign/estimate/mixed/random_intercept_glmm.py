@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...groups import GroupIndex
+from ...groups import GroupIndex, take_owned
 from .families import Family
 from .pirls import THETA_GRID, conv_messages, gh_rule
 
@@ -125,21 +125,10 @@ class Stacked:
                        self.sat[keep], self.norm[keep], self.sat_g[gm])
 
     def take(self, sims: np.ndarray) -> Stacked:
-        """Stack the simulations ``sims`` (in that order, repeats allowed).
-
-        Parameters
-        ----------
-        sims : ndarray of int
-            Simulations to take.
-
-        Returns
-        -------
-        Stacked
-            Simulation k of the result is simulation ``sims[k]`` of this stack.
-        """
+        """Datasets ``sims`` (in that order, repeats allowed) as a new stack."""
         sims = np.asarray(sims, dtype=np.int64)
-        rows, rnew = _runs(self.rsim, self.S, sims)
-        groups, gnew = _runs(self.gsim, self.S, sims)
+        rows, rnew = take_owned(self.rsim, self.S, sims)
+        groups, gnew = take_owned(self.gsim, self.S, sims)
         # each group's position in the new stack, per copy of its simulation
         rank = np.empty(self.G, dtype=np.int64)
         gorder = np.argsort(self.gsim, kind="stable")
@@ -435,17 +424,6 @@ def _start_stack(y, wt, offset, gcode, gsim, first, X, S, fam: Family):
     return fine, eta0
 
 
-def _runs(owner: np.ndarray, S: int, sims: np.ndarray):
-    """Return the indices of the items (cells or groups) of ``sims`` and their new owner."""
-    order = np.argsort(owner, kind="stable")
-    count = np.bincount(owner, minlength=S)
-    start = np.cumsum(count) - count
-    n = count[sims]
-    new = np.repeat(np.arange(sims.size), n)
-    offset = np.arange(new.size) - np.repeat(np.cumsum(n) - n, n)
-    return order[start[sims][new] + offset], new
-
-
 def _grid(st: Stacked, state: dict) -> np.ndarray:
     """Stage-one criterion on THETA_GRID (S, m), warm-started point after point.
 
@@ -522,7 +500,7 @@ def _other_basins(st: Stacked, state: dict, vals: np.ndarray, theta: np.ndarray,
     if sims.size == 0:
         return theta
     cand = st.take(sims)
-    groups, gnew = _runs(st.gsim, st.S, sims)
+    groups, gnew = take_owned(st.gsim, st.S, sims)
     cs = {"u": state["u"][groups], "beta": state["beta"][sims]}
 
     def fc(t):

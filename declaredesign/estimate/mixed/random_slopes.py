@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...batch import Batch
-from ...groups import GroupIndex
+from ...groups import GroupIndex, take_owned
 from .bars import LmerFormula, split_terms
 from .derivatives import deriv12_batched, richardson_batched_k
 from .small_matrices import batched_lstsq, chol_inv_small, pinv_sym
@@ -150,26 +150,9 @@ class SlopeStats:
 
 
     def take(self, sims: np.ndarray) -> SlopeStats:
-        """Statistics of the datasets ``sims`` (in that order, repeats allowed).
-
-        Parameters
-        ----------
-        sims : ndarray of int
-            Datasets to take.
-
-        Returns
-        -------
-        SlopeStats
-            Dataset k of the result is dataset ``sims[k]`` of these statistics.
-        """
+        """Datasets ``sims`` (in that order, repeats allowed) as a new stack."""
         sims = np.asarray(sims, dtype=np.int64)
-        order = np.argsort(self.group_sim, kind="stable")
-        count = np.bincount(self.group_sim, minlength=self.n_sims)
-        start = np.cumsum(count) - count
-        n = count[sims]
-        new = np.repeat(np.arange(sims.size), n)
-        offset = np.arange(new.size) - np.repeat(np.cumsum(n) - n, n)
-        groups = order[start[sims][new] + offset]
+        groups, new = take_owned(self.group_sim, self.n_sims, sims)
         return SlopeStats(self.P[groups], self.R[groups], self.C[sims], new, self.nobs[sims],
                           self.ngrps[sims], self.p, self.b0[sims], self.XtX[sims])
 
