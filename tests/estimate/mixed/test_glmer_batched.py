@@ -3,7 +3,9 @@ fallbacks, failure rows and singular-fit warnings."""
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -159,6 +161,8 @@ def datasets(draw):
 # Small binary datasets whose stage-one criterion has a minimum at theta = 0 (the best
 # grid point) and a lower interior basin further up the grid, past where the batched
 # grid used to stop: the batched path reported the boundary (GLM) fit.
+GLMER_TWO_BASINS = (Path(__file__).resolve().parents[2] / "fixtures" / "lme4"
+                    / "glmer_two_basins.json")
 TWO_BASINS = [
     pd.DataFrame({"g": [1, 2, 2, 2], "x": [-1.6849, -1.3647, 0.2211, -1.0474],
                   "y": [0.0, 1.0, 0.0, 1.0]}),
@@ -320,6 +324,12 @@ def test_both_paths_leave_a_boundary_minimum_for_a_lower_basin(k, boundary, lowe
     want = fit.tidy(effects="fixed").set_index("term")
     got = out.set_index("term").loc[want.index]
     np.testing.assert_allclose(got.estimate, want.estimate, rtol=1e-6)
+    # lme4 (tests/fixtures/lme4/glmer_two_basins.R) reaches the same interior optimum;
+    # the likelihood is flat there (theta ~ 100), so its estimates agree to ~1e-4
+    r = json.loads(GLMER_TWO_BASINS.read_text())["fits"][k]
+    assert fit._crit <= r["deviance"] + 1e-6
+    np.testing.assert_allclose(want.estimate, r["fixef"], rtol=2e-4)
+    np.testing.assert_allclose(fit.theta[0], r["theta"], rtol=2e-3)
 
 
 # Poisson data whose penalised system turns singular during the fit (lme4: "Downdated
