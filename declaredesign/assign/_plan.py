@@ -105,10 +105,6 @@ class Plan:
         # a fresh array: rows that are the units need no gather
         return unit_conditions if self.rows_are_units else self.per_row(unit_conditions)
 
-    def draw_index(self, rng: np.random.Generator) -> np.ndarray:
-        """Condition index (0..K-1) of every row, all simulations at once."""
-        return self.per_row(self.draw_units(rng))
-
     def draw_units(self, rng: np.random.Generator) -> np.ndarray:
         """Condition index (0..K-1) of every unit, all simulations at once."""
         if self.simple:

@@ -157,7 +157,7 @@ def obtain_permutation_matrix(declaration: Any, data: Any = None, *,
     plan = _plan("obtain_permutation_matrix", declaration, data)
     if obtain_num_permutations(declaration, data) > maximum_permutations:
         rng = rng_from(seed)
-        draws = [plan.conditions[plan.draw_index(rng)] for _ in range(maximum_permutations)]
+        draws = [plan.draw(rng) for _ in range(maximum_permutations)]
         return np.column_stack(draws)
     idx, _ = _enumerate(plan)
     return plan.conditions[idx[plan.row_units()]]
