@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .groups import GroupIndex, group_codes, sim_starts
+from .groups import GroupIndex, group_codes, offset_copies, sim_starts
 
 __all__ = ["Batch", "GroupIndex", "RepeatedColumns", "group_codes", "sim_starts",
            "stack_frames"]
@@ -646,9 +646,6 @@ def _tile_groups(base: Batch, names: tuple[str, ...], n: int) -> GroupIndex:
     """Index ``names`` on ``n`` copies of the one-simulation batch ``base``."""
     idx = base.groups(*names)
     g = idx.n_groups
-    codes = np.add.outer(np.arange(n, dtype=np.int64) * g, idx.codes).reshape(-1)
-    starts = None
-    if idx.starts is not None:
-        starts = np.add.outer(np.arange(n, dtype=np.int64) * base.n_rows,
-                              idx.starts).reshape(-1)
+    codes = offset_copies(idx.codes, n, g)
+    starts = None if idx.starts is None else offset_copies(idx.starts, n, base.n_rows)
     return GroupIndex(codes, np.repeat(np.arange(n, dtype=np.int64), g), n, starts)

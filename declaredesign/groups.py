@@ -20,7 +20,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-__all__ = ["GroupIndex", "group_codes", "sim_starts", "take_owned"]
+__all__ = ["GroupIndex", "group_codes", "offset_copies", "sim_starts", "take_owned"]
 
 
 class GroupIndex:
@@ -179,6 +179,17 @@ class GroupIndex:
 def sim_starts(sim: np.ndarray, n_sims: int) -> np.ndarray:
     """Row offsets where each simulation starts in a sim-sorted array (length n_sims+1)."""
     return np.searchsorted(sim, np.arange(n_sims + 1), side="left")
+
+
+def offset_copies(codes: np.ndarray, n: int, size: int) -> np.ndarray:
+    """``n`` copies of codes in ``[0, size)``, copy ``s`` shifted by ``s * size``.
+
+    Examples
+    --------
+    >>> offset_copies(np.array([0, 2]), 2, 3)
+    array([0, 2, 3, 5])
+    """
+    return np.add.outer(np.arange(n, dtype=np.int64) * size, codes).reshape(-1)
 
 
 def take_owned(owner: np.ndarray, n_owners: int,

@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import DeclarationError
+from ..groups import offset_copies
 
 # Bits of random key appended below the group code in the composite sort key.
 _KEY_BITS = 40
@@ -72,7 +73,7 @@ class Plan:
         if self.n_sims != 1:
             raise ValueError(f"Plan.repeat: the plan has {self.n_sims} simulations; expected 1.")
         n_groups = self.group_sim.shape[0]
-        return Plan(n, self.conditions, None, _offset_copies(self.unit_group, n, n_groups),
+        return Plan(n, self.conditions, None, offset_copies(self.unit_group, n, n_groups),
                     np.repeat(np.arange(n, dtype=np.int64), n_groups),
                     np.tile(self.group_n, n), self.simple,
                     unit_prob=_copies(self.unit_prob, n), floor=_copies(self.floor, n),
@@ -84,7 +85,7 @@ class Plan:
         """Return the unit of each row (made on first use for a plan of copies)."""
         if self.unit_of_row is None:
             one = self.copy_unit_of_row
-            self.unit_of_row = _offset_copies(one, self.n_sims,
+            self.unit_of_row = offset_copies(one, self.n_sims,
                                               self.n_units // max(self.n_sims, 1))
         return self.unit_of_row
 
@@ -154,11 +155,6 @@ class Plan:
                 self._row_group = self.per_row(self.unit_group)
             owner, table = self._row_group, self.reported
         return np.ascontiguousarray(table).ravel()[owner * self.k + idx]
-
-
-def _offset_copies(codes: np.ndarray, n: int, size: int) -> np.ndarray:
-    """``n`` copies of codes in ``[0, size)``, copy ``s`` shifted by ``s * size``."""
-    return np.add.outer(np.arange(n, dtype=np.int64) * size, codes).reshape(-1)
 
 
 def _copies(values: np.ndarray | None, n: int) -> np.ndarray | None:
