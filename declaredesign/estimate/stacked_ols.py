@@ -52,8 +52,11 @@ def _in_order(sim: np.ndarray) -> bool:
 
 
 def _per_row(values: np.ndarray, sim: np.ndarray, n_s: np.ndarray | None) -> np.ndarray:
-    """``values[sim]``; a repeat (no gather) when ``n_s`` counts rows in simulation order."""
-    return values[sim] if n_s is None else np.repeat(values, n_s)
+    """``values[sim]``; a repeat (no gather) when ``n_s`` counts rows in simulation order.
+
+    ``values`` has one entry (or one row) per simulation.
+    """
+    return values[sim] if n_s is None else np.repeat(values, n_s, axis=0)
 
 
 def _fitted(cols: list[np.ndarray], beta: np.ndarray, sim: np.ndarray,
@@ -214,8 +217,7 @@ def _leverages(cols: list[np.ndarray] | np.ndarray, M: np.ndarray, sim: np.ndarr
             blocks = terms.reshape(k - a, len(n_s), size)
             np.multiply(blocks, M[:, a, a:].T[:, :, None], out=blocks)
         else:
-            np.multiply(terms, np.repeat(M[:, a, a:], n_s, axis=0).T if n_s is not None
-                        else M[sim, a, a:].T, out=terms)
+            np.multiply(terms, _per_row(M[:, a, a:], sim, n_s).T, out=terms)
         for t in terms:
             np.add(h, t, out=h)
     return h
