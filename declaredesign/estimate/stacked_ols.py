@@ -91,8 +91,8 @@ class StackedFit:
     """Working state of :func:`lm_core`: the (weighted) design and its solution."""
 
     sims: GroupIndex
-    raw: list[np.ndarray]          # columns after fixed-effect demeaning, unweighted
-    cols: list[np.ndarray]         # columns times sqrt(weights)
+    raw: np.ndarray                # (k, n) columns after fixed-effect demeaning, unweighted
+    cols: np.ndarray               # (k, n) columns times sqrt(weights)
     yf: np.ndarray
     sw: np.ndarray | None
     wm: np.ndarray | None
@@ -109,9 +109,12 @@ class StackedFit:
     XtE: np.ndarray | None = None  # per-cluster X_g'e_g
 
 
-def _demean(y: np.ndarray, raw: list[np.ndarray], fe: GroupIndex, weights: np.ndarray | None
-            ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Remove the (weighted) fixed-effect level means; also returns the level weights."""
+def _demean(y: np.ndarray, raw: np.ndarray, fe: GroupIndex, weights: np.ndarray | None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Remove the (weighted) fixed-effect level means; also returns the level weights.
+
+    ``raw`` and the demeaned columns returned are ``(k, n)`` arrays, one column a row.
+    """
     F = fe.n_groups
     den = np.bincount(fe.codes, weights=weights, minlength=F)
 
@@ -119,7 +122,10 @@ def _demean(y: np.ndarray, raw: list[np.ndarray], fe: GroupIndex, weights: np.nd
         wv = v if weights is None else weights * v
         return v - (np.bincount(fe.codes, weights=wv, minlength=F) / den)[fe.codes]
 
-    return dm(y), [dm(c) for c in raw], den
+    out = np.empty(raw.shape)
+    for j, c in enumerate(raw):
+        out[j] = dm(c)
+    return dm(y), out, den
 
 
 def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray | None,
@@ -141,7 +147,7 @@ def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray |
     if weights is not None:
         wm = np.bincount(sim, weights=weights, minlength=S) / np.maximum(n_s, 1)
         sw = np.sqrt(weights / wm[sim])
-        cols = raw * sw if isinstance(raw, np.ndarray) else [c * sw for c in raw]
+        cols = raw * sw
         yf = y * sw
     else:
         cols = raw
