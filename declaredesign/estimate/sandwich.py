@@ -45,7 +45,6 @@ __all__ = ["CR2_EIG_TOL", "LEVERAGE_ONE", "VarianceResult", "cr2_factors", "cr2_
 
 # estimatr drops CR2 eigenvalues of (I - H_gg) at or below this value (pseudo-inverse).
 CR2_EIG_TOL = 1e-12
-_EIG_TOL = CR2_EIG_TOL
 # 1 - h at or below this counts as leverage one (a perfectly fitted row)
 LEVERAGE_ONE = 1e-10
 _LEVERAGE_ONE = LEVERAGE_ONE
@@ -247,8 +246,8 @@ def _cr2_k2(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cl_sim: np.ndarray, S
     with np.errstate(divide="ignore", invalid="ignore"):
         l2 = np.where(l1 > 0, det / l1, 0.0)
         l2 = np.minimum(np.maximum(l2, 0.0), l1)
-        nd1 = 1.0 - l1 > _EIG_TOL
-        nd2 = 1.0 - l2 > _EIG_TOL
+        nd1 = 1.0 - l1 > CR2_EIG_TOL
+        nd2 = 1.0 - l2 > CR2_EIG_TOL
         s1 = np.sqrt(np.where(nd1, 1.0 - l1, 1.0))
         s2 = np.sqrt(np.where(nd2, 1.0 - l2, 1.0))
         phi2 = 1.0 / ((1.0 + s2) * s2)
@@ -360,7 +359,7 @@ def cr2_weighted_stacked(M: np.ndarray, wm: np.ndarray, raw: list[np.ndarray], w
     B = ZtP @ Kp @ np.swapaxes(ZtP, 1, 2)
     lam, V = np.linalg.eigh(0.5 * (B + np.swapaxes(B, 1, 2)))
     one_p = 1.0 + lam
-    pos = one_p > _EIG_TOL
+    pos = one_p > CR2_EIG_TOL
     f1 = np.where(pos, 1.0 / np.sqrt(np.where(pos, one_p, 1.0)), 0.0)
     D1, D2 = f1 - 1.0, f1 * f1 - 1.0
     PV = np.swapaxes(ZtP, 1, 2) @ V                                  # P-coords of Z V

@@ -52,8 +52,11 @@ def _in_order(sim: np.ndarray) -> bool:
 
 
 def _per_row(values: np.ndarray, sim: np.ndarray, n_s: np.ndarray | None) -> np.ndarray:
-    """``values[sim]``; a repeat (no gather) when ``n_s`` counts rows in simulation order."""
-    return values[sim] if n_s is None else np.repeat(values, n_s)
+    """``values[sim]``; a repeat (no gather) when ``n_s`` counts rows in simulation order.
+
+    ``values`` has one entry (or one row) per simulation.
+    """
+    return values[sim] if n_s is None else np.repeat(values, n_s, axis=0)
 
 
 def _fitted(cols: list[np.ndarray], beta: np.ndarray, sim: np.ndarray,
@@ -88,8 +91,8 @@ class StackedFit:
     """Working state of :func:`lm_core`: the (weighted) design and its solution."""
 
     sims: GroupIndex
-    raw: list[np.ndarray]          # columns after fixed-effect demeaning, unweighted
-    cols: list[np.ndarray]         # columns times sqrt(weights)
+    raw: np.ndarray                # (k, n) columns after fixed-effect demeaning, unweighted
+    cols: np.ndarray               # (k, n) columns times sqrt(weights)
     yf: np.ndarray
     sw: np.ndarray | None
     wm: np.ndarray | None
@@ -106,9 +109,12 @@ class StackedFit:
     XtE: np.ndarray | None = None  # per-cluster X_g'e_g
 
 
-def _demean(y: np.ndarray, raw: list[np.ndarray], fe: GroupIndex, weights: np.ndarray | None
-            ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Remove the (weighted) fixed-effect level means; also returns the level weights."""
+def _demean(y: np.ndarray, raw: np.ndarray, fe: GroupIndex, weights: np.ndarray | None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Remove the (weighted) fixed-effect level means; also returns the level weights.
+
+    ``raw`` and the demeaned columns returned are ``(k, n)`` arrays, one column a row.
+    """
     F = fe.n_groups
     den = np.bincount(fe.codes, weights=weights, minlength=F)
 
@@ -116,7 +122,10 @@ def _demean(y: np.ndarray, raw: list[np.ndarray], fe: GroupIndex, weights: np.nd
         wv = v if weights is None else weights * v
         return v - (np.bincount(fe.codes, weights=wv, minlength=F) / den)[fe.codes]
 
-    return dm(y), [dm(c) for c in raw], den
+    out = np.empty(raw.shape)
+    for j, c in enumerate(raw):
+        out[j] = dm(c)
+    return dm(y), out, den
 
 
 def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray | None,
@@ -138,7 +147,7 @@ def _setup(sims: GroupIndex, y: np.ndarray, X: np.ndarray, weights: np.ndarray |
     if weights is not None:
         wm = np.bincount(sim, weights=weights, minlength=S) / np.maximum(n_s, 1)
         sw = np.sqrt(weights / wm[sim])
-        cols = raw * sw if isinstance(raw, np.ndarray) else [c * sw for c in raw]
+        cols = raw * sw
         yf = y * sw
     else:
         cols = raw
@@ -214,8 +223,7 @@ def _leverages(cols: list[np.ndarray] | np.ndarray, M: np.ndarray, sim: np.ndarr
             blocks = terms.reshape(k - a, len(n_s), size)
             np.multiply(blocks, M[:, a, a:].T[:, :, None], out=blocks)
         else:
-            np.multiply(terms, np.repeat(M[:, a, a:], n_s, axis=0).T if n_s is not None
-                        else M[sim, a, a:].T, out=terms)
+            np.multiply(terms, _per_row(M[:, a, a:], sim, n_s).T, out=terms)
         for t in terms:
             np.add(h, t, out=h)
     return h
