@@ -39,7 +39,7 @@ def clusters_nested(clusters: GroupIndex, fixed_effect: GroupIndex) -> bool:
 
 
 def _augmented(clusters: GroupIndex, fixed_effect: GroupIndex, M: np.ndarray,
-               A: np.ndarray, XtE: np.ndarray, cols: list[np.ndarray], y: np.ndarray,
+               A: np.ndarray, XtE: np.ndarray, cols: np.ndarray, y: np.ndarray,
                beta: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-cluster ``A_g``, ``Z_g'e_g``, ``M_g`` in the space (coefficients, own level)."""
@@ -59,7 +59,7 @@ def _augmented(clusters: GroupIndex, fixed_effect: GroupIndex, M: np.ndarray,
     return Aa, Za, Ma, level, inv_nf
 
 
-def cr2_fixed_effect(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cols: list[np.ndarray],
+def cr2_fixed_effect(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cols: np.ndarray,
                      y: np.ndarray, beta: np.ndarray, clusters: GroupIndex,
                      fixed_effect: GroupIndex) -> tuple[np.ndarray, np.ndarray]:
     """CR2 vcov and Bell-McCaffrey df with one fixed effect that nests the clusters.
@@ -70,7 +70,7 @@ def cr2_fixed_effect(M: np.ndarray, A: np.ndarray, XtE: np.ndarray, cols: list[n
         ``(X~'X~)^{-1}`` of the demeaned design, per simulation.
     A, XtE : arrays (n_clusters, k, k), (n_clusters, k)
         Per-cluster ``X~_g'X~_g`` and ``X~_g'e_g``.
-    cols : list of arrays (n,)
+    cols : ndarray (k, n)
         The demeaned design's columns.
     y, beta : arrays (n,), (n_sims, k)
         The demeaned outcome and the coefficients (for the clusters' residual sums).

@@ -323,7 +323,7 @@ def _bm_df(Gdiag, U, Mg, M, cl_sim, S):
         return trG ** 2 / (sq + off)
 
 
-def cr2_weighted_stacked(M: np.ndarray, wm: np.ndarray, raw: list[np.ndarray], wt: np.ndarray,
+def cr2_weighted_stacked(M: np.ndarray, wm: np.ndarray, raw: np.ndarray, wt: np.ndarray,
                          eo: np.ndarray, clusters: GroupIndex, S: int
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted CR2 (estimatr's clubSandwich-style form) from per-cluster statistics.
