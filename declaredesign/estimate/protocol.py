@@ -290,27 +290,28 @@ def resolve_model(model: Callable[..., Any]) -> tuple[Estimator, dict[str, Any]]
 # ---------------------------------------------------------------- running a batch
 def fit_batch(estimator: Estimator, spec: Any, batch: Batch) -> pd.DataFrame:
     """Tidy rows (with ``sim``, ``error``, ``warning``) of every simulation of ``batch``."""
-    outcome = getattr(spec, "outcome", None)
     if batch.n_sims == 0:
         return empty_tidy(with_messages=True)
+
+    def one_by_one(sims: Any) -> pd.DataFrame:
+        return fit_per_simulation(lambda df: estimator.fit(spec, df), batch, sims,
+                                  outcome=getattr(spec, "outcome", None))
+
     if estimator.kernel is None:
-        return fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
-                                  range(batch.n_sims), outcome=outcome)
+        return one_by_one(range(batch.n_sims))
     try:
         res = estimator.kernel(batch, spec)
     except (np.linalg.LinAlgError, ArithmeticError):
         # a kernel should decline the simulations it cannot fit; when numerical trouble
         # in one of them stops it instead, each simulation is fitted on its own, so the
         # failure is recorded for that simulation and not fatal to the run
-        return fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
-                                  range(batch.n_sims), outcome=outcome)
+        return one_by_one(range(batch.n_sims))
     if isinstance(res, pd.DataFrame):
         res = KernelResult(res)
     out = _with_messages(res.tidy)
     if not res.fallback:
         return out
-    rest = fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
-                              sorted(res.fallback), outcome=outcome)
+    rest = one_by_one(sorted(res.fallback))
     out = pd.concat([out, rest], ignore_index=True)
     order = np.argsort(out["sim"].to_numpy(), kind="stable")
     return out.iloc[order].reset_index(drop=True)
