@@ -398,10 +398,12 @@ def _one_simulation(fit: Callable[[pd.DataFrame], Any], df: pd.DataFrame,
 
 
 def _count_missing(column: pd.Series) -> int:
-    values = column.to_numpy()
-    if values.dtype.kind == "f":
-        return int(np.isnan(values).sum())
-    return int(pd.isna(values).sum())
+    return int(_missing(column.to_numpy()).sum())
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Flag missing values (NaN of a float array without pandas' generic check)."""
+    return np.isnan(values) if values.dtype.kind == "f" else pd.isna(values)
 
 
 def _rows_of(fitted: _Fitted, outcome: str | None) -> pd.DataFrame:
@@ -459,8 +461,7 @@ def _missing_per_fit(rows: pd.DataFrame, lengths: np.ndarray) -> list[int]:
     """Each fit's count of missing estimates (rows stacked with one dtype per column)."""
     if "estimate" not in rows.columns:
         return [0] * len(lengths)
-    values = rows["estimate"].to_numpy()
-    missing = np.isnan(values) if values.dtype.kind == "f" else pd.isna(values)
+    missing = _missing(rows["estimate"].to_numpy())
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return np.add.reduceat(missing.astype(np.int64), starts).tolist()
 
