@@ -42,7 +42,7 @@ from .arguments import (
     subset_mask,
     two_sided_variables,
 )
-from .batch_frame import columns_for, decline_all, group_index, subset_view
+from .batch_frame import columns_for, decline, decline_all, group_index, subset_view
 from .condition_probabilities import (
     cluster_level,
     codes_of,
@@ -750,7 +750,7 @@ def horvitz_thompson_kernel(batch: Batch, spec: HorvitzThompsonSpec) -> KernelRe
                          "std_error": se[sims], "statistic": zs, "p_value": pv,
                          "conf_low": lo, "conf_high": hi, "df": np.nan, "outcome": outcome,
                          "error": None, "warning": None})
-    return KernelResult(main, {int(s): None for s in np.flatnonzero(~ok)})
+    return decline(main, ok)
 
 
 horvitz_thompson = register_estimator(
