@@ -290,27 +290,28 @@ def resolve_model(model: Callable[..., Any]) -> tuple[Estimator, dict[str, Any]]
 # ---------------------------------------------------------------- running a batch
 def fit_batch(estimator: Estimator, spec: Any, batch: Batch) -> pd.DataFrame:
     """Tidy rows (with ``sim``, ``error``, ``warning``) of every simulation of ``batch``."""
-    outcome = getattr(spec, "outcome", None)
     if batch.n_sims == 0:
         return empty_tidy(with_messages=True)
+
+    def one_by_one(sims: Any) -> pd.DataFrame:
+        return fit_per_simulation(lambda df: estimator.fit(spec, df), batch, sims,
+                                  outcome=getattr(spec, "outcome", None))
+
     if estimator.kernel is None:
-        return fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
-                                  range(batch.n_sims), outcome=outcome)
+        return one_by_one(range(batch.n_sims))
     try:
         res = estimator.kernel(batch, spec)
     except (np.linalg.LinAlgError, ArithmeticError):
         # a kernel should decline the simulations it cannot fit; when numerical trouble
         # in one of them stops it instead, each simulation is fitted on its own, so the
         # failure is recorded for that simulation and not fatal to the run
-        return fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
-                                  range(batch.n_sims), outcome=outcome)
+        return one_by_one(range(batch.n_sims))
     if isinstance(res, pd.DataFrame):
         res = KernelResult(res)
     out = _with_messages(res.tidy)
     if not res.fallback:
         return out
-    rest = fit_per_simulation(lambda df: estimator.fit(spec, df), batch,
-                              sorted(res.fallback), outcome=outcome)
+    rest = one_by_one(sorted(res.fallback))
     out = pd.concat([out, rest], ignore_index=True)
     order = np.argsort(out["sim"].to_numpy(), kind="stable")
     return out.iloc[order].reset_index(drop=True)
@@ -397,10 +398,12 @@ def _one_simulation(fit: Callable[[pd.DataFrame], Any], df: pd.DataFrame,
 
 
 def _count_missing(column: pd.Series) -> int:
-    values = column.to_numpy()
-    if values.dtype.kind == "f":
-        return int(np.isnan(values).sum())
-    return int(pd.isna(values).sum())
+    return int(_missing(column.to_numpy()).sum())
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Flag missing values (NaN of a float array without pandas' generic check)."""
+    return np.isnan(values) if values.dtype.kind == "f" else pd.isna(values)
 
 
 def _rows_of(fitted: _Fitted, outcome: str | None) -> pd.DataFrame:
@@ -458,8 +461,7 @@ def _missing_per_fit(rows: pd.DataFrame, lengths: np.ndarray) -> list[int]:
     """Each fit's count of missing estimates (rows stacked with one dtype per column)."""
     if "estimate" not in rows.columns:
         return [0] * len(lengths)
-    values = rows["estimate"].to_numpy()
-    missing = np.isnan(values) if values.dtype.kind == "f" else pd.isna(values)
+    missing = _missing(rows["estimate"].to_numpy())
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return np.add.reduceat(missing.astype(np.int64), starts).tolist()
 
