@@ -66,7 +66,8 @@ from ..errors import EstimationError, FormulaError
 from ..formula import parse_formula
 
 __all__ = [
-    "BATCHED_FIT", "TIDY_COLUMNS", "CallSpec", "Estimator", "KernelResult", "empty_tidy",
+    "BATCHED_FIT", "TIDY_COLUMNS", "CallSpec", "Estimator", "KernelResult", "call_kernel",
+    "empty_tidy",
     "estimators", "fit_batch", "fit_per_simulation", "get_estimator", "public_entry",
     "rank_deficient_message", "register_estimator", "resolve_model", "tidy_frame",
 ]
@@ -288,6 +289,21 @@ def resolve_model(model: Callable[..., Any]) -> tuple[Estimator, dict[str, Any]]
 
 
 # ---------------------------------------------------------------- running a batch
+def call_kernel(kernel: Callable[[Batch, Any], Any], batch: Batch,
+                spec: Any) -> KernelResult | None:
+    """Run a kernel on a batch; None when numerical trouble stopped it.
+
+    A kernel should decline the simulations it cannot fit; when numerical trouble in
+    one of them stops it instead, the caller fits each simulation on its own, so the
+    failure is recorded for that simulation and not fatal to the run.
+    """
+    try:
+        res = kernel(batch, spec)
+    except (np.linalg.LinAlgError, ArithmeticError):
+        return None
+    return KernelResult(res) if isinstance(res, pd.DataFrame) else res
+
+
 def fit_batch(estimator: Estimator, spec: Any, batch: Batch) -> pd.DataFrame:
     """Tidy rows (with ``sim``, ``error``, ``warning``) of every simulation of ``batch``."""
     if batch.n_sims == 0:
@@ -297,17 +313,9 @@ def fit_batch(estimator: Estimator, spec: Any, batch: Batch) -> pd.DataFrame:
         return fit_per_simulation(lambda df: estimator.fit(spec, df), batch, sims,
                                   outcome=getattr(spec, "outcome", None))
 
-    if estimator.kernel is None:
+    res = None if estimator.kernel is None else call_kernel(estimator.kernel, batch, spec)
+    if res is None:
         return one_by_one(range(batch.n_sims))
-    try:
-        res = estimator.kernel(batch, spec)
-    except (np.linalg.LinAlgError, ArithmeticError):
-        # a kernel should decline the simulations it cannot fit; when numerical trouble
-        # in one of them stops it instead, each simulation is fitted on its own, so the
-        # failure is recorded for that simulation and not fatal to the run
-        return one_by_one(range(batch.n_sims))
-    if isinstance(res, pd.DataFrame):
-        res = KernelResult(res)
     out = _with_messages(res.tidy)
     if not res.fallback:
         return out

@@ -279,3 +279,28 @@ def test_glance_kernel_equals_standalone_glance(formula, kw):
                                    atol=atol, equal_nan=True, err_msg=c)
     assert out["nobs"].tolist() == ref["nobs"].tolist()
     assert out["se_type"].tolist() == ref["se_type"].tolist()
+
+
+def test_glance_kernel_stopped_by_numerical_trouble_fits_each_simulation(monkeypatch):
+    # as fit_batch: a kernel stopped by a LinAlgError in one simulation must not end the
+    # run; every simulation is then glanced on its own
+    from declaredesign.design.steps import summary
+    from declaredesign.estimate.lm_robust import LmRobustSpec
+    from declaredesign.estimate.protocol import resolve_model
+
+    calls = []
+
+    def singular(batch, spec):
+        calls.append(batch.n_sims)
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setitem(summary._GLANCE_KERNELS, lm_robust, singular)
+    frames = varied_frames(31, n_sims=4)
+    spec = LmRobustSpec.parse("y ~ x", se_type="HC2")
+    out = summary.glance_batch(resolve_model(lm_robust)[0], spec, Batch.from_frames(frames))
+    ref = pd.concat([summary.glance(lm_robust("y ~ x", f, se_type="HC2")) for f in frames],
+                    ignore_index=True)
+    assert calls == [len(frames)]
+    assert out["sim"].tolist() == list(range(len(frames)))
+    np.testing.assert_array_equal(out["r_squared"].to_numpy(float),
+                                  ref["r_squared"].to_numpy(float))

@@ -16,7 +16,7 @@ from scipy import stats
 from ..._validation import fail
 from ...batch import Batch
 from ...estimate.lm_robust import lm_robust, lm_robust_glance_kernel
-from ...estimate.protocol import Estimator, fit_per_simulation, to_tidy
+from ...estimate.protocol import Estimator, call_kernel, fit_per_simulation, to_tidy
 
 __all__ = ["check_summary", "glance", "glance_batch", "summarize_fit"]
 
@@ -124,18 +124,25 @@ def glance_batch(estimator: Estimator, spec: Any, batch: Batch,
                  outcome: str | None = None) -> pd.DataFrame | None:
     """Glance rows of every simulation from the estimator's batched glance, if it has one.
 
-    Simulations the kernel declines are fitted one by one, as without a kernel; None
+    Simulations the kernel declines (all of them, when numerical trouble stopped it)
+    are fitted one by one, as without a kernel; None
     when the estimator has no batched glance.
     """
     kernel = _GLANCE_KERNELS.get(estimator.function)
     if kernel is None or batch.n_sims == 0:
         return None
-    res = kernel(batch, spec)
+    summ = summarize_fit("glance")
+
+    def one_by_one(sims: Any) -> pd.DataFrame:
+        return fit_per_simulation(lambda df: summ(estimator.fit(spec, df)), batch, sims,
+                                  outcome=outcome)
+
+    res = call_kernel(kernel, batch, spec)
+    if res is None:
+        return one_by_one(range(batch.n_sims))
     if not res.fallback:
         return res.tidy
-    summ = summarize_fit("glance")
-    rest = fit_per_simulation(lambda df: summ(estimator.fit(spec, df)), batch,
-                              sorted(res.fallback), outcome=outcome)
+    rest = one_by_one(sorted(res.fallback))
     if not len(res.tidy):
         return rest
     out = pd.concat([res.tidy, rest], ignore_index=True)
