@@ -27,6 +27,7 @@ import scipy.sparse.linalg as spla
 from scipy import stats
 
 from ...errors import EstimationError
+from .basins import clearly_lower
 from .families import Family
 from .pls import PLS
 
@@ -160,7 +161,7 @@ def stage1_scalar(f) -> float:
         if j != i and np.isfinite(vals[j]) and padded[j + 1] < padded[j] and \
                 padded[j + 1] <= padded[j + 2]:
             tj, fj = _refine_grid_point(f, vals, j)
-            if fj < ft - 1e-9 * max(abs(ft), 1.0):
+            if clearly_lower(fj, ft):
                 t, ft = tj, fj
     f(t)   # leave the warm-started state at the optimum
     return t

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...groups import take_owned
+from .basins import clearly_lower, lowest_winners
 from .small_matrices import batched_lstsq, chol_inv_small, logdet_derivs, pinv_sym
 
 __all__ = ["RIStats", "ri_stats", "ri_fit"]
@@ -437,13 +438,9 @@ def _other_basins(st: RIStats, crit: np.ndarray, theta: np.ndarray, REML: bool,
                 max_iter, tol)
     fc = _crit(cand, _Eval(cand, t, derivs=False, E=E), REML)
     f0 = _crit(cand, _Eval(cand, theta[sims], derivs=False, E=E), REML)
-    wins = fc < f0 - 1e-9 * np.maximum(np.abs(f0), 1.0)
-    # per dataset, the lowest winning candidate
-    order = np.lexsort((fc, sims))
-    order = order[wins[order]]
-    first = np.unique(sims[order], return_index=True)[1]
+    win = lowest_winners(sims, fc, clearly_lower(fc, f0))
     out = theta.copy()
-    out[sims[order[first]]] = t[order[first]]
+    out[sims[win]] = t[win]
     return out
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...groups import GroupIndex, take_owned
+from .basins import clearly_lower, lowest_winners
 from .families import Family
 from .pirls import THETA_GRID, conv_messages, gh_rule
 
@@ -513,10 +514,7 @@ def _other_basins(st: Stacked, state: dict, vals: np.ndarray, theta: np.ndarray,
     tc = _minimise1(fc, lo, hi)
     vc = fc(tc)
     tc, vc = np.where(vc <= full[sims, j], tc, THETA_GRID[j]), np.minimum(vc, full[sims, j])
-    wins = vc < fval[sims] - 1e-9 * np.maximum(np.abs(fval[sims]), 1.0)
-    order = np.lexsort((vc, sims))
-    order = order[wins[order]]
-    win = order[np.unique(sims[order], return_index=True)[1]]
+    win = lowest_winners(sims, vc, clearly_lower(vc, fval[sims]))
     out = theta.copy()
     out[sims[win]] = tc[win]
     state["beta"][sims[win]] = cs["beta"][win]

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from ...batch import Batch
 from ...groups import GroupIndex, take_owned
 from .bars import LmerFormula, split_terms
+from .basins import clearly_lower, lowest_winners
 from .derivatives import deriv12_batched, richardson_batched_k
 from .small_matrices import batched_lstsq, chol_inv_small, pinv_sym
 
@@ -379,10 +380,7 @@ def _other_basins(f: _Criterion, x: np.ndarray, fx: np.ndarray, done: np.ndarray
     xc, _, dc = _optimise(fc, pts[j].copy())
     xc = _fold(xc, f.correlated)
     vc = fc(xc)
-    wins = dc & (vc < fx[sims] - 1e-9 * np.maximum(np.abs(fx[sims]), 1.0))
-    order = np.lexsort((vc, sims))
-    order = order[wins[order]]
-    win = order[np.unique(sims[order], return_index=True)[1]]
+    win = lowest_winners(sims, vc, dc & clearly_lower(vc, fx[sims]))
     x, fx, done = x.copy(), fx.copy(), done.copy()
     x[sims[win]], fx[sims[win]], done[sims[win]] = xc[win], vc[win], True
     return x, fx, done
