@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLEARLY_LOWER", "clearly_lower", "lowest_winners"]
+__all__ = ["CLEARLY_LOWER", "clearly_lower", "grid_local_minima", "lowest_winners"]
 
 #: Relative margin (absolute below a criterion of 1) by which a new optimum must lie
 #: below the current one to replace it: above the criterion's rounding, far below
@@ -55,3 +55,32 @@ def lowest_winners(sims: np.ndarray, values: np.ndarray, wins: np.ndarray) -> np
     order = np.lexsort((values, sims))
     order = order[wins[order]]
     return order[np.unique(sims[order], return_index=True)[1]]
+
+
+def grid_local_minima(vals: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Flag the finite grid points below their lower and not above their upper neighbours.
+
+    Parameters
+    ----------
+    vals : ndarray
+        Criterion at each grid point, (S, n) with ``n = prod(shape)``, the grid's
+        points in C order.
+    shape : tuple of int
+        The grid's shape; along each axis a point is compared with its neighbours
+        (a missing neighbour at an end counts as infinite).
+
+    Returns
+    -------
+    ndarray of bool
+        (S, n): the local minima (the first of a run of equal values).
+    """
+    v = vals.reshape(vals.shape[0], *shape)
+    out = np.isfinite(v)
+    for ax in range(1, v.ndim):
+        pad = [(0, 0)] * v.ndim
+        pad[ax] = (1, 1)
+        w = np.pad(v, pad, constant_values=np.inf)
+        lo = np.take(w, np.arange(0, v.shape[ax]), axis=ax)
+        hi = np.take(w, np.arange(2, v.shape[ax] + 2), axis=ax)
+        out &= (v < lo) & (v <= hi)
+    return out.reshape(vals.shape)

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...groups import take_owned
-from .basins import clearly_lower, lowest_winners
+from .basins import clearly_lower, grid_local_minima, lowest_winners
 from .small_matrices import batched_lstsq, chol_inv_small, logdet_derivs, pinv_sym
 
 __all__ = ["RIStats", "ri_stats", "ri_fit"]
@@ -424,13 +424,12 @@ def _other_basins(st: RIStats, crit: np.ndarray, theta: np.ndarray, REML: bool,
     dataset's statistics) and replaces the first optimum only when clearly lower, so
     a dataset with one basin keeps its numbers bit for bit.
     """
-    f = crit
-    inner = (f[:, 1:-1] < f[:, :-2]) & (f[:, 1:-1] <= f[:, 2:])
-    inner &= np.arange(1, f.shape[1] - 1) != np.argmin(f, axis=1)[:, None]  # refined already
+    inner = grid_local_minima(crit, (crit.shape[1],))
+    inner[:, [0, -1]] = False                                  # interior minima only
+    inner[np.arange(crit.shape[0]), np.argmin(crit, axis=1)] = False    # refined already
     sims, j = np.nonzero(inner)
     if sims.size == 0:
         return theta
-    j = j + 1
     cand = st.take(sims)
     E = _class_sums(cand)
     lo, hi = _GRID[j - 1], _GRID[j + 1]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...groups import GroupIndex, take_owned
-from .basins import clearly_lower, lowest_winners
+from .basins import clearly_lower, grid_local_minima, lowest_winners
 from .families import Family
 from .pirls import THETA_GRID, conv_messages, gh_rule
 
@@ -494,8 +494,7 @@ def _other_basins(st: Stacked, state: dict, vals: np.ndarray, theta: np.ndarray,
     """
     full = _grid_rest(st, vals, state)
     m = THETA_GRID.size
-    f = np.pad(full, ((0, 0), (1, 1)), constant_values=np.inf)
-    loc = (f[:, 1:-1] < f[:, :-2]) & (f[:, 1:-1] <= f[:, 2:]) & np.isfinite(full)
+    loc = grid_local_minima(full, (m,))
     loc[np.arange(st.S), np.argmin(vals, axis=1)] = False    # refined already
     sims, j = np.nonzero(loc)
     if sims.size == 0:
