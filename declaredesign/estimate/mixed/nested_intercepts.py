@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .basins import clearly_lower
 from .derivatives import richardson_batched
 from .random_intercept import RIStats
 from .small_matrices import chol_inv_small, pinv_sym
@@ -177,7 +178,7 @@ def _ridge_step(g: np.ndarray, H: np.ndarray, x: np.ndarray) -> np.ndarray:
 def _restart(f, x, fx, where_, start, iters, ridge=False):
     """Run Newton again from ``start`` where flagged; keep a clearly lower optimum."""
     x2, fx2 = _newton(f, np.where(where_[:, None], start, x), iters, ridge)
-    better = where_ & (fx2 < fx - 1e-9 * np.maximum(np.abs(fx), 1.0))
+    better = where_ & clearly_lower(fx2, fx)
     return np.where(better[:, None], x2, x), np.where(better, fx2, fx)
 
 
@@ -198,7 +199,7 @@ def _escape(ns: NestedStats, f, x, fx, REML: bool, iters: int, rounds: int = 2):
         fc = _crit(ns, tb, ta, REML)
         k = np.argmin(fc, axis=1)
         rows = np.arange(x.shape[0])
-        lower = fc[rows, k] < fx - 1e-9 * np.maximum(np.abs(fx), 1.0)
+        lower = clearly_lower(fc[rows, k], fx)
         if not lower.any():
             break
         x, fx = _restart(f, x, fx, lower, np.stack([tb[rows, k], ta[rows, k]], axis=1),

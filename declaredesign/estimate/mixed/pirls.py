@@ -27,6 +27,7 @@ import scipy.sparse.linalg as spla
 from scipy import stats
 
 from ...errors import EstimationError
+from .basins import clearly_lower, grid_local_minima
 from .families import Family
 from .pls import PLS
 
@@ -155,12 +156,10 @@ def stage1_scalar(f) -> float:
     vals = np.array([f(t) for t in THETA_GRID])
     i = int(np.argmin(vals))
     t, ft = _refine_grid_point(f, vals, i)
-    padded = np.r_[np.inf, vals, np.inf]
-    for j in range(THETA_GRID.size):
-        if j != i and np.isfinite(vals[j]) and padded[j + 1] < padded[j] and \
-                padded[j + 1] <= padded[j + 2]:
-            tj, fj = _refine_grid_point(f, vals, j)
-            if fj < ft - 1e-9 * max(abs(ft), 1.0):
+    for j in np.flatnonzero(grid_local_minima(vals[None, :], vals.shape)[0]):
+        if j != i:
+            tj, fj = _refine_grid_point(f, vals, int(j))
+            if clearly_lower(fj, ft):
                 t, ft = tj, fj
     f(t)   # leave the warm-started state at the optimum
     return t

@@ -17,6 +17,7 @@ import scipy.optimize as so
 import scipy.sparse as sp
 
 from ...errors import EstimationError
+from .basins import clearly_lower
 from .derivatives import richardson_hessian, richardson_jacobian
 from .deviance_derivatives import DevianceDerivatives
 from .model_matrices import ReTerms
@@ -320,7 +321,7 @@ class PLS:
         for s in scales:
             new = self._local(s * self.re.theta0, grad, bounds)
             fn = f(new)
-            if fn < fth - 1e-9 * max(abs(fth), 1.0):
+            if clearly_lower(fn, fth):
                 th, fth = new, fn
         return th
 

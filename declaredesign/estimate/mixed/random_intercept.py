@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...groups import take_owned
+from .basins import clearly_lower, grid_local_minima, lowest_winners
 from .small_matrices import batched_lstsq, chol_inv_small, logdet_derivs, pinv_sym
 
 __all__ = ["RIStats", "ri_stats", "ri_fit"]
@@ -423,13 +424,12 @@ def _other_basins(st: RIStats, crit: np.ndarray, theta: np.ndarray, REML: bool,
     dataset's statistics) and replaces the first optimum only when clearly lower, so
     a dataset with one basin keeps its numbers bit for bit.
     """
-    f = crit
-    inner = (f[:, 1:-1] < f[:, :-2]) & (f[:, 1:-1] <= f[:, 2:])
-    inner &= np.arange(1, f.shape[1] - 1) != np.argmin(f, axis=1)[:, None]  # refined already
+    inner = grid_local_minima(crit, (crit.shape[1],))
+    inner[:, [0, -1]] = False                                  # interior minima only
+    inner[np.arange(crit.shape[0]), np.argmin(crit, axis=1)] = False    # refined already
     sims, j = np.nonzero(inner)
     if sims.size == 0:
         return theta
-    j = j + 1
     cand = st.take(sims)
     E = _class_sums(cand)
     lo, hi = _GRID[j - 1], _GRID[j + 1]
@@ -437,13 +437,9 @@ def _other_basins(st: RIStats, crit: np.ndarray, theta: np.ndarray, REML: bool,
                 max_iter, tol)
     fc = _crit(cand, _Eval(cand, t, derivs=False, E=E), REML)
     f0 = _crit(cand, _Eval(cand, theta[sims], derivs=False, E=E), REML)
-    wins = fc < f0 - 1e-9 * np.maximum(np.abs(f0), 1.0)
-    # per dataset, the lowest winning candidate
-    order = np.lexsort((fc, sims))
-    order = order[wins[order]]
-    first = np.unique(sims[order], return_index=True)[1]
+    win = lowest_winners(sims, fc, clearly_lower(fc, f0))
     out = theta.copy()
-    out[sims[order[first]]] = t[order[first]]
+    out[sims[win]] = t[win]
     return out
 
 

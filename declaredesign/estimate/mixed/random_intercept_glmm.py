@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...groups import GroupIndex, take_owned
+from .basins import clearly_lower, grid_local_minima, lowest_winners
 from .families import Family
 from .pirls import THETA_GRID, conv_messages, gh_rule
 
@@ -493,8 +494,7 @@ def _other_basins(st: Stacked, state: dict, vals: np.ndarray, theta: np.ndarray,
     """
     full = _grid_rest(st, vals, state)
     m = THETA_GRID.size
-    f = np.pad(full, ((0, 0), (1, 1)), constant_values=np.inf)
-    loc = (f[:, 1:-1] < f[:, :-2]) & (f[:, 1:-1] <= f[:, 2:]) & np.isfinite(full)
+    loc = grid_local_minima(full, (m,))
     loc[np.arange(st.S), np.argmin(vals, axis=1)] = False    # refined already
     sims, j = np.nonzero(loc)
     if sims.size == 0:
@@ -513,10 +513,7 @@ def _other_basins(st: Stacked, state: dict, vals: np.ndarray, theta: np.ndarray,
     tc = _minimise1(fc, lo, hi)
     vc = fc(tc)
     tc, vc = np.where(vc <= full[sims, j], tc, THETA_GRID[j]), np.minimum(vc, full[sims, j])
-    wins = vc < fval[sims] - 1e-9 * np.maximum(np.abs(fval[sims]), 1.0)
-    order = np.lexsort((vc, sims))
-    order = order[wins[order]]
-    win = order[np.unique(sims[order], return_index=True)[1]]
+    win = lowest_winners(sims, vc, clearly_lower(vc, fval[sims]))
     out = theta.copy()
     out[sims[win]] = tc[win]
     state["beta"][sims[win]] = cs["beta"][win]

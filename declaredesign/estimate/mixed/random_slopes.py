@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from ...batch import Batch
 from ...groups import GroupIndex, take_owned
 from .bars import LmerFormula, split_terms
+from .basins import clearly_lower, grid_local_minima, lowest_winners
 from .derivatives import deriv12_batched, richardson_batched_k
 from .small_matrices import batched_lstsq, chol_inv_small, pinv_sym
 
@@ -323,20 +324,6 @@ def _start_grid(correlated: bool) -> tuple[np.ndarray, tuple[int, ...]]:
     return np.stack([a.ravel() for a in mesh], axis=1), mesh[0].shape
 
 
-def _grid_local_minima(vals: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Flag the grid points (S, n) no higher than their neighbours along each axis."""
-    v = vals.reshape(vals.shape[0], *shape)
-    out = np.isfinite(v)
-    for ax in range(1, v.ndim):
-        pad = [(0, 0)] * v.ndim
-        pad[ax] = (1, 1)
-        w = np.pad(v, pad, constant_values=np.inf)
-        lo = np.take(w, np.arange(0, v.shape[ax]), axis=ax)
-        hi = np.take(w, np.arange(2, v.shape[ax] + 2), axis=ax)
-        out &= (v < lo) & (v <= hi)
-    return out.reshape(vals.shape)
-
-
 def _nearest_point(x: np.ndarray, correlated: bool, shape: tuple[int, ...]) -> np.ndarray:
     """Index of the start-grid point nearest each folded theta (on an asinh scale)."""
     axes = [_DIAGONAL_LEVELS, _OFF_DIAGONAL_LEVELS, _DIAGONAL_LEVELS] if correlated else \
@@ -369,7 +356,7 @@ def _other_basins(f: _Criterion, x: np.ndarray, fx: np.ndarray, done: np.ndarray
     fs = _Criterion(f.st.take(few), f.correlated, f.REML) if few.size < x.shape[0] else f
     vals = np.stack([fs(np.broadcast_to(pt, (few.size, pt.size)).copy()) for pt in pts],
                     axis=1)
-    loc = _grid_local_minima(np.where(np.isfinite(vals), vals, np.inf), shape)
+    loc = grid_local_minima(np.where(np.isfinite(vals), vals, np.inf), shape)
     loc[np.arange(few.size), _nearest_point(x[few], f.correlated, shape)] = False
     sims, j = np.nonzero(loc)
     sims = few[sims]
@@ -379,10 +366,7 @@ def _other_basins(f: _Criterion, x: np.ndarray, fx: np.ndarray, done: np.ndarray
     xc, _, dc = _optimise(fc, pts[j].copy())
     xc = _fold(xc, f.correlated)
     vc = fc(xc)
-    wins = dc & (vc < fx[sims] - 1e-9 * np.maximum(np.abs(fx[sims]), 1.0))
-    order = np.lexsort((vc, sims))
-    order = order[wins[order]]
-    win = order[np.unique(sims[order], return_index=True)[1]]
+    win = lowest_winners(sims, vc, dc & clearly_lower(vc, fx[sims]))
     x, fx, done = x.copy(), fx.copy(), done.copy()
     x[sims[win]], fx[sims[win]], done[sims[win]] = xc[win], vc[win], True
     return x, fx, done
